@@ -1,0 +1,1 @@
+"""The upstream Codex backend client: identity, request rules, transports, decoding, error classification."""
