@@ -1,0 +1,110 @@
+"""Composition root: builds the services and runs everything in one root nursery.
+
+Order matters and is explicit: config watcher and background jobs first (started with `nursery.start`, so
+they are ready before the first request), then the main listener, then the Ollama listener. Shutdown is the
+reverse: stop accepting and drain streams, then cancel the nursery.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import trio
+
+from . import __version__
+from .config.store import Change, ConfigStore
+from .server.api import create_api_app
+from .server.listener import Listener
+from .server.ollama_app import create_ollama_app
+from .server.ollama_listener import OllamaController
+from .server.shutdown import ShutdownCoordinator
+
+log = logging.getLogger(__name__)
+
+RouteRegistrar = Callable[[Any, "Gateway"], None]
+BackgroundJob = Callable[..., Any]  # async def job(gateway, *, task_status)
+
+
+@dataclass
+class Gateway:
+    config: ConfigStore
+    shutdown: ShutdownCoordinator = field(default_factory=ShutdownCoordinator)
+    route_registrars: list[RouteRegistrar] = field(default_factory=list)
+    ollama_route_registrars: list[RouteRegistrar] = field(default_factory=list)
+    background_jobs: list[BackgroundJob] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    nursery: trio.Nursery | None = None
+    stop_requested: trio.Event = field(default_factory=trio.Event)
+
+    def __post_init__(self) -> None:
+        self.main_listener = Listener("main", lambda: create_api_app(self))
+        self.ollama = OllamaController(self, lambda: create_ollama_app(self))
+        self.config.subscribe(self._on_config_change)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "draining" if self.shutdown.draining.is_set() else "ok",
+            "version": __version__,
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "open_streams": self.shutdown.open_streams,
+            "ollama": self.ollama.listener.status.state,
+        }
+
+    def _on_config_change(self, change: Change) -> None:
+        if "ollama" in change.sections() and self.nursery is not None:
+            self.nursery.start_soon(self.ollama.apply)
+
+    async def run(self, *, host: str | None = None, port: int | None = None,
+                  task_status=trio.TASK_STATUS_IGNORED) -> None:
+        settings = self.config.settings
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            await nursery.start(self.config.watch)
+            for job in self.background_jobs:
+                await nursery.start(job, self)
+            url = await self.main_listener.start(
+                nursery, host or settings.server.host, settings.server.port if port is None else port,
+                tcp_user_timeout_ms=settings.server.tcp_user_timeout_ms,
+                # hypercorn must outlast our own grace period, so cut streams still get their final frame
+                graceful_timeout=settings.server.graceful_shutdown_seconds + 5.0)
+            await self.ollama.apply()
+            task_status.started(url)
+            await self.stop_requested.wait()
+            await self._drain()
+            nursery.cancel_scope.cancel()
+
+    async def _drain(self) -> None:
+        grace = self.config.settings.server.graceful_shutdown_seconds
+        log.info("shutting down: letting open streams finish for up to %.0f s", grace)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.shutdown.drain, grace)
+            nursery.start_soon(self.main_listener.stop)
+            nursery.start_soon(self.ollama.listener.stop)
+
+
+async def stop_on_signals(gateway: Gateway) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if gateway.stop_requested.is_set():
+                log.warning("second signal: stopping now")
+                raise KeyboardInterrupt
+            log.info("received %s", signal.Signals(signum).name)
+            gateway.stop_requested.set()
+
+
+async def serve_until_signalled(gateway: Gateway, *, host: str | None = None, port: int | None = None,
+                                on_ready: Callable[[str], None] | None = None) -> None:
+    """Run the gateway until SIGINT/SIGTERM, then drain and return."""
+    async with trio.open_nursery() as nursery:
+        async def run_then_stop_watching(task_status=trio.TASK_STATUS_IGNORED) -> None:
+            await gateway.run(host=host, port=port, task_status=task_status)
+            nursery.cancel_scope.cancel()  # the gateway has drained: the signal watcher is all that is left
+
+        nursery.start_soon(stop_on_signals, gateway)
+        url = await nursery.start(run_then_stop_watching)
+        if on_ready is not None:
+            on_ready(url)

@@ -1,0 +1,180 @@
+"""Loading settings: schema defaults < base file (config/default.yaml) < data/local.yaml < environment.
+
+Every value remembers where it came from, so a validation error can name the key, the file and the line
+(or the environment variable) instead of printing a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
+
+from .schema import Settings
+
+PACKAGED_DEFAULTS = Path(__file__).with_name("default.yaml")
+
+# Environment variable → setting path. Values are strings; pydantic coerces them ("8080", "true", "1").
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "PORT": ("server", "port"),
+    "HTTPS_PROXY": ("tls", "proxy_url"),
+    "CODEX_PLATFORM": ("client", "platform"),
+    "CODEX_ARCH": ("client", "arch"),
+    "OLLAMA_BRIDGE_ENABLED": ("ollama", "enabled"),
+    "OLLAMA_BRIDGE_HOST": ("ollama", "host"),
+    "OLLAMA_BRIDGE_PORT": ("ollama", "port"),
+    "OLLAMA_BRIDGE_VERSION": ("ollama", "version"),
+    "OLLAMA_BRIDGE_DISABLE_VISION": ("ollama", "disable_vision"),
+    "CODEX_TRIO_PROXY_API_KEY": ("server", "proxy_api_key"),
+}
+# Any setting can also be set as CODEX_TRIO__<SECTION>__<KEY>, e.g. CODEX_TRIO__MODEL__DEFAULT=gpt-5.5.
+GENERIC_ENV_PREFIX = "CODEX_TRIO__"
+
+Path_ = tuple[str | int, ...]
+
+
+class ConfigError(Exception):
+    """An invalid configuration, with a message meant for the user (no traceback)."""
+
+
+@dataclass
+class LoadedConfig:
+    settings: Settings
+    base_file: Path | None
+    local_file: Path
+    provenance: dict[Path_, str] = field(default_factory=dict)  # setting path -> "file:line" or "env VAR"
+
+    def source_of(self, path: Path_) -> str:
+        for end in range(len(path), 0, -1):
+            if path[:end] in self.provenance:
+                return self.provenance[path[:end]]
+        return "built-in default"
+
+
+def yaml_round_trip() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.indent(mapping=2, sequence=4, offset=2)  # keeps "  - item" lists as users write them
+    yaml.preserve_quotes = True
+    yaml.width = 120
+    return yaml
+
+
+def read_yaml(path: Path) -> CommentedMap:
+    """Parse one YAML layer; an empty file is an empty mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return CommentedMap()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml_round_trip().load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML ({problem})") from None
+    if data is None:
+        return CommentedMap()
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}:1: the top level must be a mapping of sections (server:, model:, ...)")
+    return data
+
+
+def _record(provenance: dict[Path_, str], node: Any, path: Path_, file: Path) -> None:
+    if not isinstance(node, CommentedMap):
+        return
+    for key in node:
+        line = node.lc.key(key)[0] + 1 if node.lc.data and key in node.lc.data else None
+        provenance[path + (key,)] = f"{file}:{line}" if line else str(file)
+        _record(provenance, node[key], path + (key,), file)
+
+
+def _merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    """Mappings merge key by key (so one alias in local.yaml keeps the shipped ones); anything else replaces."""
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[Path_, str]]:
+    layer: dict[str, Any] = {}
+    provenance: dict[Path_, str] = {}
+    targets = [(name, path) for name, path in ENV_OVERRIDES.items() if name in environ]
+    targets += [(name, tuple(name[len(GENERIC_ENV_PREFIX):].lower().split("__")))
+                for name in environ if name.startswith(GENERIC_ENV_PREFIX)]
+    for name, path in targets:
+        value: Any = environ[name]
+        if path[-1] in ("proxy_url", "proxy_api_key", "platform", "arch") and value == "":
+            value = None
+        node = layer
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+        provenance[path] = f"environment variable {name}"
+    return layer, provenance
+
+
+def format_validation_error(exc: ValidationError, loaded_provenance: LoadedConfig) -> str:
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting (check the spelling; `codex-trio config defaults` lists every setting)"
+        lines.append(f"  {key}: {message} — set in {loaded_provenance.source_of(loc)}")
+    return "\n".join(lines)
+
+
+def load(data_dir: Path, base_file: Path | None = None, environ: Mapping[str, str] | None = None,
+         local_document: CommentedMap | None = None) -> LoadedConfig:
+    """Build the effective settings. Raises ConfigError with a user-facing message when invalid.
+
+    `local_document` replaces the contents of data/local.yaml, to validate an edit before it is written.
+    """
+    environ = os.environ if environ is None else environ
+    if base_file is None and environ.get("CODEX_TRIO_CONFIG"):
+        base_file = Path(environ["CODEX_TRIO_CONFIG"])
+    if base_file is not None and not base_file.exists():
+        raise ConfigError(f"config file {base_file} does not exist (from --config or CODEX_TRIO_CONFIG)")
+    base = base_file or PACKAGED_DEFAULTS
+    local_file = data_dir / "local.yaml"
+    loaded = LoadedConfig(Settings(), base_file=base, local_file=local_file)
+    merged: dict[str, Any] = {}
+    for file in (base, local_file):
+        layer = local_document if (file == local_file and local_document is not None) else read_yaml(file)
+        _record(loaded.provenance, layer, (), file)
+        _merge(merged, layer)
+    env, env_provenance = _env_layer(environ)
+    loaded.provenance.update(env_provenance)
+    _merge(merged, env)
+    try:
+        loaded.settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, loaded)) from None
+    return loaded
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    if environ.get("CODEX_TRIO_DATA_DIR"):
+        return Path(environ["CODEX_TRIO_DATA_DIR"]).expanduser()
+    xdg = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "codex-trio"

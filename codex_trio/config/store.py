@@ -1,0 +1,122 @@
+"""The live configuration: first-start set-up, validated edits written back round-trip, hot reload.
+
+Components read `store.settings` when they need a value, so most changes apply on the next request;
+components that hold resources (the Ollama listener) subscribe to change notifications.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import trio
+
+from ..files import ensure_private_dir, write_private_atomic
+from .loader import ConfigError, LoadedConfig, load, read_yaml
+from .schema import RESTART_REQUIRED, Settings
+from .writer import _apply, render, update_local_file
+
+log = logging.getLogger(__name__)
+
+LOCAL_HEADER = """\
+# codex-trio: your settings. Anything here overrides config/default.yaml (which lists every setting).
+# The dashboard and the admin API write to this file; your comments are kept.
+"""
+
+
+@dataclass(frozen=True)
+class Change:
+    old: Settings
+    new: Settings
+
+    def sections(self) -> set[str]:
+        return {name for name in Settings.model_fields if getattr(self.old, name) != getattr(self.new, name)}
+
+    def needs_restart(self) -> list[str]:
+        return [f"{s}.{k}" for s, k in sorted(RESTART_REQUIRED)
+                if getattr(getattr(self.old, s), k) != getattr(getattr(self.new, s), k)]
+
+
+Listener = Callable[[Change], Any]
+
+
+class ConfigStore:
+    def __init__(self, data_dir: Path, base_file: Path | None = None, environ: Mapping[str, str] | None = None):
+        self.data_dir = data_dir
+        self._base_file = base_file
+        self._environ = environ
+        self.loaded: LoadedConfig = load(data_dir, base_file, environ)
+        self._listeners: list[Listener] = []
+        self._local_stamp = self._stamp()
+
+    @property
+    def settings(self) -> Settings:
+        return self.loaded.settings
+
+    @property
+    def local_file(self) -> Path:
+        return self.loaded.local_file
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def ensure_first_start(self) -> str | None:
+        """Create the data dir and local.yaml; generate the API key if no layer sets one. Returns a new key."""
+        ensure_private_dir(self.data_dir)
+        if not self.local_file.exists():
+            write_private_atomic(self.local_file, LOCAL_HEADER)
+        if self.settings.server.proxy_api_key:
+            return None
+        key = "ct-" + secrets.token_urlsafe(32)
+        self.update({"server": {"proxy_api_key": key}})
+        return key
+
+    def update(self, changes: Mapping[str, Any]) -> Change:
+        """Validate `changes` merged over local.yaml, then write the file and apply. Raises ConfigError."""
+        document = read_yaml(self.local_file)
+        _apply(document, changes)
+        candidate = load(self.data_dir, self._base_file, self._environ, local_document=document)
+        if not self.local_file.exists():
+            write_private_atomic(self.local_file, LOCAL_HEADER + render(document))
+        else:
+            update_local_file(self.local_file, changes)
+        self._local_stamp = self._stamp()
+        return self._swap(candidate)
+
+    def reload(self) -> Change | None:
+        """Re-read the files. An invalid file is logged and the current settings stay in force."""
+        self._local_stamp = self._stamp()
+        try:
+            candidate = load(self.data_dir, self._base_file, self._environ)
+        except ConfigError as exc:
+            log.error("%s\n(keeping the previous settings until the file is fixed)", exc)
+            return None
+        return self._swap(candidate)
+
+    def _swap(self, candidate: LoadedConfig) -> Change:
+        change = Change(self.loaded.settings, candidate.settings)
+        self.loaded = candidate
+        if change.sections():
+            for section in change.needs_restart():
+                log.warning("%s changed: it takes effect after a restart", section)
+            for listener in list(self._listeners):
+                listener(change)
+        return change
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.local_file.stat()
+        except FileNotFoundError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
+
+    async def watch(self, *, interval: float = 1.0, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Hot reload: poll local.yaml (cheap, portable; trio has no file-watch primitive)."""
+        task_status.started()
+        while True:
+            await trio.sleep(interval)
+            if self._stamp() != self._local_stamp:
+                self.reload()

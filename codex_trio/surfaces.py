@@ -1,0 +1,26 @@
+"""What this build serves: the routes, background jobs, CLI commands and doctor checks of each feature.
+
+The composition root (`app.Gateway`) knows nothing about protocols; this module is the one place that
+plugs features into it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .app import Gateway
+    from .config.store import ConfigStore
+
+
+def install_surfaces(gateway: "Gateway") -> None:
+    """Register every feature's routes and background jobs on the gateway."""
+
+
+def add_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
+    """Add the CLI subcommands features provide."""
+
+
+def doctor_extra_checks(store: "ConfigStore") -> list[tuple[bool, str, str]]:
+    return []
