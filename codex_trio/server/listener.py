@@ -87,7 +87,7 @@ class Listener:
         try:
             binds = await nursery.start(self._serve, self._app_factory(), config)
         except* OSError as group:
-            reason = _bind_error_text(group.exceptions[0], host, port)
+            reason = _bind_error_text(_first_leaf(group), host, port)
             self.status = ListenerStatus(state="error", error=reason)
             raise ListenerError(reason) from None
         self.status = ListenerStatus(state="running", url=binds[0], started_at=time.time())
@@ -117,6 +117,12 @@ class Listener:
             self._scope.cancel()
         await self._stopped.wait()
         self.status = ListenerStatus(state="stopped")
+
+
+def _first_leaf(group: BaseException) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
 
 
 def _bind_error_text(exc: BaseException, host: str, port: int) -> str:
