@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 def install_surfaces(gateway: "Gateway") -> None:
     """Register every feature's routes and background jobs on the gateway."""
+    from .server.admin import register_admin
+
+    gateway.route_registrars.append(register_admin)
 
 
 def add_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
