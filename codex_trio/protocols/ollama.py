@@ -31,6 +31,7 @@ from ..upstream.events import (
     Completed,
     Failed,
     NormalizedEvent,
+    OutputItemDone,
     ReasoningDelta,
     TextDelta,
     ToolCallDone,
@@ -474,6 +475,14 @@ def _arguments_object(arguments: str) -> Any:
         return arguments  # not JSON: pass the text on rather than lose it
 
 
+def _message_text(item: dict[str, Any]) -> str:
+    """The text of a finished assistant message item (for messages that arrived without deltas)."""
+    if item.get("type") != "message":
+        return ""
+    parts = item.get("content") or []
+    return "".join(p.get("text") or "" for p in parts if isinstance(p, dict) and p.get("type") == "output_text")
+
+
 def _done_reason(completed: Completed | None, stopped: bool) -> str:
     if stopped or completed is None:
         return "stop"
@@ -513,6 +522,7 @@ class StreamEncoder:
         self.scanner = _StopScanner(turn.stop_sequences)
         self.tool_calls = 0
         self.finished = False
+        self.streamed_items: set[str] = set()  # message items whose text came as deltas
 
     @property
     def stopped(self) -> bool:
@@ -556,7 +566,14 @@ class StreamEncoder:
         if now_iso is not None:
             self.created_at = now_iso
         if isinstance(event, TextDelta):
+            self.streamed_items.add(event.item_id)
             text = self.scanner.push(event.delta)
+            return self._line(content=text) if text else b""
+        if isinstance(event, OutputItemDone):
+            # The backend may send a message only as a finished item, without deltas.
+            if event.item.get("id") in self.streamed_items:
+                return b""
+            text = self.scanner.push(_message_text(event.item))
             return self._line(content=text) if text else b""
         if isinstance(event, ReasoningDelta):
             if not self.expose_reasoning or self.scanner.hit:
@@ -612,9 +629,13 @@ def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: Respons
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
     completed: Completed | None = None
+    streamed_items: set[str] = set()
     for event in events:
         if isinstance(event, TextDelta):
+            streamed_items.add(event.item_id)
             text.append(scanner.push(event.delta))
+        elif isinstance(event, OutputItemDone) and event.item.get("id") not in streamed_items:
+            text.append(scanner.push(_message_text(event.item)))
         elif isinstance(event, ReasoningDelta) and turn.expose_reasoning and not scanner.hit:
             thinking.append(event.delta)
         elif isinstance(event, ToolCallDone) and chat and not scanner.hit:
