@@ -20,7 +20,7 @@ PREFLIGHT_MAX_AGE = "600"
 
 # scheme://host[:port] and nothing else. The host part is checked separately below.
 _ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(?::(?P<port>[0-9]{1,5}))?",
-                     re.ASCII)
+                     re.ASCII | re.IGNORECASE)
 # A comma-separated list of header names (RFC 9110 tokens), as Access-Control-Request-Headers carries.
 _HEADER_LIST = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*", re.ASCII)
 
