@@ -465,14 +465,17 @@ class _StopScanner:
         return "" if self.hit else held
 
 
-def _arguments_object(arguments: str) -> Any:
-    """Ollama carries tool arguments as a JSON object; the backend sends a JSON string."""
-    if not arguments.strip():
-        return {}
+def _arguments_object(arguments: str) -> dict[str, Any]:
+    """Ollama carries tool arguments as a JSON object; the backend sends a JSON string.
+
+    Anything that is not a JSON object (empty, truncated) becomes {}: Ollama clients type `arguments` as a map
+    and would fail on the whole reply, while a call without arguments reaches the tool, which can say so.
+    """
     try:
-        return orjson.loads(arguments)
+        value = orjson.loads(arguments)
     except orjson.JSONDecodeError:
-        return arguments  # not JSON: pass the text on rather than lose it
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _message_text(item: dict[str, Any]) -> str:

@@ -290,3 +290,37 @@ def test_load_reply_and_error_envelope():
     assert ollama.load_reply(gen, META, now_iso=T1) == {"model": "gpt-5.4", "created_at": T1, "response": "",
                                                         "done_reason": "load", "done": True}
     assert ollama.encode_error(not_found("model 'x' not found")) == (404, {"error": "model 'x' not found"})
+
+
+def test_arguments_that_are_not_an_object_become_empty_object():
+    events = sse_events("codex-responses.function-call-exec_command.sse")
+    for bad in ("", '{"cmd": "ec', "[1, 2]"):
+        patched = []
+        for event in events:
+            data = orjson.loads(orjson.dumps(event.data))
+            if data.get("item", {}).get("type") == "function_call":
+                data["item"]["arguments"] = bad
+            if "arguments" in data:
+                data["arguments"] = bad
+            if "delta" in data:
+                data["delta"] = bad
+            patched.append(CodexEvent(event.type, data))
+        body = ollama.encode_response(chat_turn({}), normalized(patched), META)
+        assert body["message"]["tool_calls"][0]["function"]["arguments"] == {}
+
+
+def test_every_line_parses_with_the_official_client_models():
+    from ollama._types import ChatResponse, GenerateResponse
+
+    chat_lines = run_stream(chat_turn({"think": "high"}), with_reasoning("codex-responses.text.sse", "x"))
+    chat_lines += run_stream(chat_turn({}), sse_events("codex-responses.function-call-exec_command.sse"))
+    for obj in chat_lines:
+        ChatResponse.model_validate(obj)
+    tool_line = ChatResponse.model_validate(chat_lines[-2])
+    assert tool_line.message.tool_calls[0].function.arguments == {"cmd": "echo MOCK_TOOL_RAN"}
+    final = ChatResponse.model_validate(chat_lines[-1])
+    assert (final.done, final.done_reason, final.prompt_eval_count, final.eval_count) == (True, "stop", 1234, 12)
+    turn = ollama.parse_generate(b'{"model":"gpt-5.4","prompt":"hi"}')
+    text = "".join(GenerateResponse.model_validate(obj).response for obj in
+                   run_stream(turn, sse_events("codex-responses.text.sse")))
+    assert text == "MOCK_OK: hi from the local ChatGPT backend stand-in."
