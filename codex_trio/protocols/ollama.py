@@ -386,9 +386,11 @@ def parse_chat(body: bytes) -> Turn:
         request["instructions"] = "\n\n".join(history.instructions)
     turn = Turn(request=request, requested_model=model, stream=_optional_bool(data, "stream", True),
                 options={"endpoint": "chat"})
-    if not history.input:
+    if not messages:
         # Ollama clients send an empty chat to preload a model; the route answers with `load_reply`.
         turn.options["load_only"] = True
+    elif not history.input:
+        history.input.append(_user_message("", []))  # only system messages: the backend needs some input
     _apply_think(data, turn)
     _apply_format(data, turn)
     _apply_options(data, turn)

@@ -337,3 +337,10 @@ def test_fuzz_message_histories(history):
             assert item["call_id"] in calls
             outputs.append(item["call_id"])
     assert sorted(calls) == sorted(outputs)
+
+
+def test_only_system_messages_still_send_input_and_empty_chat_is_a_load():
+    turn = chat(messages=[{"role": "system", "content": "You are a poet."}])
+    assert turn.request["input"] == [user("")] and turn.request["instructions"] == "You are a poet."
+    assert "load_only" not in turn.options
+    assert chat().options["load_only"] is True
