@@ -5,6 +5,7 @@
   (`WsChain` decides what to send), a full-history replay when the server lost the chain, pings, age cap.
 * `ConversationTransport` — what the dispatcher holds per (account, conversation, variant): WebSocket first
   like codex, falling back to SSE when the upgrade is refused with 426 (for good) or fails (for that turn).
+* unary calls for the account pool: `check_account`, `fetch_models`, `fetch_usage`, `refresh_tokens`, `compact`.
 
 Every non-2xx answer becomes `UpstreamFailed(failure)`, whose `UpstreamFailure` tells the dispatcher whether
 to retry, refresh, rotate or relay (see errors.py). Rate-limit headers are handed to `on_quota`.
@@ -21,6 +22,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from codex_trio.native import Client, UpstreamError
 from codex_trio.upstream import body as bodies
 from codex_trio.upstream import headers as hdrs
@@ -28,7 +31,7 @@ from codex_trio.upstream.context import AccountAuth, ModelTraits, ThreadContext,
 from codex_trio.upstream.errors import Action, UpstreamFailure, classify_event, classify_http
 from codex_trio.upstream.events import TERMINAL_TYPES, CodexEvent
 from codex_trio.upstream.identity import Identity
-from codex_trio.upstream.quota import QuotaSnapshot, from_headers
+from codex_trio.upstream.quota import QuotaSnapshot, from_headers, from_usage
 from codex_trio.upstream.sse import SseDecoder
 from codex_trio.upstream.ws_chain import WsChain
 from codex_trio.upstream.ws_frames import binary_frame_event, closed_early_event, decode_text_frame
@@ -56,10 +59,25 @@ class WebSocketUnavailable(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Clients:
+    """One account's native clients. codex's HTTPS calls use OpenSSL (`profile="openssl"`, HTTP/1.1) and its
+    Responses WebSocket uses rustls (`profile="rustls"`): two ClientHellos, so two clients, both through the
+    account's own egress proxy."""
+
+    http: Client
+    websocket: Client
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
-    """Where a request goes: base URL (scheme + host + /backend-api) and the host name for the wire."""
+    """Where requests go: the ChatGPT backend base (`https://chatgpt.com/backend-api`) and the auth issuer."""
 
     base_url: str
+    auth_url: str = "https://auth.openai.com"
+
+    @classmethod
+    def of(cls, identity: Identity) -> "Endpoint":
+        return cls(identity.chatgpt_base_url, identity.auth_base_url)
 
     @property
     def responses_url(self) -> str:
@@ -245,10 +263,10 @@ class ConversationTransport:
     """The upstream side of one (account, conversation, variant): reuses one WebSocket across turns, falls
     back to SSE like codex does (426: for good; other handshake failures: for this turn)."""
 
-    def __init__(self, client: Client, identity: Identity, endpoint: Endpoint, auth: AccountAuth,
+    def __init__(self, clients: Clients, identity: Identity, endpoint: Endpoint, auth: AccountAuth,
                  thread: ThreadContext, traits: ModelTraits, *, prefer_websocket: bool = True,
                  clock: Clock = time.time, on_quota: QuotaSink | None = None) -> None:
-        self._client = client
+        self._clients = clients
         self._identity = identity
         self._endpoint = endpoint
         self.auth = auth
@@ -273,7 +291,7 @@ class ConversationTransport:
                     async for batch in stream:
                         yield batch
                 return
-        async with aclosing(sse_turn(self._client, self._identity, self._endpoint, self.auth, self._thread, turn,
+        async with aclosing(sse_turn(self._clients.http, self._identity, self._endpoint, self.auth, self._thread, turn,
                                      request, self._traits, clock=self._clock, on_quota=self._on_quota,
                                      after_refresh=after_refresh)) as stream:
             async for batch in stream:
@@ -287,7 +305,7 @@ class ConversationTransport:
             await self.socket.close()
             self.socket = None
         socket = await CodexWebSocket.connect(
-            self._client, self._identity, self._endpoint, self.auth, self._thread, self._traits,
+            self._clients.websocket, self._identity, self._endpoint, self.auth, self._thread, self._traits,
             model=request["model"], reasoning_effort=bodies.reasoning_effort_of(request), clock=self._clock,
             on_quota=self._on_quota, after_refresh=after_refresh)
         events = await socket.prewarm(request, prewarm_input)
@@ -304,3 +322,65 @@ class ConversationTransport:
         if self.socket is not None:
             await self.socket.close()
             self.socket = None
+
+
+# ---- unary backend calls (what the account pool needs) ----------------------------------------------------
+
+
+async def _json_call(client: Client, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None, *,
+                     clock: Clock, after_refresh: bool = False) -> Any:
+    response = await client.request(method, url, headers, body)
+    if not 200 <= response.status < 300:
+        raise UpstreamFailed(classify_http(response.status, bytes(response.body), response.headers, now=clock(),
+                                           after_refresh=after_refresh))
+    try:
+        return orjson.loads(response.body)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamFailed(classify_http(502, bytes(response.body)[:ERROR_BODY_LIMIT], response.headers,
+                                           now=clock())) from exc
+
+
+async def check_account(client: Client, identity: Identity, endpoint: Endpoint, auth: AccountAuth, *,
+                        clock: Clock = time.time) -> Any:
+    """`GET /wham/accounts/check`: workspace routing discovery, the first call codex makes."""
+    return await _json_call(client, "GET", f"{endpoint.base_url}/wham/accounts/check",
+                            hdrs.accounts_check_headers(identity, auth), None, clock=clock)
+
+
+async def fetch_models(client: Client, identity: Identity, endpoint: Endpoint, auth: AccountAuth, *,
+                       clock: Clock = time.time) -> Any:
+    """`GET /codex/models?client_version=<version>`: the account's model catalog."""
+    return await _json_call(client, "GET", f"{endpoint.base_url}/codex/models?client_version={identity.version}",
+                            hdrs.models_headers(identity, auth), None, clock=clock)
+
+
+async def fetch_usage(client: Client, identity: Identity, endpoint: Endpoint, auth: AccountAuth, *,
+                      clock: Clock = time.time) -> QuotaSnapshot:
+    """`GET /wham/usage` as a QuotaSnapshot."""
+    body = await _json_call(client, "GET", f"{endpoint.base_url}/wham/usage", hdrs.usage_headers(identity, auth),
+                            None, clock=clock)
+    return from_usage(body if isinstance(body, dict) else {}, clock())
+
+
+async def refresh_tokens(client: Client, identity: Identity, endpoint: Endpoint, refresh_token: str,
+                         reason: bodies.RefreshReason, *, clock: Clock = time.time) -> dict[str, Any]:
+    """`POST /oauth/token` with the refresh token. The caller persists the answer before using it: refresh
+    tokens are single-use. A proactive refresh is made before initialisation (no user-agent suffix)."""
+    body = bodies.refresh_body(identity, refresh_token, reason)
+    headers = hdrs.refresh_headers(identity, initialised=reason != "proactive_expiry")
+    answer = await _json_call(client, "POST", f"{endpoint.auth_url}/oauth/token", headers, body, clock=clock)
+    if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
+        raise UpstreamFailed(classify_http(502, b'{"detail":"token endpoint answered without an access_token"}', [],
+                                           now=clock()))
+    return answer
+
+
+async def compact(client: Client, identity: Identity, endpoint: Endpoint, auth: AccountAuth, thread: ThreadContext,
+                  turn: TurnContext, request: dict[str, Any], traits: ModelTraits, *,
+                  clock: Clock = time.time) -> Any:
+    """`POST /codex/responses/compact` (remote compaction): returns the backend's JSON (`{"output": [...]}`)."""
+    body = bodies.compact_body(request)
+    headers = hdrs.compact_headers(identity, auth, thread, turn, model=body["model"],
+                                   reasoning_effort=bodies.reasoning_effort_of(body), traits=traits)
+    return await _json_call(client, "POST", f"{endpoint.responses_url}/compact", headers, bodies.encode_json(body),
+                            clock=clock)

@@ -34,6 +34,14 @@ class Call:
     url: str
     headers: list[tuple[str, str]]
     body: bytes | None
+    profile: str = ""
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
 
 
 class FakeStream:
@@ -84,6 +92,7 @@ class FakeBackend:
     ws_status: int | None = None  # reject upgrades with this status
     ws_reply: Callable[[dict[str, Any]], list[Any]] = lambda frame: []
     sse_reply: Callable[[Call], tuple[int, list[tuple[str, str]], list[bytes]]] = lambda call: (200, [], [])
+    unary_reply: Callable[[Call], Response] = lambda call: Response(404, [], b"")
     ws_response_headers: list[tuple[str, str]] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     sockets: list[FakeWebSocket] = field(default_factory=list)
@@ -91,17 +100,24 @@ class FakeBackend:
 
 
 class FakeClient:
-    def __init__(self, backend: FakeBackend) -> None:
+    def __init__(self, backend: FakeBackend, profile: str = "openssl") -> None:
         self.backend = backend
+        self.profile = profile
+
+    async def request(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None, *,
+                      zstd: bool = False) -> Response:
+        call = Call(method, url, headers, body, self.profile)
+        self.backend.calls.append(call)
+        return self.backend.unary_reply(call)
 
     def stream(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None, *,
                zstd: bool = False) -> FakeStream:
-        call = Call(method, url, headers, body)
+        call = Call(method, url, headers, body, self.profile)
         self.backend.calls.append(call)
         return FakeStream(*self.backend.sse_reply(call))
 
     async def websocket(self, url: str, headers: list[tuple[str, str]], *, deflate: bool = True) -> FakeWebSocket:
-        self.backend.calls.append(Call("GET", url, headers, None))
+        self.backend.calls.append(Call("GET", url, headers, None, self.profile))
         if self.backend.ws_status is not None:
             raise HandshakeRejected(self.backend.ws_status)
         socket = FakeWebSocket(self.backend, headers)

@@ -17,11 +17,12 @@ from codex_trio.upstream.context import AccountAuth, ModelTraits, ThreadContext,
 from codex_trio.upstream.errors import Action
 from codex_trio.upstream.identity import Identity, load_fingerprint
 from codex_trio.upstream.transport import (
-    CodexWebSocket, ConversationTransport, Endpoint, UpstreamFailed, sse_turn,
+    Clients, CodexWebSocket, ConversationTransport, Endpoint, UpstreamFailed, check_account, compact, fetch_models,
+    fetch_usage, refresh_tokens, sse_turn,
 )
 from codex_trio.upstream.ws_chain import WsChain, item_key
 
-from .fake_native import FakeBackend, FakeClient, WsMessage
+from .fake_native import FakeBackend, FakeClient, Response, WsMessage
 
 IDENTITY = Identity.from_config(load_fingerprint(), "codex-exec")
 AUTH = AccountAuth("tok", "acct")
@@ -37,6 +38,10 @@ def user(text: str) -> dict[str, Any]:
 
 def request(*items: dict[str, Any], effort: str = "low") -> dict[str, Any]:
     return {"model": "gpt-6.1-sol", "input": list(items), "reasoning": {"effort": effort}, "text": {"verbosity": "low"}}
+
+
+def both(backend: FakeBackend) -> Clients:
+    return Clients(http=FakeClient(backend, "openssl"), websocket=FakeClient(backend, "rustls"))
 
 
 class Clock:
@@ -77,7 +82,7 @@ def setup(**backend_kw: Any) -> tuple[Server, FakeBackend, ConversationTransport
     server = Server()
     backend = FakeBackend(ws_reply=server.reply, **backend_kw)
     clock = Clock()
-    transport = ConversationTransport(FakeClient(backend), IDENTITY, ENDPOINT, AUTH, THREAD, TRAITS, clock=clock)
+    transport = ConversationTransport(both(backend), IDENTITY, ENDPOINT, AUTH, THREAD, TRAITS, clock=clock)
     return server, backend, transport, clock
 
 
@@ -159,12 +164,12 @@ async def test_426_falls_back_to_sse_for_good() -> None:
     quotas = []
     server = Server()
     backend = FakeBackend(ws_status=426, ws_reply=server.reply, sse_reply=sse_ok)
-    transport = ConversationTransport(FakeClient(backend), IDENTITY, ENDPOINT, AUTH, THREAD, TRAITS,
+    transport = ConversationTransport(both(backend), IDENTITY, ENDPOINT, AUTH, THREAD, TRAITS,
                                       clock=Clock(), on_quota=quotas.append)
     events = await run(transport, request(DEV, user("hi")))
     assert events[-1].type == "response.completed" and not transport.websocket_allowed
     await run(transport, request(DEV, user("hi"), {"type": "message", "role": "assistant", "content": "x"}, user("y")))
-    assert [c.method for c in backend.calls] == ["GET", "POST", "POST"]  # one upgrade attempt only
+    assert [(c.method, c.profile) for c in backend.calls] == [("GET", "rustls"), ("POST", "openssl"), ("POST", "openssl")]
     post = backend.calls[1]
     assert post.url == "https://chatgpt.com/backend-api/codex/responses"
     assert ("content-encoding", "zstd") in post.headers and ("x-openai-internal-codex-responses-lite", "true") in post.headers
@@ -176,7 +181,7 @@ async def test_426_falls_back_to_sse_for_good() -> None:
 async def test_other_handshake_failures_fall_back_for_that_turn_only() -> None:
     server = Server()
     backend = FakeBackend(ws_status=404, ws_reply=server.reply, sse_reply=sse_ok)
-    transport = ConversationTransport(FakeClient(backend), IDENTITY, ENDPOINT, AUTH, THREAD, TRAITS, clock=Clock())
+    transport = ConversationTransport(both(backend), IDENTITY, ENDPOINT, AUTH, THREAD, TRAITS, clock=Clock())
     await run(transport, request(DEV, user("hi")))
     assert transport.websocket_allowed
     backend.ws_status = None
@@ -252,3 +257,45 @@ def test_chain_plan_rules() -> None:
         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hi"}]})
     assert item_key({"type": "reasoning", "id": "rs"}) is None
     assert not WsChain(opened_at=0.0).usable(now=100.0)  # idle past the dead deadline without pongs
+
+
+async def test_unary_calls_for_the_account_pool() -> None:
+    usage = {"plan_type": "plus", "rate_limit": {"primary_window": {"used_percent": 5, "limit_window_seconds": 18000,
+                                                                    "reset_at": 1_800_001_000}}}
+
+    def reply(call: Any) -> Response:
+        path = call.url.split("chatgpt.com/backend-api", 1)[-1]
+        if call.url == "https://auth.openai.com/oauth/token":
+            sent = orjson.loads(call.body)
+            if sent["refresh_token"] == "used":
+                return Response(401, [], b'{"error":{"code":"refresh_token_reused","message":"already used"}}')
+            return Response(200, [], b'{"access_token":"new","refresh_token":"r2","id_token":"i"}')
+        return {
+            "/wham/accounts/check": Response(200, [], b'{"accounts":[{"id":"acct"}]}'),
+            "/codex/models?client_version=0.169.0": Response(200, [], b'{"models":[]}'),
+            "/wham/usage": Response(200, [], orjson.dumps(usage)),
+            "/codex/responses/compact": Response(200, [], b'{"output":[{"type":"compaction","encrypted_content":"x"}]}'),
+        }[path]
+
+    backend = FakeBackend(unary_reply=reply)
+    client, clock = FakeClient(backend), Clock()
+    endpoint = Endpoint.of(IDENTITY)
+    assert (await check_account(client, IDENTITY, endpoint, AUTH, clock=clock))["accounts"][0]["id"] == "acct"
+    assert await fetch_models(client, IDENTITY, endpoint, AUTH, clock=clock) == {"models": []}
+    quota = await fetch_usage(client, IDENTITY, endpoint, AUTH, clock=clock)
+    assert quota.plan == "plus" and quota.primary.window_minutes == 300
+    tokens = await refresh_tokens(client, IDENTITY, endpoint, "r1", "unauthorized_recovery", clock=clock)
+    assert tokens["access_token"] == "new"
+    with pytest.raises(UpstreamFailed) as info:
+        await refresh_tokens(client, IDENTITY, endpoint, "used", "proactive_expiry", clock=clock)
+    assert info.value.failure.action is Action.REFRESH and info.value.failure.code == "refresh_token_reused"
+    out = await compact(client, IDENTITY, endpoint, AUTH, THREAD, TurnContext.new(now_ms=1), request(DEV, user("hi")),
+                        TRAITS, clock=clock)
+    assert out["output"][0]["type"] == "compaction"
+    compact_call = backend.calls[-1]
+    assert orjson.loads(compact_call.body) == {"model": "gpt-6.1-sol", "input": [DEV, user("hi")],
+                                               "reasoning": {"effort": "low"}, "text": {"verbosity": "low"}}
+    assert "accept" not in dict(compact_call.headers)
+    recovery, proactive = backend.calls[3:5]
+    assert dict(recovery.headers)["user-agent"].endswith("(codex_exec; 0.169.0)")
+    assert dict(proactive.headers)["user-agent"].endswith(" xterm")  # before initialisation: no suffix
