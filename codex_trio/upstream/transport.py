@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from codex_trio.errors import ErrorKind, GatewayError
 from codex_trio.native import Client, UpstreamError
 from codex_trio.upstream import body as bodies
 from codex_trio.upstream import headers as hdrs
@@ -33,12 +34,18 @@ from codex_trio.upstream.events import TERMINAL_TYPES, CodexEvent
 from codex_trio.upstream.identity import Identity
 from codex_trio.upstream.quota import QuotaSnapshot, from_headers, from_usage
 from codex_trio.upstream.sse import SseDecoder
-from codex_trio.upstream.ws_chain import WsChain
+from codex_trio.upstream.ws_chain import Plan, WsChain
 from codex_trio.upstream.ws_frames import binary_frame_event, closed_early_event, decode_text_frame
 
 ERROR_BODY_LIMIT = 1024 * 1024
 Clock = Callable[[], float]
 QuotaSink = Callable[[QuotaSnapshot], None]
+
+
+def unknown_previous_response(response_id: str) -> GatewayError:
+    return GatewayError(400, f"previous_response_id {response_id!r} is not the last response of this conversation's "
+                        "upstream connection (it expired or belongs to another); send the full conversation instead.",
+                        ErrorKind.INVALID_REQUEST, code="previous_response_not_found", param="previous_response_id")
 
 
 class UpstreamFailed(Exception):
@@ -199,10 +206,19 @@ class CodexWebSocket:
 
     async def stream_turn(self, request: dict[str, Any], turn: TurnContext) -> AsyncIterator[list[CodexEvent]]:
         """One turn: the tail of the history chained on the last response when possible. If the server lost
-        the chain (`previous_response_not_found`) before any output, resend the full history once."""
+        the chain (`previous_response_not_found`) before any output, resend the full history once.
+
+        A client's own `previous_response_id` (Responses API) is honoured when it names this socket's last
+        response; its input is then only the new items, so there is no full history to fall back on."""
         full_input = list(request.get("input") or [])
-        probe = self._frame(request, turn, previous_response_id=None, prewarm=False)
-        plan = self.chain.plan(probe, full_input)
+        explicit = request.get("previous_response_id")
+        if explicit:
+            if explicit != self.chain.response_id:
+                raise unknown_previous_response(explicit)
+            plan = Plan(full_input, explicit)
+        else:
+            probe = self._frame(request, turn, previous_response_id=None, prewarm=False)
+            plan = self.chain.plan(probe, full_input)
         body = self._frame({**request, "input": plan.input}, turn, previous_response_id=plan.previous_response_id,
                            prewarm=False)
         replayed = False
@@ -211,7 +227,7 @@ class CodexWebSocket:
             async with aclosing(self._exchange(body, full_input)) as exchange:
                 async for batch in exchange:
                     last = batch[-1]
-                    if plan.chained and not replayed and last.type in ("error", "response.failed") and \
+                    if plan.chained and not explicit and not replayed and last.type in ("error", "response.failed") and \
                             classify_event(last, now=self._clock()).action is Action.REPLAY:
                         restart = True
                         break
@@ -279,6 +295,9 @@ class ConversationTransport:
 
     async def turn(self, request: dict[str, Any], turn: TurnContext, *, prewarm_input: list[dict[str, Any]] | None = None,
                    after_refresh: bool = False) -> AsyncIterator[list[CodexEvent]]:
+        explicit = request.get("previous_response_id")
+        if explicit and (self.socket is None or not self.socket.usable() or self.socket.chain.response_id != explicit):
+            raise unknown_previous_response(explicit)
         if self.websocket_allowed:
             try:
                 socket = await self._socket(request, prewarm_input, after_refresh)
@@ -368,7 +387,9 @@ async def refresh_tokens(client: Client, identity: Identity, endpoint: Endpoint,
     tokens are single-use. A proactive refresh is made before initialisation (no user-agent suffix)."""
     body = bodies.refresh_body(identity, refresh_token, reason)
     headers = hdrs.refresh_headers(identity, initialised=reason != "proactive_expiry")
-    answer = await _json_call(client, "POST", f"{endpoint.auth_url}/oauth/token", headers, body, clock=clock)
+    # A 401 here means the refresh token itself is dead: the account needs a new login, not another refresh.
+    answer = await _json_call(client, "POST", f"{endpoint.auth_url}/oauth/token", headers, body, clock=clock,
+                              after_refresh=True)
     if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
         raise UpstreamFailed(classify_http(502, b'{"detail":"token endpoint answered without an access_token"}', [],
                                            now=clock()))

@@ -288,7 +288,7 @@ async def test_unary_calls_for_the_account_pool() -> None:
     assert tokens["access_token"] == "new"
     with pytest.raises(UpstreamFailed) as info:
         await refresh_tokens(client, IDENTITY, endpoint, "used", "proactive_expiry", clock=clock)
-    assert info.value.failure.action is Action.REFRESH and info.value.failure.code == "refresh_token_reused"
+    assert info.value.failure.action is Action.ACCOUNT_DEAD and info.value.failure.code == "refresh_token_reused"
     out = await compact(client, IDENTITY, endpoint, AUTH, THREAD, TurnContext.new(now_ms=1), request(DEV, user("hi")),
                         TRAITS, clock=clock)
     assert out["output"][0]["type"] == "compaction"
@@ -299,3 +299,17 @@ async def test_unary_calls_for_the_account_pool() -> None:
     recovery, proactive = backend.calls[3:5]
     assert dict(recovery.headers)["user-agent"].endswith("(codex_exec; 0.169.0)")
     assert dict(proactive.headers)["user-agent"].endswith(" xterm")  # before initialisation: no suffix
+
+
+async def test_client_previous_response_id_only_on_its_own_socket() -> None:
+    from codex_trio.errors import GatewayError
+
+    server, backend, transport, _ = setup()
+    with pytest.raises(GatewayError) as info:
+        await run(transport, {**request(user("more")), "previous_response_id": "resp_x"})
+    assert info.value.status == 400 and info.value.param == "previous_response_id"
+    await run(transport, request(DEV, user("hi")))
+    await run(transport, {**request(user("more")), "previous_response_id": "resp_2"})
+    assert backend.ws_frames[-1]["previous_response_id"] == "resp_2" and backend.ws_frames[-1]["input"] == [user("more")]
+    with pytest.raises(GatewayError):
+        await run(transport, {**request(user("more")), "previous_response_id": "resp_2"})  # no longer the last one
