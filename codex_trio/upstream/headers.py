@@ -109,7 +109,8 @@ def websocket_headers(identity: Identity, auth: AccountAuth, thread: ThreadConte
     the responses-lite header (it travels in each frame's client_metadata) and its turn metadata is the
     prewarm form."""
     return [
-        *_bearer(auth)[::-1],
+        ("chatgpt-account-id", auth.account_id),  # the upgrade is the one call with the account id first
+        ("authorization", f"Bearer {auth.access_token}"),
         ("user-agent", identity.user_agent()),
         ("originator", identity.originator),
         ("openai-beta", identity.websocket_beta),

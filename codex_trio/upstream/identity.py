@@ -12,10 +12,8 @@ from __future__ import annotations
 import os
 import platform as _platform
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 from ruamel.yaml import YAML
 
@@ -220,9 +218,6 @@ class Identity:
             oauth_client_id=config.endpoints.oauth_client_id,
             zstd_level=config.compression.zstd_level,
         )
-
-    def with_changes(self, **changes: Any) -> "Identity":
-        return replace(self, **changes)
 
     def originator_for(self, *, initialised: bool = True) -> str:
         return self.originator if initialised else self.bootstrap_originator

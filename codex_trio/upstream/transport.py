@@ -32,7 +32,7 @@ from codex_trio.upstream.context import AccountAuth, ModelTraits, ThreadContext,
 from codex_trio.upstream.errors import Action, UpstreamFailure, classify_event, classify_http
 from codex_trio.upstream.events import TERMINAL_TYPES, CodexEvent
 from codex_trio.upstream.identity import Identity
-from codex_trio.upstream.quota import QuotaSnapshot, from_headers, from_usage
+from codex_trio.upstream.quota import QuotaSnapshot, from_headers, from_rate_limits_event, from_usage
 from codex_trio.upstream.sse import SseDecoder
 from codex_trio.upstream.ws_chain import Plan, WsChain
 from codex_trio.upstream.ws_frames import binary_frame_event, closed_early_event, decode_text_frame
@@ -147,8 +147,9 @@ class CodexWebSocket:
     """One upstream socket. Serial: one request at a time (the backend's rule)."""
 
     def __init__(self, ws: Any, chain: WsChain, identity: Identity, thread: ThreadContext, traits: ModelTraits,
-                 clock: Clock) -> None:
+                 clock: Clock, on_quota: QuotaSink | None = None) -> None:
         self._ws = ws
+        self._on_quota = on_quota
         self.chain = chain
         self._identity = identity
         self._thread = thread
@@ -176,7 +177,7 @@ class CodexWebSocket:
         quota = from_headers(getattr(ws, "response_headers", None) or [], clock())
         if quota is not None and on_quota is not None:
             on_quota(quota)
-        return cls(ws, WsChain(opened_at=clock()), identity, thread, traits, clock)
+        return cls(ws, WsChain(opened_at=clock()), identity, thread, traits, clock, on_quota)
 
     def usable(self) -> bool:
         return self.chain.usable(self._clock())
@@ -263,6 +264,8 @@ class CodexWebSocket:
                     yield [closed_early_event(message.close_code)]
                     return
                 self.chain.received(event, now)
+                if event.type == "codex.rate_limits" and self._on_quota is not None:
+                    self._on_quota(from_rate_limits_event(event.data, now))
                 yield [event]
                 if event.type in TERMINAL_TYPES:
                     return

@@ -40,6 +40,9 @@ def request(*items: dict[str, Any], effort: str = "low") -> dict[str, Any]:
     return {"model": "gpt-6.1-sol", "input": list(items), "reasoning": {"effort": effort}, "text": {"verbosity": "low"}}
 
 
+QUOTAS: list[Any] = []
+
+
 def both(backend: FakeBackend) -> Clients:
     return Clients(http=FakeClient(backend, "openssl"), websocket=FakeClient(backend, "rustls"))
 
@@ -73,6 +76,9 @@ class Server:
             [{"type": "message", "role": "assistant", "id": f"msg_{self.count}",
               "content": [{"type": "output_text", "text": f"reply {self.count}"}]}])
         events: list[Any] = [{"type": "response.created", "response": {"id": rid}}]
+        if frame.get("generate") is False:
+            events.insert(0, {"type": "codex.rate_limits", "plan_type": "plus",
+                              "rate_limits": {"primary": {"used_percent": 7.0, "window_minutes": 300, "reset_at": 1}}})
         events += [{"type": "response.output_item.done", "output_index": i, "item": it} for i, it in enumerate(items)]
         events.append({"type": "response.completed", "response": {"id": rid, "usage": {"input_tokens": 1, "output_tokens": 1}}})
         return events
@@ -82,7 +88,8 @@ def setup(**backend_kw: Any) -> tuple[Server, FakeBackend, ConversationTransport
     server = Server()
     backend = FakeBackend(ws_reply=server.reply, **backend_kw)
     clock = Clock()
-    transport = ConversationTransport(both(backend), IDENTITY, ENDPOINT, AUTH, THREAD, TRAITS, clock=clock)
+    transport = ConversationTransport(both(backend), IDENTITY, ENDPOINT, AUTH, THREAD, TRAITS, clock=clock,
+                                      on_quota=QUOTAS.append)
     return server, backend, transport, clock
 
 
@@ -95,6 +102,7 @@ async def run(transport: ConversationTransport, req: dict[str, Any], **kw: Any) 
 
 
 async def test_websocket_prewarm_then_chained_turns_on_one_socket() -> None:
+    QUOTAS.clear()
     server, backend, transport, _ = setup()
     first = await run(transport, request(DEV, user("hi")))
     assert first[-1].type == "response.completed" and first[-1].data["response"]["id"] == "resp_2"
@@ -103,6 +111,7 @@ async def test_websocket_prewarm_then_chained_turns_on_one_socket() -> None:
     assert second[-1].data["response"]["id"] == "resp_3"
 
     assert len(backend.sockets) == 1
+    assert QUOTAS and QUOTAS[-1].plan == "plus" and QUOTAS[-1].primary.used_percent == 7.0
     prewarm, turn1, turn2 = backend.ws_frames
     assert prewarm["generate"] is False and prewarm["input"] == [] and "previous_response_id" not in prewarm
     assert prewarm["client_metadata"]["turn_id"] == ""
