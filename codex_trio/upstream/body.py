@@ -58,6 +58,37 @@ def reasoning_effort_of(request: dict[str, Any]) -> str | None:
     return effort if isinstance(effort, str) else None
 
 
+def instructions_message(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": text}]}
+
+
+def with_instructions_in_input(request: dict[str, Any], identity: Identity) -> dict[str, Any]:
+    """`request` as 0.169.0 shapes it: base instructions become the first developer message (after a
+    leading `additional_tools` item). Idempotent; returns `request` itself when there is nothing to move."""
+    instructions = request.get("instructions")
+    if not identity.instructions_as_message or "instructions" not in request:
+        return request
+    moved = {k: v for k, v in request.items() if k != "instructions"}
+    if isinstance(instructions, str) and instructions:
+        items = list(request.get("input") or [])
+        at = 1 if items and isinstance(items[0], dict) and items[0].get("type") == "additional_tools" else 0
+        items.insert(at, instructions_message(instructions))
+        moved["input"] = items
+    return moved
+
+
+def prewarm_input(request: dict[str, Any], traits: ModelTraits) -> list[dict[str, Any]]:
+    """What codex's prewarm frame carries as input: nothing for responses-lite models; for classic models the
+    leading base-instructions developer message. `request` must already be shaped by
+    `with_instructions_in_input`."""
+    items = list(request.get("input") or [])
+    if traits.responses_lite or not items:
+        return []
+    first = items[0]
+    is_developer = isinstance(first, dict) and first.get("role") == "developer" and first.get("type", "message") == "message"
+    return [first] if is_developer else []
+
+
 def client_metadata(identity: Identity, thread: ThreadContext, turn: TurnContext | None, *, model: str,
                     reasoning_effort: str | None, transport: Transport, traits: ModelTraits,
                     ws_request_start_ms: int | None = None) -> dict[str, str]:
@@ -98,6 +129,7 @@ def responses_body(request: dict[str, Any], identity: Identity, thread: ThreadCo
         raise ValueError("previous_response_id and prewarm exist only on the WebSocket transport")
     if not prewarm and turn is None:
         raise ValueError("a turn request needs a TurnContext")
+    request = with_instructions_in_input(request, identity)
     model = request.get("model")
     if not isinstance(model, str) or not model:
         raise ValueError("request has no model")

@@ -14,6 +14,7 @@ import platform as _platform
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from ruamel.yaml import YAML
 
@@ -64,6 +65,10 @@ class EndpointConfig(_Strict):
     oauth_client_id: str
 
 
+class BodyConfig(_Strict):
+    instructions: Literal["developer_message", "field"] = "developer_message"
+
+
 class CompressionConfig(_Strict):
     zstd_level: int = Field(3, ge=1, le=22)
 
@@ -76,6 +81,7 @@ class FingerprintConfig(_Strict):
     headers: HeaderConfig
     turn_metadata: TurnMetadataConfig
     endpoints: EndpointConfig
+    body: BodyConfig = BodyConfig()
     compression: CompressionConfig
 
 
@@ -186,6 +192,7 @@ class Identity:
     chatgpt_base_url: str
     auth_base_url: str
     oauth_client_id: str
+    instructions_as_message: bool
     zstd_level: int
 
     @classmethod
@@ -216,6 +223,7 @@ class Identity:
             chatgpt_base_url=config.endpoints.chatgpt_base_url.rstrip("/"),
             auth_base_url=config.endpoints.auth_base_url.rstrip("/"),
             oauth_client_id=config.endpoints.oauth_client_id,
+            instructions_as_message=config.body.instructions == "developer_message",
             zstd_level=config.compression.zstd_level,
         )
 

@@ -193,11 +193,12 @@ class CodexWebSocket:
         self.chain.close()
         await self._ws.close()
 
-    async def prewarm(self, request: dict[str, Any], prewarm_input: list[dict[str, Any]] | None = None) -> list[CodexEvent]:
-        """`response.create` with `generate:false`: the server sets up the conversation; the turn then chains on
-        it. `prewarm_input` is what codex puts there (nothing for code-mode models, the first developer message
-        otherwise). Returns the prewarm's events (rate limits among them)."""
-        warm = {**request, "input": list(prewarm_input or [])}
+    async def prewarm(self, request: dict[str, Any]) -> list[CodexEvent]:
+        """`response.create` with `generate:false`: the server sets up the conversation and the turn then
+        chains on it. Its input is what codex puts there (see `body.prewarm_input`). Returns the prewarm's
+        events (rate limits among them)."""
+        request = bodies.with_instructions_in_input(request, self._identity)
+        warm = {**request, "input": bodies.prewarm_input(request, self._traits)}
         body = self._frame(warm, None, previous_response_id=None, prewarm=True)
         events: list[CodexEvent] = []
         async with aclosing(self._exchange(body, warm["input"])) as exchange:
@@ -211,6 +212,7 @@ class CodexWebSocket:
 
         A client's own `previous_response_id` (Responses API) is honoured when it names this socket's last
         response; its input is then only the new items, so there is no full history to fall back on."""
+        request = bodies.with_instructions_in_input(request, self._identity)
         full_input = list(request.get("input") or [])
         explicit = request.get("previous_response_id")
         if explicit:
@@ -296,14 +298,14 @@ class ConversationTransport:
         self.websocket_allowed = prefer_websocket
         self.socket: CodexWebSocket | None = None
 
-    async def turn(self, request: dict[str, Any], turn: TurnContext, *, prewarm_input: list[dict[str, Any]] | None = None,
+    async def turn(self, request: dict[str, Any], turn: TurnContext, *,
                    after_refresh: bool = False) -> AsyncIterator[list[CodexEvent]]:
         explicit = request.get("previous_response_id")
         if explicit and (self.socket is None or not self.socket.usable() or self.socket.chain.response_id != explicit):
             raise unknown_previous_response(explicit)
         if self.websocket_allowed:
             try:
-                socket = await self._socket(request, prewarm_input, after_refresh)
+                socket = await self._socket(request, after_refresh)
             except WebSocketUnavailable as exc:
                 if exc.permanent:
                     self.websocket_allowed = False
@@ -319,8 +321,7 @@ class ConversationTransport:
             async for batch in stream:
                 yield batch
 
-    async def _socket(self, request: dict[str, Any], prewarm_input: list[dict[str, Any]] | None,
-                      after_refresh: bool) -> CodexWebSocket:
+    async def _socket(self, request: dict[str, Any], after_refresh: bool) -> CodexWebSocket:
         if self.socket is not None and self.socket.usable():
             return self.socket
         if self.socket is not None:
@@ -330,7 +331,7 @@ class ConversationTransport:
             self._clients.websocket, self._identity, self._endpoint, self.auth, self._thread, self._traits,
             model=request["model"], reasoning_effort=bodies.reasoning_effort_of(request), clock=self._clock,
             on_quota=self._on_quota, after_refresh=after_refresh)
-        events = await socket.prewarm(request, prewarm_input)
+        events = await socket.prewarm(request)
         if not events or events[-1].type != "response.completed":
             await socket.close()
             failure = classify_event(events[-1], now=self._clock()) if events else None

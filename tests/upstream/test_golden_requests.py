@@ -259,3 +259,32 @@ def test_every_captured_request_is_covered() -> None:
     index = {entry["file"] for entry in json.loads((FIXTURES / "index.json").read_text())}
     assert index - covered - NOT_OURS == set()
     assert covered <= index
+
+
+def test_prewarm_input_rule_matches_both_captured_runs() -> None:
+    # classic model: the prewarm carried the base-instructions message, frame 2 the rest of the input
+    frame1 = load("exec-gpt55-ws-tool/01-frame1-response-create.json")["message"]
+    frame2 = load("exec-gpt55-ws-tool/02-frame2-response-create.json")["message"]
+    history = {"input": frame1["input"] + frame2["input"]}
+    assert B.prewarm_input(history, TRAITS["gpt-5.5"]) == frame1["input"]
+    # responses-lite model: an empty prewarm, the whole input in frame 2
+    prewarm = load("exec-ws/02-frame1-response-create-prewarm.json")["message"]
+    turn = load("exec-ws/03-frame2-response-create-turn.json")["message"]
+    assert B.prewarm_input({"input": turn["input"]}, TRAITS["gpt-6.1-sol"]) == prewarm["input"] == []
+
+
+def test_instructions_become_the_first_developer_message() -> None:
+    ident = identity_for("exec")
+    tools_item = {"type": "additional_tools", "role": "developer", "tools": []}
+    hi = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
+    shaped = B.with_instructions_in_input({"model": "m", "instructions": "Be Codex.", "input": [tools_item, hi]}, ident)
+    assert "instructions" not in shaped
+    assert shaped["input"] == [tools_item, B.instructions_message("Be Codex."), hi]
+    assert B.with_instructions_in_input(shaped, ident) is shaped
+    assert B.with_instructions_in_input({"model": "m", "instructions": "", "input": [hi]}, ident)["input"] == [hi]
+    field_config = CONFIG.model_copy(update={"body": CONFIG.body.model_copy(update={"instructions": "field"})})
+    old_style = Identity.from_config(field_config, "codex-exec")
+    thread = ThreadContext("i", "t", "c")
+    body = B.responses_body({"model": "m", "instructions": "Be Codex.", "input": [hi]}, old_style, thread,
+                            TurnContext("u", 1))
+    assert list(body)[:4] == ["model", "stream", "instructions", "input"] and body["input"] == [hi]

@@ -322,3 +322,16 @@ async def test_client_previous_response_id_only_on_its_own_socket() -> None:
     assert backend.ws_frames[-1]["previous_response_id"] == "resp_2" and backend.ws_frames[-1]["input"] == [user("more")]
     with pytest.raises(GatewayError):
         await run(transport, {**request(user("more")), "previous_response_id": "resp_2"})  # no longer the last one
+
+
+async def test_classic_model_prewarm_carries_the_instructions_message() -> None:
+    server = Server()
+    backend = FakeBackend(ws_reply=server.reply)
+    classic = ModelTraits(responses_lite=False, parallel_tool_calls=True)
+    transport = ConversationTransport(both(backend), IDENTITY, ENDPOINT, AUTH, THREAD, classic, clock=Clock())
+    await run(transport, {**request(user("hi")), "model": "gpt-5.5", "instructions": "You are Codex."})
+    prewarm, turn = backend.ws_frames
+    instructions = {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are Codex."}]}
+    assert prewarm["input"] == [instructions] and "instructions" not in prewarm
+    assert turn["previous_response_id"] == "resp_1" and turn["input"] == [user("hi")]
+    assert "ws_request_header_x_openai_internal_codex_responses_lite" not in turn["client_metadata"]
