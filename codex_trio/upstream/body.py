@@ -172,7 +172,7 @@ def responses_body(request: dict[str, Any], identity: Identity, thread: ThreadCo
     body["client_metadata"] = client_metadata(
         identity, thread, None if prewarm else turn, model=model, reasoning_effort=effort, transport=transport,
         traits=traits, ws_request_start_ms=ws_request_start_ms)
-    return body
+    return {k: body[k] for k in RESPONSES_FIELD_ORDER if k in body}
 
 
 def compact_body(request: dict[str, Any]) -> dict[str, Any]:

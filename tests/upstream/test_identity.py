@@ -92,3 +92,24 @@ def test_comparison_helper_is_strict() -> None:
     assert diff_headers(recased, fixture["headers"])
     changed = [*good[:-1], ("host", "chatgpt.co")]
     assert diff_headers(changed, fixture["headers"])
+
+
+def test_body_rules() -> None:
+    ident = Identity.from_config(CONFIG, "codex-exec")
+    thread, turn = ThreadContext("inst", "thr", "ctx"), TurnContext("turn", 5)
+    request = {"service_tier": "fast", "include": ["message.output_text.logprobs"], "reasoning": {"summary": "auto", "effort": "high"},
+               "input": [], "model": "gpt-5.5", "stop": ["x"], "top_p": 1, "store": True, "stream": False,
+               "instructions": "", "tools": [], "metadata": {"a": "b"}, "prompt_cache_key": "client"}
+    body = B.responses_body(request, ident, thread, turn)
+    assert list(body) == ["model", "stream", "input", "tool_choice", "parallel_tool_calls", "reasoning", "store",
+                          "include", "service_tier", "prompt_cache_key", "client_metadata"]
+    assert body["stream"] is True and body["store"] is False and body["tool_choice"] == "auto"
+    assert body["include"] == ["message.output_text.logprobs", "reasoning.encrypted_content"]
+    assert body["reasoning"] == {"effort": "high", "summary": "auto"} and list(body["reasoning"]) == ["effort", "summary"]
+    assert body["service_tier"] == "priority" and body["prompt_cache_key"] == "thr"
+    assert "include" not in B.responses_body({"model": "m", "input": []}, ident, thread, turn)
+    with pytest.raises(ValueError):
+        B.responses_body({"model": "m"}, ident, thread, turn, previous_response_id="resp_1")
+    with pytest.raises(ValueError):
+        B.responses_body({"input": []}, ident, thread, turn)
+    assert request["store"] is True  # the caller's dict is not modified
