@@ -18,7 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from ruamel.yaml import YAML
 
-DEFAULT_FINGERPRINT_PATH = Path(__file__).resolve().parents[2] / "config" / "fingerprint.yaml"
+# Shipped inside the package so pip installs have it; config/fingerprint.yaml links here.
+DEFAULT_FINGERPRINT_PATH = Path(__file__).resolve().parents[1] / "config" / "fingerprint.yaml"
 AUTO = "auto"
 
 
