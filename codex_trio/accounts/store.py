@@ -273,25 +273,25 @@ class AccountStore:
         await self._write(lambda c: c.executemany(f"INSERT INTO accounts ({names}) VALUES ({marks})",
                                                   [tuple(r.values()) for r in rows]))
 
-    async def update(self, account_id: str, **fields: Any) -> bool:
+    async def update(self, key: str, /, **fields: Any) -> bool:
         """Set columns of one account (token fields by their column names). False if it does not exist."""
         unknown = set(fields) - set(COLUMNS)
         if unknown or "id" in fields:
             raise ValueError(f"not updatable: {sorted(unknown | ({'id'} & set(fields)))}")
         fields["updated_at"] = self._clock()
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        values = tuple(_encode(name, value) for name, value in fields.items()) + (account_id,)
+        values = tuple(_encode(name, value) for name, value in fields.items()) + (key,)
         cursor = await self._write(lambda c: c.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", values))
         return cursor.rowcount == 1
 
-    async def update_many(self, account_ids: list[str], **fields: Any) -> int:
+    async def update_many(self, keys: list[str], /, **fields: Any) -> int:
         fields["updated_at"] = self._clock()
         assignments = ", ".join(f"{name} = ?" for name in fields)
         values = tuple(_encode(name, value) for name, value in fields.items())
 
         def work(c: sqlite3.Connection) -> int:
             return sum(c.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", values + (i,)).rowcount
-                       for i in account_ids)
+                       for i in keys)
 
         return await self._write(work)
 
