@@ -87,7 +87,8 @@ class TokenRefresher:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._on_refreshed = on_refreshed
+        # called with the account after every token or status change (the pool keeps its copy current)
+        self.listeners: list[Callable[[Account], None]] = [on_refreshed] if on_refreshed else []
         self._locks: dict[str, trio.Lock] = {}
 
     def _lock(self, account_id: str) -> trio.Lock:
@@ -181,8 +182,8 @@ class TokenRefresher:
                                 account.id, account.auth_json_path)
             except OSError as exc:
                 log.warning("account %s: could not write back %s: %s", account.id, account.auth_json_path, exc)
-        if self._on_refreshed is not None:
-            self._on_refreshed(account)
+        for listener in self.listeners:
+            listener(account)
         return account
 
     def _settled(self, account: Account) -> AccountStatus:
@@ -196,8 +197,8 @@ class TokenRefresher:
         now = self._clock()
         account.status, account.status_reason, account.status_changed_at = status, reason, now
         await self._store.update(account.id, status=status, status_reason=reason, status_changed_at=now)
-        if self._on_refreshed is not None:
-            self._on_refreshed(account)
+        for listener in self.listeners:
+            listener(account)
 
     def _backoff(self, attempt: int) -> float:
         delay = min(self._max_delay, self._base_delay * (2 ** attempt))
