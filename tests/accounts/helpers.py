@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import itertools
 import secrets
+from urllib.parse import parse_qsl
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -61,8 +62,41 @@ class FakeIssuer:
                                       AUTH_CLAIM: {"chatgpt_account_id": account_id, "chatgpt_plan_type": plan,
                                                    "chatgpt_user_id": "u-" + account_id}})}
 
+    # login side: authorization codes (code -> (challenge, redirect_uri, account_id)) and device logins
+    codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    device_pending: int = 1
+    login_calls: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def authorize(self, challenge: str, redirect_uri: str, account_id: str) -> str:
+        code = "code_" + secrets.token_hex(6)
+        self.codes[code] = (challenge, redirect_uri, account_id)
+        return code
+
+    def _login(self, url: str, body: bytes) -> HttpResponse:
+        self.login_calls.append((url, body))
+        if url.endswith("/deviceauth/usercode"):
+            return HttpResponse(200, b'{"device_auth_id":"deviceauth_1","user_code":"ABCD-EFGH","interval":"1"}')
+        if url.endswith("/deviceauth/token"):
+            if self.device_pending > 0:
+                self.device_pending -= 1
+                return HttpResponse(403, b'{"error":"authorization_pending"}')
+            verifier = "v" * 86
+            code = self.authorize(oauth.challenge_for(verifier), oauth.device_redirect_uri(), "acc-device")
+            return HttpResponse(200, orjson.dumps({"authorization_code": code, "code_verifier": verifier,
+                                                   "code_challenge": oauth.challenge_for(verifier)}))
+        form = dict(parse_qsl(body.decode()))
+        if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:token-exchange":
+            return HttpResponse(200, b'{"access_token":"sk-test","token_type":"Bearer"}')
+        entry = self.codes.pop(form.get("code", ""), None)
+        if entry is None or entry[1] != form.get("redirect_uri") \
+                or oauth.challenge_for(form.get("code_verifier", "")) != entry[0]:
+            return HttpResponse(400, b'{"error":"invalid_grant","error_description":"bad code or verifier"}')
+        return HttpResponse(200, orjson.dumps({**self.mint(entry[2]), "token_type": "Bearer", "expires_in": 1}))
+
     async def post(self, url: str, headers: list[tuple[str, str]], body: bytes) -> HttpResponse:
         self.headers_seen.append(headers)
+        if "/deviceauth/" in url or ("application/x-www-form-urlencoded" in dict(headers).get("content-type", "")):
+            return self._login(url, body)
         if self.delay:
             await trio.sleep(self.delay)
         action = self.script.pop(0) if self.script else None
