@@ -256,6 +256,10 @@ class AccountPool:
         (accounts of plans not fetched yet stay eligible)."""
         self._plan_models[plan] = frozenset(models)
 
+    def get(self, account_id: str) -> Account | None:
+        rt = self._accounts.get(account_id)
+        return rt.account if rt else None
+
     def accounts(self) -> list[Account]:
         return [rt.account for rt in self._accounts.values()]
 

@@ -79,7 +79,7 @@ class TokenRefresher:
         self._http = http
         self._token_url = token_url
         # refresh goes out through the Codex default client: content-type + originator + user-agent (§7)
-        self._headers = list(oauth.JSON) + list(headers or [])
+        self.headers = list(oauth.JSON) + list(headers or [])
         self.margin_seconds = margin_seconds
         self._max_attempts = max_attempts
         self._base_delay = base_delay
@@ -115,14 +115,14 @@ class TokenRefresher:
         return account
 
     async def refresh(self, account_id: str, reason: oauth.RefreshReason, *,
-                      seen_access_token: str | None = None) -> Account:
+                      seen_access_token: str | None = None, force: bool = False) -> Account:
         """Refresh once for everybody who saw `seen_access_token` fail or expire; later callers get the
         result. Raises RefreshFailed (`permanent` = the account now needs a new login)."""
         async with self._lock(account_id):
             account = await self.reload(account_id)
             if seen_access_token is not None and account.tokens.access_token != seen_access_token:
                 return account  # refreshed while we waited
-            if reason is oauth.RefreshReason.PROACTIVE_EXPIRY and not self.needs_refresh(account) \
+            if not force and reason is oauth.RefreshReason.PROACTIVE_EXPIRY and not self.needs_refresh(account) \
                     and account.status is not AccountStatus.REFRESHING:
                 return account
             adopted = await self._adopt_linked(account)
@@ -224,7 +224,7 @@ class TokenRefresher:
             body = oauth.refresh_body(account.tokens.refresh_token, reason)
             await self._set_status(account, AccountStatus.REFRESHING, "refresh in flight")
             try:
-                response = await self._http.post(self._token_url, self._headers, body)
+                response = await self._http.post(self._token_url, self.headers, body)
             except NotDelivered as exc:
                 last_error = f"issuer unreachable: {exc}"
                 await self._set_status(account, AccountStatus.REFRESHING if delivery_unknown else
