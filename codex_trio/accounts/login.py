@@ -147,6 +147,7 @@ class LoginServer:
         self._result: oauth.TokenGrant | None = None
         self._failure: LoginError | None = None
         self._finished = False
+        self._success_served = False
         self._done = trio.Event()
         self._success_seen = trio.Event()
 
@@ -195,8 +196,11 @@ class LoginServer:
                     await stream.send_all(conn.send(h11.Data(data=body)) if body else b"")
                     await stream.send_all(conn.send(h11.EndOfMessage()))
                 finally:
+                    # only after the answer went out: serve() stops the server when these are set
                     if self._finished:
-                        self._done.set()  # only after the answer went out: serve() then stops the server
+                        self._done.set()
+                    if self._success_served:
+                        self._success_seen.set()
         except (h11.RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
@@ -242,7 +246,7 @@ class LoginServer:
             query = urlencode({"plan_type": _plan_of(self._result)})
             return 302, [("location", f"http://127.0.0.1:{self.port}/success?{query}")], b""
         if path == "/success":
-            self._success_seen.set()
+            self._success_served = True
             return 200, html, SUCCESS_PAGE
         if path == "/cancel" and not self._finished:
             self._failure, self._finished = LoginError("the login was cancelled"), True
