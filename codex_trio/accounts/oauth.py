@@ -141,7 +141,9 @@ def device_poll_body(device_auth_id: str, user_code: str) -> bytes:
 
 PERMANENT_REFRESH_CODES = frozenset({
     "refresh_token_reused", "refresh_token_expired", "refresh_token_invalidated", "invalid_grant",
+    "account_deactivated",
 })
+BANNED_REFRESH_CODES = frozenset({"account_deactivated"})
 
 
 class OAuthError(Exception):

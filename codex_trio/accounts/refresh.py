@@ -243,7 +243,8 @@ class TokenRefresher:
                     if delivery_unknown and err.code == "refresh_token_reused":
                         why = ("refresh_token_reused: an earlier refresh reached the issuer but its answer was "
                                "lost; log in again")
-                    await self._set_status(account, AccountStatus.EXPIRED, why)
+                    verdict = AccountStatus.BANNED if err.code in oauth.BANNED_REFRESH_CODES else AccountStatus.EXPIRED
+                    await self._set_status(account, verdict, why)
                     raise RefreshFailed(account.id, f"refresh rejected: {why}", permanent=True,
                                         code=err.code) from None
                 last_error = f"issuer answered {err.status} {err.code}"
