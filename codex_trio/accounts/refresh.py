@@ -257,3 +257,25 @@ class TokenRefresher:
         await self._set_status(account, AccountStatus.REFRESHING if delivery_unknown else
                                self._settled(account), last_error)
         raise RefreshFailed(account.id, last_error, permanent=False)
+
+    async def run(self, *, interval: float = 60.0,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Background job. First confirms refreshes whose outcome a previous run left unknown (status
+        `refreshing`), then keeps idle accounts' tokens fresh (so a linked Codex CLI keeps working too)."""
+        task_status.started()
+        first = True
+        while True:
+            for account in await self._store.list():
+                if not account.enabled or account.status in (AccountStatus.EXPIRED, AccountStatus.BANNED,
+                                                             AccountStatus.DISABLED):
+                    continue
+                unknown = first and account.status is AccountStatus.REFRESHING
+                if not unknown and not self.needs_refresh(account):
+                    continue
+                try:
+                    await self.refresh(account.id, oauth.RefreshReason.PROACTIVE_EXPIRY,
+                                       seen_access_token=account.tokens.access_token)
+                except RefreshFailed as exc:
+                    log.warning("account %s: background refresh failed: %s", account.id, exc)
+            first = False
+            await self._sleep(interval)

@@ -41,10 +41,8 @@ class HttpxOAuthHttp:
 async def sim_issuer(request):
     """A running simulator (the project's OAuth issuer + backend). Parametrise with
     `@pytest.mark.parametrize("sim_issuer", [{...SimConfig fields...}], indirect=True)`."""
-    try:
-        from codex_trio.sim import running_sim
-    except ImportError:
-        pytest.skip("codex_trio.sim not merged yet")
+    from codex_trio.sim import running_sim
+
     options = getattr(request, "param", {}) or {}
     async with running_sim(**options) as sim:
         yield sim

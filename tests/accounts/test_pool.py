@@ -278,3 +278,20 @@ async def test_no_accounts_message(tmp_path):
     with pytest.raises(GatewayError) as exc:
         await pick(env.pool)
     assert exc.value.status == 503 and "codex-trio login" in exc.value.message
+
+
+async def test_refresh_race_in_process_100_accounts_50_requests_each(tmp_path):
+    env = await make_env(tmp_path, n=100, exp_in=3600, max_concurrent_per_account=50)
+    env.clock.advance(3600)
+
+    async def request(i):
+        async with env.pool.acquire(conversation_id=f"c{i}") as lease:
+            assert lease.account.access_expires_at > env.clock()
+            await lease.report_success()
+
+    async with trio.open_nursery() as nursery:
+        for i in range(100 * 50):
+            nursery.start_soon(request, i)
+    tokens = [c["refresh_token"] for c in env.issuer.refresh_calls]
+    assert len(tokens) == 100 and len(set(tokens)) == 100
+    assert {a.status for a in await env.store.list()} == {AccountStatus.ACTIVE}

@@ -223,3 +223,27 @@ async def test_linked_auth_json_gets_the_new_tokens_and_cli_rotation_is_adopted(
     assert len(issuer.refresh_calls) == calls
     assert adopted.tokens.refresh_token == cli_tokens["refresh_token"]
     assert (await store.get(account.id)).tokens.refresh_token == cli_tokens["refresh_token"]
+
+
+async def test_background_job_confirms_unknown_outcomes_and_refreshes_due_accounts(tmp_path):
+    clock = FakeClock()
+    issuer = FakeIssuer(clock)
+    store, refresher, accounts = await setup(tmp_path, clock, issuer, n=3, exp_in=86400)
+    await store.update(accounts[0].id, status=AccountStatus.REFRESHING, status_reason="refresh in flight")
+    await store.update(accounts[1].id, access_expires_at=clock() + 10)  # due
+    rounds = []
+
+    class _Stop(Exception):
+        pass
+
+    async def sleep(seconds):  # end the job after its first round
+        rounds.append(seconds)
+        raise _Stop()
+
+    refresher._sleep = sleep
+    with pytest.raises(_Stop):
+        await refresher.run(interval=30)
+    sent = {c["refresh_token"] for c in issuer.refresh_calls}
+    assert sent == {accounts[0].tokens.refresh_token, accounts[1].tokens.refresh_token}
+    assert rounds == [30]
+    assert (await store.get(accounts[0].id)).status is AccountStatus.ACTIVE
