@@ -393,6 +393,7 @@ class AccountPool:
             for rt in ordered:
                 if rt.verify_required:
                     if verifications >= self.config.max_verifications:
+                        excluded.add(rt.account.id)  # not this time; the next request checks it
                         continue
                     verifications += 1
                     if not await self._verify(rt):
@@ -437,7 +438,7 @@ class AccountPool:
         now = self.clock()
         if quota is not None:
             await self._apply_quota(rt, quota)
-            if quota.exhausted(now):
+            if quota.exhausted(now) or quota.limit_reached:
                 await self._cool_down(rt, quota.blocked_until(now))
                 return False
         elif rt.quota is not None and not rt.quota.exhausted(now):
@@ -488,7 +489,7 @@ class AccountPool:
             for threshold in crossed_thresholds(before, quota.max_used_percent(), self.config.warning_thresholds):
                 self._on_warning(rt.account, threshold, quota)
         now = self.clock()
-        if self.config.skip_exhausted and quota.exhausted(now):
+        if self.config.skip_exhausted and (quota.exhausted(now) or quota.limit_reached):
             await self._cool_down(rt, quota.blocked_until(now))
 
     async def _cool_down(self, rt: _Runtime, reset_at: float | None) -> None:

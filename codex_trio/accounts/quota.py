@@ -38,23 +38,26 @@ class QuotaSnapshot:
     def windows(self) -> list[QuotaWindow]:
         return [w for w in (self.primary, self.secondary) if w is not None]
 
-    def exhausted(self, now: float, limit_id: str | None = None) -> bool:
-        """Blocked right now: a window over its limit whose reset has not passed yet."""
-        if limit_id is not None and limit_id in self.model_limits:
-            if self.model_limits[limit_id].exhausted(now):
-                return True
-        if self.limit_reached and not self._all_resets_passed(now):
-            return True
-        return any(w.used_percent >= 100 and (w.resets_at is None or w.resets_at > now) for w in self.windows())
+    def _blocking(self) -> list[QuotaWindow]:
+        """The windows that are over their limit. When the backend says `limit_reached` but no window shows
+        100 %, the earliest-resetting window is taken, so the account is re-checked at the first reset
+        instead of being held until the longest one (the stale-cooldown bug of peers.md §3 A.3)."""
+        full = [w for w in self.windows() if w.used_percent >= 100]
+        if full or not self.limit_reached:
+            return full
+        timed = [w for w in self.windows() if w.resets_at is not None]
+        return [min(timed, key=lambda w: w.resets_at)] if timed else []
 
-    def _all_resets_passed(self, now: float) -> bool:
-        resets = [w.resets_at for w in self.windows() if w.resets_at is not None]
-        return bool(resets) and all(r <= now for r in resets)
+    def exhausted(self, now: float, limit_id: str | None = None) -> bool:
+        """Blocked right now by this snapshot: a window over its limit whose known reset is still ahead.
+        A snapshot never blocks past a reset, nor without one (the pool's cooldown covers that case)."""
+        if limit_id is not None and limit_id in self.model_limits and self.model_limits[limit_id].exhausted(now):
+            return True
+        return any(w.resets_at is not None and w.resets_at > now for w in self._blocking())
 
     def blocked_until(self, now: float) -> float | None:
-        """The latest reset among the windows that block now (the time to re-verify)."""
-        times = [w.resets_at for w in self.windows()
-                 if w.resets_at is not None and w.resets_at > now and (w.used_percent >= 100 or self.limit_reached)]
+        """When the blocking windows reset (the time to re-verify), if known."""
+        times = [w.resets_at for w in self._blocking() if w.resets_at is not None and w.resets_at > now]
         return max(times) if times else None
 
     def earliest_reset(self, now: float) -> float | None:

@@ -295,3 +295,14 @@ async def test_refresh_race_in_process_100_accounts_50_requests_each(tmp_path):
     tokens = [c["refresh_token"] for c in env.issuer.refresh_calls]
     assert len(tokens) == 100 and len(set(tokens)) == 100
     assert {a.status for a in await env.store.list()} == {AccountStatus.ACTIVE}
+
+
+async def test_limit_reached_without_reset_times_cools_down_then_rechecks(tmp_path):
+    env = await make_env(tmp_path, n=1)
+    async with env.pool.acquire() as lease:
+        await lease.report_success(QuotaSnapshot(limit_reached=True))
+    with pytest.raises(GatewayError) as exc:
+        await pick(env.pool)
+    assert exc.value.retry_after == pytest.approx(60)
+    env.clock.advance(61)
+    assert await pick(env.pool) == "id-0"  # never held past the cooldown
