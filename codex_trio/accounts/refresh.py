@@ -37,7 +37,7 @@ import trio
 
 from . import oauth
 from .authjson import AuthJsonError, read_auth_json, write_back
-from .http import DeliveryUnknown, NotDelivered, OAuthHttp
+from .http import NotDelivered, OAuthHttp
 from .jwt import identity_from_tokens
 from .model import Account, AccountStatus
 from .store import AccountStore
@@ -230,7 +230,7 @@ class TokenRefresher:
                 await self._set_status(account, AccountStatus.REFRESHING if delivery_unknown else
                                        self._settled(account), last_error)
                 continue
-            except Exception as exc:  # noqa: BLE001 - anything after sending: the outcome is unknown
+            except Exception as exc:  # noqa: BLE001 - DeliveryUnknown or anything else: the outcome is unknown
                 delivery_unknown = True
                 last_error = f"refresh answer lost ({type(exc).__name__}: {exc}); confirming with the issuer"
                 await self._set_status(account, AccountStatus.REFRESHING, last_error)

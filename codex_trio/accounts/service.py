@@ -133,8 +133,7 @@ class AccountService:
             raise invalid_request("the access token is not a ChatGPT JWT (no chatgpt_account_id claim)",
                                   param="token", code="invalid_token")
         now = self._clock()
-        existing = next((a for a in await self.store.list()
-                         if a.account_id == ident.account_id and a.user_id == ident.user_id), None)
+        existing = await self.store.find_identity(ident.account_id, ident.user_id)
         if existing is not None:
             newer = (ident.expires_at or 0) >= (existing.access_expires_at or 0)
             fields: dict[str, Any] = {"label": label or existing.label, "enabled": enabled or existing.enabled}

@@ -202,6 +202,11 @@ class _SyncStore:
         row = self.reader.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
         return _row_to_account(row) if row is not None else None
 
+    def read_identity(self, account_id: str, user_id: str | None) -> Account | None:
+        row = self.reader.execute("SELECT * FROM accounts WHERE account_id = ? AND user_id IS ? LIMIT 1",
+                                  (account_id, user_id)).fetchone()
+        return _row_to_account(row) if row is not None else None
+
     def close(self) -> None:
         self.reader.close()
         self.writer.close()
@@ -246,6 +251,10 @@ class AccountStore:
 
     async def get(self, account_id: str) -> Account | None:
         return await self._read(self._sync.read_one, account_id)
+
+    async def find_identity(self, account_id: str, user_id: str | None) -> Account | None:
+        """The account of one ChatGPT login (workspace + user; Team seats share the workspace id)."""
+        return await self._read(self._sync.read_identity, account_id, user_id)
 
     async def insert(self, account: Account) -> Account:
         now = self._clock()

@@ -4,7 +4,6 @@ The issuer base URL comes from the `sim_issuer` fixture."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest

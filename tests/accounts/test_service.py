@@ -5,7 +5,6 @@ import pytest
 import trio
 
 from codex_trio.accounts.authjson import read_auth_json
-from codex_trio.accounts.model import AccountStatus
 from codex_trio.accounts.pool import AccountPool
 from codex_trio.accounts.quota import QuotaSnapshot, QuotaWindow
 from codex_trio.accounts.refresh import TokenRefresher
