@@ -86,6 +86,7 @@ class _Runtime:
     pending_input: int = 0
     pending_output: int = 0
     quota_dirty: bool = False
+    last_failure: tuple[str, float] | None = None  # shown on the accounts page
 
 
 class _Affinity:
@@ -270,6 +271,7 @@ class AccountPool:
         now = self.clock()
         return {"in_flight": rt.in_flight, "verify_required": rt.verify_required,
                 "cloudflare_cooldown_until": rt.cf_until if rt.cf_until > now else None,
+                "last_failure": {"kind": rt.last_failure[0], "at": rt.last_failure[1]} if rt.last_failure else None,
                 "quota": rt.quota.to_dict() if rt.quota else None}
 
     def warnings(self) -> list[dict[str, object]]:
@@ -519,7 +521,10 @@ class AccountPool:
             self._on_status_change(account)
 
     async def _failure(self, rt: _Runtime, failure: Failure) -> None:
+        """Server errors, network failures and unsupported models change nothing here (the caller fails
+        over with `exclude`); they are kept as the account's last failure for the accounts page."""
         now = self.clock()
+        rt.last_failure = (str(failure), now)
         if failure is Failure.CLOUDFLARE_CHALLENGE:
             if now - rt.cf_last > CLOUDFLARE_QUIET_RESET:
                 rt.cf_strikes = 0

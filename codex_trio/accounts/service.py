@@ -70,6 +70,7 @@ class AccountService:
             "usage": {"request_count": account.request_count, "input_tokens": account.input_tokens,
                       "output_tokens": account.output_tokens, "last_used_at": account.last_used_at},
             "in_flight": info.get("in_flight", 0),
+            "last_failure": info.get("last_failure"),
             "created_at": account.created_at,
         }
         if quota:

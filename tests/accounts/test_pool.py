@@ -201,6 +201,10 @@ async def test_failover_before_first_byte_with_exclude(tmp_path):
         assert lease.account.id not in tried
     stored = await env.store.get(next(iter(tried)))
     assert stored.cooldown_until == pytest.approx(env.clock() + 60)
+    async with env.pool.acquire() as lease:
+        await lease.report_failure(Failure.SERVER_ERROR)
+        assert env.pool.runtime_info(lease.account.id)["last_failure"] == {"kind": "server_error",
+                                                                          "at": env.clock()}
 
 
 async def test_warnings_at_thresholds(tmp_path):
