@@ -1,0 +1,567 @@
+"""The account pool: which account serves the next request, and what the answer teaches us about it.
+
+    async with pool.acquire(model="gpt-5.5", conversation_id=cid, previous_response_id=prev,
+                            exclude=tried) as lease:
+        ... send with lease.account.tokens.access_token ...
+        await lease.report_success(quota, response_id=rid, input_tokens=…, output_tokens=…)
+
+On an upstream error before the first byte the caller reports it (mark_rate_limited / mark_banned /
+mark_token_invalid / report_failure), adds the id to `exclude` and acquires again: failover happens before
+the client sees anything. Rules follow spec/upstream.md §9 with the fixes of peers.md §3 A.3: a cooldown
+ends at the reset time it was given (measured on the injected clock, so tests move time), after which the
+account is re-verified through /wham/usage before it is trusted again; nothing stays locked past its reset.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import AsyncIterator, Awaitable, Callable, Iterable
+
+import trio
+
+from codex_trio.errors import ErrorKind, GatewayError
+
+from . import oauth
+from .model import Account, AccountStatus
+from .quota import QuotaSnapshot, crossed_thresholds
+from .refresh import RefreshFailed, TokenRefresher
+from .store import AccountStore
+
+log = logging.getLogger(__name__)
+
+CLOUDFLARE_COOLDOWNS = (10.0, 30.0, 90.0, 120.0)
+CLOUDFLARE_QUIET_RESET = 3600.0
+EMPTY_404_WINDOW = 3600.0
+EMPTY_404_LIMIT = 3
+
+
+class Strategy(StrEnum):
+    LEAST_USED = "least_used"
+    ROUND_ROBIN = "round_robin"
+    STICKY = "sticky"
+
+
+class Failure(StrEnum):
+    """What `report_failure` understands (statuses with their own method are not here)."""
+
+    SERVER_ERROR = "server_error"
+    OVERLOADED = "overloaded"
+    NETWORK = "network"
+    CLOUDFLARE_CHALLENGE = "cloudflare_challenge"  # 403 HTML / cf-mitigated: short escalating cooldown
+    EMPTY_404 = "empty_404"  # bot-management block: clear cookies; 3 within an hour disables the account
+    MODEL_NOT_SUPPORTED = "model_not_supported"
+
+
+@dataclass(slots=True)
+class PoolConfig:
+    strategy: Strategy = Strategy.LEAST_USED
+    max_concurrent_per_account: int = 3
+    affinity_ttl_seconds: float = 4 * 3600
+    skip_exhausted: bool = True
+    warning_thresholds: tuple[float, ...] = (80.0, 90.0)
+    slot_wait_seconds: float = 30.0
+    max_verifications: int = 5  # /wham/usage checks per acquire
+    default_cooldown_seconds: float = 60.0  # 429 without a reset time
+    model_limit_ids: dict[str, str] = field(default_factory=dict)  # model -> per-model limit id
+
+
+@dataclass(slots=True)
+class _Runtime:
+    account: Account
+    in_flight: int = 0
+    quota: QuotaSnapshot | None = None
+    verify_required: bool = False
+    unauthorized_seen: str | None = None  # access token that got a first 401
+    cf_strikes: int = 0
+    cf_until: float = 0.0
+    cf_last: float = 0.0
+    empty_404s: list[float] = field(default_factory=list)
+    pending_requests: int = 0
+    pending_input: int = 0
+    pending_output: int = 0
+    quota_dirty: bool = False
+    last_failure: tuple[str, float] | None = None  # shown on the accounts page
+
+
+class _Affinity:
+    """key → (account id, expiry). Insertion order = expiry order (one TTL), so purging pops from the front."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._map: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def put(self, key: str, account_id: str, now: float) -> None:
+        self._map.pop(key, None)
+        self._map[key] = (account_id, now + self.ttl)
+        while self._map:
+            first = next(iter(self._map.values()))
+            if first[1] > now:
+                break
+            self._map.popitem(last=False)
+
+    def get(self, key: str | None, now: float) -> str | None:
+        if not key:
+            return None
+        entry = self._map.get(key)
+        if entry is None or entry[1] <= now:
+            return None
+        return entry[0]
+
+    def forget_account(self, account_id: str) -> None:
+        for key in [k for k, (a, _) in self._map.items() if a == account_id]:
+            del self._map[key]
+
+
+def _ring_key(rt: _Runtime) -> tuple[float, str]:
+    return (rt.account.created_at, rt.account.id)
+
+
+class Lease:
+    """One request's hold on one account (one concurrency slot until the `async with` ends)."""
+
+    def __init__(self, pool: AccountPool, runtime: _Runtime, conversation_id: str | None,
+                 preferred_missed: bool) -> None:
+        self._pool = pool
+        self._rt = runtime
+        self._conversation_id = conversation_id
+        # the previous response lives on another account: the caller must send the full history instead of
+        # previous_response_id (it is unknown to this account)
+        self.preferred_missed = preferred_missed
+
+    @property
+    def account(self) -> Account:
+        return self._rt.account
+
+    async def report_success(self, quota: QuotaSnapshot | None = None, *, response_id: str | None = None,
+                             input_tokens: int = 0, output_tokens: int = 0) -> None:
+        pool, rt = self._pool, self._rt
+        now = pool.clock()
+        if response_id:
+            pool._by_response.put(response_id, rt.account.id, now)
+        if self._conversation_id:
+            pool._by_conversation.put(self._conversation_id, rt.account.id, now)
+        rt.pending_requests += 1
+        rt.pending_input += input_tokens
+        rt.pending_output += output_tokens
+        rt.account.request_count += 1
+        rt.account.input_tokens += input_tokens
+        rt.account.output_tokens += output_tokens
+        rt.account.last_used_at = now
+        rt.unauthorized_seen = None
+        rt.cf_strikes = 0
+        if quota is not None:
+            await pool._apply_quota(rt, quota)
+
+    async def update_quota(self, quota: QuotaSnapshot) -> None:
+        """A mid-stream snapshot (WebSocket codex.rate_limits)."""
+        await self._pool._apply_quota(self._rt, quota)
+
+    async def mark_rate_limited(self, reset_at: float | None, quota: QuotaSnapshot | None = None) -> None:
+        """429 usage_limit_reached: cooled down until `reset_at` (unix seconds; default cooldown if unknown)."""
+        if quota is not None:
+            self._rt.quota = quota
+        await self._pool._cool_down(self._rt, reset_at)
+
+    async def mark_banned(self, reason: str) -> None:
+        await self._pool._set_status(self._rt, AccountStatus.BANNED, reason)
+
+    async def mark_token_invalid(self) -> bool:
+        """An upstream 401. Like the real client: the first 401 reloads the account from the store and the
+        request may be retried (with a token another task may have refreshed meanwhile); the second 401 for
+        the same token refreshes with refresh_reason=unauthorized_recovery. Returns True if the caller should
+        retry on this account with `lease.account` (fresh tokens), False to fail over (account is expired)."""
+        pool, rt = self._pool, self._rt
+        failed = rt.account.tokens.access_token
+        try:
+            if rt.unauthorized_seen != failed:
+                rt.unauthorized_seen = failed
+                rt.account = await pool.refresher.reload(rt.account.id)
+                return True
+            rt.unauthorized_seen = None
+            rt.account = await pool.refresher.refresh(rt.account.id, oauth.RefreshReason.UNAUTHORIZED_RECOVERY,
+                                                      seen_access_token=failed)
+            return True
+        except RefreshFailed:
+            return False  # a permanent failure has marked the account expired; either way, fail over
+
+    async def report_failure(self, failure: Failure | str) -> None:
+        await self._pool._failure(self._rt, Failure(failure))
+
+
+class AccountPool:
+    def __init__(
+        self,
+        store: AccountStore,
+        refresher: TokenRefresher,
+        config: PoolConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        verify_quota: Callable[[Account], Awaitable[QuotaSnapshot | None]] | None = None,
+        on_warning: Callable[[Account, float, QuotaSnapshot], None] | None = None,
+        on_status_change: Callable[[Account], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.refresher = refresher
+        self.config = config or PoolConfig()
+        self.clock = clock
+        self._verify_quota = verify_quota
+        self._on_warning = on_warning
+        self._on_status_change = on_status_change
+        self._accounts: dict[str, _Runtime] = {}
+        self._by_response = _Affinity(self.config.affinity_ttl_seconds)
+        self._by_conversation = _Affinity(self.config.affinity_ttl_seconds)
+        self._plan_models: dict[str, frozenset[str]] = {}
+        self._rr_last: tuple[float, str] | None = None
+        self._tie_turn = 0
+        self._slot_freed = trio.Event()
+        refresher.listeners.append(self.upsert)
+
+    # ---- membership -----------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        for account in await self.store.list():
+            self.upsert(account)
+
+    def upsert(self, account: Account) -> None:
+        """Add an account or replace its record (keeps in-flight counts and runtime quota)."""
+        rt = self._accounts.get(account.id)
+        if rt is None:
+            self._accounts[account.id] = _Runtime(account, quota=QuotaSnapshot.from_dict(account.quota))
+            return
+        # counters and quota not flushed yet live only here: a record re-read from the store lacks them
+        old = rt.account
+        account.request_count = max(account.request_count, old.request_count)
+        account.input_tokens = max(account.input_tokens, old.input_tokens)
+        account.output_tokens = max(account.output_tokens, old.output_tokens)
+        account.last_used_at = max(account.last_used_at or 0.0, old.last_used_at or 0.0) or None
+        if rt.quota_dirty:
+            account.quota, account.quota_updated_at = old.quota, old.quota_updated_at
+        rt.account = account
+        if account.quota is not None and rt.quota is None:
+            rt.quota = QuotaSnapshot.from_dict(account.quota)
+
+    def remove(self, account_ids: Iterable[str]) -> None:
+        for account_id in account_ids:
+            self._accounts.pop(account_id, None)
+            self._by_response.forget_account(account_id)
+            self._by_conversation.forget_account(account_id)
+
+    def set_plan_models(self, plan: str, models: Iterable[str]) -> None:
+        """The catalog fetched for one plan: a model is routed only to accounts whose plan lists it
+        (accounts of plans not fetched yet stay eligible)."""
+        self._plan_models[plan] = frozenset(models)
+
+    def get(self, account_id: str) -> Account | None:
+        rt = self._accounts.get(account_id)
+        return rt.account if rt else None
+
+    def accounts(self) -> list[Account]:
+        return [rt.account for rt in self._accounts.values()]
+
+    def runtime_info(self, account_id: str) -> dict[str, object]:
+        rt = self._accounts.get(account_id)
+        if rt is None:
+            return {}
+        now = self.clock()
+        return {"in_flight": rt.in_flight, "verify_required": rt.verify_required,
+                "cloudflare_cooldown_until": rt.cf_until if rt.cf_until > now else None,
+                "last_failure": {"kind": rt.last_failure[0], "at": rt.last_failure[1]} if rt.last_failure else None,
+                "quota": rt.quota.to_dict() if rt.quota else None}
+
+    def warnings(self) -> list[dict[str, object]]:
+        """Accounts at or above the lowest warning threshold (for /auth/quota/warnings)."""
+        if not self.config.warning_thresholds:
+            return []
+        low = min(self.config.warning_thresholds)
+        out = []
+        for rt in self._accounts.values():
+            if rt.quota is None:
+                continue
+            used = rt.quota.max_used_percent()
+            if used >= low:
+                level = max(t for t in self.config.warning_thresholds if t <= used)
+                out.append({"id": rt.account.id, "label": rt.account.label, "email": rt.account.email,
+                            "used_percent": used, "threshold": level, "quota": rt.quota.to_dict()})
+        return out
+
+    # ---- choosing -------------------------------------------------------------------------------------
+
+    def _plan_allows(self, account: Account, model: str | None) -> bool:
+        if model is None or not self._plan_models:
+            return True
+        offering = {plan for plan, models in self._plan_models.items() if model in models}
+        if not offering:
+            return True  # no fetched catalog lists it; let the backend decide
+        return account.plan is None or account.plan in offering or account.plan not in self._plan_models
+
+    def _blocked_reason(self, rt: _Runtime, model: str | None, now: float) -> str | None:
+        account = rt.account
+        if not account.enabled or account.status is AccountStatus.DISABLED:
+            return "disabled"
+        if account.status in (AccountStatus.EXPIRED, AccountStatus.BANNED):
+            return str(account.status)
+        if account.status is AccountStatus.REFRESHING and (account.access_expires_at or math.inf) <= now:
+            return "refreshing"
+        if account.status is AccountStatus.RATE_LIMITED:
+            if account.cooldown_until is not None and account.cooldown_until > now:
+                return "rate_limited"
+            rt.verify_required = True  # the reset has passed: trust it only after a check
+        if rt.cf_until > now:
+            return "cloudflare_cooldown"
+        if not self._plan_allows(account, model):
+            return "plan"
+        if self.config.skip_exhausted and rt.quota is not None:
+            limit_id = self.config.model_limit_ids.get(model or "")
+            if rt.quota.exhausted(now, limit_id):
+                return "exhausted"
+            if rt.quota.limit_reached or any(w.used_percent >= 100 for w in rt.quota.windows()):
+                rt.verify_required = True  # exhausted before, but every reset has passed
+        return None
+
+    def _order(self, candidates: list[_Runtime], now: float) -> list[_Runtime]:
+        strategy = self.config.strategy
+        if strategy is Strategy.ROUND_ROBIN:
+            ring = sorted(candidates, key=_ring_key)
+            last = self._rr_last
+            start = next((i for i, r in enumerate(ring) if _ring_key(r) > last), 0) if last else 0
+            return ring[start:] + ring[:start]
+        if strategy is Strategy.STICKY:
+            return sorted(candidates, key=lambda r: (-(r.account.last_used_at or 0.0), r.account.created_at))
+
+        def key(r: _Runtime) -> tuple[float, int, float]:
+            reset = r.quota.earliest_reset(now) if r.quota else None
+            return (reset if reset is not None else math.inf, r.account.request_count + r.in_flight,
+                    r.account.last_used_at or 0.0)
+
+        ranked = sorted(candidates, key=key)
+        ties = [r for r in ranked if key(r) == key(ranked[0])]
+        if len(ties) > 1:
+            self._tie_turn += 1
+            pick = ties[self._tie_turn % len(ties)]
+            ranked.remove(pick)
+            ranked.insert(0, pick)
+        return ranked
+
+    @asynccontextmanager
+    async def acquire(self, *, model: str | None = None, conversation_id: str | None = None,
+                      previous_response_id: str | None = None,
+                      exclude: Iterable[str] = ()) -> AsyncIterator[Lease]:
+        excluded = set(exclude)
+        rt, missed = await self._choose(model, conversation_id, previous_response_id, excluded)
+        try:
+            yield Lease(self, rt, conversation_id, missed)
+        finally:
+            rt.in_flight -= 1
+            self._slot_freed.set()
+            self._slot_freed = trio.Event()
+
+    async def _choose(self, model: str | None, conversation_id: str | None, previous_response_id: str | None,
+                      excluded: set[str]) -> tuple[_Runtime, bool]:
+        verifications = 0
+        deadline = trio.current_time() + self.config.slot_wait_seconds
+        while True:
+            now = self.clock()
+            reasons: dict[str, str] = {}
+            candidates, full = [], []
+            for account_id, rt in self._accounts.items():
+                if account_id in excluded:
+                    continue
+                reason = self._blocked_reason(rt, model, now)
+                if reason is not None:
+                    reasons[account_id] = reason
+                elif rt.in_flight >= self.config.max_concurrent_per_account:
+                    full.append(rt)
+                else:
+                    candidates.append(rt)
+            preferred_id = (self._by_response.get(previous_response_id, now)
+                            or self._by_conversation.get(conversation_id, now))
+            if not candidates:
+                if full and trio.current_time() < deadline:
+                    with trio.move_on_at(deadline):
+                        await self._slot_freed.wait()
+                    continue
+                raise self._no_account(reasons, bool(full), model, now)
+            ordered = self._order(candidates, now)
+            preferred = next((r for r in ordered if r.account.id == preferred_id), None)
+            if preferred is not None:
+                ordered.remove(preferred)
+                ordered.insert(0, preferred)
+            for rt in ordered:
+                if rt.verify_required:
+                    if verifications >= self.config.max_verifications:
+                        excluded.add(rt.account.id)  # not this time; the next request checks it
+                        continue
+                    verifications += 1
+                    if not await self._verify(rt):
+                        continue
+                rt.in_flight += 1  # hold the slot while refreshing, so others pick another account
+                try:
+                    fresh = await self._ensure_fresh(rt)
+                except BaseException:
+                    rt.in_flight -= 1
+                    raise
+                if not fresh:
+                    rt.in_flight -= 1
+                    excluded.add(rt.account.id)
+                    continue
+                self._rr_last = _ring_key(rt)
+                missed = bool(preferred_id) and rt.account.id != preferred_id
+                return rt, missed
+            # every candidate failed verification or refresh this round: recompute (their states changed)
+
+    async def _ensure_fresh(self, rt: _Runtime) -> bool:
+        if not self.refresher.needs_refresh(rt.account):
+            return True
+        try:
+            rt.account = await self.refresher.ensure_fresh(rt.account)
+            return True
+        except RefreshFailed as exc:
+            if exc.permanent:
+                return False
+            # transient: the current token is still usable if it has not actually expired
+            exp = rt.account.access_expires_at
+            return exp is not None and exp > self.clock()
+
+    async def _verify(self, rt: _Runtime) -> bool:
+        """After a reset passed: ask /wham/usage before trusting the account again."""
+        quota = None
+        if self._verify_quota is not None:
+            try:
+                quota = await self._verify_quota(rt.account)
+            except Exception as exc:  # noqa: BLE001 - a failed check must not lock the account out
+                log.warning("account %s: quota check failed (%s); trying it anyway", rt.account.id, exc)
+        rt.verify_required = False
+        now = self.clock()
+        if quota is not None:
+            await self._apply_quota(rt, quota)
+            if quota.exhausted(now) or quota.limit_reached:
+                await self._cool_down(rt, quota.blocked_until(now))
+                return False
+        elif rt.quota is not None and not rt.quota.exhausted(now):
+            rt.quota = None  # the stale snapshot's resets have passed; forget it
+            rt.quota_dirty = True
+        if rt.account.status is AccountStatus.RATE_LIMITED:
+            rt.account.cooldown_until = None
+            await self._set_status(rt, AccountStatus.ACTIVE, None)
+        return True
+
+    def _no_account(self, reasons: dict[str, str], all_full: bool, model: str | None, now: float) -> GatewayError:
+        if not self._accounts:
+            return GatewayError(503, "no ChatGPT account is configured; add one with `codex-trio login` or the "
+                                "dashboard", ErrorKind.OVERLOADED, code="no_account")
+        if all_full:
+            return GatewayError(503, "every account is busy (max concurrent requests reached); retry shortly",
+                                ErrorKind.OVERLOADED, code="accounts_busy", retry_after=1.0)
+        values = set(reasons.values())
+        if values == {"plan"} or ("plan" in values and values <= {"plan", "disabled", "expired", "banned"}):
+            return GatewayError(404, f"no account's plan offers the model {model!r}", ErrorKind.NOT_FOUND,
+                                code="model_not_found", param="model")
+        limited = [rt for rt in self._accounts.values() if reasons.get(rt.account.id) in
+                   ("rate_limited", "exhausted", "cloudflare_cooldown")]
+        if limited:
+            until = min(self._available_at(rt, now) for rt in limited)
+            return GatewayError(429, "every account has reached its usage limit; the next one resets in "
+                                f"{max(0, int(until - now))} s", ErrorKind.RATE_LIMIT, code="usage_limit_reached",
+                                retry_after=max(1.0, until - now))
+        summary = ", ".join(f"{n} {r}" for r, n in sorted(
+            {r: list(reasons.values()).count(r) for r in values}.items()))
+        return GatewayError(503, f"no usable account ({summary or 'all excluded'}); check the accounts page",
+                            ErrorKind.OVERLOADED, code="no_account_available")
+
+    def _available_at(self, rt: _Runtime, now: float) -> float:
+        times = [t for t in (rt.account.cooldown_until, rt.cf_until,
+                             rt.quota.blocked_until(now) if rt.quota else None) if t and t > now]
+        return max(times) if times else now + self.config.default_cooldown_seconds
+
+    # ---- learning from answers ------------------------------------------------------------------------
+
+    async def _apply_quota(self, rt: _Runtime, quota: QuotaSnapshot) -> None:
+        before = rt.quota.max_used_percent() if rt.quota else 0.0
+        rt.quota = quota
+        rt.account.quota = quota.to_dict()
+        rt.account.quota_updated_at = self.clock()
+        rt.quota_dirty = True
+        if self._on_warning is not None:
+            for threshold in crossed_thresholds(before, quota.max_used_percent(), self.config.warning_thresholds):
+                self._on_warning(rt.account, threshold, quota)
+        now = self.clock()
+        if self.config.skip_exhausted and (quota.exhausted(now) or quota.limit_reached):
+            await self._cool_down(rt, quota.blocked_until(now))
+
+    async def _cool_down(self, rt: _Runtime, reset_at: float | None) -> None:
+        now = self.clock()
+        until = reset_at if reset_at is not None and reset_at > now else now + self.config.default_cooldown_seconds
+        current = rt.account.cooldown_until
+        if current is not None and current > until:
+            until = current  # a later reset already known (other window) stays
+        rt.account.cooldown_until = until
+        rt.verify_required = False
+        await self.store.update(rt.account.id, cooldown_until=until, quota=rt.account.quota,
+                                quota_updated_at=rt.account.quota_updated_at)
+        rt.quota_dirty = False
+        await self._set_status(rt, AccountStatus.RATE_LIMITED, f"usage limit reached; resets at {int(until)}")
+
+    async def _set_status(self, rt: _Runtime, status: AccountStatus, reason: str | None) -> None:
+        now = self.clock()
+        account = rt.account
+        changed = account.status is not status
+        account.status, account.status_reason, account.status_changed_at = status, reason, now
+        await self.store.update(account.id, status=status, status_reason=reason, status_changed_at=now,
+                                cooldown_until=account.cooldown_until)
+        if status in (AccountStatus.BANNED, AccountStatus.EXPIRED, AccountStatus.DISABLED):
+            self._by_response.forget_account(account.id)
+            self._by_conversation.forget_account(account.id)
+        if changed and self._on_status_change is not None:
+            self._on_status_change(account)
+
+    async def _failure(self, rt: _Runtime, failure: Failure) -> None:
+        """Server errors, network failures and unsupported models change nothing here (the caller fails
+        over with `exclude`); they are kept as the account's last failure for the accounts page."""
+        now = self.clock()
+        rt.last_failure = (str(failure), now)
+        if failure is Failure.CLOUDFLARE_CHALLENGE:
+            if now - rt.cf_last > CLOUDFLARE_QUIET_RESET:
+                rt.cf_strikes = 0
+            rt.cf_until = now + CLOUDFLARE_COOLDOWNS[min(rt.cf_strikes, len(CLOUDFLARE_COOLDOWNS) - 1)]
+            rt.cf_strikes += 1
+            rt.cf_last = now
+        elif failure is Failure.EMPTY_404:
+            rt.empty_404s = [t for t in rt.empty_404s if now - t < EMPTY_404_WINDOW] + [now]
+            rt.account.cookies = []
+            await self.store.update(rt.account.id, cookies=[])
+            if len(rt.empty_404s) >= EMPTY_404_LIMIT:
+                rt.account.enabled = False
+                await self.store.update(rt.account.id, enabled=False)
+                await self._set_status(rt, AccountStatus.DISABLED, "3 empty 404s within an hour (blocked by "
+                                       "the backend's bot management); re-enable after checking its proxy")
+
+    async def flush(self) -> None:
+        """Write usage counters and quota snapshots gathered since the last flush (one write per account)."""
+        for rt in list(self._accounts.values()):
+            if rt.pending_requests or rt.pending_input or rt.pending_output:
+                n, i, o = rt.pending_requests, rt.pending_input, rt.pending_output
+                rt.pending_requests = rt.pending_input = rt.pending_output = 0
+                await self.store.add_usage(rt.account.id, requests=n, input_tokens=i, output_tokens=o)
+            if rt.quota_dirty:
+                rt.quota_dirty = False
+                await self.store.update(rt.account.id, quota=rt.account.quota,
+                                        quota_updated_at=rt.account.quota_updated_at)
+
+    async def run(self, *, flush_interval: float = 5.0,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Background job: load the accounts, then flush counters periodically (and once more on cancel)."""
+        await self.load()
+        task_status.started()
+        try:
+            while True:
+                await trio.sleep(flush_interval)
+                await self.flush()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.flush()

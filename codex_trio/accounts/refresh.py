@@ -1,0 +1,281 @@
+"""Token refresh: single-flight per account, persisted before use, careful with single-use refresh tokens.
+
+Why it is built this way (spec/chatgpt-mode.md §7, upstream.md §2.3, peers.md §3 A.4 — rotation races that
+invalidated whole pools):
+
+* One `trio.Lock` per account. Whoever holds it re-reads the account from the store first; if the access
+  token is no longer the one the caller saw expire (someone else refreshed meanwhile), that result is reused
+  and nothing is sent. So N waiters cause exactly one refresh.
+* The new tokens are committed to SQLite *before* anyone can use them, and only then written back to a
+  linked auth.json. A crash after the issuer answered but before the commit would lose the new refresh token,
+  so the commit is the first thing done with the answer.
+* Before sending, the linked auth.json is read: if the Codex CLI rotated the token itself, its newer tokens
+  are adopted instead of burning ours.
+* Permanent verdicts of the issuer (`refresh_token_reused`, `_expired`, `_invalidated`, `invalid_grant`) mark
+  the account `expired` with the reason. Anything else the issuer *answered* (5xx, 429, odd 4xx) issued no
+  token, so the same refresh token is retried with exponential backoff and jitter.
+* Lost answers. `NotDelivered` (connect/DNS/TLS failure) is retried like a 5xx. `DeliveryUnknown` (the
+  request may have reached the issuer and the answer was lost) is different: the issuer may already have
+  rotated the token, so the account is marked `refreshing` ("outcome unknown", which survives a restart) and
+  the store and auth.json are re-read for a successor written by another process. Only when none exists is
+  the same token sent once more — and that resend is the *confirmation*, not a blind retry: if the first
+  request never arrived it simply succeeds; if it did arrive, the successor token went nowhere (nobody holds
+  it: we just checked), the login is already lost, and the issuer's `refresh_token_reused` answer is what
+  marks the account expired ("log in again"). We never declare an account dead on a guess, and we never
+  send a token whose successor someone else may be using.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import trio
+
+from . import oauth
+from .authjson import AuthJsonError, read_auth_json, write_back
+from .http import NotDelivered, OAuthHttp
+from .jwt import identity_from_tokens
+from .model import Account, AccountStatus
+from .store import AccountStore
+
+log = logging.getLogger(__name__)
+
+
+class RefreshFailed(Exception):
+    def __init__(self, account_id: str, message: str, *, permanent: bool, code: str | None = None) -> None:
+        super().__init__(message)
+        self.account_id = account_id
+        self.permanent = permanent
+        self.code = code
+
+
+class AccountGone(RefreshFailed):
+    def __init__(self, account_id: str) -> None:
+        super().__init__(account_id, f"account {account_id} no longer exists", permanent=True)
+
+
+class TokenRefresher:
+    def __init__(
+        self,
+        store: AccountStore,
+        http: OAuthHttp,
+        *,
+        token_url: str = oauth.token_url(),
+        headers: list[tuple[str, str]] | None = None,
+        margin_seconds: float = 300.0,
+        max_attempts: int = 5,
+        base_delay: float = 1.0,
+        max_delay: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = trio.sleep,
+        rng: random.Random | None = None,
+        on_refreshed: Callable[[Account], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._http = http
+        self._token_url = token_url
+        # refresh goes out through the Codex default client: content-type + originator + user-agent (§7)
+        self.headers = list(oauth.JSON) + list(headers or [])
+        self.margin_seconds = margin_seconds
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        # called with the account after every token or status change (the pool keeps its copy current)
+        self.listeners: list[Callable[[Account], None]] = [on_refreshed] if on_refreshed else []
+        self._locks: dict[str, trio.Lock] = {}
+
+    def _lock(self, account_id: str) -> trio.Lock:
+        lock = self._locks.get(account_id)
+        if lock is None:
+            lock = self._locks[account_id] = trio.Lock()
+        return lock
+
+    def needs_refresh(self, account: Account) -> bool:
+        exp = account.access_expires_at
+        return exp is not None and exp - self.margin_seconds <= self._clock()
+
+    async def ensure_fresh(self, account: Account) -> Account:
+        """Proactive: refresh if the access token expires within the margin; else return it unchanged."""
+        if not self.needs_refresh(account):
+            return account
+        return await self.refresh(account.id, oauth.RefreshReason.PROACTIVE_EXPIRY,
+                                  seen_access_token=account.tokens.access_token)
+
+    async def reload(self, account_id: str) -> Account:
+        account = await self._store.get(account_id)
+        if account is None:
+            raise AccountGone(account_id)
+        return account
+
+    async def refresh(self, account_id: str, reason: oauth.RefreshReason, *,
+                      seen_access_token: str | None = None, force: bool = False) -> Account:
+        """Refresh once for everybody who saw `seen_access_token` fail or expire; later callers get the
+        result. Raises RefreshFailed (`permanent` = the account now needs a new login)."""
+        async with self._lock(account_id):
+            account = await self.reload(account_id)
+            if seen_access_token is not None and account.tokens.access_token != seen_access_token:
+                return account  # refreshed while we waited
+            if not force and reason is oauth.RefreshReason.PROACTIVE_EXPIRY and not self.needs_refresh(account) \
+                    and account.status is not AccountStatus.REFRESHING:
+                return account
+            adopted = await self._adopt_linked(account)
+            if adopted is not None:
+                return adopted
+            return await self._refresh_locked(account, reason)
+
+    async def _adopt_linked(self, account: Account) -> Account | None:
+        """If the linked auth.json holds a different refresh token for the same ChatGPT account, the CLI has
+        rotated it: take its tokens (persisted) instead of sending our stale one."""
+        if not account.auth_json_path:
+            return None
+        try:
+            login = await trio.to_thread.run_sync(read_auth_json, Path(account.auth_json_path))
+        except AuthJsonError:
+            return None
+        if not login.refresh_token or login.refresh_token == account.tokens.refresh_token:
+            return None
+        ident = identity_from_tokens(login.access_token, login.id_token)
+        if account.account_id and ident.account_id and ident.account_id != account.account_id:
+            return None  # the CLI now holds another login; leave both alone
+        if ident.expires_at is not None and account.access_expires_at is not None \
+                and ident.expires_at < account.access_expires_at:
+            return None
+        log.info("account %s: adopting tokens the Codex CLI rotated in %s", account.id, login.path)
+        return await self._persist(account, login.access_token, login.refresh_token, login.id_token,
+                                   write_linked=False)
+
+    async def _persist(self, account: Account, access: str, refresh: str | None, id_token: str | None, *,
+                       write_linked: bool) -> Account:
+        now = self._clock()
+        ident = identity_from_tokens(access, id_token)
+        previous_refresh = account.tokens.refresh_token
+        account.tokens.access_token = access
+        account.tokens.refresh_token = refresh or previous_refresh
+        account.tokens.id_token = id_token or account.tokens.id_token
+        account.access_expires_at = ident.expires_at
+        account.last_refresh = now
+        account.account_id = ident.account_id or account.account_id
+        account.plan = ident.plan or account.plan
+        account.user_id = ident.user_id or account.user_id
+        account.email = ident.email or account.email
+        account.status, account.status_reason, account.status_changed_at = self._settled(account), None, now
+        await self._store.update(
+            account.id, access_token=account.tokens.access_token, refresh_token=account.tokens.refresh_token,
+            id_token=account.tokens.id_token, access_expires_at=account.access_expires_at, last_refresh=now,
+            account_id=account.account_id, plan=account.plan, user_id=account.user_id, email=account.email,
+            status=account.status, status_reason=None, status_changed_at=now)
+        if write_linked and account.auth_json_path:
+            try:
+                wrote = await trio.to_thread.run_sync(lambda: write_back(
+                    Path(account.auth_json_path), previous_refresh_token=previous_refresh, access_token=access,
+                    refresh_token=account.tokens.refresh_token, id_token=account.tokens.id_token,
+                    account_id=account.account_id, refreshed_at=now))
+                if not wrote:
+                    log.warning("account %s: %s holds another login now; not overwritten",
+                                account.id, account.auth_json_path)
+            except OSError as exc:
+                log.warning("account %s: could not write back %s: %s", account.id, account.auth_json_path, exc)
+        for listener in self.listeners:
+            listener(account)
+        return account
+
+    def _settled(self, account: Account) -> AccountStatus:
+        """The status an account returns to when a refresh ends without a verdict: a running rate-limit
+        cooldown is kept, everything else is active."""
+        if account.cooldown_until is not None and account.cooldown_until > self._clock():
+            return AccountStatus.RATE_LIMITED
+        return AccountStatus.ACTIVE
+
+    async def _set_status(self, account: Account, status: AccountStatus, reason: str | None) -> None:
+        now = self._clock()
+        account.status, account.status_reason, account.status_changed_at = status, reason, now
+        await self._store.update(account.id, status=status, status_reason=reason, status_changed_at=now)
+        for listener in self.listeners:
+            listener(account)
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(self._max_delay, self._base_delay * (2 ** attempt))
+        return delay * self._rng.uniform(0.7, 1.3)
+
+    async def _refresh_locked(self, account: Account, reason: oauth.RefreshReason) -> Account:
+        if not account.tokens.refresh_token:
+            await self._set_status(account, AccountStatus.EXPIRED, "no refresh token; add the account again")
+            raise RefreshFailed(account.id, "account has no refresh token", permanent=True)
+        delivery_unknown = account.status is AccountStatus.REFRESHING
+        last_error = "refresh failed"
+        for attempt in range(self._max_attempts):
+            if attempt:
+                await self._sleep(self._backoff(attempt - 1))
+            if delivery_unknown:
+                # another process (or the CLI) may have received the successor token: look before resending
+                fresh = await self.reload(account.id)
+                if fresh.tokens.refresh_token != account.tokens.refresh_token:
+                    return fresh
+                adopted = await self._adopt_linked(fresh)
+                if adopted is not None:
+                    return adopted
+            body = oauth.refresh_body(account.tokens.refresh_token, reason)
+            await self._set_status(account, AccountStatus.REFRESHING, "refresh in flight")
+            try:
+                response = await self._http.post(self._token_url, self.headers, body)
+            except NotDelivered as exc:
+                last_error = f"issuer unreachable: {exc}"
+                await self._set_status(account, AccountStatus.REFRESHING if delivery_unknown else
+                                       self._settled(account), last_error)
+                continue
+            except Exception as exc:  # noqa: BLE001 - DeliveryUnknown or anything else: the outcome is unknown
+                delivery_unknown = True
+                last_error = f"refresh answer lost ({type(exc).__name__}: {exc}); confirming with the issuer"
+                await self._set_status(account, AccountStatus.REFRESHING, last_error)
+                continue
+            try:
+                grant = oauth.parse_token_grant(response.status, response.body)
+            except oauth.OAuthError as err:
+                if err.permanent:
+                    why = err.code
+                    if delivery_unknown and err.code == "refresh_token_reused":
+                        why = ("refresh_token_reused: an earlier refresh reached the issuer but its answer was "
+                               "lost; log in again")
+                    verdict = AccountStatus.BANNED if err.code in oauth.BANNED_REFRESH_CODES else AccountStatus.EXPIRED
+                    await self._set_status(account, verdict, why)
+                    raise RefreshFailed(account.id, f"refresh rejected: {why}", permanent=True,
+                                        code=err.code) from None
+                last_error = f"issuer answered {err.status} {err.code}"
+                await self._set_status(account, self._settled(account), last_error)
+                delivery_unknown = False  # the issuer answered: it has not rotated this token
+                continue
+            return await self._persist(account, grant.access_token, grant.refresh_token, grant.id_token,
+                                       write_linked=True)
+        # out of attempts: keep the tokens; the status says whether the last outcome is still unknown
+        await self._set_status(account, AccountStatus.REFRESHING if delivery_unknown else
+                               self._settled(account), last_error)
+        raise RefreshFailed(account.id, last_error, permanent=False)
+
+    async def run(self, *, interval: float = 60.0,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Background job. First confirms refreshes whose outcome a previous run left unknown (status
+        `refreshing`), then keeps idle accounts' tokens fresh (so a linked Codex CLI keeps working too)."""
+        task_status.started()
+        first = True
+        while True:
+            for account in await self._store.list():
+                if not account.enabled or account.status in (AccountStatus.EXPIRED, AccountStatus.BANNED,
+                                                             AccountStatus.DISABLED):
+                    continue
+                unknown = first and account.status is AccountStatus.REFRESHING
+                if not unknown and not self.needs_refresh(account):
+                    continue
+                try:
+                    await self.refresh(account.id, oauth.RefreshReason.PROACTIVE_EXPIRY,
+                                       seen_access_token=account.tokens.access_token)
+                except RefreshFailed as exc:
+                    log.warning("account %s: background refresh failed: %s", account.id, exc)
+            first = False
+            await self._sleep(interval)

@@ -1,0 +1,365 @@
+"""`AccountService`: what the CLI and the admin routes call. Every method returns plain dicts in the shapes of
+the reference gateway's endpoint tables (seeds/codex-proxy-readme.txt, "Auth & Accounts"); the routes only
+map HTTP to these calls. Listings never contain tokens; only `export` does.
+
+Bad input raises `GatewayError` (4xx) with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterable
+
+from codex_trio.errors import ErrorKind, GatewayError, invalid_request
+
+from . import oauth
+from .authjson import AuthJsonError, read_auth_json
+from .formats import ImportEntry, ImportFormatError, export_full, export_minimal, export_refresh_tokens, parse_import
+from .http import OAuthHttp
+from .jwt import identity_from_tokens
+from .model import Account, AccountStatus, Tokens
+from .pool import AccountPool
+from .quota import QuotaSnapshot
+from .refresh import RefreshFailed, TokenRefresher
+from .store import AccountStore
+
+QuotaFetcher = Callable[[Account], Awaitable[QuotaSnapshot | None]]
+
+
+def _not_found(account_id: str) -> GatewayError:
+    return GatewayError(404, f"no account with id {account_id!r}", ErrorKind.NOT_FOUND, code="account_not_found")
+
+
+class AccountService:
+    def __init__(self, store: AccountStore, pool: AccountPool, refresher: TokenRefresher, http: OAuthHttp, *,
+                 token_url: str = oauth.token_url(), fetch_quota: QuotaFetcher | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.pool = pool
+        self.refresher = refresher
+        self._http = http
+        self._token_url = token_url
+        self._fetch_quota = fetch_quota
+        self._clock = clock
+
+    # ---- views ----------------------------------------------------------------------------------------
+
+    def describe(self, account: Account, *, quota: bool = True) -> dict[str, Any]:
+        info = self.pool.runtime_info(account.id)
+        now = self._clock()
+        out: dict[str, Any] = {
+            "id": account.id,
+            "label": account.label,
+            "email": account.email,
+            "account_id": account.account_id,
+            "user_id": account.user_id,
+            "plan_type": account.plan,
+            "status": str(account.status),
+            "status_reason": account.status_reason,
+            "status_changed_at": account.status_changed_at,
+            "enabled": account.enabled,
+            "cooldown_until": account.cooldown_until if (account.cooldown_until or 0) > now else None,
+            "expires_at": account.access_expires_at,
+            "last_refresh": account.last_refresh,
+            "has_refresh_token": bool(account.tokens.refresh_token),
+            "installation_id": account.installation_id,
+            "proxy": account.proxy,
+            "auth_json_path": account.auth_json_path,
+            "usage": {"request_count": account.request_count, "input_tokens": account.input_tokens,
+                      "output_tokens": account.output_tokens, "last_used_at": account.last_used_at},
+            "in_flight": info.get("in_flight", 0),
+            "last_failure": info.get("last_failure"),
+            "created_at": account.created_at,
+        }
+        if quota:
+            out["quota"] = info.get("quota") if info.get("quota") is not None else account.quota
+            out["quota_updated_at"] = account.quota_updated_at
+        return out
+
+    async def _account(self, account_id: str) -> Account:
+        account = await self.store.get(account_id)
+        if account is None:
+            raise _not_found(account_id)
+        return account
+
+    async def list(self, *, quota: str | bool = False) -> dict[str, Any]:
+        """GET /auth/accounts (?quota=true shows cached quota, ?quota=fresh asks /wham/usage first)."""
+        accounts = await self.store.list()
+        if quota == "fresh" and self._fetch_quota is not None:
+            for account in accounts:
+                await self._probe_quota(account)
+            accounts = await self.store.list()
+        for account in accounts:
+            self.pool.upsert(account)  # the pool's copy carries counters not flushed yet
+        return {"accounts": [self.describe(self.pool.get(a.id) or a, quota=bool(quota)) for a in accounts],
+                "skipped": self.store.skipped_rows}
+
+    async def get(self, account_id: str) -> dict[str, Any]:
+        return self.describe(await self._account(account_id))
+
+    # ---- adding ---------------------------------------------------------------------------------------
+
+    async def _redeem_refresh_token(self, refresh_token: str) -> oauth.TokenGrant:
+        """Turn a bare refresh token into tokens (one request: a lost answer is reported, never resent)."""
+        body = oauth.refresh_body(refresh_token, oauth.RefreshReason.PROACTIVE_EXPIRY)
+        try:
+            response = await self._http.post(self._token_url, self.refresher.headers, body)
+        except Exception as exc:  # noqa: BLE001
+            raise GatewayError(502, f"could not reach the issuer to redeem the refresh token ({exc}); if it "
+                               "was delivered the token is now used — log in again in that case",
+                               ErrorKind.UPSTREAM, code="refresh_unreachable") from None
+        try:
+            return oauth.parse_token_grant(response.status, response.body)
+        except oauth.OAuthError as err:
+            raise invalid_request(f"the refresh token was rejected ({err.code}); it may be used or expired",
+                                  param="refreshToken", code=err.code) from None
+
+    async def add_tokens(self, *, access_token: str | None = None, refresh_token: str | None = None,
+                         id_token: str | None = None, label: str | None = None, enabled: bool = True,
+                         installation_id: str | None = None, proxy: str | None = None,
+                         cookies: list[dict[str, Any]] | None = None,
+                         auth_json_path: str | None = None) -> tuple[Account, bool]:
+        """Add an account, or update the one with the same ChatGPT account + user. (account, created)."""
+        if not access_token and not refresh_token:
+            raise invalid_request("give an access token (`token`) or a refresh token (`refreshToken`)",
+                                  param="token")
+        if not access_token:
+            grant = await self._redeem_refresh_token(refresh_token)  # type: ignore[arg-type]
+            access_token, refresh_token = grant.access_token, grant.refresh_token or refresh_token
+            id_token = grant.id_token or id_token
+        ident = identity_from_tokens(access_token, id_token)
+        if ident.account_id is None:
+            raise invalid_request("the access token is not a ChatGPT JWT (no chatgpt_account_id claim)",
+                                  param="token", code="invalid_token")
+        now = self._clock()
+        existing = await self.store.find_identity(ident.account_id, ident.user_id)
+        if existing is not None:
+            newer = (ident.expires_at or 0) >= (existing.access_expires_at or 0)
+            fields: dict[str, Any] = {"label": label or existing.label, "enabled": enabled or existing.enabled}
+            if newer:
+                fields.update(access_token=access_token, refresh_token=refresh_token or existing.tokens.refresh_token,
+                              id_token=id_token or existing.tokens.id_token, access_expires_at=ident.expires_at,
+                              plan=ident.plan or existing.plan, email=ident.email or existing.email,
+                              status=AccountStatus.ACTIVE, status_reason=None, status_changed_at=now)
+            if auth_json_path:
+                fields["auth_json_path"] = auth_json_path
+            await self.store.update(existing.id, **fields)
+            account = await self._account(existing.id)
+            self.pool.upsert(account)
+            return account, False
+        account = Account(
+            id=uuid.uuid4().hex[:12], tokens=Tokens(access_token, refresh_token, id_token),
+            account_id=ident.account_id, email=ident.email, plan=ident.plan, user_id=ident.user_id, label=label,
+            enabled=enabled, status=AccountStatus.ACTIVE if enabled else AccountStatus.DISABLED,
+            status_changed_at=now, access_expires_at=ident.expires_at,
+            last_refresh=now if refresh_token and not id_token else None,
+            installation_id=installation_id or str(uuid.uuid4()), proxy=proxy, cookies=cookies or [],
+            auth_json_path=auth_json_path)
+        await self.store.insert(account)
+        self.pool.upsert(account)
+        return account, True
+
+    async def add_by_token(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /auth/accounts with {"token"} and/or {"refreshToken"}, optional "label"."""
+        if not isinstance(body, dict):
+            raise invalid_request("expected a JSON object with `token` or `refreshToken`")
+        entry = ImportEntry(access_token=body.get("token") or body.get("access_token"),
+                            refresh_token=body.get("refreshToken") or body.get("refresh_token"),
+                            label=body.get("label"))
+        account, created = await self.add_tokens(access_token=entry.access_token, refresh_token=entry.refresh_token,
+                                                 label=entry.label)
+        return {"success": True, "created": created, "account": self.describe(account)}
+
+    async def add_from_grant(self, grant: oauth.TokenGrant, *, label: str | None = None) -> dict[str, Any]:
+        """After a browser / paste / device login."""
+        account, created = await self.add_tokens(access_token=grant.access_token,
+                                                 refresh_token=grant.refresh_token, id_token=grant.id_token,
+                                                 label=label)
+        return {"success": True, "created": created, "account": self.describe(account)}
+
+    async def import_auth_json(self, path: str | None = None, *, link: bool = True,
+                               label: str | None = None) -> dict[str, Any]:
+        """Import the Codex CLI login. Linked (default): refreshed tokens are written back to that file."""
+        try:
+            login = read_auth_json(Path(path).expanduser() if path else None)
+        except AuthJsonError as exc:
+            raise invalid_request(str(exc), code="auth_json_unusable") from None
+        account, created = await self.add_tokens(
+            access_token=login.access_token, refresh_token=login.refresh_token, id_token=login.id_token,
+            label=label, auth_json_path=str(login.path.resolve()) if link else None)
+        return {"success": True, "created": created, "account": self.describe(account)}
+
+    async def import_accounts(self, payload: bytes | str | Any) -> dict[str, Any]:
+        """POST /auth/accounts/import → {"added","updated","failed","errors"}."""
+        try:
+            entries, errors = parse_import(payload)
+        except ImportFormatError as exc:
+            raise invalid_request(f"cannot import: {exc}") from None
+        added = updated = 0
+        failed = len(errors)
+        for index, entry in enumerate(entries):
+            try:
+                _, created = await self.add_tokens(
+                    access_token=entry.access_token, refresh_token=entry.refresh_token, id_token=entry.id_token,
+                    label=entry.label, enabled=entry.enabled, installation_id=entry.installation_id,
+                    proxy=entry.proxy, cookies=entry.cookies)
+            except GatewayError as exc:
+                failed += 1
+                errors.append(f"entry {index}: {exc.message}")
+                continue
+            added += created
+            updated += not created
+        return {"added": added, "updated": updated, "failed": failed, "errors": errors}
+
+    async def export(self, *, format: str = "full", ids: Iterable[str] | None = None) -> dict[str, Any] | str:
+        """GET /auth/accounts/export (?format=minimal: refreshToken + label; ?format=tokens: one per line)."""
+        accounts = await self.store.list()
+        if ids is not None:
+            wanted = set(ids)
+            accounts = [a for a in accounts if a.id in wanted]
+        if format == "full":
+            return export_full(accounts)
+        if format == "minimal":
+            return export_minimal(accounts)
+        if format == "tokens":
+            return export_refresh_tokens(accounts)
+        raise invalid_request("format must be full, minimal or tokens", param="format")
+
+    # ---- changing -------------------------------------------------------------------------------------
+
+    async def remove(self, account_id: str) -> dict[str, Any]:
+        if await self.store.delete([account_id]) == 0:
+            raise _not_found(account_id)
+        self.pool.remove([account_id])
+        return {"success": True}
+
+    async def batch_delete(self, ids: list[str]) -> dict[str, Any]:
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise invalid_request("`ids` must be a list of account ids", param="ids")
+        deleted = await self.store.delete(ids)
+        self.pool.remove(ids)
+        return {"success": True, "deleted": deleted}
+
+    async def batch_status(self, ids: list[str], status: str) -> dict[str, Any]:
+        """Enable (`active`) or disable (`disabled`) accounts."""
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise invalid_request("`ids` must be a list of account ids", param="ids")
+        if status not in ("active", "disabled"):
+            raise invalid_request("status must be `active` or `disabled`", param="status")
+        enabled = status == "active"
+        now = self._clock()
+        updated = await self.store.update_many(ids, enabled=enabled, status=AccountStatus(status),
+                                               status_reason=None if enabled else "disabled by the user",
+                                               status_changed_at=now, cooldown_until=None)
+        for account_id in ids:
+            account = await self.store.get(account_id)
+            if account is not None:
+                self.pool.upsert(account)
+        return {"success": True, "updated": updated}
+
+    async def set_label(self, account_id: str, label: str | None) -> dict[str, Any]:
+        if not await self.store.update(account_id, label=label or None):
+            raise _not_found(account_id)
+        account = await self._account(account_id)
+        self.pool.upsert(account)
+        return {"success": True, "account": self.describe(account)}
+
+    async def set_enabled(self, account_id: str, enabled: bool) -> dict[str, Any]:
+        await self._account(account_id)
+        await self.batch_status([account_id], "active" if enabled else "disabled")
+        return {"success": True, "account": self.describe(await self._account(account_id))}
+
+    async def set_proxy(self, account_id: str, proxy: str | None) -> dict[str, Any]:
+        if not await self.store.update(account_id, proxy=proxy or None):
+            raise _not_found(account_id)
+        account = await self._account(account_id)
+        self.pool.upsert(account)
+        return {"success": True, "account_id": account_id, "proxy": account.proxy}
+
+    # ---- probing --------------------------------------------------------------------------------------
+
+    async def _probe_quota(self, account: Account) -> dict[str, Any] | None:
+        if self._fetch_quota is None:
+            return None
+        snapshot = await self._fetch_quota(account)
+        if snapshot is None:
+            return None
+        await self.store.update(account.id, quota=snapshot.to_dict(), quota_updated_at=self._clock())
+        return snapshot.to_dict()
+
+    async def refresh(self, account_id: str) -> dict[str, Any]:
+        """POST /auth/accounts/:id/refresh: refresh the tokens now, then probe the quota."""
+        await self._account(account_id)
+        try:
+            account = await self.refresher.refresh(account_id, oauth.RefreshReason.PROACTIVE_EXPIRY, force=True)
+        except RefreshFailed as exc:
+            account = await self._account(account_id)
+            self.pool.upsert(account)
+            return {"success": False, "error": str(exc), "permanent": exc.permanent,
+                    "account": self.describe(account)}
+        quota = await self._probe_quota(account)
+        account = await self._account(account_id)
+        self.pool.upsert(account)
+        return {"success": True, "account": self.describe(account), "quota": quota}
+
+    async def quota(self, account_id: str) -> dict[str, Any]:
+        """GET /auth/accounts/:id/quota (asks the backend)."""
+        account = await self._account(account_id)
+        if self._fetch_quota is None:
+            raise GatewayError(503, "quota checks are not available", ErrorKind.OVERLOADED)
+        return {"id": account_id, "quota": await self._probe_quota(account)}
+
+    async def health_check(self, ids: list[str] | None = None) -> dict[str, Any]:
+        """POST /auth/accounts/health-check: for each account, make sure the tokens are fresh and probe quota."""
+        accounts = await self.store.list()
+        if ids is not None:
+            accounts = [a for a in accounts if a.id in set(ids)]
+        results = []
+        for account in accounts:
+            if not account.enabled:
+                results.append({"id": account.id, "ok": False, "status": str(account.status),
+                                "error": "disabled"})
+                continue
+            try:
+                fresh = await self.refresher.ensure_fresh(account)
+                quota = await self._probe_quota(fresh)
+                results.append({"id": account.id, "ok": True, "status": str(fresh.status), "quota": quota})
+            except RefreshFailed as exc:
+                results.append({"id": account.id, "ok": False, "status": str((await self._account(account.id)).status),
+                                "error": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - one account's probe failing must not stop the batch
+                results.append({"id": account.id, "ok": False, "status": str(account.status),
+                                "error": f"{type(exc).__name__}: {exc}"})
+            latest = await self.store.get(account.id)
+            if latest is not None:
+                self.pool.upsert(latest)
+        return {"results": results}
+
+    # ---- cookies --------------------------------------------------------------------------------------
+
+    async def cookies(self, account_id: str) -> dict[str, Any]:
+        return {"id": account_id, "cookies": (await self._account(account_id)).cookies}
+
+    async def set_cookies(self, account_id: str, cookies: Any) -> dict[str, Any]:
+        """POST: merge cookies by name ({"name","value",…} objects, or a {"name": "value"} map)."""
+        if isinstance(cookies, dict):
+            cookies = [{"name": k, "value": v} for k, v in cookies.items()]
+        if not isinstance(cookies, list) or not all(
+                isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("value"), str)
+                for c in cookies):
+            raise invalid_request("cookies must be a list of {name, value} objects or a name→value map",
+                                  param="cookies")
+        account = await self._account(account_id)
+        merged = {c["name"]: c for c in account.cookies}
+        merged.update({c["name"]: c for c in cookies})
+        await self.store.update(account_id, cookies=list(merged.values()))
+        self.pool.upsert(await self._account(account_id))
+        return {"success": True, "id": account_id, "cookies": list(merged.values())}
+
+    async def delete_cookies(self, account_id: str) -> dict[str, Any]:
+        if not await self.store.update(account_id, cookies=[]):
+            raise _not_found(account_id)
+        self.pool.upsert(await self._account(account_id))
+        return {"success": True, "id": account_id, "cookies": []}

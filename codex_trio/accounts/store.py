@@ -1,0 +1,322 @@
+"""The account store: one SQLite file (WAL, synchronous=FULL, mode 0600), one writer.
+
+Rules that keep accounts from being lost (peers.md §3 A.6: a failed read once made a gateway overwrite its
+pool with an empty one):
+* opening never creates or migrates over something it could not read: an unreadable or newer-version file
+  raises `StoreError` and is left untouched;
+* a row that does not decode is skipped and reported, never rewritten or deleted;
+* every write is one transaction (BEGIN IMMEDIATE … COMMIT), so a kill -9 leaves the last committed state;
+* all writes go through one connection behind a `CapacityLimiter(1)` (one writer thread at a time);
+  reads use their own connection (WAL lets them run beside the writer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import orjson
+import trio
+
+from .model import Account, AccountStatus, Tokens
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# MIGRATIONS[n] takes the schema from version n to n+1. Append only; never edit a released step.
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+        """CREATE TABLE accounts (
+            id TEXT PRIMARY KEY,
+            access_token TEXT NOT NULL,
+            refresh_token TEXT,
+            id_token TEXT,
+            account_id TEXT,
+            email TEXT,
+            plan TEXT,
+            user_id TEXT,
+            label TEXT,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            status TEXT NOT NULL DEFAULT 'active',
+            status_reason TEXT,
+            status_changed_at REAL,
+            cooldown_until REAL,
+            access_expires_at REAL,
+            last_refresh REAL,
+            installation_id TEXT NOT NULL,
+            proxy TEXT,
+            cookies TEXT NOT NULL DEFAULT '[]',
+            quota TEXT,
+            quota_updated_at REAL,
+            request_count INTEGER NOT NULL DEFAULT 0,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            last_used_at REAL,
+            auth_json_path TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        "CREATE INDEX accounts_identity ON accounts (account_id, user_id)",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_JSON_COLUMNS = frozenset({"cookies", "quota"})
+_TOKEN_FIELDS = ("access_token", "refresh_token", "id_token")
+COLUMNS = tuple(f.name for f in dataclasses.fields(Account) if f.name != "tokens") + _TOKEN_FIELDS
+
+
+class StoreError(Exception):
+    """The store cannot be opened or read safely; nothing was written."""
+
+
+def _row_to_account(row: sqlite3.Row) -> Account:
+    data = {k: row[k] for k in row.keys()}
+    tokens = Tokens(data.pop("access_token"), data.pop("refresh_token"), data.pop("id_token"))
+    data["enabled"] = bool(data["enabled"])
+    data["status"] = AccountStatus(data["status"])
+    data["cookies"] = orjson.loads(data["cookies"] or "[]")
+    data["quota"] = orjson.loads(data["quota"]) if data["quota"] else None
+    return Account(tokens=tokens, **data)
+
+
+def _account_to_row(account: Account) -> dict[str, Any]:
+    row = {f.name: getattr(account, f.name) for f in dataclasses.fields(Account) if f.name != "tokens"}
+    row.update(dataclasses.asdict(account.tokens))
+    row["enabled"] = int(account.enabled)
+    row["status"] = str(account.status)
+    row["cookies"] = orjson.dumps(account.cookies).decode()
+    row["quota"] = orjson.dumps(account.quota).decode() if account.quota is not None else None
+    return row
+
+
+def _encode(column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS:
+        return None if value is None else orjson.dumps(value).decode()
+    if column == "enabled":
+        return int(bool(value))
+    if column == "status":
+        return str(value)
+    return value
+
+
+class _SyncStore:
+    """The blocking half; only ever called from worker threads, one writer at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._create_private_file()
+        self.writer = self._connect()
+        self._check_and_migrate()
+        self.reader = self._connect()
+        self.skipped_rows: list[str] = []
+
+    def _create_private_file(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # never truncates
+        os.close(fd)
+        os.chmod(self.path, 0o600)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 10000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path}: could not switch to WAL (got {mode})")
+            conn.execute("PRAGMA synchronous = FULL")  # a committed refresh token must survive power loss
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a readable account store ({exc}); "
+                             "it was left untouched — restore a backup or move it away") from None
+        for suffix in ("-wal", "-shm"):
+            side = Path(str(self.path) + suffix)
+            if side.exists():
+                os.chmod(side, 0o600)
+        return conn
+
+    def _check_and_migrate(self) -> None:
+        conn = self.writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "schema_version" in tables:
+                row = conn.execute("SELECT version FROM schema_version").fetchone()
+                if row is None:
+                    raise StoreError(f"{self.path}: schema_version table is empty; refusing to guess")
+                version = int(row[0])
+            elif tables:
+                raise StoreError(f"{self.path}: has tables {sorted(tables)} but no schema_version; "
+                                 "not an account store of this program")
+            else:
+                version = 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: schema version {version} is newer than this program "
+                                 f"({SCHEMA_VERSION}); upgrade codex-trio")
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+            if version == 0:
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif version < SCHEMA_VERSION:
+                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{self.path} could not be read as an account store ({exc}); "
+                                 "it was left untouched") from None
+            raise
+
+    def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self.writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def read_all(self) -> list[Account]:
+        accounts, skipped = [], []
+        for row in self.reader.execute("SELECT * FROM accounts ORDER BY created_at, id"):
+            try:
+                accounts.append(_row_to_account(row))
+            except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+                skipped.append(row["id"])
+                log.error("account %s could not be decoded (%s); left as is in the store", row["id"], exc)
+        self.skipped_rows = skipped
+        return accounts
+
+    def read_one(self, account_id: str) -> Account | None:
+        row = self.reader.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
+        return _row_to_account(row) if row is not None else None
+
+    def read_identity(self, account_id: str, user_id: str | None) -> Account | None:
+        row = self.reader.execute("SELECT * FROM accounts WHERE account_id = ? AND user_id IS ? LIMIT 1",
+                                  (account_id, user_id)).fetchone()
+        return _row_to_account(row) if row is not None else None
+
+    def close(self) -> None:
+        self.reader.close()
+        self.writer.close()
+
+
+class AccountStore:
+    """Async facade. Create with `await AccountStore.open(path)`."""
+
+    def __init__(self, sync: _SyncStore, clock: Callable[[], float]) -> None:
+        self._sync = sync
+        self._clock = clock
+        self._write_limiter = trio.CapacityLimiter(1)
+        self._read_limiter = trio.CapacityLimiter(1)
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> AccountStore:
+        sync = await trio.to_thread.run_sync(_SyncStore, Path(path))
+        return cls(sync, clock)
+
+    @property
+    def path(self) -> Path:
+        return self._sync.path
+
+    @property
+    def skipped_rows(self) -> list[str]:
+        """Ids of rows the last `list()` could not decode (kept in the file, reported here)."""
+        return list(self._sync.skipped_rows)
+
+    async def close(self) -> None:
+        async with self._write_limiter:
+            await trio.to_thread.run_sync(self._sync.close)
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        # not cancellable once started: a write either commits or rolls back as a whole
+        return await trio.to_thread.run_sync(self._sync.transaction, work, limiter=self._write_limiter)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._read_limiter)
+
+    async def list(self) -> list[Account]:
+        return await self._read(self._sync.read_all)
+
+    async def get(self, account_id: str) -> Account | None:
+        return await self._read(self._sync.read_one, account_id)
+
+    async def find_identity(self, account_id: str, user_id: str | None) -> Account | None:
+        """The account of one ChatGPT login (workspace + user; Team seats share the workspace id)."""
+        return await self._read(self._sync.read_identity, account_id, user_id)
+
+    async def insert(self, account: Account) -> Account:
+        now = self._clock()
+        account.created_at = account.created_at or now
+        account.updated_at = now
+        row = _account_to_row(account)
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        await self._write(lambda c: c.execute(f"INSERT INTO accounts ({names}) VALUES ({marks})",
+                                              tuple(row.values())))
+        return account
+
+    async def insert_many(self, accounts: list[Account]) -> None:
+        """Bulk import in one transaction (fast: one fsync for the whole batch)."""
+        now = self._clock()
+        rows = []
+        for account in accounts:
+            account.created_at = account.created_at or now
+            account.updated_at = now
+            rows.append(_account_to_row(account))
+        if not rows:
+            return
+        names = ", ".join(rows[0])
+        marks = ", ".join("?" for _ in rows[0])
+        await self._write(lambda c: c.executemany(f"INSERT INTO accounts ({names}) VALUES ({marks})",
+                                                  [tuple(r.values()) for r in rows]))
+
+    async def update(self, key: str, /, **fields: Any) -> bool:
+        """Set columns of one account (token fields by their column names). False if it does not exist."""
+        unknown = set(fields) - set(COLUMNS)
+        if unknown or "id" in fields:
+            raise ValueError(f"not updatable: {sorted(unknown | ({'id'} & set(fields)))}")
+        fields["updated_at"] = self._clock()
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        values = tuple(_encode(name, value) for name, value in fields.items()) + (key,)
+        cursor = await self._write(lambda c: c.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", values))
+        return cursor.rowcount == 1
+
+    async def update_many(self, keys: list[str], /, **fields: Any) -> int:
+        fields["updated_at"] = self._clock()
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        values = tuple(_encode(name, value) for name, value in fields.items())
+
+        def work(c: sqlite3.Connection) -> int:
+            return sum(c.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", values + (i,)).rowcount
+                       for i in keys)
+
+        return await self._write(work)
+
+    async def add_usage(self, account_id: str, *, requests: int = 1, input_tokens: int = 0,
+                        output_tokens: int = 0) -> None:
+        now = self._clock()
+        await self._write(lambda c: c.execute(
+            "UPDATE accounts SET request_count = request_count + ?, input_tokens = input_tokens + ?, "
+            "output_tokens = output_tokens + ?, last_used_at = ? WHERE id = ?",
+            (requests, input_tokens, output_tokens, now, account_id)))
+
+    async def delete(self, account_ids: list[str]) -> int:
+        def work(c: sqlite3.Connection) -> int:
+            return sum(c.execute("DELETE FROM accounts WHERE id = ?", (i,)).rowcount for i in account_ids)
+
+        return await self._write(work)
+
+    async def integrity_check(self) -> str:
+        return await self._read(lambda: self._sync.reader.execute("PRAGMA integrity_check").fetchone()[0])

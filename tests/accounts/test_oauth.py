@@ -1,0 +1,114 @@
+import base64
+import hashlib
+import json
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+import pytest
+
+from codex_trio.accounts import oauth
+
+FIX = Path("/work/shared/fixtures/chatgpt-mode/oauth")
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIX / name).read_text())
+
+
+def test_authorize_url_matches_the_real_client_byte_for_byte():
+    fx = fixture("login-authorize-url.json")
+    q = dict(fx["query_in_order"])
+    pkce = oauth.Pkce(verifier="unused", challenge=q["code_challenge"])
+    url = oauth.authorize_url(oauth.redirect_uri_for(1455), pkce, q["state"])
+    assert url == fx["url"]
+    assert parse_qsl(urlsplit(url).query) == [tuple(p) for p in fx["query_in_order"]]
+
+
+def test_authorize_url_follows_issuer_and_fallback_port():
+    pkce = oauth.new_pkce()
+    url = oauth.authorize_url(oauth.redirect_uri_for(1457), pkce, "s", issuer="http://127.0.0.1:9/")
+    assert url.startswith("http://127.0.0.1:9/oauth/authorize?response_type=code&")
+    assert dict(parse_qsl(urlsplit(url).query))["redirect_uri"] == "http://127.0.0.1:1457/auth/callback"
+
+
+def test_pkce_shapes_match_codex():
+    p = oauth.new_pkce()
+    assert len(p.verifier) == 86 and "=" not in p.verifier
+    digest = hashlib.sha256(p.verifier.encode()).digest()
+    assert p.challenge == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert len(oauth.new_state()) == 43
+    assert oauth.new_pkce().verifier != p.verifier
+
+
+def test_code_exchange_body_matches_fixture():
+    fx = fixture("login-authorization-code.json")
+    form = dict(fx["body_form"])
+    body = oauth.code_exchange_body(form["code"], form["redirect_uri"], form["code_verifier"])
+    assert body.decode() == fx["body_text"]
+
+
+def test_device_code_exchange_body_matches_fixture():
+    fx = fixture("device-authorization-code.json")
+    form = dict(fx["body_form"])
+    body = oauth.code_exchange_body(form["code"], oauth.device_redirect_uri(), form["code_verifier"])
+    assert body.decode() == fx["body_text"]
+
+
+def test_api_key_exchange_body_matches_fixture():
+    fx = fixture("login-token-exchange-api-key.json")
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJlbWFpbCI6IngifQ.c2ln-_"  # JWT characters need no escaping
+    assert oauth.api_key_exchange_body(token).decode() == fx["body_text"].replace("<ID_TOKEN>", token)
+
+
+@pytest.mark.parametrize("name,reason", [
+    ("refresh-proactive-expiry.json", oauth.RefreshReason.PROACTIVE_EXPIRY),
+    ("refresh-unauthorized-recovery.json", oauth.RefreshReason.UNAUTHORIZED_RECOVERY),
+])
+def test_refresh_body_matches_fixture_bytes(name, reason):
+    fx = fixture(name)
+    expected = json.dumps(fx["body"], separators=(",", ":"), ensure_ascii=False).encode()
+    assert oauth.refresh_body("<REFRESH_TOKEN>", reason) == expected
+    assert dict(fx["headers"])["content-type"] == dict(oauth.JSON)["content-type"]
+
+
+def test_device_bodies_match_fixtures():
+    assert orjson.loads(oauth.device_usercode_body()) == fixture("device-usercode.json")["body"]
+    poll = fixture("device-token-poll.json")["body"]
+    assert oauth.device_poll_body(poll["device_auth_id"], poll["user_code"]) == \
+        json.dumps(poll, separators=(",", ":")).encode()
+
+
+def test_device_answers_parse():
+    code = oauth.parse_device_usercode(200, b'{"device_auth_id":"d1","user_code":"AB-CD","interval":"1"}')
+    assert (code.device_auth_id, code.user_code, code.interval) == ("d1", "AB-CD", 1.0)
+    assert code.verification_url == "https://auth.openai.com/codex/device"
+    assert oauth.parse_device_usercode(200, b'{"device_auth_id":"d","usercode":"X"}').user_code == "X"
+    with pytest.raises(oauth.OAuthError) as exc:
+        oauth.parse_device_usercode(404, b"")
+    assert exc.value.code == "device_login_disabled"
+    assert oauth.parse_device_poll(403, b'{"error":"authorization_pending"}') is None
+    done = oauth.parse_device_poll(200, b'{"authorization_code":"c","code_verifier":"v","code_challenge":"x"}')
+    assert (done.authorization_code, done.code_verifier) == ("c", "v")
+
+
+@pytest.mark.parametrize("status,body,code,permanent", [
+    (401, b'{"error":{"code":"refresh_token_reused","message":"x"}}', "refresh_token_reused", True),
+    (401, b'{"error":{"code":"refresh_token_expired"}}', "refresh_token_expired", True),
+    (401, b'{"error":{"code":"refresh_token_invalidated"}}', "refresh_token_invalidated", True),
+    (400, b'{"error":"invalid_grant","error_description":"bad"}', "invalid_grant", True),
+    (500, b'{"error":{"code":"server_error"}}', "server_error", False),
+    (503, b"<html>edge</html>", "http_error", False),
+    (429, b'{"error":"slow_down"}', "slow_down", False),
+])
+def test_refresh_error_classification(status, body, code, permanent):
+    with pytest.raises(oauth.OAuthError) as exc:
+        oauth.parse_token_grant(status, body)
+    assert (exc.value.code, exc.value.permanent) == (code, permanent)
+
+
+def test_token_grant_keeps_missing_fields_missing():
+    grant = oauth.parse_token_grant(200, b'{"access_token":"a","expires_in":10}')
+    assert (grant.access_token, grant.refresh_token, grant.id_token, grant.expires_in) == ("a", None, None, 10.0)
+    with pytest.raises(oauth.OAuthError):
+        oauth.parse_token_grant(200, b'{"token_type":"Bearer"}')
