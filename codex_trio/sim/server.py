@@ -95,7 +95,8 @@ async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> Any:
 
 async def _serve_h11(stream: trio.abc.Stream, handler: Handler, scheme: str, initial: bytes) -> None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=1 << 20)
-    conn.receive_data(initial)
+    if initial:  # receive_data(b"") would mean end of stream to h11
+        conn.receive_data(initial)
     while True:
         try:
             event = await _next_event(conn, stream)
