@@ -23,8 +23,8 @@ def user_message(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
 
 
-def turn_body(text: str = "hello", model: str = "gpt-5.5", **extra: Any) -> dict[str, Any]:
-    return {"model": model, "stream": True, "input": [user_message(text)], "tool_choice": "auto",
+def turn_body(prompt: str = "hello", model: str = "gpt-5.5", **extra: Any) -> dict[str, Any]:
+    return {"model": model, "stream": True, "input": [user_message(prompt)], "tool_choice": "auto",
             "parallel_tool_calls": True, "store": False, "include": ["reasoning.encrypted_content"], **extra}
 
 
