@@ -55,7 +55,8 @@ class WSClient:
         self.status = status
         self.headers = headers
         self.body = body
-        self.compressed_frames = 0
+        self.wire_bytes = 0  # bytes received after the handshake (compressed when deflate is on)
+        self.payload_bytes = 0  # bytes of the decoded text messages
 
     @classmethod
     async def connect(cls, sim: Simulator, headers: list[tuple[str, str]], *, tls: bool = True,
@@ -112,15 +113,16 @@ class WSClient:
                 if isinstance(event, TextMessage):
                     parts.append(event.data)
                     if event.message_finished:
-                        return orjson.loads("".join(parts))
+                        text = "".join(parts)
+                        self.payload_bytes += len(text.encode())
+                        return orjson.loads(text)
                 elif isinstance(event, CloseConnection):
                     return None
             try:
                 data = await self.stream.receive_some(65536)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
-            if data and data[0] & 0x40:
-                self.compressed_frames += 1
+            self.wire_bytes += len(data)
             if not data:
                 return None
             self.conn.receive_data(data)
