@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -13,6 +14,8 @@ from .backend import Backend, json_response
 from .control import Control
 from .state import RecordedRequest, SimState
 from .wire import HTTPRequest, HTTPResponse, WebSocketAccept
+
+log = logging.getLogger("codex_trio.sim")
 
 
 def decode_body(request: HTTPRequest) -> tuple[Any, str | None]:
@@ -47,6 +50,14 @@ class SimApp:
         self.control = Control(state, self.auth)
 
     async def handle(self, request: HTTPRequest) -> HTTPResponse | WebSocketAccept:
+        """Answer one request; a bug in the simulator becomes a logged 500, never a dead server."""
+        try:
+            return await self._handle(request)
+        except Exception:
+            log.exception("simulator failed on %s %s", request.method, request.path)
+            return json_response(500, {"detail": "simulator internal error (see the simulator log)"})
+
+    async def _handle(self, request: HTTPRequest) -> HTTPResponse | WebSocketAccept:
         if request.path.startswith("/_sim/"):
             return self.control.handle(request)
         body, problem = decode_body(request)

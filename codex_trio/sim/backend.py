@@ -9,6 +9,7 @@ answer carries the account's rate-limit headers (spec/upstream.md §6.2).
 from __future__ import annotations
 
 import email.utils
+import logging
 import secrets
 from typing import Any, AsyncIterator
 from urllib.parse import parse_qsl
@@ -21,6 +22,8 @@ from .state import RecordedRequest, SimAccount, SimState, new_id
 from .turns import TurnPlan, plan_prewarm, plan_turn
 from .validation import Rejection, check_body, check_tool_pairs, model_not_supported
 from .wire import Disconnect, HTTPRequest, HTTPResponse, WebSocketAccept, WebSocketChannel
+
+log = logging.getLogger("codex_trio.sim")
 
 JSON = "application/json"
 SSE = "text/event-stream; charset=utf-8"
@@ -71,7 +74,10 @@ class Backend:
         if rejection is not None:
             return json_response(rejection.status, rejection.body, _common_headers())
         assert account is not None
-        return await route(request, record, account)
+        result = await route(request, record, account)
+        if isinstance(result, HTTPResponse) and not any(k == "x-codex-primary-used-percent" for k, _ in result.headers):
+            result.headers += account.quota.headers(self.state.clock.now())
+        return result
 
     # ------------------------------------------------------------------ checks
 
@@ -288,6 +294,13 @@ class _Socket:
         await channel.send_texts([orjson.dumps(frame).decode()])
 
     async def run(self, channel: WebSocketChannel) -> None:
+        try:
+            await self._serve(channel)
+        except Exception:
+            log.exception("simulator WebSocket session failed")
+            await channel.abort()
+
+    async def _serve(self, channel: WebSocketChannel) -> None:
         state = self.backend.state
         cap = state.config.ws_age_cap_seconds
         while True:
