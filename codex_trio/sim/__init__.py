@@ -16,6 +16,8 @@ Public API
         https=True,                    # base URLs are https (the port also answers plain HTTP and h2c)
         deflate=True,                  # accept permessage-deflate on the WebSocket
         ws_age_cap_seconds=3600,       # WebSocket connection age cap (simulated clock)
+        record_requests=True,          # False for benchmarks (sim.requests stays empty)
+        device_poll_interval="1",      # the "interval" /deviceauth/usercode returns
     ))
     urls = await nursery.start(sim.serve, "127.0.0.1", 0)    # -> SimURLs
     urls.backend_base   # "https://127.0.0.1:PORT/backend-api"

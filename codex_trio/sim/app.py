@@ -63,7 +63,8 @@ class SimApp:
         body, problem = decode_body(request)
         record = RecordedRequest(request.method, request.path, request.query, request.headers, body, request.body,
                                  request.header("content-encoding"), request.http_version, request.scheme)
-        self.state.requests.append(record)
+        if self.state.config.record_requests:
+            self.state.requests.append(record)
         if problem is not None:
             result: HTTPResponse | WebSocketAccept = json_response(400, {"detail": problem})
         elif request.path.startswith("/backend-api/"):

@@ -29,6 +29,7 @@ class SimConfig:
     deflate: bool = True  # accept permessage-deflate on the WebSocket when offered
     ws_age_cap_seconds: float = 3600.0
     device_poll_interval: str = "1"
+    record_requests: bool = True  # benchmarks turn this off so memory stays flat
 
 
 @dataclass

@@ -230,3 +230,17 @@ async def test_http2_streaming(sim: Simulator) -> None:
         assert events[-1]["type"] == "response.completed"
         with trio.fail_after(5):
             assert len(events[-1]["response"]["output"][-1]["content"][0]["text"]) == 70000
+
+
+async def test_h2c_prior_knowledge_and_disconnect_over_http2() -> None:
+    async with running_sim(https=False, record_requests=False) as sim:
+        assert sim.urls is not None
+        sim.script({"match": {"user_text": "drop"}, "reply": {"disconnect_after": 3}})
+        async with httpx.AsyncClient(base_url=sim.urls.backend_base, http1=False, http2=True) as c:
+            r = await c.post("/codex/responses", json=turn_body(), headers=auth_headers(sim.accounts[0]))
+            assert r.http_version == "HTTP/2" and parse_sse(r.text)[-1]["type"] == "response.completed"
+            with pytest.raises(httpx.RemoteProtocolError):
+                await c.post("/codex/responses", json=turn_body("drop"), headers=auth_headers(sim.accounts[0]))
+            r = await c.get("/wham/usage", headers=auth_headers(sim.accounts[0]))
+            assert r.status_code == 200
+        assert sim.requests == []
