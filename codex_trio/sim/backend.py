@@ -106,7 +106,7 @@ class Backend:
     def rate_headers(self, account: SimAccount) -> list[tuple[str, str]]:
         return _common_headers() + account.quota.headers(self.state.clock.now())
 
-    def _check_turn(self, account: SimAccount, body: dict, history: list[dict]) -> Rejection | None:
+    def check_turn(self, account: SimAccount, body: dict, history: list[dict]) -> Rejection | None:
         model = body["model"]
         if not self.state.catalog.allowed(model, account.plan):
             return model_not_supported(model)
@@ -118,7 +118,7 @@ class Backend:
             return Rejection(429, account.quota.limit_error(*blocked, self.state.clock.now()))
         return None
 
-    def _plan(self, account: SimAccount, body: dict, history: list[dict], size: int
+    def plan(self, account: SimAccount, body: dict, history: list[dict], size: int
               ) -> tuple[Reply | None, TurnPlan | None]:
         """The reply rule and, when the reply streams, the plan (usage is booked when planned)."""
         now = self.state.clock.now()
@@ -131,7 +131,7 @@ class Backend:
         account.quota.record(body["model"], plan.usage_tokens, now)
         return reply, plan
 
-    def _scripted_error(self, account: SimAccount, reply: Reply) -> tuple[int, dict | None]:
+    def scripted_error(self, account: SimAccount, reply: Reply) -> tuple[int, dict | None]:
         """(status, JSON body or None for an empty body) of a reply that is an HTTP error."""
         now = self.state.clock.now()
         if reply.ban:
@@ -174,13 +174,13 @@ class Backend:
         if not isinstance(record.body, dict):
             return json_response(400, {"detail": "We could not parse the JSON body of your request."}, headers)
         body = record.body
-        rejection = check_body(body, websocket=False) or self._check_turn(account, body, body["input"])
+        rejection = check_body(body, websocket=False) or self.check_turn(account, body, body["input"])
         if rejection is not None:
             return json_response(rejection.status, rejection.body, headers)
-        reply, plan = self._plan(account, body, body["input"], len(request.body))
+        reply, plan = self.plan(account, body, body["input"], len(request.body))
         if plan is None:
             assert reply is not None
-            status, payload = self._scripted_error(account, reply)
+            status, payload = self.scripted_error(account, reply)
             headers = self.rate_headers(account)
             if payload is None:
                 return HTTPResponse(status, headers)
@@ -188,7 +188,7 @@ class Backend:
         if plan.first_byte_delay:
             await trio.sleep(plan.first_byte_delay)
         head = [("content-type", SSE), ("cache-control", "no-cache"), ("x-codex-turn-state", new_id("ts")),
-                ("x-models-etag", self.state.catalog.for_plan(account.plan, None)[1]),
+                ("x-models-etag", self.state.catalog.for_plan(account.plan, request.header("version"))[1]),
                 ("x-reasoning-included", "true")] + headers
         if reply is not None and reply.set_cookies:
             head += cloudflare_cookies(self.state.clock.now())
@@ -214,7 +214,7 @@ class Backend:
                 return json_response(400, {"detail": f"Unsupported parameter: {key}"}, headers)
         if not isinstance(body.get("model"), str) or not isinstance(body.get("input"), list):
             return json_response(400, {"detail": "model and input are required"}, headers)
-        rejection = self._check_turn(account, body, [i for i in body["input"] if isinstance(i, dict)])
+        rejection = self.check_turn(account, body, [i for i in body["input"] if isinstance(i, dict)])
         if rejection is not None:
             return json_response(rejection.status, rejection.body, headers)
         kept = [i for i in body["input"] if isinstance(i, dict) and i.get("type", "message") == "message"
@@ -331,7 +331,7 @@ class _Socket:
             history = (self.history.get(previous, []) if previous else []) + (
                 body["input"] if rejection is None else [])
             if rejection is None:
-                rejection = self.backend._check_turn(self.account, body, history)
+                rejection = self.backend.check_turn(self.account, body, history)
             if rejection is not None:
                 error = rejection.body.get("error") or {"type": "invalid_request_error",
                                                         "message": rejection.body.get("detail")}
@@ -342,10 +342,10 @@ class _Socket:
             if body.get("generate") is False:
                 plan = plan_prewarm("resp_" + secrets.token_hex(16), body["model"], int(now))
             else:
-                reply, plan = self.backend._plan(self.account, body, history, len(text.encode()))
+                reply, plan = self.backend.plan(self.account, body, history, len(orjson.dumps(history)))
                 if plan is None:
                     assert reply is not None
-                    status, payload = self.backend._scripted_error(self.account, reply)
+                    status, payload = self.backend.scripted_error(self.account, reply)
                     if payload is None:  # an empty-body 404 cannot be framed: drop the socket
                         await channel.abort()
                         return

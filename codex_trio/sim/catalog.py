@@ -111,6 +111,7 @@ class Catalog:
     def __init__(self) -> None:
         self.entries = [_entry(*row) for row in _MODELS]
         self._by_slug = {e["slug"]: e for e in self.entries}
+        self._rendered: dict[tuple[str, str | None], tuple[bytes, str]] = {}
 
     def knows(self, slug: str) -> bool:
         return slug in self._by_slug
@@ -121,6 +122,12 @@ class Catalog:
 
     def for_plan(self, plan: str, client_version: str | None) -> tuple[bytes, str]:
         """(JSON body, ETag) of the catalog an account on `plan` sees from a client of `client_version`."""
+        key = (plan, client_version)
+        if key not in self._rendered:
+            self._rendered[key] = self._render(plan, client_version)
+        return self._rendered[key]
+
+    def _render(self, plan: str, client_version: str | None) -> tuple[bytes, str]:
         wanted = _version_tuple(client_version) if client_version else None
         models = [
             e for e in self.entries

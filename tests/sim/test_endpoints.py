@@ -150,3 +150,11 @@ async def test_control_api(sim: Simulator) -> None:
         assert bad.status_code == 400
         recorded = (await c.get("/_sim/requests")).json()
         assert all(not r["path"].startswith("/_sim") for r in recorded)
+
+
+async def test_models_etag_matches_the_turn_header(sim: Simulator, client: httpx.AsyncClient) -> None:
+    account = sim.accounts[0]
+    models = await client.get("/codex/models", params={"client_version": "0.169.0"}, headers=auth_headers(account))
+    body = {"model": "gpt-5.5", "stream": True, "store": False, "input": []}
+    r = await client.post("/codex/responses", json=body, headers={**auth_headers(account), "version": "0.169.0"})
+    assert r.headers["x-models-etag"] == models.headers["etag"]
