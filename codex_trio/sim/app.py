@@ -62,7 +62,8 @@ class SimApp:
             return self.control.handle(request)
         body, problem = decode_body(request)
         record = RecordedRequest(request.method, request.path, request.query, request.headers, body, request.body,
-                                 request.header("content-encoding"), request.http_version, request.scheme)
+                                 request.header("content-encoding"), request.http_version, request.scheme,
+                                 connection=request.connection)
         if self.state.config.record_requests:
             self.state.requests.append(record)
         if problem is not None:

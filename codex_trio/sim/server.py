@@ -25,11 +25,13 @@ from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMes
 from wsproto.extensions import PerMessageDeflate
 from wsproto.handshake import server_extensions_handshake
 
-from .wire import Disconnect, Handler, HTTPRequest, HTTPResponse, WebSocketAccept
+from .wire import ConnectionInfo, Disconnect, Handler, HTTPRequest, HTTPResponse, WebSocketAccept
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _READ = 65536
-_H2_PREFACE = b"PRI * HTTP/2.0"
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_FRAME_NAMES = {0x0: "DATA", 0x1: "HEADERS", 0x2: "PRIORITY", 0x3: "RST_STREAM", 0x4: "SETTINGS", 0x5: "PUSH_PROMISE",
+                0x6: "PING", 0x7: "GOAWAY", 0x8: "WINDOW_UPDATE", 0x9: "CONTINUATION"}
 _QUIET = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, h11.ProtocolError,
           h2.exceptions.ProtocolError, ConnectionError)
 
@@ -62,15 +64,22 @@ async def serve_connection(stream: trio.abc.Stream, handler: Handler, ssl_contex
         first = await stream.receive_some(_READ)
         if not first:
             return
-        scheme, alpn = "http", None
+        info = ConnectionInfo("http")
         if first[0] == 0x16 and ssl_context is not None:
+            while len(first) < 5 or len(first) < 5 + int.from_bytes(first[3:5], "big"):
+                more = await stream.receive_some(_READ)
+                if not more:
+                    return
+                first += more
+            hello = first[5:5 + int.from_bytes(first[3:5], "big")]
             tls = trio.SSLStream(_PrefixedStream(stream, first), ssl_context, server_side=True, https_compatible=True)
             await tls.do_handshake()
-            stream, first, scheme, alpn = tls, b"", "https", tls.selected_alpn_protocol()
-        if alpn == "h2" or first.startswith(_H2_PREFACE):
-            await _H2Server(stream, handler, scheme).run(first)
+            info = ConnectionInfo("https", tls.selected_alpn_protocol(), hello)
+            stream, first = tls, b""
+        if info.alpn == "h2" or first.startswith(_H2_PREFACE[:14]):
+            await _H2Server(stream, handler, info).run(first)
         else:
-            await _serve_h11(stream, handler, scheme, first)
+            await _serve_h11(stream, handler, info, first)
     except _QUIET:
         pass
     finally:
@@ -93,7 +102,7 @@ async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> Any:
         conn.receive_data(await stream.receive_some(_READ))
 
 
-async def _serve_h11(stream: trio.abc.Stream, handler: Handler, scheme: str, initial: bytes) -> None:
+async def _serve_h11(stream: trio.abc.Stream, handler: Handler, info: ConnectionInfo, initial: bytes) -> None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=1 << 20)
     if initial:  # receive_data(b"") would mean end of stream to h11
         conn.receive_data(initial)
@@ -125,7 +134,8 @@ async def _serve_h11(stream: trio.abc.Stream, handler: Handler, scheme: str, ini
             headers=[(name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers.raw_items()],
             body=bytes(body),
             http_version=event.http_version.decode("ascii"),
-            scheme=scheme,
+            scheme=info.scheme,
+            connection=info,
         )
         result = await handler(request)
         if isinstance(result, WebSocketAccept):
@@ -238,10 +248,12 @@ class _WSChannel:
 
 
 class _H2Server:
-    def __init__(self, stream: trio.abc.Stream, handler: Handler, scheme: str) -> None:
+    def __init__(self, stream: trio.abc.Stream, handler: Handler, info: ConnectionInfo) -> None:
         self._stream = stream
         self._handler = handler
-        self._scheme = scheme
+        self._info = info
+        self._start = bytearray()  # raw client bytes until its first HEADERS frame has been seen
+        self._start_done = False
         self._conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
         self._send_lock = trio.Lock()
         self._window_changed = trio.Event()
@@ -265,6 +277,8 @@ class _H2Server:
                     data = await self._stream.receive_some(_READ)
                     if not data:
                         break
+                if not self._start_done:
+                    self._note_connection_start(data)
                 events = self._conn.receive_data(data)
                 data = b""
                 ended = False
@@ -291,13 +305,43 @@ class _H2Server:
                     break
             nursery.cancel_scope.cancel()
 
+    def _note_connection_start(self, data: bytes) -> None:
+        """Record the client's frames up to its first HEADERS (SETTINGS ids in wire order, WINDOW_UPDATE)."""
+        self._start += data
+        view = bytes(self._start[len(_H2_PREFACE):]) if self._start.startswith(_H2_PREFACE) else b""
+        frames: list[dict] = []
+        while len(view) >= 9:
+            length = int.from_bytes(view[:3], "big")
+            kind, flags, stream = view[3], view[4], int.from_bytes(view[5:9], "big") & 0x7FFFFFFF
+            if len(view) < 9 + length:
+                break
+            payload = view[9:9 + length]
+            frame: dict = {"type": _FRAME_NAMES.get(kind, str(kind)), "flags": flags, "stream": stream,
+                           "length": length}
+            if kind == 0x4:
+                frame["settings"] = [[int.from_bytes(payload[i:i + 2], "big"), int.from_bytes(payload[i + 2:i + 6], "big")]
+                                     for i in range(0, length - length % 6, 6)]
+            elif kind == 0x8 and length == 4:
+                frame["increment"] = int.from_bytes(payload, "big") & 0x7FFFFFFF
+            frames.append(frame)
+            view = view[9 + length:]
+            if kind == 0x1:
+                self._info.h2_connection_start = frames
+                self._start_done = True
+                self._start.clear()
+                return
+        if len(self._start) > 1 << 16:  # no HEADERS in the first 64 KiB: stop looking
+            self._start_done = True
+            self._start.clear()
+
     async def _respond(self, stream_id: int) -> None:
         raw = self._heads.pop(stream_id)
         body = bytes(self._bodies.pop(stream_id, b""))
         headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
         pseudo = {n: v for n, v in headers if n.startswith(":")}
         path, _, query = pseudo.get(":path", "/").partition("?")
-        request = HTTPRequest(pseudo.get(":method", "GET"), path, query, headers, body, "2", self._scheme)
+        request = HTTPRequest(pseudo.get(":method", "GET"), path, query, headers, body, "2", self._info.scheme,
+                              self._info)
         with trio.CancelScope() as scope:
             self._scopes[stream_id] = scope
             try:

@@ -15,6 +15,7 @@ from .clock import SimClock
 from .quota import Quota
 from .scenario import RuleBook, Scenario
 from .tokens import Identity, TokenIssuer, TokenSet
+from .wire import ConnectionInfo
 
 PLANS = ("free", "go", "plus", "pro", "team", "business", "enterprise", "edu")
 
@@ -79,6 +80,7 @@ class RecordedRequest:
     scheme: str
     status: int | None = None
     ws_messages: list[Any] = field(default_factory=list)  # parsed client frames, for a WebSocket upgrade
+    connection: ConnectionInfo | None = None  # ALPN, TLS ClientHello, HTTP/2 connection start
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
@@ -91,7 +93,11 @@ class RecordedRequest:
         return {"method": self.method, "path": self.path, "query": self.query,
                 "headers": [list(h) for h in self.headers], "body": self.body,
                 "content_encoding": self.content_encoding, "http_version": self.http_version,
-                "scheme": self.scheme, "status": self.status, "ws_messages": self.ws_messages}
+                "scheme": self.scheme, "status": self.status, "ws_messages": self.ws_messages,
+                "alpn": self.connection.alpn if self.connection else None,
+                "client_hello_hex": self.connection.client_hello.hex()
+                if self.connection and self.connection.client_hello else None,
+                "h2_connection_start": self.connection.h2_connection_start if self.connection else []}
 
 
 @dataclass(slots=True)

@@ -12,6 +12,17 @@ from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 
 @dataclass(slots=True)
+class ConnectionInfo:
+    """What the transport saw of the connection a request came on (for fingerprint tests)."""
+
+    scheme: str  # "http" or "https"
+    alpn: str | None = None
+    client_hello: bytes | None = None  # the TLS ClientHello handshake message, record header stripped
+    # HTTP/2: the client's frames before its first HEADERS, like fixtures' `h2_connection_start`
+    h2_connection_start: list[dict] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class HTTPRequest:
     method: str
     path: str
@@ -20,6 +31,7 @@ class HTTPRequest:
     body: bytes
     http_version: str  # "1.1" or "2"
     scheme: str  # "http" or "https"
+    connection: ConnectionInfo | None = None
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()

@@ -158,3 +158,24 @@ async def test_models_etag_matches_the_turn_header(sim: Simulator, client: httpx
     body = {"model": "gpt-5.5", "stream": True, "store": False, "input": []}
     r = await client.post("/codex/responses", json=body, headers={**auth_headers(account), "version": "0.169.0"})
     assert r.headers["x-models-etag"] == models.headers["etag"]
+
+
+async def test_connection_details_are_recorded(sim: Simulator) -> None:
+    """ALPN, the TLS ClientHello (for JA4 checks) and the HTTP/2 connection start, per request."""
+    assert sim.urls is not None
+    account = sim.accounts[0]
+    async with httpx.AsyncClient(verify=sim.ssl_context(), http2=True) as h2:
+        await h2.get(sim.urls.backend_base + "/wham/usage", headers=auth_headers(account))
+    recorded = sim.requests[-1]
+    assert recorded.connection is not None and recorded.connection.alpn == "h2"
+    hello = recorded.connection.client_hello
+    assert hello is not None and hello[0] == 0x01  # handshake type client_hello
+    assert int.from_bytes(hello[1:4], "big") == len(hello) - 4
+    start = recorded.connection.h2_connection_start
+    assert start[0]["type"] == "SETTINGS" and start[-1]["type"] == "HEADERS"
+    assert all(isinstance(pair, list) and len(pair) == 2 for pair in start[0]["settings"])
+    public = recorded.public()
+    assert public["alpn"] == "h2" and bytes.fromhex(public["client_hello_hex"]) == hello
+    async with httpx.AsyncClient() as plain:
+        await plain.get(sim.urls.http_base + "/backend-api/wham/usage", headers=auth_headers(account))
+    assert sim.requests[-1].connection.client_hello is None
