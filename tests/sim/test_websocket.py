@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from codex_trio.sim import Simulator, running_sim
@@ -131,3 +134,18 @@ async def test_plain_websocket_without_tls() -> None:
         assert events[-1]["type"] == "response.completed"
         assert sim.requests_to("/codex/responses", "GET")[-1].scheme == "http"
         await ws.aclose()
+
+
+async def test_recorded_client_hello_feeds_the_ja4_tool(sim: Simulator) -> None:
+    tool = Path("/work/shared/tools/ja4.py")
+    if not tool.exists():
+        pytest.skip("shared ja4 tool not available")
+    spec = importlib.util.spec_from_file_location("ja4_tool", tool)
+    assert spec is not None and spec.loader is not None
+    ja4 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ja4)
+    ws = await WSClient.connect(sim, ws_headers(sim))
+    await ws.aclose()
+    hello = sim.requests_to("/codex/responses", "GET")[-1].connection.client_hello
+    parsed = ja4.parse_client_hello(hello)
+    assert parsed["sni"] == "chatgpt.com" and parsed["alpn"] == []
