@@ -3,7 +3,7 @@
 `/oauth/authorize` checks the request (client, redirect URI, S256 challenge, state) and auto-approves as the
 chosen test account, redirecting with `code` and `state`. `/oauth/token` accepts JSON and form bodies for
 authorization_code (PKCE verified), refresh_token (single use: a reused one gets `refresh_token_reused`)
-and the RFC 8693 id_token → API key exchange. Device login follows the official (non-RFC 8628) flow and
+and the RFC 8693 id_token → API key exchange; `/oauth/revoke` kills a token. Device login follows the official (non-RFC 8628) flow and
 stays pending until a test approves it through the control API.
 """
 
@@ -60,7 +60,7 @@ class Auth:
         if route == ("POST", "/oauth/token"):
             return self.token(record)
         if route == ("POST", "/oauth/revoke"):
-            return json_response(200, {})
+            return self.revoke(record)
         if route == ("POST", "/api/accounts/deviceauth/usercode"):
             return self.device_usercode(record)
         if route == ("POST", "/api/accounts/deviceauth/token"):
@@ -150,6 +150,13 @@ class Auth:
         if self.state.issuer.account_of_id_token(str(params.get("subject_token", ""))) is None:
             return oauth_error(400, "invalid_grant", "subject_token is not a valid id_token")
         return json_response(200, {"access_token": "sk-proj-sim-" + secrets.token_urlsafe(36), "token_type": "Bearer"})
+
+    def revoke(self, record: RecordedRequest) -> HTTPResponse:
+        params = self._params(record)
+        if params is None or not isinstance(params.get("token"), str):
+            return oauth_error(400, "invalid_request", "token is required")
+        self.state.issuer.revoke(params["token"])  # RFC 7009: unknown tokens are not an error
+        return json_response(200, {})
 
     def device_usercode(self, record: RecordedRequest) -> HTTPResponse:
         params = self._params(record)

@@ -149,3 +149,9 @@ class TokenIssuer:
 
     def account_of_id_token(self, token: str) -> str | None:
         return self._id_tokens.get(token)
+
+    def revoke(self, token: str) -> bool:
+        """Kill an access or refresh token (RFC 7009 revocation); False when it was not live."""
+        if self._access.pop(token, None) is not None:
+            return True
+        return self._refresh.pop(token, None) is not None

@@ -159,3 +159,17 @@ async def test_device_approval_through_control_api(sim: Simulator, auth_client: 
     assert (await auth_client.post("/api/accounts/deviceauth/token", json=poll)).status_code == 200
     sim.clock.advance(901)
     assert (await auth_client.post("/api/accounts/deviceauth/token", json=poll)).json() == {"error": "expired_token"}
+
+
+async def test_revoke_kills_refresh_and_access_tokens(sim: Simulator, auth_client: httpx.AsyncClient,
+                                                      client: httpx.AsyncClient) -> None:
+    account = sim.accounts[0]
+    r = await auth_client.post("/oauth/revoke", json={"token": account.refresh_token,
+                                                      "token_type_hint": "refresh_token", "client_id": CLIENT_ID})
+    assert r.status_code == 200
+    refresh = await auth_client.post("/oauth/token", json={"client_id": CLIENT_ID, "grant_type": "refresh_token",
+                                                           "refresh_token": account.refresh_token})
+    assert refresh.status_code == 401 and refresh.json()["error"]["code"] == "refresh_token_invalidated"
+    await auth_client.post("/oauth/revoke", data={"token": account.access_token, "client_id": CLIENT_ID})
+    assert (await client.get("/wham/usage", headers=auth_headers(account))).status_code == 401
+    assert (await auth_client.post("/oauth/revoke", json={})).status_code == 400
