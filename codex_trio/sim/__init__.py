@@ -27,7 +27,9 @@ Public API
     sim.ssl_context()   # a client SSLContext trusting that CA
     sim.accounts        # [SimAccount(account_id, user_id, email, plan, access_token, refresh_token, id_token, quota, banned)]
     sim.requests        # [RecordedRequest(method, path, query, headers (wire order + case), body (decoded),
-                        #                  raw_body, content_encoding, http_version, scheme, status, ws_messages)]
+                        #                  raw_body, content_encoding, http_version, scheme, status, ws_messages,
+                        #                  connection=ConnectionInfo(scheme, alpn, client_hello, h2_connection_start))]
+                        # .header(name), .header_names(), .public() (JSON-ready)
     sim.requests_to("/codex/responses", "POST")
     sim.clock.advance(5 * 3600)        # moves token expiry, quota windows, WebSocket age
     sim.script({"match": {"user_text": "weather"}, "reply": {"function_calls": [{"name": "get_weather"}]}})
@@ -39,7 +41,14 @@ Public API
     async with running_sim(accounts=2) as sim: ...    # codex_trio.sim.testing, for other parts' tests
 
 The same controls exist over HTTP under `/_sim/` (see control.py). `codex_trio.sim.cli.main(argv)` /
-`run_sim(host, port, https, accounts, scenario_path)` run it alone (`codex-trio sim`).
+`run_sim(host, port, https, accounts, scenario_path, plans=("plus",))` run it alone (`codex-trio sim`;
+also `python -m codex_trio.sim`); `cli.add_arguments(parser)` adds the options to another parser.
+
+Endpoints: backend-api GET /wham/accounts/check, GET /codex/models?client_version=, POST /codex/responses (SSE),
+GET /codex/responses (WebSocket), POST /codex/responses/compact, GET /wham/usage (and /codex/usage),
+GET /wham/rate-limit-reset-credits, POST /wham/rate-limit-reset-credits/consume, GET /wham/settings/user,
+GET /wham/security-setup, POST /ps/mcp; auth GET /oauth/authorize, POST /oauth/token, POST /oauth/revoke,
+POST /api/accounts/deviceauth/usercode, POST /api/accounts/deviceauth/token.
 
 Layout: server.py (h11 / wsproto / h2 transport, TLS sniffing), app.py (recording + dispatch),
 backend.py (backend-api endpoints, SSE and WebSocket turns), auth.py (OAuth + device login), control.py,
