@@ -20,7 +20,7 @@ import trio
 from .scenario import Reply, facts_of
 from .state import RecordedRequest, SimAccount, SimState, new_id
 from .turns import TurnPlan, plan_prewarm, plan_turn
-from .validation import Rejection, check_body, check_tool_pairs, model_not_supported
+from .validation import Rejection, check_body, check_effort, check_tool_pairs, model_not_supported
 from .wire import Disconnect, HTTPRequest, HTTPResponse, WebSocketAccept, WebSocketChannel
 
 log = logging.getLogger("codex_trio.sim")
@@ -49,6 +49,8 @@ def _common_headers() -> list[tuple[str, str]]:
 class Backend:
     def __init__(self, state: SimState) -> None:
         self.state = state
+        # (account, prompt_cache_key) -> input tokens of the last request: the next one reuses that prefix
+        self._prompt_cache: dict[tuple[str, str], int] = {}
         self._routes = {
             ("GET", "/wham/accounts/check"): self.accounts_check,
             ("GET", "/codex/models"): self.models,
@@ -110,7 +112,7 @@ class Backend:
         model = body["model"]
         if not self.state.catalog.allowed(model, account.plan):
             return model_not_supported(model)
-        rejection = check_tool_pairs(history)
+        rejection = check_effort(body, self.state.catalog.efforts(model)) or check_tool_pairs(history)
         if rejection is not None:
             return rejection
         blocked = account.quota.blocked(model, self.state.clock.now())
@@ -126,7 +128,14 @@ class Backend:
         reply = self.state.rules.pick(facts)
         if reply is not None and (reply.http_status or reply.rate_limit or reply.ban or reply.cloudflare_404):
             return reply, None
-        plan = plan_turn(body, reply, facts, input_tokens=max(1, size // 4), created_at=int(now),
+        input_tokens = max(1, size // 4)
+        cached = 0
+        cache_key = body.get("prompt_cache_key")
+        if isinstance(cache_key, str):
+            previous = self._prompt_cache.get((account.account_id, cache_key), 0)
+            cached = min(previous, input_tokens) // 128 * 128  # cache hits come in 128-token blocks
+            self._prompt_cache[(account.account_id, cache_key)] = input_tokens
+        plan = plan_turn(body, reply, facts, input_tokens=input_tokens, cached_tokens=cached, created_at=int(now),
                          response_id="resp_" + secrets.token_hex(16), new_id=new_id)
         account.quota.record(body["model"], plan.usage_tokens, now)
         return reply, plan

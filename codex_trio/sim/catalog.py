@@ -38,6 +38,11 @@ _LEVELS = (
     ("high", "Greater reasoning depth for complex problems"),
     ("xhigh", "Extra high reasoning depth for complex problems"),
 )
+# the GPT-6 family (responses-lite) adds these two, as in the bundled 0.169.0 catalog
+_LITE_LEVELS = (
+    ("max", "Maximum reasoning depth for the hardest problems"),
+    ("ultra", "Maximum reasoning with automatic task delegation"),
+)
 
 
 def _display_name(slug: str) -> str:
@@ -78,7 +83,8 @@ def _entry(slug: str, visibility: str, priority: int, min_version: str, lite: bo
         "display_name": _display_name(slug),
         "description": f"{_display_name(slug)} served by the codex-trio simulator.",
         "default_reasoning_level": "low" if lite else "medium",
-        "supported_reasoning_levels": [{"effort": e, "description": d} for e, d in _LEVELS],
+        "supported_reasoning_levels": [{"effort": e, "description": d}
+                                       for e, d in _LEVELS + (_LITE_LEVELS if lite else ())],
         "shell_type": "shell_command",
         "visibility": visibility,
         "minimal_client_version": min_version,
@@ -119,6 +125,12 @@ class Catalog:
     def allowed(self, slug: str, plan: str) -> bool:
         entry = self._by_slug.get(slug)
         return entry is not None and plan in entry["available_in_plans"]
+
+    def efforts(self, slug: str) -> list[str]:
+        """Reasoning efforts the model accepts: its catalog levels plus `none` and `minimal`."""
+        entry = self._by_slug.get(slug)
+        levels = [level["effort"] for level in entry["supported_reasoning_levels"]] if entry else []
+        return ["none", "minimal", *levels]
 
     def for_plan(self, plan: str, client_version: str | None) -> tuple[bytes, str]:
         """(JSON body, ETag) of the catalog an account on `plan` sees from a client of `client_version`."""

@@ -106,7 +106,7 @@ def plan_prewarm(response_id: str, model: str, created_at: int) -> TurnPlan:
 
 
 def plan_turn(body: dict, reply: Reply | None, facts: TurnFacts, *, input_tokens: int, created_at: int,
-              response_id: str, new_id: Callable[[str], str]) -> TurnPlan:
+              response_id: str, new_id: Callable[[str], str], cached_tokens: int = 0) -> TurnPlan:
     spec = reply or Reply()
     b = _Builder(response_id, facts.model, created_at, new_id)
     b.emit("response.created", response=b.response("in_progress"))
@@ -132,7 +132,7 @@ def plan_turn(body: dict, reply: Reply | None, facts: TurnFacts, *, input_tokens
         _custom_call(b, custom.name, custom.input)
 
     output_tokens = (b.output_chars + 3) // 4 + (b.reasoning_chars + 3) // 4
-    usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
+    usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached_tokens},
              "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": (b.reasoning_chars + 3) // 4},
              "total_tokens": input_tokens + output_tokens}
     completed = False

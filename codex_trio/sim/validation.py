@@ -65,7 +65,45 @@ def check_body(body: Any, *, websocket: bool) -> Rejection | None:
     for item in body["input"]:
         if not isinstance(item, dict):
             return invalid_request("Invalid type for 'input[]': expected an object.", "input", "invalid_type")
+    text = body.get("text")
+    if text is not None and not isinstance(text, dict):
+        return invalid_request("Invalid type for 'text': expected an object.", "text", "invalid_type")
+    checks = (
+        ("text.verbosity", (text or {}).get("verbosity"), ("low", "medium", "high")),
+        ("service_tier", body.get("service_tier"), ("auto", "default", "flex", "priority")),
+        ("tool_choice", body.get("tool_choice") if isinstance(body.get("tool_choice"), str) else None,
+         ("none", "auto", "required")),
+    )
+    for param, value, allowed_values in checks:
+        if value is not None and value not in allowed_values:
+            return unsupported_value(param, value, allowed_values)
     return None
+
+
+def check_effort(body: dict[str, Any], supported: list[str]) -> Rejection | None:
+    """`reasoning.effort` must be one the model supports (the catalog's levels)."""
+    reasoning = body.get("reasoning")
+    if reasoning is None:
+        return None
+    if not isinstance(reasoning, dict):
+        return invalid_request("Invalid type for 'reasoning': expected an object.", "reasoning", "invalid_type")
+    effort = reasoning.get("effort")
+    if effort is not None and effort not in supported:
+        return Rejection(400, {"error": {
+            "message": f"Unsupported value: 'reasoning.effort' does not support {effort!r} with this model. "
+                       f"Supported values are: {_quoted(supported)}.",
+            "type": "invalid_request_error", "param": "reasoning.effort", "code": "unsupported_value"}})
+    return None
+
+
+def unsupported_value(param: str, value: Any, allowed: tuple[str, ...]) -> Rejection:
+    return invalid_request(f"Invalid value: {value!r}. Supported values are: {_quoted(list(allowed))}.", param,
+                           "invalid_value")
+
+
+def _quoted(values: list[str]) -> str:
+    quoted = [f"'{v}'" for v in values]
+    return ", ".join(quoted[:-1]) + ", and " + quoted[-1] if len(quoted) > 1 else "".join(quoted)
 
 
 def check_tool_pairs(history: list[dict[str, Any]]) -> Rejection | None:

@@ -244,3 +244,15 @@ async def test_h2c_prior_knowledge_and_disconnect_over_http2() -> None:
             r = await c.get("/wham/usage", headers=auth_headers(sim.accounts[0]))
             assert r.status_code == 200
         assert sim.requests == []
+
+
+async def test_prompt_cache_key_gives_cached_tokens(sim: Simulator, client: httpx.AsyncClient) -> None:
+    body = turn_body("long prompt " * 200, prompt_cache_key="thread-1")
+    _, first = await run(client, sim, body)
+    assert first[-1]["response"]["usage"]["input_tokens_details"]["cached_tokens"] == 0
+    _, second = await run(client, sim, body)
+    usage = second[-1]["response"]["usage"]
+    assert 0 < usage["input_tokens_details"]["cached_tokens"] <= usage["input_tokens"]
+    assert usage["input_tokens_details"]["cached_tokens"] % 128 == 0
+    _, other = await run(client, sim, {**body, "prompt_cache_key": "thread-2"})
+    assert other[-1]["response"]["usage"]["input_tokens_details"]["cached_tokens"] == 0

@@ -137,3 +137,18 @@ async def test_zstd_bodies_are_accepted_and_recorded_decoded(sim: Simulator, cli
     bad = await client.post("/codex/responses", content=b"garbage", headers={
         **auth_headers(account), "content-type": "application/json", "content-encoding": "zstd"})
     assert bad.status_code == 400
+
+
+async def test_enumerated_values(sim: Simulator, client: httpx.AsyncClient) -> None:
+    account = sim.accounts[0]
+    r = await post(client, account, turn_body(reasoning={"effort": "ultra"}))
+    assert r.status_code == 400 and r.json()["error"]["param"] == "reasoning.effort"
+    assert "'low', 'medium', 'high', and 'xhigh'" in r.json()["error"]["message"]
+    assert (await post(client, account, turn_body(model="gpt-6.1-sol", reasoning={"effort": "ultra"}))).status_code == 200
+    assert (await post(client, account, turn_body(reasoning={"effort": "minimal", "summary": "auto"}))).status_code == 200
+    for extra, param in (({"text": {"verbosity": "loud"}}, "text.verbosity"),
+                         ({"service_tier": "fast"}, "service_tier"),
+                         ({"tool_choice": "always"}, "tool_choice")):
+        r = await post(client, account, turn_body(**extra))
+        assert r.status_code == 400 and r.json()["error"]["param"] == param, extra
+    assert (await post(client, account, turn_body(service_tier="priority"))).status_code == 200
