@@ -39,6 +39,7 @@ Public API
     sim.add_account("pro")
 
     async with running_sim(accounts=2) as sim: ...    # codex_trio.sim.testing, for other parts' tests
+    DEMO_SCENARIO      # path of scenarios/demo.yaml (weather tools, draw, search, patch, story) for `demo`
 
 The same controls exist over HTTP under `/_sim/` (see control.py). `codex_trio.sim.cli.main(argv)` /
 `run_sim(host, port, https, accounts, scenario_path, plans=("plus",))` run it alone (`codex-trio sim`;
@@ -57,10 +58,10 @@ and pure logic: validation.py (request rules), turns.py (event plans), scenario.
 schema_instance.py (structured output), clock.py.
 """
 
-from .scenario import Reply, Rule, Scenario
+from .scenario import DEMO_SCENARIO, Reply, Rule, Scenario
 from .simulator import SimURLs, Simulator
 from .state import RecordedRequest, SimAccount, SimConfig
 from .testing import running_sim
 
-__all__ = ["RecordedRequest", "Reply", "Rule", "Scenario", "SimAccount", "SimConfig", "SimURLs", "Simulator",
+__all__ = ["DEMO_SCENARIO", "RecordedRequest", "Reply", "Rule", "Scenario", "SimAccount", "SimConfig", "SimURLs", "Simulator",
            "running_sim"]

@@ -1,7 +1,7 @@
 """Scenario rules: what the simulated backend answers to which request.
 
-A rule has a `match` (model, a substring or regex of the last user text, a substring of a tool output,
-the account) and a `reply` (the behaviour). Rules are tried in order; the first one that matches and has
+A rule has a `match` (model, a substring or regex of the last user text, a substring of a tool output
+sent since that user message, the account) and a `reply` (the behaviour). Rules are tried in order; the first one that matches and has
 uses left wins (`times` limits how often a rule fires). With no matching rule the backend answers with its
 deterministic default (an echo of the last user message).
 
@@ -31,6 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ruamel.yaml import YAML
 
 
+DEMO_SCENARIO = Path(__file__).with_name("scenarios") / "demo.yaml"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -39,7 +42,7 @@ class Match(_Strict):
     model: str | list[str] | None = None
     user_text: str | None = None  # substring of the last user message
     user_regex: str | None = None
-    tool_output: str | None = None  # substring of any function/custom tool output in the input
+    tool_output: str | None = None  # substring of a tool output given after the last user message
     account_id: str | None = None
 
 
@@ -141,6 +144,7 @@ def facts_of(body: dict, items: list, account_id: str) -> TurnFacts:
         kind = item.get("type", "message")
         if kind == "message" and item.get("role") == "user":
             user_text = _text_of(item.get("content"))
+            outputs = []  # only the tool outputs that answer calls made after the last user message count
         elif kind.endswith("_call_output"):
             outputs.append(_text_of(item.get("output")))
     return TurnFacts(model=str(body.get("model", "")), user_text=user_text, tool_outputs=outputs,

@@ -92,3 +92,15 @@ def test_rulebook_order_and_times() -> None:
 def test_scenario_rejects_unknown_fields() -> None:
     with pytest.raises(ValidationError):
         Rule.model_validate({"reply": {"txet": "typo"}})
+
+
+def test_facts_count_only_tool_outputs_after_the_last_user_message() -> None:
+    from codex_trio.sim.scenario import facts_of
+
+    items = [{"type": "message", "role": "user", "content": "first"},
+             {"type": "function_call_output", "call_id": "a", "output": "old"},
+             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "second"}]},
+             {"type": "custom_tool_call_output", "call_id": "b",
+              "output": [{"type": "input_text", "text": "new"}]}]
+    facts = facts_of({"model": "m"}, items, "acct")
+    assert facts.user_text == "second" and facts.tool_outputs == ["new"]

@@ -12,7 +12,7 @@ import pytest
 import trio
 from PIL import Image
 
-from codex_trio.sim import Simulator, running_sim
+from codex_trio.sim import DEMO_SCENARIO, Simulator, running_sim
 
 from .helpers import auth_headers, parse_sse, turn_body, types
 
@@ -256,3 +256,21 @@ async def test_prompt_cache_key_gives_cached_tokens(sim: Simulator, client: http
     assert usage["input_tokens_details"]["cached_tokens"] % 128 == 0
     _, other = await run(client, sim, {**body, "prompt_cache_key": "thread-2"})
     assert other[-1]["response"]["usage"]["input_tokens_details"]["cached_tokens"] == 0
+
+
+async def test_demo_scenario_tool_round_trip() -> None:
+    async with running_sim(scenario=str(DEMO_SCENARIO)) as sim:
+        assert sim.urls is not None
+        async with httpx.AsyncClient(base_url=sim.urls.backend_base, verify=sim.ssl_context()) as client:
+            body = turn_body("what's the weather?")
+            _, events = await run(client, sim, body)
+            calls = [i for i in events[-1]["response"]["output"] if i["type"] == "function_call"]
+            assert [orjson.loads(c["arguments"])["city"] for c in calls] == ["Paris", "Tokyo"]
+            for call in calls:
+                body["input"] += [{"type": "function_call", "call_id": call["call_id"], "name": call["name"],
+                                   "arguments": call["arguments"]},
+                                  {"type": "function_call_output", "call_id": call["call_id"], "output": "21°C"}]
+            _, events = await run(client, sim, body)
+            assert events[-1]["response"]["output"][-1]["content"][0]["text"].startswith("Here is the weather")
+            _, events = await run(client, sim, turn_body("draw a boat"))
+            assert [i["type"] for i in events[-1]["response"]["output"]] == ["image_generation_call", "message"]
