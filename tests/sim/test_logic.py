@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from codex_trio.sim.catalog import Catalog
 from codex_trio.sim.quota import Quota
-from codex_trio.sim.scenario import Rule, RuleBook, Scenario, TurnFacts
+from codex_trio.sim.scenario import Rule, RuleBook, Scenario, TurnFacts, facts_of
 from codex_trio.sim.schema_instance import instance
 from codex_trio.sim.tokens import Identity, TokenIssuer, decode_jwt_claims
 
@@ -95,8 +95,6 @@ def test_scenario_rejects_unknown_fields() -> None:
 
 
 def test_facts_count_only_tool_outputs_after_the_last_user_message() -> None:
-    from codex_trio.sim.scenario import facts_of
-
     items = [{"type": "message", "role": "user", "content": "first"},
              {"type": "function_call_output", "call_id": "a", "output": "old"},
              {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "second"}]},

@@ -149,3 +149,19 @@ async def test_recorded_client_hello_feeds_the_ja4_tool(sim: Simulator) -> None:
     hello = sim.requests_to("/codex/responses", "GET")[-1].connection.client_hello
     parsed = ja4.parse_client_hello(hello)
     assert parsed["sni"] == "chatgpt.com" and parsed["alpn"] == []
+
+
+async def test_scripted_failures_on_the_socket(sim: Simulator) -> None:
+    ws = await WSClient.connect(sim, ws_headers(sim))
+    sim.script({"match": {"user_text": "overload"}, "times": 1, "reply": {"http_status": 503}})
+    events = await ws.turn(create(input=[user_message("overload")]))
+    assert events[-1]["type"] == "error" and events[-1]["status_code"] == 503
+    assert events[-1]["error"]["code"] == "server_is_overloaded"
+    sim.script({"match": {"user_text": "fail"}, "reply": {"fail": {"code": "rate_limit_exceeded",
+                                                                  "message": "try again in 2s"}}})
+    events = await ws.turn(create(input=[user_message("fail")]))
+    assert events[-1]["type"] == "response.failed"
+    assert events[-1]["response"]["error"]["code"] == "rate_limit_exceeded"
+    events = await ws.turn(create(input=[user_message("fine")]))
+    assert events[-1]["type"] == "response.completed"  # the socket survives both
+    await ws.aclose()
