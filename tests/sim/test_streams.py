@@ -274,3 +274,18 @@ async def test_demo_scenario_tool_round_trip() -> None:
             assert events[-1]["response"]["output"][-1]["content"][0]["text"].startswith("Here is the weather")
             _, events = await run(client, sim, turn_body("draw a boat"))
             assert [i["type"] for i in events[-1]["response"]["output"]] == ["image_generation_call", "message"]
+
+
+async def test_concurrent_http2_streams_respect_flow_control(sim: Simulator) -> None:
+    assert sim.urls is not None
+    sim.script({"reply": {"text_length": 100_000, "chunk_size": 4000}})
+    results: list[int] = []
+    async with httpx.AsyncClient(base_url=sim.urls.backend_base, verify=sim.ssl_context(), http2=True) as c:
+        async def one() -> None:
+            r = await c.post("/codex/responses", json=turn_body(), headers=auth_headers(sim.accounts[0]))
+            results.append(len(parse_sse(r.text)[-1]["response"]["output"][-1]["content"][0]["text"]))
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                for _ in range(8):
+                    nursery.start_soon(one)
+    assert results == [100_000] * 8
