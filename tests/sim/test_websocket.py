@@ -102,6 +102,7 @@ async def test_connection_age_cap(sim: Simulator) -> None:
     events = await ws.turn(create(input=[user_message("hi")]))
     assert events[-1]["error"]["code"] == "websocket_connection_limit_reached"
     assert await ws.receive() is None
+    await ws.aclose()
 
 
 async def test_disconnect_mid_stream_on_websocket(sim: Simulator) -> None:
@@ -111,6 +112,7 @@ async def test_disconnect_mid_stream_on_websocket(sim: Simulator) -> None:
     # the rate-limit events come first, then 4 turn events, then the socket drops without a close frame
     assert [e["type"] for e in events][-4:] == ["response.created", "response.in_progress",
                                                 "response.output_item.added", "response.content_part.added"]
+    await ws.aclose()
 
 
 @pytest.mark.parametrize("server_deflate,client_deflate,expect", [(True, True, True), (False, True, False),
