@@ -266,7 +266,11 @@ def parse_analysis_request(body: bytes, *, default_model: str) -> Turn:
     if data.get("image_url") is not None:
         raw = data["image_url"]
         urls.append(_data_image_url(raw.get("url") if isinstance(raw, dict) else raw, "image_url"))
-    for i, entry in enumerate(data.get("images") or []):
+    listed = data.get("images")
+    if listed is not None and not isinstance(listed, list):
+        raise invalid_request("'images' must be an array of {image_url} objects.", param="images",
+                              code="invalid_type")
+    for i, entry in enumerate(listed or []):
         urls.append(_data_image_url(entry.get("image_url") if isinstance(entry, dict) else entry,
                                     f"images[{i}]"))
     if not urls:

@@ -205,10 +205,13 @@ def _convert_tool_choice(choice: Any) -> Any:
                                   param="tool_choice.allowed_tools.mode")
         refs = []
         for i, ref in enumerate(_expect(allowed.get("tools"), list, "tool_choice.allowed_tools.tools", "an array")):
-            ref = _expect(ref, dict, f"tool_choice.allowed_tools.tools[{i}]", "an object")
-            inner = ref.get(ref.get("type")) if isinstance(ref.get(ref.get("type")), dict) else ref
-            refs.append({"type": ref.get("type", "function"), "name": inner.get("name")} if inner.get("name")
-                        else {"type": ref.get("type")})
+            where = f"tool_choice.allowed_tools.tools[{i}]"
+            ref = _expect(ref, dict, where, "an object")
+            ref_type = _expect(ref.get("type", "function"), str, f"{where}.type", "a string")
+            inner = ref[ref_type] if isinstance(ref.get(ref_type), dict) else ref
+            name = inner.get("name")
+            refs.append({"type": ref_type, "name": _expect(name, str, f"{where}.name", "a string")}
+                        if name is not None else {"type": ref_type})
         return {"type": "allowed_tools", "mode": mode, "tools": refs}
     if kind in ("web_search", "web_search_preview", "image_generation"):
         return {"type": "web_search" if kind.startswith("web_search") else kind}

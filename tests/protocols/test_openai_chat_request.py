@@ -218,3 +218,14 @@ def test_validation_errors_name_the_param(body, param):
 def test_malformed_json(raw):
     err = error_of(raw)
     assert err.code == "invalid_json" and err.param is None
+
+
+def test_allowed_tools_choice():
+    turn = parse({"model": "m", "messages": [{"role": "user", "content": "x"}], "tool_choice": {
+        "type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [
+            {"type": "function", "function": {"name": "a"}}, {"type": "web_search"}]}}})
+    assert turn.request["tool_choice"] == {"type": "allowed_tools", "mode": "required", "tools": [
+        {"type": "function", "name": "a"}, {"type": "web_search"}]}
+    err = error_of({"model": "m", "messages": [{"role": "user", "content": "x"}], "tool_choice": {
+        "type": "allowed_tools", "allowed_tools": {"tools": [{"type": ["x"]}]}}})
+    assert err.param == "tool_choice.allowed_tools.tools[0].type"
