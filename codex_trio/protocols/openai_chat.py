@@ -568,7 +568,7 @@ class StreamEncoder:
         if self._started:
             return b""
         self._started = True
-        return self._delta(b'{"role":"assistant","content":""}')
+        return self._delta(b'{"role":"assistant","content":"","refusal":null}')
 
     def _content(self, text: str) -> bytes:
         if not text:

@@ -71,7 +71,7 @@ def text_events(*pieces: str) -> list[CodexEvent]:
 def test_text_fixture_exact_frames():
     frames = run(turn(), read_sse("codex-responses.text.sse"))
     assert frames == [
-        chunk('{"role":"assistant","content":""}'),
+        chunk('{"role":"assistant","content":"","refusal":null}'),
         chunk('{"content":"MOCK_OK: hi from"}'),
         chunk('{"content":" the local ChatG"}'),
         chunk('{"content":"PT backend stand"}'),
@@ -87,7 +87,7 @@ def test_include_usage_adds_null_usage_and_final_usage_chunk():
     usage = {"input_tokens": 812, "input_tokens_details": {"cached_tokens": 768}, "output_tokens": 41,
              "output_tokens_details": {"reasoning_tokens": 18}, "total_tokens": 853}
     frames = run(turn(options={"include_usage": True}), text_events("Hi") + [completed(usage)])
-    assert frames[0] == chunk('{"role":"assistant","content":""}', usage=True)
+    assert frames[0] == chunk('{"role":"assistant","content":"","refusal":null}', usage=True)
     assert frames[1] == chunk('{"content":"Hi"}', usage=True)
     assert frames[2] == chunk("{}", '"stop"', usage=True)
     final = orjson.loads(frames[3][6:])
@@ -101,7 +101,7 @@ def test_include_usage_adds_null_usage_and_final_usage_chunk():
 def test_function_call_fixture_exact_frames():
     frames = run(turn(), read_sse("codex-responses.function-call-exec_command.sse"))
     assert frames == [
-        chunk('{"role":"assistant","content":""}'),
+        chunk('{"role":"assistant","content":"","refusal":null}'),
         chunk('{"tool_calls":[{"index":0,"id":"call_f1099219195643f28b43322e","type":"function",'
               '"function":{"name":"exec_command","arguments":""}}]}'),
         chunk('{"tool_calls":[{"index":0,"function":{"arguments":"{\\"cmd\\": \\"echo MOCK_TOOL_RAN\\"}"}}]}'),
@@ -125,7 +125,7 @@ def test_minimal_fixture_without_deltas_gives_no_text_but_terminates():
     # The minimal stand-in stream has only output_item.done(message) + completed: Chat streams no content
     # deltas for it (the text lives in the item), but still finishes cleanly.
     frames = run(turn(), read_sse("codex-responses.minimal-that-works.sse"))
-    assert frames == [chunk('{"role":"assistant","content":""}'), chunk("{}", '"stop"'), "data: [DONE]"]
+    assert frames == [chunk('{"role":"assistant","content":"","refusal":null}'), chunk("{}", '"stop"'), "data: [DONE]"]
 
 
 def test_call_done_without_deltas_sends_full_arguments_once():
@@ -231,7 +231,7 @@ def test_fail_and_heartbeat_and_nothing_after_done():
     assert encoder.heartbeat() == b": ping\n\n"
     out = encoder.fail(GatewayError(503, "No account available", ErrorKind.OVERLOADED, code="no_available_accounts"))
     frames = out.decode().split("\n\n")[:-1]
-    assert frames[0] == chunk('{"role":"assistant","content":""}')
+    assert frames[0] == chunk('{"role":"assistant","content":"","refusal":null}')
     assert orjson.loads(frames[1][6:])["error"]["code"] == "no_available_accounts"
     assert frames[2] == "data: [DONE]"
     assert encoder.finished and encoder.finish() == b"" and encoder.fail(GatewayError(500, "x")) == b""
