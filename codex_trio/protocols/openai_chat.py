@@ -29,7 +29,6 @@ from codex_trio.upstream.events import (
 DROPPED_PARAMS: tuple[str, ...] = (
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty",
     "logit_bias", "seed", "logprobs", "top_logprobs", "metadata", "store", "prediction", "audio",
-    "function_call", "service_tier_hint",
 )
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 SERVICE_TIERS = ("auto", "default", "flex", "priority", "fast", "scale")
@@ -294,6 +293,20 @@ def _convert_messages(messages: Any, custom_names: set[str]) -> tuple[str, list[
     return "\n\n".join(instructions), items
 
 
+def _responses_shaped_input(data: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """Some clients (Cursor) post a Responses-shaped body (`input`, `instructions`) to Chat Completions: its items
+    are already Codex items, so they are taken as the Responses passthrough takes them."""
+    from codex_trio.protocols.responses import sanitize_input  # imported here: responses builds on this module
+
+    instructions = data.get("instructions")
+    if instructions is not None:
+        _expect(instructions, str, "instructions", "a string")
+    items = sanitize_input(data["input"])
+    if not items:
+        raise invalid_request("'input' must contain at least one item.", param="input", code="empty_array")
+    return instructions or "", items
+
+
 def _response_format(fmt: Any, options: dict[str, Any]) -> dict[str, Any] | None:
     _expect(fmt, dict, "response_format", "an object")
     kind = fmt.get("type")
@@ -372,12 +385,19 @@ def parse_request(body: bytes, *, custom_as_function: bool = False) -> Turn:
             tools.append({"type": "web_search", **{k: v for k, v in web_search.items()
                                                    if k in ("search_context_size", "user_location")}})
 
-    instructions, input_items = _convert_messages(data.get("messages"), custom_names)
+    if "messages" not in data and "input" in data:
+        instructions, input_items = _responses_shaped_input(data)
+    else:
+        instructions, input_items = _convert_messages(data.get("messages"), custom_names)
     request: dict[str, Any] = {"model": model, "instructions": instructions, "input": input_items}
     if tools:
         request["tools"] = tools
     if data.get("tool_choice") is not None:
         request["tool_choice"] = _convert_tool_choice(data["tool_choice"])
+    elif data.get("function_call") is not None:  # the legacy form of tool_choice
+        legacy = data["function_call"]
+        request["tool_choice"] = _convert_tool_choice(
+            {"type": "function", "function": legacy} if isinstance(legacy, dict) else legacy)
     if data.get("parallel_tool_calls") is not None:
         request["parallel_tool_calls"] = _expect(data["parallel_tool_calls"], bool, "parallel_tool_calls", "a boolean")
 
@@ -395,6 +415,8 @@ def parse_request(body: bytes, *, custom_as_function: bool = False) -> Turn:
         request["text"] = text
 
     effort = data.get("reasoning_effort")
+    if effort is None and isinstance(data.get("reasoning"), dict):
+        effort = data["reasoning"].get("effort")  # Responses-shaped bodies (Cursor)
     if effort is not None and effort not in REASONING_EFFORTS:
         raise invalid_request(f"Invalid value for 'reasoning_effort': {orjson.dumps(effort).decode()}. Supported "
                               f"values: {', '.join(REASONING_EFFORTS)}.", param="reasoning_effort",

@@ -30,7 +30,7 @@ from codex_trio.upstream.events import TERMINAL_TYPES, CodexEvent, Failed, error
 DROPPED_PARAMS: tuple[str, ...] = (
     "max_output_tokens", "temperature", "top_p", "truncation", "user", "metadata", "stream_options",
     "top_logprobs", "safety_identifier", "max_tool_calls", "store", "background", "context_window",
-    "max_context_window", "truncation_policy", "service_tier_hint",
+    "max_context_window", "truncation_policy",
 )
 OPT_TUPLE_SCHEMA = "tuple_schema"
 OPT_CLIENT_METADATA = "client_metadata"  # the client's string-valued metadata, for the upstream client to merge

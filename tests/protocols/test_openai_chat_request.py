@@ -229,3 +229,29 @@ def test_allowed_tools_choice():
     err = error_of({"model": "m", "messages": [{"role": "user", "content": "x"}], "tool_choice": {
         "type": "allowed_tools", "allowed_tools": {"tools": [{"type": ["x"]}]}}})
     assert err.param == "tool_choice.allowed_tools.tools[0].type"
+
+
+def test_responses_shaped_body_from_cursor():
+    items = [{"role": "user", "content": [{"type": "input_text", "text": "fix it"}]},
+             {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "*** Begin Patch"},
+             {"type": "custom_tool_call_output", "call_id": "c1", "output": "ok"}]
+    turn = parse({"model": "gpt-5.4", "instructions": "You are Cursor.", "input": items, "stream": True,
+                  "reasoning": {"effort": "high"},
+                  "tools": [{"type": "function", "name": "read", "parameters": {"type": "object"}},
+                            {"type": "custom", "name": "apply_patch"}],
+                  "tool_choice": {"type": "function", "name": "read"}})
+    assert turn.request["instructions"] == "You are Cursor."
+    assert turn.request["input"] == items
+    assert turn.request["tools"] == [
+        {"type": "function", "name": "read", "parameters": {"type": "object", "properties": {}}, "strict": False},
+        {"type": "custom", "name": "apply_patch"}]
+    assert turn.request["tool_choice"] == {"type": "function", "name": "read"}
+    assert turn.reasoning_effort == "high"
+    assert parse({"model": "m", "input": "hello"}).request["input"] == [user("hello")]
+    assert error_of({"model": "m", "input": []}).param == "input"
+
+
+def test_legacy_function_call_param_is_tool_choice():
+    base = {"model": "m", "messages": [{"role": "user", "content": "x"}], "functions": [{"name": "f"}]}
+    assert parse({**base, "function_call": {"name": "f"}}).request["tool_choice"] == {"type": "function", "name": "f"}
+    assert parse({**base, "function_call": "none"}).request["tool_choice"] == "none"

@@ -36,6 +36,10 @@ CHAT_BODY = st.fixed_dictionaries({}, optional={
     "reasoning_effort": json_values, "service_tier": json_values, "stream": json_values,
     "stream_options": json_values, "temperature": json_values, "user": json_values, "functions": json_values,
     "parallel_tool_calls": json_values, "verbosity": json_values, "web_search_options": json_values,
+    "input": st.text(max_size=4) | st.lists(st.fixed_dictionaries({"type": st.sampled_from(
+        ["message", "reasoning", "compaction", "function_call"])}, optional={"id": json_values,
+                                                                           "summary": json_values}), max_size=3)
+    | json_values, "instructions": json_values, "reasoning": json_values,
 })
 
 
