@@ -167,7 +167,7 @@ def _image_turn(data: dict[str, Any], host_model: str, images: list[str]) -> Tur
     content.extend({"type": "input_image", "image_url": url} for url in images)
     user = data.get("user")
     return Turn(
-        request={"model": host_model, "instructions": "",
+        request={"model": host_model,
                  "input": [{"type": "message", "role": "user", "content": content}], "tools": [tool]},
         requested_model=data.get("model") if isinstance(data.get("model"), str) else host_model,
         stream=False,
@@ -280,7 +280,7 @@ def parse_analysis_request(body: bytes, *, default_model: str) -> Turn:
     if not isinstance(model, str) or not model:
         raise invalid_request("'model' must be a non-empty string.", param="model")
     content = [{"type": "input_text", "text": prompt}] + [{"type": "input_image", "image_url": u} for u in urls]
-    return Turn(request={"model": model, "instructions": "",
+    return Turn(request={"model": model,
                          "input": [{"type": "message", "role": "user", "content": content}]},
                 requested_model=model, stream=False, expose_reasoning=False)
 

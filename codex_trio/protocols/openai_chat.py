@@ -389,7 +389,9 @@ def parse_request(body: bytes, *, custom_as_function: bool = False) -> Turn:
         instructions, input_items = _responses_shaped_input(data)
     else:
         instructions, input_items = _convert_messages(data.get("messages"), custom_names)
-    request: dict[str, Any] = {"model": model, "instructions": instructions, "input": input_items}
+    # Like the real Codex CLI, no `instructions` key when there is no system text (not an empty string).
+    request: dict[str, Any] = {"model": model, "instructions": instructions} if instructions else {"model": model}
+    request["input"] = input_items
     if tools:
         request["tools"] = tools
     if data.get("tool_choice") is not None:

@@ -54,7 +54,7 @@ def test_generations_request_to_turn():
         "model": "gpt-image-2", "prompt": "  a red fox  ", "size": "1536x1024", "output_format": "jpeg",
         "output_compression": 70, "quality": "hd", "n": 1, "response_format": "b64_json", "user": "bob",
         "partial_images": 2}), host_model="gpt-5.5")
-    assert turn.request == {"model": "gpt-5.5", "instructions": "", "input": [
+    assert turn.request == {"model": "gpt-5.5", "input": [
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a red fox"}]}],
         "tools": [{"type": "image_generation", "size": "1536x1024", "output_format": "jpeg",
                    "output_compression": 70}]}
@@ -129,7 +129,7 @@ def test_image_analysis_round_trip():
     turn = images.parse_analysis_request(orjson.dumps({"prompt": "What is this?",
                                                        "image_url": "data:image/png;base64,AAAA"}),
                                          default_model="gpt-5.4")
-    assert turn.request == {"model": "gpt-5.4", "instructions": "", "input": [{"type": "message", "role": "user",
+    assert turn.request == {"model": "gpt-5.4", "input": [{"type": "message", "role": "user",
         "content": [{"type": "input_text", "text": "What is this?"},
                     {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]}]}
     raw = [{"type": "response.output_text.delta", "item_id": "m", "delta": "A "},

@@ -32,7 +32,7 @@ def error_of(body, **kw) -> GatewayError:
 
 def test_openai_python_stream_fixture():
     turn = chat.parse_request((CLIENTS / "openai-python.chat.stream.json").read_bytes())
-    assert turn.request == {"model": "gpt-mock", "instructions": "", "input": [user("Say hi")]}
+    assert turn.request == {"model": "gpt-mock", "input": [user("Say hi")]}
     assert turn.stream is True and turn.options["include_usage"] is True
     assert turn.requested_model == "gpt-mock" and turn.stop_sequences == [] and turn.conversation_id is None
 
@@ -41,7 +41,7 @@ def test_openai_python_tool_round_trip_fixture():
     turn = chat.parse_request((CLIENTS / "openai-python.chat.tool-result.json").read_bytes())
     assert turn.stream is False
     assert turn.request == {
-        "model": "gpt-mock", "instructions": "",
+        "model": "gpt-mock",
         "input": [user("TOOLCALL weather in Paris?"),
                   {"type": "function_call", "call_id": "call_b174cbbd86f44c88b8564bc6", "name": "get_weather",
                    "arguments": '{"city": "Paris"}'},
@@ -177,7 +177,7 @@ def test_client_options():
     assert turn.stop_sequences == ["###", "\n\n"]
     assert turn.conversation_id == "alice"
     assert turn.reasoning_effort == "xhigh" and turn.service_tier is None
-    assert set(turn.request) == {"model", "instructions", "input"}
+    assert set(turn.request) == {"model", "input"}
     assert parse({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": "END"}).stop_sequences == [
         "END"]
     assert "temperature" in chat.DROPPED_PARAMS and "max_completion_tokens" in chat.DROPPED_PARAMS
