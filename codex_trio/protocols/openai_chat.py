@@ -21,8 +21,8 @@ from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.protocols.schema import PreparedSchema, prepare_schema, restore_tuples, text_format
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import (
-    Completed, Failed, ImageGenerated, NormalizedEvent, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallDone,
-    ToolCallStarted, Usage,
+    Completed, Failed, ImageGenerated, NormalizedEvent, OutputItemDone, ReasoningDelta, TextDelta, ToolCallDelta,
+    ToolCallDone, ToolCallStarted, Usage,
 )
 
 # Sampling and output-shaping parameters the Codex backend cannot take: accepted (type-checked) and dropped.
@@ -536,6 +536,14 @@ def image_arguments(image: ImageGenerated) -> str:
     return orjson.dumps(payload).decode()
 
 
+def message_text(item: dict[str, Any]) -> str:
+    """The text of a finished assistant `message` item (for streams that sent it without deltas)."""
+    if item.get("type") != "message" or not isinstance(item.get("content"), list):
+        return ""
+    return "".join(p["text"] for p in item["content"]
+                   if isinstance(p, dict) and p.get("type") == "output_text" and isinstance(p.get("text"), str))
+
+
 def _finish_reason(completed: Completed, tool_calls: bool, stopped: bool) -> str:
     if stopped:
         return "stop"
@@ -576,6 +584,7 @@ class StreamEncoder:
         self._calls_with_deltas: set[str] = set()
         self._call_kind: dict[str, str] = {}
         self._reasoning_part: tuple[str, int] | None = None
+        self._text_items: set[str | None] = set()  # message items whose text arrived as deltas
 
     @property
     def finished(self) -> bool:
@@ -611,7 +620,14 @@ class StreamEncoder:
         out = self.start()
         kind = type(event)
         if kind is TextDelta:
+            self._text_items.add(event.item_id)
             return out + self._on_text(event.delta)
+        if kind is OutputItemDone:
+            item_id = event.item.get("id")
+            if item_id in self._text_items:
+                return out
+            self._text_items.add(item_id)
+            return out + self._on_text(message_text(event.item))
         if kind is ReasoningDelta:
             return out + self._on_reasoning(event)
         if kind is ToolCallStarted:
@@ -632,6 +648,8 @@ class StreamEncoder:
         return self._stop is not None and self._stop.hit
 
     def _on_text(self, text: str) -> bytes:
+        if not text:
+            return b""
         if self._tuple_schema is not None:
             self._tuple_text.append(text)
             return b""
@@ -756,10 +774,16 @@ def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: Respons
     calls: list[dict[str, Any]] = []
     custom_as_function = bool(turn.options.get(OPT_CUSTOM_AS_FUNCTION))
     completed: Completed | None = None
+    text_items: set[str | None] = set()
     for event in events:
         kind = type(event)
         if kind is TextDelta:
+            text_items.add(event.item_id)
             text.append(event.delta)
+        elif kind is OutputItemDone:
+            if event.item.get("id") not in text_items:
+                text_items.add(event.item.get("id"))
+                text.append(message_text(event.item))
         elif kind is ReasoningDelta:
             part = (event.item_id, event.summary_index)
             if reasoning_part is not None and part != reasoning_part:

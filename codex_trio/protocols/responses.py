@@ -264,10 +264,7 @@ class StreamEncoder:
                 self._held_text.append(data["delta"])
                 self._held_delta = self._held_delta or data
                 return b""
-            if event.type == "response.output_text.done" and isinstance(data.get("text"), str):
-                data = {**data, "text": restore_tuples(data["text"], self._tuple_schema)}
-            elif event.type == "response.completed":
-                data = {**data, "response": restore_response_text(data.get("response"), self._tuple_schema)}
+            data = _restore_event_text(data, self._tuple_schema)
         out = b""
         if self._held_text and event.type in ("response.output_text.done", "response.content_part.done",
                                               "response.output_item.done", "response.completed"):
@@ -304,19 +301,37 @@ class StreamEncoder:
                                       code="stream_disconnected"))
 
 
+def _restore_part(part: Any, schema: dict[str, Any]) -> Any:
+    if isinstance(part, dict) and part.get("type") == "output_text" and isinstance(part.get("text"), str):
+        return {**part, "text": restore_tuples(part["text"], schema)}
+    return part
+
+
+def _restore_item(item: Any, schema: dict[str, Any]) -> Any:
+    if isinstance(item, dict) and item.get("type") == "message" and isinstance(item.get("content"), list):
+        return {**item, "content": [_restore_part(part, schema) for part in item["content"]]}
+    return item
+
+
 def restore_response_text(response: Any, schema: dict[str, Any]) -> Any:
     """A response object with its output_text parts run through `restore_tuples`."""
     if not isinstance(response, dict) or not isinstance(response.get("output"), list):
         return response
-    output = []
-    for item in response["output"]:
-        if isinstance(item, dict) and item.get("type") == "message" and isinstance(item.get("content"), list):
-            item = {**item, "content": [
-                {**part, "text": restore_tuples(part["text"], schema)}
-                if isinstance(part, dict) and part.get("type") == "output_text" and isinstance(part.get("text"), str)
-                else part for part in item["content"]]}
-        output.append(item)
-    return {**response, "output": output}
+    return {**response, "output": [_restore_item(item, schema) for item in response["output"]]}
+
+
+def _restore_event_text(data: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Every place a finished text appears in an event, with tuples restored."""
+    kind = data.get("type")
+    if kind == "response.output_text.done" and isinstance(data.get("text"), str):
+        return {**data, "text": restore_tuples(data["text"], schema)}
+    if kind == "response.content_part.done":
+        return {**data, "part": _restore_part(data.get("part"), schema)}
+    if kind == "response.output_item.done":
+        return {**data, "item": _restore_item(data.get("item"), schema)}
+    if kind in ("response.completed", "response.incomplete"):
+        return {**data, "response": restore_response_text(data.get("response"), schema)}
+    return data
 
 
 # ---- non-streaming -----------------------------------------------------------------------------------------------

@@ -121,11 +121,14 @@ def test_custom_tool_call_fixture_and_cursor_envelope():
     assert cursor[2] == chunk('{"tool_calls":[{"index":0,"function":{"arguments":"text(\\"MOCK_TOOL_RAN\\")"}}]}')
 
 
-def test_minimal_fixture_without_deltas_gives_no_text_but_terminates():
-    # The minimal stand-in stream has only output_item.done(message) + completed: Chat streams no content
-    # deltas for it (the text lives in the item), but still finishes cleanly.
+def test_minimal_fixture_text_only_in_the_finished_item():
+    # The minimal stream that works with real Codex: output_item.done(message) + completed, no deltas.
     frames = run(turn(), read_sse("codex-responses.minimal-that-works.sse"))
-    assert frames == [chunk('{"role":"assistant","content":"","refusal":null}'), chunk("{}", '"stop"'), "data: [DONE]"]
+    assert frames == [chunk('{"role":"assistant","content":"","refusal":null}'),
+                      chunk('{"content":"MOCK_OK: hi from the local ChatGPT backend stand-in."}'),
+                      chunk("{}", '"stop"'), "data: [DONE]"]
+    reply = collect(turn(), read_sse("codex-responses.minimal-that-works.sse"))
+    assert reply["choices"][0]["message"]["content"] == "MOCK_OK: hi from the local ChatGPT backend stand-in."
 
 
 def test_call_done_without_deltas_sends_full_arguments_once():

@@ -207,13 +207,20 @@ def test_stream_tuple_schema_rewrites_text():
     events = [CodexEvent("response.output_text.delta", {**delta, "delta": '{"t":{"0"'}),
               CodexEvent("response.output_text.delta", {**delta, "delta": ':7}}'}),
               CodexEvent("response.output_text.done", {"type": "response.output_text.done", "text": '{"t":{"0":7}}'}),
+              CodexEvent("response.content_part.done", {"type": "response.content_part.done",
+                                                        "part": message["content"][0]}),
+              CodexEvent("response.output_item.done", {"type": "response.output_item.done", "item": message}),
               CodexEvent("response.completed", {"type": "response.completed", "response": {
                   "id": "r", "status": "completed", "output": [message]}})]
-    frames = relay(turn, events).decode().split("\n\n")[:-1]
-    assert [json.loads(f.split("data: ", 1)[1]).get("delta") for f in frames[:1]] == ['{"t":[7]}']
-    assert json.loads(frames[1].split("data: ", 1)[1])["text"] == '{"t":[7]}'
-    final = json.loads(frames[2].split("data: ", 1)[1])
-    assert final["response"]["output"][0]["content"][0]["text"] == '{"t":[7]}'
+    frames = [json.loads(f.split("data: ", 1)[1]) for f in relay(turn, events).decode().split("\n\n")[:-1]]
+    assert [f["type"] for f in frames] == ["response.output_text.delta", "response.output_text.done",
+                                           "response.content_part.done", "response.output_item.done",
+                                           "response.completed"]
+    assert frames[0]["delta"] == '{"t":[7]}' and frames[0]["item_id"] == "msg"
+    assert frames[1]["text"] == '{"t":[7]}'
+    assert frames[2]["part"]["text"] == '{"t":[7]}'
+    assert frames[3]["item"]["content"][0]["text"] == '{"t":[7]}'
+    assert frames[4]["response"]["output"][0]["content"][0]["text"] == '{"t":[7]}'
 
 
 def test_encode_response_returns_final_response_object():
