@@ -215,6 +215,8 @@ def parse_compact_request(body: bytes) -> Turn:
 # ---- streaming -------------------------------------------------------------------------------------------------
 
 _PING = b": ping\n\n"
+# Events after which a message's text is complete (buffered tuple text is released before them).
+_TEXT_END = frozenset({"response.output_text.done", "response.content_part.done", "response.output_item.done"})
 
 
 def sse_frame(event_type: str, data: dict[str, Any]) -> bytes:
@@ -236,7 +238,11 @@ def failed_event(err: GatewayError, response_id: str, *, model: str | None = Non
 
 
 class StreamEncoder:
-    """Raw backend events → named SSE events, relayed as received (tuple schemas are the one rewrite)."""
+    """Raw backend events → client events, relayed as received (tuple schemas are the one rewrite).
+
+    The core (`events`, `failure`, `end`) works on event objects; `feed_raw` / `fail` / `finish` frame them as
+    named SSE events, `ws_feed` / `ws_fail` / `ws_finish` as WebSocket text messages (the same JSON, no names).
+    """
 
     def __init__(self, turn: Turn, meta: ResponseMeta) -> None:
         self._meta = meta
@@ -250,55 +256,79 @@ class StreamEncoder:
     def finished(self) -> bool:
         return self._finished
 
-    def feed_raw(self, event: CodexEvent) -> bytes:
+    # -- core ------------------------------------------------------------------------------------------------
+
+    def events(self, event: CodexEvent) -> list[dict[str, Any]]:
+        """The client events for one backend event (usually exactly it; none for quota snapshots)."""
         if self._finished or event.type == "codex.rate_limits":
-            return b""
+            return []
         data = event.data
-        if "type" not in data:
-            data = {"type": event.type, **data}
+        if data.get("type") != event.type:
+            data = {**data, "type": event.type}
         response = data.get("response")
         if isinstance(response, dict) and isinstance(response.get("id"), str):
             self._response_id = response["id"]
+        out: list[dict[str, Any]] = []
         if self._tuple_schema is not None:
             if event.type == "response.output_text.delta" and isinstance(data.get("delta"), str):
                 self._held_text.append(data["delta"])
                 self._held_delta = self._held_delta or data
-                return b""
+                return []
+            if self._held_text and (event.type in _TEXT_END or event.type in TERMINAL_TYPES):
+                out.append(self._flush_tuple_text())
             data = _restore_event_text(data, self._tuple_schema)
-        out = b""
-        if self._held_text and event.type in ("response.output_text.done", "response.content_part.done",
-                                              "response.output_item.done", "response.completed"):
-            out = self._flush_tuple_text()
         if event.type in TERMINAL_TYPES:
             self._finished = True
-        return out + sse_frame(event.type, data)
+        out.append(data)
+        return out
 
-    # The module-wide shape: `feed` takes what the route has; for Responses that is the raw event.
-    feed = feed_raw
-
-    def _flush_tuple_text(self) -> bytes:
+    def _flush_tuple_text(self) -> dict[str, Any]:
         text = restore_tuples("".join(self._held_text), self._tuple_schema)
         self._held_text.clear()
         delta = {**(self._held_delta or {"type": "response.output_text.delta"}), "delta": text}
         self._held_delta = None
-        return sse_frame("response.output_text.delta", delta)
+        return delta
+
+    def failure(self, err: GatewayError) -> list[dict[str, Any]]:
+        """A terminal `response.failed` for a stream that cannot finish (nothing if it already ended)."""
+        if self._finished:
+            return []
+        self._finished = True
+        return [failed_event(err, self._response_id or self._meta.id, model=self._meta.model,
+                             created_at=self._meta.created)]
+
+    def end(self) -> list[dict[str, Any]]:
+        """Upstream is done: nothing after a terminal event; a synthetic failure if it never came."""
+        return self.failure(GatewayError(502, "Upstream stream closed before response.completed.",
+                                         ErrorKind.UPSTREAM, code="stream_disconnected"))
+
+    # -- SSE -------------------------------------------------------------------------------------------------
+
+    def feed_raw(self, event: CodexEvent) -> bytes:
+        return b"".join(sse_frame(d["type"], d) for d in self.events(event))
+
+    # The module-wide shape: `feed` takes what the route has; for Responses that is the raw event.
+    feed = feed_raw
 
     def heartbeat(self) -> bytes:
         return _PING
 
     def fail(self, err: GatewayError) -> bytes:
-        if self._finished:
-            return b""
-        self._finished = True
-        event = failed_event(err, self._response_id or self._meta.id, model=self._meta.model,
-                             created_at=self._meta.created)
-        return sse_frame("response.failed", event)
+        return b"".join(sse_frame(d["type"], d) for d in self.failure(err))
 
     def finish(self) -> bytes:
-        if self._finished:
-            return b""
-        return self.fail(GatewayError(502, "Upstream stream closed before response.completed.", ErrorKind.UPSTREAM,
-                                      code="stream_disconnected"))
+        return b"".join(sse_frame(d["type"], d) for d in self.end())
+
+    # -- WebSocket -------------------------------------------------------------------------------------------
+
+    def ws_feed(self, event: CodexEvent) -> list[str]:
+        return [orjson.dumps(d).decode() for d in self.events(event)]
+
+    def ws_fail(self, err: GatewayError) -> list[str]:
+        return [orjson.dumps(d).decode() for d in self.failure(err)]
+
+    def ws_finish(self) -> list[str]:
+        return [orjson.dumps(d).decode() for d in self.end()]
 
 
 def _restore_part(part: Any, schema: dict[str, Any]) -> Any:
@@ -391,15 +421,6 @@ def parse_ws_message(text: str | bytes) -> Turn:
     turn = parse_body(body, default_stream=True)
     turn.stream = True
     return turn
-
-
-def ws_event_message(event: CodexEvent) -> str | None:
-    """One backend event → one downstream text frame (the same JSON the backend sends); None for events that stay
-    inside the gateway (`codex.rate_limits`)."""
-    if event.type == "codex.rate_limits":
-        return None
-    data = event.data if "type" in event.data else {"type": event.type, **event.data}
-    return orjson.dumps(data).decode()
 
 
 def ws_error_message(err: GatewayError) -> str:

@@ -151,9 +151,20 @@ def test_websocket_rejects_other_frames_and_encodes_errors():
                                                                headers=[("retry-after", "30")])))
     assert frame == {"type": "error", "status_code": 429, "headers": {"retry-after": "30"},
                      "error": {"type": "rate_limit_error", "code": "usage_limit_reached", "message": "limit"}}
-    assert responses.ws_event_message(CodexEvent("codex.rate_limits", {"type": "codex.rate_limits"})) is None
-    event = raw_events("codex-responses.text.sse")[3]
-    assert json.loads(responses.ws_event_message(event)) == event.data
+
+
+def test_websocket_messages_relay_events_and_end_with_a_terminal():
+    encoder = responses.StreamEncoder(plain_turn(), META)
+    events = raw_events("codex-responses.text.sse")
+    assert encoder.ws_feed(CodexEvent("codex.rate_limits", {"type": "codex.rate_limits"})) == []
+    messages = [m for e in events[:5] for m in encoder.ws_feed(e)]
+    assert [json.loads(m) for m in messages] == [e.data for e in events[:5]]
+    [failed] = encoder.ws_finish()
+    assert json.loads(failed)["type"] == "response.failed"
+    assert encoder.ws_finish() == [] and encoder.ws_feed(events[5]) == []
+    done = responses.StreamEncoder(plain_turn(), META)
+    assert len([m for e in events for m in done.ws_feed(e)]) == len(events)
+    assert done.ws_finish() == [] and done.ws_fail(GatewayError(500, "late")) == []
 
 
 def relay(turn, events) -> bytes:
