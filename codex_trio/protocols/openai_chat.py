@@ -18,7 +18,7 @@ import orjson
 from codex_trio.errors import ErrorKind, GatewayError, invalid_request, status_to_kind
 from codex_trio.protocols import images
 from codex_trio.protocols.meta import ResponseMeta
-from codex_trio.protocols.schema import PreparedSchema, prepare_schema, restore_tuples, text_format
+from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, prepare_schema, restore_tuples, text_format
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import (
     Completed, Failed, ImageGenerated, NormalizedEvent, OutputItemDone, ReasoningDelta, TextDelta, ToolCallDelta,
@@ -34,7 +34,6 @@ REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 SERVICE_TIERS = ("auto", "default", "flex", "priority", "fast", "scale")
 # Turn.options keys this module sets (the encoders read them).
 OPT_INCLUDE_USAGE = "include_usage"
-OPT_TUPLE_SCHEMA = "tuple_schema"  # the client's original schema when tuples were converted
 OPT_CUSTOM_AS_FUNCTION = "custom_as_function"  # Cursor: custom tool calls in the function envelope
 
 _NUMBER_PARAMS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")

@@ -22,7 +22,7 @@ from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.protocols.openai_chat import (
     REASONING_EFFORTS, SERVICE_TIERS, _expect, encode_error as _chat_error, error_from_failure, load_json_object,
 )
-from codex_trio.protocols.schema import prepare_schema, restore_tuples
+from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, prepare_schema, restore_tuples
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import TERMINAL_TYPES, CodexEvent, Failed, error_fields
 
@@ -32,7 +32,6 @@ DROPPED_PARAMS: tuple[str, ...] = (
     "top_logprobs", "safety_identifier", "max_tool_calls", "store", "background", "context_window",
     "max_context_window", "truncation_policy",
 )
-OPT_TUPLE_SCHEMA = "tuple_schema"
 OPT_CLIENT_METADATA = "client_metadata"  # the client's string-valued metadata, for the upstream client to merge
 OPT_COMPACT = "compact"
 _SUBAGENTS = ("review", "compact", "memory_consolidation", "collab_spawn")

@@ -26,6 +26,9 @@ _LISTS = ("prefixItems", "oneOf", "anyOf", "allOf")
 # Keys whose value maps names to subschemas.
 _MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 _COMBINATORS = ("oneOf", "anyOf", "allOf")
+# The Turn.options key under which every protocol keeps the client's original schema when tuples were converted;
+# its presence tells the encoders to buffer the text and run it through `restore_tuples`.
+OPT_TUPLE_SCHEMA = "tuple_schema"
 
 
 @dataclass(frozen=True, slots=True)
