@@ -355,6 +355,8 @@ def parse_request(body: bytes, *, custom_as_function: bool = False) -> Turn:
     if model is None:
         raise invalid_request("You must provide a model parameter.", param="model", code="missing_required_parameter")
     model = _expect(model, str, "model", "a string")
+    if not model.strip():
+        raise invalid_request("'model' must not be empty.", param="model", code="invalid_value")
     stream = data.get("stream")
     stream = bool(_expect(stream, bool, "stream", "a boolean")) if stream is not None else False
     n = data.get("n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from codex_trio.errors import GatewayError
 from codex_trio.routing import ModelRouter, ResolvedModel
@@ -119,3 +120,20 @@ def test_effort_fitted_to_supported_levels(asked, sent):
     assert r.apply(turn(reasoning_effort=asked), r.resolve("local-rich")).request["reasoning"]["effort"] == sent
     # unknown support: sent as asked
     assert r.apply(turn(reasoning_effort=asked), r.resolve("gpt-5.4")).request["reasoning"]["effort"] == asked
+
+NAME_PARTS = st.sampled_from(["gpt-5.4", "codex", "sonnet", "opus", "a", "b", "-high", "-fast", "-flex", "-none",
+                              "-xhigh", "-", "x"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(NAME_PARTS, max_size=5).map("".join) | st.text(max_size=12))
+def test_resolve_is_total(name):
+    r = router(aliases={"codex": "gpt-5.4", "sonnet": "gpt-5.5", "opus": "sonnet-xhigh", "a": "b", "b": "a"})
+    try:
+        resolved = r.resolve(name)
+    except GatewayError as err:
+        assert err.status == 404 and err.param == "model"
+        resolved = r.resolve(name, fallback_to_default=True) if err.code == "model_not_found" else None
+    if resolved is not None:
+        assert resolved.model_id in CATALOG
+        assert resolved.display_name.startswith(resolved.model_id)
