@@ -6,6 +6,17 @@ non-streaming `chat.completion`; `encode_error` builds OpenAI's error envelope.
 
 Where the reference gateway deviates from the official API (usage on the finish chunk, no `length` finish
 reason, bare error lines without `[DONE]`, `n` ignored), this module follows the official API.
+
+Wiring (route):
+    turn = parse_request(body, custom_as_function=user_agent.lower().startswith("cursor/"))
+    resolved = router.resolve(turn.requested_model)           # unknown model → 404 GatewayError
+    router.apply(turn, resolved)
+    meta = ResponseMeta("chatcmpl-<hex>", resolved.display_name, now)
+    stream:  enc = StreamEncoder(turn, meta); send enc.start() (may go before upstream answers);
+             for each normalized event: send enc.feed(ev); stop when enc.finished; on idle enc.heartbeat();
+             on an error after the first byte enc.fail(err); at upstream EOF enc.finish()
+    else:    encode_response(turn, collected_normalized_events, meta)
+    errors before the first byte: status, body = encode_error(err) (+ err.headers, Retry-After)
 """
 
 from __future__ import annotations

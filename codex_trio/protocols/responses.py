@@ -7,6 +7,15 @@ is prepared like every other protocol's, and reasoning/compaction items are redu
 
 Streaming relays the raw backend events (`StreamEncoder.feed_raw`), re-serialised as named SSE events; the quota
 snapshots (`codex.rate_limits`) stay inside the gateway. Sans-IO throughout.
+
+Wiring (route):
+    turn = parse_request(body, subagent="review" on the review paths)    # or parse_ws_message(text) per frame
+    router.apply(turn, router.resolve(turn.requested_model, fallback_to_default=True))
+    turn.options["client_metadata"]: the client's string metadata, for the upstream client to merge
+    stream:  enc = StreamEncoder(turn, meta); send enc.feed_raw(raw_codex_event) per event (ws_feed for a
+             WebSocket client), enc.heartbeat() when idle, enc.fail(err) / enc.finish() at the end
+    else:    encode_response(turn, collected_raw_codex_events, meta)
+    compact: parse_compact_request(body) → POST /codex/responses/compact → relay the JSON as is
 """
 
 from __future__ import annotations
