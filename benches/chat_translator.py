@@ -13,7 +13,7 @@ import time
 
 import orjson
 
-from codex_trio.protocols import openai_chat
+from codex_trio.protocols import openai_chat, responses
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.upstream.events import CodexEvent, EventNormalizer
 
@@ -59,13 +59,24 @@ def run_once(payloads: list[bytes], stops: list[str]) -> int:
     return written
 
 
-def measure(seconds: float, stops: list[str]) -> float:
+def relay_once(payloads: list[bytes], _: list[str]) -> int:
+    """The Responses passthrough on the same stream: parse → re-serialise as named SSE events."""
+    turn = responses.parse_request(orjson.dumps({"model": "gpt-5.5", "input": "hi", "stream": True}))
+    encoder = responses.StreamEncoder(turn, ResponseMeta("resp_bench", "gpt-5.5", 1700000000))
+    written = 0
+    for payload in payloads:
+        data = orjson.loads(payload)
+        written += len(encoder.feed_raw(CodexEvent(data["type"], data)))
+    return written
+
+
+def measure(seconds: float, stops: list[str], once=run_once) -> float:
     payloads = upstream_stream()
-    run_once(payloads, stops)  # warm-up
+    once(payloads, stops)  # warm-up
     count = 0
     start = time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
-        run_once(payloads, stops)
+        once(payloads, stops)
         count += len(payloads)
     return count / elapsed
 
@@ -77,6 +88,8 @@ def main() -> None:
     for label, stops in (("no stop sequences", []), ("2 stop sequences", ["\n\nHuman:", "<|end|>"])):
         rate = measure(args.seconds, stops)
         print(f"chat translator, {label}: {rate:,.0f} upstream events/s (goal 50,000)")
+    rate = measure(args.seconds, [], relay_once)
+    print(f"responses passthrough relay: {rate:,.0f} upstream events/s")
 
 
 if __name__ == "__main__":

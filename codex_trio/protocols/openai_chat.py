@@ -477,10 +477,11 @@ def parse_request(body: bytes, *, custom_as_function: bool = False) -> Turn:
 class StopScanner:
     """Cuts text at the first stop sequence, across deltas, holding back only what could start a stop sequence."""
 
-    __slots__ = ("_stops", "_prefixes", "_longest", "_held", "hit")
+    __slots__ = ("_stops", "_firsts", "_prefixes", "_longest", "_held", "hit")
 
     def __init__(self, stops: Iterable[str]) -> None:
         self._stops = tuple(s for s in stops if s)
+        self._firsts = tuple({s[0] for s in self._stops})
         self._prefixes = frozenset(s[:k] for s in self._stops for k in range(1, len(s)))
         self._longest = max((len(s) for s in self._stops), default=0)
         self._held = ""
@@ -490,6 +491,8 @@ class StopScanner:
         """The part of `text` (plus what was held) that is safe to emit now."""
         if self.hit:
             return ""
+        if not self._held and not any(c in text for c in self._firsts):
+            return text  # fast path: nothing here can start a stop sequence
         buffer = self._held + text
         cut = -1
         for stop in self._stops:
