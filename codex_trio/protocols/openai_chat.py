@@ -58,7 +58,8 @@ def _type_name(value: Any) -> str:
             int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
 
 
-def _expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
+def expect_type(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
+    """`value` if it has type `kind` (booleans are not numbers here), else a 400 naming `param`."""
     if not isinstance(value, kind) or (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple)
                                                                                else (kind,))):
         raise invalid_request(f"Invalid type for '{param}': expected {what}, but got {_type_name(value)} instead.",
@@ -84,13 +85,13 @@ def _text_of(content: Any, param: str, *, allow_refusal: bool = False) -> str:
         return ""
     if isinstance(content, str):
         return content
-    _expect(content, list, param, "a string or an array of content parts")
+    expect_type(content, list, param, "a string or an array of content parts")
     texts: list[str] = []
     for i, part in enumerate(content):
-        part = _expect(part, dict, f"{param}[{i}]", "a content part object")
+        part = expect_type(part, dict, f"{param}[{i}]", "a content part object")
         kind = part.get("type")
         if kind == "text" or (allow_refusal and kind == "refusal"):
-            texts.append(_expect(part.get(kind), str, f"{param}[{i}].{kind}", "a string"))
+            texts.append(expect_type(part.get(kind), str, f"{param}[{i}].{kind}", "a string"))
         else:
             raise invalid_request(f"Invalid content part type '{kind}' in '{param}[{i}]': only 'text' parts are "
                                   "allowed in this message role.", param=f"{param}[{i}].type")
@@ -103,27 +104,27 @@ def _user_parts(content: Any, param: str) -> list[dict[str, Any]]:
         return [{"type": "input_text", "text": ""}]
     if isinstance(content, str):
         return [{"type": "input_text", "text": content}]
-    _expect(content, list, param, "a string or an array of content parts")
+    expect_type(content, list, param, "a string or an array of content parts")
     parts: list[dict[str, Any]] = []
     for i, part in enumerate(content):
         where = f"{param}[{i}]"
-        part = _expect(part, dict, where, "a content part object")
+        part = expect_type(part, dict, where, "a content part object")
         kind = part.get("type")
         if kind == "text":
-            parts.append({"type": "input_text", "text": _expect(part.get("text"), str, f"{where}.text", "a string")})
+            parts.append({"type": "input_text", "text": expect_type(part.get("text"), str, f"{where}.text", "a string")})
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
             if url is None:
                 continue
-            url = _expect(url, str, f"{where}.image_url.url", "a string (an http(s) URL or a data: URL)")
+            url = expect_type(url, str, f"{where}.image_url.url", "a string (an http(s) URL or a data: URL)")
             if not url.startswith(("http://", "https://", "data:image/")):
                 raise invalid_request(f"Invalid image URL in '{where}': use an http(s) URL or a base64 data URL "
                                       "such as 'data:image/png;base64,...'.", param=f"{where}.image_url.url",
                                       code="invalid_image_url")
             parts.append({"type": "input_image", "image_url": url})
         elif kind == "file":
-            file = _expect(part.get("file"), dict, f"{where}.file", "an object")
+            file = expect_type(part.get("file"), dict, f"{where}.file", "an object")
             item: dict[str, Any] = {"type": "input_file"}
             for key in ("file_data", "file_id", "filename"):
                 if isinstance(file.get(key), str):
@@ -146,36 +147,36 @@ def _message(role: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _convert_tools(raw: Any, param: str) -> tuple[list[dict[str, Any]], set[str]]:
     """Flat Codex tools, plus the names of declared custom tools."""
-    _expect(raw, list, param, "an array of tools")
+    expect_type(raw, list, param, "an array of tools")
     tools: list[dict[str, Any]] = []
     custom_names: set[str] = set()
     for i, tool in enumerate(raw):
         where = f"{param}[{i}]"
-        tool = _expect(tool, dict, where, "a tool object")
+        tool = expect_type(tool, dict, where, "a tool object")
         kind = tool.get("type", "function")
         if kind == "function":
             fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
-            name = _expect(fn.get("name"), str, f"{where}.function.name", "a string")
+            name = expect_type(fn.get("name"), str, f"{where}.function.name", "a string")
             out: dict[str, Any] = {"type": "function", "name": name}
             if fn.get("description") is not None:
-                out["description"] = _expect(fn["description"], str, f"{where}.function.description", "a string")
+                out["description"] = expect_type(fn["description"], str, f"{where}.function.description", "a string")
             params = fn.get("parameters", {"type": "object", "properties": {}})
-            params = _expect(params, dict, f"{where}.function.parameters", "a JSON schema object")
+            params = expect_type(params, dict, f"{where}.function.parameters", "a JSON schema object")
             if params.get("type") == "object" and "properties" not in params:
                 params = {**params, "properties": {}}
             out["parameters"] = params
             strict = fn.get("strict")
-            out["strict"] = bool(_expect(strict, bool, f"{where}.function.strict", "a boolean")) if strict is not None \
+            out["strict"] = bool(expect_type(strict, bool, f"{where}.function.strict", "a boolean")) if strict is not None \
                 else False
             tools.append(out)
         elif kind == "custom":
             spec = tool.get("custom") if isinstance(tool.get("custom"), dict) else tool
-            name = _expect(spec.get("name"), str, f"{where}.custom.name", "a string")
+            name = expect_type(spec.get("name"), str, f"{where}.custom.name", "a string")
             out = {"type": "custom", "name": name}
             if spec.get("description") is not None:
-                out["description"] = _expect(spec["description"], str, f"{where}.custom.description", "a string")
+                out["description"] = expect_type(spec["description"], str, f"{where}.custom.description", "a string")
             if spec.get("format") is not None:
-                out["format"] = _expect(spec["format"], dict, f"{where}.custom.format", "an object")
+                out["format"] = expect_type(spec["format"], dict, f"{where}.custom.format", "an object")
             custom_names.add(name)
             tools.append(out)
         elif kind in ("web_search", "web_search_preview"):
@@ -198,28 +199,28 @@ def _convert_tool_choice(choice: Any) -> Any:
             raise invalid_request(f"Invalid value for 'tool_choice': '{choice}'. Use 'none', 'auto', 'required' or "
                                   "a named tool.", param="tool_choice")
         return choice
-    _expect(choice, dict, "tool_choice", "a string or an object")
+    expect_type(choice, dict, "tool_choice", "a string or an object")
     kind = choice.get("type")
     if kind == "function":
         fn = choice.get("function") if isinstance(choice.get("function"), dict) else choice
-        return {"type": "function", "name": _expect(fn.get("name"), str, "tool_choice.function.name", "a string")}
+        return {"type": "function", "name": expect_type(fn.get("name"), str, "tool_choice.function.name", "a string")}
     if kind == "custom":
         spec = choice.get("custom") if isinstance(choice.get("custom"), dict) else choice
-        return {"type": "custom", "name": _expect(spec.get("name"), str, "tool_choice.custom.name", "a string")}
+        return {"type": "custom", "name": expect_type(spec.get("name"), str, "tool_choice.custom.name", "a string")}
     if kind == "allowed_tools":
-        allowed = _expect(choice.get("allowed_tools"), dict, "tool_choice.allowed_tools", "an object")
+        allowed = expect_type(choice.get("allowed_tools"), dict, "tool_choice.allowed_tools", "an object")
         mode = allowed.get("mode", "auto")
         if mode not in ("auto", "required"):
             raise invalid_request("'tool_choice.allowed_tools.mode' must be 'auto' or 'required'.",
                                   param="tool_choice.allowed_tools.mode")
         refs = []
-        for i, ref in enumerate(_expect(allowed.get("tools"), list, "tool_choice.allowed_tools.tools", "an array")):
+        for i, ref in enumerate(expect_type(allowed.get("tools"), list, "tool_choice.allowed_tools.tools", "an array")):
             where = f"tool_choice.allowed_tools.tools[{i}]"
-            ref = _expect(ref, dict, where, "an object")
-            ref_type = _expect(ref.get("type", "function"), str, f"{where}.type", "a string")
+            ref = expect_type(ref, dict, where, "an object")
+            ref_type = expect_type(ref.get("type", "function"), str, f"{where}.type", "a string")
             inner = ref[ref_type] if isinstance(ref.get(ref_type), dict) else ref
             name = inner.get("name")
-            refs.append({"type": ref_type, "name": _expect(name, str, f"{where}.name", "a string")}
+            refs.append({"type": ref_type, "name": expect_type(name, str, f"{where}.name", "a string")}
                         if name is not None else {"type": ref_type})
         return {"type": "allowed_tools", "mode": mode, "tools": refs}
     if kind in ("web_search", "web_search_preview", "image_generation"):
@@ -232,24 +233,24 @@ def _assistant_items(msg: dict[str, Any], where: str, custom_names: set[str],
     items: list[dict[str, Any]] = []
     text = _text_of(msg.get("content"), f"{where}.content", allow_refusal=True)
     calls = msg.get("tool_calls") or []
-    _expect(calls, list, f"{where}.tool_calls", "an array")
+    expect_type(calls, list, f"{where}.tool_calls", "an array")
     legacy = msg.get("function_call")
     if text or not (calls or legacy):
         items.append(_message("assistant", [{"type": "output_text", "text": text}]))
     for i, call in enumerate(calls):
         cwhere = f"{where}.tool_calls[{i}]"
-        call = _expect(call, dict, cwhere, "a tool call object")
-        call_id = _expect(call.get("id"), str, f"{cwhere}.id", "a string")
+        call = expect_type(call, dict, cwhere, "a tool call object")
+        call_id = expect_type(call.get("id"), str, f"{cwhere}.id", "a string")
         if call.get("type") == "custom":
-            spec = _expect(call.get("custom"), dict, f"{cwhere}.custom", "an object")
-            name = _expect(spec.get("name"), str, f"{cwhere}.custom.name", "a string")
+            spec = expect_type(call.get("custom"), dict, f"{cwhere}.custom", "an object")
+            name = expect_type(spec.get("name"), str, f"{cwhere}.custom.name", "a string")
             items.append({"type": "custom_tool_call", "call_id": call_id, "name": name,
-                          "input": _expect(spec.get("input", ""), str, f"{cwhere}.custom.input", "a string")})
+                          "input": expect_type(spec.get("input", ""), str, f"{cwhere}.custom.input", "a string")})
             custom_ids.add(call_id)
             continue
-        fn = _expect(call.get("function"), dict, f"{cwhere}.function", "an object")
-        name = _expect(fn.get("name"), str, f"{cwhere}.function.name", "a string")
-        arguments = _expect(fn.get("arguments", ""), str, f"{cwhere}.function.arguments", "a string")
+        fn = expect_type(call.get("function"), dict, f"{cwhere}.function", "an object")
+        name = expect_type(fn.get("name"), str, f"{cwhere}.function.name", "a string")
+        arguments = expect_type(fn.get("arguments", ""), str, f"{cwhere}.function.arguments", "a string")
         if name in custom_names:  # Cursor sends custom calls in function envelopes
             items.append({"type": "custom_tool_call", "call_id": call_id, "name": name, "input": arguments})
             custom_ids.add(call_id)
@@ -264,7 +265,7 @@ def _assistant_items(msg: dict[str, Any], where: str, custom_names: set[str],
 
 def _convert_messages(messages: Any, custom_names: set[str]) -> tuple[str, list[dict[str, Any]]]:
     """(instructions, input). Leading system/developer messages become instructions; later ones stay in place."""
-    _expect(messages, list, "messages", "an array of messages")
+    expect_type(messages, list, "messages", "an array of messages")
     if not messages:
         raise invalid_request("'messages' must contain at least one message.", param="messages",
                               code="empty_array")
@@ -273,7 +274,7 @@ def _convert_messages(messages: Any, custom_names: set[str]) -> tuple[str, list[
     custom_ids: set[str] = set()
     for i, msg in enumerate(messages):
         where = f"messages[{i}]"
-        msg = _expect(msg, dict, where, "a message object")
+        msg = expect_type(msg, dict, where, "a message object")
         role = msg.get("role")
         if role in ("system", "developer"):
             text = _text_of(msg.get("content"), f"{where}.content")
@@ -287,7 +288,7 @@ def _convert_messages(messages: Any, custom_names: set[str]) -> tuple[str, list[
         elif role == "assistant":
             items.extend(_assistant_items(msg, where, custom_names, custom_ids))
         elif role == "tool":
-            call_id = _expect(msg.get("tool_call_id"), str, f"{where}.tool_call_id", "a string")
+            call_id = expect_type(msg.get("tool_call_id"), str, f"{where}.tool_call_id", "a string")
             output = _text_of(msg.get("content"), f"{where}.content")
             kind = "custom_tool_call_output" if call_id in custom_ids else "function_call_output"
             items.append({"type": kind, "call_id": call_id, "output": output})
@@ -310,7 +311,7 @@ def _responses_shaped_input(data: dict[str, Any]) -> tuple[str, list[dict[str, A
 
     instructions = data.get("instructions")
     if instructions is not None:
-        _expect(instructions, str, "instructions", "a string")
+        expect_type(instructions, str, "instructions", "a string")
     items = sanitize_input(data["input"])
     if not items:
         raise invalid_request("'input' must contain at least one item.", param="input", code="empty_array")
@@ -318,20 +319,20 @@ def _responses_shaped_input(data: dict[str, Any]) -> tuple[str, list[dict[str, A
 
 
 def _response_format(fmt: Any, options: dict[str, Any]) -> dict[str, Any] | None:
-    _expect(fmt, dict, "response_format", "an object")
+    expect_type(fmt, dict, "response_format", "an object")
     kind = fmt.get("type")
     if kind == "text":
         return None
     if kind == "json_object":
         return text_format("json_object")
     if kind == "json_schema":
-        spec = _expect(fmt.get("json_schema"), dict, "response_format.json_schema", "an object")
-        name = _expect(spec.get("name"), str, "response_format.json_schema.name", "a string")
-        schema = _expect(spec.get("schema", {"type": "object", "properties": {}}), dict,
+        spec = expect_type(fmt.get("json_schema"), dict, "response_format.json_schema", "an object")
+        name = expect_type(spec.get("name"), str, "response_format.json_schema.name", "a string")
+        schema = expect_type(spec.get("schema", {"type": "object", "properties": {}}), dict,
                          "response_format.json_schema.schema", "a JSON schema object")
         strict = spec.get("strict")
         if strict is not None:
-            _expect(strict, bool, "response_format.json_schema.strict", "a boolean")
+            expect_type(strict, bool, "response_format.json_schema.strict", "a boolean")
         description = spec.get("description")
         prepared = prepare_schema(schema)
         if prepared.has_tuples:
@@ -345,14 +346,14 @@ def _response_format(fmt: Any, options: dict[str, Any]) -> dict[str, Any] | None
 def _check_dropped(data: dict[str, Any]) -> None:
     for key in _NUMBER_PARAMS:
         if data.get(key) is not None:
-            _expect(data[key], (int, float), key, "a number")
+            expect_type(data[key], (int, float), key, "a number")
     for key in _INT_PARAMS:
         if data.get(key) is not None:
-            _expect(data[key], int, key, "an integer")
+            expect_type(data[key], int, key, "an integer")
     if data.get("logit_bias") is not None:
-        _expect(data["logit_bias"], dict, "logit_bias", "an object")
+        expect_type(data["logit_bias"], dict, "logit_bias", "an object")
     if data.get("logprobs") is not None:
-        _expect(data["logprobs"], bool, "logprobs", "a boolean")
+        expect_type(data["logprobs"], bool, "logprobs", "a boolean")
 
 
 def parse_request(body: bytes, *, custom_as_function: bool = False) -> Turn:
@@ -365,18 +366,18 @@ def parse_request(body: bytes, *, custom_as_function: bool = False) -> Turn:
     model = data.get("model")
     if model is None:
         raise invalid_request("You must provide a model parameter.", param="model", code="missing_required_parameter")
-    model = _expect(model, str, "model", "a string")
+    model = expect_type(model, str, "model", "a string")
     if not model.strip():
         raise invalid_request("'model' must not be empty.", param="model", code="invalid_value")
     stream = data.get("stream")
-    stream = bool(_expect(stream, bool, "stream", "a boolean")) if stream is not None else False
+    stream = bool(expect_type(stream, bool, "stream", "a boolean")) if stream is not None else False
     n = data.get("n")
-    if n is not None and _expect(n, int, "n", "an integer") != 1:
+    if n is not None and expect_type(n, int, "n", "an integer") != 1:
         raise invalid_request(f"n={n} is not supported: the Codex backend returns one choice per request. Send n=1 "
                               "(or omit it) and make several requests for several choices.", param="n",
                               code="unsupported_value")
     modalities = data.get("modalities")
-    if modalities is not None and any(m != "text" for m in _expect(modalities, list, "modalities", "an array")):
+    if modalities is not None and any(m != "text" for m in expect_type(modalities, list, "modalities", "an array")):
         raise invalid_request("Only the 'text' output modality is supported.", param="modalities",
                               code="unsupported_value")
     _check_dropped(data)
@@ -388,11 +389,11 @@ def parse_request(body: bytes, *, custom_as_function: bool = False) -> Turn:
         tools, custom_names = _convert_tools(data["tools"], "tools")
     if not tools and data.get("functions") is not None:
         tools, custom_names = _convert_tools(
-            [{"type": "function", "function": f} for f in _expect(data["functions"], list, "functions", "an array")],
+            [{"type": "function", "function": f} for f in expect_type(data["functions"], list, "functions", "an array")],
             "functions")
     web_search = data.get("web_search_options")
     if web_search is not None:
-        _expect(web_search, dict, "web_search_options", "an object")
+        expect_type(web_search, dict, "web_search_options", "an object")
         if not any(t["type"] == "web_search" for t in tools):
             tools.append({"type": "web_search", **{k: v for k, v in web_search.items()
                                                    if k in ("search_context_size", "user_location")}})
@@ -413,7 +414,7 @@ def parse_request(body: bytes, *, custom_as_function: bool = False) -> Turn:
         request["tool_choice"] = _convert_tool_choice(
             {"type": "function", "function": legacy} if isinstance(legacy, dict) else legacy)
     if data.get("parallel_tool_calls") is not None:
-        request["parallel_tool_calls"] = _expect(data["parallel_tool_calls"], bool, "parallel_tool_calls", "a boolean")
+        request["parallel_tool_calls"] = expect_type(data["parallel_tool_calls"], bool, "parallel_tool_calls", "a boolean")
 
     text: dict[str, Any] = {}
     if data.get("response_format") is not None:
@@ -442,25 +443,25 @@ def parse_request(body: bytes, *, custom_as_function: bool = False) -> Turn:
 
     stream_options = data.get("stream_options")
     if stream_options is not None:
-        _expect(stream_options, dict, "stream_options", "an object")
+        expect_type(stream_options, dict, "stream_options", "an object")
         include = stream_options.get("include_usage")
         if include is not None:
-            options[OPT_INCLUDE_USAGE] = _expect(include, bool, "stream_options.include_usage", "a boolean")
+            options[OPT_INCLUDE_USAGE] = expect_type(include, bool, "stream_options.include_usage", "a boolean")
 
     stop = data.get("stop")
     stops: list[str] = []
     if isinstance(stop, str):
         stops = [stop]
     elif stop is not None:
-        for i, s in enumerate(_expect(stop, list, "stop", "a string or an array of strings")):
-            stops.append(_expect(s, str, f"stop[{i}]", "a string"))
+        for i, s in enumerate(expect_type(stop, list, "stop", "a string or an array of strings")):
+            stops.append(expect_type(s, str, f"stop[{i}]", "a string"))
     stops = [s for s in stops if s]
 
     conversation = None
     for key in ("prompt_cache_key", "user", "safety_identifier"):
         value = data.get(key)
         if value is not None:
-            _expect(value, str, key, "a string")
+            expect_type(value, str, key, "a string")
             conversation = conversation or value or None
     if isinstance(data.get("prompt_cache_key"), str) and data["prompt_cache_key"]:
         request["prompt_cache_key"] = data["prompt_cache_key"]

@@ -29,7 +29,7 @@ from codex_trio.errors import ErrorKind, GatewayError, invalid_request
 from codex_trio.protocols import images
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.protocols.openai_chat import (
-    REASONING_EFFORTS, SERVICE_TIERS, _expect, encode_error as _chat_error, error_from_failure, load_json_object,
+    REASONING_EFFORTS, SERVICE_TIERS, expect_type, encode_error as _chat_error, error_from_failure, load_json_object,
 )
 from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, prepare_schema, restore_tuples
 from codex_trio.turn import Turn
@@ -77,10 +77,10 @@ def sanitize_input(raw: Any, param: str = "input") -> list[dict[str, Any]]:
     reasoning and compaction items are reduced (and dropped when they cannot be replayed)."""
     if isinstance(raw, str):
         return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": raw}]}]
-    _expect(raw, list, param, "a string or an array of input items")
+    expect_type(raw, list, param, "a string or an array of input items")
     items: list[dict[str, Any]] = []
     for i, item in enumerate(raw):
-        item = _expect(item, dict, f"{param}[{i}]", "an input item object")
+        item = expect_type(item, dict, f"{param}[{i}]", "an input item object")
         kind = item.get("type")
         if kind == "reasoning":
             reduced = _sanitize_reasoning(item)
@@ -97,14 +97,14 @@ def sanitize_input(raw: Any, param: str = "input") -> list[dict[str, Any]]:
 # ---- request -----------------------------------------------------------------------------------------------------
 
 def _prepare_text(text: Any, options: dict[str, Any]) -> dict[str, Any]:
-    _expect(text, dict, "text", "an object")
+    expect_type(text, dict, "text", "an object")
     out = {k: v for k, v in text.items() if k != "format"}
     fmt = text.get("format")
     if fmt is None:
         return out
-    _expect(fmt, dict, "text.format", "an object")
+    expect_type(fmt, dict, "text.format", "an object")
     if fmt.get("type") == "json_schema":
-        schema = _expect(fmt.get("schema"), dict, "text.format.schema", "a JSON schema object")
+        schema = expect_type(fmt.get("schema"), dict, "text.format.schema", "a JSON schema object")
         prepared = prepare_schema(schema)
         if prepared.has_tuples:
             options[OPT_TUPLE_SCHEMA] = prepared.original
@@ -117,10 +117,10 @@ def _prepare_text(text: Any, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tools(raw: Any) -> list[dict[str, Any]]:
-    _expect(raw, list, "tools", "an array of tools")
+    expect_type(raw, list, "tools", "an array of tools")
     tools = []
     for i, tool in enumerate(raw):
-        tool = _expect(tool, dict, f"tools[{i}]", "a tool object")
+        tool = expect_type(tool, dict, f"tools[{i}]", "a tool object")
         tools.append(images.validate_image_tool(tool, f"tools[{i}]") if tool.get("type") == "image_generation"
                      else tool)
     return tools
@@ -137,7 +137,7 @@ def _client_metadata(raw: Any, subagent: str | None) -> dict[str, str]:
 
 def parse_body(data: dict[str, Any], *, subagent: str | None = None, default_stream: bool = False) -> Turn:
     """Build the Turn from an already-decoded Responses body (HTTP or a WebSocket `response.create` frame)."""
-    model = _expect(data.get("model"), str, "model", "a string") if "model" in data else None
+    model = expect_type(data.get("model"), str, "model", "a string") if "model" in data else None
     if not model:
         raise invalid_request("You must provide a model parameter.", param="model", code="missing_required_parameter")
     if data.get("background") is True:
@@ -152,20 +152,20 @@ def parse_body(data: dict[str, Any], *, subagent: str | None = None, default_str
     if isinstance(data.get("instructions"), str):
         request["instructions"] = data["instructions"]
     elif data.get("instructions") is not None:
-        _expect(data["instructions"], str, "instructions", "a string")
+        expect_type(data["instructions"], str, "instructions", "a string")
     request["input"] = sanitize_input(data.get("input", []))
     if data.get("tools") is not None:
         tools = _tools(data["tools"])
         if tools:
             request["tools"] = tools
     if data.get("tool_choice") is not None:
-        request["tool_choice"] = _expect(data["tool_choice"], (str, dict), "tool_choice", "a string or an object")
+        request["tool_choice"] = expect_type(data["tool_choice"], (str, dict), "tool_choice", "a string or an object")
     if data.get("parallel_tool_calls") is not None:
-        request["parallel_tool_calls"] = _expect(data["parallel_tool_calls"], bool, "parallel_tool_calls",
+        request["parallel_tool_calls"] = expect_type(data["parallel_tool_calls"], bool, "parallel_tool_calls",
                                                  "a boolean")
     effort = None
     if data.get("reasoning") is not None:
-        reasoning = dict(_expect(data["reasoning"], dict, "reasoning", "an object"))
+        reasoning = dict(expect_type(data["reasoning"], dict, "reasoning", "an object"))
         effort = reasoning.pop("effort", None)
         if effort is not None and effort not in REASONING_EFFORTS:
             raise invalid_request(f"Invalid value for 'reasoning.effort': {orjson.dumps(effort).decode()}. Supported "
@@ -177,19 +177,19 @@ def parse_body(data: dict[str, Any], *, subagent: str | None = None, default_str
         if text:
             request["text"] = text
     if data.get("include") is not None:
-        include = _expect(data["include"], list, "include", "an array of strings")
-        request["include"] = [_expect(v, str, f"include[{i}]", "a string") for i, v in enumerate(include)]
+        include = expect_type(data["include"], list, "include", "an array of strings")
+        request["include"] = [expect_type(v, str, f"include[{i}]", "a string") for i, v in enumerate(include)]
     for key in ("prompt_cache_key", "previous_response_id"):
         if data.get(key) is not None:
-            request[key] = _expect(data[key], str, key, "a string")
+            request[key] = expect_type(data[key], str, key, "a string")
     if data.get("generate") is not None:
-        request["generate"] = _expect(data["generate"], bool, "generate", "a boolean")
+        request["generate"] = expect_type(data["generate"], bool, "generate", "a boolean")
     tier = data.get("service_tier")
     if tier is not None and tier not in SERVICE_TIERS:
         raise invalid_request(f"Invalid value for 'service_tier': {orjson.dumps(tier).decode()}.",
                               param="service_tier")
     stream = data.get("stream")
-    stream = _expect(stream, bool, "stream", "a boolean") if stream is not None else default_stream
+    stream = expect_type(stream, bool, "stream", "a boolean") if stream is not None else default_stream
     options[OPT_CLIENT_METADATA] = _client_metadata(data.get("client_metadata"), subagent)
     conversation = request.get("prompt_cache_key") or (data.get("user") if isinstance(data.get("user"), str)
                                                        else None) or None

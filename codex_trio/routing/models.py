@@ -54,12 +54,17 @@ class ModelRouter:
         aliases: Mapping[str, str] | None = None,
         catalog: Iterable[str] | Callable[[], Iterable[str]] = (),
         custom_models: Iterable[str | Mapping[str, Any]] = (),
+        efforts_for: Callable[[str], Iterable[str] | None] | None = None,
     ) -> None:
+        """`catalog`: the model ids (or a function returning the current ones, for a live catalog).
+        `efforts_for`: the reasoning efforts a catalog model supports (None when unknown), used to fit a
+        requested effort to the model; custom models declare theirs in `supported_reasoning_efforts`."""
         self.default_model = default_model
         self.default_effort = default_effort
         self.default_service_tier = default_service_tier
         self.aliases = dict(aliases or {})
         self._catalog = catalog if callable(catalog) else frozenset(catalog)
+        self._efforts_for = efforts_for
         self._custom_ids: set[str] = set()
         self._custom_efforts: dict[str, tuple[str, ...]] = {}
         for entry in custom_models:
@@ -78,8 +83,11 @@ class ModelRouter:
         return frozenset(ids) | self._custom_ids
 
     def supported_efforts(self, model_id: str) -> tuple[str, ...] | None:
-        """Efforts a model takes, when configured (custom models); None = unknown, send as asked."""
-        return self._custom_efforts.get(model_id)
+        """Efforts a model takes, when known; None = unknown, send as asked."""
+        if model_id in self._custom_efforts:
+            return self._custom_efforts[model_id]
+        known = self._efforts_for(model_id) if self._efforts_for is not None else None
+        return tuple(e for e in known if e in EFFORTS) if known is not None else None
 
     # -- resolution ----------------------------------------------------------------------------------------
 

@@ -137,3 +137,12 @@ def test_resolve_is_total(name):
     if resolved is not None:
         assert resolved.model_id in CATALOG
         assert resolved.display_name.startswith(resolved.model_id)
+
+
+def test_catalog_efforts_fit_requested_effort():
+    levels = {"gpt-5-codex-mini": ["medium", "high"]}
+    r = router(efforts_for=levels.get)
+    assert r.apply(turn(reasoning_effort="low"), r.resolve("gpt-5-codex-mini")).request["reasoning"]["effort"] == \
+        "medium"
+    assert r.apply(turn(), r.resolve("gpt-5-codex-mini-xhigh")).request["reasoning"]["effort"] == "high"
+    assert r.apply(turn(reasoning_effort="none"), r.resolve("gpt-5.4")).request["reasoning"]["effort"] == "none"
