@@ -495,11 +495,15 @@ class StopScanner:
         if not self._held and not any(c in text for c in self._firsts):
             return text  # fast path: nothing here can start a stop sequence
         buffer = self._held + text
-        cut = -1
+        # Generation stops the moment a stop sequence is complete: the match that ends first wins (on a tie, the
+        # one that starts first), exactly as if the text had arrived one character at a time.
+        cut, cut_end = -1, -1
         for stop in self._stops:
             pos = buffer.find(stop)
-            if pos != -1 and (cut == -1 or pos < cut):
-                cut = pos
+            if pos != -1:
+                end = pos + len(stop)
+                if cut == -1 or end < cut_end or (end == cut_end and pos < cut):
+                    cut, cut_end = pos, end
         if cut != -1:
             self.hit = True
             self._held = ""
