@@ -1,0 +1,176 @@
+"""`codex-trio image "<prompt>"`: generate one image through a running gateway and save it in the workspace.
+
+Credentials, first match wins: `--base-url` / `--token`, then `CODEX_API_BASE_URL` / `CODEX_API_TOKEN`, then
+`~/.config/codex-api/base_url` and `~/.config/codex-api/token` (one line each). Prefer the file or the environment:
+a token typed on a command line ends up in shell history and agent transcripts.
+
+Prints the saved path on stdout (progress on stderr unless `--quiet`). Exit status: 0 saved, 1 failed, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import os
+import re
+import sys
+from pathlib import Path
+
+import httpx
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8080"
+DEFAULT_MODEL = "gpt-5.5"
+CONFIG_DIR = Path("~/.config/codex-api")
+_TIMEOUT = httpx.Timeout(300.0, connect=10.0)  # one image takes 15–40 s, large ones longer
+_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+
+
+class ImageCliError(Exception):
+    """A failure with a message that says what to do."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codex-trio image", description="Generate an image through the gateway "
+                                     "and save it into the current project.")
+    parser.add_argument("prompt", help="what to draw (1-3 sentences: subject, style, composition)")
+    parser.add_argument("-o", "--out", help="file to write (overwritten if it exists); default "
+                        "assets/generated/<slug>.<ext>, auto-numbered, never overwriting")
+    parser.add_argument("--size", default="auto", help="auto, 1024x1024, 1536x1024, 1024x1536, 2048x2048, "
+                        "3840x2160, ... (default auto)")
+    parser.add_argument("--format", default="png", choices=("png", "jpeg", "webp"), dest="output_format")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"chat model hosting image_generation (default "
+                        f"{DEFAULT_MODEL})")
+    parser.add_argument("--base-url", help="gateway URL (default: $CODEX_API_BASE_URL, ~/.config/codex-api/base_url, "
+                        f"{DEFAULT_BASE_URL})")
+    parser.add_argument("--token", help="gateway API key (default: $CODEX_API_TOKEN, ~/.config/codex-api/token)")
+    parser.add_argument("--quiet", action="store_true", help="print only the saved path")
+    return parser
+
+
+def _read_line(path: Path) -> str | None:
+    try:
+        value = path.expanduser().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return value or None
+
+
+def resolve_credentials(base_url: str | None, token: str | None, env: dict[str, str] | None = None,
+                        config_dir: Path = CONFIG_DIR) -> tuple[str, str | None]:
+    env = os.environ if env is None else env
+    base = (base_url or env.get("CODEX_API_BASE_URL") or _read_line(config_dir / "base_url") or DEFAULT_BASE_URL)
+    key = token or env.get("CODEX_API_TOKEN") or _read_line(config_dir / "token")
+    return base.rstrip("/"), key
+
+
+def slugify(prompt: str, limit: int = 48) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")
+    slug = slug[:limit].rstrip("-")
+    return slug or "image"
+
+
+def default_path(prompt: str, extension: str, root: Path) -> Path:
+    """assets/generated/<slug>.<ext>, or <slug>-2, -3, ... when taken."""
+    folder = root / "assets" / "generated"
+    slug = slugify(prompt)
+    candidate = folder / f"{slug}.{extension}"
+    number = 2
+    while candidate.exists():
+        candidate = folder / f"{slug}-{number}.{extension}"
+        number += 1
+    return candidate
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error")
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("code") or error)
+    return str(error or response.text[:300])
+
+
+def request_image(base_url: str, token: str | None, prompt: str, *, size: str, output_format: str,
+                  model: str) -> tuple[bytes, str | None]:
+    """POST /v1/images/generations; (image bytes, revised prompt). Raises ImageCliError."""
+    headers = {"User-Agent": "codex-trio-image/1", "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = {"model": model, "prompt": prompt, "size": size, "output_format": output_format,
+            "response_format": "b64_json", "n": 1}
+    url = f"{base_url}/v1/images/generations"
+    try:
+        with httpx.Client(timeout=_TIMEOUT) as client:
+            response = client.post(url, json=body, headers=headers)
+    except httpx.TimeoutException:
+        raise ImageCliError(f"timed out waiting for the gateway at {base_url}; large images can take minutes, "
+                            "retry or pick a smaller --size") from None
+    except httpx.HTTPError as exc:
+        raise ImageCliError(f"failed to reach gateway at {base_url} ({exc.__class__.__name__}: {exc}). Start it "
+                            "with `codex-trio run`, or set --base-url / CODEX_API_BASE_URL / "
+                            "~/.config/codex-api/base_url") from None
+    if response.status_code == 401:
+        raise ImageCliError(f"HTTP 401 {_error_message(response)}: wrong or missing gateway key; set "
+                            "CODEX_API_TOKEN or write it to ~/.config/codex-api/token")
+    if response.status_code == 429:
+        raise ImageCliError(f"HTTP 429 {_error_message(response)}: the subscription is rate-limited; wait for the "
+                            "limit to reset and retry")
+    if response.status_code == 502 and "image_generation_failed" in response.text:
+        raise ImageCliError("Model did not return an image: rephrase the prompt to ask explicitly for an image "
+                            "(\"use the image_generation tool\")")
+    if response.status_code >= 400:
+        raise ImageCliError(f"HTTP {response.status_code} {_error_message(response)}")
+    try:
+        entry = response.json()["data"][0]
+        image = base64.b64decode(entry["b64_json"], validate=True)
+    except (ValueError, KeyError, IndexError, TypeError, binascii.Error):
+        raise ImageCliError("Model did not return an image (the gateway reply had no data[0].b64_json): rephrase "
+                            "the prompt to ask explicitly for an image") from None
+    if not image:
+        raise ImageCliError("Model did not return an image (empty image data)")
+    revised = entry.get("revised_prompt")
+    return image, revised if isinstance(revised, str) else None
+
+
+def main(argv: list[str] | None = None, *, env: dict[str, str] | None = None, cwd: Path | None = None,
+         config_dir: Path = CONFIG_DIR) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help (0) and on bad usage (2)
+        return int(exc.code or 0)
+    root = cwd or Path.cwd()
+    base_url, token = resolve_credentials(args.base_url, args.token, env, config_dir)
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr)
+
+    say(f"generating via {base_url} (model {args.model}, size {args.size}, {args.output_format}) ...")
+    try:
+        image, revised = request_image(base_url, token, args.prompt, size=args.size,
+                                       output_format=args.output_format, model=args.model)
+    except ImageCliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.out:
+        path = Path(args.out)
+        path = path if path.is_absolute() else root / path
+    else:
+        path = default_path(args.prompt, _EXTENSIONS[args.output_format], root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(image)
+    except OSError as exc:
+        print(f"error: cannot write {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if revised:
+        say(f"revised prompt: {revised}")
+    shown = path.relative_to(root) if path.is_relative_to(root) else path
+    print(shown)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""Image generation and analysis: the `image_generation` tool's rules, `/v1/images/generations` (and JSON edits),
+and `/v1/codex/image-analysis`. Sans-IO.
+
+The backend's image tool (gpt-image-2 behind the Codex model) has narrower rules than the public Images API; a
+request that breaks them fails only after the model has run, so they are checked here, before upstream, with a
+400 that says what to change:
+
+* size: `auto` or `WxH` with both sides divisible by 16, longest edge ≤ 3840, between 1024×1024 and 3840×2160
+  pixels in total (about 8.3 MP; 3072×3072 is rejected);
+* output_format png/jpeg/webp; output_compression 0–100 and only for jpeg/webp (png takes only 100);
+* background auto/opaque; moderation auto/low; partial_images 0–3;
+* `n`, `mask`, `input_fidelity`, `style`, `response_format`, `input_image` are rejected upstream;
+  `quality` and `model` are overridden upstream (quality is always echoed as `auto`), so they are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from codex_trio.errors import ErrorKind, GatewayError, invalid_request
+from codex_trio.protocols import openai_chat as chat  # shared JSON loading and failure mapping (import cycle-safe)
+from codex_trio.protocols.meta import ResponseMeta
+from codex_trio.turn import Turn
+from codex_trio.upstream.events import Completed, Failed, ImageGenerated, NormalizedEvent, OutputItemDone, TextDelta
+
+MIN_PIXELS = 1024 * 1024
+MAX_PIXELS = 3840 * 2160
+MAX_EDGE = 3840
+MAX_PROMPT_CHARS = 32768
+OUTPUT_FORMATS = ("png", "jpeg", "webp")
+IMAGE_MODEL_PREFIXES = ("gpt-image", "dall-e", "chatgpt-image")
+_REJECTED_TOOL_FIELDS = ("n", "mask", "input_fidelity", "style", "response_format", "input_image", "input_image_mask")
+_DROPPED_TOOL_FIELDS = ("quality", "model")
+_TOOL_FIELDS = ("type", "size", "output_format", "output_compression", "background", "moderation", "partial_images")
+_QUALITIES = ("auto", "low", "medium", "high", "standard", "hd")
+OPT_IMAGE_FORMAT = "image_output_format"
+
+
+def _bad(message: str, param: str, code: str = "invalid_value") -> GatewayError:
+    return invalid_request(message, param=param, code=code)
+
+
+def check_size(size: Any, param: str) -> str:
+    if not isinstance(size, str):
+        raise _bad(f"'{param}' must be a string such as '1024x1024' or 'auto'.", param, "invalid_type")
+    if size == "auto":
+        return size
+    width_text, sep, height_text = size.partition("x")
+    if not sep or not width_text.isdigit() or not height_text.isdigit():
+        raise _bad(f"Invalid size '{size}': use 'WIDTHxHEIGHT' (for example '1536x1024') or 'auto'.", param)
+    width, height = int(width_text), int(height_text)
+    if width % 16 or height % 16:
+        raise _bad(f"Invalid size '{size}': width and height must both be divisible by 16.", param)
+    if max(width, height) > MAX_EDGE:
+        raise _bad(f"Invalid size '{size}': the longest edge may be at most {MAX_EDGE} pixels.", param)
+    pixels = width * height
+    if pixels < MIN_PIXELS:
+        raise _bad(f"Invalid size '{size}': at least 1024x1024 pixels in total are required.", param)
+    if pixels > MAX_PIXELS:
+        raise _bad(f"Invalid size '{size}': at most {MAX_PIXELS} pixels (3840x2160) in total are allowed.", param)
+    return size
+
+
+def _int_in(value: Any, low: int, high: int, param: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise _bad(f"'{param}' must be an integer from {low} to {high}.", param)
+    return value
+
+
+def _one_of(value: Any, allowed: tuple[str, ...], param: str, hint: str = "") -> str:
+    if value not in allowed:
+        raise _bad(f"Invalid value for '{param}': {orjson.dumps(value).decode()}. Supported values: "
+                   f"{', '.join(allowed)}.{hint}", param)
+    return value
+
+
+def image_options(source: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Validate the shared image fields of `source` and return the upstream tool fields (without `type`)."""
+    out: dict[str, Any] = {}
+    if source.get("size") is not None:
+        out["size"] = check_size(source["size"], f"{prefix}size")
+    fmt = source.get("output_format")
+    if fmt is not None:
+        out["output_format"] = _one_of(fmt, OUTPUT_FORMATS, f"{prefix}output_format")
+    compression = source.get("output_compression")
+    if compression is not None:
+        compression = _int_in(compression, 0, 100, f"{prefix}output_compression")
+        if out.get("output_format", "png") == "png":
+            if compression != 100:
+                raise _bad("'output_compression' applies only to jpeg and webp; set output_format to 'jpeg' or "
+                           "'webp', or drop output_compression.", f"{prefix}output_compression")
+        else:
+            out["output_compression"] = compression
+    if source.get("background") is not None:
+        out["background"] = _one_of(source["background"], ("auto", "opaque"), f"{prefix}background",
+                                    " Transparent backgrounds are not available on this model.")
+    if source.get("moderation") is not None:
+        out["moderation"] = _one_of(source["moderation"], ("auto", "low"), f"{prefix}moderation")
+    if source.get("partial_images") is not None:
+        out["partial_images"] = _int_in(source["partial_images"], 0, 3, f"{prefix}partial_images")
+    quality = source.get("quality")
+    if quality is not None:
+        _one_of(quality, _QUALITIES, f"{prefix}quality")
+    return out
+
+
+def validate_image_tool(tool: dict[str, Any], param: str) -> dict[str, Any]:
+    """Check an `image_generation` tool object and return what goes upstream (quality/model dropped)."""
+    for key in _REJECTED_TOOL_FIELDS:
+        if tool.get(key) is not None:
+            hint = " One image per call; make several calls for several images." if key == "n" else ""
+            raise _bad(f"'{param}.{key}' is not supported by the image_generation tool.{hint}", f"{param}.{key}",
+                       "unsupported_parameter")
+    return {"type": "image_generation", **image_options(tool, f"{param}.")}
+
+
+# ---- /v1/images/generations and JSON edits ----------------------------------------------------------------------
+
+def _load(body: bytes) -> dict[str, Any]:
+    return chat.load_json_object(body)
+
+
+def _prompt(data: dict[str, Any]) -> str:
+    prompt = data.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise invalid_request("'prompt' is required and must be a non-empty string.", param="prompt",
+                              code="missing_required_parameter")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise invalid_request(f"'prompt' is too long: {len(prompt)} characters, at most {MAX_PROMPT_CHARS}.",
+                              param="prompt", code="string_above_max_length")
+    return prompt.strip()
+
+
+def _host_model(data: dict[str, Any], default: str) -> str:
+    """The chat model that hosts the tool: the request's model unless it names an image model (or is absent)."""
+    model = data.get("model")
+    if model is None:
+        return default
+    if not isinstance(model, str) or not model.strip():
+        raise invalid_request("'model' must be a non-empty string.", param="model", code="invalid_type")
+    return default if model.startswith(IMAGE_MODEL_PREFIXES) else model
+
+
+def _image_turn(data: dict[str, Any], host_model: str, images: list[str]) -> Turn:
+    n = data.get("n")
+    if n is not None and n != 1:
+        raise invalid_request("'n' must be 1: the backend makes one image per call. Make several calls for several "
+                              "images.", param="n", code="unsupported_value")
+    fmt = data.get("response_format")
+    if fmt is not None and fmt != "b64_json" and fmt != {"type": "b64_json"}:
+        raise invalid_request("Only response_format 'b64_json' is supported (this gateway does not host image "
+                              "URLs).", param="response_format", code="unsupported_value")
+    if data.get("stream") not in (None, False):
+        raise invalid_request("Streaming image generation is not supported; omit 'stream'.", param="stream",
+                              code="unsupported_value")
+    for key in ("mask", "input_fidelity", "style"):
+        if data.get(key) is not None:
+            raise invalid_request(f"'{key}' is not supported by the image backend.", param=key,
+                                  code="unsupported_parameter")
+    tool = {"type": "image_generation", "size": "auto", "output_format": "png"}
+    tool.update(image_options(data, ""))
+    tool.pop("partial_images", None)  # never exposed: the reply is one final image
+    content: list[dict[str, Any]] = [{"type": "input_text", "text": _prompt(data)}]
+    content.extend({"type": "input_image", "image_url": url} for url in images)
+    user = data.get("user")
+    return Turn(
+        request={"model": host_model,
+                 "input": [{"type": "message", "role": "user", "content": content}], "tools": [tool]},
+        requested_model=data.get("model") if isinstance(data.get("model"), str) else host_model,
+        stream=False,
+        conversation_id=user if isinstance(user, str) and user else None,
+        expose_reasoning=False,
+        options={OPT_IMAGE_FORMAT: tool["output_format"]},
+    )
+
+
+def parse_generations_request(body: bytes, *, host_model: str) -> Turn:
+    """`POST /v1/images/generations` → Turn. `host_model` is the configured chat model that runs the tool; a
+    chat model named in the request (e.g. `gpt-5.5`) replaces it, an image model name (`gpt-image-*`) does not."""
+    data = _load(body)
+    return _image_turn(data, _host_model(data, host_model), [])
+
+
+def _data_image_url(value: Any, param: str) -> str:
+    if not isinstance(value, str) or not value.startswith(("data:image/", "http://", "https://")):
+        raise invalid_request(f"'{param}' must be a base64 data URL ('data:image/png;base64,...') or an http(s) "
+                              "URL.", param=param, code="invalid_image_url")
+    return value
+
+
+def parse_edits_request(body: bytes, *, host_model: str) -> Turn:
+    """JSON `POST /v1/images/edits`: `images: [{image_url}]` (or `image: "<data url>"`) plus the prompt; the input
+    images go to the model as `input_image` parts next to the tool (a reference-image edit)."""
+    data = _load(body)
+    urls: list[str] = []
+    if data.get("images") is not None:
+        listed = data["images"]
+        if not isinstance(listed, list) or not listed:
+            raise invalid_request("'images' must be a non-empty array of {image_url} objects.", param="images")
+        for i, entry in enumerate(listed):
+            url = entry.get("image_url") if isinstance(entry, dict) else entry
+            urls.append(_data_image_url(url, f"images[{i}].image_url"))
+    elif data.get("image") is not None:
+        urls.append(_data_image_url(data["image"], "image"))
+    else:
+        raise invalid_request("An image edit needs 'images' (an array of {image_url}) or 'image'.", param="images",
+                              code="missing_required_parameter")
+    return _image_turn(data, _host_model(data, host_model), urls)
+
+
+def _final_image(events: Iterable[NormalizedEvent]) -> tuple[ImageGenerated | None, Completed | None]:
+    image: ImageGenerated | None = None
+    for event in events:
+        if isinstance(event, ImageGenerated) and image is None:
+            image = event
+        elif isinstance(event, Failed):
+            raise chat.error_from_failure(event)
+        elif isinstance(event, Completed):
+            output = event.response.get("output")
+            if isinstance(output, list) and output:  # a non-empty final output is authoritative
+                item = next((o for o in output if isinstance(o, dict) and o.get("type") == "image_generation_call"
+                             and isinstance(o.get("result"), str) and o["result"]), None)
+                image = None if item is None else ImageGenerated(item.get("id") or "", item["result"],
+                                                                 item.get("revised_prompt"),
+                                                                 item.get("output_format") or "png", item)
+            return image, event
+    return image, None
+
+
+def encode_generations_response(turn: Turn, events: Iterable[NormalizedEvent], meta: ResponseMeta) -> dict[str, Any]:
+    """The Images API reply `{created, data:[{b64_json, revised_prompt}], output_format, quality, size, usage}`."""
+    image, completed = _final_image(events)
+    if image is None or completed is None:
+        raise GatewayError(502, "The model did not return an image (no image_generation_call result). Rephrase the "
+                                "prompt to ask for an image explicitly, then retry.", ErrorKind.UPSTREAM,
+                           code="image_generation_failed")
+    entry: dict[str, Any] = {"b64_json": image.result_b64}
+    if image.revised_prompt:
+        entry["revised_prompt"] = image.revised_prompt
+    reply: dict[str, Any] = {"created": meta.created, "data": [entry],
+                             "output_format": image.item.get("output_format") or turn.options.get(OPT_IMAGE_FORMAT,
+                                                                                                   "png"),
+                             "quality": "auto"}
+    for key in ("size", "background"):
+        if isinstance(image.item.get(key), str):
+            reply[key] = image.item[key]
+    usage = completed.usage
+    if usage.image_input_tokens or usage.image_output_tokens:
+        reply["usage"] = {"input_tokens": usage.image_input_tokens, "output_tokens": usage.image_output_tokens,
+                          "total_tokens": usage.image_input_tokens + usage.image_output_tokens}
+    return reply
+
+
+# ---- /v1/codex/image-analysis ----------------------------------------------------------------------------------
+
+def parse_analysis_request(body: bytes, *, default_model: str) -> Turn:
+    """`{prompt, image_url | images[], model?}` → a Turn asking the model about the image(s); text only."""
+    data = _load(body)
+    prompt = data.get("prompt", "Describe this image.")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise invalid_request("'prompt' must be a non-empty string.", param="prompt")
+    urls: list[str] = []
+    if data.get("image_url") is not None:
+        raw = data["image_url"]
+        urls.append(_data_image_url(raw.get("url") if isinstance(raw, dict) else raw, "image_url"))
+    listed = data.get("images")
+    if listed is not None and not isinstance(listed, list):
+        raise invalid_request("'images' must be an array of {image_url} objects.", param="images",
+                              code="invalid_type")
+    for i, entry in enumerate(listed or []):
+        urls.append(_data_image_url(entry.get("image_url") if isinstance(entry, dict) else entry,
+                                    f"images[{i}]"))
+    if not urls:
+        raise invalid_request("Send the image as 'image_url' (a base64 data URL such as 'data:image/png;base64,...').",
+                              param="image_url", code="missing_required_parameter")
+    model = data.get("model", default_model)
+    if not isinstance(model, str) or not model:
+        raise invalid_request("'model' must be a non-empty string.", param="model")
+    content = [{"type": "input_text", "text": prompt}] + [{"type": "input_image", "image_url": u} for u in urls]
+    return Turn(request={"model": model,
+                         "input": [{"type": "message", "role": "user", "content": content}]},
+                requested_model=model, stream=False, expose_reasoning=False)
+
+
+def encode_analysis_response(turn: Turn, events: Iterable[NormalizedEvent], meta: ResponseMeta) -> dict[str, Any]:
+    """`{id, object:"image_analysis", created, model, text, usage}` from the collected events."""
+    text: list[str] = []
+    message_text: list[str] = []
+    for event in events:
+        if isinstance(event, TextDelta):
+            text.append(event.delta)
+        elif isinstance(event, OutputItemDone) and event.item.get("type") == "message":
+            message_text.extend(p.get("text", "") for p in event.item.get("content") or []
+                                if isinstance(p, dict) and p.get("type") == "output_text")
+        elif isinstance(event, Failed):
+            raise chat.error_from_failure(event)
+        elif isinstance(event, Completed):
+            usage = event.usage
+            return {"id": meta.id, "object": "image_analysis", "created": meta.created, "model": meta.model,
+                    "text": "".join(text) or "".join(message_text),
+                    "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                              "total_tokens": usage.total_tokens}}
+    raise GatewayError(502, "The upstream stream closed before the analysis was complete. Retry the request.",
+                       ErrorKind.UPSTREAM, code="stream_disconnected")
