@@ -39,6 +39,8 @@ class Gateway:
     started_at: float = field(default_factory=time.time)
     nursery: trio.Nursery | None = None
     stop_requested: trio.Event = field(default_factory=trio.Event)
+    # The feature services (upstream identity, clients, accounts), installed by `surfaces.install_surfaces`.
+    services: Any = None
 
     def __post_init__(self) -> None:
         self.main_listener = Listener("main", lambda: create_api_app(self))

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 def install_surfaces(gateway: "Gateway") -> None:
     """Register every feature's routes and background jobs on the gateway."""
     from .server.admin import register_admin
+    from .services import build_services, run_accounts
 
+    gateway.services = build_services(gateway)
+    gateway.background_jobs.append(run_accounts)
     gateway.route_registrars.append(register_admin)
 
 

@@ -1,0 +1,126 @@
+"""The long-lived services behind the routes: upstream identity and native clients, the account store and
+pool. Built from the settings; started as background jobs of the root nursery (ready before the first
+request)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .config.schema import Settings
+from .upstream.identity import Identity, Platform, load_fingerprint
+from .upstream.transport import Clients, Endpoint
+
+if TYPE_CHECKING:
+    from .accounts.model import Account
+    from .accounts.pool import AccountPool
+    from .accounts.refresh import TokenRefresher
+    from .accounts.service import AccountService
+    from .accounts.store import AccountStore
+    from .app import Gateway
+    from .native import Client
+
+log = logging.getLogger(__name__)
+
+ACCOUNTS_DB = "accounts.sqlite3"
+
+
+def build_identity(settings: Settings) -> Identity:
+    """The fingerprint profile, with the settings' version / platform / arch / client name applied."""
+    fingerprint = load_fingerprint()
+    platform = fingerprint.platform.model_copy(update={
+        key: value for key, value in (("os_name", settings.client.platform), ("arch", settings.client.arch))
+        if value})
+    fingerprint = fingerprint.model_copy(update={"version": settings.client.version, "platform": platform})
+    client_name = settings.client.app_server_client_name if settings.client.identity == "app-server" else None
+    return Identity.from_config(fingerprint, settings.client.identity, client_name=client_name,
+                                platform=Platform.resolve(platform))
+
+
+def build_endpoint(settings: Settings) -> Endpoint:
+    return Endpoint(settings.api.base_url.rstrip("/"), settings.api.auth_base_url.rstrip("/"))
+
+
+class ClientCache:
+    """One pooled native client per (TLS profile, egress proxy), shared by every account that uses it."""
+
+    def __init__(self, *, ca_file: str | None, connect_timeout: float = 10.0) -> None:
+        self._ca_file = ca_file
+        self._connect_timeout = connect_timeout
+        self._clients: dict[tuple[str, str | None], "Client"] = {}
+
+    def get(self, profile: str, proxy: str | None) -> "Client":
+        from .native import Client
+
+        key = (profile, proxy)
+        if key not in self._clients:
+            self._clients[key] = Client(profile=profile, proxy=proxy, ca_file=self._ca_file,
+                                        connect_timeout=self._connect_timeout)
+        return self._clients[key]
+
+    def for_proxy(self, proxy: str | None) -> Clients:
+        # The real client's HTTPS goes through OpenSSL; its Responses WebSocket through rustls.
+        return Clients(http=self.get("openssl", proxy), websocket=self.get("rustls", proxy))
+
+
+@dataclass
+class Services:
+    settings_source: Any  # ConfigStore: read `.settings` at use time so hot reloads apply
+    identity: Identity
+    endpoint: Endpoint
+    clients: ClientCache
+    store: "AccountStore | None" = None
+    refresher: "TokenRefresher | None" = None
+    pool: "AccountPool | None" = None
+    accounts: "AccountService | None" = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def clients_for(self, account: "Account") -> Clients:
+        return self.clients.for_proxy(account.proxy or self.settings_source.settings.tls.proxy_url)
+
+
+def build_services(gateway: "Gateway") -> Services:
+    settings = gateway.config.settings
+    return Services(settings_source=gateway.config, identity=build_identity(settings),
+                    endpoint=build_endpoint(settings),
+                    clients=ClientCache(ca_file=settings.tls.ca_file))
+
+
+async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Background job: open the account store, build refresher, pool and service, keep them running."""
+    from .accounts.native_http import NativeOAuthHttp
+    from .accounts.oauth import token_url
+    from .accounts.pool import AccountPool, PoolConfig, Strategy
+    from .accounts.refresh import TokenRefresher
+    from .accounts.service import AccountService
+    from .accounts.store import AccountStore
+    from .upstream import headers as upstream_headers
+
+    services: Services = gateway.services
+    settings = gateway.config.settings
+    store = await AccountStore.open(gateway.config.data_dir / ACCOUNTS_DB)
+    http = NativeOAuthHttp(services.clients.get("openssl", settings.tls.proxy_url))
+    refresh_headers = [(k, v) for k, v in upstream_headers.refresh_headers(services.identity)
+                       if k.lower() != "content-type"]
+    refresher = TokenRefresher(store, http, token_url=token_url(services.endpoint.auth_url), headers=refresh_headers,
+                               margin_seconds=settings.auth.refresh_margin_seconds)
+    pool = AccountPool(store, refresher, PoolConfig(
+        strategy=Strategy(settings.auth.rotation_strategy),
+        max_concurrent_per_account=settings.auth.max_concurrent_per_account,
+        affinity_ttl_seconds=settings.auth.affinity_ttl_minutes * 60,
+        skip_exhausted=settings.quota.skip_exhausted,
+        warning_thresholds=tuple(settings.quota.warning_thresholds),
+        default_cooldown_seconds=settings.auth.rate_limit_backoff_seconds))
+    services.store, services.refresher, services.pool = store, refresher, pool
+    services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(services.endpoint.auth_url))
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pool.run)
+            await nursery.start(refresher.run)
+            task_status.started()
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.close()
