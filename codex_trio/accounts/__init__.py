@@ -23,7 +23,7 @@ from .http import DeliveryUnknown, HttpResponse, NotDelivered, OAuthHttp
 from .login import BrowserLogin, LoginError, LoginServer, OAuthClient
 from .model import Account, AccountStatus, Tokens
 from .pool import AccountPool, Failure, Lease, PoolConfig, Strategy
-from .quota import QuotaSnapshot, QuotaWindow
+from ..upstream.quota import QuotaSnapshot, QuotaWindow
 from .refresh import AccountGone, RefreshFailed, TokenRefresher
 from .service import AccountService
 from .store import AccountStore, StoreError

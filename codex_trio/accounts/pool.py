@@ -26,10 +26,10 @@ from typing import AsyncIterator, Awaitable, Callable, Iterable
 import trio
 
 from codex_trio.errors import ErrorKind, GatewayError
+from codex_trio.upstream.quota import QuotaSnapshot, crossed_thresholds
 
 from . import oauth
 from .model import Account, AccountStatus
-from .quota import QuotaSnapshot, crossed_thresholds
 from .refresh import RefreshFailed, TokenRefresher
 from .store import AccountStore
 
@@ -164,9 +164,12 @@ class Lease:
 
     async def mark_rate_limited(self, reset_at: float | None, quota: QuotaSnapshot | None = None) -> None:
         """429 usage_limit_reached: cooled down until `reset_at` (unix seconds; default cooldown if unknown)."""
+        rt = self._rt
         if quota is not None:
-            self._rt.quota = quota
-        await self._pool._cool_down(self._rt, reset_at)
+            rt.quota = rt.quota.merged(quota) if rt.quota else quota
+            rt.account.quota = rt.quota.to_dict()
+            rt.account.quota_updated_at = self._pool.clock()
+        await self._pool._cool_down(rt, reset_at)
 
     async def mark_banned(self, reason: str) -> None:
         await self._pool._set_status(self._rt, AccountStatus.BANNED, reason)
@@ -318,9 +321,9 @@ class AccountPool:
             return "plan"
         if self.config.skip_exhausted and rt.quota is not None:
             limit_id = self.config.model_limit_ids.get(model or "")
-            if rt.quota.exhausted(now, limit_id):
+            if rt.quota.blocks(now, limit_id):
                 return "exhausted"
-            if rt.quota.limit_reached or any(w.used_percent >= 100 for w in rt.quota.windows()):
+            if rt.quota.exhausted:
                 rt.verify_required = True  # exhausted before, but every reset has passed
         return None
 
@@ -440,10 +443,10 @@ class AccountPool:
         now = self.clock()
         if quota is not None:
             await self._apply_quota(rt, quota)
-            if quota.exhausted(now) or quota.limit_reached:
-                await self._cool_down(rt, quota.blocked_until(now))
+            if rt.quota is not None and (rt.quota.blocks(now) or rt.quota.limit_reached):
+                await self._cool_down(rt, rt.quota.blocked_until(now))
                 return False
-        elif rt.quota is not None and not rt.quota.exhausted(now):
+        elif rt.quota is not None and not rt.quota.blocks(now):
             rt.quota = None  # the stale snapshot's resets have passed; forget it
             rt.quota_dirty = True
         if rt.account.status is AccountStatus.RATE_LIMITED:
@@ -481,9 +484,10 @@ class AccountPool:
 
     # ---- learning from answers ------------------------------------------------------------------------
 
-    async def _apply_quota(self, rt: _Runtime, quota: QuotaSnapshot) -> None:
+    async def _apply_quota(self, rt: _Runtime, update: QuotaSnapshot) -> None:
+        """Fold a report (headers, event or /wham/usage) into the account's cached snapshot."""
         before = rt.quota.max_used_percent() if rt.quota else 0.0
-        rt.quota = quota
+        quota = rt.quota = rt.quota.merged(update) if rt.quota else update
         rt.account.quota = quota.to_dict()
         rt.account.quota_updated_at = self.clock()
         rt.quota_dirty = True
@@ -491,7 +495,7 @@ class AccountPool:
             for threshold in crossed_thresholds(before, quota.max_used_percent(), self.config.warning_thresholds):
                 self._on_warning(rt.account, threshold, quota)
         now = self.clock()
-        if self.config.skip_exhausted and (quota.exhausted(now) or quota.limit_reached):
+        if self.config.skip_exhausted and (quota.blocks(now) or quota.limit_reached):
             await self._cool_down(rt, quota.blocked_until(now))
 
     async def _cool_down(self, rt: _Runtime, reset_at: float | None) -> None:

@@ -21,7 +21,7 @@ from .http import OAuthHttp
 from .jwt import identity_from_tokens
 from .model import Account, AccountStatus, Tokens
 from .pool import AccountPool
-from .quota import QuotaSnapshot
+from ..upstream.quota import QuotaSnapshot
 from .refresh import RefreshFailed, TokenRefresher
 from .store import AccountStore
 

@@ -1,17 +1,22 @@
-"""One typed quota view from the three places the backend reports it (spec/upstream.md §5.5, §6.2, §6.3):
+"""The one quota type of the gateway, fed from the three places the backend reports it (spec/upstream.md
+§5.5, §6.2, §6.3):
 
 * rate-limit response headers on every `/codex/responses` reply and WebSocket upgrade (`x-codex-primary-*` …),
 * `codex.rate_limits` WebSocket events,
-* the `GET /wham/usage` body.
+* the `GET /wham/usage` body,
 
-All parsers are pure: `now` (unix seconds) is passed in to turn relative resets into absolute ones.
+and the pure rules the account pool applies to it (when an account is blocked, until when, which thresholds
+a change crosses), plus its store form (`to_dict` / `from_dict`). A newer report is folded into the cached
+snapshot with `merged`, so every source updates the same view.
+
+Everything here is pure: `now` (unix seconds) is passed in.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 DEFAULT_LIMIT = "codex"
@@ -20,12 +25,23 @@ DEFAULT_LIMIT = "codex"
 @dataclass(frozen=True, slots=True)
 class QuotaWindow:
     used_percent: float
-    window_minutes: int | None
-    resets_at: float | None  # unix seconds
+    window_minutes: int | None = None
+    resets_at: float | None = None  # unix seconds
 
     @property
     def exhausted(self) -> bool:
         return self.used_percent >= 100.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"used_percent": self.used_percent, "window_minutes": self.window_minutes,
+                "resets_at": self.resets_at}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> QuotaWindow | None:
+        if not isinstance(data, dict) or _float(data.get("used_percent")) is None:
+            return None
+        minutes, resets = _float(data.get("window_minutes")), _float(data.get("resets_at"))
+        return cls(_float(data["used_percent"]) or 0.0, int(minutes) if minutes is not None else None, resets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +50,60 @@ class Credits:
     unlimited: bool | None
     balance: str | None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"has_credits": self.has_credits, "unlimited": self.unlimited, "balance": self.balance}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Credits | None:
+        return _credits(data.get("has_credits"), data.get("unlimited"), data.get("balance")) \
+            if isinstance(data, dict) else None
+
+
+def _windows(*windows: QuotaWindow | None) -> list[QuotaWindow]:
+    return [w for w in windows if w is not None]
+
+
+def _blocking(windows: list[QuotaWindow], limit_reached: bool) -> list[QuotaWindow]:
+    """The windows that hold an account back. When the backend says `limit_reached` but no window shows
+    100 %, the earliest-resetting window is taken, so the account is re-checked at the first reset instead
+    of being held until the longest one (the stale-cooldown bug of peers.md §3 A.3)."""
+    full = [w for w in windows if w.exhausted]
+    if full or not limit_reached:
+        return full
+    timed = [w for w in windows if w.resets_at is not None]
+    return [min(timed, key=lambda w: w.resets_at)] if timed else []
+
+
+def _blocks(windows: list[QuotaWindow], limit_reached: bool, now: float) -> bool:
+    """Blocked right now: a blocking window whose known reset is still ahead. Never past a reset, nor
+    without one (the pool's cooldown covers that case)."""
+    return any(w.resets_at is not None and w.resets_at > now for w in _blocking(windows, limit_reached))
+
 
 @dataclass(frozen=True, slots=True)
 class LimitBucket:
     """An extra metered limit (e.g. `codex_bengalfox`) that blocks only its own models."""
 
     limit_id: str
-    display_name: str | None
-    primary: QuotaWindow | None
-    secondary: QuotaWindow | None
+    display_name: str | None = None
+    primary: QuotaWindow | None = None
+    secondary: QuotaWindow | None = None
+
+    def blocks(self, now: float) -> bool:
+        return _blocks(_windows(self.primary, self.secondary), False, now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"limit_id": self.limit_id, "display_name": self.display_name,
+                "primary": self.primary.to_dict() if self.primary else None,
+                "secondary": self.secondary.to_dict() if self.secondary else None}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LimitBucket | None:
+        if not isinstance(data, dict) or not isinstance(data.get("limit_id"), str):
+            return None
+        name = data.get("display_name")
+        return cls(data["limit_id"], name if isinstance(name, str) else None,
+                   QuotaWindow.from_dict(data.get("primary")), QuotaWindow.from_dict(data.get("secondary")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,22 +113,88 @@ class QuotaSnapshot:
     credits: Credits | None = None
     plan: str | None = None
     limit_id: str = DEFAULT_LIMIT  # which metered limit primary/secondary describe
-    limit_reached: bool = False  # the backend said so explicitly
+    limit_reached: bool = False  # the backend said so explicitly (429 headers, /wham/usage)
     buckets: tuple[LimitBucket, ...] = ()
+
+    def windows(self) -> list[QuotaWindow]:
+        return _windows(self.primary, self.secondary)
 
     @property
     def exhausted(self) -> bool:
-        return self.limit_reached or any(w is not None and w.exhausted for w in (self.primary, self.secondary))
+        """Over the limit by the numbers, whatever the time (see `blocks` for "right now")."""
+        return self.limit_reached or any(w.exhausted for w in self.windows())
 
-    def blocked_until(self) -> float | None:
-        """When an exhausted account becomes usable again: the latest reset among exhausted windows."""
-        if not self.exhausted:
+    def bucket(self, limit_id: str) -> LimitBucket | None:
+        return next((b for b in self.buckets if b.limit_id == limit_id), None)
+
+    def blocks(self, now: float, limit_id: str | None = None) -> bool:
+        """Whether this snapshot keeps the account from serving now (a model with its own metered limit
+        passes `limit_id`, whose bucket blocks it too)."""
+        bucket = self.bucket(limit_id) if limit_id is not None else None
+        if bucket is not None and bucket.blocks(now):
+            return True
+        return _blocks(self.windows(), self.limit_reached, now)
+
+    def blocked_until(self, now: float | None = None) -> float | None:
+        """When the blocking windows reset (the time to re-verify), if known; with `now`, only resets still
+        ahead count."""
+        times = [w.resets_at for w in _blocking(self.windows(), self.limit_reached)
+                 if w.resets_at is not None and (now is None or w.resets_at > now)]
+        return max(times) if times else None
+
+    def earliest_reset(self, now: float) -> float | None:
+        times = [w.resets_at for w in self.windows() if w.resets_at is not None and w.resets_at > now]
+        return min(times) if times else None
+
+    def max_used_percent(self) -> float:
+        return max((w.used_percent for w in self.windows()), default=0.0)
+
+    def merged(self, update: QuotaSnapshot) -> QuotaSnapshot:
+        """This cached snapshot with a newer report folded in. A report about the main limit replaces its
+        windows and verdict; a `codex.rate_limits` event about another metered limit updates only that
+        bucket. Buckets are replaced by id; credits and plan are kept when the report lacks them."""
+        buckets = {b.limit_id: b for b in self.buckets}
+        for bucket in update.buckets:
+            buckets[bucket.limit_id] = bucket
+        credits, plan = update.credits or self.credits, update.plan or self.plan
+        if update.limit_id != self.limit_id:
+            old = buckets.get(update.limit_id)
+            buckets[update.limit_id] = LimitBucket(update.limit_id, old.display_name if old else None,
+                                                   update.primary, update.secondary)
+            return replace(self, credits=credits, plan=plan, buckets=tuple(buckets.values()))
+        return replace(update, credits=credits, plan=plan, buckets=tuple(buckets.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "limit_id": self.limit_id,
+            "primary": self.primary.to_dict() if self.primary else None,
+            "secondary": self.secondary.to_dict() if self.secondary else None,
+            "limit_reached": self.limit_reached,
+            "credits": self.credits.to_dict() if self.credits else None,
+            "plan": self.plan,
+            "buckets": [b.to_dict() for b in self.buckets],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> QuotaSnapshot | None:
+        if not isinstance(data, dict):
             return None
-        windows = [w for w in (self.primary, self.secondary) if w is not None]
-        resets = [w.resets_at for w in windows if w.exhausted and w.resets_at is not None]
-        if not resets and self.limit_reached:
-            resets = [w.resets_at for w in windows if w.resets_at is not None]
-        return max(resets) if resets else None
+        buckets = data.get("buckets") if isinstance(data.get("buckets"), list) else []
+        plan = data.get("plan")
+        return cls(
+            primary=QuotaWindow.from_dict(data.get("primary")),
+            secondary=QuotaWindow.from_dict(data.get("secondary")),
+            credits=Credits.from_dict(data.get("credits")),
+            plan=plan if isinstance(plan, str) else None,
+            limit_id=str(data.get("limit_id") or DEFAULT_LIMIT),
+            limit_reached=data.get("limit_reached") is True,
+            buckets=tuple(b for raw in buckets if (b := LimitBucket.from_dict(raw)) is not None),
+        )
+
+
+def crossed_thresholds(before: float, after: float, thresholds: Iterable[float]) -> list[float]:
+    """Warning thresholds (e.g. 80, 90) that `after` reaches and `before` did not."""
+    return [t for t in thresholds if before < t <= after]
 
 
 # ---- small value parsers ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import trio
 from codex_trio.accounts.jwt import identity_from_tokens
 from codex_trio.accounts.model import Account, AccountStatus, Tokens
 from codex_trio.accounts.pool import AccountPool, Failure, PoolConfig, Strategy
-from codex_trio.accounts.quota import QuotaSnapshot, QuotaWindow
+from codex_trio.upstream.quota import QuotaSnapshot, QuotaWindow
 from codex_trio.accounts.refresh import TokenRefresher
 from codex_trio.accounts.store import AccountStore
 from codex_trio.errors import GatewayError
@@ -51,7 +51,7 @@ async def pick(pool, **kw) -> str:
 
 
 def snap(used, resets_at, *, reached=False, secondary=None):
-    return QuotaSnapshot(QuotaWindow(used, 300, resets_at), secondary, reached)
+    return QuotaSnapshot(QuotaWindow(used, 300, resets_at), secondary, limit_reached=reached)
 
 
 async def test_least_used_prefers_soonest_reset_then_fewest_requests(tmp_path):

@@ -6,7 +6,7 @@ import trio
 
 from codex_trio.accounts.authjson import read_auth_json
 from codex_trio.accounts.pool import AccountPool
-from codex_trio.accounts.quota import QuotaSnapshot, QuotaWindow
+from codex_trio.upstream.quota import QuotaSnapshot, QuotaWindow
 from codex_trio.accounts.refresh import TokenRefresher
 from codex_trio.accounts.service import AccountService
 from codex_trio.accounts.store import AccountStore
@@ -29,7 +29,7 @@ async def make_service(tmp_path, clock=None, issuer=None, name="a.db"):
 
     async def fetch_quota(account):
         probes.append(account.id)
-        return QuotaSnapshot(QuotaWindow(12.0, 300, clock() + 100), None, False)
+        return QuotaSnapshot(QuotaWindow(12.0, 300, clock() + 100))
 
     service = AccountService(store, pool, refresher, issuer, fetch_quota=fetch_quota, clock=clock)
     service.probes = probes
