@@ -5,22 +5,28 @@ request)."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import trio
 
 from .config.schema import Settings
+from .upstream.context import AccountAuth
 from .upstream.identity import Identity, Platform, load_fingerprint
-from .upstream.transport import Clients, Endpoint
+from .upstream.quota import QuotaSnapshot
+from .upstream.transport import Clients, Endpoint, fetch_usage
 
 if TYPE_CHECKING:
+    from .accounts.cookies_store import AccountCookies
     from .accounts.model import Account
     from .accounts.pool import AccountPool
+    from .accounts.quota_poller import QuotaWarnings
     from .accounts.refresh import TokenRefresher
     from .accounts.service import AccountService
     from .accounts.store import AccountStore
     from .app import Gateway
+    from .cookies import CookieJar
     from .native import Client
 
 log = logging.getLogger(__name__)
@@ -76,10 +82,29 @@ class Services:
     refresher: "TokenRefresher | None" = None
     pool: "AccountPool | None" = None
     accounts: "AccountService | None" = None
+    quota_warnings: "QuotaWarnings | None" = None  # threshold crossings, for /auth/quota/warnings
+    cookies: "AccountCookies | None" = None
+    clock: Callable[[], float] = time.time  # the accounts' clock (tests run it on the simulator's)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def clients_for(self, account: "Account") -> Clients:
         return self.clients.for_proxy(account.proxy or self.settings_source.settings.tls.proxy_url)
+
+    async def fetch_quota(self, account: "Account") -> QuotaSnapshot:
+        """`GET /wham/usage` for one account, through its own clients (the pool's verify_quota)."""
+        auth = AccountAuth(account.tokens.access_token, account.account_id or "")
+        return await fetch_usage(self.clients_for(account).http, self.identity, self.endpoint, auth, clock=self.clock)
+
+    def cookie_jar_for(self, account: "Account") -> "CookieJar":
+        """The account's Cloudflare cookies as a jar (send `jar.header_for(url)`, feed `jar.capture(url,
+        response_headers)`, then `save_cookies`)."""
+        assert self.cookies is not None, "the accounts job is not running"
+        return self.cookies.jar_for(account)
+
+    async def save_cookies(self, account: "Account", jar: "CookieJar") -> None:
+        """Persist the jar in the account record when it changed."""
+        assert self.cookies is not None, "the accounts job is not running"
+        await self.cookies.save(account, jar)
 
 
 def build_services(gateway: "Gateway") -> Services:
@@ -90,36 +115,43 @@ def build_services(gateway: "Gateway") -> Services:
 
 
 async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Background job: open the account store, build refresher, pool and service, keep them running."""
+    """Background job: open the account store, build refresher, pool, service and quota poller, keep them
+    running."""
+    from .accounts.cookies_store import AccountCookies
     from .accounts.native_http import NativeOAuthHttp
     from .accounts.oauth import token_url
     from .accounts.pool import AccountPool, PoolConfig, Strategy
+    from .accounts.quota_poller import QuotaPoller, QuotaWarnings
     from .accounts.refresh import TokenRefresher
     from .accounts.service import AccountService
     from .accounts.store import AccountStore
-    from .upstream import headers as upstream_headers
 
     services: Services = gateway.services
     settings = gateway.config.settings
-    store = await AccountStore.open(gateway.config.data_dir / ACCOUNTS_DB)
+    clock = services.clock
+    store = await AccountStore.open(gateway.config.data_dir / ACCOUNTS_DB, clock=clock)
     http = NativeOAuthHttp(services.clients.get("openssl", settings.tls.proxy_url))
-    refresh_headers = [(k, v) for k, v in upstream_headers.refresh_headers(services.identity)
-                       if k.lower() != "content-type"]
-    refresher = TokenRefresher(store, http, token_url=token_url(services.endpoint.auth_url), headers=refresh_headers,
-                               margin_seconds=settings.auth.refresh_margin_seconds)
+    refresher = TokenRefresher(store, http, identity=services.identity, token_url=token_url(services.endpoint.auth_url),
+                               margin_seconds=settings.auth.refresh_margin_seconds, clock=clock)
+    warnings = QuotaWarnings(clock)
     pool = AccountPool(store, refresher, PoolConfig(
         strategy=Strategy(settings.auth.rotation_strategy),
         max_concurrent_per_account=settings.auth.max_concurrent_per_account,
         affinity_ttl_seconds=settings.auth.affinity_ttl_minutes * 60,
         skip_exhausted=settings.quota.skip_exhausted,
         warning_thresholds=tuple(settings.quota.warning_thresholds),
-        default_cooldown_seconds=settings.auth.rate_limit_backoff_seconds))
+        default_cooldown_seconds=settings.auth.rate_limit_backoff_seconds),
+        clock=clock, verify_quota=services.fetch_quota, on_warning=warnings)
+    poller = QuotaPoller(pool, interval=lambda: gateway.config.settings.quota.refresh_interval_minutes * 60)
     services.store, services.refresher, services.pool = store, refresher, pool
-    services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(services.endpoint.auth_url))
+    services.quota_warnings, services.cookies = warnings, AccountCookies(store, pool)
+    services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(services.endpoint.auth_url),
+                                       fetch_quota=services.fetch_quota, clock=clock)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(pool.run)
             await nursery.start(refresher.run)
+            await nursery.start(poller.run)
             task_status.started()
     finally:
         with trio.CancelScope(shield=True):

@@ -111,16 +111,6 @@ class RefreshReason(StrEnum):
     UNAUTHORIZED_RECOVERY = "unauthorized_recovery"
 
 
-def refresh_body(refresh_token: str, reason: RefreshReason) -> bytes:
-    # compact JSON in the captured key order
-    return orjson.dumps({
-        "client_id": CLIENT_ID,
-        "grant_type": "refresh_token",
-        "refresh_reason": str(reason),
-        "refresh_token": refresh_token,
-    })
-
-
 def device_usercode_url(issuer: str = DEFAULT_ISSUER) -> str:
     return issuer.rstrip("/") + "/api/accounts/deviceauth/usercode"
 

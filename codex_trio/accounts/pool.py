@@ -439,20 +439,62 @@ class AccountPool:
                 quota = await self._verify_quota(rt.account)
             except Exception as exc:  # noqa: BLE001 - a failed check must not lock the account out
                 log.warning("account %s: quota check failed (%s); trying it anyway", rt.account.id, exc)
+        if quota is not None:
+            return await self._settle(rt, quota)
+        rt.verify_required = False
+        if rt.quota is not None and not rt.quota.blocks(self.clock()):
+            rt.quota = rt.account.quota = None  # the stale snapshot's resets have passed; forget it
+            rt.quota_dirty = True
+        await self._release(rt)
+        return True
+
+    async def _settle(self, rt: _Runtime, quota: QuotaSnapshot) -> bool:
+        """Learn from a /wham/usage answer: cool down while it blocks, else release a cooldown whose reset
+        has passed. True when the account may serve."""
+        await self._apply_quota(rt, quota)
         rt.verify_required = False
         now = self.clock()
-        if quota is not None:
-            await self._apply_quota(rt, quota)
-            if rt.quota is not None and (rt.quota.blocks(now) or rt.quota.limit_reached):
-                await self._cool_down(rt, rt.quota.blocked_until(now))
-                return False
-        elif rt.quota is not None and not rt.quota.blocks(now):
-            rt.quota = None  # the stale snapshot's resets have passed; forget it
-            rt.quota_dirty = True
-        if rt.account.status is AccountStatus.RATE_LIMITED:
+        if rt.quota is not None and (rt.quota.blocks(now) or rt.quota.limit_reached):
+            await self._cool_down(rt, rt.quota.blocked_until(now))
+            return False
+        await self._release(rt)
+        return True
+
+    async def _release(self, rt: _Runtime) -> None:
+        if rt.account.status is AccountStatus.RATE_LIMITED and (rt.account.cooldown_until or 0.0) <= self.clock():
             rt.account.cooldown_until = None
             await self._set_status(rt, AccountStatus.ACTIVE, None)
-        return True
+
+    async def check_quota(self, account_id: str) -> QuotaSnapshot | None:
+        """A background /wham/usage check (the quota poller): fresh tokens first, then the answer is learnt
+        like a verification. Errors propagate (the poller logs them); an account that cannot be checked
+        (unknown, no fetcher, no usable token) returns None and nothing changes."""
+        rt = self._accounts.get(account_id)
+        if rt is None or self._verify_quota is None or not await self._ensure_fresh(rt):
+            return None
+        quota = await self._verify_quota(rt.account)
+        if quota is None:
+            return None
+        await self._settle(rt, quota)
+        return rt.quota
+
+    def verification_due(self, account: Account, now: float, max_age: float) -> bool:
+        """Whether the poller should check this account now: usable and its snapshot is missing or older
+        than `max_age`, or rate-limited with its reset passed (re-verified, never held past it)."""
+        rt = self._accounts.get(account.id)
+        if rt is None or not account.enabled or account.status in (
+                AccountStatus.DISABLED, AccountStatus.EXPIRED, AccountStatus.BANNED, AccountStatus.REFRESHING):
+            return False
+        if account.status is AccountStatus.RATE_LIMITED:
+            return (account.cooldown_until or 0.0) <= now
+        return account.quota_updated_at is None or now - account.quota_updated_at >= max_age
+
+    def next_cooldown_end(self, now: float) -> float | None:
+        """The earliest future end of a rate-limit cooldown (the poller wakes for it)."""
+        ends = [rt.account.cooldown_until for rt in self._accounts.values()
+                if rt.account.status is AccountStatus.RATE_LIMITED and rt.account.cooldown_until
+                and rt.account.cooldown_until > now]
+        return min(ends) if ends else None
 
     def _no_account(self, reasons: dict[str, str], all_full: bool, model: str | None, now: float) -> GatewayError:
         if not self._accounts:

@@ -35,6 +35,9 @@ from typing import Awaitable, Callable
 
 import trio
 
+from ..upstream.body import refresh_body
+from ..upstream.headers import refresh_headers
+from ..upstream.identity import Identity
 from . import oauth
 from .authjson import AuthJsonError, read_auth_json, write_back
 from .http import NotDelivered, OAuthHttp
@@ -64,8 +67,8 @@ class TokenRefresher:
         store: AccountStore,
         http: OAuthHttp,
         *,
+        identity: Identity,
         token_url: str = oauth.token_url(),
-        headers: list[tuple[str, str]] | None = None,
         margin_seconds: float = 300.0,
         max_attempts: int = 5,
         base_delay: float = 1.0,
@@ -78,8 +81,7 @@ class TokenRefresher:
         self._store = store
         self._http = http
         self._token_url = token_url
-        # refresh goes out through the Codex default client: content-type + originator + user-agent (§7)
-        self.headers = list(oauth.JSON) + list(headers or [])
+        self.identity = identity
         self.margin_seconds = margin_seconds
         self._max_attempts = max_attempts
         self._base_delay = base_delay
@@ -96,6 +98,15 @@ class TokenRefresher:
         if lock is None:
             lock = self._locks[account_id] = trio.Lock()
         return lock
+
+    def refresh_request(self, refresh_token: str,
+                        reason: oauth.RefreshReason) -> tuple[list[tuple[str, str]], bytes]:
+        """The headers and body of `POST /oauth/token`, as the real client sends them (spec/chatgpt-mode.md
+        §7): a proactive refresh happens before the client is initialised (bootstrap originator and
+        user-agent), a 401 recovery after (the user-agent carries the client name)."""
+        initialised = reason is oauth.RefreshReason.UNAUTHORIZED_RECOVERY
+        return (refresh_headers(self.identity, initialised=initialised),
+                refresh_body(self.identity, refresh_token, reason))
 
     def needs_refresh(self, account: Account) -> bool:
         exp = account.access_expires_at
@@ -221,10 +232,10 @@ class TokenRefresher:
                 adopted = await self._adopt_linked(fresh)
                 if adopted is not None:
                     return adopted
-            body = oauth.refresh_body(account.tokens.refresh_token, reason)
+            headers, body = self.refresh_request(account.tokens.refresh_token, reason)
             await self._set_status(account, AccountStatus.REFRESHING, "refresh in flight")
             try:
-                response = await self._http.post(self._token_url, self.headers, body)
+                response = await self._http.post(self._token_url, headers, body)
             except NotDelivered as exc:
                 last_error = f"issuer unreachable: {exc}"
                 await self._set_status(account, AccountStatus.REFRESHING if delivery_unknown else

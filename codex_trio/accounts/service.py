@@ -103,9 +103,9 @@ class AccountService:
 
     async def _redeem_refresh_token(self, refresh_token: str) -> oauth.TokenGrant:
         """Turn a bare refresh token into tokens (one request: a lost answer is reported, never resent)."""
-        body = oauth.refresh_body(refresh_token, oauth.RefreshReason.PROACTIVE_EXPIRY)
+        headers, body = self.refresher.refresh_request(refresh_token, oauth.RefreshReason.PROACTIVE_EXPIRY)
         try:
-            response = await self._http.post(self._token_url, self.refresher.headers, body)
+            response = await self._http.post(self._token_url, headers, body)
         except Exception as exc:  # noqa: BLE001
             raise GatewayError(502, f"could not reach the issuer to redeem the refresh token ({exc}); if it "
                                "was delivered the token is now used — log in again in that case",

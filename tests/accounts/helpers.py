@@ -16,6 +16,12 @@ import trio
 from codex_trio.accounts import oauth
 from codex_trio.accounts.http import DeliveryUnknown, HttpResponse, NotDelivered
 from codex_trio.accounts.jwt import AUTH_CLAIM, PROFILE_CLAIM
+from codex_trio.upstream.identity import Identity, Platform, load_fingerprint
+
+
+def fixture_identity() -> Identity:
+    """The client of the OAuth captures: codex exec 0.169.0 on Debian 12, x86_64, in xterm."""
+    return Identity.from_config(load_fingerprint(), "codex-exec", platform=Platform("Debian", "12.0.0", "x86_64", "xterm"))
 
 
 def b64(data: bytes) -> str:

@@ -18,22 +18,14 @@ from codex_trio.accounts.service import AccountService
 from codex_trio.accounts.store import AccountStore
 
 from .conftest import HttpxOAuthHttp
-
-try:
-    from codex_trio.sim import running_sim  # noqa: F401
-    SIM = True
-except ImportError:
-    SIM = False
-
-pytestmark = pytest.mark.skipif(not SIM, reason="codex_trio.sim not merged yet")
-
+from .helpers import fixture_identity
 
 async def build(tmp_path, sim, **pool_config):
     http = HttpxOAuthHttp(verify=sim.ssl_context())
     base = sim.urls.auth_base
     store = await AccountStore.open(tmp_path / "accounts.db", clock=sim.clock.now)
-    refresher = TokenRefresher(store, http, token_url=oauth.token_url(base), clock=sim.clock.now,
-                               headers=[("originator", "codex_exec")])
+    refresher = TokenRefresher(store, http, identity=fixture_identity(), token_url=oauth.token_url(base),
+                               clock=sim.clock.now)
     pool = AccountPool(store, refresher, PoolConfig(**pool_config), clock=sim.clock.now)
     service = AccountService(store, pool, refresher, http, token_url=oauth.token_url(base), clock=sim.clock.now)
     return http, OAuthClient(http, issuer=base), service

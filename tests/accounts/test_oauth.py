@@ -8,6 +8,9 @@ import orjson
 import pytest
 
 from codex_trio.accounts import oauth
+from codex_trio.accounts.refresh import TokenRefresher
+
+from .helpers import fixture_identity
 
 FIX = Path("/work/shared/fixtures/chatgpt-mode/oauth")
 
@@ -65,11 +68,14 @@ def test_api_key_exchange_body_matches_fixture():
     ("refresh-proactive-expiry.json", oauth.RefreshReason.PROACTIVE_EXPIRY),
     ("refresh-unauthorized-recovery.json", oauth.RefreshReason.UNAUTHORIZED_RECOVERY),
 ])
-def test_refresh_body_matches_fixture_bytes(name, reason):
+def test_refresh_request_matches_fixture_bytes(name, reason):
+    """What the refresher hands the transport: the fixture's headers without the two hyper appends (host,
+    content-length), and its body byte for byte."""
     fx = fixture(name)
-    expected = json.dumps(fx["body"], separators=(",", ":"), ensure_ascii=False).encode()
-    assert oauth.refresh_body("<REFRESH_TOKEN>", reason) == expected
-    assert dict(fx["headers"])["content-type"] == dict(oauth.JSON)["content-type"]
+    refresher = TokenRefresher(None, None, identity=fixture_identity())  # type: ignore[arg-type]
+    headers, body = refresher.refresh_request("<REFRESH_TOKEN>", reason)
+    assert [list(h) for h in headers] == fx["headers"][:-2]
+    assert body == json.dumps(fx["body"], separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def test_device_bodies_match_fixtures():

@@ -12,7 +12,7 @@ from codex_trio.accounts.refresh import TokenRefresher
 from codex_trio.accounts.store import AccountStore
 from codex_trio.errors import GatewayError
 
-from .helpers import FakeClock, FakeIssuer
+from .helpers import FakeClock, FakeIssuer, fixture_identity
 
 
 async def no_sleep(_s: float) -> None:
@@ -38,7 +38,7 @@ async def make_env(tmp_path, n=3, *, plans=None, exp_in=86400.0, verify=None, **
                           installation_id=str(uuid.uuid4()), created_at=float(i + 1))
         await store.insert(account)
         ids.append(account.id)
-    refresher = TokenRefresher(store, issuer, clock=clock, sleep=no_sleep, rng=random.Random(0))
+    refresher = TokenRefresher(store, issuer, identity=fixture_identity(), clock=clock, sleep=no_sleep, rng=random.Random(0))
     pool = AccountPool(store, refresher, PoolConfig(**config), clock=clock, verify_quota=verify)
     await pool.load()
     return Env(store, pool, issuer, clock, ids)

@@ -11,10 +11,13 @@ from codex_trio.accounts.jwt import identity_from_tokens
 from codex_trio.accounts.model import Account, AccountStatus, Tokens
 from codex_trio.accounts.refresh import RefreshFailed, TokenRefresher
 from codex_trio.accounts.store import AccountStore
+from codex_trio.upstream.body import refresh_body
 
-from .helpers import FakeClock, FakeIssuer
+from .helpers import FakeClock, FakeIssuer, fixture_identity
 
-UA = [("originator", "codex_exec"), ("user-agent", "codex_exec/0.169.0 (Debian 12.0.0; x86_64) xterm")]
+# a proactive refresh goes out before the client is initialised: bootstrap user-agent (fixture)
+PROACTIVE_HEADERS = [("content-type", "application/json"), ("originator", "codex_exec"),
+                     ("user-agent", "codex_exec/0.169.0 (Debian 12.0.0; x86_64) xterm"), ("accept", "*/*")]
 
 
 async def no_sleep(_seconds: float) -> None:
@@ -33,7 +36,7 @@ async def setup(tmp_path, clock, issuer, *, exp_in=-10.0, n=1, **kw):
                           installation_id=str(uuid.uuid4()), **kw)
         await store.insert(account)
         accounts.append(account)
-    refresher = TokenRefresher(store, issuer, headers=UA, clock=clock, sleep=no_sleep, rng=random.Random(1))
+    refresher = TokenRefresher(store, issuer, identity=fixture_identity(), clock=clock, sleep=no_sleep, rng=random.Random(1))
     return store, refresher, accounts
 
 
@@ -45,7 +48,7 @@ async def test_proactive_refresh_persists_before_returning_and_sends_the_real_bo
     fresh = await refresher.ensure_fresh(account)
     assert issuer.refresh_calls == [{"client_id": oauth.CLIENT_ID, "grant_type": "refresh_token",
                                      "refresh_reason": "proactive_expiry", "refresh_token": old_rt}]
-    assert issuer.headers_seen[0] == [("content-type", "application/json")] + UA
+    assert issuer.headers_seen[0] == PROACTIVE_HEADERS
     stored = await store.get(account.id)
     assert stored.tokens == fresh.tokens and stored.tokens.refresh_token != old_rt
     assert stored.status is AccountStatus.ACTIVE and stored.last_refresh == clock()
@@ -94,6 +97,9 @@ async def test_unauthorized_recovery_uses_its_reason_and_reuses_a_newer_token(tm
     seen = account.tokens.access_token
     first = await refresher.refresh(account.id, oauth.RefreshReason.UNAUTHORIZED_RECOVERY, seen_access_token=seen)
     assert issuer.refresh_calls[-1]["refresh_reason"] == "unauthorized_recovery"
+    # after initialisation: the user-agent carries the client name (fixture refresh-unauthorized-recovery)
+    assert dict(issuer.headers_seen[-1])["user-agent"] == \
+        "codex_exec/0.169.0 (Debian 12.0.0; x86_64) xterm (codex_exec; 0.169.0)"
     # a second request that also saw the old token fail gets the result, no new call
     again = await refresher.refresh(account.id, oauth.RefreshReason.UNAUTHORIZED_RECOVERY, seen_access_token=seen)
     assert again.tokens == first.tokens and len(issuer.refresh_calls) == 1
@@ -212,8 +218,8 @@ async def test_linked_auth_json_gets_the_new_tokens_and_cli_rotation_is_adopted(
     assert (login.access_token, login.refresh_token) == (fresh.tokens.access_token, fresh.tokens.refresh_token)
     # now the CLI refreshes by itself; our next refresh must adopt its tokens, not burn our stale copy
     clock.advance(issuer.ttl)
-    cli = await issuer.post(oauth.token_url(), [], oauth.refresh_body(login.refresh_token,
-                                                                        oauth.RefreshReason.PROACTIVE_EXPIRY))
+    cli = await issuer.post(oauth.token_url(), [], refresh_body(fixture_identity(), login.refresh_token,
+                                                                "proactive_expiry"))
     cli_tokens = orjson.loads(cli.body)
     data = orjson.loads(auth.read_bytes())
     data["tokens"].update(access_token=cli_tokens["access_token"], refresh_token=cli_tokens["refresh_token"])

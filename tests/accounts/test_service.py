@@ -12,7 +12,7 @@ from codex_trio.accounts.service import AccountService
 from codex_trio.accounts.store import AccountStore
 from codex_trio.errors import GatewayError
 
-from .helpers import FakeClock, FakeIssuer
+from .helpers import FakeClock, FakeIssuer, fixture_identity
 
 
 async def no_sleep(_s):
@@ -23,7 +23,7 @@ async def make_service(tmp_path, clock=None, issuer=None, name="a.db"):
     clock = clock or FakeClock()
     issuer = issuer or FakeIssuer(clock)
     store = await AccountStore.open(tmp_path / name, clock=clock)
-    refresher = TokenRefresher(store, issuer, clock=clock, sleep=no_sleep, rng=random.Random(0))
+    refresher = TokenRefresher(store, issuer, identity=fixture_identity(), clock=clock, sleep=no_sleep, rng=random.Random(0))
     pool = AccountPool(store, refresher, clock=clock)
     probes = []
 
