@@ -11,10 +11,14 @@
 
 Reasoning round trip: like Gemini's own `thoughtSignature`, the encrypted upstream reasoning rides on the
 next part of the reply as `thoughtSignature`; a part that comes back with one becomes a `reasoning` item again.
+Gemini signatures are bytes (base64 in JSON; the SDKs re-encode them, possibly URL-safe), so the carrier
+string is base64-wrapped and both alphabets are accepted back.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -139,6 +143,24 @@ def structured_output_schema(schema: Any) -> tuple[dict[str, Any], bool]:
     return prepared, strict
 
 
+# ---- reasoning carrier ---------------------------------------------------------------------------------
+
+
+def thought_signature(item_id: str, encrypted_content: str) -> str:
+    return base64.b64encode(encode_reasoning_signature(item_id, encrypted_content).encode()).decode()
+
+
+def reasoning_from_thought_signature(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, str) or not value:
+        return None
+    standard = value.replace("-", "+").replace("_", "/")
+    try:
+        raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return decode_reasoning_signature(raw)
+
+
 # ---- request -------------------------------------------------------------------------------------------
 
 _THINKING_LEVELS = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
@@ -182,7 +204,7 @@ class _Contents:
 
     def _add_part(self, part: Any, assistant: bool, param: str) -> None:
         _expect(part, dict, param, "an object")
-        reasoning = decode_reasoning_signature(_get(part, "thoughtSignature"))
+        reasoning = reasoning_from_thought_signature(_get(part, "thoughtSignature"))
         if reasoning is not None and assistant:
             self._flush()
             self.items.append(reasoning)
@@ -440,7 +462,7 @@ class _Chunks:
         if isinstance(event, ReasoningDone) and not stopped:
             encrypted, item_id = event.encrypted_content, event.item.get("id")
             if encrypted and item_id:
-                self.signature = encode_reasoning_signature(item_id, encrypted)
+                self.signature = thought_signature(item_id, encrypted)
             return []
         if isinstance(event, ToolCallDone) and not stopped:
             args = parse_json_object(event.arguments) if event.kind == "function" else {"input": event.arguments}
