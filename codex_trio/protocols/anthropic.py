@@ -429,7 +429,7 @@ def _thinking(thinking: Any, output_config: Any) -> tuple[str | None, bool]:
         _expect(output_config, dict, "output_config", "an object")
         level = output_config.get("effort")
         if level is not None:
-            if level not in _THINKING_EFFORTS:
+            if not isinstance(level, str) or level not in _THINKING_EFFORTS:
                 raise _fail("must be one of 'low', 'medium', 'high', 'max'", "output_config.effort")
             effort = _THINKING_EFFORTS[level]
     return effort, expose

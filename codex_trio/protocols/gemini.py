@@ -92,7 +92,7 @@ def json_schema(schema: Any) -> Any:
         if key in ("propertyOrdering", "property_ordering", "nullable"):
             continue
         if key == "type":
-            value = [v.lower() for v in value] if isinstance(value, list) else (
+            value = [v.lower() if isinstance(v, str) else v for v in value] if isinstance(value, list) else (
                 value.lower() if isinstance(value, str) else value)
         elif key in _SCHEMA_MAPS and isinstance(value, dict):
             value = {k: json_schema(v) for k, v in value.items()}
@@ -133,7 +133,9 @@ def structured_output_schema(schema: Any) -> tuple[dict[str, Any], bool]:
             out.setdefault("additionalProperties", False)
             properties = out.get("properties") if isinstance(out.get("properties"), dict) else {}
             out.setdefault("properties", properties)
-            if set(out.get("required") or []) != set(properties):
+            required = out.get("required") or []
+            if not isinstance(required, list) or not all(isinstance(r, str) for r in required) \
+                    or set(required) != set(properties):
                 strict = False
         return out
 
@@ -319,8 +321,9 @@ def _tool_choice(config: Any, tools: list[dict[str, Any]]) -> tuple[Any, list[di
         raise _fail("must be AUTO, ANY, NONE or VALIDATED", "toolConfig.functionCallingConfig.mode")
     allowed = _get(calling, "allowedFunctionNames")
     if allowed:
-        _expect(allowed, list, "toolConfig.functionCallingConfig.allowedFunctionNames", "an array of strings")
-        names = set(allowed)
+        param = "toolConfig.functionCallingConfig.allowedFunctionNames"
+        _expect(allowed, list, param, "an array of strings")
+        names = {_expect(name, str, f"{param}[{i}]", "a string") for i, name in enumerate(allowed)}
         # The allowed set narrows what the model may call: offer only those functions.
         tools = [t for t in tools if t.get("type") != "function" or t.get("name") in names]
         if choice == "required" and len(names) == 1:
