@@ -176,6 +176,77 @@ def object_schema(schema: Any) -> dict[str, Any]:
     return schema
 
 
+
+_SCHEMA_CHILDREN = ("items", "not", "additionalProperties", "if", "then", "else", "contains")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
+
+
+def json_schema(schema: Any) -> Any:
+    """Gemini's OpenAPI-style Schema (or a JSON schema written with its conventions) → plain JSON schema.
+
+    Gemini accepts upper-case type names (`OBJECT`), `nullable`, and `propertyOrdering`; OpenAI-style
+    backends know none of them. Returns a new object; the input is not modified.
+    """
+    if isinstance(schema, list):
+        return [json_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("propertyOrdering", "property_ordering", "nullable"):
+            continue
+        if key == "type":
+            value = [v.lower() if isinstance(v, str) else v for v in value] if isinstance(value, list) else (
+                value.lower() if isinstance(value, str) else value)
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            value = {k: json_schema(v) for k, v in value.items()}
+        elif key in _SCHEMA_LISTS or key in _SCHEMA_CHILDREN:
+            value = json_schema(value)
+        elif key == "any_of":
+            key, value = "anyOf", json_schema(value)
+        out[key] = value
+    if schema.get("nullable") is True and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def structured_output_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(schema for `text.format`, strict). Adds `additionalProperties: false` to every object node that
+    lacks it; strict only when every object also requires all its properties, as strict mode demands.
+
+    Local stand-in: switch to protocols/schema.py (shared structured-output preparation) after merge.
+    """
+    strict = True
+
+    def walk(node: Any) -> Any:
+        nonlocal strict
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            if key in _SCHEMA_MAPS and isinstance(value, dict):
+                out[key] = {k: walk(v) for k, v in value.items()}
+            elif key in _SCHEMA_LISTS or key in _SCHEMA_CHILDREN:
+                out[key] = walk(value)
+            else:
+                out[key] = value
+        types = out.get("type")
+        if types == "object" or (isinstance(types, list) and "object" in types):
+            out.setdefault("additionalProperties", False)
+            properties = out.get("properties") if isinstance(out.get("properties"), dict) else {}
+            out.setdefault("properties", properties)
+            required = out.get("required") or []
+            if not isinstance(required, list) or not all(isinstance(r, str) for r in required) \
+                    or set(required) != set(properties):
+                strict = False
+        return out
+
+    return walk(json_schema(schema)), strict
+
+
 # ---- request --------------------------------------------------------------------------------------------
 
 _THINKING_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "xhigh", "xhigh": "xhigh"}
@@ -390,6 +461,22 @@ def _convert_tool_choice(choice: Any, hosted_names: set[str]) -> tuple[Any, bool
     raise _fail("type must be one of 'auto', 'any', 'tool', 'none'", "tool_choice.type")
 
 
+def _output_format(data: dict[str, Any]) -> dict[str, Any] | None:
+    """Structured output: `output_config.format` (current API) or top-level `output_format` (beta)."""
+    config = data.get("output_config")
+    fmt, param = (config.get("format"), "output_config.format") if isinstance(config, dict) else (None, "")
+    if fmt is None and data.get("output_format") is not None:
+        fmt, param = data["output_format"], "output_format"
+    if fmt is None:
+        return None
+    _expect(fmt, dict, param, "an object")
+    if fmt.get("type") != "json_schema":
+        raise _fail("type must be 'json_schema'", f"{param}.type")
+    schema = _expect(fmt.get("schema"), dict, f"{param}.schema", "an object")
+    prepared, strict = structured_output_schema(schema)
+    return {"type": "json_schema", "name": "output", "schema": prepared, "strict": strict}
+
+
 def _conversation_id(metadata: Any) -> str | None:
     if metadata is None:
         return None
@@ -430,7 +517,7 @@ def _thinking(thinking: Any, output_config: Any) -> tuple[str | None, bool]:
         level = output_config.get("effort")
         if level is not None:
             if not isinstance(level, str) or level not in _THINKING_EFFORTS:
-                raise _fail("must be one of 'low', 'medium', 'high', 'max'", "output_config.effort")
+                raise _fail("must be one of 'low', 'medium', 'high', 'xhigh', 'max'", "output_config.effort")
             effort = _THINKING_EFFORTS[level]
     return effort, expose
 
@@ -479,6 +566,9 @@ def parse_request(body: bytes, *, session_id: str | None = None, count_only: boo
             request["parallel_tool_calls"] = parallel
 
     effort, expose = _thinking(data.get("thinking"), data.get("output_config"))
+    text_format = _output_format(data)
+    if text_format is not None:
+        request["text"] = {"format": text_format}
     request["reasoning"] = {"effort": effort, "summary": "auto"} if effort else {"summary": "auto"}
 
     stops = data.get("stop_sequences")

@@ -33,8 +33,10 @@ from codex_trio.protocols.anthropic import (
     encode_reasoning_signature,
     error_from_failed,
     load_json_object,
+    json_schema,
     object_schema,
     parse_json_object,
+    structured_output_schema,
 )
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
@@ -68,81 +70,6 @@ def _expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) ->
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _fail(f"must be {what}", param)
     return value
-
-
-# ---- schemas -------------------------------------------------------------------------------------------
-
-_SCHEMA_CHILDREN = ("items", "not", "additionalProperties", "if", "then", "else", "contains")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
-
-
-def json_schema(schema: Any) -> Any:
-    """Gemini's OpenAPI-style Schema (or a JSON schema written with its conventions) → plain JSON schema.
-
-    Gemini accepts upper-case type names (`OBJECT`), `nullable`, and `propertyOrdering`; OpenAI-style
-    backends know none of them. Returns a new object; the input is not modified.
-    """
-    if isinstance(schema, list):
-        return [json_schema(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in ("propertyOrdering", "property_ordering", "nullable"):
-            continue
-        if key == "type":
-            value = [v.lower() if isinstance(v, str) else v for v in value] if isinstance(value, list) else (
-                value.lower() if isinstance(value, str) else value)
-        elif key in _SCHEMA_MAPS and isinstance(value, dict):
-            value = {k: json_schema(v) for k, v in value.items()}
-        elif key in _SCHEMA_LISTS or key in _SCHEMA_CHILDREN:
-            value = json_schema(value)
-        elif key == "any_of":
-            key, value = "anyOf", json_schema(value)
-        out[key] = value
-    if schema.get("nullable") is True and isinstance(out.get("type"), str):
-        out["type"] = [out["type"], "null"]
-    return out
-
-
-def structured_output_schema(schema: Any) -> tuple[dict[str, Any], bool]:
-    """(schema for `text.format`, strict). Adds `additionalProperties: false` to every object node that
-    lacks it; strict only when every object also requires all its properties, as strict mode demands.
-
-    Local stand-in: switch to protocols/schema.py (shared structured-output preparation) after merge.
-    """
-    strict = True
-
-    def walk(node: Any) -> Any:
-        nonlocal strict
-        if isinstance(node, list):
-            return [walk(n) for n in node]
-        if not isinstance(node, dict):
-            return node
-        out = {}
-        for key, value in node.items():
-            if key in _SCHEMA_MAPS and isinstance(value, dict):
-                out[key] = {k: walk(v) for k, v in value.items()}
-            elif key in _SCHEMA_LISTS or key in _SCHEMA_CHILDREN:
-                out[key] = walk(value)
-            else:
-                out[key] = value
-        types = out.get("type")
-        if types == "object" or (isinstance(types, list) and "object" in types):
-            out.setdefault("additionalProperties", False)
-            properties = out.get("properties") if isinstance(out.get("properties"), dict) else {}
-            out.setdefault("properties", properties)
-            required = out.get("required") or []
-            if not isinstance(required, list) or not all(isinstance(r, str) for r in required) \
-                    or set(required) != set(properties):
-                strict = False
-        return out
-
-    prepared = walk(json_schema(schema))
-    if not isinstance(prepared, dict):
-        raise _fail("must be an object", "generationConfig.responseSchema")
-    return prepared, strict
 
 
 # ---- reasoning carrier ---------------------------------------------------------------------------------

@@ -556,3 +556,32 @@ def test_sdk_non_stream_message_validates():
     assert message.content[0].type == "tool_use" and message.content[0].id == "call_f1099219195643f28b43322e"
     assert message.content[0].input == {"cmd": "echo MOCK_TOOL_RAN"}
     assert message.usage.input_tokens == 1234 and message.stop_reason == "tool_use"
+
+
+def test_structured_output_from_sdk_parse_request():
+    import pydantic
+
+    class Weather(pydantic.BaseModel):
+        city: str
+        temperature: float | None
+
+    captured: list = []
+    turn = turn_for({"messages": [user("x")]})
+    body = anthropic.encode_response(turn, normalize(text_turn('{"city":"Paris","temperature":21.5}')), META)
+    client = _sdk_client(orjson.dumps(body), "application/json", captured)
+    parsed = client.messages.parse(model="claude-x", max_tokens=50, messages=[user("x")], output_format=Weather)
+    assert parsed.parsed_output == Weather(city="Paris", temperature=21.5)
+    request = anthropic.parse_request(captured[0].content).request
+    sent = orjson.loads(captured[0].content)["output_config"]["format"]["schema"]
+    assert request["text"] == {"format": {"type": "json_schema", "name": "output", "schema": sent, "strict": True}}
+    assert sent["required"] == ["city", "temperature"] and sent["additionalProperties"] is False
+
+
+def test_output_format_validation_and_loose_schema():
+    loose = turn_for({"messages": [user("x")], "output_format": {"type": "json_schema", "schema": {
+        "type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "required": ["a"]}}})
+    assert loose.request["text"]["format"] == {"type": "json_schema", "name": "output", "strict": False, "schema": {
+        "type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "required": ["a"],
+        "additionalProperties": False}}
+    assert invalid({"model": "m", "max_tokens": 5, "messages": [user("x")],
+                    "output_config": {"format": {"type": "regex"}}}).param == "output_config.format.type"

@@ -6,6 +6,7 @@ or a key dropped), so the parser is exercised deep inside, not only at its first
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import orjson
@@ -81,7 +82,7 @@ def paths(value: Any, prefix: tuple = ()) -> list[tuple]:
 
 @st.composite
 def corrupted(draw, strategy):
-    body = draw(strategy)
+    body = copy.deepcopy(draw(strategy))  # `just(...)` values are shared objects: never mutate them
     path = draw(st.sampled_from(paths(body)[1:] or [()]))
     if not path:
         return body
