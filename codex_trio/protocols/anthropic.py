@@ -873,15 +873,18 @@ _ERROR_TYPES: dict[ErrorKind, tuple[str, int | None]] = {
     ErrorKind.RATE_LIMIT: ("rate_limit_error", 429),
     ErrorKind.OVERLOADED: ("overloaded_error", 529),
     ErrorKind.UPSTREAM: ("api_error", None),
-    ErrorKind.TIMEOUT: ("api_error", 504),
+    ErrorKind.TIMEOUT: ("timeout_error", 504),
     ErrorKind.SERVER: ("api_error", 500),
 }
 
 
 def encode_error(error: GatewayError) -> tuple[int, dict[str, Any]]:
-    """Status and Anthropic error envelope. Overloaded is Anthropic's 529; other kinds keep their status."""
+    """Status and Anthropic error envelope (Anthropic's types: overloaded is its 529, a timeout 504
+    `timeout_error`, 402 `billing_error`); other kinds keep their status."""
     error_type, fixed_status = _ERROR_TYPES.get(error.kind, ("api_error", None))
     status = fixed_status or error.status
+    if status == 402:  # an exhausted plan or credit balance
+        return 402, {"type": "error", "error": {"type": "billing_error", "message": error.message}}
     if error.kind is ErrorKind.INVALID_REQUEST and not 400 <= status < 500:
         status = 400
     return status, {"type": "error", "error": {"type": error_type, "message": error.message}}

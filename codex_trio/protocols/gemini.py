@@ -391,9 +391,12 @@ class _Chunks:
             return [self.chunk([{"text": event.delta, "thought": True}])]
         if isinstance(event, ReasoningDone) and not stopped:
             encrypted, item_id = event.encrypted_content, event.item.get("id")
-            if encrypted and item_id:
-                self.signature = thought_signature(item_id, encrypted)
-            return []
+            if not encrypted or not item_id:
+                return []
+            # A part carries one signature: one still waiting goes out on an empty text part of its own.
+            out = [self.chunk([{"text": ""}])] if self.signature is not None else []
+            self.signature = thought_signature(item_id, encrypted)
+            return out
         if isinstance(event, ToolCallDone) and not stopped:
             args = parse_json_object(event.arguments) if event.kind == "function" else {"input": event.arguments}
             return [self.chunk([{"functionCall": {"id": event.call_id, "name": event.name, "args": args}}])]
@@ -406,7 +409,7 @@ class _Chunks:
     def _final(self, completed: Completed | None) -> dict[str, Any]:
         self.finished = True
         reason = completed.incomplete_reason if completed is not None else None
-        finish = "STOP" if self.stops.matched is not None else _FINISH.get(reason or "", "STOP" if not reason else "OTHER")
+        finish = "STOP" if reason is None or self.stops.matched is not None else _FINISH.get(reason, "OTHER")
         usage = _usage_metadata(completed) if completed is not None else None
         return self.chunk([{"text": self.stops.flush()}], finish, usage)
 

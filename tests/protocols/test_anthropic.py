@@ -321,6 +321,9 @@ def test_validation_errors(body, param):
     (ErrorKind.OVERLOADED, 503, 529, "overloaded_error"),
     (ErrorKind.UPSTREAM, 502, 502, "api_error"),
     (ErrorKind.SERVER, 500, 500, "api_error"),
+    (ErrorKind.TIMEOUT, 504, 504, "timeout_error"),
+    (ErrorKind.INVALID_REQUEST, 402, 402, "billing_error"),
+    (ErrorKind.INVALID_REQUEST, 500, 400, "invalid_request_error"),
 ])
 def test_encode_error(kind, status, expected_status, expected_type):
     assert anthropic.encode_error(GatewayError(status, "boom", kind)) == (

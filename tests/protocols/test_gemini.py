@@ -445,3 +445,17 @@ def test_sdk_non_stream_response_validates():
                                              "encrypted_content": "gAAAA-enc"}
     assert follow_up.request["input"][2] == {"type": "message", "role": "assistant",
                                              "content": [{"type": "output_text", "text": "Hello there"}]}
+
+
+def test_back_to_back_reasoning_items_keep_both_signatures():
+    second = {"type": "response.output_item.done", "output_index": 1, "item": {
+        "type": "reasoning", "id": "rs_2", "summary": [], "encrypted_content": "enc-2"}}
+    raw = REASONING_TEXT_TURN[:3] + [second] + REASONING_TEXT_TURN[3:]
+    turn = turn_for({"contents": [said("hi")]})
+    response = gemini.encode_response(turn, normalize(raw), META)
+    parts = response["candidates"][0]["content"]["parts"]
+    assert parts == [{"text": "", "thoughtSignature": gemini.thought_signature("rs_1", "gAAAA-enc")},
+                     {"text": "Hello there", "thoughtSignature": gemini.thought_signature("rs_2", "enc-2")}]
+    again = turn_for({"contents": [said("hi"), {"role": "model", "parts": parts}, said("more")]})
+    assert [(i["type"], i.get("id")) for i in again.request["input"]] == [
+        ("message", None), ("reasoning", "rs_1"), ("reasoning", "rs_2"), ("message", None), ("message", None)]
