@@ -580,9 +580,7 @@ def parse_request(body: bytes, *, session_id: str | None = None, count_only: boo
 
     conversation = session_id.strip() if isinstance(session_id, str) and session_id.strip() else None
     conversation = conversation or _conversation_id(data.get("metadata"))
-    options: dict[str, Any] = {"image_tool": any(t.get("type") == "image_generation" for t in tools)}
-    if not count_only:
-        options["max_tokens"] = max_tokens
+    options: dict[str, Any] = {} if count_only else {"max_tokens": max_tokens}
     return Turn(request=request, requested_model=model, stream=stream, conversation_id=conversation,
                 reasoning_effort=effort, expose_reasoning=expose, stop_sequences=stop_sequences, options=options)
 
@@ -690,6 +688,8 @@ class _Blocks:
         elif isinstance(event, ReasoningDone) and self.turn.expose_reasoning and not stopped:
             encrypted, item_id = event.encrypted_content, event.item.get("id")
             signature = encode_reasoning_signature(item_id, encrypted) if encrypted and item_id else None
+            if self.thinking_index is not None and self.thinking_item != item_id:
+                out += self._close_thinking()  # the open block belongs to another reasoning item
             if self.thinking_index is None and signature:  # no summary streamed: still carry the reasoning
                 out += self._open_thinking(item_id)
             if self.thinking_index is not None:
