@@ -7,7 +7,8 @@
   The last chunk always carries `finishReason` (Gemini CLI retries a stream that ends without one).
 * `encode_response(turn, events, meta)` merges the same chunks into one response.
 * `encode_error(err)` gives `{"error":{code,message,status}}` with Google's status names.
-* `model_resource(info)` / `list_models(infos)` build `GET /v1beta/models[/{m}]` bodies.
+* `model_resource(info)` / `list_models(infos)` build `GET /v1beta/models[/{m}]` bodies;
+  `split_model_action(tail)` splits the `{model}:{action}` path segment.
 
 Reasoning round trip: like Gemini's own `thoughtSignature`, the encrypted upstream reasoning rides on the
 next part of the reply as `thoughtSignature`; a part that comes back with one becomes a `reasoning` item again.
@@ -256,6 +257,19 @@ def _tool_choice(config: Any, tools: list[dict[str, Any]]) -> tuple[Any, list[di
         if choice == "required" and len(names) == 1:
             choice = {"type": "function", "name": next(iter(names))}
     return choice, tools
+
+
+ACTIONS = ("generateContent", "streamGenerateContent", "countTokens")
+
+
+def split_model_action(name: str) -> tuple[str, str]:
+    """`models/{model}:{action}` path tail → (model, action); the model may itself contain ':'."""
+    model, sep, action = name.removeprefix("models/").rpartition(":")
+    if not sep or not model:
+        raise invalid_request(f"Expected 'models/{{model}}:{{action}}', got {name!r}.", param="model")
+    if action not in ACTIONS:
+        raise invalid_request(f"Unknown action {action!r}; expected one of {', '.join(ACTIONS)}.", param="action")
+    return model, action
 
 
 def parse_request(model: str, body: bytes, stream: bool, *, conversation_id: str | None = None) -> Turn:

@@ -459,3 +459,12 @@ def test_back_to_back_reasoning_items_keep_both_signatures():
     again = turn_for({"contents": [said("hi"), {"role": "model", "parts": parts}, said("more")]})
     assert [(i["type"], i.get("id")) for i in again.request["input"]] == [
         ("message", None), ("reasoning", "rs_1"), ("reasoning", "rs_2"), ("message", None), ("message", None)]
+
+
+def test_split_model_action():
+    assert gemini.split_model_action("gemini-2.5-pro:streamGenerateContent") == ("gemini-2.5-pro", "streamGenerateContent")
+    assert gemini.split_model_action("models/ft:a:b:countTokens") == ("ft:a:b", "countTokens")
+    for bad in ("gemini-2.5-pro", ":generateContent", "m:embedContent"):
+        with pytest.raises(GatewayError) as caught:
+            gemini.split_model_action(bad)
+        assert caught.value.status == 400

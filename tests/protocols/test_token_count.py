@@ -228,3 +228,36 @@ def test_large_fixture_total_is_within_two_percent(o200k, name):
     reference = sum(o200k(p) for p in anthropic_text(json.loads(raw)))
     assert reference > 10000
     assert abs(token_count.count_anthropic(raw, o200k)["input_tokens"] - reference) <= 0.02 * reference
+
+
+# ---- what the SDKs send to the count endpoints, and that they accept our answer -----------------------------
+
+
+def test_anthropic_sdk_count_tokens_round_trip():
+    import anthropic as sdk
+    import httpx2
+
+    def handler(request):
+        return httpx2.Response(200, json=token_count.count_anthropic(request.content, chars))
+
+    client = sdk.Anthropic(api_key="k", base_url="http://127.0.0.1:9", max_retries=0,
+                           http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+    result = client.messages.count_tokens(model="claude-x", system="sys", messages=[{"role": "user", "content": "hi"}])
+    assert result.input_tokens == 3 + (3 + 6 + 3) + (3 + 4 + 2)
+
+
+def test_genai_sdk_count_tokens_round_trip():
+    import httpx
+    from google import genai
+    from google.genai import types
+
+    def handler(request):
+        model = request.url.path.rsplit("/", 1)[-1].split(":")[0]
+        return httpx.Response(200, json=token_count.count_gemini(model, request.content, chars))
+
+    client = genai.Client(api_key="k", http_options=types.HttpOptions(
+        base_url="http://127.0.0.1:9/", api_version="v1beta",
+        httpx_client=httpx.Client(transport=httpx.MockTransport(handler))))
+    result = client.models.count_tokens(model="gemini-mock", contents="hi")
+    default = len(token_count.anthropic.DEFAULT_INSTRUCTIONS)
+    assert result.total_tokens == 3 + (3 + 6 + default) + (3 + 4 + 2)
