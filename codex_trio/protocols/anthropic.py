@@ -146,6 +146,11 @@ class StopSequenceFilter:
         return "" if self.matched is not None else pending
 
 
+def premature_close() -> GatewayError:
+    return GatewayError(502, "The upstream response ended before it was complete; please retry.",
+                        ErrorKind.UPSTREAM, code="premature_close")
+
+
 def parse_json_object(text: str) -> dict[str, Any]:
     """Tool arguments as an object ({} when the model produced nothing usable)."""
     if not text:
@@ -819,7 +824,10 @@ class StreamEncoder:
         return _frame(body)
 
     def finish(self) -> bytes:
-        return b"".join(_frame(e) for e in self._blocks.finish())
+        """Call once upstream is over. Ends a stream cut off by a stop sequence cleanly, and one that ended
+        without a terminal event with an error event, so no stream ever stops without its terminal event."""
+        out = b"".join(_frame(e) for e in self._blocks.finish())
+        return out if self._blocks.finished else out + self.fail(premature_close())
 
 
 def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: ResponseMeta) -> dict[str, Any]:
@@ -850,8 +858,7 @@ def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: Respons
             message.update(event["delta"])
             message["usage"] = event["usage"]
     if not blocks.finished:
-        raise GatewayError(502, "The upstream response ended before it was complete.", ErrorKind.UPSTREAM,
-                           code="premature_close")
+        raise premature_close()
     message["content"] = content
     return message
 

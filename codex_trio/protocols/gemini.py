@@ -37,6 +37,7 @@ from codex_trio.protocols.anthropic import (
     json_schema,
     object_schema,
     parse_json_object,
+    premature_close,
     structured_output_schema,
 )
 from codex_trio.protocols.meta import ResponseMeta
@@ -491,7 +492,13 @@ class StreamEncoder:
         return b"]" if self._opened else b"[]"
 
     def finish(self) -> bytes:
+        """Call once upstream is over. Ends a stream cut off by a stop sequence cleanly, and one that ended
+        without a terminal event with an error, so no stream ever stops without its terminal chunk."""
+        if self._closed or (self._sse and self._chunks.finished):
+            return b""
         out = self._frame(self._chunks.finish())
+        if not self._chunks.finished:
+            return out + self.fail(premature_close())
         return out + (self._close() if not self._sse else b"")
 
 
@@ -516,8 +523,7 @@ def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: Respons
     for chunk in chunks.finish():
         last = chunk
     if last is None or not chunks.finished:
-        raise GatewayError(502, "The upstream response ended before it was complete.", ErrorKind.UPSTREAM,
-                           code="premature_close")
+        raise premature_close()
     response = dict(last)
     candidate = dict(response["candidates"][0])
     candidate["content"] = {"parts": parts or [{"text": ""}], "role": "model"}

@@ -588,3 +588,12 @@ def test_output_format_validation_and_loose_schema():
         "additionalProperties": False}}
     assert invalid({"model": "m", "max_tokens": 5, "messages": [user("x")],
                     "output_config": {"format": {"type": "regex"}}}).param == "output_config.format.type"
+
+
+def test_stream_cut_off_without_terminal_ends_with_error_event():
+    encoder = anthropic.StreamEncoder(turn_for({"messages": [user("x")]}), META)
+    data = b"".join(encoder.feed(e) for e in normalize(text_turn("partial")[:-1]))
+    got = frames(data + encoder.finish())
+    assert got[-1] == ("error", {"type": "error", "error": {
+        "type": "api_error", "message": "The upstream response ended before it was complete; please retry."}})
+    assert encoder.done and encoder.finish() == b""

@@ -468,3 +468,14 @@ def test_split_model_action():
         with pytest.raises(GatewayError) as caught:
             gemini.split_model_action(bad)
         assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("sse", [True, False])
+def test_stream_cut_off_without_terminal_ends_with_error(sse):
+    encoder = gemini.StreamEncoder(turn_for({"contents": [said("x")]}), META, sse=sse)
+    data = b"".join(encoder.feed(e) for e in normalize(text_turn("partial")[:-1])) + encoder.finish()
+    error = {"error": {"code": 502, "message": "The upstream response ended before it was complete; please retry.",
+                       "status": "UNAVAILABLE"}}
+    got = sse_chunks(data) if sse else json.loads(data)
+    assert got == [chunk([{"text": "partial"}]), error]
+    assert encoder.done and encoder.finish() == b""
