@@ -701,7 +701,7 @@ class _Blocks:
                 out += self._close_thinking(signature)
         elif isinstance(event, ToolCallStarted) and not stopped:
             out += self._start_tool(event.call_id, event.name, event.kind)
-        elif isinstance(event, ToolCallDelta) and event.call_id in self.tools and not stopped:
+        elif isinstance(event, ToolCallDelta) and event.call_id in self.open_tools and not stopped:
             if event.call_id not in self.custom_calls:  # custom input is wrapped as JSON at the end
                 self.tool_deltas.add(event.call_id)
                 out.append({"type": "content_block_delta", "index": self.tools[event.call_id],

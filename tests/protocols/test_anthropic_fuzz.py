@@ -123,3 +123,65 @@ def test_any_json(value):
 @given(st.binary(max_size=64))
 def test_any_bytes(data):
     check(data)
+
+
+# ---- the encoder keeps Anthropic's stream grammar for any event order -----------------------------------------
+
+from codex_trio.protocols.meta import ResponseMeta  # noqa: E402
+from codex_trio.upstream import events as ev  # noqa: E402
+
+call_ids = st.sampled_from(["call_a", "call_b"])
+normalized = st.one_of(
+    st.builds(ev.ResponseStarted, st.just("resp"), st.none()),
+    st.builds(ev.TextDelta, st.just("msg"), st.just(0), st.text(min_size=1, max_size=6)),
+    st.builds(ev.ReasoningDelta, st.sampled_from(["rs_1", "rs_2"]), st.integers(0, 1), st.text(min_size=1, max_size=4)),
+    st.builds(ev.ReasoningDone, st.fixed_dictionaries({"type": st.just("reasoning"), "id": st.sampled_from(["rs_1", "rs_2"]),
+                                                       "encrypted_content": st.sampled_from(["enc", None])})),
+    st.builds(ev.ToolCallStarted, st.sampled_from(["fc_a", "fc_b"]), call_ids, st.just("f"),
+              st.sampled_from(["function", "custom"]), st.just(0)),
+    st.builds(ev.ToolCallDelta, call_ids, st.sampled_from(['{"a"', ':1}', "x"])),
+    st.builds(lambda c, k: ev.ToolCallDone(c, "f", '{"a":1}', k, {}), call_ids, st.sampled_from(["function", "custom"])),
+    st.builds(lambda i: ev.ImageGenerated(i, "QUJD", None, "png", {}), st.sampled_from(["ig_1", "ig_2"])),
+)
+terminal = st.one_of(
+    st.builds(lambda r: ev.Completed({}, ev.Usage(10, 5, 3), r), st.sampled_from([None, "max_output_tokens"])),
+    st.just(ev.Failed("server_error", "boom")), st.none())
+
+
+def assert_grammar(data: bytes) -> None:
+    events = []
+    for block in data.decode().split("\n\n")[:-1]:
+        name, payload = block.split("\n")
+        events.append(orjson.loads(payload[6:]))
+        assert name == "event: " + events[-1]["type"]
+    assert events[0]["type"] in ("message_start", "error")
+    kinds: dict[int, str] = {}
+    open_blocks: set[int] = set()
+    for event in events[1:-1]:
+        if event["type"] == "content_block_start":
+            assert event["index"] == len(kinds)
+            kinds[event["index"]] = event["content_block"]["type"]
+            open_blocks.add(event["index"])
+        elif event["type"] == "content_block_delta":
+            assert event["index"] in open_blocks
+            expected = {"text": {"text_delta"}, "thinking": {"thinking_delta", "signature_delta"},
+                        "tool_use": {"input_json_delta"}}[kinds[event["index"]]]
+            assert event["delta"]["type"] in expected
+        elif event["type"] == "content_block_stop":
+            open_blocks.remove(event["index"])
+        else:
+            assert event["type"] == "message_delta", f"unexpected {event['type']} inside the message"
+            assert not open_blocks
+    assert events[-1]["type"] in ("message_stop", "error")
+    if events[-1]["type"] == "message_stop":
+        assert events[-2]["type"] == "message_delta"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(normalized, max_size=12), terminal, st.booleans(), st.lists(st.sampled_from(["ab", "x"]), max_size=2))
+def test_stream_grammar(events, end, expose, stops):
+    turn = Turn(request={}, requested_model="m", expose_reasoning=expose, stop_sequences=stops)
+    encoder = anthropic.StreamEncoder(turn, ResponseMeta("msg", "m", 0))
+    data = b"".join(encoder.feed(e) for e in [*events, *([end] if end else [])]) + encoder.finish()
+    assert encoder.done
+    assert_grammar(data)

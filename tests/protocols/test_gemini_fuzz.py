@@ -131,3 +131,40 @@ def test_any_json(value):
 @given(st.binary(max_size=64))
 def test_any_bytes(data):
     check(data)
+
+
+# ---- every stream ends with exactly one terminal chunk, in both framings ---------------------------------------
+
+from codex_trio.protocols.meta import ResponseMeta  # noqa: E402
+from codex_trio.upstream import events as ev  # noqa: E402
+
+normalized = st.one_of(
+    st.builds(ev.TextDelta, st.just("msg"), st.just(0), st.text(min_size=1, max_size=6)),
+    st.builds(ev.ReasoningDelta, st.just("rs_1"), st.integers(0, 1), st.text(min_size=1, max_size=4)),
+    st.builds(ev.ReasoningDone, st.fixed_dictionaries({"type": st.just("reasoning"), "id": st.sampled_from(["rs_1", "rs_2"]),
+                                                       "encrypted_content": st.sampled_from(["enc", None])})),
+    st.builds(lambda c, k: ev.ToolCallDone(c, "f", '{"a":1}', k, {}), st.sampled_from(["c1", "c2"]),
+              st.sampled_from(["function", "custom"])),
+    st.builds(lambda i: ev.ImageGenerated(i, "QUJD", None, "png", {}), st.just("ig")))
+terminal = st.one_of(
+    st.builds(lambda r: ev.Completed({}, ev.Usage(10, 5, 3), r), st.sampled_from([None, "max_output_tokens", "x"])),
+    st.just(ev.Failed("rate_limit_exceeded", "slow")), st.none())
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(normalized, max_size=10), terminal, st.booleans(), st.booleans(),
+       st.lists(st.sampled_from(["ab", "x"]), max_size=2))
+def test_stream_always_terminates(events, end, sse, expose, stops):
+    turn = Turn(request={}, requested_model="m", expose_reasoning=expose, stop_sequences=stops)
+    encoder = gemini.StreamEncoder(turn, ResponseMeta("r", "m", 0), sse=sse)
+    data = b"".join(encoder.feed(e) for e in [*events, *([end] if end else [])]) + encoder.finish()
+    assert encoder.done
+    if sse:
+        chunks = [orjson.loads(b[6:]) for b in data.split(b"\r\n\r\n")[:-1]]
+        assert all(b.startswith(b"data: ") for b in data.split(b"\r\n\r\n")[:-1])
+    else:
+        chunks = orjson.loads(data)
+    last = chunks[-1]
+    assert "error" in last or last["candidates"][0]["finishReason"] in ("STOP", "MAX_TOKENS", "OTHER")
+    assert all("finishReason" not in c["candidates"][0] for c in chunks[:-1] if "candidates" in c)
+    assert sum("error" in c for c in chunks) <= 1
