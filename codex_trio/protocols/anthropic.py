@@ -273,17 +273,19 @@ def _positive_int(value: Any, param: str) -> int:
     return value
 
 
-def _text_of_blocks(blocks: Any, param: str) -> str:
-    """System prompt / tool result text: a string, or text blocks joined."""
-    if isinstance(blocks, str):
-        return blocks
-    _expect(blocks, list, param, "a string or an array of text blocks")
+def _system_blocks(system: Any) -> list[str]:
+    """The texts of `system`: a string or an array of text blocks."""
+    if system is None:
+        return []
+    if isinstance(system, str):
+        return [system]
+    _expect(system, list, "system", "a string or an array of text blocks")
     texts = []
-    for i, block in enumerate(blocks):
-        _expect(block, dict, f"{param}[{i}]", "an object")
+    for i, block in enumerate(system):
+        _expect(block, dict, f"system[{i}]", "an object")
         if block.get("type") == "text":
-            texts.append(_expect(block.get("text"), str, f"{param}[{i}].text", "a string"))
-    return "\n".join(texts)
+            texts.append(_expect(block.get("text"), str, f"system[{i}].text", "a string"))
+    return texts
 
 
 def _image_url(block: dict[str, Any], param: str) -> str:
@@ -541,20 +543,15 @@ def parse_request(body: bytes, *, session_id: str | None = None, count_only: boo
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _fail("is required and must be a non-empty array", "messages")
-    for name in ("temperature", "top_p", "top_k"):
-        if data.get(name) is not None:
-            _expect(data[name], (int, float), name, "a number")
+    for name in ("temperature", "top_p", "top_k"):  # accepted, but the backend has no sampling knobs
+        value = data.get(name)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise _fail("must be a number", name)
     stream = data.get("stream", False)
     _expect(stream, bool, "stream", "a boolean")
 
-    system = data.get("system")
-    blocks: list[str] = []
-    if isinstance(system, str):
-        blocks = [system]
-    elif system is not None:
-        _expect(system, list, "system", "a string or an array of text blocks")
-        blocks = [_text_of_blocks([b], f"system[{i}]") for i, b in enumerate(system)]
-    kept = [b.strip() for b in blocks if b.strip() and not b.lstrip().startswith(BILLING_HEADER_PREFIX)]
+    kept = [b.strip() for b in _system_blocks(data.get("system"))
+            if b.strip() and not b.lstrip().startswith(BILLING_HEADER_PREFIX)]
     instructions = "\n\n".join(kept) or DEFAULT_INSTRUCTIONS
 
     builder = _InputBuilder()

@@ -300,6 +300,8 @@ def test_output_config_effort_max_is_xhigh():
     ({"model": "m", "max_tokens": 5, "messages": [user("x")], "tools": [{"type": "bash_20250124", "name": "bash"}]},
      "tools[0].type"),
     ({"model": "m", "max_tokens": 5, "messages": [user("x")], "stop_sequences": [1]}, "stop_sequences[0]"),
+    ({"model": "m", "max_tokens": 5, "messages": [user("x")], "system": [{"type": "text", "text": 5}]}, "system[0].text"),
+    ({"model": "m", "max_tokens": 5, "messages": [user("x")], "temperature": True}, "temperature"),
     ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "file", "file_id": "f"}}]}]}, "messages[0].content[0].source.type"),
 ])
