@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from codex_trio.errors import GatewayError
 from codex_trio.protocols import anthropic, token_count
+from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
+from codex_trio.upstream import events as ev
 
 scalars = st.none() | st.booleans() | st.integers(-3, 70000) | st.floats(allow_nan=False) | st.text(max_size=12)
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
@@ -127,8 +129,6 @@ def test_any_bytes(data):
 
 # ---- the encoder keeps Anthropic's stream grammar for any event order -----------------------------------------
 
-from codex_trio.protocols.meta import ResponseMeta  # noqa: E402
-from codex_trio.upstream import events as ev  # noqa: E402
 
 call_ids = st.sampled_from(["call_a", "call_b"])
 normalized = st.one_of(
