@@ -13,7 +13,7 @@ import logging
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import trio
 
@@ -24,7 +24,7 @@ from ..upstream.context import AccountAuth, ThreadContext, TurnContext
 from ..upstream.errors import Action, UpstreamFailure, classify_event
 from ..upstream.events import TERMINAL_TYPES, CodexEvent, Usage
 from ..upstream.quota import QuotaSnapshot
-from ..upstream.transport import ConversationTransport, UpstreamFailed
+from ..upstream.transport import ConversationTransport, UpstreamFailed, compact
 from .catalog import Catalog
 from .conversations import Conversation, ConversationRegistry, conversation_key, variant_key
 
@@ -276,6 +276,36 @@ class Dispatcher:
             return []
         return [(name, value) for name, value in getattr(snapshots[-1], "headers", []) or []
                 if name.lower().startswith(QUOTA_HEADER_PREFIXES)]
+
+    async def compact(self, turn: Turn) -> Any:
+        """`POST /codex/responses/compact` on some account, failing over like a turn does."""
+        pool = self.services.pool
+        if pool is None:
+            raise GatewayError(503, "The account pool is not ready yet.", ErrorKind.OVERLOADED)
+        request = turn.request
+        key = conversation_key(turn)
+        excluded: set[str] = set()
+        last_error: GatewayError | None = None
+        for _ in range(MAX_ACCOUNTS_TRIED):
+            async with pool.acquire(model=request["model"], conversation_id=key, exclude=excluded) as lease:
+                account = lease.account
+                conversation = self._conversation(lease, key, request)
+                try:
+                    return await compact(self.services.clients_for(account).http, self.services.identity,
+                                         self.services.endpoint,
+                                         AccountAuth(account.tokens.access_token, account.account_id or ""),
+                                         conversation.thread, TurnContext.new(), request,
+                                         self.catalog.traits(request["model"]))
+                except UpstreamFailed as exc:
+                    if exc.failure.action is Action.RELAY:
+                        raise exc.failure.to_gateway_error(time.time()) from None
+                    await self.account_failed(lease, exc.failure)
+                    last_error = exc.failure.to_gateway_error(time.time())
+                except UpstreamError as exc:
+                    last_error = GatewayError(502, f"Could not reach the upstream: {exc}", ErrorKind.UPSTREAM,
+                                              code="upstream_unreachable")
+                excluded.add(account.id)
+        raise last_error or GatewayError(503, "No account could serve the request.", ErrorKind.OVERLOADED)
 
     async def close(self) -> None:
         await self.conversations.close_all()
