@@ -302,3 +302,104 @@ class Client:
     ) -> _StreamContext:
         """`async with client.stream(...) as response:` — the body arrives in chunks."""
         return _StreamContext(self._start(method, url, headers, body, zstd, None, True))
+
+    async def websocket(self, url: str, headers: Headers, *, deflate: bool = True) -> "WebSocket":
+        """Open a WebSocket (rustls, no ALPN). A refused upgrade raises ProtocolError with `.status`."""
+        try:
+            call = self._native.start_websocket(url, list(headers), deflate)
+        except _native.NativeError as exc:
+            raise _from_native(exc) from None
+        pending: deque = deque()
+        try:
+            while True:
+                items, finished = await _next_items(call)
+                for index, item in enumerate(items):
+                    _raise_if_error(item)
+                    if item[0] == "open":
+                        pending.extend(items[index + 1 :])
+                        return WebSocket(call, item[1], pending)
+                if finished:
+                    raise ProtocolError("protocol: the WebSocket task ended before the handshake")
+        except BaseException:
+            call.cancel()
+            raise
+
+
+class WsMessage:
+    """One received message: kind "text" (data: str), "binary" (data: bytes) or "close" (close_code)."""
+
+    __slots__ = ("kind", "data", "close_code")
+
+    def __init__(self, kind: Literal["text", "binary", "close"], data: str | bytes, close_code: int | None = None):
+        self.kind = kind
+        self.data = data
+        self.close_code = close_code
+
+    def __repr__(self) -> str:
+        return f"<WsMessage {self.kind} {self.data[:60]!r} {self.close_code}>"
+
+
+class WebSocket:
+    def __init__(self, call, response_headers: list[tuple[str, str]], pending: deque) -> None:
+        self._call = call
+        self.response_headers = response_headers
+        self._pending = pending
+        self._closed: WsMessage | None = None
+
+    async def send_text(self, text: str) -> None:
+        """Queue a text message (compressed when permessage-deflate was accepted)."""
+        self._send(self._call.send_text, text)
+
+    async def ping(self) -> None:
+        self._send(self._call.ping)
+
+    def _send(self, method, *args) -> None:
+        if self._closed is not None:
+            raise ProtocolError("protocol: the WebSocket is closed")
+        try:
+            method(*args)
+        except _native.NativeError as exc:
+            raise _from_native(exc) from None
+
+    async def receive(self) -> WsMessage:
+        """The next message. After the connection ends, every call returns the same "close" message."""
+        while not self._pending:
+            if self._closed is not None:
+                return self._closed
+            items, finished = await _next_items(self._call)
+            self._pending.extend(items)
+            if finished and not items:
+                self._closed = WsMessage("close", "", None)
+        item = self._pending.popleft()
+        kind = item[0]
+        if kind == "text" or kind == "binary":
+            return WsMessage(kind, item[1])
+        if kind == "closed":
+            self._closed = WsMessage("close", item[2], item[1])
+            return self._closed
+        self._closed = WsMessage("close", "", None)
+        _raise_if_error(item)
+        raise ProtocolError(f"protocol: unexpected item {kind!r}")
+
+    async def close(self, code: int = 1000, timeout: float = 5.0) -> None:
+        """Send a close frame, wait (bounded) for the server's, then release the connection."""
+        try:
+            if self._closed is None:
+                try:
+                    self._call.close(code)
+                except _native.NativeError:
+                    pass
+                with trio.move_on_after(timeout):
+                    while True:
+                        _, finished = await _next_items(self._call)
+                        if finished:
+                            break
+                self._closed = WsMessage("close", "", code)
+        finally:
+            self._call.cancel()
+
+    async def __aenter__(self) -> "WebSocket":
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()

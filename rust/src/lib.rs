@@ -8,6 +8,8 @@ pub mod error;
 pub mod runtime;
 pub mod tls;
 pub mod transport;
+pub mod tunnel;
+pub mod ws;
 
 #[cfg(feature = "pyo3")]
 mod py;

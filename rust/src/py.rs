@@ -14,6 +14,7 @@ use crate::bridge::{self, Call};
 use crate::error::UpstreamError;
 use crate::runtime;
 use crate::transport::{self, HttpEvent, Options, Profile, Transport};
+use crate::ws::client::{self as ws, WsCommand, WsEvent};
 
 create_exception!(_native, NativeError, PyException, "Raised with args (kind, message, status).");
 
@@ -85,6 +86,76 @@ impl NativeClient {
         })
         .map_err(internal)?;
         Ok(HttpCall { call: std::sync::Mutex::new(call) })
+    }
+
+    /// Start a WebSocket (always the rustls configuration without ALPN, as the real client).
+    #[pyo3(signature = (url, headers, deflate))]
+    fn start_websocket(&self, url: String, headers: Vec<(String, String)>, deflate: bool) -> PyResult<WsCall> {
+        let (commands_tx, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+        let transport = self.transport.clone();
+        let handle = runtime::handle().map_err(internal)?;
+        let call = bridge::spawn_call(&handle, 64, WsEvent::from_panic, move |tx| {
+            ws::run(transport, url, headers, deflate, commands_rx, tx)
+        })
+        .map_err(internal)?;
+        Ok(WsCall { call: std::sync::Mutex::new(call), commands: commands_tx })
+    }
+}
+
+/// One WebSocket as seen from Python: an fd to wait on, `drain()`, and commands to send.
+#[pyclass(frozen, module = "codex_trio._native")]
+struct WsCall {
+    call: std::sync::Mutex<Call<WsEvent>>,
+    commands: tokio::sync::mpsc::UnboundedSender<WsCommand>,
+}
+
+impl WsCall {
+    fn command(&self, command: WsCommand) -> PyResult<()> {
+        self.commands
+            .send(command)
+            .map_err(|_| raise(UpstreamError::new(crate::error::ErrorKind::Protocol, "the WebSocket is closed")))
+    }
+}
+
+#[pymethods]
+impl WsCall {
+    fn fileno(&self) -> i32 {
+        self.call.lock().unwrap_or_else(|e| e.into_inner()).raw_fd()
+    }
+
+    /// `(items, finished)`; items are tuples tagged "open", "text", "binary", "closed" or "error".
+    fn drain<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, bool)> {
+        let drained = self.call.lock().unwrap_or_else(|e| e.into_inner()).drain();
+        let list = PyList::empty(py);
+        for event in drained.items {
+            let item: Bound<'py, PyAny> = match event {
+                WsEvent::Text(text) => ("text", text).into_pyobject(py)?.into_any(),
+                WsEvent::Binary(data) => ("binary", PyBytes::new(py, &data)).into_pyobject(py)?.into_any(),
+                WsEvent::Open { headers } => ("open", headers).into_pyobject(py)?.into_any(),
+                WsEvent::Closed { code, reason } => ("closed", code, reason).into_pyobject(py)?.into_any(),
+                WsEvent::Failed(err) => {
+                    ("error", err.kind.as_str(), err.message, err.status).into_pyobject(py)?.into_any()
+                }
+            };
+            list.append(item)?;
+        }
+        Ok((list, drained.finished))
+    }
+
+    fn send_text(&self, text: String) -> PyResult<()> {
+        self.command(WsCommand::Text(text))
+    }
+
+    fn ping(&self) -> PyResult<()> {
+        self.command(WsCommand::Ping)
+    }
+
+    fn close(&self, code: u16) -> PyResult<()> {
+        self.command(WsCommand::Close(code))
+    }
+
+    fn cancel(&self) {
+        self.call.lock().unwrap_or_else(|e| e.into_inner()).cancel();
     }
 }
 
@@ -160,6 +231,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NativeError", m.py().get_type::<NativeError>())?;
     m.add_class::<NativeClient>()?;
     m.add_class::<HttpCall>()?;
+    m.add_class::<WsCall>()?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(in_flight, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
