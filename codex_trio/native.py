@@ -172,18 +172,21 @@ class StreamResponse:
 
     async def next_batch(self) -> list[bytes]:
         """All chunks queued right now (waiting for at least one); an empty list at the end of the body."""
-        if self._pending:
-            return self._take(list(self._pending))
         if self._done:
             return []
-        items, finished = await _next_items(self._call)
-        if finished and not items:
-            self._done = True
-            raise ProtocolError("protocol: the stream ended without an end marker")
+        items = list(self._pending)
+        self._pending.clear()
+        more, finished = self._call.drain()
+        items.extend(more)
+        if not items:
+            if not finished:
+                items, finished = await _next_items(self._call)
+            if finished and not items:
+                self._done = True
+                raise ProtocolError("protocol: the stream ended without an end marker")
         return self._take(items)
 
     def _take(self, items: list) -> list[bytes]:
-        self._pending.clear()
         chunks = []
         for item in items:
             if type(item) is bytes:

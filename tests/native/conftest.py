@@ -89,3 +89,12 @@ def server_ssl(server_cert) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_cert.configure_cert(context)
     return context
+
+
+async def wait_idle(limit: float = 3.0) -> None:
+    """The tokio task drops its in-flight guard just after delivering its last item; wait for that."""
+    from codex_trio import native
+
+    with trio.fail_after(limit):
+        while native.in_flight():
+            await trio.sleep(0.01)
