@@ -78,6 +78,7 @@ def header_lines(raw: bytes) -> list[tuple[str, str]]:
 async def ws_echo(stream, deflate: bool, seen_requests: list | None = None) -> None:
     """Echo every message back; answer the client's close."""
     ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    parts: list[str] = []
     try:
         while True:
             data = await stream.receive_some(65536)
@@ -91,7 +92,10 @@ async def ws_echo(stream, deflate: bool, seen_requests: list | None = None) -> N
                     extensions = [PerMessageDeflate()] if deflate else []
                     await stream.send_all(ws.send(wse.AcceptConnection(extensions=extensions)))
                 elif isinstance(event, wse.TextMessage):
-                    await stream.send_all(ws.send(wse.TextMessage(data=event.data)))
+                    parts.append(event.data)
+                    if event.message_finished:
+                        await stream.send_all(ws.send(wse.TextMessage(data="".join(parts))))
+                        parts.clear()
                 elif isinstance(event, wse.CloseConnection):
                     await stream.send_all(ws.send(event.response()))
                     return
