@@ -38,8 +38,18 @@ pub async fn open(
     let user = percent_decode_str(proxy.username()).decode_utf8_lossy().into_owned();
     let password = percent_decode_str(proxy.password().unwrap_or("")).decode_utf8_lossy().into_owned();
     match proxy.scheme() {
-        "socks5" | "socks5h" => {
-            let target = (host, port);
+        scheme @ ("socks5" | "socks5h") => {
+            // Like reqwest: socks5 resolves the target here, socks5h lets the proxy resolve it.
+            let target: tokio_socks::TargetAddr<'_> = if scheme == "socks5" {
+                let addr = tokio::net::lookup_host((host, port))
+                    .await
+                    .map_err(|e| UpstreamError::from_error(&e, false))?
+                    .next()
+                    .ok_or_else(|| UpstreamError::new(ErrorKind::Connect, format!("{host} has no address")))?;
+                tokio_socks::TargetAddr::Ip(addr)
+            } else {
+                tokio_socks::TargetAddr::Domain(host.into(), port)
+            };
             let stream = if user.is_empty() {
                 tokio_socks::tcp::Socks5Stream::connect((proxy_host, proxy_port), target).await
             } else {
