@@ -101,6 +101,15 @@ def in_flight() -> int:
 atexit.register(_native.shutdown)
 
 
+def count_tokens(text: str) -> int:
+    """o200k_base token count (ranks embedded in the extension; nothing is downloaded)."""
+    return _native.count_tokens(text)
+
+
+def count_tokens_batch(texts: list[str]) -> list[int]:
+    return _native.count_tokens_batch(texts)
+
+
 async def _next_items(call) -> tuple[list, bool]:
     """Wait until the call has queued something (or ended) and take all of it.
 

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_util::FutureExt;
@@ -26,8 +26,12 @@ pub fn in_flight() -> usize {
 }
 
 /// A non-blocking eventfd used as a level-triggered "items are waiting" flag.
+///
+/// `armed` saves the producer a `write()` per item: only the first item after a drain rings the fd.
+/// The consumer re-arms *before* it looks at the channel, so an item sent after that look always rings.
 pub struct Notifier {
     fd: OwnedFd,
+    armed: AtomicBool,
 }
 
 impl Notifier {
@@ -38,7 +42,7 @@ impl Notifier {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd) }, armed: AtomicBool::new(true) })
     }
 
     pub fn raw_fd(&self) -> RawFd {
@@ -52,11 +56,20 @@ impl Notifier {
         unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
-    /// Clear the readable state (EAGAIN when already clear is fine).
+    /// Ring only if the consumer has drained since the last ring.
+    fn notify_if_armed(&self) {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.notify();
+        }
+    }
+
+    /// Clear the readable state (EAGAIN when already clear is fine), then re-arm. In this order: a
+    /// ring that lands between the two is not lost, because the caller looks at the channel next.
     pub fn reset(&self) {
         let mut value: u64 = 0;
         // SAFETY: reads 8 bytes into a valid u64 from a descriptor we own.
         unsafe { libc::read(self.fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+        self.armed.store(true, Ordering::SeqCst);
     }
 }
 
@@ -70,7 +83,7 @@ impl<T> Sender<T> {
     /// Queue one item, waiting while the channel is full. Err means the consumer is gone.
     pub async fn send(&self, item: T) -> Result<(), Gone> {
         self.tx.send(item).await.map_err(|_| Gone)?;
-        self.notifier.notify();
+        self.notifier.notify_if_armed();
         Ok(())
     }
 

@@ -7,6 +7,7 @@ pub mod bridge;
 pub mod error;
 pub mod runtime;
 pub mod tls;
+pub mod tokens;
 pub mod transport;
 pub mod tunnel;
 pub mod ws;

@@ -215,6 +215,17 @@ fn shutdown(py: Python<'_>) {
     py.detach(runtime::shutdown)
 }
 
+/// Number of o200k_base tokens in `text`.
+#[pyfunction]
+fn count_tokens(py: Python<'_>, text: &str) -> usize {
+    py.detach(|| crate::tokens::count(text))
+}
+
+#[pyfunction]
+fn count_tokens_batch(py: Python<'_>, texts: Vec<String>) -> Vec<usize> {
+    py.detach(|| crate::tokens::count_batch(&texts))
+}
+
 /// Test hook: a call whose task panics, to prove a panic surfaces as an error item.
 #[pyfunction]
 fn _panic_in_task() -> PyResult<HttpCall> {
@@ -236,5 +247,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(in_flight, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_in_task, m)?)?;
+    m.add_function(wrap_pyfunction!(count_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(count_tokens_batch, m)?)?;
     Ok(())
 }

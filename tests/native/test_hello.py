@@ -81,3 +81,18 @@ async def test_ca_file_does_not_change_the_hello(ja4, ca_file):
     without = await hello_of(Client("openssl", connect_timeout=4.5))
     assert with_ca["ja3_md5"] == without["ja3_md5"]
     assert with_ca["ja4_r"] == without["ja4_r"]
+
+
+async def test_rustls_hello_to_an_ip_literal_has_no_sni(ja4, ca_file):
+    from .conftest import SHARED
+
+    [(_, captured)] = ja4.load(str(SHARED / "fixtures/tls/codex-0.169.0-clienthello-ip.hex"))
+    expected = ja4.fingerprint(captured)
+    client = Client("rustls", ca_file=ca_file, connect_timeout=5.5)
+
+    async def start(port):
+        await client.request("GET", f"https://127.0.0.1:{port}/", [], timeout=5)
+
+    got = ja4.fingerprint(await capture_hello(start))
+    assert got["ja4"] == expected["ja4"] == "t13i1010h2_61a7ad8aa9b6_0d308c48d2a3"
+    assert got["ja4_r"] == expected["ja4_r"]
