@@ -19,6 +19,8 @@ from .upstream.transport import Clients, Endpoint, fetch_usage
 
 if TYPE_CHECKING:
     from .accounts.cookies_store import AccountCookies
+    from .dispatch.catalog import Catalog
+    from .dispatch.dispatcher import Dispatcher
     from .accounts.model import Account
     from .accounts.pool import AccountPool
     from .accounts.quota_poller import QuotaWarnings
@@ -85,6 +87,8 @@ class Services:
     quota_warnings: "QuotaWarnings | None" = None  # threshold crossings, for /auth/quota/warnings
     cookies: "AccountCookies | None" = None
     clock: Callable[[], float] = time.time  # the accounts' clock (tests run it on the simulator's)
+    catalog: "Catalog" = field(default_factory=lambda: _new_catalog())
+    dispatcher: "Dispatcher | None" = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def clients_for(self, account: "Account") -> Clients:
@@ -105,6 +109,12 @@ class Services:
         """Persist the jar in the account record when it changed."""
         assert self.cookies is not None, "the accounts job is not running"
         await self.cookies.save(account, jar)
+
+
+def _new_catalog() -> "Catalog":
+    from .dispatch.catalog import Catalog
+
+    return Catalog()
 
 
 def build_services(gateway: "Gateway") -> Services:
@@ -156,3 +166,25 @@ async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
     finally:
         with trio.CancelScope(shield=True):
             await store.close()
+
+
+async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Background job (after the accounts job): the model catalog, then the dispatcher; idle upstream
+    sockets are closed as conversations go quiet."""
+    from .dispatch.catalog import run_catalog
+    from .dispatch.dispatcher import Dispatcher
+
+    services: Services = gateway.services
+    services.catalog.custom = list(gateway.config.settings.model.custom_models)
+    gateway.config.subscribe(lambda change: setattr(services.catalog, "custom", list(change.new.model.custom_models)))
+    services.dispatcher = Dispatcher(services, services.catalog, settings_source=gateway.config)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_catalog, services, services.catalog)
+            task_status.started()
+            while True:
+                await trio.sleep(60)
+                await services.dispatcher.conversations.close_idle(max_idle=15 * 60)
+    finally:
+        with trio.CancelScope(shield=True):
+            await services.dispatcher.close()
