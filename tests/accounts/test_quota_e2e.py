@@ -180,3 +180,31 @@ async def test_poller_updates_quota_and_warns_once_per_crossing(tmp_path, caplog
         assert pool.get(ids[0]).status is AccountStatus.ACTIVE
         assert pool.get(ids[0]).quota["primary"]["used_percent"] == 0
         assert len(services.quota_warnings.recent()) == 2
+
+
+async def test_poller_job_wakes_when_a_cooldown_ends(tmp_path):
+    """The running job sleeps the interval, or less when a cooldown ends sooner, and re-verifies then."""
+    async with running_sim(accounts=1) as sim, gateway_services(tmp_path, sim) as services:
+        [account_id] = await add_sim_accounts(services, sim)
+        align_to_a_second(sim)
+        sim.exhaust(sim.accounts[0].account_id)
+        waits: list[float] = []
+        third_round = trio.Event()
+
+        async def sleep(seconds: float) -> None:  # the job's sleeps move the simulated clock instead
+            waits.append(seconds)
+            if len(waits) == 2:
+                third_round.set()
+                await trio.sleep_forever()
+            sim.clock.advance(seconds)
+
+        poller = QuotaPoller(services.pool, interval=lambda: 7 * 86400.0, sleep=sleep)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(poller.run)
+            await third_round.wait()
+            nursery.cancel_scope.cancel()
+        account = services.pool.get(account_id)
+        assert account.status is AccountStatus.ACTIVE and account.quota["primary"]["used_percent"] == 0
+        assert 0 < waits[0] < 5 * 3600 + 1  # woke for the 5-hour reset, not after the 7-day interval
+        assert waits[1] == 7 * 86400.0  # nothing left to wait for
+        assert [r.status for r in sim.requests_to("/wham/usage", "GET")][-2:] == [200, 200]
