@@ -16,17 +16,24 @@ if TYPE_CHECKING:
 
 def install_surfaces(gateway: "Gateway") -> None:
     """Register every feature's routes and background jobs on the gateway."""
+    from .server.accounts_api import register_accounts_api
     from .server.admin import register_admin
     from .services import build_services, run_accounts
 
     gateway.services = build_services(gateway)
     gateway.background_jobs.append(run_accounts)
     gateway.route_registrars.append(register_admin)
+    gateway.route_registrars.append(register_accounts_api)
 
 
 def add_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
     """Add the CLI subcommands features provide."""
+    from .accounts.cli import add_account_commands
+
+    add_account_commands(commands, common)
 
 
 def doctor_extra_checks(store: "ConfigStore") -> list[tuple[bool, str, str]]:
-    return []
+    from .accounts.cli import accounts_present_check
+
+    return [accounts_present_check(store)]
