@@ -16,6 +16,8 @@ from .upstream.identity import Identity, Platform, load_fingerprint
 from .upstream.transport import Clients, Endpoint
 
 if TYPE_CHECKING:
+    from .dispatch.catalog import Catalog
+    from .dispatch.dispatcher import Dispatcher
     from .accounts.model import Account
     from .accounts.pool import AccountPool
     from .accounts.refresh import TokenRefresher
@@ -78,10 +80,18 @@ class Services:
     pool: "AccountPool | None" = None
     accounts: "AccountService | None" = None
     oauth_http: Any = None  # the issuer client (OAuthHttp) logins use
+    catalog: "Catalog" = field(default_factory=lambda: _new_catalog())
+    dispatcher: "Dispatcher | None" = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def clients_for(self, account: "Account") -> Clients:
         return self.clients.for_proxy(account.proxy or self.settings_source.settings.tls.proxy_url)
+
+
+def _new_catalog() -> "Catalog":
+    from .dispatch.catalog import Catalog
+
+    return Catalog()
 
 
 def build_services(gateway: "Gateway") -> Services:
@@ -172,3 +182,25 @@ async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
             await nursery.start(services.pool.run)
             await nursery.start(services.refresher.run)
             task_status.started()
+
+
+async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Background job (after the accounts job): the model catalog, then the dispatcher; idle upstream
+    sockets are closed as conversations go quiet."""
+    from .dispatch.catalog import run_catalog
+    from .dispatch.dispatcher import Dispatcher
+
+    services: Services = gateway.services
+    services.catalog.custom = list(gateway.config.settings.model.custom_models)
+    gateway.config.subscribe(lambda change: setattr(services.catalog, "custom", list(change.new.model.custom_models)))
+    services.dispatcher = Dispatcher(services, services.catalog, settings_source=gateway.config)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_catalog, services, services.catalog)
+            task_status.started()
+            while True:
+                await trio.sleep(60)
+                await services.dispatcher.conversations.close_idle(max_idle=15 * 60)
+    finally:
+        with trio.CancelScope(shield=True):
+            await services.dispatcher.close()

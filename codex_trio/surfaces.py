@@ -18,12 +18,16 @@ def install_surfaces(gateway: "Gateway") -> None:
     """Register every feature's routes and background jobs on the gateway."""
     from .server.accounts_api import register_accounts_api
     from .server.admin import register_admin
-    from .services import build_services, run_accounts
+    from .server.anthropic_gemini_routes import register_anthropic, register_gemini
+    from .server.ollama_routes import register_ollama
+    from .server.openai_routes import register_openai
+    from .services import build_services, run_accounts, run_dispatch
 
     gateway.services = build_services(gateway)
-    gateway.background_jobs.append(run_accounts)
-    gateway.route_registrars.append(register_admin)
-    gateway.route_registrars.append(register_accounts_api)
+    gateway.background_jobs.extend([run_accounts, run_dispatch])
+    gateway.route_registrars.extend([register_admin, register_accounts_api, register_openai, register_anthropic,
+                                     register_gemini])
+    gateway.ollama_route_registrars.append(register_ollama)
 
 
 def add_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:

@@ -1,0 +1,318 @@
+"""Opening an upstream turn: choose an account, send, and fail over until the turn has really started.
+
+"Started" means the backend sent its first substantive event (an output item, text, ...). Until then the
+client has received nothing, so any failure — HTTP status, refused WebSocket, an early `error` event — may
+be retried on the same account (transient errors, a refreshed token) or on another one (rate limits, bans,
+Cloudflare blocks, a plan without the model). After that, failures reach the client as its protocol's
+terminal error: nothing is retried once a byte may have been shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, AsyncIterator
+
+import trio
+
+from ..errors import ErrorKind, GatewayError
+from ..native import UpstreamError
+from ..turn import Turn
+from ..upstream.context import AccountAuth, ThreadContext, TurnContext
+from ..upstream.errors import Action, UpstreamFailure, classify_event
+from ..upstream.events import TERMINAL_TYPES, CodexEvent, Usage
+from ..upstream.quota import QuotaSnapshot
+from ..upstream.transport import ConversationTransport, UpstreamFailed, compact
+from .catalog import Catalog
+from .conversations import Conversation, ConversationRegistry, conversation_key, variant_key
+
+if TYPE_CHECKING:
+    from ..accounts.pool import Lease
+    from ..services import Services
+
+log = logging.getLogger(__name__)
+
+# Events that say nothing yet about whether the turn will work.
+PRELUDE_TYPES = frozenset({"response.created", "response.in_progress", "response.queued", "codex.rate_limits",
+                           "response.metadata", "codex.response.metadata"})
+MAX_ACCOUNTS_TRIED = 8
+SAME_ACCOUNT_RETRIES = 2  # transient 5xx / transport errors, before moving on (1 s, 2 s)
+QUOTA_HEADER_PREFIXES = ("x-codex-",)
+
+
+@dataclass
+class OpenedTurn:
+    """An upstream turn that has started; implements `dispatch.upstream_turn.UpstreamTurn`."""
+
+    dispatcher: "Dispatcher"
+    lease: "Lease"
+    stack: AsyncExitStack
+    stream: AsyncIterator[list[CodexEvent]]
+    buffered: list[list[CodexEvent]]
+    model: str
+    conversation: Conversation
+    conversation_key: str
+    idle_timeout: float
+    quota: list[QuotaSnapshot]
+    forward_headers: list[tuple[str, str]] = field(default_factory=list)
+    _usage: Usage | None = None
+    _response_id: str | None = None
+    _failure: UpstreamFailure | None = None
+    _closed: bool = False
+
+    @property
+    def account_id(self) -> str:
+        return self.lease.account.id
+
+    async def batches(self) -> AsyncIterator[list[CodexEvent]]:
+        while self.buffered:
+            batch = self.buffered.pop(0)
+            self._observe(batch)
+            yield batch
+        while True:
+            try:
+                with trio.fail_after(self.idle_timeout):
+                    batch = await self.stream.__anext__()
+            except StopAsyncIteration:
+                return
+            except trio.TooSlowError:
+                raise GatewayError(504, f"The upstream sent nothing for {self.idle_timeout:.0f} s; the stream was "
+                                   "ended.", ErrorKind.TIMEOUT, code="upstream_idle_timeout") from None
+            except UpstreamError as exc:
+                raise GatewayError(502, f"The upstream connection failed mid-stream: {exc}", ErrorKind.UPSTREAM,
+                                   code="upstream_stream_error") from None
+            self._observe(batch)
+            yield batch
+            if batch and batch[-1].type in TERMINAL_TYPES:
+                return
+
+    def _observe(self, batch: list[CodexEvent]) -> None:
+        for event in batch:
+            if event.type in ("response.completed", "response.incomplete"):
+                response = event.data.get("response") or {}
+                self._usage = Usage.from_response(response)
+                self._response_id = response.get("id")
+            elif event.type in ("response.failed", "error"):
+                self._failure = classify_event(event, now=time.time())
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for snapshot in self.quota:
+                await self.lease.update_quota(snapshot)
+            if self._failure is not None:
+                await self.dispatcher.account_failed(self.lease, self._failure)
+            elif self._usage is not None:
+                await self.lease.report_success(
+                    None, response_id=self._response_id, input_tokens=self._usage.input_tokens,
+                    output_tokens=self._usage.output_tokens)
+                if self._response_id:
+                    self.dispatcher.remember_response(self._response_id, self.conversation_key)
+        finally:
+            await self.stack.aclose()
+
+
+class Dispatcher:
+    def __init__(self, services: "Services", catalog: Catalog, *, settings_source) -> None:
+        self.services = services
+        self.catalog = catalog
+        self._settings = settings_source
+        self.conversations = ConversationRegistry()
+        self._response_conversation: dict[str, str] = {}
+
+    def remember_response(self, response_id: str, key: str) -> None:
+        self._response_conversation[response_id] = key
+        if len(self._response_conversation) > 20000:  # bounded: oldest first (dicts keep insertion order)
+            for old in list(self._response_conversation)[:5000]:
+                del self._response_conversation[old]
+
+    def _conversation(self, lease: "Lease", key: str, request: dict) -> Conversation:
+        account = lease.account
+        model = request["model"]
+        services = self.services
+
+        def create() -> Conversation:
+            thread = ThreadContext.new(account.installation_id)
+            transport = ConversationTransport(
+                services.clients_for(account), services.identity, services.endpoint,
+                AccountAuth(account.tokens.access_token, account.account_id or ""), thread,
+                self.catalog.traits(model))
+            return Conversation(thread, transport)
+
+        return self.conversations.get((account.id, key, variant_key(request)), create)
+
+    async def open(self, turn: Turn) -> OpenedTurn:
+        """Start the turn on some account. Raises GatewayError when no account can serve it."""
+        pool = self.services.pool
+        if pool is None:
+            raise GatewayError(503, "The account pool is not ready yet.", ErrorKind.OVERLOADED)
+        request = turn.request
+        previous = request.get("previous_response_id")
+        key = (self._response_conversation.get(previous) if previous else None) or conversation_key(turn)
+        excluded: set[str] = set()
+        last_error: GatewayError | None = None
+        for _ in range(MAX_ACCOUNTS_TRIED):
+            try:
+                return await self._open_on_one_account(turn, key, excluded)
+            except _TryAnother as exc:
+                excluded.add(exc.account_id)
+                last_error = exc.error
+            except GatewayError as exc:
+                if last_error is not None and exc.kind in (ErrorKind.OVERLOADED, ErrorKind.RATE_LIMIT):
+                    # no account left: say what went wrong with the ones we tried, and why none is left
+                    raise GatewayError(last_error.status if exc.kind is ErrorKind.OVERLOADED else exc.status,
+                                       f"{exc.message} Last upstream error: {last_error.message}",
+                                       last_error.kind if exc.kind is ErrorKind.OVERLOADED else exc.kind,
+                                       code=last_error.code, retry_after=exc.retry_after or last_error.retry_after
+                                       ) from None
+                raise
+        raise last_error or GatewayError(503, "No account could serve the request.", ErrorKind.OVERLOADED)
+
+    async def _open_on_one_account(self, turn: Turn, key: str, excluded: set[str]) -> OpenedTurn:
+        pool = self.services.pool
+        request = turn.request
+        settings = self._settings.settings
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            lease = await stack.enter_async_context(pool.acquire(
+                model=request["model"], conversation_id=key, previous_response_id=request.get("previous_response_id"),
+                exclude=excluded))
+            if request.get("previous_response_id") and lease.preferred_missed:
+                raise GatewayError(400, "previous_response_id belongs to an account that cannot serve this request "
+                                   "now; send the full conversation instead.", ErrorKind.INVALID_REQUEST,
+                                   code="previous_response_not_found", param="previous_response_id")
+            conversation = self._conversation(lease, key, request)
+            await stack.enter_async_context(conversation.lock)
+            quota: list[QuotaSnapshot] = []
+            conversation.transport._on_quota = quota.append  # this turn's snapshots go to this lease
+            for attempt in range(SAME_ACCOUNT_RETRIES + 2):
+                account = lease.account
+                await conversation.use_auth(AccountAuth(account.tokens.access_token, account.account_id or ""))
+                stream = conversation.transport.turn(request, TurnContext.new())
+                try:
+                    buffered = await self._until_started(stream, settings.api.timeout_seconds)
+                except UpstreamFailed as exc:
+                    await stream.aclose()
+                    if await self._retry_same_account(lease, exc.failure, attempt):
+                        continue
+                    raise _TryAnother(lease.account.id, exc.failure.to_gateway_error(time.time())) from None
+                except UpstreamError as exc:
+                    await stream.aclose()
+                    error = GatewayError(502, f"Could not reach the upstream: {exc}", ErrorKind.UPSTREAM,
+                                         code="upstream_unreachable")
+                    if attempt < SAME_ACCOUNT_RETRIES:
+                        await trio.sleep(attempt + 1)
+                        continue
+                    raise _TryAnother(lease.account.id, error) from None
+                stack.push_async_callback(stream.aclose)
+                headers = [(k, v) for k, v in self._quota_headers(quota)]
+                return OpenedTurn(self, lease, stack, stream, buffered, request["model"], conversation, key,
+                                  settings.api.stream_idle_timeout_seconds, quota, headers)
+            raise GatewayError(502, "The upstream kept failing.", ErrorKind.UPSTREAM)
+        except BaseException:
+            await stack.aclose()
+            raise
+
+    async def _until_started(self, stream: AsyncIterator[list[CodexEvent]], timeout: float) -> list[list[CodexEvent]]:
+        """Read until the first substantive event. An early error event raises UpstreamFailed, so the caller
+        can fail over exactly as for an HTTP error."""
+        buffered: list[list[CodexEvent]] = []
+        with trio.fail_after(timeout):
+            async for batch in stream:
+                buffered.append(batch)
+                for event in batch:
+                    if event.type in PRELUDE_TYPES:
+                        continue
+                    if event.type in ("error", "response.failed"):
+                        failure = classify_event(event, now=time.time())
+                        if failure.action is not Action.RELAY:
+                            raise UpstreamFailed(failure)
+                        raise failure.to_gateway_error(time.time())
+                    return buffered
+        return buffered
+
+    async def _retry_same_account(self, lease: "Lease", failure: UpstreamFailure, attempt: int) -> bool:
+        """Act on a failure before the turn started. True: try again on this account."""
+        if failure.action is Action.RETRY and not failure.rotate_after_retries and attempt < SAME_ACCOUNT_RETRIES:
+            await trio.sleep(failure.retry_after or attempt + 1)
+            return True
+        if failure.action is Action.RETRY and failure.rotate_after_retries and attempt < SAME_ACCOUNT_RETRIES:
+            await trio.sleep(attempt + 1)
+            return True
+        if failure.action is Action.REFRESH and attempt <= SAME_ACCOUNT_RETRIES:
+            return await lease.mark_token_invalid()
+        if failure.action is Action.RELAY:
+            raise failure.to_gateway_error(time.time())
+        await self.account_failed(lease, failure)
+        return False
+
+    async def account_failed(self, lease: "Lease", failure: UpstreamFailure) -> None:
+        """Record what a failure says about the account (rate limit, ban, Cloudflare) in the pool."""
+        from ..accounts.pool import Failure
+
+        if failure.quota is not None:
+            await lease.update_quota(failure.quota)
+        if failure.action is Action.ROTATE and failure.account_state in ("rate_limited", "quota_exhausted"):
+            await lease.mark_rate_limited(failure.cooldown_until, failure.quota)
+        elif failure.action is Action.ACCOUNT_DEAD:
+            if failure.status == 401:
+                await lease.mark_token_invalid()
+            else:
+                await lease.mark_banned(failure.message)
+            self.conversations.forget_account(lease.account.id)
+        elif failure.action is Action.CLOUDFLARE:
+            await lease.report_failure(Failure.EMPTY_404 if failure.status == 404 else Failure.CLOUDFLARE_CHALLENGE)
+        elif failure.action is Action.RETRY:
+            await lease.report_failure(Failure.SERVER_ERROR)
+
+    @staticmethod
+    def _quota_headers(snapshots: list[QuotaSnapshot]) -> list[tuple[str, str]]:
+        if not snapshots:
+            return []
+        return [(name, value) for name, value in getattr(snapshots[-1], "headers", []) or []
+                if name.lower().startswith(QUOTA_HEADER_PREFIXES)]
+
+    async def compact(self, turn: Turn) -> Any:
+        """`POST /codex/responses/compact` on some account, failing over like a turn does."""
+        pool = self.services.pool
+        if pool is None:
+            raise GatewayError(503, "The account pool is not ready yet.", ErrorKind.OVERLOADED)
+        request = turn.request
+        key = conversation_key(turn)
+        excluded: set[str] = set()
+        last_error: GatewayError | None = None
+        for _ in range(MAX_ACCOUNTS_TRIED):
+            async with pool.acquire(model=request["model"], conversation_id=key, exclude=excluded) as lease:
+                account = lease.account
+                conversation = self._conversation(lease, key, request)
+                try:
+                    return await compact(self.services.clients_for(account).http, self.services.identity,
+                                         self.services.endpoint,
+                                         AccountAuth(account.tokens.access_token, account.account_id or ""),
+                                         conversation.thread, TurnContext.new(), request,
+                                         self.catalog.traits(request["model"]))
+                except UpstreamFailed as exc:
+                    if exc.failure.action is Action.RELAY:
+                        raise exc.failure.to_gateway_error(time.time()) from None
+                    await self.account_failed(lease, exc.failure)
+                    last_error = exc.failure.to_gateway_error(time.time())
+                except UpstreamError as exc:
+                    last_error = GatewayError(502, f"Could not reach the upstream: {exc}", ErrorKind.UPSTREAM,
+                                              code="upstream_unreachable")
+                excluded.add(account.id)
+        raise last_error or GatewayError(503, "No account could serve the request.", ErrorKind.OVERLOADED)
+
+    async def close(self) -> None:
+        await self.conversations.close_all()
+
+
+class _TryAnother(Exception):
+    def __init__(self, account_id: str, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.account_id = account_id
+        self.error = error

@@ -1,0 +1,894 @@
+"""Anthropic Messages (`POST /v1/messages`) ⇄ Codex Responses, sans-IO.
+
+* `parse_request(body, session_id=None) -> Turn` validates a Messages body and builds the Codex request.
+* `StreamEncoder(turn, meta)` turns normalized Codex events into Anthropic SSE frames
+  (`event: <type>\\ndata: <json>\\n\\n`), exactly the event order the Anthropic API streams.
+* `encode_response(turn, events, meta)` builds the non-streaming `message` object (Claude Code falls back to it)
+  by replaying the same block state machine and accumulating its events.
+* `encode_error(err)` gives Anthropic's `{"type":"error","error":{type,message}}` envelope and status.
+
+Multi-turn reasoning: upstream reasoning items carry `encrypted_content`. Outbound, a thinking block's
+`signature` is `REASONING_SIGNATURE_PREFIX + base64url(item id) + "." + encrypted_content`; inbound, a thinking
+block whose signature decodes becomes a `reasoning` input item again, so the model keeps its chain of thought
+across turns. Signatures we did not mint (real Anthropic ones) cannot be replayed upstream and are dropped.
+
+A few helpers here are protocol-neutral and shared with `gemini.py` (signature codec, effort from a thinking
+budget, the stop-sequence filter, and `error_from_failed`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import orjson
+
+from codex_trio.errors import ErrorKind, GatewayError, invalid_request, status_to_kind
+from codex_trio.protocols.meta import ResponseMeta
+from codex_trio.turn import Turn
+from codex_trio.upstream.events import (
+    Completed,
+    Failed,
+    ImageGenerated,
+    NormalizedEvent,
+    ReasoningDelta,
+    ReasoningDone,
+    ResponseStarted,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStarted,
+)
+
+DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
+# Claude Code prepends a system block whose values rotate on every request; keeping it would defeat the
+# upstream prompt cache, and it means nothing to the model.
+BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
+REASONING_SIGNATURE_PREFIX = "ctr1."
+
+# ---- shared helpers (also used by gemini.py) --------------------------------------------------------------
+
+
+def encode_reasoning_signature(item_id: str, encrypted_content: str) -> str:
+    """Compact, reversible carrier of an upstream reasoning item inside a client-visible signature field."""
+    token = base64.urlsafe_b64encode(item_id.encode()).rstrip(b"=").decode()
+    return f"{REASONING_SIGNATURE_PREFIX}{token}.{encrypted_content}"
+
+
+def decode_reasoning_signature(signature: Any) -> dict[str, Any] | None:
+    """The `reasoning` input item a signature carries, or None for signatures we did not mint."""
+    if not isinstance(signature, str) or not signature.startswith(REASONING_SIGNATURE_PREFIX):
+        return None
+    token, sep, encrypted = signature[len(REASONING_SIGNATURE_PREFIX):].partition(".")
+    if not sep or not token or not encrypted:
+        return None
+    try:
+        item_id = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if not item_id:
+        return None
+    return {"type": "reasoning", "id": item_id, "summary": [], "encrypted_content": encrypted}
+
+
+def effort_from_budget(budget: int | None) -> str | None:
+    """Thinking-token budget → Codex effort (≤0 or absent: no explicit effort)."""
+    if budget is None or budget <= 0:
+        return None
+    if budget < 2000:
+        return "low"
+    if budget < 8000:
+        return "medium"
+    if budget < 20000:
+        return "high"
+    return "xhigh"
+
+
+def error_from_failed(failed: Failed) -> GatewayError:
+    """A terminal upstream failure as a GatewayError, so each protocol can render its own error object."""
+    code = failed.code.lower()
+    if code == "server_is_overloaded":
+        status = 503
+    elif code == "server_error":
+        status = 500
+    elif "context_length" in code or "invalid_request" in code or "not_found" in code:
+        status = 400
+    elif "rate_limit" in code or "usage_limit" in code:
+        status = 429
+    elif "unauthorized" in code or "invalid_api_key" in code:
+        status = 401
+    elif "forbidden" in code or "banned" in code:
+        status = 403
+    else:
+        status = 502
+    return GatewayError(status, failed.message, status_to_kind(status), code=failed.code)
+
+
+class StopSequenceFilter:
+    """Enforces stop sequences on streamed text, which the backend cannot do.
+
+    Text that could be the start of a stop sequence is held back until the next delta decides it; once a stop
+    sequence appears, everything before it is released and all later text is discarded.
+    """
+
+    def __init__(self, stop_sequences: list[str]) -> None:
+        self._stops = [s for s in stop_sequences if s]
+        self._pending = ""
+        self.matched: str | None = None
+
+    def feed(self, delta: str) -> str:
+        if self.matched is not None:
+            return ""
+        if not self._stops:
+            return delta
+        text = self._pending + delta
+        hit_at, hit = -1, None
+        for stop in self._stops:
+            at = text.find(stop)
+            if at != -1 and (hit_at == -1 or at < hit_at):
+                hit_at, hit = at, stop
+        if hit is not None:
+            self.matched, self._pending = hit, ""
+            return text[:hit_at]
+        keep = 0
+        for stop in self._stops:
+            for size in range(min(len(stop) - 1, len(text)), keep, -1):
+                if text.endswith(stop[:size]):
+                    keep = size
+                    break
+        self._pending = text[len(text) - keep:] if keep else ""
+        return text[:len(text) - keep] if keep else text
+
+    def flush(self) -> str:
+        pending, self._pending = self._pending, ""
+        return "" if self.matched is not None else pending
+
+
+def premature_close() -> GatewayError:
+    return GatewayError(502, "The upstream response ended before it was complete; please retry.",
+                        ErrorKind.UPSTREAM, code="premature_close")
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """Tool arguments as an object ({} when the model produced nothing usable)."""
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def load_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise invalid_request(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise invalid_request("The request body must be a JSON object.")
+    return data
+
+
+def object_schema(schema: Any) -> dict[str, Any]:
+    """Tool parameters: an object schema always has `properties` (the backend rejects one without)."""
+    if not isinstance(schema, dict):
+        return {"type": "object", "properties": {}}
+    if schema.get("type") == "object" and not isinstance(schema.get("properties"), dict):
+        return {**schema, "properties": {}}
+    return schema
+
+
+
+_SCHEMA_CHILDREN = ("items", "not", "additionalProperties", "if", "then", "else", "contains")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
+
+
+def json_schema(schema: Any) -> Any:
+    """Gemini's OpenAPI-style Schema (or a JSON schema written with its conventions) → plain JSON schema.
+
+    Gemini accepts upper-case type names (`OBJECT`), `nullable`, and `propertyOrdering`; OpenAI-style
+    backends know none of them. Returns a new object; the input is not modified.
+    """
+    if isinstance(schema, list):
+        return [json_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("propertyOrdering", "property_ordering", "nullable"):
+            continue
+        if key == "type":
+            value = [v.lower() if isinstance(v, str) else v for v in value] if isinstance(value, list) else (
+                value.lower() if isinstance(value, str) else value)
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            value = {k: json_schema(v) for k, v in value.items()}
+        elif key in _SCHEMA_LISTS or key in _SCHEMA_CHILDREN:
+            value = json_schema(value)
+        elif key == "any_of":
+            key, value = "anyOf", json_schema(value)
+        out[key] = value
+    if schema.get("nullable") is True and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def structured_output_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(schema for `text.format`, strict). Adds `additionalProperties: false` to every object node that
+    lacks it; strict only when every object also requires all its properties, as strict mode demands.
+
+    Local stand-in: switch to protocols/schema.py (shared structured-output preparation) after merge.
+    """
+    strict = True
+
+    def walk(node: Any) -> Any:
+        nonlocal strict
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            if key in _SCHEMA_MAPS and isinstance(value, dict):
+                out[key] = {k: walk(v) for k, v in value.items()}
+            elif key in _SCHEMA_LISTS or key in _SCHEMA_CHILDREN:
+                out[key] = walk(value)
+            else:
+                out[key] = value
+        types = out.get("type")
+        if types == "object" or (isinstance(types, list) and "object" in types):
+            out.setdefault("additionalProperties", False)
+            properties = out.get("properties") if isinstance(out.get("properties"), dict) else {}
+            out.setdefault("properties", properties)
+            required = out.get("required") or []
+            if not isinstance(required, list) or not all(isinstance(r, str) for r in required) \
+                    or set(required) != set(properties):
+                strict = False
+        return out
+
+    return walk(json_schema(schema)), strict
+
+
+# ---- request --------------------------------------------------------------------------------------------
+
+_THINKING_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "xhigh", "xhigh": "xhigh"}
+
+
+def _fail(message: str, param: str) -> GatewayError:
+    return invalid_request(f"{param}: {message}", param=param)
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _fail(f"must be {what}", param)
+    return value
+
+
+def _positive_int(value: Any, param: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise _fail("must be a positive integer", param)
+    return value
+
+
+def _system_blocks(system: Any) -> list[str]:
+    """The texts of `system`: a string or an array of text blocks."""
+    if system is None:
+        return []
+    if isinstance(system, str):
+        return [system]
+    _expect(system, list, "system", "a string or an array of text blocks")
+    texts = []
+    for i, block in enumerate(system):
+        _expect(block, dict, f"system[{i}]", "an object")
+        if block.get("type") == "text":
+            texts.append(_expect(block.get("text"), str, f"system[{i}].text", "a string"))
+    return texts
+
+
+def _image_url(block: dict[str, Any], param: str) -> str:
+    source = _expect(block.get("source"), dict, f"{param}.source", "an object")
+    kind = source.get("type")
+    if kind == "base64":
+        media_type = _expect(source.get("media_type"), str, f"{param}.source.media_type", "a string")
+        data = _expect(source.get("data"), str, f"{param}.source.data", "a string")
+        return f"data:{media_type};base64,{data}"
+    if kind == "url":
+        return _expect(source.get("url"), str, f"{param}.source.url", "a string")
+    raise _fail("image source type must be 'base64' or 'url'", f"{param}.source.type")
+
+
+def _document_part(block: dict[str, Any], param: str) -> dict[str, Any]:
+    source = _expect(block.get("source"), dict, f"{param}.source", "an object")
+    kind = source.get("type")
+    if kind == "text":
+        return {"type": "input_text", "text": _expect(source.get("data"), str, f"{param}.source.data", "a string")}
+    if kind == "base64":
+        media_type = _expect(source.get("media_type"), str, f"{param}.source.media_type", "a string")
+        data = _expect(source.get("data"), str, f"{param}.source.data", "a string")
+        name = block.get("title") if isinstance(block.get("title"), str) else "document.pdf"
+        return {"type": "input_file", "filename": name, "file_data": f"data:{media_type};base64,{data}"}
+    if kind == "url":
+        return {"type": "input_file", "file_url": _expect(source.get("url"), str, f"{param}.source.url", "a string")}
+    raise _fail("document source type must be 'base64', 'url' or 'text'", f"{param}.source.type")
+
+
+class _InputBuilder:
+    """Turns Anthropic messages into Codex input items, keeping the order of blocks within each message."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self._parts: list[dict[str, Any]] = []
+        self._role = "user"
+
+    def _flush(self) -> None:
+        if self._parts:
+            self.items.append({"type": "message", "role": self._role, "content": self._parts})
+            self._parts = []
+
+    def add_message(self, message: Any, param: str) -> None:
+        _expect(message, dict, param, "an object")
+        role = message.get("role")
+        if role not in ("user", "assistant", "system", "developer"):
+            raise _fail("role must be 'user' or 'assistant' (or 'system')", f"{param}.role")
+        # Codex speaks `developer` for mid-conversation instructions (Claude Code sends role "system" there).
+        self._role = {"system": "developer"}.get(role, role)
+        text_type = "output_text" if role == "assistant" else "input_text"
+        content = message.get("content")
+        if isinstance(content, str):
+            self._parts.append({"type": text_type, "text": content})
+            self._flush()
+            return
+        _expect(content, list, f"{param}.content", "a string or an array of content blocks")
+        for i, block in enumerate(content):
+            self._add_block(block, role, text_type, f"{param}.content[{i}]")
+        self._flush()
+
+    def _add_block(self, block: Any, role: str, text_type: str, param: str) -> None:
+        _expect(block, dict, param, "an object")
+        kind = block.get("type")
+        if kind == "text":
+            self._parts.append({"type": text_type, "text": _expect(block.get("text"), str, f"{param}.text", "a string")})
+        elif kind == "image":
+            url = _image_url(block, param)
+            if role != "assistant":  # the backend accepts images only as input
+                self._parts.append({"type": "input_image", "image_url": url})
+        elif kind == "document":
+            part = _document_part(block, param)
+            if role != "assistant":
+                self._parts.append(part)
+        elif kind == "tool_use":
+            self._flush()
+            call_id = _expect(block.get("id"), str, f"{param}.id", "a string")
+            name = _expect(block.get("name"), str, f"{param}.name", "a string")
+            arguments = block.get("input", {})
+            self.items.append({"type": "function_call", "call_id": call_id, "name": name,
+                               "arguments": orjson.dumps(arguments).decode()})
+        elif kind == "tool_result":
+            self._flush()
+            self._add_tool_result(block, param)
+        elif kind in ("thinking", "redacted_thinking"):
+            signature = block.get("signature") if kind == "thinking" else block.get("data")
+            item = decode_reasoning_signature(signature)
+            if item is not None:
+                self._flush()
+                thinking = block.get("thinking")
+                if isinstance(thinking, str) and thinking:
+                    item["summary"] = [{"type": "summary_text", "text": thinking}]
+                self.items.append(item)
+        # Other block types (server_tool_use, web_search_tool_result, container_upload, ...) describe work the
+        # Anthropic platform did; they have no Codex input equivalent and are skipped like the API skips them.
+
+    def _add_tool_result(self, block: dict[str, Any], param: str) -> None:
+        call_id = _expect(block.get("tool_use_id"), str, f"{param}.tool_use_id", "a string")
+        content = block.get("content", "")
+        images: list[dict[str, Any]] = []
+        if isinstance(content, list):
+            texts = []
+            for i, inner in enumerate(content):
+                _expect(inner, dict, f"{param}.content[{i}]", "an object")
+                if inner.get("type") == "text":
+                    texts.append(_expect(inner.get("text"), str, f"{param}.content[{i}].text", "a string"))
+                elif inner.get("type") == "image":
+                    images.append({"type": "input_image", "image_url": _image_url(inner, f"{param}.content[{i}]")})
+            output = "\n".join(texts)
+        elif isinstance(content, str):
+            output = content
+        elif content is None:
+            output = ""
+        else:
+            raise _fail("must be a string or an array of content blocks", f"{param}.content")
+        if block.get("is_error") is True:
+            output = f"Error: {output}"
+        self.items.append({"type": "function_call_output", "call_id": call_id, "output": output})
+        if images:  # function_call_output carries text; the images follow as the user's own message
+            self.items.append({"type": "message", "role": "user", "content": images})
+
+
+def _is_hosted_web_search(tool: dict[str, Any]) -> bool:
+    kind = tool.get("type")
+    return isinstance(kind, str) and (kind == "web_search" or kind.startswith("web_search_"))
+
+
+def _convert_tools(tools: Any) -> tuple[list[dict[str, Any]], set[str]]:
+    """Codex tools plus the names that refer to the hosted web search (for tool_choice)."""
+    if tools is None:
+        return [], set()
+    _expect(tools, list, "tools", "an array")
+    out: list[dict[str, Any]] = []
+    hosted_names: set[str] = set()
+    for i, tool in enumerate(tools):
+        param = f"tools[{i}]"
+        _expect(tool, dict, param, "an object")
+        kind = tool.get("type")
+        if _is_hosted_web_search(tool):
+            if isinstance(tool.get("name"), str):
+                hosted_names.add(tool["name"])
+            if not any(t.get("type") == "web_search" for t in out):
+                out.append({"type": "web_search"})
+            continue
+        if kind not in (None, "custom"):
+            raise _fail(f"tool type {kind!r} is not supported by this gateway; declare it as a custom tool "
+                        "with an input_schema instead", f"{param}.type")
+        name = _expect(tool.get("name"), str, f"{param}.name", "a string")
+        if not name:
+            raise _fail("must not be empty", f"{param}.name")
+        schema = tool.get("input_schema")
+        if schema is not None:
+            _expect(schema, dict, f"{param}.input_schema", "an object")
+        # Only name/description/parameters are carried over: Anthropic-only fields such as cache_control,
+        # defer_loading or input_examples are rejected by the backend.
+        converted: dict[str, Any] = {"type": "function", "name": name}
+        if isinstance(tool.get("description"), str):
+            converted["description"] = tool["description"]
+        converted["strict"] = False
+        converted["parameters"] = object_schema(schema)
+        out.append(converted)
+    return out, hosted_names
+
+
+def _convert_tool_choice(choice: Any, hosted_names: set[str]) -> tuple[Any, bool | None]:
+    """(Codex tool_choice, parallel_tool_calls override)."""
+    _expect(choice, dict, "tool_choice", "an object")
+    kind = choice.get("type")
+    parallel = False if choice.get("disable_parallel_tool_use") is True else None
+    if kind == "auto":
+        return "auto", parallel
+    if kind == "any":
+        return "required", parallel
+    if kind == "none":
+        return "none", parallel
+    if kind == "tool":
+        name = _expect(choice.get("name"), str, "tool_choice.name", "a string")
+        if name in hosted_names:
+            return {"type": "web_search"}, parallel
+        return {"type": "function", "name": name}, parallel
+    raise _fail("type must be one of 'auto', 'any', 'tool', 'none'", "tool_choice.type")
+
+
+def _output_format(data: dict[str, Any]) -> dict[str, Any] | None:
+    """Structured output: `output_config.format` (current API) or top-level `output_format` (beta)."""
+    config = data.get("output_config")
+    fmt, param = (config.get("format"), "output_config.format") if isinstance(config, dict) else (None, "")
+    if fmt is None and data.get("output_format") is not None:
+        fmt, param = data["output_format"], "output_format"
+    if fmt is None:
+        return None
+    _expect(fmt, dict, param, "an object")
+    if fmt.get("type") != "json_schema":
+        raise _fail("type must be 'json_schema'", f"{param}.type")
+    schema = _expect(fmt.get("schema"), dict, f"{param}.schema", "an object")
+    prepared, strict = structured_output_schema(schema)
+    return {"type": "json_schema", "name": "output", "schema": prepared, "strict": strict}
+
+
+def _conversation_id(metadata: Any) -> str | None:
+    if metadata is None:
+        return None
+    _expect(metadata, dict, "metadata", "an object")
+    user_id = metadata.get("user_id")
+    if user_id is None:
+        return None
+    _expect(user_id, str, "metadata.user_id", "a string")
+    # Claude Code sends a JSON string {device_id, account_uuid, session_id}: the session is the conversation.
+    if user_id.startswith("{"):
+        try:
+            parsed = orjson.loads(user_id)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str) and parsed["session_id"].strip():
+            return parsed["session_id"].strip()
+    return user_id.strip() or None
+
+
+def _thinking(thinking: Any, output_config: Any) -> tuple[str | None, bool]:
+    """(explicit effort, expose thinking blocks)."""
+    effort: str | None = None
+    expose = False
+    if thinking is not None:
+        _expect(thinking, dict, "thinking", "an object")
+        kind = thinking.get("type")
+        if kind == "enabled":
+            effort = effort_from_budget(_positive_int(thinking.get("budget_tokens"), "thinking.budget_tokens"))
+            expose = True
+        elif kind == "adaptive":
+            if thinking.get("budget_tokens") is not None:
+                effort = effort_from_budget(_positive_int(thinking["budget_tokens"], "thinking.budget_tokens"))
+            expose = True
+        elif kind != "disabled":
+            raise _fail("type must be 'enabled', 'adaptive' or 'disabled'", "thinking.type")
+    if output_config is not None:
+        _expect(output_config, dict, "output_config", "an object")
+        level = output_config.get("effort")
+        if level is not None:
+            if not isinstance(level, str) or level not in _THINKING_EFFORTS:
+                raise _fail("must be one of 'low', 'medium', 'high', 'xhigh', 'max'", "output_config.effort")
+            effort = _THINKING_EFFORTS[level]
+    return effort, expose
+
+
+def parse_request(body: bytes, *, session_id: str | None = None, count_only: bool = False) -> Turn:
+    """A Messages body → Turn. `session_id` is the `X-Claude-Code-Session-Id` header when present.
+
+    `count_only` validates a `/v1/messages/count_tokens` body (no `max_tokens`).
+    """
+    data = load_json_object(body)
+    model = data.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _fail("is required and must be a non-empty string", "model")
+    if not count_only:
+        max_tokens = _positive_int(data.get("max_tokens"), "max_tokens")
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _fail("is required and must be a non-empty array", "messages")
+    for name in ("temperature", "top_p", "top_k"):  # accepted, but the backend has no sampling knobs
+        value = data.get(name)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise _fail("must be a number", name)
+    stream = data.get("stream", False)
+    _expect(stream, bool, "stream", "a boolean")
+
+    kept = [b.strip() for b in _system_blocks(data.get("system"))
+            if b.strip() and not b.lstrip().startswith(BILLING_HEADER_PREFIX)]
+    instructions = "\n\n".join(kept) or DEFAULT_INSTRUCTIONS
+
+    builder = _InputBuilder()
+    for i, message in enumerate(messages):
+        builder.add_message(message, f"messages[{i}]")
+    items = builder.items or [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": ""}]}]
+
+    tools, hosted_names = _convert_tools(data.get("tools"))
+    request: dict[str, Any] = {"model": model, "instructions": instructions, "input": items, "tools": tools,
+                               "tool_choice": "auto", "parallel_tool_calls": True}
+    if data.get("tool_choice") is not None:
+        request["tool_choice"], parallel = _convert_tool_choice(data["tool_choice"], hosted_names)
+        if parallel is not None:
+            request["parallel_tool_calls"] = parallel
+
+    effort, expose = _thinking(data.get("thinking"), data.get("output_config"))
+    text_format = _output_format(data)
+    if text_format is not None:
+        request["text"] = {"format": text_format}
+    request["reasoning"] = {"effort": effort, "summary": "auto"} if effort else {"summary": "auto"}
+
+    stops = data.get("stop_sequences")
+    stop_sequences: list[str] = []
+    if stops is not None:
+        _expect(stops, list, "stop_sequences", "an array of strings")
+        for i, stop in enumerate(stops):
+            stop_sequences.append(_expect(stop, str, f"stop_sequences[{i}]", "a string"))
+
+    conversation = session_id.strip() if isinstance(session_id, str) and session_id.strip() else None
+    conversation = conversation or _conversation_id(data.get("metadata"))
+    options: dict[str, Any] = {} if count_only else {"max_tokens": max_tokens}
+    return Turn(request=request, requested_model=model, stream=stream, conversation_id=conversation,
+                reasoning_effort=effort, expose_reasoning=expose, stop_sequences=stop_sequences, options=options)
+
+
+# ---- response: one block state machine, two renderings ----------------------------------------------------
+
+
+def _usage(completed: Completed | None) -> dict[str, int]:
+    if completed is None:
+        return {"input_tokens": 0, "output_tokens": 0}
+    usage = completed.usage
+    out = {"input_tokens": max(usage.input_tokens - usage.cached_tokens, 0), "output_tokens": usage.output_tokens}
+    if usage.cached_tokens:
+        out["cache_read_input_tokens"] = usage.cached_tokens
+    return out
+
+
+@dataclass
+class _Blocks:
+    """Normalized events → Anthropic stream events (as dicts), in the API's order and index discipline."""
+
+    turn: Turn
+    meta: ResponseMeta
+    started: bool = False
+    finished: bool = False
+    saw_tool: bool = False
+    next_index: int = 0
+    text_index: int | None = None
+    thinking_index: int | None = None
+    thinking_item: str | None = None
+    thinking_summary: int = 0
+    tools: dict[str, int] = field(default_factory=dict)  # call id -> block index
+    tool_deltas: set[str] = field(default_factory=set)  # call ids that streamed argument deltas
+    open_tools: set[str] = field(default_factory=set)
+    custom_calls: set[str] = field(default_factory=set)
+    stops: StopSequenceFilter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stops = StopSequenceFilter(self.turn.stop_sequences)
+
+    def start(self) -> list[dict[str, Any]]:
+        if self.started:
+            return []
+        self.started = True
+        return [{"type": "message_start", "message": {
+            "id": self.meta.id, "type": "message", "role": "assistant", "model": self.meta.model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}}]
+
+    def _open(self, block: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        index, self.next_index = self.next_index, self.next_index + 1
+        return index, {"type": "content_block_start", "index": index, "content_block": block}
+
+    def _close_text(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.text_index is not None:
+            out.append({"type": "content_block_stop", "index": self.text_index})
+            self.text_index = None
+        return out
+
+    def _close_thinking(self, signature: str | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.thinking_index is not None:
+            if signature:
+                out.append({"type": "content_block_delta", "index": self.thinking_index,
+                            "delta": {"type": "signature_delta", "signature": signature}})
+            out.append({"type": "content_block_stop", "index": self.thinking_index})
+            self.thinking_index, self.thinking_item = None, None
+        return out
+
+    def _text(self, text: str) -> list[dict[str, Any]]:
+        if not text:
+            return []
+        out = self._close_thinking()
+        if self.text_index is None:
+            self.text_index, opening = self._open({"type": "text", "text": ""})
+            out.append(opening)
+        out.append({"type": "content_block_delta", "index": self.text_index,
+                    "delta": {"type": "text_delta", "text": text}})
+        return out
+
+    def _open_thinking(self, item_id: str) -> list[dict[str, Any]]:
+        out = self._close_text()
+        if self.thinking_index is not None and self.thinking_item != item_id:
+            out += self._close_thinking()
+        if self.thinking_index is None:
+            self.thinking_index, opening = self._open({"type": "thinking", "thinking": "", "signature": ""})
+            self.thinking_item, self.thinking_summary = item_id, 0
+            out.append(opening)
+        return out
+
+    def feed(self, event: NormalizedEvent) -> list[dict[str, Any]]:
+        if self.finished:
+            return []
+        out = self.start()
+        stopped = self.stops.matched is not None
+        if isinstance(event, TextDelta):
+            out += self._text(self.stops.feed(event.delta))
+        elif isinstance(event, ReasoningDelta) and self.turn.expose_reasoning and not stopped:
+            out += self._open_thinking(event.item_id)
+            delta = event.delta
+            if event.summary_index != self.thinking_summary:  # a new summary paragraph
+                self.thinking_summary, delta = event.summary_index, "\n\n" + delta
+            out.append({"type": "content_block_delta", "index": self.thinking_index,
+                        "delta": {"type": "thinking_delta", "thinking": delta}})
+        elif isinstance(event, ReasoningDone) and self.turn.expose_reasoning and not stopped:
+            encrypted, item_id = event.encrypted_content, event.item.get("id")
+            signature = encode_reasoning_signature(item_id, encrypted) if encrypted and item_id else None
+            if self.thinking_index is not None and self.thinking_item != item_id:
+                out += self._close_thinking()  # the open block belongs to another reasoning item
+            if self.thinking_index is None and signature:  # no summary streamed: still carry the reasoning
+                out += self._open_thinking(item_id)
+            if self.thinking_index is not None:
+                out += self._close_thinking(signature)
+        elif isinstance(event, ToolCallStarted) and not stopped:
+            out += self._start_tool(event.call_id, event.name, event.kind)
+        elif isinstance(event, ToolCallDelta) and event.call_id in self.open_tools and not stopped:
+            if event.call_id not in self.custom_calls:  # custom input is wrapped as JSON at the end
+                self.tool_deltas.add(event.call_id)
+                out.append({"type": "content_block_delta", "index": self.tools[event.call_id],
+                            "delta": {"type": "input_json_delta", "partial_json": event.delta}})
+        elif isinstance(event, ToolCallDone) and not stopped:
+            out += self._finish_tool(event)
+        elif isinstance(event, ImageGenerated) and not stopped:
+            out += self._image(event)
+        elif isinstance(event, Completed):
+            out += self._complete(event)
+        return out
+
+    def _start_tool(self, call_id: str, name: str, kind: str) -> list[dict[str, Any]]:
+        if call_id in self.tools:
+            return []
+        out = self._close_thinking() + self._close_text()
+        self.saw_tool = True
+        self.tools[call_id], opening = self._open({"type": "tool_use", "id": call_id, "name": name, "input": {}})
+        self.open_tools.add(call_id)
+        if kind == "custom":
+            self.custom_calls.add(call_id)
+        out.append(opening)
+        return out
+
+    def _finish_tool(self, event: ToolCallDone) -> list[dict[str, Any]]:
+        out = self._start_tool(event.call_id, event.name, event.kind)
+        if event.call_id not in self.open_tools:
+            return out
+        self.open_tools.discard(event.call_id)
+        index = self.tools[event.call_id]
+        if event.call_id in self.tool_deltas:
+            return out + [{"type": "content_block_stop", "index": index}]
+        payload = event.arguments if event.kind == "function" else orjson.dumps({"input": event.arguments}).decode()
+        if payload:
+            out.append({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": payload}})
+        out.append({"type": "content_block_stop", "index": index})
+        return out
+
+    def _image(self, event: ImageGenerated) -> list[dict[str, Any]]:
+        # Anthropic has no assistant image block: the image arrives as a call of the image_generation tool.
+        if event.item_id in self.tools:
+            return []
+        out = self._start_tool(event.item_id, "image_generation", "function")
+        index = self.tools[event.item_id]
+        arguments = {"result": event.result_b64, "output_format": event.output_format}
+        if event.revised_prompt:
+            arguments["revised_prompt"] = event.revised_prompt
+        self.open_tools.discard(event.item_id)
+        out.append({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": orjson.dumps(arguments).decode()}})
+        out.append({"type": "content_block_stop", "index": index})
+        return out
+
+    def _complete(self, completed: Completed | None) -> list[dict[str, Any]]:
+        out = self._text(self.stops.flush())
+        out += self._close_thinking() + self._close_text()
+        for call_id in list(self.open_tools):  # calls the upstream never finished
+            out.append({"type": "content_block_stop", "index": self.tools[call_id]})
+        self.open_tools.clear()
+        reason = completed.incomplete_reason if completed is not None else None
+        if self.stops.matched is not None:
+            stop_reason = "stop_sequence"
+        elif reason == "max_output_tokens":
+            stop_reason = "max_tokens"
+        elif reason == "content_filter":
+            stop_reason = "refusal"
+        elif self.saw_tool:
+            stop_reason = "tool_use"
+        else:
+            stop_reason = "end_turn"
+        self.finished = True
+        out.append({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": self.stops.matched},
+                    "usage": _usage(completed)})
+        out.append({"type": "message_stop"})
+        return out
+
+    def finish(self) -> list[dict[str, Any]]:
+        """End of upstream without a terminal event: only a stop-sequence hit makes that a clean end."""
+        if self.finished or self.stops.matched is None:
+            return []
+        return self.start() + self._complete(None)
+
+
+def _frame(event: dict[str, Any]) -> bytes:
+    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+class StreamEncoder:
+    """Normalized Codex events → Anthropic SSE bytes."""
+
+    def __init__(self, turn: Turn, meta: ResponseMeta) -> None:
+        self._blocks = _Blocks(turn, meta)
+
+    @property
+    def done(self) -> bool:
+        """True once message_stop (or an error event) was written."""
+        return self._blocks.finished
+
+    @property
+    def stopped(self) -> bool:
+        """A stop sequence matched: the route may stop reading upstream and call `finish()`."""
+        return self._blocks.stops.matched is not None
+
+    def feed(self, event: NormalizedEvent) -> bytes:
+        if isinstance(event, Failed):
+            return self.fail(error_from_failed(event))
+        if isinstance(event, ResponseStarted):
+            return b"".join(_frame(e) for e in self._blocks.start())
+        return b"".join(_frame(e) for e in self._blocks.feed(event))
+
+    def heartbeat(self) -> bytes:
+        return b'event: ping\ndata: {"type": "ping"}\n\n'
+
+    def fail(self, error: GatewayError) -> bytes:
+        if self._blocks.finished:
+            return b""
+        self._blocks.finished = True
+        _, body = encode_error(error)
+        return _frame(body)
+
+    def finish(self) -> bytes:
+        """Call once upstream is over. Ends a stream cut off by a stop sequence cleanly, and one that ended
+        without a terminal event with an error event, so no stream ever stops without its terminal event."""
+        out = b"".join(_frame(e) for e in self._blocks.finish())
+        return out if self._blocks.finished else out + self.fail(premature_close())
+
+
+def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: ResponseMeta) -> dict[str, Any]:
+    """The non-streaming `message`. Raises the GatewayError of a failed upstream turn."""
+    blocks = _Blocks(turn, meta)
+    message: dict[str, Any] = {}
+    content: list[dict[str, Any]] = []
+    partial_json: dict[int, str] = {}
+    for event in [*(e for ev in events for e in _collect(blocks, ev)), *blocks.finish()]:
+        kind = event["type"]
+        if kind == "message_start":
+            message = dict(event["message"])
+        elif kind == "content_block_start":
+            content.append(dict(event["content_block"]))
+        elif kind == "content_block_delta":
+            block, delta = content[event["index"]], event["delta"]
+            if delta["type"] == "text_delta":
+                block["text"] += delta["text"]
+            elif delta["type"] == "thinking_delta":
+                block["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] = delta["signature"]
+            else:
+                partial_json[event["index"]] = partial_json.get(event["index"], "") + delta["partial_json"]
+        elif kind == "content_block_stop" and content[event["index"]]["type"] == "tool_use":
+            content[event["index"]]["input"] = parse_json_object(partial_json.get(event["index"], ""))
+        elif kind == "message_delta":
+            message.update(event["delta"])
+            message["usage"] = event["usage"]
+    if not blocks.finished:
+        raise premature_close()
+    message["content"] = content
+    return message
+
+
+def _collect(blocks: _Blocks, event: NormalizedEvent) -> list[dict[str, Any]]:
+    if isinstance(event, Failed):
+        raise error_from_failed(event)
+    return blocks.feed(event)
+
+
+# ---- errors ----------------------------------------------------------------------------------------------
+
+_ERROR_TYPES: dict[ErrorKind, tuple[str, int | None]] = {
+    ErrorKind.INVALID_REQUEST: ("invalid_request_error", None),
+    ErrorKind.AUTHENTICATION: ("authentication_error", 401),
+    ErrorKind.PERMISSION: ("permission_error", 403),
+    ErrorKind.NOT_FOUND: ("not_found_error", 404),
+    ErrorKind.REQUEST_TOO_LARGE: ("request_too_large", 413),
+    ErrorKind.RATE_LIMIT: ("rate_limit_error", 429),
+    ErrorKind.OVERLOADED: ("overloaded_error", 529),
+    ErrorKind.UPSTREAM: ("api_error", None),
+    ErrorKind.TIMEOUT: ("timeout_error", 504),
+    ErrorKind.SERVER: ("api_error", 500),
+}
+
+
+def encode_error(error: GatewayError) -> tuple[int, dict[str, Any]]:
+    """Status and Anthropic error envelope (Anthropic's types: overloaded is its 529, a timeout 504
+    `timeout_error`, 402 `billing_error`); other kinds keep their status."""
+    error_type, fixed_status = _ERROR_TYPES.get(error.kind, ("api_error", None))
+    status = fixed_status or error.status
+    if status == 402:  # an exhausted plan or credit balance
+        return 402, {"type": "error", "error": {"type": "billing_error", "message": error.message}}
+    if error.kind is ErrorKind.INVALID_REQUEST and not 400 <= status < 500:
+        status = 400
+    return status, {"type": "error", "error": {"type": error_type, "message": error.message}}

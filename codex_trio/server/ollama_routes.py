@@ -1,0 +1,131 @@
+"""The Ollama API on its own listener: /api/* translated here, /v1/* served by the same OpenAI routes as
+the main listener (in process, so no gateway key is needed — the Ollama API has none), CORS for loopback
+origins only."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from quart import Response, request
+
+from ..errors import GatewayError
+from ..protocols import cors, ollama
+from ..upstream.events import Completed, NormalizedEvent, TextDelta
+from .api import json_response
+from .openai_routes import register_openai
+from .pipeline import collect, stream_response
+from .turns import body_bytes, meta_for, model_router, open_turn, resolve
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+
+KEEP_LOADED_SECONDS = 24 * 3600
+
+
+class TimedEncoder:
+    """Ollama's done line reports durations; this measures them around the sans-IO encoder."""
+
+    def __init__(self, encoder: ollama.StreamEncoder, started: float, accepted: float) -> None:
+        self._encoder = encoder
+        self._started = started
+        self._accepted = accepted
+        self._first_token: float | None = None
+
+    def _timings(self) -> ollama.Timings:
+        return ollama.Timings.from_marks(self._started, self._accepted, self._first_token, time.monotonic())
+
+    def feed(self, event: NormalizedEvent) -> bytes:
+        if self._first_token is None and isinstance(event, TextDelta):
+            self._first_token = time.monotonic()
+        timings = self._timings() if isinstance(event, Completed) else None
+        return self._encoder.feed(event, now_iso=ollama.iso_timestamp(time.time()), timings=timings)
+
+    def heartbeat(self) -> bytes:
+        return self._encoder.heartbeat()
+
+    def fail(self, error: GatewayError) -> bytes:
+        return self._encoder.fail(error)
+
+    def finish(self) -> bytes:
+        return self._encoder.finish(now_iso=ollama.iso_timestamp(time.time()), timings=self._timings())
+
+
+def ollama_models(gateway: "Gateway") -> list[ollama.OllamaModel]:
+    catalog = gateway.services.catalog
+    router = model_router(gateway)
+    names = [m for m in catalog.model_ids()] + sorted(router.catalog_ids() - set(catalog.model_ids()))
+    names += [alias for alias in gateway.config.settings.model.aliases if alias not in names]
+    models = []
+    for name in names:
+        entry = catalog.entry(router.resolve(name, fallback_to_default=True).model_id) or {}
+        levels = entry.get("supported_reasoning_levels") or []
+        efforts = tuple(level.get("effort") if isinstance(level, dict) else level for level in levels
+                        if isinstance(level, (dict, str)))
+        modalities = entry.get("input_modalities")
+        models.append(ollama.OllamaModel(
+            name=name, context_length=entry.get("context_window") or 131072,
+            vision=not isinstance(modalities, list) or "image" in modalities,
+            reasoning_efforts=efforts, default_effort=entry.get("default_reasoning_level"),
+            display_name=entry.get("display_name")))
+    return models
+
+
+def register_ollama(app: Any, gateway: "Gateway") -> None:
+    started_iso = ollama.iso_timestamp(gateway.started_at)
+
+    @app.before_request
+    async def preflight() -> Response | None:
+        decision = cors.decide(request.method, request.headers.get("origin"),
+                               request.headers.get("access-control-request-method"),
+                               request.headers.get("access-control-request-headers"))
+        if decision.preflight:
+            return Response(b"", status=decision.status, headers=decision.headers)
+        return None
+
+    @app.after_request
+    async def add_cors(response: Response) -> Response:
+        decision = cors.decide(request.method, request.headers.get("origin"), None, None)
+        for name, value in decision.headers.items():
+            response.headers[name] = value
+        return response
+
+    @app.get("/api/tags")
+    async def tags() -> Response:
+        return json_response(ollama.tags_body(ollama_models(gateway), modified_at=started_iso))
+
+    @app.post("/api/show")
+    async def show() -> Response:
+        return json_response(ollama.show_body(await body_bytes(), ollama_models(gateway), modified_at=started_iso,
+                                              disable_vision=gateway.config.settings.ollama.disable_vision))
+
+    @app.get("/api/ps")
+    async def ps() -> Response:
+        expires = ollama.iso_timestamp(time.time() + KEEP_LOADED_SECONDS)
+        return json_response(ollama.ps_body(ollama_models(gateway), expires_at=expires))
+
+    @app.post("/api/pull")
+    async def pull() -> Response:
+        content_type, body = ollama.pull_reply(await body_bytes(), ollama_models(gateway))
+        return Response(body, content_type=content_type)
+
+    async def serve(endpoint: str) -> Response:
+        started = time.monotonic()
+        turn = ollama.parse_request(await body_bytes(), endpoint=endpoint)
+        resolve(gateway, turn, fallback_to_default=False)
+        meta = meta_for("", turn.requested_model)
+        if turn.options.get("load_only"):
+            return json_response(ollama.load_reply(turn, meta, now_iso=ollama.iso_timestamp(time.time())))
+        upstream = await open_turn(gateway, turn)
+        accepted = time.monotonic()
+        if turn.stream:
+            encoder = TimedEncoder(ollama.StreamEncoder(turn, meta), started, accepted)
+            return stream_response(gateway, app.nursery, upstream, encoder, content_type=ollama.NDJSON_CONTENT_TYPE)
+        events, _ = await collect(upstream)
+        timings = ollama.Timings.from_marks(started, accepted, None, time.monotonic())
+        return json_response(ollama.encode_response(turn, events, meta, now_iso=ollama.iso_timestamp(time.time()),
+                                                    timings=timings))
+
+    app.add_url_rule("/api/chat", "ollama_chat", lambda: serve("chat"), methods=["POST"])
+    app.add_url_rule("/api/generate", "ollama_generate", lambda: serve("generate"), methods=["POST"])
+    register_openai(app, gateway)

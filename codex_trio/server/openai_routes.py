@@ -1,0 +1,167 @@
+"""OpenAI surfaces: Chat Completions, Responses (+ compact, + WebSocket), models, images, image analysis."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import trio
+from quart import Response, request, websocket
+
+from ..errors import ErrorKind, GatewayError
+from ..protocols import images, openai_chat, responses
+from ..upstream.events import EventNormalizer
+from .api import json_response
+from .auth import key_matches, presented_key
+from .pipeline import collect, stream_response
+from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+
+OPENAI_OWNER = "openai"
+
+
+def model_list(gateway: "Gateway") -> list[dict[str, Any]]:
+    """Catalog models, then aliases (clients pick from this list), as OpenAI model objects."""
+    created = int(gateway.started_at)
+    ids = model_router(gateway).catalog_ids()
+    ordered = [m for m in gateway.services.catalog.model_ids() if m in ids]
+    ordered += sorted(ids - set(ordered))
+    ordered += [alias for alias in gateway.config.settings.model.aliases if alias not in ids]
+    return [{"id": model_id, "object": "model", "created": created, "owned_by": OPENAI_OWNER} for model_id in ordered]
+
+
+def model_info(gateway: "Gateway", model_id: str) -> dict[str, Any]:
+    resolved = model_router(gateway).resolve(model_id)
+    entry = gateway.services.catalog.entry(resolved.model_id) or {"slug": resolved.model_id}
+    return {"id": model_id, "object": "model", "resolved_model": resolved.model_id,
+            "reasoning_effort": resolved.effort, "service_tier": resolved.service_tier, "info": entry}
+
+
+def register_openai(app: Any, gateway: "Gateway") -> None:
+    @app.post("/v1/chat/completions")
+    async def chat_completions() -> Response:
+        user_agent = request.headers.get("user-agent", "").lower()
+        turn = openai_chat.parse_request(await body_bytes(), custom_as_function=user_agent.startswith("cursor/"))
+        turn.inline_images = gateway.config.settings.model.images_as_markdown
+        resolved = resolve(gateway, turn, fallback_to_default=False)
+        meta = meta_for("chatcmpl-", resolved.display_name)
+        upstream = await open_turn(gateway, turn)
+        if turn.stream:
+            encoder = openai_chat.StreamEncoder(turn, meta)
+            return stream_response(gateway, app.nursery, upstream, encoder, prefix=encoder.start())
+        events, _ = await collect(upstream)
+        return json_reply(openai_chat.encode_response(turn, events, meta), upstream)
+
+    async def serve_responses(subagent: str | None) -> Response:
+        turn = responses.parse_request(await body_bytes(), subagent=subagent or request.headers.get("x-openai-subagent"))
+        resolved = resolve(gateway, turn, fallback_to_default=True)
+        meta = meta_for("resp_", resolved.model_id)
+        upstream = await open_turn(gateway, turn)
+        if turn.stream:
+            encoder = responses.StreamEncoder(turn, meta)
+            return stream_response(gateway, app.nursery, upstream, encoder, raw=encoder.feed_raw)
+        _, raw = await collect(upstream)
+        return json_reply(responses.encode_response(turn, raw, meta), upstream)
+
+    for path in ("/v1/responses", "/responses"):
+        app.add_url_rule(path, f"responses{path}", lambda: serve_responses(None), methods=["POST"])
+    for path in ("/v1/responses/review", "/responses/review"):
+        app.add_url_rule(path, f"review{path}", lambda: serve_responses("review"), methods=["POST"])
+
+    @app.post("/v1/responses/compact")
+    async def responses_compact() -> Response:
+        turn = responses.parse_compact_request(await body_bytes())
+        resolve(gateway, turn, fallback_to_default=True)
+        return json_response(await gateway.services.dispatcher.compact(turn))
+
+    @app.websocket("/v1/responses")
+    async def responses_websocket() -> None:
+        await responses_socket(gateway)
+
+    @app.get("/v1/models")
+    async def models() -> Response:
+        return json_response({"object": "list", "data": model_list(gateway)})
+
+    @app.get("/v1/models/catalog")
+    async def models_catalog() -> Response:
+        return json_response({"object": "list", "data": gateway.services.catalog.entries(),
+                              "aliases": gateway.config.settings.model.aliases})
+
+    @app.get("/v1/models/<path:model_id>/info")
+    async def model_details(model_id: str) -> Response:
+        return json_response(model_info(gateway, model_id))
+
+    @app.get("/v1/models/<path:model_id>")
+    async def model_object(model_id: str) -> Response:
+        resolve_check = model_router(gateway).resolve(model_id)
+        return json_response({"id": model_id, "object": "model", "created": int(gateway.started_at),
+                              "owned_by": OPENAI_OWNER, "root": resolve_check.model_id})
+
+    @app.post("/v1/images/generations")
+    async def image_generations() -> Response:
+        turn = images.parse_generations_request(await body_bytes(), host_model=gateway.config.settings.model.default)
+        resolve(gateway, turn, fallback_to_default=True)
+        upstream = await open_turn(gateway, turn)
+        events, _ = await collect(upstream)
+        return json_reply(images.encode_generations_response(turn, events, meta_for("img_", turn.request["model"])),
+                          upstream)
+
+    @app.post("/v1/images/edits")
+    async def image_edits() -> Response:
+        turn = images.parse_edits_request(await body_bytes(), host_model=gateway.config.settings.model.default)
+        resolve(gateway, turn, fallback_to_default=True)
+        upstream = await open_turn(gateway, turn)
+        events, _ = await collect(upstream)
+        return json_reply(images.encode_generations_response(turn, events, meta_for("img_", turn.request["model"])),
+                          upstream)
+
+    @app.post("/v1/codex/image-analysis")
+    async def image_analysis() -> Response:
+        turn = images.parse_analysis_request(await body_bytes(), default_model=gateway.config.settings.model.default)
+        resolve(gateway, turn, fallback_to_default=True)
+        upstream = await open_turn(gateway, turn)
+        events, _ = await collect(upstream)
+        return json_reply(images.encode_analysis_response(turn, events, meta_for("ia_", turn.request["model"])),
+                          upstream)
+
+
+async def responses_socket(gateway: "Gateway") -> None:
+    """The Responses API over a WebSocket (what the Codex CLI's built-in provider tries first): each
+    `response.create` frame is one turn; its events go back as text frames. Turns on one socket are serial."""
+    expected = gateway.config.settings.server.proxy_api_key
+    if not key_matches(presented_key(websocket.headers, websocket.args), expected):
+        await websocket.close(1008, "invalid or missing API key")
+        return
+    await websocket.accept()
+    while True:
+        try:
+            text = await websocket.receive()
+        except trio.EndOfChannel:
+            return
+        try:
+            turn = responses.parse_ws_message(text)
+            resolved = resolve(gateway, turn, fallback_to_default=True, headers=websocket.headers)
+            encoder = responses.StreamEncoder(turn, meta_for("resp_", resolved.model_id))
+            upstream = await gateway.services.dispatcher.open(turn)
+        except GatewayError as error:
+            await websocket.send(responses.ws_error_message(error))
+            continue
+        normalizer = EventNormalizer()
+        try:
+            async for batch in upstream.batches():
+                for event in batch:
+                    normalizer.feed(event)
+                    for message in encoder.ws_feed(event):
+                        await websocket.send(message)
+            if normalizer.terminal is None:
+                raise GatewayError(502, "The upstream closed the stream before the response completed.",
+                                   ErrorKind.UPSTREAM, code="premature_close")
+            for message in encoder.ws_finish():
+                await websocket.send(message)
+        except GatewayError as error:
+            for message in encoder.ws_fail(error):
+                await websocket.send(message)
+        finally:
+            with trio.CancelScope(shield=True):
+                await upstream.aclose()

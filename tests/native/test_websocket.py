@@ -1,0 +1,133 @@
+"""WebSocket: handshake layout on the wire, echo with and without permessage-deflate, refusal, close."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+import trio
+
+from codex_trio import native
+from codex_trio.native import Client
+
+from .conftest import SHARED, wait_idle
+from .servers import header_lines, listen, read_head, ws_echo
+
+CAPTURE = json.loads((SHARED / "fixtures/chatgpt-mode/exec-ws/01-ws-upgrade.json").read_text())
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+async def test_echo(nursery, server_ssl, ca_file, deflate):
+    requests = []
+    port = await listen(nursery, lambda stream: ws_echo(stream, deflate, requests), server_ssl)
+    ws = await Client("openssl", ca_file=ca_file).websocket(
+        f"wss://localhost:{port}/backend-api/codex/responses?x=1", [("openai-beta", "responses_websockets=2026-02-06")]
+    )
+    negotiated = dict((k.lower(), v) for k, v in ws.response_headers).get("sec-websocket-extensions")
+    assert (negotiated is not None) == deflate
+    # The real client always offers deflate; the server decides.
+    assert requests[0].extensions == ["permessage-deflate; client_max_window_bits"]
+    texts = ["hello", "é" * 10, json.dumps({"type": "response.create", "input": ["x" * 1000] * 50})]
+    for text in texts:
+        await ws.send_text(text)
+    for text in texts:
+        message = await ws.receive()
+        assert (message.kind, message.data) == ("text", text)
+    await ws.ping()
+    await ws.send_text("after ping")
+    assert (await ws.receive()).data == "after ping"
+    await ws.close()
+    await wait_idle()
+
+
+async def test_deflate_compresses_on_the_wire(nursery, server_ssl, ca_file):
+    """With the extension accepted, frames go out with RSV1 and are much smaller than the text."""
+    wire = bytearray()
+
+    async def tap(stream):
+        class Tapped:
+            async def receive_some(self, n):
+                data = await stream.receive_some(n)
+                wire.extend(data)
+                return data
+
+            async def send_all(self, data):
+                await stream.send_all(data)
+
+        await ws_echo(Tapped(), True)
+
+    port = await listen(nursery, tap, server_ssl)
+    ws = await Client("openssl", ca_file=ca_file).websocket(f"wss://localhost:{port}/", [])
+    text = json.dumps({"input": [{"type": "message", "content": "the same words again"}] * 200})
+    await ws.send_text(text)
+    assert (await ws.receive()).data == text
+    await ws.close()
+    frame = bytes(wire[wire.index(b"\r\n\r\n") + 4 :])
+    assert frame[0] == 0xC1, "FIN + RSV1 + text"
+    assert len(frame) < len(text) // 5
+
+
+def raw_upgrade_server(answer: bytes, heads: list):
+    async def handler(stream):
+        head = await read_head(stream, bytearray())
+        heads.append(head)
+        key = dict(header_lines(head))["Sec-WebSocket-Key"]
+        accept = base64.b64encode(hashlib.sha1(key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        await stream.send_all(answer.replace(b"{accept}", accept))
+        await stream.receive_some(65536)
+
+    return handler
+
+
+async def test_handshake_layout_matches_the_capture(nursery, server_ssl, ca_file):
+    heads = []
+    answer = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
+    port = await listen(nursery, raw_upgrade_server(answer, heads), server_ssl)
+    # The caller passes the captured headers after the five handshake ones and without the extension offer.
+    given = [(k, v) for k, v in CAPTURE["headers"][5:-1]]
+    ws = await Client("rustls", ca_file=ca_file).websocket(f"wss://localhost:{port}{CAPTURE['path']}", given)
+    lines = header_lines(heads[0])
+    assert heads[0].startswith(b"GET /backend-api/codex/responses HTTP/1.1\r\n")
+    names = [name for name, _ in lines]
+    assert names == [name for name, _ in CAPTURE["headers"]]  # order and case, exactly
+    assert lines[0] == ("Host", f"localhost:{port}")
+    assert lines[1:4] == [tuple(h) for h in CAPTURE["headers"][1:4]]
+    assert lines[5:] == [tuple(h) for h in CAPTURE["headers"][5:]]
+    assert len(base64.b64decode(lines[4][1])) == 16
+    await ws.close(timeout=0.2)
+
+
+async def test_refused_upgrade_carries_the_status(nursery, server_ssl, ca_file):
+    async def refuse(stream):
+        await read_head(stream, bytearray())
+        await stream.send_all(b"HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n")
+
+    port = await listen(nursery, refuse, server_ssl)
+    with pytest.raises(native.ProtocolError) as info:
+        await Client("openssl", ca_file=ca_file).websocket(f"wss://localhost:{port}/", [])
+    assert info.value.status == 426
+    await wait_idle()
+
+
+async def test_server_close_is_reported(nursery, server_ssl, ca_file):
+    async def close_at_once(stream):
+        head = await read_head(stream, bytearray())
+        key = dict(header_lines(head))["Sec-WebSocket-Key"]
+        accept = base64.b64encode(hashlib.sha1(key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        await stream.send_all(
+            b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n" % accept
+            + b"\x81\x02hi\x88\x06\x03\xe9done"
+        )
+        await stream.receive_some(65536)
+
+    port = await listen(nursery, close_at_once, server_ssl)
+    ws = await Client("openssl", ca_file=ca_file).websocket(f"wss://localhost:{port}/", [], deflate=False)
+    assert (await ws.receive()).data == "hi"
+    message = await ws.receive()
+    assert (message.kind, message.close_code, message.data) == ("close", 1001, "done")
+    assert (await ws.receive()).kind == "close"
+    with pytest.raises(native.ProtocolError):
+        await ws.send_text("too late")
+    await wait_idle()
