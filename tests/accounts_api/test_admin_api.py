@@ -209,3 +209,14 @@ async def test_cookies(data_dir, sim):
         assert_error(await client.post(f"/auth/accounts/{account_id}/cookies", json={"cookies": [1]}), 400, "cookies")
         assert (await client.delete(f"/auth/accounts/{account_id}/cookies")).json()["cookies"] == []
         assert_error(await client.get("/auth/accounts/nope/cookies"), 404, "no account")
+
+
+async def test_get_login_redirects_to_the_authorize_url(data_dir, sim):
+    async with admin_client(data_dir, sim) as (_gateway, client):
+        entry = await client.get("/auth/login?label=web")
+        assert entry.status_code == 302
+        assert entry.headers["location"].startswith(sim.urls.auth_base + "/oauth/authorize?")
+        async with browser(sim) as user:
+            assert (await user.get(entry.headers["location"], follow_redirects=True)).status_code == 200
+        done = await wait_for_login(client, entry.headers["x-login-id"])
+        assert done["status"] == "succeeded" and done["account"]["label"] == "web"
