@@ -5,8 +5,9 @@ request)."""
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import trio
 
@@ -78,6 +79,7 @@ class Services:
     refresher: "TokenRefresher | None" = None
     pool: "AccountPool | None" = None
     accounts: "AccountService | None" = None
+    oauth_http: Any = None  # the issuer client (OAuthHttp) logins use
     catalog: "Catalog" = field(default_factory=lambda: _new_catalog())
     dispatcher: "Dispatcher | None" = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -93,14 +95,53 @@ def _new_catalog() -> "Catalog":
 
 
 def build_services(gateway: "Gateway") -> Services:
-    settings = gateway.config.settings
-    return Services(settings_source=gateway.config, identity=build_identity(settings),
-                    endpoint=build_endpoint(settings),
+    return build_services_for(gateway.config)
+
+
+def build_services_for(config: Any) -> Services:
+    """The services of one ConfigStore, without a gateway (the CLI's `login` / `accounts` use this)."""
+    settings = config.settings
+    return Services(settings_source=config, identity=build_identity(settings), endpoint=build_endpoint(settings),
                     clients=ClientCache(ca_file=settings.tls.ca_file))
 
 
-async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Background job: open the account store, build refresher, pool and service, keep them running."""
+def usage_fetcher(services: Services):
+    """`GET /wham/usage` for one account (tokens made fresh first), as the AccountService's quota probe.
+    A refusal or a transport failure becomes a 502 GatewayError that names the account."""
+    from .errors import ErrorKind, GatewayError
+    from .native import UpstreamError
+    from .upstream.context import AccountAuth
+    from .upstream.transport import UpstreamFailed, fetch_usage
+
+    async def fetch(account: "Account"):
+        assert services.refresher is not None
+        account = await services.refresher.ensure_fresh(account)
+        try:
+            usage = await fetch_usage(services.clients_for(account).http, services.identity, services.endpoint,
+                                      AccountAuth(account.tokens.access_token, account.account_id or ""))
+        except (UpstreamFailed, UpstreamError) as exc:
+            raise GatewayError(502, f"the usage check of account {account.id} failed: {exc}", ErrorKind.UPSTREAM,
+                               code="quota_check_failed") from None
+        return _pool_snapshot(usage)
+
+    return fetch
+
+
+def _pool_snapshot(usage: Any):
+    """The upstream parser's snapshot in the pool's shape (until the two QuotaSnapshot types are one)."""
+    from .accounts.quota import QuotaSnapshot, QuotaWindow
+
+    def window(w: Any) -> QuotaWindow | None:
+        return QuotaWindow(w.used_percent, w.window_minutes, w.resets_at) if w is not None else None
+
+    return QuotaSnapshot(window(usage.primary), window(usage.secondary), usage.limit_reached,
+                         {b.limit_id: QuotaSnapshot(window(b.primary), window(b.secondary)) for b in usage.buckets})
+
+
+@asynccontextmanager
+async def open_accounts(services: Services, config: Any) -> AsyncIterator["AccountService"]:
+    """Open the account store of `config.data_dir` and build refresher, pool and service onto `services`;
+    the store is closed on exit. Shared by the gateway's `run_accounts` and the CLI."""
     from .accounts.native_http import NativeOAuthHttp
     from .accounts.oauth import token_url
     from .accounts.pool import AccountPool, PoolConfig, Strategy
@@ -109,31 +150,38 @@ async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
     from .accounts.store import AccountStore
     from .upstream import headers as upstream_headers
 
-    services: Services = gateway.services
-    settings = gateway.config.settings
-    store = await AccountStore.open(gateway.config.data_dir / ACCOUNTS_DB)
-    http = NativeOAuthHttp(services.clients.get("openssl", settings.tls.proxy_url))
-    refresh_headers = [(k, v) for k, v in upstream_headers.refresh_headers(services.identity)
-                       if k.lower() != "content-type"]
-    refresher = TokenRefresher(store, http, token_url=token_url(services.endpoint.auth_url), headers=refresh_headers,
-                               margin_seconds=settings.auth.refresh_margin_seconds)
-    pool = AccountPool(store, refresher, PoolConfig(
-        strategy=Strategy(settings.auth.rotation_strategy),
-        max_concurrent_per_account=settings.auth.max_concurrent_per_account,
-        affinity_ttl_seconds=settings.auth.affinity_ttl_minutes * 60,
-        skip_exhausted=settings.quota.skip_exhausted,
-        warning_thresholds=tuple(settings.quota.warning_thresholds),
-        default_cooldown_seconds=settings.auth.rate_limit_backoff_seconds))
-    services.store, services.refresher, services.pool = store, refresher, pool
-    services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(services.endpoint.auth_url))
+    settings = config.settings
+    store = await AccountStore.open(config.data_dir / ACCOUNTS_DB)
     try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(pool.run)
-            await nursery.start(refresher.run)
-            task_status.started()
+        http = NativeOAuthHttp(services.clients.get("openssl", settings.tls.proxy_url))
+        refresh_headers = [(k, v) for k, v in upstream_headers.refresh_headers(services.identity)
+                           if k.lower() != "content-type"]
+        refresher = TokenRefresher(store, http, token_url=token_url(services.endpoint.auth_url),
+                                   headers=refresh_headers, margin_seconds=settings.auth.refresh_margin_seconds)
+        pool = AccountPool(store, refresher, PoolConfig(
+            strategy=Strategy(settings.auth.rotation_strategy),
+            max_concurrent_per_account=settings.auth.max_concurrent_per_account,
+            affinity_ttl_seconds=settings.auth.affinity_ttl_minutes * 60,
+            skip_exhausted=settings.quota.skip_exhausted,
+            warning_thresholds=tuple(settings.quota.warning_thresholds),
+            default_cooldown_seconds=settings.auth.rate_limit_backoff_seconds))
+        services.store, services.refresher, services.pool, services.oauth_http = store, refresher, pool, http
+        services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(services.endpoint.auth_url),
+                                           fetch_quota=usage_fetcher(services))
+        yield services.accounts
     finally:
         with trio.CancelScope(shield=True):
             await store.close()
+
+
+async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Background job: open the account store, build refresher, pool and service, keep them running."""
+    services: Services = gateway.services
+    async with open_accounts(services, gateway.config):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(services.pool.run)
+            await nursery.start(services.refresher.run)
+            task_status.started()
 
 
 async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
