@@ -131,3 +131,21 @@ async def test_server_close_is_reported(nursery, server_ssl, ca_file):
     with pytest.raises(native.ProtocolError):
         await ws.send_text("too late")
     await wait_idle()
+
+
+async def test_cancelling_a_receive_closes_the_socket(nursery, server_ssl, ca_file):
+    gone = trio.Event()
+
+    async def quiet(stream):
+        try:
+            await ws_echo(stream, False)
+        finally:
+            gone.set()
+
+    port = await listen(nursery, quiet, server_ssl)
+    ws = await Client("openssl", ca_file=ca_file).websocket(f"wss://localhost:{port}/", [])
+    with trio.move_on_after(0.2):
+        await ws.receive()
+    with trio.fail_after(3):
+        await gone.wait()
+    await wait_idle()
