@@ -149,3 +149,23 @@ async def test_cancelling_a_receive_closes_the_socket(nursery, server_ssl, ca_fi
     with trio.fail_after(3):
         await gone.wait()
     await wait_idle()
+
+
+async def test_close_while_another_task_receives(nursery, server_ssl, ca_file):
+    port = await listen(nursery, lambda stream: ws_echo(stream, True), server_ssl)
+    ws = await Client("openssl", ca_file=ca_file).websocket(f"wss://localhost:{port}/", [])
+    received = []
+
+    async def reader():
+        while (message := await ws.receive()).kind != "close":
+            received.append(message.data)
+        received.append(message.close_code)
+
+    async with trio.open_nursery() as inner:
+        inner.start_soon(reader)
+        await ws.send_text("one")
+        await trio.sleep(0.1)
+        with trio.fail_after(3):
+            await ws.close()
+    assert received == ["one", 1000]
+    await wait_idle()
