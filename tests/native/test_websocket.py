@@ -102,12 +102,14 @@ async def test_handshake_layout_matches_the_capture(nursery, server_ssl, ca_file
 async def test_refused_upgrade_carries_the_status(nursery, server_ssl, ca_file):
     async def refuse(stream):
         await read_head(stream, bytearray())
-        await stream.send_all(b"HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n")
+        body = b'{"error":{"message":"use SSE"}}'
+        await stream.send_all(b"HTTP/1.1 426 Upgrade Required\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
 
     port = await listen(nursery, refuse, server_ssl)
     with pytest.raises(native.ProtocolError) as info:
         await Client("openssl", ca_file=ca_file).websocket(f"wss://localhost:{port}/", [])
     assert info.value.status == 426
+    assert str(info.value) == 'protocol: WebSocket upgrade refused with HTTP 426: {"error":{"message":"use SSE"}}'
     await wait_idle()
 
 
