@@ -357,6 +357,9 @@ class WebSocket:
         self.response_headers = response_headers
         self._pending = pending
         self._closed: WsMessage | None = None
+        # One task may sit in receive() while another calls close(); only one may wait on the fd.
+        self._receiving = False
+        self._ended = trio.Event()
 
     async def send_text(self, text: str) -> None:
         """Queue a text message (compressed when permessage-deflate was accepted)."""
@@ -375,38 +378,58 @@ class WebSocket:
 
     async def receive(self) -> WsMessage:
         """The next message. After the connection ends, every call returns the same "close" message."""
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this WebSocket")
+        self._receiving = True
+        try:
+            return await self._receive()
+        finally:
+            self._receiving = False
+
+    async def _receive(self) -> WsMessage:
         while not self._pending:
             if self._closed is not None:
                 return self._closed
             items, finished = await _next_items(self._call)
             self._pending.extend(items)
             if finished and not items:
-                self._closed = WsMessage("close", "", None)
+                self._end(WsMessage("close", "", None))
         item = self._pending.popleft()
         kind = item[0]
         if kind == "text" or kind == "binary":
             return WsMessage(kind, item[1])
         if kind == "closed":
-            self._closed = WsMessage("close", item[2], item[1])
-            return self._closed
-        self._closed = WsMessage("close", "", None)
+            return self._end(WsMessage("close", item[2], item[1]))
+        self._end(WsMessage("close", "", None))
         _raise_if_error(item)
         raise ProtocolError(f"protocol: unexpected item {kind!r}")
 
+    def _end(self, message: WsMessage) -> WsMessage:
+        self._closed = message
+        self._ended.set()
+        return message
+
     async def close(self, code: int = 1000, timeout: float = 5.0) -> None:
-        """Send a close frame, wait (bounded) for the server's, then release the connection."""
+        """Send a close frame, wait (bounded) for the server's, then release the connection.
+
+        Safe to call while another task is blocked in receive(): that task then gets the close message.
+        """
         try:
             if self._closed is None:
                 try:
                     self._call.close(code)
                 except _native.NativeError:
-                    pass
+                    pass  # the task already ended
                 with trio.move_on_after(timeout):
-                    while True:
-                        _, finished = await _next_items(self._call)
-                        if finished:
-                            break
-                self._closed = WsMessage("close", "", code)
+                    if self._receiving:
+                        await self._ended.wait()
+                    else:
+                        while True:
+                            _, finished = await _next_items(self._call)
+                            if finished:
+                                break
+                if self._closed is None:
+                    self._end(WsMessage("close", "", code))
         finally:
             self._call.cancel()
 

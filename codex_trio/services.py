@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import trio
 
 from .config.schema import Settings
-from .upstream.context import AccountAuth
 from .upstream.identity import Identity, Platform, load_fingerprint
-from .upstream.quota import QuotaSnapshot
-from .upstream.transport import Clients, Endpoint, fetch_usage
+from .upstream.transport import Clients, Endpoint
 
 if TYPE_CHECKING:
-    from .accounts.cookies_store import AccountCookies
     from .dispatch.catalog import Catalog
     from .dispatch.dispatcher import Dispatcher
+    from .accounts.cookies_store import AccountCookies
     from .accounts.model import Account
     from .accounts.pool import AccountPool
     from .accounts.quota_poller import QuotaWarnings
@@ -84,6 +83,7 @@ class Services:
     refresher: "TokenRefresher | None" = None
     pool: "AccountPool | None" = None
     accounts: "AccountService | None" = None
+    oauth_http: Any = None  # the issuer client (OAuthHttp) logins use
     quota_warnings: "QuotaWarnings | None" = None  # threshold crossings, for /auth/quota/warnings
     cookies: "AccountCookies | None" = None
     clock: Callable[[], float] = time.time  # the accounts' clock (tests run it on the simulator's)
@@ -94,20 +94,15 @@ class Services:
     def clients_for(self, account: "Account") -> Clients:
         return self.clients.for_proxy(account.proxy or self.settings_source.settings.tls.proxy_url)
 
-    async def fetch_quota(self, account: "Account") -> QuotaSnapshot:
-        """`GET /wham/usage` for one account, through its own clients (the pool's verify_quota)."""
-        auth = AccountAuth(account.tokens.access_token, account.account_id or "")
-        return await fetch_usage(self.clients_for(account).http, self.identity, self.endpoint, auth, clock=self.clock)
-
     def cookie_jar_for(self, account: "Account") -> "CookieJar":
         """The account's Cloudflare cookies as a jar (send `jar.header_for(url)`, feed `jar.capture(url,
         response_headers)`, then `save_cookies`)."""
-        assert self.cookies is not None, "the accounts job is not running"
+        assert self.cookies is not None, "the accounts are not open"
         return self.cookies.jar_for(account)
 
     async def save_cookies(self, account: "Account", jar: "CookieJar") -> None:
         """Persist the jar in the account record when it changed."""
-        assert self.cookies is not None, "the accounts job is not running"
+        assert self.cookies is not None, "the accounts are not open"
         await self.cookies.save(account, jar)
 
 
@@ -118,54 +113,93 @@ def _new_catalog() -> "Catalog":
 
 
 def build_services(gateway: "Gateway") -> Services:
-    settings = gateway.config.settings
-    return Services(settings_source=gateway.config, identity=build_identity(settings),
-                    endpoint=build_endpoint(settings),
+    return build_services_for(gateway.config)
+
+
+def build_services_for(config: Any) -> Services:
+    """The services of one ConfigStore, without a gateway (the CLI's `login` / `accounts` use this)."""
+    settings = config.settings
+    return Services(settings_source=config, identity=build_identity(settings), endpoint=build_endpoint(settings),
                     clients=ClientCache(ca_file=settings.tls.ca_file))
 
 
-async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Background job: open the account store, build refresher, pool, service and quota poller, keep them
-    running."""
+def usage_fetcher(services: Services):
+    """`GET /wham/usage` for one account (tokens made fresh first): the pool's verify_quota and the
+    AccountService's quota probe. A refusal or a transport failure becomes a 502 GatewayError that names
+    the account."""
+    from .errors import ErrorKind, GatewayError
+    from .native import UpstreamError
+    from .upstream.context import AccountAuth
+    from .upstream.transport import UpstreamFailed, fetch_usage
+
+    async def fetch(account: "Account"):
+        assert services.refresher is not None
+        account = await services.refresher.ensure_fresh(account)
+        try:
+            return await fetch_usage(services.clients_for(account).http, services.identity, services.endpoint,
+                                     AccountAuth(account.tokens.access_token, account.account_id or ""),
+                                     clock=services.clock)
+        except (UpstreamFailed, UpstreamError) as exc:
+            raise GatewayError(502, f"the usage check of account {account.id} failed: {exc}", ErrorKind.UPSTREAM,
+                               code="quota_check_failed") from None
+
+    return fetch
+
+
+@asynccontextmanager
+async def open_accounts(services: Services, config: Any) -> AsyncIterator["AccountService"]:
+    """Open the account store of `config.data_dir` and build refresher, pool and service onto `services`;
+    the store is closed on exit. Shared by the gateway's `run_accounts` and the CLI."""
     from .accounts.cookies_store import AccountCookies
     from .accounts.native_http import NativeOAuthHttp
     from .accounts.oauth import token_url
     from .accounts.pool import AccountPool, PoolConfig, Strategy
-    from .accounts.quota_poller import QuotaPoller, QuotaWarnings
+    from .accounts.quota_poller import QuotaWarnings
     from .accounts.refresh import TokenRefresher
     from .accounts.service import AccountService
     from .accounts.store import AccountStore
 
-    services: Services = gateway.services
-    settings = gateway.config.settings
+    settings = config.settings
     clock = services.clock
-    store = await AccountStore.open(gateway.config.data_dir / ACCOUNTS_DB, clock=clock)
-    http = NativeOAuthHttp(services.clients.get("openssl", settings.tls.proxy_url))
-    refresher = TokenRefresher(store, http, identity=services.identity, token_url=token_url(services.endpoint.auth_url),
-                               margin_seconds=settings.auth.refresh_margin_seconds, clock=clock)
-    warnings = QuotaWarnings(clock)
-    pool = AccountPool(store, refresher, PoolConfig(
-        strategy=Strategy(settings.auth.rotation_strategy),
-        max_concurrent_per_account=settings.auth.max_concurrent_per_account,
-        affinity_ttl_seconds=settings.auth.affinity_ttl_minutes * 60,
-        skip_exhausted=settings.quota.skip_exhausted,
-        warning_thresholds=tuple(settings.quota.warning_thresholds),
-        default_cooldown_seconds=settings.auth.rate_limit_backoff_seconds),
-        clock=clock, verify_quota=services.fetch_quota, on_warning=warnings)
-    poller = QuotaPoller(pool, interval=lambda: gateway.config.settings.quota.refresh_interval_minutes * 60)
-    services.store, services.refresher, services.pool = store, refresher, pool
-    services.quota_warnings, services.cookies = warnings, AccountCookies(store, pool)
-    services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(services.endpoint.auth_url),
-                                       fetch_quota=services.fetch_quota, clock=clock)
+    store = await AccountStore.open(config.data_dir / ACCOUNTS_DB, clock=clock)
     try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(pool.run)
-            await nursery.start(refresher.run)
-            await nursery.start(poller.run)
-            task_status.started()
+        http = NativeOAuthHttp(services.clients.get("openssl", settings.tls.proxy_url))
+        refresher = TokenRefresher(store, http, identity=services.identity,
+                                   token_url=token_url(services.endpoint.auth_url),
+                                   margin_seconds=settings.auth.refresh_margin_seconds, clock=clock)
+        fetch_quota = usage_fetcher(services)
+        warnings = QuotaWarnings(clock)
+        pool = AccountPool(store, refresher, PoolConfig(
+            strategy=Strategy(settings.auth.rotation_strategy),
+            max_concurrent_per_account=settings.auth.max_concurrent_per_account,
+            affinity_ttl_seconds=settings.auth.affinity_ttl_minutes * 60,
+            skip_exhausted=settings.quota.skip_exhausted,
+            warning_thresholds=tuple(settings.quota.warning_thresholds),
+            default_cooldown_seconds=settings.auth.rate_limit_backoff_seconds),
+            clock=clock, verify_quota=fetch_quota, on_warning=warnings)
+        services.store, services.refresher, services.pool, services.oauth_http = store, refresher, pool, http
+        services.quota_warnings, services.cookies = warnings, AccountCookies(store, pool)
+        services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(services.endpoint.auth_url),
+                                           fetch_quota=fetch_quota, clock=clock)
+        yield services.accounts
     finally:
         with trio.CancelScope(shield=True):
             await store.close()
+
+
+async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Background job: open the account store, build refresher, pool and service, keep them running with
+    the quota poller (every `quota.refresh_interval_minutes`, and when a cooldown ends)."""
+    from .accounts.quota_poller import QuotaPoller
+
+    services: Services = gateway.services
+    async with open_accounts(services, gateway.config):
+        poller = QuotaPoller(services.pool, interval=lambda: gateway.config.settings.quota.refresh_interval_minutes * 60)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(services.pool.run)
+            await nursery.start(services.refresher.run)
+            await nursery.start(poller.run)
+            task_status.started()
 
 
 async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 def install_surfaces(gateway: "Gateway") -> None:
     """Register every feature's routes and background jobs on the gateway."""
+    from .server.accounts_api import register_accounts_api
     from .server.admin import register_admin
     from .server.anthropic_gemini_routes import register_anthropic, register_gemini
     from .server.ollama_routes import register_ollama
@@ -24,13 +25,19 @@ def install_surfaces(gateway: "Gateway") -> None:
 
     gateway.services = build_services(gateway)
     gateway.background_jobs.extend([run_accounts, run_dispatch])
-    gateway.route_registrars.extend([register_admin, register_openai, register_anthropic, register_gemini])
+    gateway.route_registrars.extend([register_admin, register_accounts_api, register_openai, register_anthropic,
+                                     register_gemini])
     gateway.ollama_route_registrars.append(register_ollama)
 
 
 def add_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
     """Add the CLI subcommands features provide."""
+    from .accounts.cli import add_account_commands
+
+    add_account_commands(commands, common)
 
 
 def doctor_extra_checks(store: "ConfigStore") -> list[tuple[bool, str, str]]:
-    return []
+    from .accounts.cli import accounts_present_check
+
+    return [accounts_present_check(store)]

@@ -191,8 +191,10 @@ class AccountService:
             label=label, auth_json_path=str(login.path.resolve()) if link else None)
         return {"success": True, "created": created, "account": self.describe(account)}
 
-    async def import_accounts(self, payload: bytes | str | Any) -> dict[str, Any]:
-        """POST /auth/accounts/import → {"added","updated","failed","errors"}."""
+    async def import_accounts(self, payload: bytes | str | Any, *,
+                              on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """POST /auth/accounts/import → {"added","updated","failed","errors"}. `on_progress(done, total)` is
+        called before each entry (redeeming refresh tokens takes a request each)."""
         try:
             entries, errors = parse_import(payload)
         except ImportFormatError as exc:
@@ -200,6 +202,8 @@ class AccountService:
         added = updated = 0
         failed = len(errors)
         for index, entry in enumerate(entries):
+            if on_progress is not None:
+                on_progress(index, len(entries))
             try:
                 _, created = await self.add_tokens(
                     access_token=entry.access_token, refresh_token=entry.refresh_token, id_token=entry.id_token,

@@ -37,7 +37,7 @@ def gemini_model_infos(gateway: "Gateway") -> list[dict[str, Any]]:
 
 def register_anthropic(app: Any, gateway: "Gateway") -> None:
     @app.route("/", methods=["GET", "HEAD"])
-    async def root() -> Response:
+    async def anthropic_root() -> Response:
         # Claude Code probes HEAD / before its first request.
         return json_response({"name": "codex-trio", "status": "ok"})
 
@@ -59,17 +59,17 @@ def register_anthropic(app: Any, gateway: "Gateway") -> None:
 
 def register_gemini(app: Any, gateway: "Gateway") -> None:
     @app.get("/v1beta/models")
-    async def models() -> Response:
+    async def gemini_models() -> Response:
         return json_response(gemini.list_models(gemini_model_infos(gateway)))
 
     @app.get("/v1beta/models/<path:name>")
-    async def model(name: str) -> Response:
+    async def gemini_model(name: str) -> Response:
         model_router(gateway).resolve(name)  # unknown → 404 in Google's envelope
         info = next((i for i in gemini_model_infos(gateway) if i["id"] == name), {"id": name})
         return json_response(gemini.model_resource(info))
 
     @app.post("/v1beta/models/<path:tail>")
-    async def generate(tail: str) -> Response:
+    async def gemini_generate(tail: str) -> Response:
         model_name, action = gemini.split_model_action(tail)
         body = await body_bytes()
         if action == "countTokens":

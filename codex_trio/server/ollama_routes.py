@@ -86,7 +86,7 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
     @app.after_request
     async def add_cors(response: Response) -> Response:
         decision = cors.decide(request.method, request.headers.get("origin"), None, None)
-        for name, value in decision.headers.items():
+        for name, value in decision.headers:
             response.headers[name] = value
         return response
 

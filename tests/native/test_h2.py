@@ -55,8 +55,10 @@ async def test_http2_connection_start_matches_the_capture(nursery, server_cert, 
     assert response.status == 200 and response.body == b"h2 ok"
 
     assert seen.startswith(PREFACE)
-    start = list(frames(bytes(seen)))
-    client_settings = next(payload for kind, flags, _, payload in start if kind == SETTINGS and not flags & 1)
+    # The client's own frames: a SETTINGS ACK answers the server and may land anywhere.
+    start = [f for f in frames(bytes(seen)) if not (f[0] == SETTINGS and f[1] & 1)]
+    assert start[0][0] == SETTINGS
+    client_settings = start[0][3]
     pairs = [struct.unpack(">HI", client_settings[i : i + 6]) for i in range(0, len(client_settings), 6)]
     assert pairs == [(2, 0), (4, 2097152), (5, 16384), (6, 16384)]
     # The connection-level WINDOW_UPDATE comes right after the SETTINGS frame.

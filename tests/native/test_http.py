@@ -276,3 +276,29 @@ async def test_panic_in_the_transport_becomes_an_exception():
     with pytest.raises(native.UpstreamError) as info:
         native._raise_if_error(items[0])
     assert info.value.kind == "internal" and "deliberate panic" in str(info.value)
+
+
+async def test_connect_timeout():
+    # A listener whose accept queue is full drops further SYNs, so connecting hangs.
+    import socket
+
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        await trio.sleep(0.1)
+        with trio.fail_after(5):
+            with pytest.raises(native.UpstreamTimeout):
+                await Client("openssl", connect_timeout=0.3).request("GET", f"http://127.0.0.1:{port}/", [])
+            with pytest.raises(native.UpstreamTimeout):
+                await Client("openssl", connect_timeout=0.3).websocket(f"ws://127.0.0.1:{port}/", [])
+    finally:
+        for sock in fillers + [full]:
+            sock.close()

@@ -102,12 +102,14 @@ async def test_handshake_layout_matches_the_capture(nursery, server_ssl, ca_file
 async def test_refused_upgrade_carries_the_status(nursery, server_ssl, ca_file):
     async def refuse(stream):
         await read_head(stream, bytearray())
-        await stream.send_all(b"HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n")
+        body = b'{"error":{"message":"use SSE"}}'
+        await stream.send_all(b"HTTP/1.1 426 Upgrade Required\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
 
     port = await listen(nursery, refuse, server_ssl)
     with pytest.raises(native.ProtocolError) as info:
         await Client("openssl", ca_file=ca_file).websocket(f"wss://localhost:{port}/", [])
     assert info.value.status == 426
+    assert str(info.value) == 'protocol: WebSocket upgrade refused with HTTP 426: {"error":{"message":"use SSE"}}'
     await wait_idle()
 
 
@@ -130,4 +132,42 @@ async def test_server_close_is_reported(nursery, server_ssl, ca_file):
     assert (await ws.receive()).kind == "close"
     with pytest.raises(native.ProtocolError):
         await ws.send_text("too late")
+    await wait_idle()
+
+
+async def test_cancelling_a_receive_closes_the_socket(nursery, server_ssl, ca_file):
+    gone = trio.Event()
+
+    async def quiet(stream):
+        try:
+            await ws_echo(stream, False)
+        finally:
+            gone.set()
+
+    port = await listen(nursery, quiet, server_ssl)
+    ws = await Client("openssl", ca_file=ca_file).websocket(f"wss://localhost:{port}/", [])
+    with trio.move_on_after(0.2):
+        await ws.receive()
+    with trio.fail_after(3):
+        await gone.wait()
+    await wait_idle()
+
+
+async def test_close_while_another_task_receives(nursery, server_ssl, ca_file):
+    port = await listen(nursery, lambda stream: ws_echo(stream, True), server_ssl)
+    ws = await Client("openssl", ca_file=ca_file).websocket(f"wss://localhost:{port}/", [])
+    received = []
+
+    async def reader():
+        while (message := await ws.receive()).kind != "close":
+            received.append(message.data)
+        received.append(message.close_code)
+
+    async with trio.open_nursery() as inner:
+        inner.start_soon(reader)
+        await ws.send_text("one")
+        await trio.sleep(0.1)
+        with trio.fail_after(3):
+            await ws.close()
+    assert received == ["one", 1000]
     await wait_idle()

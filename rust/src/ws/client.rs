@@ -98,7 +98,14 @@ async fn connect(transport: &Transport, url: &str, headers: &[(String, String)],
         }
     };
     if head.status != 101 {
-        let mut err = protocol(format!("WebSocket upgrade refused with HTTP {}", head.status));
+        // Include what already arrived of the body (the backend explains refusals in JSON).
+        let body = String::from_utf8_lossy(&buf[used..buf.len().min(used + 512)]).into_owned();
+        let mut message = format!("WebSocket upgrade refused with HTTP {}", head.status);
+        if !body.trim().is_empty() {
+            message.push_str(": ");
+            message.push_str(body.trim());
+        }
+        let mut err = protocol(message);
         err.status = Some(head.status);
         return Err(err);
     }

@@ -1,0 +1,301 @@
+"""`codex-trio login` and `codex-trio accounts …`: work on the data dir directly (the gateway need not run).
+
+They build the same services as the gateway's `run_accounts` (`services.open_accounts`), without its
+background jobs. Don't refresh from here while a gateway uses the same data dir for long: refresh tokens are
+single-use and only one process should spend them (the store serialises writes, not the two refreshers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sqlite3
+import sys
+import webbrowser
+from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import orjson
+import trio
+
+from ..errors import GatewayError
+from . import oauth
+from .login import DEVICE_LOGIN_TIMEOUT, LoginError, LoginServer, OAuthClient
+
+if TYPE_CHECKING:
+    from ..config.store import ConfigStore
+    from ..services import Services
+    from .service import AccountService
+
+LOGIN_TIMEOUT = 15 * 60
+
+
+def _say(*parts: Any, err: bool = False) -> None:
+    print(*parts, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def _run(args: argparse.Namespace, work: Callable[["Services", "AccountService"], Awaitable[int]]) -> int:
+    """Open the accounts of the data dir, run `work`, close them. Account errors → message + exit 1."""
+    from ..cli import _open_store
+
+    config = _open_store(args)
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    async def main() -> int:
+        from ..services import build_services_for, open_accounts
+
+        services = build_services_for(config)
+        if getattr(args, "issuer", None):
+            services.endpoint = dataclasses.replace(services.endpoint, auth_url=args.issuer.rstrip("/"))
+        async with open_accounts(services, config) as accounts:
+            await services.pool.load()
+            try:
+                return await work(services, accounts)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await services.pool.flush()
+
+    try:
+        return trio.run(main)
+    except (GatewayError, LoginError) as exc:
+        _say(f"codex-trio: {exc}", err=True)
+        return 1
+
+
+def _describe_login(result: dict[str, Any]) -> str:
+    account = result["account"]
+    who = account.get("email") or account.get("account_id")
+    return (f"Logged in as {who} ({account.get('plan_type') or 'unknown plan'}); account {account['id']} "
+            f"{'added' if result['created'] else 'updated'}.")
+
+
+# ---- login ------------------------------------------------------------------------------------------------
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    async def work(services: "Services", accounts: "AccountService") -> int:
+        client = OAuthClient(services.oauth_http, issuer=services.endpoint.auth_url)
+        if args.device:
+            grant = await _device_login(client)
+        elif args.paste:
+            grant = await _paste_login(client)
+        else:
+            grant = await _browser_login(client, args.callback_port)
+        _say(_describe_login(await accounts.add_from_grant(grant, label=args.label)))
+        return 0
+
+    return _run(args, work)
+
+
+async def _browser_login(client: OAuthClient, port: int | None) -> oauth.TokenGrant:
+    server = await LoginServer.bind(client, (port,) if port is not None else oauth.CALLBACK_PORTS)
+    try:
+        _say(f"Open this address in a browser to sign in:\n\n    {server.login.url}\n")
+        _say(f"Waiting for the sign-in on {server.login.redirect_uri} (Ctrl-C to stop) …")
+        if sys.stdout.isatty():
+            webbrowser.open(server.login.url)
+        with trio.fail_after(LOGIN_TIMEOUT):
+            return await server.serve()
+    except trio.TooSlowError:
+        raise LoginError("the sign-in did not finish in time; run `codex-trio login` again") from None
+    finally:
+        await server.aclose()
+
+
+async def _paste_login(client: OAuthClient) -> oauth.TokenGrant:
+    login = client.begin_browser()
+    _say(f"Open this address in a browser (on any machine) to sign in:\n\n    {login.url}\n")
+    _say("The browser then ends on an address starting with http://127.0.0.1:1455/auth/callback that does not "
+         "load. Copy that full address and paste it here:")
+    line = await trio.to_thread.run_sync(sys.stdin.readline)
+    if not line.strip():
+        raise LoginError("nothing was pasted; run `codex-trio login --paste` again")
+    return await client.complete_pasted(login, line)
+
+
+async def _device_login(client: OAuthClient) -> oauth.TokenGrant:
+    code = await client.device_begin()
+    _say(f"Open {code.verification_url} and enter this code:\n\n    {code.user_code}\n")
+    _say("Waiting for the confirmation (Ctrl-C to stop) …")
+    return await client.device_complete(code, timeout=DEVICE_LOGIN_TIMEOUT)
+
+
+# ---- accounts ---------------------------------------------------------------------------------------------
+
+
+def _quota_text(quota: dict[str, Any] | None) -> str:
+    if not quota:
+        return "-"
+    parts = [f"{name[0]} {window['used_percent']:.0f}%" for name in ("primary", "secondary")
+             if (window := quota.get(name))]
+    return ", ".join(parts) + (" LIMIT" if quota.get("limit_reached") else "") if parts else "-"
+
+
+def cmd_accounts_list(args: argparse.Namespace) -> int:
+    async def work(_services: "Services", accounts: "AccountService") -> int:
+        listing = await accounts.list(quota="fresh" if args.fresh else bool(args.quota))
+        if args.json:
+            _say(orjson.dumps(listing, option=orjson.OPT_INDENT_2).decode())
+            return 0
+        rows = listing["accounts"]
+        if not rows:
+            _say("No accounts yet: add one with `codex-trio login` (or --device / --paste).")
+        for a in rows:
+            line = (f"{a['id']}  {a.get('label') or a.get('email') or a.get('account_id')}  "
+                    f"{a.get('plan_type') or '?'}  {a['status']}{'' if a['enabled'] else ' (disabled)'}")
+            if args.quota or args.fresh:
+                line += f"  quota: {_quota_text(a.get('quota'))}"
+            _say(line)
+        for skipped in listing.get("skipped") or []:
+            _say(f"warning: a stored account could not be read and was skipped: {skipped}", err=True)
+        return 0
+
+    return _run(args, work)
+
+
+def _progress(verb: str) -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        _say(f"{verb} {done + 1}/{total} …", err=True)
+
+    return report
+
+
+def cmd_accounts_import(args: argparse.Namespace) -> int:
+    try:
+        payload = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).expanduser().read_bytes()
+    except OSError as exc:
+        _say(f"codex-trio: cannot read {args.file}: {exc.strerror}", err=True)
+        return 1
+
+    async def work(_services: "Services", accounts: "AccountService") -> int:
+        result = await accounts.import_accounts(payload, on_progress=_progress("importing"))
+        _say(f"added {result['added']}, updated {result['updated']}, failed {result['failed']}")
+        for error in result["errors"]:
+            _say(f"  {error}", err=True)
+        return 0 if not result["failed"] else 1
+
+    return _run(args, work)
+
+
+def cmd_accounts_export(args: argparse.Namespace) -> int:
+    async def work(_services: "Services", accounts: "AccountService") -> int:
+        exported = await accounts.export(format=args.format)
+        text = exported if isinstance(exported, str) else orjson.dumps(exported, option=orjson.OPT_INDENT_2
+                                                                       ).decode() + "\n"
+        if args.output in (None, "-"):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return 0
+        path = Path(args.output).expanduser()
+        # the export holds live tokens: create it private, never readable by others even for a moment
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        count = text.count("\n") if isinstance(exported, str) else len(exported["accounts"])
+        _say(f"exported {count} account(s) to {path} (it contains tokens: keep it private)", err=True)
+        return 0
+
+    return _run(args, work)
+
+
+def cmd_accounts_remove(args: argparse.Namespace) -> int:
+    async def work(_services: "Services", accounts: "AccountService") -> int:
+        missing = 0
+        for account_id in args.ids:
+            try:
+                await accounts.remove(account_id)
+                _say(f"removed {account_id}")
+            except GatewayError as exc:
+                missing += 1
+                _say(f"codex-trio: {exc}", err=True)
+        return 1 if missing else 0
+
+    return _run(args, work)
+
+
+def cmd_accounts_refresh(args: argparse.Namespace) -> int:
+    async def work(_services: "Services", accounts: "AccountService") -> int:
+        ids = args.ids or [a["id"] for a in (await accounts.list())["accounts"] if a["enabled"]]
+        failures = 0
+        for index, account_id in enumerate(ids):
+            _say(f"refreshing {index + 1}/{len(ids)} {account_id} …", err=True)
+            try:
+                result = await accounts.refresh(account_id)
+            except GatewayError as exc:
+                result = {"success": False, "error": exc.message}
+            if result["success"]:
+                _say(f"{account_id}: ok (quota: {_quota_text(result.get('quota'))})")
+            else:
+                failures += 1
+                _say(f"{account_id}: FAILED: {result['error']}")
+        return 1 if failures else 0
+
+    return _run(args, work)
+
+
+# ---- registration -----------------------------------------------------------------------------------------
+
+
+def add_account_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
+    issuer = argparse.ArgumentParser(add_help=False)
+    issuer.add_argument("--issuer", help="OAuth issuer base URL (default: api.auth_base_url, https://auth.openai.com)")
+
+    login = commands.add_parser("login", parents=[common, issuer], help="log in a ChatGPT account (browser by "
+                                                                        "default)")
+    mode = login.add_mutually_exclusive_group()
+    mode.add_argument("--device", action="store_true", help="device-code login: show a code to enter on any device")
+    mode.add_argument("--paste", action="store_true", help="print the URL and read the pasted callback URL (for "
+                                                           "hosts the browser cannot reach)")
+    login.add_argument("--label", help="a name for the account")
+    login.add_argument("--callback-port", type=int, help="local callback port (default 1455, then 1457)")
+    login.set_defaults(handler=cmd_login)
+
+    accounts = commands.add_parser("accounts", help="list, import, export, remove and refresh accounts")
+    sub = accounts.add_subparsers(dest="accounts_command", metavar="SUBCOMMAND", required=True)
+
+    listing = sub.add_parser("list", parents=[common], help="list the accounts (never shows tokens)")
+    listing.add_argument("--quota", action="store_true", help="show the last known quota")
+    listing.add_argument("--fresh", action="store_true", help="ask the backend for each account's quota first")
+    listing.add_argument("--json", action="store_true", help="print the JSON the admin API returns")
+    listing.set_defaults(handler=cmd_accounts_list)
+
+    importing = sub.add_parser("import", parents=[common, issuer],
+                               help="import accounts: an export, the reference gateway's format, an auth.json, "
+                                    "or refresh tokens one per line")
+    importing.add_argument("file", metavar="FILE", help="the file to import (- for stdin)")
+    importing.set_defaults(handler=cmd_accounts_import)
+
+    exporting = sub.add_parser("export", parents=[common], help="export the accounts (contains tokens)")
+    exporting.add_argument("--format", choices=("full", "minimal", "tokens"), default="full",
+                           help="full (restorable), minimal (refreshToken + label), tokens (one per line)")
+    exporting.add_argument("-o", "--output", help="write to this file (mode 0600) instead of stdout")
+    exporting.set_defaults(handler=cmd_accounts_export)
+
+    removing = sub.add_parser("remove", parents=[common], help="remove accounts")
+    removing.add_argument("ids", nargs="+", metavar="ID")
+    removing.set_defaults(handler=cmd_accounts_remove)
+
+    refreshing = sub.add_parser("refresh", parents=[common, issuer],
+                                help="refresh tokens now and probe the quota (all enabled accounts by default)")
+    refreshing.add_argument("ids", nargs="*", metavar="ID")
+    refreshing.set_defaults(handler=cmd_accounts_refresh)
+
+
+def accounts_present_check(store: "ConfigStore") -> tuple[bool, str, str]:
+    """Doctor: is there at least one enabled account? Reads the database read-only (never creates it)."""
+    from ..services import ACCOUNTS_DB
+
+    path = store.data_dir / ACCOUNTS_DB
+    fix = "add one with `codex-trio login` (or `--device` / `--paste`), or `codex-trio accounts import FILE`"
+    if not path.exists():
+        return False, f"no account store yet ({path})", fix
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            total, enabled = db.execute("SELECT count(*), coalesce(sum(enabled), 0) FROM accounts").fetchone()
+    except sqlite3.Error as exc:
+        return False, f"the account store {path} cannot be read ({exc})", "check the file; restore it from a backup"
+    if not enabled:
+        return False, f"no enabled account ({total} stored)", fix
+    return True, f"{enabled} enabled account(s) of {total}", ""

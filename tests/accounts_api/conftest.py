@@ -1,0 +1,140 @@
+"""A real gateway pointed at the simulator (backend + OAuth issuer), and the `codex-trio` CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import httpx
+import pytest
+import trio
+
+from codex_trio.app import Gateway
+from codex_trio.config.store import ConfigStore
+from codex_trio.config.writer import update_local_file
+from codex_trio.server.accounts_api import register_accounts_api
+from codex_trio.services import build_services, run_accounts
+from codex_trio.sim import Simulator, running_sim
+
+from ..conftest import api_key
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sim_settings(sim: Simulator) -> dict[str, Any]:
+    return {"api": {"base_url": sim.urls.backend_base, "auth_base_url": sim.urls.auth_base},
+            "tls": {"ca_file": str(sim.ca_file)}}
+
+
+@pytest.fixture
+async def sim():
+    async with running_sim(accounts=3) as simulator:
+        yield simulator
+
+
+@asynccontextmanager
+async def accounts_gateway(data_dir: Path, local: dict[str, Any]) -> AsyncIterator[tuple[Gateway, str]]:
+    """A real gateway with the accounts job and the /auth/* routes only (what `install_surfaces` adds for them),
+    so these tests do not depend on the protocol surfaces."""
+    update_local_file(data_dir / "local.yaml", local)
+    store = ConfigStore(data_dir, environ={})
+    store.ensure_first_start()
+    gateway = Gateway(config=store)
+    gateway.services = build_services(gateway)
+    gateway.background_jobs.append(run_accounts)
+    gateway.route_registrars.append(register_accounts_api)
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(lambda task_status: gateway.run(port=0, task_status=task_status))
+        try:
+            yield gateway, url
+        finally:
+            gateway.stop_requested.set()
+
+
+@asynccontextmanager
+async def admin_client(data_dir: Path, sim: Simulator) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    """(gateway, httpx client with the gateway key). Browser logins bind their callback server on port 0."""
+    async with accounts_gateway(data_dir, sim_settings(sim)) as (gateway, url):
+        gateway.services.extras["logins"].callback_ports = (0,)
+        async with httpx.AsyncClient(base_url=url, timeout=30,
+                                     headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:
+            yield gateway, client
+
+
+def browser(sim: Simulator) -> httpx.AsyncClient:
+    """What the user's browser does with the authorize URL (the simulator approves at once)."""
+    return httpx.AsyncClient(verify=sim.ssl_context(), timeout=30)
+
+
+async def wait_for_login(client: httpx.AsyncClient, login_id: str, timeout: float = 20) -> dict[str, Any]:
+    with trio.fail_after(timeout):
+        while True:
+            state = (await client.get(f"/auth/login/{login_id}")).json()
+            if state["status"] != "pending":
+                return state
+            await trio.sleep(0.1)
+
+
+def assert_error(response: httpx.Response, status: int, fragment: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert fragment in error["message"], error
+    return error
+
+
+class Cli:
+    """`python -m codex_trio.cli …` on a data dir configured for the simulator."""
+
+    def __init__(self, data_dir: Path, sim: Simulator) -> None:
+        self.data_dir = data_dir
+        update_local_file(data_dir / "local.yaml", sim_settings(sim))
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "codex_trio.cli", *args[:2], "--data-dir", str(self.data_dir), *args[2:]] \
+            if args[0] == "accounts" else \
+            [sys.executable, "-m", "codex_trio.cli", args[0], "--data-dir", str(self.data_dir), *args[1:]]
+
+    async def run(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_TRIO")}
+        with trio.fail_after(60):
+            return await trio.run_process(self.argv(*args), stdin=stdin, capture_stdout=True, capture_stderr=True,
+                                          check=False, cwd=ROOT, env=env)
+
+    async def start(self, *args: str) -> "Process":
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_TRIO")}
+        proc = await trio.lowlevel.open_process(self.argv(*args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                stderr=subprocess.PIPE, cwd=ROOT, env=env)
+        return Process(proc)
+
+
+class Process:
+    def __init__(self, proc: trio.Process) -> None:
+        self.proc = proc
+        self._buffer = b""
+        self.seen = b""
+
+    async def read_until(self, marker: bytes, timeout: float = 30) -> bytes:
+        """Everything printed so far once `marker` and the rest of its line have appeared."""
+        with trio.fail_after(timeout):
+            while marker not in self._buffer or not self._buffer.split(marker, 1)[1].count(b"\n"):
+                chunk = await self.proc.stdout.receive_some(4096)
+                if not chunk:
+                    raise AssertionError(f"the CLI ended without printing {marker!r}: {self._buffer!r}")
+                self._buffer += chunk
+        self.seen += self._buffer
+        return self._buffer
+
+    async def finish(self, timeout: float = 30) -> tuple[int, bytes, bytes]:
+        with trio.fail_after(timeout):
+            rest = b""
+            while chunk := await self.proc.stdout.receive_some(4096):
+                rest += chunk
+            err = b""
+            while chunk := await self.proc.stderr.receive_some(4096):
+                err += chunk
+            code = await self.proc.wait()
+        return code, self._buffer + rest, err
