@@ -465,6 +465,18 @@ class AccountPool:
             rt.account.cooldown_until = None
             await self._set_status(rt, AccountStatus.ACTIVE, None)
 
+    async def record_quota(self, account_id: str, quota: QuotaSnapshot) -> bool:
+        """A /wham/usage answer obtained outside a request (admin probe, poller), learnt like a verification
+        (warnings, cooldown, release after a reset) and written at once. True when the account may serve."""
+        rt = self._accounts.get(account_id)
+        if rt is None:
+            return False
+        usable = await self._settle(rt, quota)
+        if rt.quota_dirty:
+            rt.quota_dirty = False
+            await self.store.update(account_id, quota=rt.account.quota, quota_updated_at=rt.account.quota_updated_at)
+        return usable
+
     async def check_quota(self, account_id: str) -> QuotaSnapshot | None:
         """A background /wham/usage check (the quota poller): fresh tokens first, then the answer is learnt
         like a verification. Errors propagate (the poller logs them); an account that cannot be checked
@@ -475,7 +487,7 @@ class AccountPool:
         quota = await self._verify_quota(rt.account)
         if quota is None:
             return None
-        await self._settle(rt, quota)
+        await self.record_quota(account_id, quota)
         return rt.quota
 
     def verification_due(self, account: Account, now: float, max_age: float) -> bool:

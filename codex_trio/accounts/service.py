@@ -290,7 +290,9 @@ class AccountService:
         snapshot = await self._fetch_quota(account)
         if snapshot is None:
             return None
-        await self.store.update(account.id, quota=snapshot.to_dict(), quota_updated_at=self._clock())
+        if self.pool.get(account.id) is None:
+            self.pool.upsert(account)
+        await self.pool.record_quota(account.id, snapshot)  # warnings, cooldown or release, persisted
         return snapshot.to_dict()
 
     async def refresh(self, account_id: str) -> dict[str, Any]:

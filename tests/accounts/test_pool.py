@@ -216,6 +216,13 @@ async def test_warnings_at_thresholds(tmp_path):
             await lease.report_success(snap(used, env.clock() + 1000))
     assert fired == [80.0, 90.0]
     assert [(w["id"], w["threshold"]) for w in env.pool.warnings()] == [("id-0", 90.0)]
+    async with env.pool.acquire() as lease:
+        # another metered limit's event updates only its bucket: no warning for the main limit
+        await lease.update_quota(QuotaSnapshot(QuotaWindow(99, 300, env.clock() + 50), limit_id="codex_bengalfox"))
+        assert fired == [80.0, 90.0]
+        await lease.report_success(snap(10, env.clock() + 18000))  # the window reset
+        await lease.report_success(snap(92, env.clock() + 18000))  # and filled again: a new crossing
+    assert fired == [80.0, 90.0, 80.0, 90.0]
 
 
 async def test_acquire_refreshes_proactively_and_fails_over_on_dead_login(tmp_path):

@@ -5,7 +5,8 @@ import pytest
 import trio
 
 from codex_trio.accounts.authjson import read_auth_json
-from codex_trio.accounts.pool import AccountPool
+from codex_trio.accounts.model import AccountStatus
+from codex_trio.accounts.pool import AccountPool, PoolConfig
 from codex_trio.upstream.quota import QuotaSnapshot, QuotaWindow
 from codex_trio.accounts.refresh import TokenRefresher
 from codex_trio.accounts.service import AccountService
@@ -152,3 +153,32 @@ async def test_import_auth_json_linked(tmp_path):
     assert read_auth_json(home / "auth.json").refresh_token == new_rt != toks["refresh_token"]
     with pytest.raises(GatewayError, match="codex login"):
         await service.import_auth_json(str(tmp_path / "missing" / "auth.json"))
+
+
+async def test_a_quota_probe_is_learnt_by_the_pool(tmp_path):
+    """An admin probe that finds the limit reached cools the account down until the reset (with a warning);
+    one after the reset releases it."""
+    clock = FakeClock()
+    issuer = FakeIssuer(clock)
+    store = await AccountStore.open(tmp_path / "a.db", clock=clock)
+    refresher = TokenRefresher(store, issuer, identity=fixture_identity(), clock=clock, sleep=no_sleep)
+    warned = []
+    pool = AccountPool(store, refresher, PoolConfig(warning_thresholds=(90.0,)), clock=clock,
+                       on_warning=lambda account, threshold, quota: warned.append((account.id, threshold)))
+    answers = [QuotaSnapshot(QuotaWindow(100.0, 300, clock() + 600), limit_reached=True),
+               QuotaSnapshot(QuotaWindow(0.0, 300, clock() + 18600))]
+
+    async def fetch_quota(account):
+        return answers.pop(0)
+
+    service = AccountService(store, pool, refresher, issuer, fetch_quota=fetch_quota, clock=clock)
+    account_id = (await service.add_by_token({"token": issuer.mint("acc-1")["access_token"]}))["account"]["id"]
+    await service.quota(account_id)
+    stored = await store.get(account_id)
+    assert stored.status is AccountStatus.RATE_LIMITED and stored.cooldown_until == clock() + 600
+    assert stored.quota["limit_reached"] is True and warned == [(account_id, 90.0)]
+    clock.advance(600)
+    await service.quota(account_id)
+    stored = await store.get(account_id)
+    assert stored.status is AccountStatus.ACTIVE and stored.cooldown_until is None
+    assert stored.quota["primary"]["used_percent"] == 0.0 and warned == [(account_id, 90.0)]
