@@ -126,10 +126,11 @@ class Lease:
     """One request's hold on one account (one concurrency slot until the `async with` ends)."""
 
     def __init__(self, pool: AccountPool, runtime: _Runtime, conversation_id: str | None,
-                 preferred_missed: bool) -> None:
+                 preferred_missed: bool, model: str | None = None) -> None:
         self._pool = pool
         self._rt = runtime
         self._conversation_id = conversation_id
+        self._model = model
         # the previous response lives on another account: the caller must send the full history instead of
         # previous_response_id (it is unknown to this account)
         self.preferred_missed = preferred_missed
@@ -163,13 +164,22 @@ class Lease:
         await self._pool._apply_quota(self._rt, quota)
 
     async def mark_rate_limited(self, reset_at: float | None, quota: QuotaSnapshot | None = None) -> None:
-        """429 usage_limit_reached: cooled down until `reset_at` (unix seconds; default cooldown if unknown)."""
-        rt = self._rt
+        """429 usage_limit_reached: cooled down until `reset_at` (unix seconds; default cooldown if unknown).
+        When the answer's quota shows only a per-model limit full (e.g. codex_bengalfox) while the main one
+        has room, the account is not cooled down: that limit is remembered for this request's model, and the
+        account keeps serving other models."""
+        pool, rt = self._pool, self._rt
         if quota is not None:
             rt.quota = rt.quota.merged(quota) if rt.quota else quota
             rt.account.quota = rt.quota.to_dict()
-            rt.account.quota_updated_at = self._pool.clock()
-        await self._pool._cool_down(rt, reset_at)
+            rt.account.quota_updated_at = pool.clock()
+            rt.quota_dirty = True
+            now = pool.clock()
+            full = [b.limit_id for b in quota.buckets if b.blocks(now)]
+            if self._model and full and not quota.exhausted:
+                pool.config.model_limit_ids[self._model] = full[0]
+                return
+        await pool._cool_down(rt, reset_at)
 
     async def mark_banned(self, reason: str) -> None:
         await self._pool._set_status(self._rt, AccountStatus.BANNED, reason)
@@ -358,7 +368,7 @@ class AccountPool:
         excluded = set(exclude)
         rt, missed = await self._choose(model, conversation_id, previous_response_id, excluded)
         try:
-            yield Lease(self, rt, conversation_id, missed)
+            yield Lease(self, rt, conversation_id, missed, model)
         finally:
             rt.in_flight -= 1
             self._slot_freed.set()
@@ -522,7 +532,8 @@ class AccountPool:
         limited = [rt for rt in self._accounts.values() if reasons.get(rt.account.id) in
                    ("rate_limited", "exhausted", "cloudflare_cooldown")]
         if limited:
-            until = min(self._available_at(rt, now) for rt in limited)
+            limit_id = self.config.model_limit_ids.get(model or "")
+            until = min(self._available_at(rt, now, limit_id) for rt in limited)
             return GatewayError(429, "every account has reached its usage limit; the next one resets in "
                                 f"{max(0, int(until - now))} s", ErrorKind.RATE_LIMIT, code="usage_limit_reached",
                                 retry_after=max(1.0, until - now))
@@ -531,9 +542,9 @@ class AccountPool:
         return GatewayError(503, f"no usable account ({summary or 'all excluded'}); check the accounts page",
                             ErrorKind.OVERLOADED, code="no_account_available")
 
-    def _available_at(self, rt: _Runtime, now: float) -> float:
+    def _available_at(self, rt: _Runtime, now: float, limit_id: str | None = None) -> float:
         times = [t for t in (rt.account.cooldown_until, rt.cf_until,
-                             rt.quota.blocked_until(now) if rt.quota else None) if t and t > now]
+                             rt.quota.blocked_until(now, limit_id) if rt.quota else None) if t and t > now]
         return max(times) if times else now + self.config.default_cooldown_seconds
 
     # ---- learning from answers ------------------------------------------------------------------------

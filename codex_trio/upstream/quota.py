@@ -135,11 +135,14 @@ class QuotaSnapshot:
             return True
         return _blocks(self.windows(), self.limit_reached, now)
 
-    def blocked_until(self, now: float | None = None) -> float | None:
+    def blocked_until(self, now: float | None = None, limit_id: str | None = None) -> float | None:
         """When the blocking windows reset (the time to re-verify), if known; with `now`, only resets still
-        ahead count."""
-        times = [w.resets_at for w in _blocking(self.windows(), self.limit_reached)
-                 if w.resets_at is not None and (now is None or w.resets_at > now)]
+        ahead count; with `limit_id`, that bucket's blocking windows count too."""
+        blocking = _blocking(self.windows(), self.limit_reached)
+        bucket = self.bucket(limit_id) if limit_id is not None else None
+        if bucket is not None:
+            blocking += _blocking(_windows(bucket.primary, bucket.secondary), False)
+        times = [w.resets_at for w in blocking if w.resets_at is not None and (now is None or w.resets_at > now)]
         return max(times) if times else None
 
     def earliest_reset(self, now: float) -> float | None:

@@ -101,13 +101,13 @@ def align_to_a_second(sim: Simulator) -> None:
     sim.clock.advance(math.ceil(now) - now)
 
 
-async def turn_on(services: Services, lease) -> None:
+async def turn_on(services: Services, lease, model: str = "gpt-5.5") -> None:
     """One real `POST /codex/responses` turn on the leased account through the native client; rate-limit
     headers and failures are reported to the pool as the dispatcher does."""
     account = lease.account
     auth = AccountAuth(account.tokens.access_token, account.account_id)
     thread = ThreadContext.new(account.installation_id)
-    request = {"model": "gpt-5.5", "input": [{"type": "message", "role": "user",
+    request = {"model": model, "input": [{"type": "message", "role": "user",
                                               "content": [{"type": "input_text", "text": "hi"}]}]}
     snapshots = []
     async with aclosing(sse_turn(services.clients_for(account).http, services.identity, services.endpoint, auth,
@@ -208,3 +208,30 @@ async def test_poller_job_wakes_when_a_cooldown_ends(tmp_path):
         assert 0 < waits[0] < 5 * 3600 + 1  # woke for the 5-hour reset, not after the 7-day interval
         assert waits[1] == 7 * 86400.0  # nothing left to wait for
         assert [r.status for r in sim.requests_to("/wham/usage", "GET")][-2:] == [200, 200]
+
+
+async def test_a_per_model_limit_blocks_only_that_model(tmp_path):
+    """A 429 for the model with its own metered limit (the simulator's gpt-6-luna → codex_bengalfox) leaves
+    the account serving every other model; that model waits for its bucket's reset."""
+    async with running_sim(accounts=1) as sim, gateway_services(tmp_path, sim) as services:
+        [account_id] = await add_sim_accounts(services, sim)
+        pool = services.pool
+        align_to_a_second(sim)
+        sim.exhaust(sim.accounts[0].account_id, "codex_bengalfox")
+        async with pool.acquire(model="gpt-6-luna") as lease:
+            with pytest.raises(UpstreamFailed) as info:
+                await turn_on(services, lease, "gpt-6-luna")
+            failure = info.value.failure
+            assert failure.code == "usage_limit_reached"
+            await lease.mark_rate_limited(failure.cooldown_until, failure.quota)
+        assert pool.get(account_id).status is AccountStatus.ACTIVE
+        with pytest.raises(GatewayError) as held:
+            async with pool.acquire(model="gpt-6-luna"):
+                pass
+        assert held.value.status == 429
+        assert held.value.retry_after == pytest.approx(failure.cooldown_until - sim.clock.now(), abs=1)
+        async with pool.acquire(model="gpt-5.5") as lease:
+            await turn_on(services, lease)  # the main limit has room
+        sim.clock.advance(failure.cooldown_until - sim.clock.now() + 0.5)
+        async with pool.acquire(model="gpt-6-luna") as lease:
+            await turn_on(services, lease, "gpt-6-luna")  # the bucket reset: served again

@@ -31,6 +31,7 @@ def test_model_bucket_blocks_only_its_model():
     q = QuotaSnapshot(QuotaWindow(5, 300, NOW + 60), buckets=(bucket,))
     assert q.blocks(NOW, "codex_bengalfox") and not q.blocks(NOW) and not q.blocks(NOW, "other")
     assert not q.blocks(NOW + 60, "codex_bengalfox")
+    assert q.blocked_until(NOW) is None and q.blocked_until(NOW, "codex_bengalfox") == NOW + 60
 
 
 def test_round_trip_and_thresholds():
