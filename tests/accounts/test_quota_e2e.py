@@ -235,3 +235,14 @@ async def test_a_per_model_limit_blocks_only_that_model(tmp_path):
         sim.clock.advance(failure.cooldown_until - sim.clock.now() + 0.5)
         async with pool.acquire(model="gpt-6-luna") as lease:
             await turn_on(services, lease, "gpt-6-luna")  # the bucket reset: served again
+
+
+async def test_services_keep_each_accounts_cookie_jar(tmp_path):
+    async with running_sim(accounts=2) as sim, gateway_services(tmp_path, sim) as services:
+        first, second = await add_sim_accounts(services, sim)
+        url = "https://chatgpt.com/backend-api/codex/responses"
+        jar = services.cookie_jar_for(services.pool.get(first))
+        jar.capture(url, [("set-cookie", "cf_clearance=ok; Domain=chatgpt.com; Path=/; Max-Age=3600")])
+        await services.save_cookies(services.pool.get(first), jar)
+        assert services.cookie_jar_for(await services.store.get(first)).header_for(url) == "cf_clearance=ok"
+        assert services.cookie_jar_for(services.pool.get(second)).header_for(url) is None
