@@ -59,3 +59,30 @@ def api_key(gateway: Gateway) -> str:
     key = gateway.config.settings.server.proxy_api_key
     assert key
     return key
+
+
+def sim_settings(sim) -> dict[str, Any]:
+    """Local settings that point a gateway at a running simulator (backend, issuer, its CA)."""
+    return {"api": {"base_url": sim.urls.backend_base, "auth_base_url": sim.urls.auth_base},
+            "tls": {"ca_file": str(sim.ca_file)}}
+
+
+@asynccontextmanager
+async def gateway_on_sim(data_dir: Path, sim, *, local: Mapping[str, Any] | None = None,
+                         accounts: int | None = None) -> AsyncIterator[tuple[Gateway, str]]:
+    """The whole gateway (every surface) on the simulator, with the sim's accounts logged in (by their
+    tokens, as `POST /auth/accounts` would) and the model catalog fetched."""
+    from codex_trio.config.writer import update_local_file as write_local
+    from codex_trio.dispatch.catalog import refresh_catalog
+
+    settings = sim_settings(sim)
+    for section, values in (local or {}).items():
+        settings[section] = {**settings.get(section, {}), **values}
+    write_local(data_dir / "local.yaml", settings)
+    async with running_gateway(data_dir, install=True) as (gateway, url):
+        services = gateway.services
+        for account in sim.accounts[:accounts]:
+            await services.accounts.add_tokens(access_token=account.access_token,
+                                               refresh_token=account.refresh_token, id_token=account.id_token)
+        await refresh_catalog(services, services.catalog)
+        yield gateway, url

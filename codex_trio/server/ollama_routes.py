@@ -126,6 +126,12 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
         return json_response(ollama.encode_response(turn, events, meta, now_iso=ollama.iso_timestamp(time.time()),
                                                     timings=timings))
 
-    app.add_url_rule("/api/chat", "ollama_chat", lambda: serve("chat"), methods=["POST"])
-    app.add_url_rule("/api/generate", "ollama_generate", lambda: serve("generate"), methods=["POST"])
+    @app.post("/api/chat")
+    async def chat() -> Response:
+        return await serve("chat")
+
+    @app.post("/api/generate")
+    async def generate() -> Response:
+        return await serve("generate")
+
     register_openai(app, gateway)

@@ -64,10 +64,15 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
         _, raw = await collect(upstream)
         return json_reply(responses.encode_response(turn, raw, meta), upstream)
 
+    def responses_view(subagent: str | None):
+        async def view() -> Response:
+            return await serve_responses(subagent)
+        return view
+
     for path in ("/v1/responses", "/responses"):
-        app.add_url_rule(path, f"responses{path}", lambda: serve_responses(None), methods=["POST"])
+        app.add_url_rule(path, f"responses{path}", responses_view(None), methods=["POST"])
     for path in ("/v1/responses/review", "/responses/review"):
-        app.add_url_rule(path, f"review{path}", lambda: serve_responses("review"), methods=["POST"])
+        app.add_url_rule(path, f"review{path}", responses_view("review"), methods=["POST"])
 
     @app.post("/v1/responses/compact")
     async def responses_compact() -> Response:
