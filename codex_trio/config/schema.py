@@ -73,21 +73,22 @@ class CustomModel(Section):
 
 
 DEFAULT_ALIASES: dict[str, str] = {
-    # Claude tiers → Codex models, so Claude Code works with its own model names.
-    "claude-opus-4-7": "gpt-5.5",
-    "claude-opus-4-6": "gpt-5.5",
-    "claude-opus-4-1": "gpt-5.5",
-    "opus": "gpt-5.5",
-    "claude-sonnet-4-6": "gpt-5.4",
-    "claude-sonnet-4-5": "gpt-5.4",
-    "sonnet": "gpt-5.4",
-    "claude-haiku-4-5": "gpt-5.4-mini",
-    "haiku": "gpt-5.4-mini",
+    # Claude tiers → Codex, so Claude Code works with its own model names. gpt-5.5 is the classic
+    # (tools[]-shaped) model every plan has in the measured 0.169.0 catalog; the tier picks the effort.
+    "claude-opus-4-7": "gpt-5.5-high",
+    "claude-opus-4-6": "gpt-5.5-high",
+    "claude-opus-4-1": "gpt-5.5-high",
+    "opus": "gpt-5.5-high",
+    "claude-sonnet-4-6": "gpt-5.5",
+    "claude-sonnet-4-5": "gpt-5.5",
+    "sonnet": "gpt-5.5",
+    "claude-haiku-4-5": "gpt-5.5-low",
+    "haiku": "gpt-5.5-low",
 }
 
 
 class ModelSettings(Section):
-    default: str = Field("gpt-5.4", description="Model used when a request names none (or an unknown one, where the "
+    default: str = Field("gpt-5.5", description="Model used when a request names none (or an unknown one, where the "
                                                 "protocol allows).")
     default_reasoning_effort: ReasoningEffort | None = Field(
         None, description="Effort when neither the request nor a model suffix sets one. Empty = the backend's default.")

@@ -59,7 +59,9 @@ def variant_key(request: dict[str, Any]) -> str:
 class Conversation:
     thread: ThreadContext
     transport: ConversationTransport
-    lock: trio.Lock = field(default_factory=trio.Lock)
+    # One turn at a time per socket. A semaphore, not a Lock: the turn is opened in the request's task but
+    # finished in the stream's producer task, and trio Locks belong to the task that acquired them.
+    busy: trio.Semaphore = field(default_factory=lambda: trio.Semaphore(1))
     last_used: float = field(default_factory=time.monotonic)
 
     async def use_auth(self, auth: AccountAuth) -> None:
@@ -93,12 +95,12 @@ class ConversationRegistry:
     async def close_retired(self) -> None:
         retired, self._retired = self._retired, []
         for conversation in retired:
-            if not conversation.lock.locked():
+            if conversation.busy.value:
                 await conversation.transport.close()
 
     async def close_idle(self, max_idle: float) -> None:
         now = time.monotonic()
-        for key in [k for k, c in self._items.items() if now - c.last_used > max_idle and not c.lock.locked()]:
+        for key in [k for k, c in self._items.items() if now - c.last_used > max_idle and c.busy.value]:
             self._retired.append(self._items.pop(key))
         await self.close_retired()
 

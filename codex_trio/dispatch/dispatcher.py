@@ -187,7 +187,7 @@ class Dispatcher:
                                    "now; send the full conversation instead.", ErrorKind.INVALID_REQUEST,
                                    code="previous_response_not_found", param="previous_response_id")
             conversation = self._conversation(lease, key, request)
-            await stack.enter_async_context(conversation.lock)
+            await stack.enter_async_context(conversation.busy)
             quota: list[QuotaSnapshot] = []
             conversation.transport._on_quota = quota.append  # this turn's snapshots go to this lease
             for attempt in range(SAME_ACCOUNT_RETRIES + 2):

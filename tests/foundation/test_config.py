@@ -53,7 +53,7 @@ def test_precedence_defaults_then_base_then_local_then_environment(tmp_path: Pat
     # local.yaml adds an alias without losing the shipped claude-* ones
     (tmp_path / "local.yaml").write_text("model:\n  aliases:\n    extra: gpt-5.5\n")
     aliases = load(tmp_path, None, {}).settings.model.aliases
-    assert aliases["extra"] == "gpt-5.5" and aliases["claude-sonnet-4-6"] == "gpt-5.4"
+    assert aliases["extra"] == "gpt-5.5" and aliases["claude-sonnet-4-6"] == "gpt-5.5"
 
 
 def test_round_trip_write_keeps_comments_order_and_formatting(tmp_path: Path):
