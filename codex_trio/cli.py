@@ -186,6 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"codex-trio: {exc}", file=sys.stderr)
         return 2
+    except BaseExceptionGroup as group:  # raised inside a nursery (e.g. by `demo`): report the user error
+        config_errors = group.subgroup(ConfigError)
+        if config_errors is None:
+            raise
+        while isinstance(config_errors, BaseExceptionGroup):
+            config_errors = config_errors.exceptions[0]
+        print(f"codex-trio: {config_errors}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -33,8 +33,10 @@ def install_surfaces(gateway: "Gateway") -> None:
 def add_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
     """Add the CLI subcommands features provide."""
     from .accounts.cli import add_account_commands
+    from .demo import add_commands as add_demo_commands
 
     add_account_commands(commands, common)
+    add_demo_commands(commands)
 
 
 def doctor_extra_checks(store: "ConfigStore") -> list[tuple[bool, str, str]]:

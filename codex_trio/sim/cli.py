@@ -47,7 +47,11 @@ async def run_sim(host: str, port: int, https: bool, accounts: int, scenario_pat
 def main(argv: Sequence[str] | None = None) -> int:
     parser = add_arguments(argparse.ArgumentParser(prog="codex-trio sim",
                                                    description="Run the simulated ChatGPT backend and OAuth issuer."))
-    args = parser.parse_args(argv)
+    return run_from_args(parser.parse_args(argv))
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run with parsed `add_arguments` options (shared by `python -m codex_trio.sim` and `codex-trio sim`)."""
     plans = [p.strip() for p in args.plans.split(",") if p.strip()]
     try:
         trio.run(run_sim, args.host, args.port, args.https, args.accounts, args.scenario, plans)
