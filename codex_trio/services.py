@@ -210,10 +210,20 @@ async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
 
     services: Services = gateway.services
     services.catalog.custom = list(gateway.config.settings.model.custom_models)
-    gateway.config.subscribe(lambda change: setattr(services.catalog, "custom", list(change.new.model.custom_models)))
     services.dispatcher = Dispatcher(services, services.catalog, settings_source=gateway.config)
     try:
         async with trio.open_nursery() as nursery:
+            def on_change(change) -> None:
+                services.catalog.custom = list(change.new.model.custom_models)
+                if "client" in change.sections():
+                    # A new version or profile: new requests present the new identity; open upstream
+                    # sockets were opened under the old one, so they are retired.
+                    services.identity = build_identity(change.new)
+                    if services.refresher is not None:
+                        services.refresher.identity = services.identity
+                    nursery.start_soon(services.dispatcher.conversations.close_all)
+
+            gateway.config.subscribe(on_change)
             await nursery.start(run_catalog, services, services.catalog)
             task_status.started()
             while True:

@@ -22,9 +22,10 @@ def install_surfaces(gateway: "Gateway") -> None:
     from .server.ollama_routes import register_ollama
     from .server.openai_routes import register_openai
     from .services import build_services, run_accounts, run_dispatch
+    from .upstream.versions import run_release_watch
 
     gateway.services = build_services(gateway)
-    gateway.background_jobs.extend([run_accounts, run_dispatch])
+    gateway.background_jobs.extend([run_accounts, run_dispatch, run_release_watch])
     gateway.route_registrars.extend([register_admin, register_accounts_api, register_openai, register_anthropic,
                                      register_gemini])
     gateway.ollama_route_registrars.append(register_ollama)

@@ -52,11 +52,18 @@ class ClientSettings(Section):
         "codex-tui", description="Which real client to present upstream (profiles in config/fingerprint.yaml).")
     version: str = Field("0.169.0", description="Codex client version to present. A new release is a config change.")
     app_server_client_name: str = Field("codex_vscode", description="Client name used by the app-server identity.")
-    platform: str | None = Field(None, description="OS shown in the user agent (env CODEX_PLATFORM); empty = this "
-                                                   "machine's.")
+    platform: str | None = Field(None, description="OS name shown in the user agent (env CODEX_PLATFORM); empty = the "
+                                                   "one pinned in config/fingerprint.yaml, consistent with the Linux "
+                                                   "TLS hello.")
     arch: str | None = Field(None, description="CPU architecture shown in the user agent (env CODEX_ARCH); empty = "
-                                               "this machine's.")
-    learn_versions: bool = Field(False, description="Follow the public Codex release feed and adopt new versions.")
+                                               "the pinned one.")
+    learn_versions: bool = Field(False, description="Follow the public Codex release feed and adopt each new version "
+                                                    "(written to local.yaml). Off by default: a new release may also "
+                                                    "change headers that only a new capture shows.")
+    release_feed_url: str = Field("https://registry.npmjs.org/@openai/codex/latest",
+                                  description="Where new Codex releases are learnt from (the npm package's latest "
+                                              "version).")
+    release_check_hours: float = Field(6.0, gt=0, description="How often the release feed is read.")
 
 
 class CustomModel(Section):
