@@ -165,13 +165,15 @@ class OllamaSettings(Section):
 
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
-    request_log: bool = Field(True, description="Keep a log of recent requests for the dashboard.")
-    request_log_size: int = Field(500, ge=0, description="How many recent requests to keep.")
+    request_log: bool = Field(True, description="Keep a log of recent requests for the dashboard (reserved: the "
+                                                 "request log is not recorded yet).")
+    request_log_size: int = Field(500, ge=0, description="How many recent requests to keep (reserved).")
 
 
 class UsageStatsSettings(Section):
-    enabled: bool = Field(True, description="Record token usage per account, model and key.")
-    retention_days: int = Field(30, ge=1, description="How long usage records are kept.")
+    enabled: bool = Field(True, description="Record token usage per account, model and key (reserved: "
+                                             "today only the per-account totals in the account store exist).")
+    retention_days: int = Field(30, ge=1, description="How long usage records are kept (reserved).")
 
 
 class Settings(Section):
