@@ -27,8 +27,7 @@ class ServerSettings(Section):
     proxy_api_key: str | None = Field(None, description="Key every client must send (Authorization: Bearer, x-api-key, "
                                                         "x-goog-api-key or ?key=). Generated at first start when empty.")
     trust_proxy: bool = Field(False, description="Trust X-Forwarded-For from a reverse proxy when deciding whether a "
-                                                 "dashboard visitor is local. Leave off unless a proxy you run fronts the "
-                                                 "gateway.")
+                                                 "dashboard visitor is local (reserved for the dashboard login).")
     graceful_shutdown_seconds: float = Field(10.0, ge=0, description="On SIGINT/SIGTERM, how long open streams may "
                                                                      "finish before they are ended with an error event.")
     tcp_user_timeout_ms: int = Field(30000, ge=1000, description="Abort a client connection whose unsent data has not "
@@ -128,7 +127,8 @@ class AuthSettings(Section):
 class TlsSettings(Section):
     proxy_url: str | None = Field(None, description="Egress proxy for upstream traffic: http://, https:// or socks5:// "
                                                     "(env HTTPS_PROXY). Accounts may have their own.")
-    force_http11: bool = Field(False, description="Never use HTTP/2 upstream.")
+    force_http11: bool = Field(False, description="Never use HTTP/2 upstream. The default (OpenSSL) path is "
+                                                 "HTTP/1.1 already, like the real client, so this changes nothing today.")
     ca_file: str | None = Field(None, description="Extra CA certificate (PEM) to trust upstream, e.g. the simulator's.")
 
 
@@ -147,8 +147,9 @@ class QuotaSettings(Section):
 
 
 class SessionSettings(Section):
-    ttl_minutes: float = Field(1440.0, gt=0, description="Dashboard login session lifetime.")
-    cleanup_interval_minutes: float = Field(15.0, gt=0, description="How often expired sessions are removed.")
+    ttl_minutes: float = Field(1440.0, gt=0, description="Dashboard login session lifetime (reserved for the dashboard "
+                                                               "login).")
+    cleanup_interval_minutes: float = Field(15.0, gt=0, description="How often expired sessions are removed (reserved).")
 
 
 class OllamaSettings(Section):

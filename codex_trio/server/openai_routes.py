@@ -55,7 +55,7 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
 
     async def serve_responses(subagent: str | None) -> Response:
         turn = responses.parse_request(await body_bytes(), subagent=subagent or request.headers.get("x-openai-subagent"))
-        resolved = resolve(gateway, turn, fallback_to_default=True)
+        resolved = resolve(gateway, turn, fallback_to_default=True, passthrough=True)
         meta = meta_for("resp_", resolved.model_id)
         upstream = await open_turn(gateway, turn)
         if turn.stream:
@@ -77,7 +77,7 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
     @app.post("/v1/responses/compact")
     async def responses_compact() -> Response:
         turn = responses.parse_compact_request(await body_bytes())
-        resolve(gateway, turn, fallback_to_default=True)
+        resolve(gateway, turn, fallback_to_default=True, passthrough=True)
         return json_response(await gateway.services.dispatcher.compact(turn))
 
     @app.websocket("/v1/responses")
@@ -146,7 +146,8 @@ async def responses_socket(gateway: "Gateway") -> None:
             return
         try:
             turn = responses.parse_ws_message(text)
-            resolved = resolve(gateway, turn, fallback_to_default=True, headers=websocket.headers)
+            resolved = resolve(gateway, turn, fallback_to_default=True, headers=websocket.headers,
+                               passthrough=True)
             encoder = responses.StreamEncoder(turn, meta_for("resp_", resolved.model_id))
             upstream = await gateway.services.dispatcher.open(turn)
         except GatewayError as error:

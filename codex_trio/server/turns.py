@@ -45,13 +45,28 @@ def model_router(gateway: "Gateway") -> ModelRouter:
 
 
 def resolve(gateway: "Gateway", turn: Turn, *, fallback_to_default: bool,
-            headers: Mapping[str, str] | None = None) -> ResolvedModel:
-    """Resolve the client's model name and apply it (model, effort, tier) and the default tools to the turn."""
+            headers: Mapping[str, str] | None = None, passthrough: bool = False) -> ResolvedModel:
+    """Resolve the client's model name and apply it (model, effort, tier) and the default tools to the turn.
+    `passthrough` (Responses) keeps the client's own instructions placement."""
     router = model_router(gateway)
     resolved = router.resolve(turn.requested_model, fallback_to_default=fallback_to_default)
     router.apply(turn, resolved)
     add_default_tools(gateway, turn, request.headers if headers is None else headers)
+    if not passthrough:
+        place_system_prompt(turn, gateway.config.settings.model.system_prompt_strategy)
     return resolved
+
+
+def place_system_prompt(turn: Turn, strategy: str) -> None:
+    """`model.system_prompt_strategy`: keep the client's system text in `instructions`, or send it as the
+    first input message with the developer / system role."""
+    instructions = turn.request.get("instructions")
+    if strategy == "instructions" or not isinstance(instructions, str) or not instructions:
+        return
+    role = "developer" if strategy == "developer_inline" else "system"
+    message = {"type": "message", "role": role, "content": [{"type": "input_text", "text": instructions}]}
+    turn.request["input"] = [message, *(turn.request.get("input") or [])]
+    del turn.request["instructions"]
 
 
 def add_default_tools(gateway: "Gateway", turn: Turn, headers: Mapping[str, str]) -> None:
