@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from ..files import write_private_atomic
 
 
 class AuthJsonError(Exception):
@@ -124,20 +125,5 @@ def write_back(path: Path, *, previous_refresh_token: str | None, access_token: 
     if account_id:
         tokens["account_id"] = account_id
     data["last_refresh"] = _iso(refreshed_at)
-    payload = orjson.dumps(data, option=orjson.OPT_INDENT_2)
-    fd, tmp = tempfile.mkstemp(prefix=".auth.json.", dir=path.parent)  # mkstemp creates it 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_private_atomic(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
     return True

@@ -18,7 +18,7 @@ import orjson
 
 from codex_trio.errors import ErrorKind, GatewayError, status_to_kind
 from codex_trio.upstream.events import CodexEvent, error_fields
-from codex_trio.upstream.quota import QuotaSnapshot, from_headers
+from codex_trio.upstream.quota import QuotaSnapshot, from_headers, parse_float
 
 DEFAULT_RATE_LIMIT_COOLDOWN = 60.0  # seconds, when a 429 says nothing about its reset
 
@@ -121,21 +121,11 @@ def _code(record: dict[str, Any]) -> str:
     return ""
 
 
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
     return None
 
 
 def _retry_after(h: dict[str, str], message: str) -> float | None:
-    value = _float(h.get("retry-after"))
+    value = parse_float(h.get("retry-after"))
     if value is not None:
         return value
     match = _TRY_AGAIN.search(message)
@@ -156,10 +146,10 @@ def _is_cloudflare_challenge(h: dict[str, str], text: str) -> bool:
 
 def _rate_limit_until(record: dict[str, Any], h: dict[str, str], quota: QuotaSnapshot | None, now: float,
                       retry_after: float | None) -> float:
-    resets_at = _float(record.get("resets_at"))
+    resets_at = parse_float(record.get("resets_at"))
     if resets_at is not None:
         return resets_at
-    resets_in = _float(record.get("resets_in_seconds"))
+    resets_in = parse_float(record.get("resets_in_seconds"))
     if resets_in is not None:
         return now + resets_in
     if retry_after is not None:

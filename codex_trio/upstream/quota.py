@@ -38,10 +38,10 @@ class QuotaWindow:
 
     @classmethod
     def from_dict(cls, data: Any) -> QuotaWindow | None:
-        if not isinstance(data, dict) or _float(data.get("used_percent")) is None:
+        if not isinstance(data, dict) or parse_float(data.get("used_percent")) is None:
             return None
-        minutes, resets = _float(data.get("window_minutes")), _float(data.get("resets_at"))
-        return cls(_float(data["used_percent"]) or 0.0, int(minutes) if minutes is not None else None, resets)
+        minutes, resets = parse_float(data.get("window_minutes")), parse_float(data.get("resets_at"))
+        return cls(parse_float(data["used_percent"]) or 0.0, int(minutes) if minutes is not None else None, resets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +203,7 @@ def crossed_thresholds(before: float, after: float, thresholds: Iterable[float])
 # ---- small value parsers ----------------------------------------------------------------------------------
 
 
-def _float(value: Any) -> float | None:
+def parse_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -231,10 +231,10 @@ def _bool(value: Any) -> bool | None:
 
 
 def _window(used: Any, minutes: Any, reset_at: Any, reset_after: Any, now: float) -> QuotaWindow | None:
-    used_f, minutes_f = _float(used), _float(minutes)
-    resets_at = _float(reset_at)
+    used_f, minutes_f = parse_float(used), parse_float(minutes)
+    resets_at = parse_float(reset_at)
     if resets_at is None:
-        after = _float(reset_after)
+        after = parse_float(reset_after)
         resets_at = now + after if after is not None else None
     if used_f is None and minutes_f is None and resets_at is None:
         return None
@@ -308,7 +308,7 @@ def from_rate_limits_event(data: dict[str, Any], now: float) -> QuotaSnapshot:
 def _usage_window(raw: Any, now: float) -> QuotaWindow | None:
     if not isinstance(raw, dict):
         return None
-    seconds = _float(raw.get("limit_window_seconds"))
+    seconds = parse_float(raw.get("limit_window_seconds"))
     return _window(raw.get("used_percent"), seconds / 60 if seconds is not None else None, raw.get("reset_at"),
                    raw.get("reset_after_seconds"), now)
 
