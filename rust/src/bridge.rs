@@ -123,17 +123,23 @@ impl<T> Call<T> {
         self.notifier.raw_fd()
     }
 
-    /// Everything queued right now, without waiting.
+    /// Everything queued right now, without waiting. Bounded by what was queued when the drain began: a
+    /// producer refilling the channel meanwhile must not keep the caller (holding the GIL) in this loop.
+    /// The caller drains again before it waits, so items left for the next call are never stranded.
     pub fn drain(&mut self) -> Drained<T> {
         self.notifier.reset();
-        let mut items = Vec::new();
-        loop {
+        let queued = self.rx.len().max(1);
+        let mut items = Vec::with_capacity(queued);
+        while items.len() < queued {
             match self.rx.try_recv() {
                 Ok(item) => items.push(item),
                 Err(mpsc::error::TryRecvError::Empty) => return Drained { items, finished: false },
                 Err(mpsc::error::TryRecvError::Disconnected) => return Drained { items, finished: true },
             }
         }
+        // Closed and empty: nothing more can arrive, so say so now rather than on the next call.
+        let finished = self.rx.is_empty() && self.rx.is_closed();
+        Drained { items, finished }
     }
 
     /// Abort the task; the connection it holds is dropped (closed) with it.
