@@ -133,3 +133,12 @@ async def test_images_generate_returns_png(stack):
     assert raw.startswith(PNG_MAGIC) and len(raw) > 100
     tools = real_turns(stack)[-1]["tools"]
     assert any(tool["type"] == "image_generation" for tool in tools)
+
+
+async def test_chat_alias_resolves_to_catalog_model_and_effort(stack):
+    reply = await stack.client.chat.completions.create(
+        model="claude-opus-4-7", messages=[{"role": "user", "content": "Hello alias"}])
+    assert "Hello alias" in reply.choices[0].message.content
+    sent = real_turns(stack)[-1]
+    assert sent["model"] == "gpt-5.5"
+    assert sent["reasoning"]["effort"] == "high"
