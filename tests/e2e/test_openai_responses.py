@@ -91,3 +91,15 @@ async def test_responses_compact(stack):
     assert response.status_code == 200
     assert any(item.get("type") in ("compaction", "compaction_summary") for item in body["output"]), body
     assert stack.sim.requests_to("/codex/responses/compact", "POST")
+
+
+async def test_responses_compact_through_the_sdk(stack):
+    compacted = await stack.client.responses.compact(model="gpt-5.5", input=[
+        {"role": "user", "content": "Summarise our long chat"},
+        {"role": "assistant", "content": "We talked about many things."}])
+    types = [item.type for item in compacted.output]
+    assert "compaction" in types or "compaction_summary" in types, types
+    (call,) = stack.sim.requests_to("/codex/responses/compact", "POST")
+    assert call.body["model"] == "gpt-5.5"
+    assert [item.get("role") for item in call.body["input"] if item.get("type", "message") == "message"][-2:] == [
+        "user", "assistant"]

@@ -119,6 +119,23 @@ async def test_responses_websocket_two_chained_turns(stack):
     await client.stream.aclose()
 
 
+async def test_responses_websocket_upstream_failure_ends_the_turn(stack):
+    stack.sim.script({"match": {"user_text": "break"},
+                      "reply": {"text": "Half an answer", "fail": {"code": "server_error", "message": "broke"}}})
+    stack.sim.script({"match": {"user_text": "cut"}, "reply": {"text": "Half an answer " * 8, "disconnect_after": 8}})
+    client = await WsClient.connect(stack.url, "/v1/responses", stack.key)
+    assert isinstance(await client.handshake(), AcceptConnection)
+    for text in ("break", "cut"):
+        events = await client.turn({"type": "response.create", "model": "gpt-5.5", "input": text})
+        types = [e["type"] for e in events]
+        assert "response.output_text.delta" in types
+        assert types[-1] == "response.failed" and types.count("response.failed") == 1, types
+        assert events[-1]["response"]["error"]["message"]
+    ok = await client.turn({"type": "response.create", "model": "gpt-5.5", "input": "after the failures"})
+    assert ok[-1]["type"] == "response.completed"
+    await client.stream.aclose()
+
+
 @pytest.mark.parametrize("key", [None, "wrong-key"])
 async def test_responses_websocket_rejects_bad_key(stack, key):
     client = await WsClient.connect(stack.url, "/v1/responses", key)
