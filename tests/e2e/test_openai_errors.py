@@ -215,3 +215,15 @@ async def test_429_on_first_account_fails_over_before_first_byte(stack2, stream)
     assert {a.account_id for a in sim.accounts} == {first, second}
     # The second account took the turn after the first answered 429.
     assert used[-1] == second
+
+
+async def test_429_failover_on_responses_stream(stack2):
+    sim = stack2.sim
+    await stack2.client.responses.create(model="gpt-5.5", input="Warm up")
+    (first,) = set(accounts_used(sim))
+    sim.script({"match": {"account_id": first}, "reply": {"rate_limit": {"resets_in_seconds": 900}}})
+    stream = await stack2.client.responses.create(model="gpt-5.5", input="Fail me over", stream=True)
+    events = [event async for event in stream]
+    assert events[-1].type == "response.completed"
+    assert "Fail me over" in "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert accounts_used(sim)[-1] != first
