@@ -33,7 +33,7 @@ class Stack:
 
     def sockets(self) -> list:
         """The upstream WebSocket connections the sim accepted."""
-        return [r for r in self.sim.requests_to("/codex/responses", "GET")]
+        return self.sim.requests_to("/codex/responses", "GET")
 
 
 async def open_stack(data_dir: Path, accounts: int = 1):
