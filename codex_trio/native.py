@@ -394,6 +394,16 @@ class WebSocket:
             self._pending.extend(items)
             if finished and not items:
                 self._end(WsMessage("close", "", None))
+        return self._pop()
+
+    def receive_nowait(self) -> WsMessage | None:
+        """The next message if it has already arrived, else None (never waits). Lets a reader turn a burst of
+        small messages into one batch."""
+        if not self._pending or self._receiving:
+            return None
+        return self._pop()
+
+    def _pop(self) -> WsMessage:
         item = self._pending.popleft()
         kind = item[0]
         if kind == "text" or kind == "binary":

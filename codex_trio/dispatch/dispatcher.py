@@ -165,7 +165,7 @@ class Dispatcher:
                 if last_error is not None and exc.kind in (ErrorKind.OVERLOADED, ErrorKind.RATE_LIMIT):
                     # no account left: say what went wrong with the ones we tried, and why none is left
                     raise GatewayError(last_error.status if exc.kind is ErrorKind.OVERLOADED else exc.status,
-                                       f"{exc.message} Last upstream error: {last_error.message}",
+                                       f"{last_error.message} (and no account is left to retry on: {exc.message})",
                                        last_error.kind if exc.kind is ErrorKind.OVERLOADED else exc.kind,
                                        code=last_error.code, retry_after=exc.retry_after or last_error.retry_after
                                        ) from None

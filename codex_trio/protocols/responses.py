@@ -285,9 +285,14 @@ class StreamEncoder:
             if self._held_text and (event.type in _TEXT_END or event.type in TERMINAL_TYPES):
                 out.append(self._flush_tuple_text())
             data = _restore_event_text(data, self._tuple_schema)
-        if event.type in TERMINAL_TYPES:
-            self._finished = True
         out.append(data)
+        if event.type == "error":
+            # A bare `error` ends the backend's stream; Responses clients wait for `response.failed` (the SDK's
+            # final response, Codex's turn end), so it follows the relayed error.
+            code, message = error_fields(data)
+            out.extend(self.failure(error_from_failure(Failed(code, message))))
+        elif event.type in TERMINAL_TYPES:
+            self._finished = True
         return out
 
     def _flush_tuple_text(self) -> dict[str, Any]:

@@ -28,8 +28,10 @@ def model_router(gateway: "Gateway") -> ModelRouter:
     catalog = gateway.services.catalog
 
     def known_ids() -> set[str]:
-        # Before the first catalog fetch, the configured default and alias targets count as known.
-        return set(catalog.model_ids()) | {settings.default} | set(settings.aliases.values())
+        # Before the first catalog fetch the configured default counts as known. Alias targets are not ids:
+        # they may carry suffixes ("gpt-5.5-high"), which the router splits off; an alias whose target is
+        # unknown is still used as written.
+        return set(catalog.model_ids()) | {settings.default}
 
     def efforts(model_id: str) -> list[str] | None:
         entry = catalog.entry(model_id)

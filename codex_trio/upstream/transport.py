@@ -255,22 +255,29 @@ class CodexWebSocket:
         try:
             await self._ws.send_text(bodies.ws_frame_text(body))
             while True:
-                message = await self._ws.receive()
+                # One batch = the message waited for plus every message that has already arrived behind it,
+                # so a burst of small deltas costs one relay write downstream instead of one per delta.
+                message: Any = await self._ws.receive()
                 now = self._clock()
-                if message.kind == "text":
-                    event = decode_text_frame(message.data)
-                elif message.kind == "binary":
-                    event = binary_frame_event()
-                else:
-                    self.chain.close()
-                    yield [closed_early_event(message.close_code)]
-                    return
-                self.chain.received(event, now)
-                if event.type == "codex.rate_limits" and self._on_quota is not None:
-                    self._on_quota(from_rate_limits_event(event.data, now))
-                yield [event]
-                if event.type in TERMINAL_TYPES:
-                    return
+                batch: list[CodexEvent] = []
+                while message is not None:
+                    if message.kind == "text":
+                        event = decode_text_frame(message.data)
+                    elif message.kind == "binary":
+                        event = binary_frame_event()
+                    else:
+                        self.chain.close()
+                        yield batch + [closed_early_event(message.close_code)]
+                        return
+                    self.chain.received(event, now)
+                    if event.type == "codex.rate_limits" and self._on_quota is not None:
+                        self._on_quota(from_rate_limits_event(event.data, now))
+                    batch.append(event)
+                    if event.type in TERMINAL_TYPES:
+                        yield batch
+                        return
+                    message = self._ws.receive_nowait()
+                yield batch
         except BaseException:
             if self.chain.busy:  # cancelled or failed mid-response: this socket's state is unknown
                 self.chain.close()

@@ -80,6 +80,9 @@ class FakeWebSocket:
     async def receive(self) -> WsMessage:
         return self._queue.pop(0) if self._queue else WsMessage("close", None, 1006)
 
+    def receive_nowait(self) -> WsMessage | None:
+        return self._queue.pop(0) if self._queue else None
+
     async def ping(self) -> None:
         self.pings += 1
 

@@ -1,0 +1,221 @@
+"""What the gateway adds on top of the backend: time to first token, and relay throughput (issue #6).
+
+Three processes, so that no two share an event loop: the simulator, the gateway (pointed at the simulator) and
+this client. In the same run the client sends
+
+* the same streamed turn through the gateway (`POST /v1/chat/completions`, stream) and straight to the simulator
+  (`POST /backend-api/codex/responses`, SSE, with a valid sim token), alternately, at concurrency 1, and reports
+  p50/p99 time to first byte and to the first text delta, for both and their difference
+  (goal: ≤ 1 ms added at p50, ≤ 3 ms at p99);
+* one long reply (many small text deltas) both ways, and reports upstream events relayed per second through the
+  Chat translator, plus events per CPU-second of the gateway process (goal ≥ 50 000 events/s on one core).
+
+    /work/venv/bin/python -m benches.gateway_ttfb [--samples 300] [--long-chars 200000] [--chunk 4]
+
+(from the repository root; the run is bounded: samples x 2 short turns, 3 long replies each way.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import trio
+
+LONG_MARKER = "LONGREPLY"
+PROMPT = "Say hello to the benchmark"
+
+
+# ---- the two server processes ------------------------------------------------------------------------------------
+
+async def serve_sim(long_chars: int, chunk: int) -> None:
+    from codex_trio.sim import SimConfig, Simulator
+
+    sim = Simulator(SimConfig(accounts=1, record_requests=False))
+    sim.script({"match": {"user_text": LONG_MARKER}, "reply": {"text_length": long_chars, "chunk_size": chunk}})
+    try:
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(sim.serve, "127.0.0.1", 0)
+            account = sim.accounts[0]
+            print(orjson.dumps({"backend_base": urls.backend_base, "auth_base": urls.auth_base,
+                                "ca_file": str(sim.ca_file), "account_id": account.account_id,
+                                "access_token": account.access_token, "refresh_token": account.refresh_token,
+                                "id_token": account.id_token}).decode(), flush=True)
+    finally:
+        sim.close()
+
+
+async def serve_gateway(sim: dict[str, Any]) -> None:
+    from codex_trio.app import Gateway
+    from codex_trio.config.store import ConfigStore
+    from codex_trio.config.writer import update_local_file
+    from codex_trio.dispatch.catalog import refresh_catalog
+    from codex_trio.surfaces import install_surfaces
+
+    data = Path(tempfile.mkdtemp(prefix="gateway-bench-")) / "data"
+    data.mkdir(mode=0o700)
+    update_local_file(data / "local.yaml", {"api": {"base_url": sim["backend_base"], "auth_base_url": sim["auth_base"]},
+                                            "tls": {"ca_file": sim["ca_file"]}})
+    store = ConfigStore(data, environ={})
+    store.ensure_first_start()
+    gateway = Gateway(config=store)
+    install_surfaces(gateway)
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(lambda task_status: gateway.run(port=0, task_status=task_status))
+        await gateway.services.accounts.add_tokens(access_token=sim["access_token"],
+                                                   refresh_token=sim["refresh_token"], id_token=sim["id_token"])
+        await refresh_catalog(gateway.services, gateway.services.catalog)
+        print(orjson.dumps({"url": url, "key": gateway.config.settings.server.proxy_api_key}).decode(), flush=True)
+
+
+def spawn(*args: str) -> tuple[subprocess.Popen, dict[str, Any]]:
+    """Start this script in a server mode; returns the process and the JSON line it prints when ready."""
+    proc = subprocess.Popen([sys.executable, "-m", "benches.gateway_ttfb", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()  # the server prints exactly one line once it listens
+    if not line:
+        proc.kill()
+        raise SystemExit(f"server {args[0]} did not start")
+    return proc, orjson.loads(line)
+
+
+# ---- the client ------------------------------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Target:
+    """One way to send a turn: the gateway's Chat API, or the simulator's backend API."""
+
+    def __init__(self, name: str, client: httpx.AsyncClient, path: str, headers: dict[str, str],
+                 body: Any, text_marker: bytes, event_marker: bytes) -> None:
+        self.name, self.client, self.path, self.headers = name, client, path, headers
+        self.body, self.text_marker, self.event_marker = body, text_marker, event_marker
+
+    async def first_byte_and_text(self, prompt: str) -> tuple[float, float]:
+        start = time.perf_counter()
+        first_byte = first_text = None
+        async with self.client.stream("POST", self.path, headers=self.headers, content=self.body(prompt)) as reply:
+            async for chunk in reply.aiter_raw():
+                now = time.perf_counter()
+                first_byte = first_byte or now
+                if first_text is None and self.text_marker in chunk:
+                    first_text = now
+        assert reply.status_code == 200 and first_text is not None, (self.name, reply.status_code)
+        return (first_byte - start) * 1000, (first_text - start) * 1000
+
+    async def long_reply(self) -> tuple[int, int, float]:
+        """(bytes, client frames, seconds) for the long reply."""
+        size = frames = 0
+        tail = b""
+        start = time.perf_counter()
+        async with self.client.stream("POST", self.path, headers=self.headers,
+                                      content=self.body(f"{LONG_MARKER} please")) as reply:
+            async for chunk in reply.aiter_raw():
+                size += len(chunk)
+                frames += (tail + chunk).count(self.event_marker) - tail.count(self.event_marker)
+                tail = chunk[-16:]
+        assert reply.status_code == 200, (self.name, reply.status_code)
+        return size, frames, time.perf_counter() - start
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def measure(sim: dict[str, Any], gw: dict[str, Any], gateway_pid: int, samples: int, long_chars: int,
+                  chunk: int) -> None:
+    import ssl
+
+    context = ssl.create_default_context(cafile=sim["ca_file"])
+    limits = httpx.Limits(max_keepalive_connections=4)
+    async with httpx.AsyncClient(base_url=gw["url"], timeout=120, limits=limits) as gw_client, \
+            httpx.AsyncClient(base_url=sim["backend_base"], timeout=120, verify=context, limits=limits) as sim_client:
+        gateway = Target(
+            "gateway", gw_client, "/v1/chat/completions",
+            {"authorization": f"Bearer {gw['key']}", "content-type": "application/json"},
+            lambda text: orjson.dumps({"model": "gpt-5.5", "stream": True,
+                                       "messages": [{"role": "user", "content": text}]}),
+            b'"delta":{"content":"', b"\n\ndata: ")
+        direct = Target(
+            "direct", sim_client, "/codex/responses",
+            {"authorization": f"Bearer {sim['access_token']}", "chatgpt-account-id": sim["account_id"],
+             "content-type": "application/json", "accept": "text/event-stream"},
+            lambda text: orjson.dumps({"model": "gpt-5.5", "instructions": "", "stream": True, "store": False,
+                                       "tool_choice": "auto", "parallel_tool_calls": False, "tools": [],
+                                       "input": [{"type": "message", "role": "user",
+                                                  "content": [{"type": "input_text", "text": text}]}]}),
+            b"event: response.output_text.delta", b"event: ")
+
+        for target in (gateway, direct):  # warm both paths (connections, upstream socket, caches)
+            for _ in range(10):
+                await target.first_byte_and_text(PROMPT)
+        results: dict[str, tuple[list[float], list[float]]] = {"gateway": ([], []), "direct": ([], [])}
+        for i in range(samples):
+            for target in ((gateway, direct) if i % 2 else (direct, gateway)):
+                byte_ms, text_ms = await target.first_byte_and_text(PROMPT)
+                results[target.name][0].append(byte_ms)
+                results[target.name][1].append(text_ms)
+
+        print(f"time to first byte / first text delta, streamed turn, concurrency 1, {samples} samples each (ms)")
+        print(f"{'path':<10}{'byte p50':>10}{'byte p99':>10}{'text p50':>10}{'text p99':>10}")
+        for name, (bytes_ms, text_ms) in results.items():
+            print(f"{name:<10}{percentile(bytes_ms, .5):>10.3f}{percentile(bytes_ms, .99):>10.3f}"
+                  f"{percentile(text_ms, .5):>10.3f}{percentile(text_ms, .99):>10.3f}")
+        g, d = results["gateway"][1], results["direct"][1]
+        print(f"{'added':<10}{'':>20}{percentile(g, .5) - percentile(d, .5):>10.3f}"
+              f"{percentile(g, .99) - percentile(d, .99):>10.3f}   (first text, gateway - direct)")
+
+        upstream_events = -(-long_chars // chunk)
+        print(f"\nlong reply: {long_chars} characters in {upstream_events} text deltas of {chunk} characters")
+        print(f"{'path':<10}{'seconds':>9}{'frames':>9}{'MB':>8}{'events/s':>11}{'gw CPU s':>10}{'events/CPU-s':>14}")
+        for target in (direct, gateway, direct, gateway, direct, gateway):
+            cpu_before = cpu_seconds(gateway_pid)
+            size, frames, seconds = await target.long_reply()
+            cpu = cpu_seconds(gateway_pid) - cpu_before
+            per_cpu = f"{upstream_events / cpu:>14,.0f}" if target is gateway and cpu > 0 else f"{'':>14}"
+            print(f"{target.name:<10}{seconds:>9.3f}{frames:>9}{size / 1e6:>8.2f}{upstream_events / seconds:>11,.0f}"
+                  f"{cpu if target is gateway else 0:>10.2f}{per_cpu}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--long-chars", type=int, default=200_000)
+    parser.add_argument("--chunk", type=int, default=4)
+    parser.add_argument("--serve-sim", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-gateway", metavar="SIM_JSON", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_sim:
+        trio.run(serve_sim, args.long_chars, args.chunk)
+        return 0
+    if args.serve_gateway:
+        trio.run(serve_gateway, orjson.loads(args.serve_gateway))
+        return 0
+    sim_proc, sim = spawn("--serve-sim", "--long-chars", str(args.long_chars), "--chunk", str(args.chunk))
+    try:
+        gw_proc, gw = spawn("--serve-gateway", orjson.dumps(sim).decode())
+        try:
+            trio.run(measure, sim, gw, gw_proc.pid, args.samples, args.long_chars, args.chunk)
+        finally:
+            gw_proc.terminate()
+            gw_proc.wait(10)
+    finally:
+        sim_proc.terminate()
+        sim_proc.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
