@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from quart import Response, request
 
 from ..protocols.meta import ResponseMeta
-from ..routing.models import ModelRouter, ResolvedModel
+from ..routing.models import ModelRouter, ResolvedModel, _split_suffixes as split_suffixes
 from ..turn import Turn
 from .api import json_response
 
@@ -28,8 +28,9 @@ def model_router(gateway: "Gateway") -> ModelRouter:
     catalog = gateway.services.catalog
 
     def known_ids() -> set[str]:
-        # Before the first catalog fetch, the configured default and alias targets count as known.
-        return set(catalog.model_ids()) | {settings.default} | set(settings.aliases.values())
+        # Before the first catalog fetch, the configured default and alias targets count as known. A target is
+        # known by its base: "gpt-5.5-high" must still resolve to gpt-5.5 with effort high, not go upstream whole.
+        return set(catalog.model_ids()) | {settings.default} | {split_suffixes(t)[0] for t in settings.aliases.values()}
 
     def efforts(model_id: str) -> list[str] | None:
         entry = catalog.entry(model_id)
