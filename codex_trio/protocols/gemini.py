@@ -187,7 +187,7 @@ class _Contents:
         elif inline is not None:
             _expect(inline, dict, f"{param}.inlineData", "an object")
             mime = _expect(_get(inline, "mimeType"), str, f"{param}.inlineData.mimeType", "a string")
-            data = _expect(inline.get("data"), str, f"{param}.inlineData.data", "a string")
+            data = _standard_base64(_expect(inline.get("data"), str, f"{param}.inlineData.data", "a string"))
             if not assistant:  # the backend takes images and files only as input
                 url = f"data:{mime};base64,{data}"
                 self._parts.append({"type": "input_image", "image_url": url} if mime.startswith("image/")
@@ -220,6 +220,12 @@ class _Contents:
             self.items.append({"type": "function_call_output", "call_id": call_id,
                                "output": orjson.dumps(result).decode()})
         # executableCode / codeExecutionResult / videoMetadata parts have no Codex input equivalent.
+
+
+def _standard_base64(data: str) -> str:
+    """google-genai sends bytes URL-safe encoded (`-`, `_`); a data URL needs the standard alphabet, padded."""
+    data = data.replace("-", "+").replace("_", "/")
+    return data + "=" * (-len(data) % 4) if not data.endswith("=") else data
 
 
 def _system_text(system: Any) -> str:

@@ -494,3 +494,10 @@ def test_tuple_schema_restored_in_stream_and_response():
     chunks = sse_chunks(encode_stream(turn, normalize(raw)))
     assert orjson.loads("".join(p["text"] for c in chunks for p in c["candidates"][0]["content"]["parts"])) == ["a", 7]
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_inline_data_in_url_safe_base64_goes_up_standard():
+    turn = turn_for({"contents": [{"role": "user", "parts": [
+        {"inlineData": {"mimeType": "image/png", "data": "iVBORw0K-M_A8B8"}}]}]})
+    assert turn.request["input"][0]["content"][0] == {"type": "input_image",
+                                                      "image_url": "data:image/png;base64,iVBORw0K+M/A8B8="}
