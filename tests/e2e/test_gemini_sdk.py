@@ -221,3 +221,75 @@ async def test_models_list_and_get(data_dir):
     assert one.name == "models/gpt-5.5" and "generateContent" in one.supported_actions
     assert one.input_token_limit and one.input_token_limit > 0
     assert missing.value.code == 404 and missing.value.status == "NOT_FOUND"
+
+
+async def test_auth_header_query_key_and_wrong_key(data_dir):
+    body = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}
+    path = f"/v1beta/models/{MODEL}:generateContent"
+    async with gemini(data_dir) as (_, sim, url, key):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            by_header = await http.post(path, json=body, headers={"x-goog-api-key": key})
+            by_query = await http.post(path, params={"key": key}, json=body)
+            wrong = await http.post(path, json=body, headers={"x-goog-api-key": "wrong"})
+            missing = await http.post(path, json=body)
+    assert by_header.status_code == 200 and by_query.status_code == 200
+    assert [p["text"] for p in by_header.json()["candidates"][0]["content"]["parts"]] == ["Echo: Hi"]
+    for refused in (wrong, missing):
+        assert refused.status_code == 401 and refused.json()["error"]["status"] == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize("reply, code, status", [
+    ({"rate_limit": {"resets_in_seconds": 600}}, 429, "RESOURCE_EXHAUSTED"),
+    ({"http_status": 500}, 500, "INTERNAL"),
+    ({"http_status": 503}, 503, "UNAVAILABLE"),
+    ({"fail": {"code": "context_length_exceeded", "message": "Your input exceeds the context window."}},
+     400, "INVALID_ARGUMENT"),
+])
+async def test_upstream_errors_before_output_use_google_envelope(data_dir, reply, code, status):
+    async with gemini(data_dir) as (client, sim, url, key):
+        sim.script({"match": {"user_text": "go"}, "reply": reply})
+        with pytest.raises(genai_errors.APIError) as caught:
+            await call(client.models.generate_content, model=MODEL, contents="go")
+        async with httpx.AsyncClient(base_url=url, headers={"x-goog-api-key": key}, timeout=30) as http:
+            streamed = await http.post(f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse",
+                                       json={"contents": [{"role": "user", "parts": [{"text": "go"}]}]})
+    assert (caught.value.code, caught.value.status) == (code, status)
+    assert streamed.status_code == code and streamed.json()["error"]["status"] == status
+
+
+async def test_banned_account_then_no_account(data_dir):
+    async with gemini(data_dir) as (client, sim, _, _):
+        sim.script({"match": {"user_text": "go"}, "reply": {"ban": True}})
+        with pytest.raises(genai_errors.ClientError) as first:  # account_deactivated → 401
+            await call(client.models.generate_content, model=MODEL, contents="go")
+        with pytest.raises(genai_errors.ServerError) as later:
+            await call(client.models.generate_content, model=MODEL, contents="hello")
+    assert (first.value.code, first.value.status) == (401, "UNAUTHENTICATED")
+    assert (later.value.code, later.value.status) == (503, "UNAVAILABLE")
+
+
+@pytest.mark.parametrize("reply, message", [
+    ({"fail": {"code": "server_error", "message": "boom"}}, "boom"),
+    ({"error_event": {"code": "server_error", "message": "event boom"}}, "event boom"),
+    ({"disconnect_after": 7}, None),
+])
+@pytest.mark.parametrize("sse", [True, False])
+async def test_mid_stream_failure_ends_with_error_object(data_dir, reply, message, sse):
+    async with gemini(data_dir) as (client, sim, url, key):
+        sim.script({"match": {"user_text": "go"}, "reply": {"text": "a partial answer that is long enough", **reply}})
+        async with httpx.AsyncClient(base_url=url, headers={"x-goog-api-key": key}, timeout=30) as http:
+            streamed = await http.post(f"/v1beta/models/{MODEL}:streamGenerateContent" + ("?alt=sse" if sse else ""),
+                                       json={"contents": [{"role": "user", "parts": [{"text": "go"}]}]})
+        if sse:
+            with pytest.raises(genai_errors.APIError) as caught:
+                await call(client.models.generate_content_stream, model=MODEL, contents="go")
+            assert caught.value.code >= 500
+    assert streamed.status_code == 200
+    if sse:
+        chunks = [json.loads(b.removeprefix("data: ")) for b in streamed.text.strip().split("\r\n\r\n")]
+    else:
+        chunks = json.loads(streamed.text)  # still one well-formed JSON array
+    assert "candidates" in chunks[0] and all("finishReason" not in c["candidates"][0] for c in chunks[:-1])
+    error = chunks[-1]["error"]
+    assert error["code"] >= 500 and error["status"] in ("INTERNAL", "UNAVAILABLE")
+    assert message is None or error["message"] == message
