@@ -279,3 +279,20 @@ async def test_mid_stream_failure_ends_with_error_event(data_dir, reply, message
     error = frames[-1][1]["error"]
     assert error["type"] == "api_error" and (message is None or error["message"] == message)
     assert caught.value.body["error"]["type"] == "api_error"
+
+
+async def test_streamed_tool_use_and_thinking_blocks(data_dir):
+    async with claude(data_dir) as (client, sim, _, _):
+        sim.script({"match": {"user_text": "weather"}, "reply": {
+            "reasoning": "The user wants weather.", "function_calls": [{"name": "get_weather",
+                                                                        "arguments": {"city": "Paris"}}]}})
+        async with client.messages.stream(model="claude-sonnet-4-6", max_tokens=4000, tools=[WEATHER_TOOL],
+                                          thinking={"type": "enabled", "budget_tokens": 1024},
+                                          messages=[user("What is the weather in Paris?")]) as stream:
+            events = [event async for event in stream]
+            final = await stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "tool_use"] and final.stop_reason == "tool_use"
+    assert final.content[0].signature and final.content[1].input == {"city": "Paris"}
+    kinds = [e.type for e in events]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop" and "input_json" in kinds
+    assert upstream_turns(sim)[-1]["reasoning"]["effort"] == "low"

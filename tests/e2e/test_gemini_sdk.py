@@ -293,3 +293,21 @@ async def test_mid_stream_failure_ends_with_error_object(data_dir, reply, messag
     error = chunks[-1]["error"]
     assert error["code"] >= 500 and error["status"] in ("INTERNAL", "UNAVAILABLE")
     assert message is None or error["message"] == message
+
+
+async def test_streamed_thoughts_signature_and_function_call(data_dir):
+    async with gemini(data_dir) as (client, sim, _, _):
+        sim.script({"match": {"user_text": "weather"}, "reply": {
+            "reasoning": "The user wants weather.", "function_calls": [{"name": "get_weather",
+                                                                        "arguments": {"city": "Paris"}}]}})
+        chunks = await call(client.models.generate_content_stream, model=MODEL,
+                            contents="What is the weather in Paris?",
+                            config=types.GenerateContentConfig(tools=[WEATHER], thinking_config=types.ThinkingConfig(
+                                include_thoughts=True, thinking_level=types.ThinkingLevel.HIGH)))
+    parts = [p for c in chunks for p in c.candidates[0].content.parts]
+    assert "".join(p.text for p in parts if p.thought) == "The user wants weather."
+    calls = [p for p in parts if p.function_call]
+    assert len(calls) == 1 and calls[0].function_call.args == {"city": "Paris"} and calls[0].function_call.id
+    assert calls[0].thought_signature  # the reasoning rides on the part that follows it
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
+    assert upstream_turns(sim)[-1]["reasoning"]["effort"] == "high"
