@@ -296,3 +296,22 @@ async def test_streamed_tool_use_and_thinking_blocks(data_dir):
     kinds = [e.type for e in events]
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop" and "input_json" in kinds
     assert upstream_turns(sim)[-1]["reasoning"]["effort"] == "low"
+
+
+async def test_structured_output_with_a_tuple_comes_back_as_an_array(data_dir):
+    schema = {"type": "object", "properties": {"point": {"type": "array", "prefixItems": [
+        {"type": "number"}, {"type": "string"}]}}, "required": ["point"], "additionalProperties": False}
+    async with claude(data_dir) as (client, sim, url, key):
+        message = await client.messages.create(model="claude-sonnet-4-6", max_tokens=200, messages=[user("a point")],
+                                               extra_body={"output_config": {"format": {"type": "json_schema",
+                                                                                        "schema": schema}}})
+        async with client.messages.stream(model="claude-sonnet-4-6", max_tokens=200, messages=[user("a point")],
+                                          extra_body={"output_config": {"format": {"type": "json_schema",
+                                                                                   "schema": schema}}}) as stream:
+            streamed = "".join([piece async for piece in stream.text_stream])
+    sent = upstream_turns(sim)[0]["text"]["format"]
+    assert sent["schema"]["properties"]["point"]["type"] == "object" and sent["strict"] is True
+    for text in (message.content[0].text, streamed):
+        point = json.loads(text)["point"]
+        assert isinstance(point, list) and len(point) == 2
+        assert isinstance(point[0], (int, float)) and isinstance(point[1], str)

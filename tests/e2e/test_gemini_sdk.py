@@ -311,3 +311,18 @@ async def test_streamed_thoughts_signature_and_function_call(data_dir):
     assert calls[0].thought_signature  # the reasoning rides on the part that follows it
     assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
     assert upstream_turns(sim)[-1]["reasoning"]["effort"] == "high"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_structured_output_with_a_tuple_comes_back_as_an_array(data_dir, stream):
+    schema = {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}]}
+    config = types.GenerateContentConfig(response_mime_type="application/json", response_json_schema=schema)
+    async with gemini(data_dir) as (client, sim, _, _):
+        if stream:
+            chunks = await call(client.models.generate_content_stream, model=MODEL, contents="pair", config=config)
+            text = "".join(c.text or "" for c in chunks)
+        else:
+            text = (await call(client.models.generate_content, model=MODEL, contents="pair", config=config)).text
+    assert upstream_turns(sim)[0]["text"]["format"]["schema"]["type"] == "object"
+    pair = json.loads(text)
+    assert isinstance(pair, list) and isinstance(pair[0], str) and isinstance(pair[1], int)
