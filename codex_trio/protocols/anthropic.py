@@ -13,7 +13,8 @@ block whose signature decodes becomes a `reasoning` input item again, so the mod
 across turns. Signatures we did not mint (real Anthropic ones) cannot be replayed upstream and are dropped.
 
 A few helpers here are protocol-neutral and shared with `gemini.py` (signature codec, effort from a thinking
-budget, the stop-sequence filter, and `error_from_failed`).
+budget, the stop-sequence filter, `structured_format` over protocols/schema.py, and `error_from_failed`).
+Structured output whose schema has tuples is held back and sent once, through `restore_tuples`.
 """
 
 from __future__ import annotations
