@@ -34,12 +34,16 @@ async def gemini(data_dir, *, accounts: int = 1) -> AsyncIterator[tuple[Any, Any
     async with running_sim(accounts=accounts) as sim:
         async with gateway_on_sim(data_dir, sim) as (gateway, url):
             key = api_key(gateway)
-            client = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=url + "/",
-                                                                              api_version="v1beta"))
+            sent: list[httpx.Request] = []  # what the SDK put on the wire
+            transport = httpx.Client(timeout=30, event_hooks={"request": [sent.append]})
+            client = genai.Client(api_key=key, http_options=types.HttpOptions(
+                base_url=url + "/", api_version="v1beta", httpx_client=transport))
+            client.wire = sent
             try:
                 yield client, sim, url, key
             finally:
                 client.close()
+                transport.close()
 
 
 async def call(fn, *args, **kwargs):
@@ -52,14 +56,16 @@ async def call(fn, *args, **kwargs):
 
 
 async def test_generate_content_plain(data_dir):
-    async with gemini(data_dir) as (client, sim, _, _):
+    async with gemini(data_dir) as (client, sim, _, key):
         response = await call(client.models.generate_content, model=MODEL, contents="Hello")
     assert response.text == "Echo: Hello"
     assert response.candidates[0].finish_reason == types.FinishReason.STOP
     assert response.usage_metadata.prompt_token_count > 0 and response.usage_metadata.total_token_count > 0
     sent = upstream_turns(sim)[-1]
     assert sent["model"] == "gpt-5.5"
-    assert sim.requests[-1].header("authorization")  # the gateway's own upstream credentials
+    wire = client.wire[-1]
+    assert wire.url.path == f"/v1beta/models/{MODEL}:generateContent"
+    assert wire.headers["x-goog-api-key"] == key and "authorization" not in wire.headers
 
 
 def said(text: str) -> types.Content:
