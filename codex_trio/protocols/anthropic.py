@@ -13,7 +13,8 @@ block whose signature decodes becomes a `reasoning` input item again, so the mod
 across turns. Signatures we did not mint (real Anthropic ones) cannot be replayed upstream and are dropped.
 
 A few helpers here are protocol-neutral and shared with `gemini.py` (signature codec, effort from a thinking
-budget, the stop-sequence filter, and `error_from_failed`).
+budget, the stop-sequence filter, `structured_format` over protocols/schema.py, and `error_from_failed`).
+Structured output whose schema has tuples is held back and sent once, through `restore_tuples`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ import orjson
 
 from codex_trio.errors import ErrorKind, GatewayError, invalid_request, status_to_kind
 from codex_trio.protocols.meta import ResponseMeta
+from codex_trio.protocols.schema import (
+    OPT_TUPLE_SCHEMA,
+    prepare_schema,
+    requires_every_property,
+    restore_tuples,
+    text_format,
+)
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import (
     Completed,
@@ -180,76 +188,6 @@ def object_schema(schema: Any) -> dict[str, Any]:
         return {**schema, "properties": {}}
     return schema
 
-
-
-_SCHEMA_CHILDREN = ("items", "not", "additionalProperties", "if", "then", "else", "contains")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
-
-
-def json_schema(schema: Any) -> Any:
-    """Gemini's OpenAPI-style Schema (or a JSON schema written with its conventions) → plain JSON schema.
-
-    Gemini accepts upper-case type names (`OBJECT`), `nullable`, and `propertyOrdering`; OpenAI-style
-    backends know none of them. Returns a new object; the input is not modified.
-    """
-    if isinstance(schema, list):
-        return [json_schema(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in ("propertyOrdering", "property_ordering", "nullable"):
-            continue
-        if key == "type":
-            value = [v.lower() if isinstance(v, str) else v for v in value] if isinstance(value, list) else (
-                value.lower() if isinstance(value, str) else value)
-        elif key in _SCHEMA_MAPS and isinstance(value, dict):
-            value = {k: json_schema(v) for k, v in value.items()}
-        elif key in _SCHEMA_LISTS or key in _SCHEMA_CHILDREN:
-            value = json_schema(value)
-        elif key == "any_of":
-            key, value = "anyOf", json_schema(value)
-        out[key] = value
-    if schema.get("nullable") is True and isinstance(out.get("type"), str):
-        out["type"] = [out["type"], "null"]
-    return out
-
-
-def structured_output_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """(schema for `text.format`, strict). Adds `additionalProperties: false` to every object node that
-    lacks it; strict only when every object also requires all its properties, as strict mode demands.
-
-    Local stand-in: switch to protocols/schema.py (shared structured-output preparation) after merge.
-    """
-    strict = True
-
-    def walk(node: Any) -> Any:
-        nonlocal strict
-        if isinstance(node, list):
-            return [walk(n) for n in node]
-        if not isinstance(node, dict):
-            return node
-        out = {}
-        for key, value in node.items():
-            if key in _SCHEMA_MAPS and isinstance(value, dict):
-                out[key] = {k: walk(v) for k, v in value.items()}
-            elif key in _SCHEMA_LISTS or key in _SCHEMA_CHILDREN:
-                out[key] = walk(value)
-            else:
-                out[key] = value
-        types = out.get("type")
-        if types == "object" or (isinstance(types, list) and "object" in types):
-            out.setdefault("additionalProperties", False)
-            properties = out.get("properties") if isinstance(out.get("properties"), dict) else {}
-            out.setdefault("properties", properties)
-            required = out.get("required") or []
-            if not isinstance(required, list) or not all(isinstance(r, str) for r in required) \
-                    or set(required) != set(properties):
-                strict = False
-        return out
-
-    return walk(json_schema(schema)), strict
 
 
 # ---- request --------------------------------------------------------------------------------------------
@@ -468,7 +406,7 @@ def _convert_tool_choice(choice: Any, hosted_names: set[str]) -> tuple[Any, bool
     raise _fail("type must be one of 'auto', 'any', 'tool', 'none'", "tool_choice.type")
 
 
-def _output_format(data: dict[str, Any]) -> dict[str, Any] | None:
+def _output_format(data: dict[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:
     """Structured output: `output_config.format` (current API) or top-level `output_format` (beta)."""
     config = data.get("output_config")
     fmt, param = (config.get("format"), "output_config.format") if isinstance(config, dict) else (None, "")
@@ -480,8 +418,17 @@ def _output_format(data: dict[str, Any]) -> dict[str, Any] | None:
     if fmt.get("type") != "json_schema":
         raise _fail("type must be 'json_schema'", f"{param}.type")
     schema = _expect(fmt.get("schema"), dict, f"{param}.schema", "an object")
-    prepared, strict = structured_output_schema(schema)
-    return {"type": "json_schema", "name": "output", "schema": prepared, "strict": strict}
+    return structured_format("output", schema, options)
+
+
+def structured_format(name: str, schema: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The Codex `text.format` for a client's JSON schema (shared with gemini.py). Strict only when the schema
+    allows it; when tuples were converted, the client's schema goes into `options` for the reverse mapping."""
+    prepared = prepare_schema(schema)
+    if prepared.has_tuples:
+        options[OPT_TUPLE_SCHEMA] = prepared.original
+    return text_format("json_schema", name=name, prepared=prepared,
+                       strict=requires_every_property(prepared.schema))
 
 
 def _conversation_id(metadata: Any) -> str | None:
@@ -568,9 +515,10 @@ def parse_request(body: bytes, *, session_id: str | None = None, count_only: boo
             request["parallel_tool_calls"] = parallel
 
     effort, expose = _thinking(data.get("thinking"), data.get("output_config"))
-    text_format = _output_format(data)
-    if text_format is not None:
-        request["text"] = {"format": text_format}
+    options: dict[str, Any] = {}
+    output_format = _output_format(data, options)
+    if output_format is not None:
+        request["text"] = {"format": output_format}
     request["reasoning"] = {"effort": effort, "summary": "auto"} if effort else {"summary": "auto"}
 
     stops = data.get("stop_sequences")
@@ -582,7 +530,8 @@ def parse_request(body: bytes, *, session_id: str | None = None, count_only: boo
 
     conversation = session_id.strip() if isinstance(session_id, str) and session_id.strip() else None
     conversation = conversation or _conversation_id(data.get("metadata"))
-    options: dict[str, Any] = {} if count_only else {"max_tokens": max_tokens}
+    if not count_only:
+        options["max_tokens"] = max_tokens
     return Turn(request=request, requested_model=model, stream=stream, conversation_id=conversation,
                 reasoning_effort=effort, expose_reasoning=expose, stop_sequences=stop_sequences, options=options)
 
@@ -618,10 +567,12 @@ class _Blocks:
     tool_deltas: set[str] = field(default_factory=set)  # call ids that streamed argument deltas
     open_tools: set[str] = field(default_factory=set)
     custom_calls: set[str] = field(default_factory=set)
+    held_text: list[str] = field(default_factory=list)  # structured output waiting for `restore_tuples`
     stops: StopSequenceFilter = field(init=False)
 
     def __post_init__(self) -> None:
         self.stops = StopSequenceFilter(self.turn.stop_sequences)
+        self.tuple_schema = self.turn.options.get(OPT_TUPLE_SCHEMA)
 
     def start(self) -> list[dict[str, Any]]:
         if self.started:
@@ -678,7 +629,9 @@ class _Blocks:
             return []
         out = self.start()
         stopped = self.stops.matched is not None
-        if isinstance(event, TextDelta):
+        if isinstance(event, TextDelta) and self.tuple_schema is not None:
+            self.held_text.append(event.delta)  # tuples come back as objects: only the whole text can be mapped
+        elif isinstance(event, TextDelta):
             out += self._text(self.stops.feed(event.delta))
         elif isinstance(event, ReasoningDelta) and self.turn.expose_reasoning and not stopped:
             out += self._open_thinking(event.item_id)
@@ -754,7 +707,11 @@ class _Blocks:
         return out
 
     def _complete(self, completed: Completed | None) -> list[dict[str, Any]]:
-        out = self._text(self.stops.flush())
+        out: list[dict[str, Any]] = []
+        if self.held_text:
+            out += self._text(self.stops.feed(restore_tuples("".join(self.held_text), self.tuple_schema)))
+            self.held_text.clear()
+        out += self._text(self.stops.flush())
         out += self._close_thinking() + self._close_text()
         for call_id in list(self.open_tools):  # calls the upstream never finished
             out.append({"type": "content_block_stop", "index": self.tools[call_id]})

@@ -34,13 +34,13 @@ from codex_trio.protocols.anthropic import (
     encode_reasoning_signature,
     error_from_failed,
     load_json_object,
-    json_schema,
     object_schema,
     parse_json_object,
     premature_close,
-    structured_output_schema,
+    structured_format,
 )
 from codex_trio.protocols.meta import ResponseMeta
+from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, restore_tuples
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import (
     Completed,
@@ -72,6 +72,40 @@ def _expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) ->
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _fail(f"must be {what}", param)
     return value
+
+
+_SCHEMA_CHILDREN = ("items", "not", "additionalProperties", "if", "then", "else", "contains")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
+
+
+def json_schema(schema: Any) -> Any:
+    """Gemini's OpenAPI-style Schema (or a JSON schema written with its conventions) → plain JSON schema.
+
+    Gemini accepts upper-case type names (`OBJECT`), `nullable`, and `propertyOrdering`; OpenAI-style
+    backends know none of them. Returns a new object; the input is not modified.
+    """
+    if isinstance(schema, list):
+        return [json_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("propertyOrdering", "property_ordering", "nullable"):
+            continue
+        if key == "type":
+            value = [v.lower() if isinstance(v, str) else v for v in value] if isinstance(value, list) else (
+                value.lower() if isinstance(value, str) else value)
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            value = {k: json_schema(v) for k, v in value.items()}
+        elif key in _SCHEMA_LISTS or key in _SCHEMA_CHILDREN:
+            value = json_schema(value)
+        elif key == "any_of":
+            key, value = "anyOf", json_schema(value)
+        out[key] = value
+    if schema.get("nullable") is True and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
 
 
 # ---- reasoning carrier ---------------------------------------------------------------------------------
@@ -153,7 +187,7 @@ class _Contents:
         elif inline is not None:
             _expect(inline, dict, f"{param}.inlineData", "an object")
             mime = _expect(_get(inline, "mimeType"), str, f"{param}.inlineData.mimeType", "a string")
-            data = _expect(inline.get("data"), str, f"{param}.inlineData.data", "a string")
+            data = _standard_base64(_expect(inline.get("data"), str, f"{param}.inlineData.data", "a string"))
             if not assistant:  # the backend takes images and files only as input
                 url = f"data:{mime};base64,{data}"
                 self._parts.append({"type": "input_image", "image_url": url} if mime.startswith("image/")
@@ -186,6 +220,12 @@ class _Contents:
             self.items.append({"type": "function_call_output", "call_id": call_id,
                                "output": orjson.dumps(result).decode()})
         # executableCode / codeExecutionResult / videoMetadata parts have no Codex input equivalent.
+
+
+def _standard_base64(data: str) -> str:
+    """google-genai sends bytes URL-safe encoded (`-`, `_`); a data URL needs the standard alphabet, padded."""
+    data = data.replace("-", "+").replace("_", "/")
+    return data + "=" * (-len(data) % 4) if not data.endswith("=") else data
 
 
 def _system_text(system: Any) -> str:
@@ -300,7 +340,8 @@ def parse_request(model: str, body: bytes, stream: bool, *, conversation_id: str
     candidates = _get(config, "candidateCount")
     if candidates is not None and (not isinstance(candidates, int) or isinstance(candidates, bool) or candidates != 1):
         raise _fail("only 1 candidate is supported", "generationConfig.candidateCount")
-    text_format = _text_format(config)
+    options: dict[str, Any] = {}
+    text_format = _text_format(config, options)
     if text_format is not None:
         request["text"] = {"format": text_format}
 
@@ -324,7 +365,6 @@ def parse_request(model: str, body: bytes, stream: bool, *, conversation_id: str
     _expect(stops, list, "generationConfig.stopSequences", "an array of strings")
     for i, stop in enumerate(stops):
         _expect(stop, str, f"generationConfig.stopSequences[{i}]", "a string")
-    options: dict[str, Any] = {}
     max_tokens = _get(config, "maxOutputTokens")
     if max_tokens is not None:
         options["max_output_tokens"] = _expect(max_tokens, int, "generationConfig.maxOutputTokens", "an integer")
@@ -332,7 +372,7 @@ def parse_request(model: str, body: bytes, stream: bool, *, conversation_id: str
                 reasoning_effort=effort, expose_reasoning=expose, stop_sequences=list(stops), options=options)
 
 
-def _text_format(config: dict[str, Any]) -> dict[str, Any] | None:
+def _text_format(config: dict[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:
     mime = _get(config, "responseMimeType")
     schema = _get(config, "responseJsonSchema")
     if schema is None:
@@ -346,8 +386,7 @@ def _text_format(config: dict[str, Any]) -> dict[str, Any] | None:
     if not schema:
         return {"type": "json_object"}
     _expect(schema, dict, "generationConfig.responseSchema", "an object")
-    prepared, strict = structured_output_schema(schema)
-    return {"type": "json_schema", "name": "response", "schema": prepared, "strict": strict}
+    return structured_format("response", json_schema(schema), options)
 
 
 # ---- response ------------------------------------------------------------------------------------------
@@ -375,10 +414,12 @@ class _Chunks:
     meta: ResponseMeta
     finished: bool = False
     signature: str | None = None  # reasoning waiting to ride on the next part
+    held_text: list[str] = field(default_factory=list)  # structured output waiting for `restore_tuples`
     stops: StopSequenceFilter = field(init=False)
 
     def __post_init__(self) -> None:
         self.stops = StopSequenceFilter(self.turn.stop_sequences)
+        self.tuple_schema = self.turn.options.get(OPT_TUPLE_SCHEMA)
 
     def chunk(self, parts: list[dict[str, Any]], finish: str | None = None,
               usage: dict[str, int] | None = None) -> dict[str, Any]:
@@ -399,6 +440,9 @@ class _Chunks:
         if self.finished:
             return []
         stopped = self.stops.matched is not None
+        if isinstance(event, TextDelta) and self.tuple_schema is not None:
+            self.held_text.append(event.delta)  # tuples come back as objects: only the whole text can be mapped
+            return []
         if isinstance(event, TextDelta):
             text = self.stops.feed(event.delta)
             return [self.chunk([{"text": text}])] if text else []
@@ -426,7 +470,10 @@ class _Chunks:
         reason = completed.incomplete_reason if completed is not None else None
         finish = "STOP" if reason is None or self.stops.matched is not None else _FINISH.get(reason, "OTHER")
         usage = _usage_metadata(completed) if completed is not None else None
-        return self.chunk([{"text": self.stops.flush()}], finish, usage)
+        text = ""
+        if self.held_text:
+            text, self.held_text = self.stops.feed(restore_tuples("".join(self.held_text), self.tuple_schema)), []
+        return self.chunk([{"text": text + self.stops.flush()}], finish, usage)
 
     def finish(self) -> list[dict[str, Any]]:
         if self.finished or self.stops.matched is None:

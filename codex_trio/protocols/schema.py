@@ -48,6 +48,24 @@ def prepare_schema(schema: dict[str, Any]) -> PreparedSchema:
     return PreparedSchema(work, schema, has_tuples)
 
 
+def requires_every_property(schema: dict[str, Any]) -> bool:
+    """True when every object node lists all its properties in `required`, as strict mode demands (protocols
+    whose clients do not say `strict` themselves ask for it only then)."""
+    return _requires_every_property(schema, set())
+
+
+def _requires_every_property(node: Any, seen: set[int]) -> bool:
+    if not isinstance(node, dict) or id(node) in seen:
+        return True
+    seen.add(id(node))
+    if _is_object_node(node):
+        properties = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+        required = node.get("required") or []
+        if not isinstance(required, list) or set(required) != set(properties):
+            return False
+    return all(_requires_every_property(child, seen) for child in _children(node))
+
+
 def _is_object_node(node: dict[str, Any]) -> bool:
     kind = node.get("type")
     return kind == "object" or (isinstance(kind, list) and "object" in kind)

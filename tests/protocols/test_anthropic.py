@@ -599,3 +599,18 @@ def test_stream_cut_off_without_terminal_ends_with_error_event():
     assert got[-1] == ("error", {"type": "error", "error": {
         "type": "api_error", "message": "The upstream response ended before it was complete; please retry."}})
     assert encoder.done and encoder.finish() == b""
+
+
+def test_tuple_schema_converted_upstream_and_restored_in_stream_and_message():
+    schema = {"type": "object", "properties": {"point": {"type": "array", "prefixItems": [
+        {"type": "number"}, {"type": "number"}]}}, "required": ["point"]}
+    turn = turn_for({"messages": [user("x")], "output_config": {"format": {"type": "json_schema", "schema": schema}}})
+    sent = turn.request["text"]["format"]
+    assert sent["strict"] is True and sent["schema"]["properties"]["point"] == {
+        "type": "object", "properties": {"0": {"type": "number"}, "1": {"type": "number"}},
+        "required": ["0", "1"], "additionalProperties": False}
+    raw = text_turn('{"point":{"0"', ':1.5,"1":2}}')
+    message = anthropic.encode_response(turn, normalize(raw), META)
+    assert orjson.loads(message["content"][0]["text"]) == {"point": [1.5, 2]}
+    texts = [e["delta"]["text"] for kind, e in frames(stream(turn, normalize(raw))) if kind == "content_block_delta"]
+    assert orjson.loads("".join(texts)) == {"point": [1.5, 2]}

@@ -479,3 +479,25 @@ def test_stream_cut_off_without_terminal_ends_with_error(sse):
     got = sse_chunks(data) if sse else json.loads(data)
     assert got == [chunk([{"text": "partial"}]), error]
     assert encoder.done and encoder.finish() == b""
+
+
+def test_tuple_schema_restored_in_stream_and_response():
+    schema = {"type": "ARRAY", "prefixItems": [{"type": "STRING"}, {"type": "INTEGER"}]}
+    turn = turn_for({"contents": [said("x")], "generationConfig": {
+        "responseMimeType": "application/json", "responseJsonSchema": schema}})
+    assert turn.request["text"]["format"]["schema"] == {
+        "type": "object", "properties": {"0": {"type": "string"}, "1": {"type": "integer"}},
+        "required": ["0", "1"], "additionalProperties": False}
+    raw = text_turn('{"0":"a",', '"1":7}')
+    body = gemini.encode_response(turn, normalize(raw), META)
+    assert orjson.loads(body["candidates"][0]["content"]["parts"][0]["text"]) == ["a", 7]
+    chunks = sse_chunks(encode_stream(turn, normalize(raw)))
+    assert orjson.loads("".join(p["text"] for c in chunks for p in c["candidates"][0]["content"]["parts"])) == ["a", 7]
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_inline_data_in_url_safe_base64_goes_up_standard():
+    turn = turn_for({"contents": [{"role": "user", "parts": [
+        {"inlineData": {"mimeType": "image/png", "data": "iVBORw0K-M_A8B8"}}]}]})
+    assert turn.request["input"][0]["content"][0] == {"type": "input_image",
+                                                      "image_url": "data:image/png;base64,iVBORw0K+M/A8B8="}
