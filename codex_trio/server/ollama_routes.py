@@ -11,6 +11,7 @@ from quart import Response, request
 
 from ..errors import GatewayError
 from ..protocols import cors, ollama
+from ..upstream.body import reasoning_effort_of
 from ..upstream.events import Completed, NormalizedEvent, TextDelta
 from .api import json_response
 from .openai_routes import register_openai
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from ..app import Gateway
 
 KEEP_LOADED_SECONDS = 24 * 3600
+DEFAULT_THINK_EFFORT = "medium"
 
 
 class TimedEncoder:
@@ -112,7 +114,13 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
     async def serve(endpoint: str) -> Response:
         started = time.monotonic()
         turn = ollama.parse_request(await body_bytes(), endpoint=endpoint)
-        resolve(gateway, turn, fallback_to_default=False)
+        resolved = resolve(gateway, turn, fallback_to_default=False)
+        if turn.options.get("think") and reasoning_effort_of(turn.request) is None:
+            # `think: true` without a level: the model's default effort, with its reasoning summary requested
+            # (without `reasoning` the backend sends no summary and the client would see no thinking).
+            entry = gateway.services.catalog.entry(resolved.model_id) or {}
+            turn.reasoning_effort = entry.get("default_reasoning_level") or DEFAULT_THINK_EFFORT
+            model_router(gateway).apply(turn, resolved)
         meta = meta_for("", turn.requested_model)
         if turn.options.get("load_only"):
             return json_response(ollama.load_reply(turn, meta, now_iso=ollama.iso_timestamp(time.time())))
