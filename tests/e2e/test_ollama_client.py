@@ -246,3 +246,40 @@ async def test_client_errors(data_dir):
             await client.chat(model=MODEL, messages=[{"role": "user", "content": "busy now"}], stream=False)
         assert limited.value.status_code == 429
         assert limited.value.error
+
+
+async def test_aliases_are_listed_and_served(data_dir):
+    async with ollama_bridge(data_dir, {"model": {"aliases": {"smart": MODEL}}}) as (sim, _, _, client):
+        assert "smart" in [m.model for m in (await client.list()).models]
+        shown = await client.show("smart")
+        assert "thinking" in shown.capabilities  # the target's catalog entry describes the alias
+        reply = await client.chat(model="smart", messages=[{"role": "user", "content": "hi"}], stream=False)
+        assert reply.model == "smart"
+        assert last_upstream(sim)["model"] == MODEL
+
+
+async def test_load_requests_answer_without_a_turn(data_dir):
+    """An empty chat / generate is how Ollama clients preload a model: answered at once, nothing upstream."""
+    async with ollama_bridge(data_dir) as (sim, _, _, client):
+        loaded = await client.chat(model=MODEL, messages=[])
+        assert loaded.done and loaded.done_reason == "load"
+        generated = await client.generate(model=MODEL, prompt="")
+        assert generated.done and generated.response == ""
+        assert upstream_bodies(sim) == []
+
+
+async def test_truncated_and_failed_turns(data_dir):
+    async with ollama_bridge(data_dir) as (sim, _, _, client):
+        sim.script({"match": {"user_text": "long"}, "reply": {"text": "cut short", "incomplete": "max_output_tokens"}})
+        reply = await client.chat(model=MODEL, messages=[{"role": "user", "content": "long story"}], stream=False)
+        assert reply.done_reason == "length" and reply.message.content == "cut short"
+
+        # The backend drops the connection after text was sent: the NDJSON stream ends with an error line,
+        # which the client raises.
+        sim.script({"match": {"user_text": "drop"}, "reply": {"text": "partial text here", "disconnect_after": 5}})
+        seen = []
+        with pytest.raises(ollama.ResponseError):
+            async for chunk in await client.chat(model=MODEL, messages=[{"role": "user", "content": "drop"}],
+                                                 stream=True):
+                seen.append(chunk.message.content)
+        assert seen and not any(s is None for s in seen)
