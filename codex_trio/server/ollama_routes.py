@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 KEEP_LOADED_SECONDS = 24 * 3600
 DEFAULT_THINK_EFFORT = "medium"
+LATEST_TAG = ":latest"
 
 
 class TimedEncoder:
@@ -111,17 +112,29 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
         content_type, body = ollama.pull_reply(await body_bytes(), ollama_models(gateway))
         return Response(body, content_type=content_type)
 
+    def resolve_tagged(turn) -> Any:
+        """Resolve the model; Ollama's implicit `:latest` tag ("gpt-5.5:latest", as /api/show and /api/tags
+        accept it) is dropped when the full name is unknown."""
+        try:
+            return resolve(gateway, turn, fallback_to_default=False)
+        except GatewayError as error:
+            if error.status != 404 or not turn.requested_model.endswith(LATEST_TAG):
+                raise
+        turn.requested_model = turn.requested_model[: -len(LATEST_TAG)]
+        return resolve(gateway, turn, fallback_to_default=False)
+
     async def serve(endpoint: str) -> Response:
         started = time.monotonic()
         turn = ollama.parse_request(await body_bytes(), endpoint=endpoint)
-        resolved = resolve(gateway, turn, fallback_to_default=False)
+        asked_for = turn.requested_model
+        resolved = resolve_tagged(turn)
         if turn.options.get("think") and reasoning_effort_of(turn.request) is None:
             # `think: true` without a level: the model's default effort, with its reasoning summary requested
             # (without `reasoning` the backend sends no summary and the client would see no thinking).
             entry = gateway.services.catalog.entry(resolved.model_id) or {}
             turn.reasoning_effort = entry.get("default_reasoning_level") or DEFAULT_THINK_EFFORT
             model_router(gateway).apply(turn, resolved)
-        meta = meta_for("", turn.requested_model)
+        meta = meta_for("", asked_for)  # Ollama answers with the name as the client wrote it
         if turn.options.get("load_only"):
             return json_response(ollama.load_reply(turn, meta, now_iso=ollama.iso_timestamp(time.time())))
         upstream = await open_turn(gateway, turn)

@@ -283,3 +283,17 @@ async def test_truncated_and_failed_turns(data_dir):
                                                  stream=True):
                 seen.append(chunk.message.content)
         assert seen and not any(s is None for s in seen)
+
+
+async def test_latest_tag_is_implicit(data_dir):
+    async with ollama_bridge(data_dir) as (sim, _, _, client):
+        reply = await client.chat(model=f"{MODEL}:latest", messages=[{"role": "user", "content": "hi"}],
+                                  stream=False)
+        assert reply.model == f"{MODEL}:latest"  # as the client wrote it
+        assert last_upstream(sim)["model"] == MODEL
+        generated = await client.generate(model=f"{MODEL}:latest", prompt="hi", stream=False)
+        assert generated.done
+        assert "completion" in (await client.show(f"{MODEL}:latest")).capabilities
+        with pytest.raises(ollama.ResponseError) as unknown:
+            await client.chat(model="llama3.2:latest", messages=[{"role": "user", "content": "hi"}], stream=False)
+        assert unknown.value.status_code == 404 and "llama3.2" in unknown.value.error

@@ -273,3 +273,21 @@ async def test_local_yaml_edit_starts_and_stops_it(data_dir):
                 await wait_for(lambda: not listener.running)
                 with pytest.raises(httpx.ConnectError):
                     await http.get(f"{url}/api/version")
+
+
+async def test_busy_port_is_reported_not_raised(data_dir):
+    async with running_sim(accounts=1) as sim:
+        async with gateway_on_sim(data_dir, sim) as (gateway, main_url):
+            headers = {"authorization": f"Bearer {api_key(gateway)}"}
+            with socket.socket() as taken:
+                taken.bind(("127.0.0.1", 0))
+                taken.listen()
+                port = taken.getsockname()[1]
+                async with httpx.AsyncClient(base_url=main_url, headers=headers, timeout=30) as admin:
+                    reply = await admin.post("/admin/ollama-settings", json={"enabled": True, "port": port})
+                    assert reply.status_code == 200
+                    status = reply.json()["status"]
+                    assert status["running"] is False and status["state"] == "error"
+                    assert "already in use" in status["error"]
+                    # The main listener is unaffected.
+                    assert (await admin.get("/admin/ollama-status")).json()["error"] == status["error"]
