@@ -61,7 +61,11 @@ def ollama_models(gateway: "Gateway") -> list[ollama.OllamaModel]:
     names += [alias for alias in gateway.config.settings.model.aliases if alias not in names]
     models = []
     for name in names:
-        entry = catalog.entry(router.resolve(name, fallback_to_default=True).model_id) or {}
+        try:
+            resolved = router.resolve(name, fallback_to_default=True)
+        except GatewayError:  # a broken alias (a cycle) is left out; using it by name gives the reason
+            continue
+        entry = catalog.entry(resolved.model_id) or {}
         levels = entry.get("supported_reasoning_levels") or []
         efforts = tuple(level.get("effort") if isinstance(level, dict) else level for level in levels
                         if isinstance(level, (dict, str)))

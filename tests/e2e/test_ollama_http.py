@@ -291,3 +291,29 @@ async def test_busy_port_is_reported_not_raised(data_dir):
                     assert "already in use" in status["error"]
                     # The main listener is unaffected.
                     assert (await admin.get("/admin/ollama-status")).json()["error"] == status["error"]
+
+
+async def test_openai_sdk_on_the_ollama_port_with_a_dummy_key(data_dir):
+    """Ollama-oriented tools configure the OpenAI SDK with `api_key="ollama"`: the key is ignored there."""
+    import openai
+
+    async with ollama_bridge(data_dir) as (sim, _, url, _):
+        sim.script({"match": {"user_text": "sdk"}, "reply": {"text": "SDK on 11434."}})
+        client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="ollama", max_retries=0)
+        chat = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "sdk"}])
+        assert chat.choices[0].message.content == "SDK on 11434."
+        events = [e async for e in await client.responses.create(model=MODEL, input="sdk", stream=True)]
+        assert events[-1].type == "response.completed"
+        assert events[-1].response.output_text == "SDK on 11434."
+        assert MODEL in [m.id for m in (await client.models.list()).data]
+
+
+async def test_a_broken_alias_does_not_break_the_listing(data_dir):
+    async with ollama_bridge(data_dir, {"model": {"aliases": {"loop-a": "loop-b", "loop-b": "loop-a"}}}) as (
+            _, _, url, client):
+        names = [m.model for m in (await client.list()).models]
+        assert MODEL in names and "loop-a" not in names
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            reply = await http.post("/api/chat", json={"model": "loop-a", "messages": [
+                {"role": "user", "content": "hi"}]})
+            assert reply.status_code == 404 and "cycle" in reply.json()["error"]
