@@ -26,6 +26,15 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def advertised_url(url: str) -> str:
+    """The URL to show for a listener: one bound to every address (0.0.0.0, ::) is reached on loopback."""
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.rpartition(":")
+    if host.strip("[]") in ("0.0.0.0", "::"):
+        host = "[::1]" if ":" in host else "127.0.0.1"
+    return f"{scheme}://{host}:{port}"
+
+
 class OllamaController:
     def __init__(self, gateway: "Gateway", app_factory):
         self._gateway = gateway
@@ -63,7 +72,8 @@ class OllamaController:
             return
         server = self._gateway.config.settings.server
         try:
-            await self.listener.start(self._gateway.nursery, settings.host, settings.port,
-                                      tcp_user_timeout_ms=server.tcp_user_timeout_ms, graceful_timeout=1.0)
+            url = await self.listener.start(self._gateway.nursery, settings.host, settings.port,
+                                            tcp_user_timeout_ms=server.tcp_user_timeout_ms, graceful_timeout=1.0)
+            self.listener.status.url = advertised_url(url)
         except ListenerError as exc:
             log.error("Ollama listener not started: %s", exc)

@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from codex_trio.config.writer import update_local_file
+from codex_trio.server.ollama_listener import advertised_url
 from codex_trio.sim import running_sim
 from tests.conftest import api_key, gateway_on_sim, shared_path
 
@@ -317,3 +318,11 @@ async def test_a_broken_alias_does_not_break_the_listing(data_dir):
             reply = await http.post("/api/chat", json={"model": "loop-a", "messages": [
                 {"role": "user", "content": "hi"}]})
             assert reply.status_code == 404 and "cycle" in reply.json()["error"]
+
+
+@pytest.mark.parametrize("bound, shown", [
+    ("http://0.0.0.0:11434", "http://127.0.0.1:11434"), ("http://[::]:11434", "http://[::1]:11434"),
+    ("http://127.0.0.1:11434", "http://127.0.0.1:11434"), ("http://[::1]:8080", "http://[::1]:8080"),
+    ("http://192.168.1.5:11434", "http://192.168.1.5:11434")])
+def test_wildcard_binds_are_advertised_on_loopback(bound, shown):
+    assert advertised_url(bound) == shown
