@@ -40,6 +40,11 @@ class OllamaController:
         self._gateway = gateway
         self.listener = Listener("ollama", app_factory)
         self._applied: OllamaSettings | None = None
+        # The settings object whose start failed. A settings change is applied twice (the config change
+        # callback and the admin handler both call `apply`); the second call must not retry the same failed
+        # start, which would blank the recorded error while it runs. New settings (any admin POST or file
+        # edit makes a new object) do retry.
+        self._failed_for: OllamaSettings | None = None
         self._lock = trio.Lock()
 
     def status(self) -> dict[str, Any]:
@@ -55,7 +60,7 @@ class OllamaController:
                 (self._applied.host, self._applied.port) != (settings.host, settings.port))
             if self.listener.running and (not settings.enabled or listen_changed):
                 await self.listener.stop(graceful=False)
-            if settings.enabled and not self.listener.running:
+            if settings.enabled and not self.listener.running and settings is not self._failed_for:
                 await self._start(settings)
             elif not settings.enabled:
                 self.listener.status.error = None
@@ -68,6 +73,7 @@ class OllamaController:
                       f"authentication and passes /v1 through with the gateway key. Set "
                       f"ollama.allow_non_loopback: true if you really want that.")
             self.listener.status.state, self.listener.status.error = "error", reason
+            self._failed_for = settings
             log.error(reason)
             return
         server = self._gateway.config.settings.server
@@ -75,5 +81,7 @@ class OllamaController:
             url = await self.listener.start(self._gateway.nursery, settings.host, settings.port,
                                             tcp_user_timeout_ms=server.tcp_user_timeout_ms, graceful_timeout=1.0)
             self.listener.status.url = advertised_url(url)
+            self._failed_for = None
         except ListenerError as exc:
+            self._failed_for = settings
             log.error("Ollama listener not started: %s", exc)

@@ -11,6 +11,8 @@ from quart import Response, request
 
 from ..errors import GatewayError
 from ..protocols import cors, ollama
+from ..routing.models import ResolvedModel
+from ..turn import Turn
 from ..upstream.body import reasoning_effort_of
 from ..upstream.events import Completed, NormalizedEvent, TextDelta
 from .api import json_response
@@ -116,7 +118,7 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
         content_type, body = ollama.pull_reply(await body_bytes(), ollama_models(gateway))
         return Response(body, content_type=content_type)
 
-    def resolve_tagged(turn) -> Any:
+    def resolve_tagged(turn: Turn) -> ResolvedModel:
         """Resolve the model; Ollama's implicit `:latest` tag ("gpt-5.5:latest", as /api/show and /api/tags
         accept it) is dropped when the full name is unknown."""
         try:

@@ -326,3 +326,23 @@ async def test_a_broken_alias_does_not_break_the_listing(data_dir):
     ("http://192.168.1.5:11434", "http://192.168.1.5:11434")])
 def test_wildcard_binds_are_advertised_on_loopback(bound, shown):
     assert advertised_url(bound) == shown
+
+
+async def test_cors_headers_on_errors_and_streams(data_dir):
+    """A loopback page can read error bodies and streamed answers too, not only simple JSON replies."""
+    origin = "http://localhost:3000"
+    async with ollama_bridge(data_dir) as (_, _, url, _):
+        async with httpx.AsyncClient(base_url=url, timeout=30, headers={"origin": origin}) as http:
+            bad = await http.post("/api/chat", content=b"{oops")
+            assert bad.status_code == 400 and bad.headers["access-control-allow-origin"] == origin
+            unknown = await http.post("/api/show", json={"model": "nope"})
+            assert unknown.status_code == 404 and unknown.headers["access-control-allow-origin"] == origin
+            async with http.stream("POST", "/api/chat", json={
+                    "model": MODEL, "messages": [{"role": "user", "content": "hi"}]}) as streamed:
+                assert streamed.status_code == 200
+                assert streamed.headers["access-control-allow-origin"] == origin
+                lines = ndjson((await streamed.aread()).decode())
+            assert lines[-1]["done"] is True
+            sse = await http.post("/v1/chat/completions", json={
+                "model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+            assert sse.status_code == 200 and sse.headers["access-control-allow-origin"] == origin
