@@ -297,3 +297,15 @@ async def test_latest_tag_is_implicit(data_dir):
         with pytest.raises(ollama.ResponseError) as unknown:
             await client.chat(model="llama3.2:latest", messages=[{"role": "user", "content": "hi"}], stream=False)
         assert unknown.value.status_code == 404 and "llama3.2" in unknown.value.error
+
+
+async def test_stop_option_cuts_the_answer(data_dir):
+    async with ollama_bridge(data_dir) as (sim, _, _, client):
+        sim.script({"match": {"user_text": "count"}, "reply": {"text": "one, two, STOP three, four"}})
+        reply = await client.chat(model=MODEL, messages=[{"role": "user", "content": "count"}],
+                                  options={"stop": ["STOP"], "temperature": 0.1, "num_ctx": 8192}, stream=False)
+        assert reply.message.content == "one, two, " and reply.done_reason == "stop"
+        chunks = [c async for c in await client.generate(model=MODEL, prompt="count", options={"stop": ["STOP"]},
+                                                         stream=True)]
+        assert "".join(c.response for c in chunks) == "one, two, "
+        assert chunks[-1].done and chunks[-1].done_reason == "stop"
