@@ -346,3 +346,16 @@ async def test_cors_headers_on_errors_and_streams(data_dir):
             sse = await http.post("/v1/chat/completions", json={
                 "model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
             assert sse.status_code == 200 and sse.headers["access-control-allow-origin"] == origin
+
+
+async def test_codex_oss_default_model_through_an_alias(data_dir):
+    """docs/ollama.md: an alias lets `codex --oss` (default model gpt-oss:20b) run without a pull."""
+    async with ollama_bridge(data_dir, {"model": {"aliases": {"gpt-oss:20b": MODEL}}}) as (sim, _, url, _):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            assert "gpt-oss:20b" in [m["name"] for m in (await http.get("/api/tags")).json()["models"]]
+            pulled = await http.post("/api/pull", json={"model": "gpt-oss:20b", "stream": True})
+            assert ndjson(pulled.text)[-1] == {"status": "success"}
+            reply = await http.post("/v1/responses", json={"model": "gpt-oss:20b", "input": "hi", "stream": True})
+            assert reply.status_code == 200
+            assert sse_events(reply.text)[-1]["type"] == "response.completed"
+        assert upstream_bodies(sim)[-1]["model"] == MODEL
