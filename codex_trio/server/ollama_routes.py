@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 KEEP_LOADED_SECONDS = 24 * 3600
 DEFAULT_THINK_EFFORT = "medium"
+WEAKEST_EFFORT = "none"
 LATEST_TAG = ":latest"
 
 
@@ -134,11 +135,15 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
         turn = ollama.parse_request(await body_bytes(), endpoint=endpoint)
         asked_for = turn.requested_model
         resolved = resolve_tagged(turn)
-        if turn.options.get("think") and reasoning_effort_of(turn.request) is None:
-            # `think: true` without a level: the model's default effort, with its reasoning summary requested
-            # (without `reasoning` the backend sends no summary and the client would see no thinking).
-            entry = gateway.services.catalog.entry(resolved.model_id) or {}
-            turn.reasoning_effort = entry.get("default_reasoning_level") or DEFAULT_THINK_EFFORT
+        think = turn.options.get("think")
+        if think is not None and reasoning_effort_of(turn.request) is None:
+            if think:
+                # `think: true` without a level: the model's default effort, with its reasoning summary requested
+                # (without `reasoning` the backend sends no summary and the client would see no thinking).
+                entry = gateway.services.catalog.entry(resolved.model_id) or {}
+                turn.reasoning_effort = entry.get("default_reasoning_level") or DEFAULT_THINK_EFFORT
+            else:
+                turn.reasoning_effort = WEAKEST_EFFORT  # the router fits it to the weakest the model supports
             model_router(gateway).apply(turn, resolved)
         meta = meta_for("", asked_for)  # Ollama answers with the name as the client wrote it
         if turn.options.get("load_only"):

@@ -152,8 +152,17 @@ async def test_chat_think_false_hides_thinking(data_dir):
                                   think=False, stream=False)
         assert reply.message.content == "Done."
         assert not reply.message.thinking
-        reasoning = last_upstream(sim).get("reasoning") or {}
-        assert reasoning.get("effort") in (None, "none", "minimal", "low")
+        # As little reasoning as the model allows (gpt-5.5 offers low..xhigh).
+        assert last_upstream(sim)["reasoning"]["effort"] == "low"
+        chunks = [c async for c in await client.chat(
+            model=MODEL, messages=[{"role": "user", "content": "ponder this"}], think=False, stream=True)]
+        assert not any(c.message.thinking for c in chunks)
+        assert "".join(c.message.content or "" for c in chunks) == "Done."
+
+        # An effort in the model name wins over think:false.
+        await client.chat(model=f"{MODEL}-xhigh", messages=[{"role": "user", "content": "ponder this"}],
+                          think=False, stream=False)
+        assert last_upstream(sim)["reasoning"]["effort"] == "xhigh"
 
 
 async def test_chat_format_json_and_schema(data_dir):
