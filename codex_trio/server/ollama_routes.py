@@ -130,21 +130,29 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
         turn.requested_model = turn.requested_model[: -len(LATEST_TAG)]
         return resolve(gateway, turn, fallback_to_default=False)
 
+    def apply_think(turn: Turn, resolved: ResolvedModel) -> None:
+        """`think` true / false without a level, unless the model name or the config already chose an effort."""
+        think = turn.options.get("think")
+        if think is None or reasoning_effort_of(turn.request) is not None:
+            return
+        router = model_router(gateway)
+        if think:
+            # The model's default effort, with its reasoning summary requested (without `reasoning` the
+            # backend sends no summary and the client would see no thinking).
+            entry = gateway.services.catalog.entry(resolved.model_id) or {}
+            turn.reasoning_effort = entry.get("default_reasoning_level") or DEFAULT_THINK_EFFORT
+        elif router.supported_efforts(resolved.model_id):
+            turn.reasoning_effort = WEAKEST_EFFORT  # fitted by the router to the weakest the model supports
+        else:
+            return  # unknown efforts: leave the backend's default rather than guess a level it may refuse
+        router.apply(turn, resolved)
+
     async def serve(endpoint: str) -> Response:
         started = time.monotonic()
         turn = ollama.parse_request(await body_bytes(), endpoint=endpoint)
         asked_for = turn.requested_model
         resolved = resolve_tagged(turn)
-        think = turn.options.get("think")
-        if think is not None and reasoning_effort_of(turn.request) is None:
-            if think:
-                # `think: true` without a level: the model's default effort, with its reasoning summary requested
-                # (without `reasoning` the backend sends no summary and the client would see no thinking).
-                entry = gateway.services.catalog.entry(resolved.model_id) or {}
-                turn.reasoning_effort = entry.get("default_reasoning_level") or DEFAULT_THINK_EFFORT
-            else:
-                turn.reasoning_effort = WEAKEST_EFFORT  # the router fits it to the weakest the model supports
-            model_router(gateway).apply(turn, resolved)
+        apply_think(turn, resolved)
         meta = meta_for("", asked_for)  # Ollama answers with the name as the client wrote it
         if turn.options.get("load_only"):
             return json_response(ollama.load_reply(turn, meta, now_iso=ollama.iso_timestamp(time.time())))
