@@ -14,7 +14,7 @@ import trio
 from codex_trio.config.writer import update_local_file
 from codex_trio.server.ollama_listener import advertised_url
 from codex_trio.sim import running_sim
-from tests.conftest import api_key, gateway_on_sim, shared_path
+from tests.conftest import api_key, gateway_on_sim, running_gateway, shared_path
 
 from .test_ollama_client import MODEL, ollama_bridge, upstream_bodies
 
@@ -359,3 +359,12 @@ async def test_codex_oss_default_model_through_an_alias(data_dir):
             assert reply.status_code == 200
             assert sse_events(reply.text)[-1]["type"] == "response.completed"
         assert upstream_bodies(sim)[-1]["model"] == MODEL
+
+
+async def test_enabled_from_the_environment(data_dir):
+    environ = {"OLLAMA_BRIDGE_ENABLED": "true", "OLLAMA_BRIDGE_PORT": "0", "OLLAMA_BRIDGE_VERSION": "0.14.0"}
+    async with running_gateway(data_dir, environ=environ, install=True) as (gateway, _):
+        status = gateway.ollama.status()
+        assert status["running"] is True and status["host"] == "127.0.0.1"
+        async with httpx.AsyncClient(base_url=status["url"], timeout=30) as http:
+            assert (await http.get("/api/version")).json() == {"version": "0.14.0"}
