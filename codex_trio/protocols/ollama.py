@@ -185,10 +185,16 @@ def _apply_think(data: dict[str, Any], turn: Turn) -> None:
     if isinstance(think, str) and think.lower() in ("true", "false"):
         think = think.lower() == "true"
     if think is False:
+        # Hidden, and as little of it as the model allows: the route picks the weakest effort once the model
+        # is resolved (an effort suffix on the model name still wins).
         turn.expose_reasoning = False
+        turn.options["think"] = False
         return
     if think is True:
+        # No level given: the route fills in the model's default effort once the model is resolved (so an
+        # effort suffix on the model name still wins), and the summary is asked for so thinking shows.
         turn.expose_reasoning = True
+        turn.options["think"] = True
         return
     if isinstance(think, str) and think.lower() in THINK_LEVELS:
         effort = think.lower()

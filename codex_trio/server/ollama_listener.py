@@ -26,11 +26,25 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def advertised_url(url: str) -> str:
+    """The URL to show for a listener: one bound to every address (0.0.0.0, ::) is reached on loopback."""
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.rpartition(":")
+    if host.strip("[]") in ("0.0.0.0", "::"):
+        host = "[::1]" if ":" in host else "127.0.0.1"
+    return f"{scheme}://{host}:{port}"
+
+
 class OllamaController:
     def __init__(self, gateway: "Gateway", app_factory):
         self._gateway = gateway
         self.listener = Listener("ollama", app_factory)
         self._applied: OllamaSettings | None = None
+        # The settings object whose start failed. A settings change is applied twice (the config change
+        # callback and the admin handler both call `apply`); the second call must not retry the same failed
+        # start, which would blank the recorded error while it runs. New settings (any admin POST or file
+        # edit makes a new object) do retry.
+        self._failed_for: OllamaSettings | None = None
         self._lock = trio.Lock()
 
     def status(self) -> dict[str, Any]:
@@ -46,7 +60,7 @@ class OllamaController:
                 (self._applied.host, self._applied.port) != (settings.host, settings.port))
             if self.listener.running and (not settings.enabled or listen_changed):
                 await self.listener.stop(graceful=False)
-            if settings.enabled and not self.listener.running:
+            if settings.enabled and not self.listener.running and settings is not self._failed_for:
                 await self._start(settings)
             elif not settings.enabled:
                 self.listener.status.error = None
@@ -59,11 +73,15 @@ class OllamaController:
                       f"authentication and passes /v1 through with the gateway key. Set "
                       f"ollama.allow_non_loopback: true if you really want that.")
             self.listener.status.state, self.listener.status.error = "error", reason
+            self._failed_for = settings
             log.error(reason)
             return
         server = self._gateway.config.settings.server
         try:
-            await self.listener.start(self._gateway.nursery, settings.host, settings.port,
-                                      tcp_user_timeout_ms=server.tcp_user_timeout_ms, graceful_timeout=1.0)
+            url = await self.listener.start(self._gateway.nursery, settings.host, settings.port,
+                                            tcp_user_timeout_ms=server.tcp_user_timeout_ms, graceful_timeout=1.0)
+            self.listener.status.url = advertised_url(url)
+            self._failed_for = None
         except ListenerError as exc:
+            self._failed_for = settings
             log.error("Ollama listener not started: %s", exc)

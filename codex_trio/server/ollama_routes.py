@@ -11,6 +11,9 @@ from quart import Response, request
 
 from ..errors import GatewayError
 from ..protocols import cors, ollama
+from ..routing.models import ResolvedModel
+from ..turn import Turn
+from ..upstream.body import reasoning_effort_of
 from ..upstream.events import Completed, NormalizedEvent, TextDelta
 from .api import json_response
 from .openai_routes import register_openai
@@ -21,6 +24,9 @@ if TYPE_CHECKING:
     from ..app import Gateway
 
 KEEP_LOADED_SECONDS = 24 * 3600
+DEFAULT_THINK_EFFORT = "medium"
+WEAKEST_EFFORT = "none"
+LATEST_TAG = ":latest"
 
 
 class TimedEncoder:
@@ -58,7 +64,11 @@ def ollama_models(gateway: "Gateway") -> list[ollama.OllamaModel]:
     names += [alias for alias in gateway.config.settings.model.aliases if alias not in names]
     models = []
     for name in names:
-        entry = catalog.entry(router.resolve(name, fallback_to_default=True).model_id) or {}
+        try:
+            resolved = router.resolve(name, fallback_to_default=True)
+        except GatewayError:  # a broken alias (a cycle) is left out; using it by name gives the reason
+            continue
+        entry = catalog.entry(resolved.model_id) or {}
         levels = entry.get("supported_reasoning_levels") or []
         efforts = tuple(level.get("effort") if isinstance(level, dict) else level for level in levels
                         if isinstance(level, (dict, str)))
@@ -109,11 +119,41 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
         content_type, body = ollama.pull_reply(await body_bytes(), ollama_models(gateway))
         return Response(body, content_type=content_type)
 
+    def resolve_tagged(turn: Turn) -> ResolvedModel:
+        """Resolve the model; Ollama's implicit `:latest` tag ("gpt-5.5:latest", as /api/show and /api/tags
+        accept it) is dropped when the full name is unknown."""
+        try:
+            return resolve(gateway, turn, fallback_to_default=False)
+        except GatewayError as error:
+            if error.status != 404 or not turn.requested_model.endswith(LATEST_TAG):
+                raise
+        turn.requested_model = turn.requested_model[: -len(LATEST_TAG)]
+        return resolve(gateway, turn, fallback_to_default=False)
+
+    def apply_think(turn: Turn, resolved: ResolvedModel) -> None:
+        """`think` true / false without a level, unless the model name or the config already chose an effort."""
+        think = turn.options.get("think")
+        if think is None or reasoning_effort_of(turn.request) is not None:
+            return
+        router = model_router(gateway)
+        if think:
+            # The model's default effort, with its reasoning summary requested (without `reasoning` the
+            # backend sends no summary and the client would see no thinking).
+            entry = gateway.services.catalog.entry(resolved.model_id) or {}
+            turn.reasoning_effort = entry.get("default_reasoning_level") or DEFAULT_THINK_EFFORT
+        elif router.supported_efforts(resolved.model_id):
+            turn.reasoning_effort = WEAKEST_EFFORT  # fitted by the router to the weakest the model supports
+        else:
+            return  # unknown efforts: leave the backend's default rather than guess a level it may refuse
+        router.apply(turn, resolved)
+
     async def serve(endpoint: str) -> Response:
         started = time.monotonic()
         turn = ollama.parse_request(await body_bytes(), endpoint=endpoint)
-        resolve(gateway, turn, fallback_to_default=False)
-        meta = meta_for("", turn.requested_model)
+        asked_for = turn.requested_model
+        resolved = resolve_tagged(turn)
+        apply_think(turn, resolved)
+        meta = meta_for("", asked_for)  # Ollama answers with the name as the client wrote it
         if turn.options.get("load_only"):
             return json_response(ollama.load_reply(turn, meta, now_iso=ollama.iso_timestamp(time.time())))
         upstream = await open_turn(gateway, turn)
