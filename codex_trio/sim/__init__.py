@@ -15,6 +15,8 @@ Public API
         scenario=None,                 # Scenario, or path of a YAML scenario file (see scenario.py)
         https=True,                    # base URLs are https (the port also answers plain HTTP and h2c)
         deflate=True,                  # accept permessage-deflate on the WebSocket
+        websocket=True,                # False: the WebSocket upgrade answers 426 (clients fall back to SSE);
+                                       # may be flipped at run time: sim.config.websocket = False
         ws_age_cap_seconds=3600,       # WebSocket connection age cap (simulated clock)
         record_requests=True,          # False for benchmarks (sim.requests stays empty)
         device_poll_interval="1",      # the "interval" /deviceauth/usercode returns

@@ -205,7 +205,7 @@ class Backend:
 
     async def websocket(self, request: HTTPRequest, record: RecordedRequest, account: SimAccount
                         ) -> HTTPResponse | WebSocketAccept:
-        if (request.header("upgrade") or "").lower() != "websocket":
+        if (request.header("upgrade") or "").lower() != "websocket" or not self.state.config.websocket:
             return json_response(426, {"detail": "Upgrade Required"}, self.rate_headers(account))
         if request.header("sec-websocket-version") != "13" or not request.header("sec-websocket-key"):
             return json_response(400, {"detail": "Invalid WebSocket handshake"}, self.rate_headers(account))

@@ -28,6 +28,7 @@ class SimConfig:
     scenario: Scenario | str | None = None  # a Scenario, or the path of a YAML scenario file
     https: bool = True  # base URLs use https (the port serves plain HTTP too)
     deflate: bool = True  # accept permessage-deflate on the WebSocket when offered
+    websocket: bool = True  # False: refuse the Responses WebSocket upgrade with 426 (clients fall back to SSE)
     ws_age_cap_seconds: float = 3600.0
     device_poll_interval: str = "1"
     record_requests: bool = True  # benchmarks turn this off so memory stays flat

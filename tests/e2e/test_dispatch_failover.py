@@ -1,0 +1,101 @@
+"""Failover before the first byte, through the real gateway on the simulator: a turn that one account
+cannot serve is answered by another, and the pool learns what happened to the first one."""
+
+from __future__ import annotations
+
+import math
+
+from codex_trio.accounts.model import AccountStatus
+
+from .dispatch_helpers import accounts_asked, chat, gateway_and_sim, pool_account
+
+
+async def first_account(sim, client, conversation: str) -> str:
+    """Run one turn of `conversation`; the account that served it (affinity keeps the next turn there)."""
+    response = await client.post("/v1/chat/completions", json=chat("warm up", user=conversation))
+    assert response.status_code == 200, response.text
+    return accounts_asked(sim)[-1]
+
+
+async def test_rate_limited_account_fails_over_and_cools_down_until_the_reset(data_dir):
+    async with gateway_and_sim(data_dir, accounts=2) as (sim, gateway, client):
+        chosen = await first_account(sim, client, "conv-429")
+        sim.script({"match": {"account_id": chosen}, "reply": {"rate_limit": {"resets_in_seconds": 1800}}})
+        before = len(accounts_asked(sim))
+        response = await client.post("/v1/chat/completions", json=chat("hello again", user="conv-429"))
+        assert response.status_code == 200, response.text
+        assert response.json()["choices"][0]["message"]["content"]
+        asked = accounts_asked(sim)[before:]
+        assert asked[0] == chosen and len(asked) == 2 and asked[1] != chosen
+        account = pool_account(gateway, chosen)
+        assert account.status is AccountStatus.RATE_LIMITED
+        assert math.isclose(account.cooldown_until, sim.clock.now() + 1800, abs_tol=5)
+
+
+async def test_banned_account_fails_over_and_is_marked_banned(data_dir):
+    async with gateway_and_sim(data_dir, accounts=2) as (sim, gateway, client):
+        chosen = await first_account(sim, client, "conv-ban")
+        sim.script({"match": {"account_id": chosen}, "reply": {"ban": True}})
+        before = len(accounts_asked(sim))
+        response = await client.post("/v1/chat/completions", json=chat("hello again", user="conv-ban"))
+        assert response.status_code == 200, response.text
+        asked = accounts_asked(sim)[before:]
+        assert asked[0] == chosen and asked[-1] != chosen
+        assert pool_account(gateway, chosen).status is AccountStatus.BANNED
+
+
+async def test_server_errors_are_retried_on_the_same_account_then_another(data_dir):
+    async with gateway_and_sim(data_dir, accounts=2) as (sim, gateway, client):
+        chosen = await first_account(sim, client, "conv-5xx")
+        sim.script({"match": {"account_id": chosen}, "reply": {"http_status": 503}})
+        before = len(accounts_asked(sim))
+        response = await client.post("/v1/chat/completions", json=chat("hello again", user="conv-5xx"))
+        assert response.status_code == 200, response.text
+        asked = accounts_asked(sim)[before:]
+        assert asked == [chosen, chosen, chosen, asked[-1]] and asked[-1] != chosen
+        assert pool_account(gateway, chosen).status is AccountStatus.ACTIVE
+        assert gateway.services.pool.runtime_info(pool_account(gateway, chosen).id)["last_failure"]["kind"] \
+            == "server_error"
+
+
+async def test_transient_server_error_is_retried_on_the_same_account(data_dir):
+    async with gateway_and_sim(data_dir, accounts=2) as (sim, gateway, client):
+        chosen = await first_account(sim, client, "conv-5xx-once")
+        sim.script({"match": {"account_id": chosen}, "times": 1, "reply": {"http_status": 500}})
+        before = len(accounts_asked(sim))
+        response = await client.post("/v1/chat/completions", json=chat("hello again", user="conv-5xx-once"))
+        assert response.status_code == 200, response.text
+        assert accounts_asked(sim)[before:] == [chosen, chosen]
+
+
+async def test_cloudflare_empty_404_fails_over_and_clears_the_accounts_cookies(data_dir):
+    # over SSE (the sim refuses the WebSocket): an empty-body 404 is the HTTP answer of the turn itself
+    async with gateway_and_sim(data_dir, accounts=2, websocket=False) as (sim, gateway, client):
+        chosen = await first_account(sim, client, "conv-cf")
+        account_id = pool_account(gateway, chosen).id
+        await gateway.services.store.update(account_id, cookies=[{"name": "cf_clearance", "value": "old"}])
+        gateway.services.pool.get(account_id).cookies = [{"name": "cf_clearance", "value": "old"}]
+        sim.script({"match": {"account_id": chosen}, "reply": {"cloudflare_404": True}})
+        before = len(accounts_asked(sim))
+        response = await client.post("/v1/chat/completions", json=chat("hello again", user="conv-cf"))
+        assert response.status_code == 200, response.text
+        asked = accounts_asked(sim)[before:]
+        assert asked == [chosen, asked[-1]] and asked[-1] != chosen  # no same-account retry for an edge block
+        info = gateway.services.pool.runtime_info(account_id)
+        assert info["last_failure"]["kind"] == "empty_404"
+        assert gateway.services.pool.get(account_id).cookies == []
+
+
+async def test_a_socket_dropped_before_the_first_event_is_retried_then_fails_over(data_dir):
+    # the sim drops the WebSocket for an empty 404 on a socket: a network failure before the first byte
+    async with gateway_and_sim(data_dir, accounts=2) as (sim, gateway, client):
+        chosen = await first_account(sim, client, "conv-drop")
+        sim.script({"match": {"account_id": chosen}, "reply": {"cloudflare_404": True}})
+        before = len(accounts_asked(sim))
+        response = await client.post("/v1/chat/completions", json=chat("hello again", user="conv-drop"))
+        assert response.status_code == 200, response.text
+        asked = accounts_asked(sim)[before:]
+        assert asked == [chosen, chosen, chosen, asked[-1]] and asked[-1] != chosen
+        info = gateway.services.pool.runtime_info(pool_account(gateway, chosen).id)
+        assert info["last_failure"]["kind"] == "network"
+        assert pool_account(gateway, chosen).status is AccountStatus.ACTIVE
