@@ -296,6 +296,7 @@ class _Socket:
         self.record = record
         self.history: dict[str, list[dict]] = {}
         self.opened_at = backend.state.clock.now()
+        backend.state.sockets.add(self)
 
     async def send_error(self, channel: WebSocketChannel, status: int, error: dict) -> None:
         frame = {"type": "error", "status_code": status, "error": error,
@@ -305,6 +306,9 @@ class _Socket:
     async def run(self, channel: WebSocketChannel) -> None:
         try:
             await self._serve(channel)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.record.client_gone = True  # a client that aborts mid-response (its user went away)
+            await channel.abort()
         except Exception:
             log.exception("simulator WebSocket session failed")
             await channel.abort()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,7 @@ class RecordedRequest:
     scheme: str
     status: int | None = None
     ws_messages: list[Any] = field(default_factory=list)  # parsed client frames, for a WebSocket upgrade
+    client_gone: bool = False  # the client dropped the WebSocket while a response was being sent
     connection: ConnectionInfo | None = None  # ALPN, TLS ClientHello, HTTP/2 connection start
 
     def header(self, name: str) -> str | None:
@@ -139,6 +141,7 @@ class SimState:
             scenario = Scenario.load(scenario)
         self.rules = RuleBook(scenario)
         self.requests: list[RecordedRequest] = []
+        self.sockets: weakref.WeakSet[Any] = weakref.WeakSet()  # live Responses WebSocket sessions
         self.auth_codes: dict[str, AuthCode] = {}
         self.devices: dict[str, DeviceGrant] = {}
         self.accounts: dict[str, SimAccount] = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from codex_trio.accounts.model import AccountStatus
 
 from .dispatch_helpers import accounts_asked, chat, gateway_and_sim, pool_account
@@ -99,3 +101,53 @@ async def test_a_socket_dropped_before_the_first_event_is_retried_then_fails_ove
         info = gateway.services.pool.runtime_info(pool_account(gateway, chosen).id)
         assert info["last_failure"]["kind"] == "network"
         assert pool_account(gateway, chosen).status is AccountStatus.ACTIVE
+
+
+@pytest.mark.parametrize("websocket", [True, False])
+async def test_revoked_token_whose_refresh_fails_for_good_fails_over_and_expires_the_account(data_dir, websocket):
+    async with gateway_and_sim(data_dir, accounts=2, websocket=websocket) as (sim, gateway, client):
+        chosen = await first_account(sim, client, "conv-401")
+        # an open socket was authenticated at its handshake: the revocation shows on the next connection
+        await gateway.services.dispatcher.conversations.close_all()
+        assert sim.state.issuer.revoke(pool_account(gateway, chosen).tokens.access_token)
+        assert sim.state.issuer.revoke(pool_account(gateway, chosen).tokens.refresh_token)
+        before = len(sim.requests)
+        response = await client.post("/v1/chat/completions", json=chat("hello again", user="conv-401"))
+        assert response.status_code == 200, response.text
+        refused = [r for r in sim.requests[before:] if r.path.endswith("/codex/responses") and r.status == 401]
+        refreshes = [r for r in sim.requests[before:] if r.path == "/oauth/token"]
+        # like codex: the first 401 reloads the account and retries, the second refreshes (and that fails)
+        assert [r.header("chatgpt-account-id") for r in refused] == [chosen, chosen]
+        assert [r.status for r in refreshes] == [401]
+        served = [r for r in sim.requests[before:] if r.path.endswith("/codex/responses") and r.status in (101, 200)]
+        assert served and all(r.header("chatgpt-account-id") != chosen for r in served)
+        assert pool_account(gateway, chosen).status is AccountStatus.EXPIRED
+
+
+async def test_every_account_rate_limited_gives_429_with_retry_after(data_dir):
+    async with gateway_and_sim(data_dir, accounts=2) as (sim, gateway, client):
+        sim.script({"reply": {"rate_limit": {"resets_in_seconds": 600}}})
+        response = await client.post("/v1/chat/completions", json=chat("anyone?"))
+        assert response.status_code == 429, response.text
+        assert 590 <= int(response.headers["retry-after"]) <= 600
+        error = response.json()["error"]
+        assert error["type"] and error["message"]
+        assert len(set(accounts_asked(sim))) == 2
+        # the next request is refused by the pool without asking the backend
+        asked = len(accounts_asked(sim))
+        response = await client.post("/v1/messages", json={"model": "claude-sonnet-4-6", "max_tokens": 50,
+                                                           "messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 429 and response.json()["type"] == "error"
+        assert response.json()["error"]["type"] == "rate_limit_error"
+        assert int(response.headers["retry-after"]) > 500
+        assert len(accounts_asked(sim)) == asked
+
+
+async def test_every_account_failing_with_server_errors_gives_a_5xx(data_dir):
+    async with gateway_and_sim(data_dir, accounts=2) as (sim, gateway, client):
+        sim.script({"reply": {"http_status": 503}})
+        response = await client.post("/v1/chat/completions", json=chat("anyone?"))
+        assert response.status_code in (503, 529), response.text
+        assert response.json()["error"]["message"]
+        asked = accounts_asked(sim)
+        assert len(asked) == 6 and len(set(asked)) == 2  # 3 tries on each account

@@ -180,3 +180,13 @@ async def test_websocket_can_be_refused_with_426() -> None:
         ws = await WSClient.connect(sim, ws_headers(sim))
         assert ws.status == 101
         await ws.aclose()
+
+
+async def test_forget_chains_makes_the_next_chained_turn_fail(sim: Simulator) -> None:
+    ws = await WSClient.connect(sim, ws_headers(sim))
+    first = await ws.turn(create(input=[user_message("one")]))
+    response_id = first[-1]["response"]["id"]
+    sim.forget_chains()
+    events = await ws.turn(create(input=[user_message("two")], previous_response_id=response_id))
+    assert events[-1]["type"] == "error" and events[-1]["error"]["code"] == "previous_response_not_found"
+    await ws.aclose()
