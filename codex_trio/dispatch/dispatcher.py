@@ -221,7 +221,7 @@ class Dispatcher:
                     await lease.report_failure(Failure.NETWORK)
                     raise _TryAnother(lease.account.id, error) from None
                 stack.push_async_callback(stream.aclose)
-                headers = transport.rate_headers or self._quota_headers(quota)
+                headers = transport.rate_headers or self._quota_headers(lease, quota)
                 return OpenedTurn(self, lease, stack, stream, buffered, request["model"], conversation, key,
                                   settings.api.stream_idle_timeout_seconds, quota, headers)
             raise GatewayError(502, "The upstream kept failing.", ErrorKind.UPSTREAM)
@@ -279,15 +279,14 @@ class Dispatcher:
         elif failure.action is Action.RETRY:
             await lease.report_failure(Failure.SERVER_ERROR)
 
-    def _quota_headers(self, snapshots: list[QuotaSnapshot]) -> list[tuple[str, str]]:
-        """The rate-limit headers of a turn that had no HTTP answer of its own (a reused WebSocket): its
-        `codex.rate_limits` events, folded, rendered as the backend's headers."""
-        if not snapshots:
-            return []
-        folded = snapshots[0]
-        for snapshot in snapshots[1:]:
-            folded = folded.merged(snapshot)
-        return to_headers(folded, self.now())
+    def _quota_headers(self, lease: "Lease", snapshots: list[QuotaSnapshot]) -> list[tuple[str, str]]:
+        """The rate-limit headers of a turn that had no HTTP answer of its own (a reused WebSocket): the
+        account's cached quota with this turn's `codex.rate_limits` events folded in, rendered as the
+        backend's headers (translation.md §7.12: "from upstream or cached quota")."""
+        folded = QuotaSnapshot.from_dict(lease.account.quota)
+        for snapshot in snapshots:
+            folded = folded.merged(snapshot) if folded is not None else snapshot
+        return to_headers(folded, self.now()) if folded is not None else []
 
     async def compact(self, turn: Turn) -> Any:
         """`POST /codex/responses/compact` on some account, failing over like a turn does."""

@@ -352,7 +352,7 @@ def _window_headers(prefix: str, which: str, window: QuotaWindow | None, now: fl
     if window is None:
         return []
     base = f"{prefix}-{which}"
-    out = [(f"{base}-used-percent", f"{window.used_percent:g}")]
+    out = [(f"{base}-used-percent", str(float(window.used_percent)))]
     if window.window_minutes is not None:
         out.append((f"{base}-window-minutes", str(window.window_minutes)))
     if window.resets_at is not None:
