@@ -24,7 +24,7 @@ from ..upstream.errors import Action, UpstreamFailure, classify_event
 from ..upstream.events import TERMINAL_TYPES, CodexEvent, Usage
 from ..upstream.quota import QuotaSnapshot, to_headers
 from ..upstream.transport import ConversationTransport, UpstreamFailed, compact
-from .catalog import Catalog
+from .catalog import Catalog, with_model_defaults
 from .conversations import Conversation, ConversationRegistry, conversation_key, variant_key
 
 from ..accounts.pool import Failure
@@ -154,7 +154,7 @@ class Dispatcher:
         pool = self.services.pool
         if pool is None:
             raise GatewayError(503, "The account pool is not ready yet.", ErrorKind.OVERLOADED)
-        request = turn.request
+        turn.request = request = with_model_defaults(turn.request, self.catalog.entry(turn.request["model"]))
         previous = request.get("previous_response_id")
         key = (self._response_conversation.get(previous) if previous else None) or conversation_key(turn)
         excluded: set[str] = set()
