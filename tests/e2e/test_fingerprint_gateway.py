@@ -117,3 +117,32 @@ async def test_sse_fallback_turn_matches_the_capture(data_dir):
         response = await client.post("/v1/responses", json=responses_request(input=history))
         assert response.status_code == 200
         assert len(sim.requests_to("/codex/responses", "GET")) == 1
+
+
+CLASSIC_TOOL = {"type": "function", "name": "get_weather", "description": "Weather of a city.",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+async def test_classic_model_websocket_turn_matches_the_capture(data_dir):
+    # gpt-5.5 (classic): tools, parallel_tool_calls:true, reasoning without `context`
+    async with gateway_and_sim(data_dir, accounts=1) as (sim, gateway, client):
+        gateway.services.identity = fixture_identity()
+        request = responses_request(model="gpt-5.5", tools=[CLASSIC_TOOL], reasoning={"effort": "medium"})
+        response = await client.post("/v1/responses", json=request)
+        assert response.status_code == 200, response.text
+        upgrade = sim.requests_to("/codex/responses", "GET")[-1]
+        prewarm, turn = upgrade.ws_messages
+        assert_same_body(prewarm, load("exec-gpt55-ws-tool/01-frame1-response-create.json")["message"])
+        assert_same_body(turn, load("exec-gpt55-ws-tool/02-frame2-response-create.json")["message"])
+
+
+async def test_classic_model_sse_turn_matches_the_capture(data_dir):
+    async with gateway_and_sim(data_dir, accounts=1, websocket=False) as (sim, gateway, client):
+        gateway.services.identity = fixture_identity()
+        request = responses_request(model="gpt-5.5", tools=[CLASSIC_TOOL], reasoning={"effort": "medium"})
+        response = await client.post("/v1/responses", json=request)
+        assert response.status_code == 200, response.text
+        post = sim.requests_to("/codex/responses", "POST")[-1]
+        fixture = load("exec-gpt55-sse-tool/01-codex-responses.json")
+        assert_same_headers(post, fixture)
+        assert_same_body(post.body, fixture["body"])
