@@ -205,7 +205,8 @@ class Dispatcher:
                         buffered = await self._until_started(stream, settings.api.timeout_seconds)
                     finally:
                         if cookies is not None:  # before any failure handling: an empty 404 then clears them
-                            await self.services.save_cookies(account, cookies)
+                            with trio.CancelScope(shield=True):
+                                await self.services.save_cookies(account, cookies)
                 except UpstreamFailed as exc:
                     await stream.aclose()
                     if await self._retry_same_account(lease, exc.failure, attempt):

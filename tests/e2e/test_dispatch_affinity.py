@@ -89,7 +89,10 @@ async def test_cooldowns_end_at_the_reset_and_the_account_serves_again(data_dir)
 
 
 async def test_rate_limit_headers_reach_every_protocol(data_dir):
-    async with gateway_and_sim(data_dir, accounts=1) as (sim, gateway, client):
+    async with gateway_and_sim(data_dir, accounts=1, local={"ollama": {"enabled": True, "port": 0}}) as (
+            sim, gateway, client):
+        ollama = gateway.ollama.listener.status.url
+        ollama_chat = {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]}
         calls = [
             ("/v1/chat/completions", chat("hi")),
             ("/v1/chat/completions", chat("hi", stream=True)),
@@ -98,6 +101,8 @@ async def test_rate_limit_headers_reach_every_protocol(data_dir):
             ("/v1/messages", {"model": "claude-sonnet-4-6", "max_tokens": 50,
                               "messages": [{"role": "user", "content": "hi"}]}),
             ("/v1beta/models/gpt-5.5:generateContent", {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+            (f"{ollama}/api/chat", {**ollama_chat, "stream": False}),
+            (f"{ollama}/api/chat", {**ollama_chat, "stream": True}),
         ]
         quota = sim.accounts[0].quota.headers(sim.clock.now())
         expected = {k for k, _ in quota if "primary" in k or "secondary" in k or "credits" in k}
