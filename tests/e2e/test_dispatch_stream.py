@@ -70,3 +70,19 @@ async def test_client_disconnect_aborts_the_upstream_call_and_frees_the_slot(dat
         # and the account serves the next request at once
         response = await client.post("/v1/chat/completions", json=chat("short one"))
         assert response.status_code == 200
+
+
+async def test_mid_stream_failure_ends_other_protocols_streams_with_their_terminal_error(data_dir):
+    async with gateway_and_sim(data_dir, accounts=2) as (sim, gateway, client):
+        sim.script({"reply": MID_STREAM_FAILURES["disconnect_after"]})
+        response = await client.post("/v1/messages", json={
+            "model": "claude-sonnet-4-6", "max_tokens": 100, "stream": True,
+            "messages": [{"role": "user", "content": "tell me"}]})
+        events = [line[len("event: "):] for line in response.text.splitlines() if line.startswith("event: ")]
+        assert events[0] == "message_start" and "content_block_delta" in events
+        assert events[-1] == "error" and "message_stop" not in events
+        response = await client.post("/v1/responses", json={"model": "gpt-5.5", "input": "tell me", "stream": True})
+        events = [line[len("event: "):] for line in response.text.splitlines() if line.startswith("event: ")]
+        assert "response.output_text.delta" in events
+        assert events[-1] in ("error", "response.failed") and "response.completed" not in events
+        assert len(accounts_asked(sim)) == 2  # one turn each, never retried
