@@ -151,3 +151,27 @@ async def test_every_account_failing_with_server_errors_gives_a_5xx(data_dir):
         assert response.json()["error"]["message"]
         asked = accounts_asked(sim)
         assert len(asked) == 6 and len(set(asked)) == 2  # 3 tries on each account
+
+
+async def test_cloudflare_challenge_fails_over_and_rests_the_account_for_a_while(data_dir):
+    async with gateway_and_sim(data_dir, accounts=2, websocket=False) as (sim, gateway, client):
+        chosen = await first_account(sim, client, "conv-cf403")
+        sim.script({"match": {"account_id": chosen}, "times": 1, "reply": {"cloudflare_challenge": True}})
+        before = len(accounts_asked(sim))
+        response = await client.post("/v1/chat/completions", json=chat("hello again", user="conv-cf403"))
+        assert response.status_code == 200, response.text
+        asked = accounts_asked(sim)[before:]
+        assert asked == [chosen, asked[-1]] and asked[-1] != chosen
+        account_id = pool_account(gateway, chosen).id
+        info = gateway.services.pool.runtime_info(account_id)
+        assert info["last_failure"]["kind"] == "cloudflare_challenge"
+        assert info["cloudflare_cooldown_until"] > sim.clock.now()
+        assert pool_account(gateway, chosen).status is AccountStatus.ACTIVE  # resting, not limited or banned
+        # while it rests, even its own conversation is served elsewhere; after the cooldown it is used again
+        response = await client.post("/v1/chat/completions", json=chat("and again", user="conv-cf403"))
+        assert response.status_code == 200 and accounts_asked(sim)[-1] != chosen
+        sim.clock.advance(info["cloudflare_cooldown_until"] - sim.clock.now() + 1)
+        assert gateway.services.pool.runtime_info(account_id)["cloudflare_cooldown_until"] is None
+        response = await client.post("/v1/chat/completions", json=chat("warm up", user="conv-cf403-b"))
+        response = await client.post("/v1/chat/completions", json=chat("warm up", user="conv-cf403-c"))
+        assert chosen in accounts_asked(sim)[-2:]
