@@ -203,6 +203,10 @@ class StreamResponse:
                 continue
             if item[0] == "end":
                 self._done = True
+            elif chunks:
+                # the body broke after some data: hand out the data first, the error on the next call
+                self._pending.appendleft(item)
+                break
             else:
                 self._done = True
                 _raise_if_error(item)

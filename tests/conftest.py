@@ -27,8 +27,9 @@ def shared_path(*parts: str) -> Path:
 @asynccontextmanager
 async def running_gateway(data_dir: Path, *, local: Mapping[str, Any] | None = None,
                           environ: Mapping[str, str] | None = None, registrars=(), ollama_registrars=(),
-                          install: bool = False) -> AsyncIterator[tuple[Gateway, str]]:
-    """Start a gateway on port 0; yields (gateway, base_url). `local` is written to local.yaml first."""
+                          install: bool = False, clock=None) -> AsyncIterator[tuple[Gateway, str]]:
+    """Start a gateway on port 0; yields (gateway, base_url). `local` is written to local.yaml first;
+    `clock` (with `install`) replaces the services' clock (tests run the accounts on the simulator's)."""
     if local:
         update_local_file(data_dir / "local.yaml", local)
     store = ConfigStore(data_dir, environ=environ or {})
@@ -38,6 +39,8 @@ async def running_gateway(data_dir: Path, *, local: Mapping[str, Any] | None = N
         from codex_trio.surfaces import install_surfaces
 
         install_surfaces(gateway)
+        if clock is not None:
+            gateway.services.clock = clock
     gateway.route_registrars.extend(registrars)
     gateway.ollama_route_registrars.extend(ollama_registrars)
     async with trio.open_nursery() as nursery:
@@ -69,7 +72,7 @@ def sim_settings(sim) -> dict[str, Any]:
 
 @asynccontextmanager
 async def gateway_on_sim(data_dir: Path, sim, *, local: Mapping[str, Any] | None = None,
-                         accounts: int | None = None) -> AsyncIterator[tuple[Gateway, str]]:
+                         accounts: int | None = None, clock=None) -> AsyncIterator[tuple[Gateway, str]]:
     """The whole gateway (every surface) on the simulator, with the sim's accounts logged in (by their
     tokens, as `POST /auth/accounts` would) and the model catalog fetched."""
     from codex_trio.config.writer import update_local_file as write_local
@@ -79,7 +82,7 @@ async def gateway_on_sim(data_dir: Path, sim, *, local: Mapping[str, Any] | None
     for section, values in (local or {}).items():
         settings[section] = {**settings.get(section, {}), **values}
     write_local(data_dir / "local.yaml", settings)
-    async with running_gateway(data_dir, install=True) as (gateway, url):
+    async with running_gateway(data_dir, install=True, clock=clock) as (gateway, url):
         services = gateway.services
         for account in sim.accounts[:accounts]:
             await services.accounts.add_tokens(access_token=account.access_token,

@@ -98,6 +98,22 @@ class Catalog:
         return [merged[slug] for slug in self.model_ids() if slug in merged]
 
 
+def with_model_defaults(request: dict[str, Any], entry: dict[str, Any] | None) -> dict[str, Any]:
+    """The request with what codex adds from the model's catalog entry (spec/chatgpt-mode.md §4):
+    `text.verbosity` = `default_verbosity` when the model supports verbosity and the client chose none, and
+    `reasoning.context: "all_turns"` on responses-lite models."""
+    if not entry:
+        return request
+    default = entry.get("default_verbosity") if entry.get("support_verbosity") is True else None
+    text = request.get("text") if isinstance(request.get("text"), dict) else {}
+    if isinstance(default, str) and not text.get("verbosity"):
+        request = {**request, "text": {"verbosity": default, **text}}
+    reasoning = request.get("reasoning")
+    if entry.get("use_responses_lite") is True and isinstance(reasoning, dict) and "context" not in reasoning:
+        request = {**request, "reasoning": {**reasoning, "context": "all_turns"}}
+    return request
+
+
 def one_account_per_plan(accounts: Iterable["Account"]) -> dict[str, "Account"]:
     chosen: dict[str, "Account"] = {}
     for account in accounts:

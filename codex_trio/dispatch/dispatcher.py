@@ -10,7 +10,6 @@ terminal error: nothing is retried once a byte may have been shown.
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator
@@ -23,10 +22,12 @@ from ..turn import Turn
 from ..upstream.context import AccountAuth, ThreadContext, TurnContext
 from ..upstream.errors import Action, UpstreamFailure, classify_event
 from ..upstream.events import TERMINAL_TYPES, CodexEvent, Usage
-from ..upstream.quota import QuotaSnapshot
+from ..upstream.quota import QuotaSnapshot, to_headers
 from ..upstream.transport import ConversationTransport, UpstreamFailed, compact
-from .catalog import Catalog
+from .catalog import Catalog, with_model_defaults
 from .conversations import Conversation, ConversationRegistry, conversation_key, variant_key
+
+from ..accounts.pool import Failure
 
 if TYPE_CHECKING:
     from ..accounts.pool import Lease
@@ -39,7 +40,6 @@ PRELUDE_TYPES = frozenset({"response.created", "response.in_progress", "response
                            "response.metadata", "codex.response.metadata"})
 MAX_ACCOUNTS_TRIED = 8
 SAME_ACCOUNT_RETRIES = 2  # transient 5xx / transport errors, before moving on (1 s, 2 s)
-QUOTA_HEADER_PREFIXES = ("x-codex-",)
 
 
 @dataclass
@@ -95,7 +95,7 @@ class OpenedTurn:
                 self._usage = Usage.from_response(response)
                 self._response_id = response.get("id")
             elif event.type in ("response.failed", "error"):
-                self._failure = classify_event(event, now=time.time())
+                self._failure = classify_event(event, now=self.dispatcher.now())
 
     async def aclose(self) -> None:
         if self._closed:
@@ -124,6 +124,10 @@ class Dispatcher:
         self.conversations = ConversationRegistry()
         self._response_conversation: dict[str, str] = {}
 
+    def now(self) -> float:
+        """The accounts' clock (tests run it on the simulator's), so cooldowns end at the backend's resets."""
+        return self.services.clock()
+
     def remember_response(self, response_id: str, key: str) -> None:
         self._response_conversation[response_id] = key
         if len(self._response_conversation) > 20000:  # bounded: oldest first (dicts keep insertion order)
@@ -140,7 +144,7 @@ class Dispatcher:
             transport = ConversationTransport(
                 services.clients_for(account), services.identity, services.endpoint,
                 AccountAuth(account.tokens.access_token, account.account_id or ""), thread,
-                self.catalog.traits(model))
+                self.catalog.traits(model), clock=services.clock)
             return Conversation(thread, transport)
 
         return self.conversations.get((account.id, key, variant_key(request)), create)
@@ -150,7 +154,7 @@ class Dispatcher:
         pool = self.services.pool
         if pool is None:
             raise GatewayError(503, "The account pool is not ready yet.", ErrorKind.OVERLOADED)
-        request = turn.request
+        turn.request = request = with_model_defaults(turn.request, self.catalog.entry(turn.request["model"]))
         previous = request.get("previous_response_id")
         key = (self._response_conversation.get(previous) if previous else None) or conversation_key(turn)
         excluded: set[str] = set()
@@ -189,18 +193,25 @@ class Dispatcher:
             conversation = self._conversation(lease, key, request)
             await stack.enter_async_context(conversation.busy)
             quota: list[QuotaSnapshot] = []
-            conversation.transport._on_quota = quota.append  # this turn's snapshots go to this lease
+            transport = conversation.transport
+            transport.on_quota = quota.append  # this turn's snapshots go to this lease
             for attempt in range(SAME_ACCOUNT_RETRIES + 2):
                 account = lease.account
                 await conversation.use_auth(AccountAuth(account.tokens.access_token, account.account_id or ""))
-                stream = conversation.transport.turn(request, TurnContext.new())
+                cookies = self.services.cookie_jar_for(account) if self.services.cookies is not None else None
+                stream = transport.turn(request, TurnContext.new(), cookies=cookies)
                 try:
-                    buffered = await self._until_started(stream, settings.api.timeout_seconds)
+                    try:
+                        buffered = await self._until_started(stream, settings.api.timeout_seconds)
+                    finally:
+                        if cookies is not None:  # before any failure handling: an empty 404 then clears them
+                            with trio.CancelScope(shield=True):
+                                await self.services.save_cookies(account, cookies)
                 except UpstreamFailed as exc:
                     await stream.aclose()
                     if await self._retry_same_account(lease, exc.failure, attempt):
                         continue
-                    raise _TryAnother(lease.account.id, exc.failure.to_gateway_error(time.time())) from None
+                    raise _TryAnother(lease.account.id, exc.failure.to_gateway_error(self.now())) from None
                 except UpstreamError as exc:
                     await stream.aclose()
                     error = GatewayError(502, f"Could not reach the upstream: {exc}", ErrorKind.UPSTREAM,
@@ -208,9 +219,10 @@ class Dispatcher:
                     if attempt < SAME_ACCOUNT_RETRIES:
                         await trio.sleep(attempt + 1)
                         continue
+                    await lease.report_failure(Failure.NETWORK)
                     raise _TryAnother(lease.account.id, error) from None
                 stack.push_async_callback(stream.aclose)
-                headers = [(k, v) for k, v in self._quota_headers(quota)]
+                headers = transport.rate_headers or self._quota_headers(lease, quota)
                 return OpenedTurn(self, lease, stack, stream, buffered, request["model"], conversation, key,
                                   settings.api.stream_idle_timeout_seconds, quota, headers)
             raise GatewayError(502, "The upstream kept failing.", ErrorKind.UPSTREAM)
@@ -229,10 +241,10 @@ class Dispatcher:
                     if event.type in PRELUDE_TYPES:
                         continue
                     if event.type in ("error", "response.failed"):
-                        failure = classify_event(event, now=time.time())
+                        failure = classify_event(event, now=self.now())
                         if failure.action is not Action.RELAY:
                             raise UpstreamFailed(failure)
-                        raise failure.to_gateway_error(time.time())
+                        raise failure.to_gateway_error(self.now())
                     return buffered
         return buffered
 
@@ -247,14 +259,12 @@ class Dispatcher:
         if failure.action is Action.REFRESH and attempt <= SAME_ACCOUNT_RETRIES:
             return await lease.mark_token_invalid()
         if failure.action is Action.RELAY:
-            raise failure.to_gateway_error(time.time())
+            raise failure.to_gateway_error(self.now())
         await self.account_failed(lease, failure)
         return False
 
     async def account_failed(self, lease: "Lease", failure: UpstreamFailure) -> None:
         """Record what a failure says about the account (rate limit, ban, Cloudflare) in the pool."""
-        from ..accounts.pool import Failure
-
         if failure.quota is not None:
             await lease.update_quota(failure.quota)
         if failure.action is Action.ROTATE and failure.account_state in ("rate_limited", "quota_exhausted"):
@@ -270,12 +280,14 @@ class Dispatcher:
         elif failure.action is Action.RETRY:
             await lease.report_failure(Failure.SERVER_ERROR)
 
-    @staticmethod
-    def _quota_headers(snapshots: list[QuotaSnapshot]) -> list[tuple[str, str]]:
-        if not snapshots:
-            return []
-        return [(name, value) for name, value in getattr(snapshots[-1], "headers", []) or []
-                if name.lower().startswith(QUOTA_HEADER_PREFIXES)]
+    def _quota_headers(self, lease: "Lease", snapshots: list[QuotaSnapshot]) -> list[tuple[str, str]]:
+        """The rate-limit headers of a turn that had no HTTP answer of its own (a reused WebSocket): the
+        account's cached quota with this turn's `codex.rate_limits` events folded in, rendered as the
+        backend's headers (translation.md §7.12: "from upstream or cached quota")."""
+        folded = QuotaSnapshot.from_dict(lease.account.quota)
+        for snapshot in snapshots:
+            folded = folded.merged(snapshot) if folded is not None else snapshot
+        return to_headers(folded, self.now()) if folded is not None else []
 
     async def compact(self, turn: Turn) -> Any:
         """`POST /codex/responses/compact` on some account, failing over like a turn does."""
@@ -298,9 +310,9 @@ class Dispatcher:
                                          self.catalog.traits(request["model"]))
                 except UpstreamFailed as exc:
                     if exc.failure.action is Action.RELAY:
-                        raise exc.failure.to_gateway_error(time.time()) from None
+                        raise exc.failure.to_gateway_error(self.now()) from None
                     await self.account_failed(lease, exc.failure)
-                    last_error = exc.failure.to_gateway_error(time.time())
+                    last_error = exc.failure.to_gateway_error(self.now())
                 except UpstreamError as exc:
                     last_error = GatewayError(502, f"Could not reach the upstream: {exc}", ErrorKind.UPSTREAM,
                                               code="upstream_unreachable")

@@ -17,7 +17,7 @@ from ..upstream.body import reasoning_effort_of
 from ..upstream.events import Completed, NormalizedEvent, TextDelta
 from .api import json_response
 from .openai_routes import register_openai
-from .pipeline import collect, stream_response
+from .pipeline import collect, forwarded, stream_response
 from .turns import body_bytes, meta_for, model_router, open_turn, resolve
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
         events, _ = await collect(upstream)
         timings = ollama.Timings.from_marks(started, accepted, None, time.monotonic())
         return json_response(ollama.encode_response(turn, events, meta, now_iso=ollama.iso_timestamp(time.time()),
-                                                    timings=timings))
+                                                    timings=timings), headers=forwarded(upstream))
 
     @app.post("/api/chat")
     async def chat() -> Response:

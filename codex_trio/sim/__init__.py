@@ -15,6 +15,8 @@ Public API
         scenario=None,                 # Scenario, or path of a YAML scenario file (see scenario.py)
         https=True,                    # base URLs are https (the port also answers plain HTTP and h2c)
         deflate=True,                  # accept permessage-deflate on the WebSocket
+        websocket=True,                # False: the WebSocket upgrade answers 426 (clients fall back to SSE);
+                                       # may be flipped at run time: sim.config.websocket = False
         ws_age_cap_seconds=3600,       # WebSocket connection age cap (simulated clock)
         record_requests=True,          # False for benchmarks (sim.requests stays empty)
         device_poll_interval="1",      # the "interval" /deviceauth/usercode returns
@@ -28,12 +30,14 @@ Public API
     sim.accounts        # [SimAccount(account_id, user_id, email, plan, access_token, refresh_token, id_token, quota, banned)]
     sim.requests        # [RecordedRequest(method, path, query, headers (wire order + case), body (decoded),
                         #                  raw_body, content_encoding, http_version, scheme, status, ws_messages,
+                        #                  client_gone (the client dropped the WebSocket mid-response),
                         #                  connection=ConnectionInfo(scheme, alpn, client_hello, h2_connection_start))]
                         # .header(name), .header_names(), .public() (JSON-ready)
     sim.requests_to("/codex/responses", "POST")
     sim.clock.advance(5 * 3600)        # moves token expiry, quota windows, WebSocket age
     sim.script({"match": {"user_text": "weather"}, "reply": {"function_calls": [{"name": "get_weather"}]}})
     sim.ban(account_id); sim.unban(account_id); sim.exhaust(account_id[, "codex_bengalfox"])
+    sim.forget_chains()                # open WebSockets forget their responses (previous_response_not_found)
     sim.login_as(account_id)           # who /oauth/authorize auto-approves as
     sim.approve_device(user_code[, account_id])
     sim.add_account("pro")

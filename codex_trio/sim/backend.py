@@ -126,7 +126,8 @@ class Backend:
         now = self.state.clock.now()
         facts = facts_of(body, history, account.account_id)
         reply = self.state.rules.pick(facts)
-        if reply is not None and (reply.http_status or reply.rate_limit or reply.ban or reply.cloudflare_404):
+        if reply is not None and (reply.http_status or reply.rate_limit or reply.ban or reply.cloudflare_404
+                                  or reply.cloudflare_challenge):
             return reply, None
         input_tokens = max(1, size // 4)
         cached = 0
@@ -189,6 +190,8 @@ class Backend:
         reply, plan = self.plan(account, body, body["input"], len(request.body))
         if plan is None:
             assert reply is not None
+            if reply.cloudflare_challenge:  # the edge answers with an HTML page
+                return HTTPResponse(403, cloudflare_challenge_headers(), CLOUDFLARE_CHALLENGE_PAGE)
             status, payload = self.scripted_error(account, reply)
             headers = self.rate_headers(account)
             if payload is None:
@@ -205,7 +208,7 @@ class Backend:
 
     async def websocket(self, request: HTTPRequest, record: RecordedRequest, account: SimAccount
                         ) -> HTTPResponse | WebSocketAccept:
-        if (request.header("upgrade") or "").lower() != "websocket":
+        if (request.header("upgrade") or "").lower() != "websocket" or not self.state.config.websocket:
             return json_response(426, {"detail": "Upgrade Required"}, self.rate_headers(account))
         if request.header("sec-websocket-version") != "13" or not request.header("sec-websocket-key"):
             return json_response(400, {"detail": "Invalid WebSocket handshake"}, self.rate_headers(account))
@@ -296,6 +299,7 @@ class _Socket:
         self.record = record
         self.history: dict[str, list[dict]] = {}
         self.opened_at = backend.state.clock.now()
+        backend.state.sockets.add(self)
 
     async def send_error(self, channel: WebSocketChannel, status: int, error: dict) -> None:
         frame = {"type": "error", "status_code": status, "error": error,
@@ -305,6 +309,9 @@ class _Socket:
     async def run(self, channel: WebSocketChannel) -> None:
         try:
             await self._serve(channel)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.record.client_gone = True  # a client that aborts mid-response (its user went away)
+            await channel.abort()
         except Exception:
             log.exception("simulator WebSocket session failed")
             await channel.abort()
@@ -355,7 +362,7 @@ class _Socket:
                 if plan is None:
                     assert reply is not None
                     status, payload = self.backend.scripted_error(self.account, reply)
-                    if payload is None:  # an empty-body 404 cannot be framed: drop the socket
+                    if payload is None or reply.cloudflare_challenge:  # edge answers cannot be framed: drop it
                         await channel.abort()
                         return
                     await self.send_error(channel, status, payload["error"])
@@ -410,6 +417,16 @@ def banned_body() -> dict:
                                  "information. If you feel this is an error, contact us through our help center "
                                  "at help.openai.com.", "type": "invalid_request_error", "param": None,
                       "code": "account_deactivated"}}
+
+
+CLOUDFLARE_CHALLENGE_PAGE = (b"<!DOCTYPE html><html lang=\"en-US\"><head><title>Just a moment...</title></head>"
+                             b"<body><noscript>Enable JavaScript and cookies to continue</noscript></body></html>")
+
+
+def cloudflare_challenge_headers() -> list[tuple[str, str]]:
+    return [("content-type", "text/html; charset=UTF-8"), ("cf-mitigated", "challenge"),
+            ("cache-control", "private, max-age=0, no-store, no-cache, must-revalidate"), ("server", "cloudflare"),
+            ("cf-ray", secrets.token_hex(8) + "-SIM")]
 
 
 def cloudflare_cookies(now: float) -> list[tuple[str, str]]:

@@ -55,7 +55,7 @@ def _entry(slug: str, visibility: str, priority: int, min_version: str, lite: bo
         "slug": slug,
         "prefer_websockets": prefer_ws,
         "support_verbosity": True,
-        "default_verbosity": "low" if lite else "medium",
+        "default_verbosity": "low",  # codex sends text.verbosity "low" for gpt-6.1-sol and gpt-5.5 alike
         "apply_patch_tool_type": "freeform",
         "web_search_tool_type": "text_and_image",
         "input_modalities": ["text", "image"],
@@ -70,7 +70,7 @@ def _entry(slug: str, visibility: str, priority: int, min_version: str, lite: bo
         "include_apps_usage_instructions": False,
         "include_plugin_usage_instructions": False,
         "guardian": None,
-        "node_repl_auto_review_required": True,
+        "node_repl_auto_review_required": lite,  # false in gpt-5.5's captured turn metadata
         "node_repl_disabled": False,
         "requires_sandboxed_review": False,
         "auto_review_model_override": None,

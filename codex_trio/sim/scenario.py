@@ -100,6 +100,7 @@ class Reply(_Strict):
     rate_limit: RateLimit | None = None  # 429 usage_limit_reached with reset information
     ban: bool = False  # 403 account_deactivated (and the account stays banned)
     cloudflare_404: bool = False  # empty-body 404
+    cloudflare_challenge: bool = False  # 403 "Just a moment..." HTML page with cf-mitigated: challenge
     set_cookies: bool = False  # Set-Cookie: __cf_bm and cf_clearance
 
 

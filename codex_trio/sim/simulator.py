@@ -77,6 +77,12 @@ class Simulator:
     def exhaust(self, account_id: str, limit_id: str = "codex") -> None:
         self.state.accounts[account_id].quota.exhaust(self.state.clock.now(), limit_id)
 
+    def forget_chains(self) -> None:
+        """Every open WebSocket forgets its responses, as the backend does when its connection-scoped cache
+        is lost: the next `previous_response_id` gets `previous_response_not_found`."""
+        for socket in list(self.state.sockets):
+            socket.history.clear()
+
     def login_as(self, account_id: str) -> None:
         self.state.login_account_id = account_id
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ class SimConfig:
     scenario: Scenario | str | None = None  # a Scenario, or the path of a YAML scenario file
     https: bool = True  # base URLs use https (the port serves plain HTTP too)
     deflate: bool = True  # accept permessage-deflate on the WebSocket when offered
+    websocket: bool = True  # False: refuse the Responses WebSocket upgrade with 426 (clients fall back to SSE)
     ws_age_cap_seconds: float = 3600.0
     device_poll_interval: str = "1"
     record_requests: bool = True  # benchmarks turn this off so memory stays flat
@@ -80,6 +82,7 @@ class RecordedRequest:
     scheme: str
     status: int | None = None
     ws_messages: list[Any] = field(default_factory=list)  # parsed client frames, for a WebSocket upgrade
+    client_gone: bool = False  # the client dropped the WebSocket while a response was being sent
     connection: ConnectionInfo | None = None  # ALPN, TLS ClientHello, HTTP/2 connection start
 
     def header(self, name: str) -> str | None:
@@ -138,6 +141,7 @@ class SimState:
             scenario = Scenario.load(scenario)
         self.rules = RuleBook(scenario)
         self.requests: list[RecordedRequest] = []
+        self.sockets: weakref.WeakSet[Any] = weakref.WeakSet()  # live Responses WebSocket sessions
         self.auth_codes: dict[str, AuthCode] = {}
         self.devices: dict[str, DeviceGrant] = {}
         self.accounts: dict[str, SimAccount] = {}

@@ -332,3 +332,52 @@ def from_usage(body: dict[str, Any], now: float) -> QuotaSnapshot:
         limit_reached=reached,
         buckets=tuple(buckets),
     )
+
+
+# ---- forwarding to clients (translation.md §7.12) -----------------------------------------------------------
+
+_FORWARDED = re.compile(r"^x-[a-z0-9-]+-(primary|secondary)-[a-z-]+$|^x-[a-z0-9-]+-limit-name$|^x-codex-credits-"
+                        r"|^x-codex-active-limit$|^x-codex-rate-limit-reached-type$")
+
+
+def rate_limit_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The rate-limit headers of an upstream answer that clients get too (`x-codex-primary-*`,
+    `x-codex-secondary-*`, `x-codex-credits-*`, `x-codex-active-limit`, `x-codex-rate-limit-reached-type` and the
+    other metered limits' families), lower-cased, in the upstream's order. Never routing state such as
+    `x-codex-turn-state`."""
+    return [(name.lower(), value) for name, value in headers if _FORWARDED.match(name.lower())]
+
+
+def _window_headers(prefix: str, which: str, window: QuotaWindow | None, now: float) -> list[tuple[str, str]]:
+    if window is None:
+        return []
+    base = f"{prefix}-{which}"
+    out = [(f"{base}-used-percent", str(float(window.used_percent)))]
+    if window.window_minutes is not None:
+        out.append((f"{base}-window-minutes", str(window.window_minutes)))
+    if window.resets_at is not None:
+        out.append((f"{base}-reset-at", str(int(window.resets_at))))
+        out.append((f"{base}-reset-after-seconds", str(max(0, int(window.resets_at - now)))))
+    return out
+
+
+def to_headers(snapshot: QuotaSnapshot, now: float) -> list[tuple[str, str]]:
+    """A snapshot as the upstream's rate-limit headers (for a turn that got its quota from a
+    `codex.rate_limits` event rather than from an HTTP answer)."""
+    prefix = "x-" + snapshot.limit_id.replace("_", "-")
+    out = _window_headers(prefix, "primary", snapshot.primary, now) + \
+        _window_headers(prefix, "secondary", snapshot.secondary, now)
+    for bucket in snapshot.buckets:
+        bucket_prefix = "x-" + bucket.limit_id.replace("_", "-")
+        out += _window_headers(bucket_prefix, "primary", bucket.primary, now)
+        out += _window_headers(bucket_prefix, "secondary", bucket.secondary, now)
+        if bucket.display_name:
+            out.append((f"{bucket_prefix}-limit-name", bucket.display_name))
+    if snapshot.credits is not None:
+        credits = snapshot.credits
+        for name, value in (("has-credits", credits.has_credits), ("unlimited", credits.unlimited)):
+            if value is not None:
+                out.append((f"x-codex-credits-{name}", "true" if value else "false"))
+        if credits.balance is not None:
+            out.append(("x-codex-credits-balance", credits.balance))
+    return out

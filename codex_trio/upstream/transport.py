@@ -20,7 +20,7 @@ import time
 from contextlib import aclosing
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Protocol
 
 import orjson
 
@@ -32,7 +32,7 @@ from codex_trio.upstream.context import AccountAuth, ModelTraits, ThreadContext,
 from codex_trio.upstream.errors import Action, UpstreamFailure, classify_event, classify_http
 from codex_trio.upstream.events import TERMINAL_TYPES, CodexEvent
 from codex_trio.upstream.identity import Identity
-from codex_trio.upstream.quota import QuotaSnapshot, from_headers, from_rate_limits_event, from_usage
+from codex_trio.upstream.quota import QuotaSnapshot, from_headers, from_rate_limits_event, from_usage, rate_limit_headers
 from codex_trio.upstream.sse import SseDecoder
 from codex_trio.upstream.ws_chain import Plan, WsChain
 from codex_trio.upstream.ws_frames import binary_frame_event, closed_early_event, decode_text_frame
@@ -40,6 +40,22 @@ from codex_trio.upstream.ws_frames import binary_frame_event, closed_early_event
 ERROR_BODY_LIMIT = 1024 * 1024
 Clock = Callable[[], float]
 QuotaSink = Callable[[QuotaSnapshot], None]
+HeadersSink = Callable[[list[tuple[str, str]]], None]
+
+
+class CookieJarLike(Protocol):
+    """The account's Cloudflare cookie jar (`codex_trio.cookies.CookieJar`): consulted before an HTTPS call,
+    fed with the answer's `set-cookie` headers. The WebSocket never uses it (codex-rs's store skips wss)."""
+
+    def header_for(self, url: str) -> str | None: ...
+
+    def capture(self, url: str, headers: Iterable[tuple[str, str]]) -> int: ...
+
+
+def with_cookies(headers: list[tuple[str, str]], url: str, cookies: CookieJarLike | None) -> list[tuple[str, str]]:
+    """The request headers plus the jar's `cookie` header for `url` (last, where reqwest's store puts it)."""
+    value = cookies.header_for(url) if cookies is not None else None
+    return [*headers, ("cookie", value)] if value else headers
 
 
 def unknown_previous_response(response_id: str) -> GatewayError:
@@ -111,18 +127,25 @@ async def _read_error_body(response: Any) -> bytes:
 
 async def sse_turn(client: Client, identity: Identity, endpoint: Endpoint, auth: AccountAuth, thread: ThreadContext,
                    turn: TurnContext, request: dict[str, Any], traits: ModelTraits, *, clock: Clock = time.time,
-                   on_quota: QuotaSink | None = None, after_refresh: bool = False) -> AsyncIterator[list[CodexEvent]]:
+                   on_quota: QuotaSink | None = None, on_headers: HeadersSink | None = None,
+                   cookies: CookieJarLike | None = None, after_refresh: bool = False) -> AsyncIterator[list[CodexEvent]]:
     """One turn over `POST /codex/responses`, full history, zstd body. Yields event batches as they arrive;
-    always ends with a terminal event (a synthetic `error` if the stream stopped early)."""
+    always ends with a terminal event (a synthetic `error` if the stream stopped early). `on_headers` gets
+    the answer's rate-limit headers; `cookies` is sent and fed with the answer's Cloudflare cookies."""
     body = bodies.responses_body(request, identity, thread, turn, transport="http", traits=traits)
     payload = bodies.responses_request_bytes(body, identity)
     headers = hdrs.responses_headers(identity, auth, thread, turn, model=body["model"],
                                      reasoning_effort=bodies.reasoning_effort_of(body), traits=traits)
-    async with client.stream("POST", endpoint.responses_url, headers, payload) as response:
+    url = endpoint.responses_url
+    async with client.stream("POST", url, with_cookies(headers, url, cookies), payload) as response:
         now = clock()
+        if cookies is not None:
+            cookies.capture(url, response.headers)
         quota = from_headers(response.headers, now)
         if quota is not None and on_quota is not None:
             on_quota(quota)
+        if on_headers is not None:
+            on_headers(rate_limit_headers(response.headers))
         if response.status != 200:
             raw = await _read_error_body(response)
             raise UpstreamFailed(classify_http(response.status, raw, response.headers, now=now,
@@ -149,7 +172,8 @@ class CodexWebSocket:
     def __init__(self, ws: Any, chain: WsChain, identity: Identity, thread: ThreadContext, traits: ModelTraits,
                  clock: Clock, on_quota: QuotaSink | None = None) -> None:
         self._ws = ws
-        self._on_quota = on_quota
+        self.on_quota = on_quota  # where this socket's `codex.rate_limits` go (its owner sets it per turn)
+        self.rate_headers: list[tuple[str, str]] = []  # the handshake's rate-limit headers
         self.chain = chain
         self._identity = identity
         self._thread = thread
@@ -174,10 +198,13 @@ class CodexWebSocket:
                 raise UpstreamFailed(classify_http(status, raw, getattr(exc, "headers", None) or [], now=clock(),
                                                    after_refresh=after_refresh)) from exc
             raise WebSocketUnavailable(status, permanent=False) from exc
-        quota = from_headers(getattr(ws, "response_headers", None) or [], clock())
+        answer = getattr(ws, "response_headers", None) or []
+        quota = from_headers(answer, clock())
         if quota is not None and on_quota is not None:
             on_quota(quota)
-        return cls(ws, WsChain(opened_at=clock()), identity, thread, traits, clock, on_quota)
+        socket = cls(ws, WsChain(opened_at=clock()), identity, thread, traits, clock, on_quota)
+        socket.rate_headers = rate_limit_headers(answer)
+        return socket
 
     def usable(self) -> bool:
         return self.chain.usable(self._clock())
@@ -270,8 +297,8 @@ class CodexWebSocket:
                         yield batch + [closed_early_event(message.close_code)]
                         return
                     self.chain.received(event, now)
-                    if event.type == "codex.rate_limits" and self._on_quota is not None:
-                        self._on_quota(from_rate_limits_event(event.data, now))
+                    if event.type == "codex.rate_limits" and self.on_quota is not None:
+                        self.on_quota(from_rate_limits_event(event.data, now))
                     batch.append(event)
                     if event.type in TERMINAL_TYPES:
                         yield batch
@@ -301,12 +328,17 @@ class ConversationTransport:
         self._thread = thread
         self._traits = traits
         self._clock = clock
-        self._on_quota = on_quota
+        self.on_quota = on_quota  # the current turn's quota sink (the dispatcher sets it per turn)
         self.websocket_allowed = prefer_websocket
         self.socket: CodexWebSocket | None = None
+        # The rate-limit headers of the current turn's HTTP answer (the SSE response, or the handshake of a
+        # socket opened for this turn); empty when the turn ran on a socket opened earlier.
+        self.rate_headers: list[tuple[str, str]] = []
 
-    async def turn(self, request: dict[str, Any], turn: TurnContext, *,
-                   after_refresh: bool = False) -> AsyncIterator[list[CodexEvent]]:
+    async def turn(self, request: dict[str, Any], turn: TurnContext, *, after_refresh: bool = False,
+                   cookies: CookieJarLike | None = None) -> AsyncIterator[list[CodexEvent]]:
+        """One turn, WebSocket first. `cookies` (the account's Cloudflare jar) applies to the SSE path only."""
+        self.rate_headers = []
         explicit = request.get("previous_response_id")
         if explicit and (self.socket is None or not self.socket.usable() or self.socket.chain.response_id != explicit):
             raise unknown_previous_response(explicit)
@@ -323,13 +355,18 @@ class ConversationTransport:
                         yield batch
                 return
         async with aclosing(sse_turn(self._clients.http, self._identity, self._endpoint, self.auth, self._thread, turn,
-                                     request, self._traits, clock=self._clock, on_quota=self._on_quota,
+                                     request, self._traits, clock=self._clock, on_quota=self.on_quota,
+                                     on_headers=self._keep_rate_headers, cookies=cookies,
                                      after_refresh=after_refresh)) as stream:
             async for batch in stream:
                 yield batch
 
+    def _keep_rate_headers(self, headers: list[tuple[str, str]]) -> None:
+        self.rate_headers = headers
+
     async def _socket(self, request: dict[str, Any], after_refresh: bool) -> CodexWebSocket:
         if self.socket is not None and self.socket.usable():
+            self.socket.on_quota = self.on_quota
             return self.socket
         if self.socket is not None:
             await self.socket.close()
@@ -337,7 +374,8 @@ class ConversationTransport:
         socket = await CodexWebSocket.connect(
             self._clients.websocket, self._identity, self._endpoint, self.auth, self._thread, self._traits,
             model=request["model"], reasoning_effort=bodies.reasoning_effort_of(request), clock=self._clock,
-            on_quota=self._on_quota, after_refresh=after_refresh)
+            on_quota=self.on_quota, after_refresh=after_refresh)
+        self.rate_headers = socket.rate_headers
         events = await socket.prewarm(request)
         if not events or events[-1].type != "response.completed":
             await socket.close()

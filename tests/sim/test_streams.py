@@ -190,6 +190,9 @@ async def test_http_error_behaviours(sim: Simulator, client: httpx.AsyncClient) 
     sim.script({"match": {"user_text": "cf404"}, "reply": {"cloudflare_404": True}})
     r = await client.post("/codex/responses", json=turn_body("cf404"), headers=auth_headers(account))
     assert r.status_code == 404 and r.content == b""
+    sim.script({"match": {"user_text": "challenge"}, "times": 1, "reply": {"cloudflare_challenge": True}})
+    r = await client.post("/codex/responses", json=turn_body("challenge"), headers=auth_headers(account))
+    assert r.status_code == 403 and r.headers["cf-mitigated"] == "challenge" and b"Just a moment" in r.content
     sim.script({"match": {"user_text": "cookies"}, "reply": {"set_cookies": True}})
     r = await client.post("/codex/responses", json=turn_body("cookies"), headers=auth_headers(account))
     cookies = r.headers.get_list("set-cookie")

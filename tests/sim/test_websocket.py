@@ -167,3 +167,26 @@ async def test_scripted_failures_on_the_socket(sim: Simulator) -> None:
     events = await ws.turn(create(input=[user_message("fine")]))
     assert events[-1]["type"] == "response.completed"  # the socket survives both
     await ws.aclose()
+
+
+async def test_websocket_can_be_refused_with_426() -> None:
+    """`SimConfig.websocket=False` (or flipping `sim.config.websocket` at run time) answers the upgrade with
+    426 and the account's rate-limit headers, as a backend without the WebSocket path would; SSE still works."""
+    async with running_sim(websocket=False) as sim:
+        ws = await WSClient.connect(sim, ws_headers(sim))
+        assert ws.status == 426 and "x-codex-primary-used-percent" in ws.headers
+        assert sim.requests_to("/codex/responses", "GET")[-1].status == 426
+        sim.config.websocket = True
+        ws = await WSClient.connect(sim, ws_headers(sim))
+        assert ws.status == 101
+        await ws.aclose()
+
+
+async def test_forget_chains_makes_the_next_chained_turn_fail(sim: Simulator) -> None:
+    ws = await WSClient.connect(sim, ws_headers(sim))
+    first = await ws.turn(create(input=[user_message("one")]))
+    response_id = first[-1]["response"]["id"]
+    sim.forget_chains()
+    events = await ws.turn(create(input=[user_message("two")], previous_response_id=response_id))
+    assert events[-1]["type"] == "error" and events[-1]["error"]["code"] == "previous_response_not_found"
+    await ws.aclose()
