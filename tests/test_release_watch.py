@@ -38,9 +38,14 @@ async def test_the_gateway_adopts_a_newer_release_and_persists_it(data_dir: Path
     port = listeners[0].socket.getsockname()[1]
     local = {"client": {"learn_versions": True, "release_feed_url": f"http://127.0.0.1:{port}/@openai/codex/latest"}}
     async with running_gateway(data_dir, local=local, install=True) as (gateway, url):
-        adopted = await check_release(gateway)
+        # the background job reads the feed as soon as the gateway starts
+        with trio.fail_after(10):
+            while not seen or (expected == feed and gateway.config.settings.client.version != feed):
+                await trio.sleep(0.01)
+        if expected != feed:
+            await trio.sleep(0.3)  # time in which a wrong adoption would have shown
         assert gateway.config.settings.client.version == expected
-        assert adopted == (feed if expected == feed else None)
+        assert await check_release(gateway) is None  # nothing newer on a second look
         assert gateway.services.identity.version == expected
         assert (f"version: {expected}" in (data_dir / "local.yaml").read_text()) == (expected == feed)
     assert seen and seen[0].startswith(b"GET /@openai/codex/latest HTTP/1.1")
