@@ -401,9 +401,10 @@ class WebSocket:
         return self._pop()
 
     def receive_nowait(self) -> WsMessage | None:
-        """The next message if it has already arrived, else None (never waits). Lets a reader turn a burst of
-        small messages into one batch."""
-        if not self._pending or self._receiving:
+        """The next text or binary message if it has already arrived, else None (never waits, never raises).
+        Lets a reader turn a burst of small messages into one batch; a close or an error is left for the next
+        `receive()`, so the messages batched before it are not lost with it."""
+        if not self._pending or self._receiving or self._pending[0][0] not in ("text", "binary"):
             return None
         return self._pop()
 

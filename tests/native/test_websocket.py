@@ -171,3 +171,27 @@ async def test_close_while_another_task_receives(nursery, server_ssl, ca_file):
             await ws.close()
     assert received == ["one", 1000]
     await wait_idle()
+
+
+async def test_messages_queued_before_a_broken_connection_come_out_before_the_error():
+    """A reader batching with receive_nowait() gets every message that arrived before the connection broke;
+    the error comes from the next receive(), never from receive_nowait() (which would lose the batch). The
+    queue is what the native call hands over when frames and the breakage arrive in one drain."""
+    from collections import deque
+
+    class EndedCall:
+        def drain(self):
+            return [], True
+
+        def cancel(self):
+            pass
+
+    queued = deque([("text", "a"), ("text", "b"), ("error", "protocol", "connection reset", None)])
+    ws = native.WebSocket(EndedCall(), [], queued)
+    batch = [(await ws.receive()).data]
+    while (message := ws.receive_nowait()) is not None:
+        batch.append(message.data)
+    assert batch == ["a", "b"]
+    with pytest.raises(native.ProtocolError, match="connection reset"):
+        await ws.receive()
+    assert (await ws.receive()).kind == "close"  # and it stays closed
