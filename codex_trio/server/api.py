@@ -10,7 +10,6 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from .. import __version__
 from ..errors import ErrorKind, GatewayError, status_to_kind
 from .auth import is_protected, key_matches, presented_key
 from .envelopes import error_body

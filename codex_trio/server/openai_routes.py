@@ -103,32 +103,27 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
         return json_response({"id": model_id, "object": "model", "created": int(gateway.started_at),
                               "owned_by": OPENAI_OWNER, "root": resolve_check.model_id})
 
-    @app.post("/v1/images/generations")
-    async def image_generations() -> Response:
-        turn = images.parse_generations_request(await body_bytes(), host_model=gateway.config.settings.model.default)
+    async def collected_image_turn(turn, encode, prefix: str) -> Response:
+        """Image generation and analysis: one collected turn on the image-capable default model."""
         resolve(gateway, turn, fallback_to_default=True)
         upstream = await open_turn(gateway, turn)
         events, _ = await collect(upstream)
-        return json_reply(images.encode_generations_response(turn, events, meta_for("img_", turn.request["model"])),
-                          upstream)
+        return json_reply(encode(turn, events, meta_for(prefix, turn.request["model"])), upstream)
+
+    @app.post("/v1/images/generations")
+    async def image_generations() -> Response:
+        turn = images.parse_generations_request(await body_bytes(), host_model=gateway.config.settings.model.default)
+        return await collected_image_turn(turn, images.encode_generations_response, "img_")
 
     @app.post("/v1/images/edits")
     async def image_edits() -> Response:
         turn = images.parse_edits_request(await body_bytes(), host_model=gateway.config.settings.model.default)
-        resolve(gateway, turn, fallback_to_default=True)
-        upstream = await open_turn(gateway, turn)
-        events, _ = await collect(upstream)
-        return json_reply(images.encode_generations_response(turn, events, meta_for("img_", turn.request["model"])),
-                          upstream)
+        return await collected_image_turn(turn, images.encode_generations_response, "img_")
 
     @app.post("/v1/codex/image-analysis")
     async def image_analysis() -> Response:
         turn = images.parse_analysis_request(await body_bytes(), default_model=gateway.config.settings.model.default)
-        resolve(gateway, turn, fallback_to_default=True)
-        upstream = await open_turn(gateway, turn)
-        events, _ = await collect(upstream)
-        return json_reply(images.encode_analysis_response(turn, events, meta_for("ia_", turn.request["model"])),
-                          upstream)
+        return await collected_image_turn(turn, images.encode_analysis_response, "ia_")
 
 
 async def responses_socket(gateway: "Gateway") -> None:

@@ -13,21 +13,12 @@ import httpx
 import pytest
 import trio
 
-from codex_trio.app import Gateway
-from codex_trio.config.store import ConfigStore
 from codex_trio.config.writer import update_local_file
-from codex_trio.server.accounts_api import register_accounts_api
-from codex_trio.services import build_services, run_accounts
 from codex_trio.sim import Simulator, running_sim
 
-from ..conftest import api_key
+from ..conftest import api_key, running_gateway, sim_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def sim_settings(sim: Simulator) -> dict[str, Any]:
-    return {"api": {"base_url": sim.urls.backend_base, "auth_base_url": sim.urls.auth_base},
-            "tls": {"ca_file": str(sim.ca_file)}}
 
 
 @pytest.fixture
@@ -37,28 +28,9 @@ async def sim():
 
 
 @asynccontextmanager
-async def accounts_gateway(data_dir: Path, local: dict[str, Any]) -> AsyncIterator[tuple[Gateway, str]]:
-    """A real gateway with the accounts job and the /auth/* routes only (what `install_surfaces` adds for them),
-    so these tests do not depend on the protocol surfaces."""
-    update_local_file(data_dir / "local.yaml", local)
-    store = ConfigStore(data_dir, environ={})
-    store.ensure_first_start()
-    gateway = Gateway(config=store)
-    gateway.services = build_services(gateway)
-    gateway.background_jobs.append(run_accounts)
-    gateway.route_registrars.append(register_accounts_api)
-    async with trio.open_nursery() as nursery:
-        url = await nursery.start(lambda task_status: gateway.run(port=0, task_status=task_status))
-        try:
-            yield gateway, url
-        finally:
-            gateway.stop_requested.set()
-
-
-@asynccontextmanager
 async def admin_client(data_dir: Path, sim: Simulator) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """(gateway, httpx client with the gateway key). Browser logins bind their callback server on port 0."""
-    async with accounts_gateway(data_dir, sim_settings(sim)) as (gateway, url):
+    async with running_gateway(data_dir, local=sim_settings(sim), install=True) as (gateway, url):
         gateway.services.extras["logins"].callback_ports = (0,)
         async with httpx.AsyncClient(base_url=url, timeout=30,
                                      headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:

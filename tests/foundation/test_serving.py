@@ -15,7 +15,6 @@ import pytest
 import trio
 from quart import Response
 
-from codex_trio.errors import GatewayError
 from codex_trio.server.streaming import relay
 from tests.conftest import api_key, running_gateway
 
@@ -130,7 +129,6 @@ async def test_shutdown_ends_open_streams_with_a_terminal_frame(data_dir: Path):
 
 async def test_shutdown_with_a_stalled_client_completes(data_dir: Path):
     """A client that never reads must not keep the process from stopping (TCP_USER_TIMEOUT)."""
-    events: dict = {}
     local = {"server": {"graceful_shutdown_seconds": 0.5, "tcp_user_timeout_ms": 1500}}
     big = "x" * 60_000
 

@@ -9,7 +9,6 @@ import h2.config
 import h2.connection
 import h2.events
 import hpack
-import trio
 
 from codex_trio.native import Client
 
