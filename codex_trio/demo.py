@@ -31,7 +31,7 @@ def demo_settings(sim, port: int, ollama_port: int | None) -> dict:
 def banner(url: str, key: str, ollama_url: str | None, data_dir: Path) -> str:
     lines = [
         f"codex-trio {__version__} demo — offline, on the built-in simulated ChatGPT backend",
-        f"  gateway:  {url}   (dashboard and every API)",
+        f"  gateway:  {url}   (every API and the admin API)",
         f"  API key:  {key}",
         f"  data:     {data_dir}",
     ]

@@ -1,4 +1,4 @@
-"""The main listener's app: every API, the admin API and the dashboard. Routes are thin glue."""
+"""The main listener's app: every API and the admin API. Routes are thin glue."""
 
 from __future__ import annotations
 
