@@ -81,8 +81,10 @@ class OpenedTurn:
                 raise GatewayError(504, f"The upstream sent nothing for {self.idle_timeout:.0f} s; the stream was "
                                    "ended.", ErrorKind.TIMEOUT, code="upstream_idle_timeout") from None
             except UpstreamError as exc:
-                raise GatewayError(502, f"The upstream connection failed mid-stream: {exc}", ErrorKind.UPSTREAM,
-                                   code="upstream_stream_error") from None
+                # The transport's own text (TLS library wording, links) is for the log, not for clients.
+                log.warning("account %s: upstream connection broke mid-stream: %s", self.account_id, exc)
+                raise GatewayError(502, "The upstream connection broke mid-stream; the response is incomplete. "
+                                   "Retry the request.", ErrorKind.UPSTREAM, code="upstream_stream_error") from None
             self._observe(batch)
             yield batch
             if batch and batch[-1].type in TERMINAL_TYPES:
