@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Mapping
@@ -13,7 +14,8 @@ from codex_trio.app import Gateway
 from codex_trio.config.store import ConfigStore
 from codex_trio.config.writer import update_local_file
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# The read-only shared/ folder (fixtures, specs, tools) sits beside the checkout; CODEX_TRIO_SHARED overrides.
+SHARED = Path(os.environ.get("CODEX_TRIO_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 
 
 def shared_path(*parts: str) -> Path:

@@ -1,7 +1,6 @@
 import base64
 import hashlib
 import json
-from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -11,8 +10,9 @@ from codex_trio.accounts import oauth
 from codex_trio.accounts.refresh import TokenRefresher
 
 from .helpers import fixture_identity
+from tests.conftest import SHARED
 
-FIX = Path("/work/shared/fixtures/chatgpt-mode/oauth")
+FIX = SHARED / "fixtures/chatgpt-mode/oauth"
 
 
 def fixture(name: str) -> dict:

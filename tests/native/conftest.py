@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import pathlib
 import ssl
 
 import pytest
 import trio
 import trustme
 
-SHARED = pathlib.Path(os.environ.get("CODEX_TRIO_SHARED", "/work/shared"))
+from tests.conftest import SHARED  # noqa: E402  (one definition of where shared/ is)
 FINGERPRINTS = SHARED / "fixtures/chatgpt-mode/tls/fingerprints.json"
 
 

@@ -40,7 +40,7 @@ def reference(tmp_path_factory):
     cargo_home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
     found = glob.glob(f"{cargo_home}/registry/src/*/tiktoken-rs-*/assets/o200k_base.tiktoken")
     if not found:
-        pytest.skip("tiktoken-rs sources not in the cargo registry (build the extension first)")
+        pytest.fail("tiktoken-rs sources are not in the cargo registry: build the extension first (scripts/test does)")
     data = open(found[0], "rb").read()
     assert hashlib.sha256(data).hexdigest() == EXPECTED_SHA256
     assert EXPECTED_SHA256 in open(openai_public.__file__).read()

@@ -15,9 +15,10 @@ from codex_trio.protocols import anthropic
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import CodexEvent, EventNormalizer, Failed
+from tests.conftest import SHARED
 
-CLIENTS = Path("/work/shared/fixtures/clients")
-REPLIES = Path("/work/shared/fixtures/chatgpt-mode/stand-in-replies")
+CLIENTS = SHARED / "fixtures/clients"
+REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
 META = ResponseMeta("msg_01", "claude-opus-4-8", 1795318737)
 
 

@@ -16,9 +16,10 @@ from codex_trio.protocols import gemini
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import CodexEvent, EventNormalizer
+from tests.conftest import SHARED
 
-CLIENTS = Path("/work/shared/fixtures/clients")
-REPLIES = Path("/work/shared/fixtures/chatgpt-mode/stand-in-replies")
+CLIENTS = SHARED / "fixtures/clients"
+REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
 META = ResponseMeta("resp_abc", "gemini-mock", 1795318737)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import orjson
 import pytest
@@ -11,8 +10,9 @@ from codex_trio.errors import ErrorKind, GatewayError, not_found
 from codex_trio.protocols import ollama
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.upstream.events import CodexEvent, EventNormalizer
+from tests.conftest import SHARED
 
-REPLIES = Path("/work/shared/fixtures/chatgpt-mode/stand-in-replies")
+REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
 META = ResponseMeta(id="unused", model="gpt-5.4", created=1795318737)
 T0 = "2026-11-22T03:38:57.000000Z"  # iso_timestamp(META.created) -- checked below
 T1 = "2026-11-22T04:05:54.250000Z"

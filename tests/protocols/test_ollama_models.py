@@ -4,7 +4,6 @@ official ollama-python client and `codex --oss` read from them."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import orjson
 import pytest
@@ -12,8 +11,9 @@ from ollama._types import ListResponse, ProcessResponse, ProgressResponse, ShowR
 
 from codex_trio.errors import GatewayError
 from codex_trio.protocols import ollama
+from tests.conftest import SHARED
 
-CLIENTS = Path("/work/shared/fixtures/clients")
+CLIENTS = SHARED / "fixtures/clients"
 STARTED = "2026-11-22T04:00:00.000000Z"
 MODELS = [
     ollama.OllamaModel("gpt-5.4", context_length=400_000, reasoning_efforts=("low", "medium", "high", "xhigh"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import orjson
 import pytest
@@ -10,8 +9,9 @@ import pytest
 from codex_trio.errors import GatewayError
 from codex_trio.protocols import openai_chat as chat
 from codex_trio.routing import ModelRouter
+from tests.conftest import SHARED
 
-CLIENTS = Path("/work/shared/fixtures/clients")
+CLIENTS = SHARED / "fixtures/clients"
 
 
 def parse(body: dict, **kw):

@@ -4,7 +4,6 @@ non-streaming replies validate as `ChatCompletion` / `Response`. Random event se
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import orjson
 from hypothesis import given, settings, strategies as st
@@ -15,8 +14,9 @@ from codex_trio.protocols import openai_chat, responses
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import CodexEvent, EventNormalizer
+from tests.conftest import SHARED
 
-REPLIES = Path("/work/shared/fixtures/chatgpt-mode/stand-in-replies")
+REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
 META = ResponseMeta(id="chatcmpl-sdk", model="gpt-5.5", created=1700000000)
 TOOLS = [{"type": "function", "function": {"name": "exec_command", "parameters": {
     "type": "object", "properties": {"cmd": {"type": "string"}}}}}]

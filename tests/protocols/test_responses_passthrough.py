@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import orjson
 import pytest
@@ -13,9 +12,10 @@ from codex_trio.protocols import responses
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.routing import ModelRouter
 from codex_trio.upstream.events import CodexEvent
+from tests.conftest import SHARED
 
-CLIENTS = Path("/work/shared/fixtures/clients")
-CHATGPT = Path("/work/shared/fixtures/chatgpt-mode")
+CLIENTS = SHARED / "fixtures/clients"
+CHATGPT = SHARED / "fixtures/chatgpt-mode"
 REPLIES = CHATGPT / "stand-in-replies"
 META = ResponseMeta(id="resp_gw", model="gpt-5.5", created=1700000000)
 

@@ -23,8 +23,9 @@ from PIL import Image
 
 from codex_trio.errors import GatewayError
 from codex_trio.protocols import token_count
+from tests.conftest import SHARED
 
-CLIENTS = Path("/work/shared/fixtures/clients")
+CLIENTS = SHARED / "fixtures/clients"
 O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
 
 
@@ -42,7 +43,8 @@ def o200k(tmp_path_factory):
     try:
         encoding = tiktoken.get_encoding("o200k_base")
     except Exception as exc:  # no vocabulary file anywhere and no network
-        pytest.skip(f"o200k_base vocabulary unavailable offline ({exc.__class__.__name__}); install bpe-openai")
+        pytest.fail(f"o200k_base vocabulary unavailable offline ({exc.__class__.__name__}): bpe-openai (in the "
+                    "test extras) ships it")
     finally:
         if previous is None:
             os.environ.pop("TIKTOKEN_CACHE_DIR", None)

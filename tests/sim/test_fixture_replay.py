@@ -7,7 +7,6 @@ bodies, zstd compression) is sent as captured. Each must be accepted: 200 and, f
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import orjson
@@ -17,8 +16,9 @@ import zstandard
 from codex_trio.sim import Simulator
 
 from .helpers import WSClient, parse_sse, types
+from tests.conftest import SHARED
 
-FIXTURES = Path("/work/shared/fixtures/chatgpt-mode")
+FIXTURES = SHARED / "fixtures/chatgpt-mode"
 FAKE_ACCOUNT = "11111111-2222-4333-8444-555555555555"
 HTTP_FIXTURES = sorted(
     str(p.relative_to(FIXTURES)) for folder in ("exec-sse", "exec-sse-tool", "exec-gpt55-sse-tool", "tui",
@@ -26,7 +26,11 @@ HTTP_FIXTURES = sorted(
     for p in (FIXTURES / folder).glob("*.json")
     if "ws-upgrade" not in p.name) if FIXTURES.is_dir() else []
 
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="captured fixtures not available")
+
+
+def test_the_captured_fixtures_are_present():
+    # Without them the replay tests below would silently collect nothing.
+    assert HTTP_FIXTURES, f"no captured requests under {FIXTURES}: the shared/ folder must sit beside the checkout"
 
 
 def swap(text: str, sim: Simulator) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 
 from codex_trio.sim import Simulator, running_sim
 
 from .helpers import WSClient, types, user_message
+from tests.conftest import SHARED
 
 
 def ws_headers(sim: Simulator, index: int = 0) -> list[tuple[str, str]]:
@@ -139,9 +139,8 @@ async def test_plain_websocket_without_tls() -> None:
 
 
 async def test_recorded_client_hello_feeds_the_ja4_tool(sim: Simulator) -> None:
-    tool = Path("/work/shared/tools/ja4.py")
-    if not tool.exists():
-        pytest.skip("shared ja4 tool not available")
+    tool = SHARED / "tools/ja4.py"
+    assert tool.exists(), f"{tool} is missing: the shared/ folder must sit beside the checkout"
     spec = importlib.util.spec_from_file_location("ja4_tool", tool)
     assert spec is not None and spec.loader is not None
     ja4 = importlib.util.module_from_spec(spec)

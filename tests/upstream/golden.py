@@ -11,12 +11,12 @@ Only three things may differ, and each is handled explicitly, never by a blanket
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import orjson
+from tests.conftest import SHARED
 
-FIXTURES = Path("/work/shared/fixtures/chatgpt-mode")
+FIXTURES = SHARED / "fixtures/chatgpt-mode"
 ACCOUNT_ID = "11111111-2222-4333-8444-555555555555"
 
 

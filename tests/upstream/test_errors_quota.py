@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import orjson
 import pytest
@@ -13,9 +12,10 @@ from codex_trio.upstream.errors import Action, classify_event, classify_http, st
 from codex_trio.upstream.events import CodexEvent
 from codex_trio.upstream.quota import from_headers, from_rate_limits_event, from_usage
 from codex_trio.upstream.sse import SseDecoder
+from tests.conftest import SHARED
 
 NOW = 1_800_000_000.0
-REPLIES = Path("/work/shared/fixtures/chatgpt-mode/stand-in-replies")
+REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
 
 
 def j(value) -> bytes:

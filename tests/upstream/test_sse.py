@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import orjson
 import pytest
@@ -13,8 +12,9 @@ from hypothesis import strategies as st
 from codex_trio.upstream.events import EventNormalizer, TextDelta, Completed, Failed
 from codex_trio.upstream.sse import SseDecoder
 from codex_trio.upstream.ws_frames import binary_frame_event, closed_early_event, decode_text_frame
+from tests.conftest import SHARED
 
-REPLIES = Path("/work/shared/fixtures/chatgpt-mode/stand-in-replies")
+REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
 
 
 def decode(chunks: list[bytes], **kw) -> list:
