@@ -127,7 +127,7 @@ class FakeIssuer:
         return answer
 
     async def get(self, url: str, headers: list[tuple[str, str]]) -> HttpResponse:
-        raise NotImplementedError
+        raise AssertionError(f"the in-process issuer answers only POST /oauth/token, not GET {url}")
 
 
 class FakeClock:
