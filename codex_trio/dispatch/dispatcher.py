@@ -40,6 +40,7 @@ PRELUDE_TYPES = frozenset({"response.created", "response.in_progress", "response
                            "response.metadata", "codex.response.metadata"})
 MAX_ACCOUNTS_TRIED = 8
 SAME_ACCOUNT_RETRIES = 2  # transient 5xx / transport errors, before moving on (1 s, 2 s)
+BUSY_GRACE_SECONDS = 0.5  # how long a turn waits for its conversation's socket before opening its own
 
 
 @dataclass
@@ -136,20 +137,40 @@ class Dispatcher:
             for old in list(self._response_conversation)[:5000]:
                 del self._response_conversation[old]
 
-    def _conversation(self, lease: "Lease", key: str, request: dict) -> Conversation:
+    def _new_conversation(self, lease: "Lease", request: dict) -> Conversation:
         account = lease.account
-        model = request["model"]
         services = self.services
+        thread = ThreadContext.new(account.installation_id)
+        transport = ConversationTransport(
+            services.clients_for(account), services.identity, services.endpoint,
+            AccountAuth(account.tokens.access_token, account.account_id or ""), thread,
+            self.catalog.traits(request["model"]), clock=services.clock)
+        return Conversation(thread, transport)
 
-        def create() -> Conversation:
-            thread = ThreadContext.new(account.installation_id)
-            transport = ConversationTransport(
-                services.clients_for(account), services.identity, services.endpoint,
-                AccountAuth(account.tokens.access_token, account.account_id or ""), thread,
-                self.catalog.traits(model), clock=services.clock)
-            return Conversation(thread, transport)
+    async def _claim_conversation(self, stack: AsyncExitStack, lease: "Lease", key: str,
+                                  request: dict) -> Conversation:
+        """The conversation's upstream state, held for this turn (released by `stack`).
 
-        return self.conversations.get((account.id, key, variant_key(request)), create)
+        Its socket carries one turn at a time. A follow-up usually arrives as the previous turn is closing, so
+        it waits a moment; a turn that still finds it busy is another conversation that merely looks the same
+        (parallel agents sharing a prompt) and gets its own upstream connection. A turn chained with an
+        explicit previous_response_id can only run on the socket that holds that response, so it waits."""
+        conversation = self._conversation(lease, key, request)
+        with trio.move_on_after(BUSY_GRACE_SECONDS):
+            await conversation.busy.acquire()
+            stack.callback(conversation.busy.release)
+            return conversation
+        if request.get("previous_response_id"):
+            await conversation.busy.acquire()
+            stack.callback(conversation.busy.release)
+            return conversation
+        conversation = self._new_conversation(lease, request)
+        stack.push_async_callback(conversation.transport.close)
+        return conversation
+
+    def _conversation(self, lease: "Lease", key: str, request: dict) -> Conversation:
+        return self.conversations.get((lease.account.id, key, variant_key(request)),
+                                      lambda: self._new_conversation(lease, request))
 
     async def open(self, turn: Turn) -> OpenedTurn:
         """Start the turn on some account. Raises GatewayError when no account can serve it."""
@@ -192,8 +213,7 @@ class Dispatcher:
                 raise GatewayError(400, "previous_response_id belongs to an account that cannot serve this request "
                                    "now; send the full conversation instead.", ErrorKind.INVALID_REQUEST,
                                    code="previous_response_not_found", param="previous_response_id")
-            conversation = self._conversation(lease, key, request)
-            await stack.enter_async_context(conversation.busy)
+            conversation = await self._claim_conversation(stack, lease, key, request)
             quota: list[QuotaSnapshot] = []
             transport = conversation.transport
             transport.on_quota = quota.append  # this turn's snapshots go to this lease

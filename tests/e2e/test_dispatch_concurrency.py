@@ -1,0 +1,43 @@
+"""Turns that derive the same conversation must not queue behind each other's upstream socket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import trio
+
+from codex_trio.sim import running_sim
+from tests.conftest import api_key, gateway_on_sim
+
+
+async def test_look_alike_conversations_stream_in_parallel(data_dir: Path):
+    async with running_sim(accounts=1) as sim:
+        # a slow reply: 60 deltas, 30 ms apart (~1.8 s), far longer than the wait for a busy conversation
+        sim.script({"match": {"user_text": "parallel"}, "reply": {"text": "x" * 240, "chunk_size": 4,
+                                                                   "pacing_ms": 30}})
+        async with gateway_on_sim(data_dir, sim) as (gateway, url):
+            body = {"model": "gpt-5.5", "stream": True, "messages": [{"role": "user", "content": "parallel"}]}
+            order: list[str] = []
+
+            async def stream(name: str, client: httpx.AsyncClient) -> None:
+                async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+                    assert response.status_code == 200
+                    first = True
+                    async for line in response.aiter_lines():
+                        if first and '"content":"x' in line:
+                            order.append(f"{name} first")
+                            first = False
+                    order.append(f"{name} done")
+
+            async with httpx.AsyncClient(base_url=url, timeout=30,
+                                         headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(stream, "a", client)
+                    await trio.sleep(0.05)
+                    nursery.start_soon(stream, "b", client)
+        # b streamed while a was still streaming: it did not wait for a's socket
+        assert order.index("b first") < order.index("a done"), order
+        turns = [r for r in sim.requests if r.path.endswith("/codex/responses")]
+        sessions = {r.header("session-id") for r in turns}
+        assert len(sessions) >= 2  # two upstream conversations (threads), one per turn
