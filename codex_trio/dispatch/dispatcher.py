@@ -256,7 +256,7 @@ class Dispatcher:
         """Read until the first substantive event. An early error event raises UpstreamFailed, so the caller
         can fail over exactly as for an HTTP error."""
         buffered: list[list[CodexEvent]] = []
-        with trio.fail_after(timeout):
+        with trio.move_on_after(timeout) as waiting:
             async for batch in stream:
                 buffered.append(batch)
                 for event in batch:
@@ -268,6 +268,9 @@ class Dispatcher:
                             raise UpstreamFailed(failure)
                         raise failure.to_gateway_error(self.now())
                     return buffered
+        if waiting.cancelled_caught:
+            raise GatewayError(504, f"The upstream did not start answering within {timeout:.0f} s (api.timeout_seconds).",
+                               ErrorKind.TIMEOUT, code="upstream_timeout")
         return buffered
 
     async def _retry_same_account(self, lease: "Lease", failure: UpstreamFailure, attempt: int) -> bool:

@@ -41,3 +41,15 @@ async def test_look_alike_conversations_stream_in_parallel(data_dir: Path):
         turns = [r for r in sim.requests if r.path.endswith("/codex/responses")]
         sessions = {r.header("session-id") for r in turns}
         assert len(sessions) >= 2  # two upstream conversations (threads), one per turn
+
+
+async def test_an_upstream_that_never_starts_answering_is_a_504_in_the_clients_envelope(data_dir: Path):
+    async with running_sim(accounts=1) as sim:
+        sim.script({"match": {"user_text": "slow"}, "reply": {"text": "late", "first_byte_delay_ms": 5000}})
+        async with gateway_on_sim(data_dir, sim, local={"api": {"timeout_seconds": 1}}) as (gateway, url):
+            async with httpx.AsyncClient(base_url=url, timeout=30,
+                                         headers={"x-api-key": api_key(gateway)}) as client:
+                reply = await client.post("/v1/messages", json={
+                    "model": "claude-sonnet-4-6", "max_tokens": 20, "messages": [{"role": "user", "content": "slow"}]})
+    assert reply.status_code == 504
+    assert reply.json()["type"] == "error" and "did not start answering" in reply.json()["error"]["message"]
