@@ -6,8 +6,6 @@ or a key dropped), so the parser is exercised deep inside, not only at its first
 
 from __future__ import annotations
 
-import copy
-from typing import Any
 
 import orjson
 from hypothesis import HealthCheck, given, settings
@@ -18,12 +16,7 @@ from codex_trio.protocols import anthropic, token_count
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
 from codex_trio.upstream import events as ev
-
-scalars = st.none() | st.booleans() | st.integers(-3, 70000) | st.floats(allow_nan=False) | st.text(max_size=12)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
-# Values that trip careless code: unhashables where a string is expected, empty containers, bools as ints.
-awkward = st.sampled_from([{}, [{}], [[]], {"a": {}}, [None], True, 0, -1, 1.5, "", "x", None]) | json_values
+from tests.protocols.helpers import corrupted, json_values
 
 names = st.text("abcdefgh_", min_size=1, max_size=6)
 text = st.text(max_size=10)
@@ -61,33 +54,6 @@ bodies = st.fixed_dictionaries({
     "output_config": st.fixed_dictionaries({"effort": st.sampled_from(["low", "medium", "high", "max"])}),
     "metadata": st.fixed_dictionaries({"user_id": st.sampled_from(["u1", '{"session_id": "s"}', "{bad"])}),
     "stop_sequences": st.lists(text, max_size=3), "stream": st.booleans(), "temperature": st.floats(0, 1)})
-
-
-def paths(value: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            out += paths(inner, prefix + (key,))
-    elif isinstance(value, list):
-        for i, inner in enumerate(value):
-            out += paths(inner, prefix + (i,))
-    return out
-
-
-@st.composite
-def corrupted(draw, strategy):
-    body = copy.deepcopy(draw(strategy))  # `just(...)` values are shared objects: never mutate them
-    path = draw(st.sampled_from(paths(body)[1:] or [()]))
-    if not path:
-        return body
-    parent = body
-    for key in path[:-1]:
-        parent = parent[key]
-    if isinstance(parent, dict) and draw(st.booleans()):
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = draw(awkward)
-    return body
 
 
 def check(body: bytes) -> bool:

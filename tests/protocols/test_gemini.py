@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import orjson
@@ -15,29 +14,12 @@ from codex_trio.errors import ErrorKind, GatewayError
 from codex_trio.protocols import gemini
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
-from codex_trio.upstream.events import CodexEvent, EventNormalizer
 from tests.conftest import SHARED
+from tests.protocols.helpers import normalize, sse_events
 
 CLIENTS = SHARED / "fixtures/clients"
 REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
 META = ResponseMeta("resp_abc", "gemini-mock", 1795318737)
-
-
-def sse_events(path: Path) -> list:
-    normalizer, out = EventNormalizer(), []
-    for block in path.read_text().split("\n\n"):
-        data = [line[6:] for line in block.splitlines() if line.startswith("data: ")]
-        if data:
-            raw = orjson.loads("\n".join(data))
-            out += normalizer.feed(CodexEvent(raw["type"], raw))
-    return out
-
-
-def normalize(raw_events: list[dict]) -> list:
-    normalizer, out = EventNormalizer(), []
-    for raw in raw_events:
-        out += normalizer.feed(CodexEvent(raw["type"], raw))
-    return out
 
 
 def sse_chunks(data: bytes) -> list[dict]:
