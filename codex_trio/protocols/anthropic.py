@@ -180,6 +180,17 @@ def load_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
+def function_tool(name: str, description: Any, parameters: Any) -> dict[str, Any]:
+    """A client function tool as the backend takes it: name, description and parameters only (it rejects other
+    fields). Shared by the Anthropic and Gemini adapters."""
+    tool: dict[str, Any] = {"type": "function", "name": name}
+    if isinstance(description, str):
+        tool["description"] = description
+    tool["strict"] = False
+    tool["parameters"] = object_schema(parameters)
+    return tool
+
+
 def object_schema(schema: Any) -> dict[str, Any]:
     """Tool parameters: an object schema always has `properties` (the backend rejects one without)."""
     if not isinstance(schema, dict):
@@ -376,14 +387,8 @@ def _convert_tools(tools: Any) -> tuple[list[dict[str, Any]], set[str]]:
         schema = tool.get("input_schema")
         if schema is not None:
             _expect(schema, dict, f"{param}.input_schema", "an object")
-        # Only name/description/parameters are carried over: Anthropic-only fields such as cache_control,
-        # defer_loading or input_examples are rejected by the backend.
-        converted: dict[str, Any] = {"type": "function", "name": name}
-        if isinstance(tool.get("description"), str):
-            converted["description"] = tool["description"]
-        converted["strict"] = False
-        converted["parameters"] = object_schema(schema)
-        out.append(converted)
+        # Anthropic-only fields such as cache_control, defer_loading or input_examples are not carried over.
+        out.append(function_tool(name, tool.get("description"), schema))
     return out, hosted_names
 
 

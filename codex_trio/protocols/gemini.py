@@ -33,8 +33,8 @@ from codex_trio.protocols.anthropic import (
     effort_from_budget,
     encode_reasoning_signature,
     error_from_failed,
+    function_tool,
     load_json_object,
-    object_schema,
     parse_json_object,
     premature_close,
     structured_format,
@@ -263,12 +263,7 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
                     schema = decl.get("parameters")
                 if schema is not None:
                     _expect(schema, dict, f"{param}.parameters", "an object")
-                converted: dict[str, Any] = {"type": "function", "name": name}
-                if isinstance(decl.get("description"), str):
-                    converted["description"] = decl["description"]
-                converted["strict"] = False
-                converted["parameters"] = object_schema(json_schema(schema))
-                out.append(converted)
+                out.append(function_tool(name, decl.get("description"), json_schema(schema)))
         if (_get(tool, "googleSearch") is not None or _get(tool, "googleSearchRetrieval") is not None) and not any(
                 t.get("type") == "web_search" for t in out):
             out.append({"type": "web_search"})
