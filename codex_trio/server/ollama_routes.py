@@ -17,8 +17,8 @@ from ..upstream.body import reasoning_effort_of
 from ..upstream.events import Completed, NormalizedEvent, TextDelta
 from .api import json_response
 from .openai_routes import register_openai
-from .pipeline import collect, forwarded, stream_response
-from .turns import body_bytes, meta_for, model_router, open_turn, resolve
+from .pipeline import collect, stream_response
+from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -163,8 +163,8 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
             return stream_response(gateway, app.nursery, upstream, encoder, content_type=ollama.NDJSON_CONTENT_TYPE)
         events, _ = await collect(upstream)
         timings = ollama.Timings.from_marks(started, accepted, None, time.monotonic())
-        return json_response(ollama.encode_response(turn, events, meta, now_iso=ollama.iso_timestamp(time.time()),
-                                                    timings=timings), headers=forwarded(upstream))
+        return json_reply(ollama.encode_response(turn, events, meta, now_iso=ollama.iso_timestamp(time.time()),
+                                                 timings=timings), upstream)
 
     @app.post("/api/chat")
     async def chat() -> Response:

@@ -6,7 +6,7 @@ client gets the protocol's terminal error frame (streams) or a 502 (collected re
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import trio
 from quart import Response
@@ -95,7 +95,3 @@ async def collect(upstream: "UpstreamTurn") -> tuple[list[NormalizedEvent], list
     if normalizer.terminal is None:
         raise PREMATURE_CLOSE
     return events, raw
-
-
-def forwarded(upstream: "UpstreamTurn") -> dict[str, Any]:
-    return dict(upstream.forward_headers)
