@@ -14,15 +14,17 @@ from codex_trio.app import Gateway
 from codex_trio.config.store import ConfigStore
 from codex_trio.config.writer import update_local_file
 
-# The read-only shared/ folder (fixtures, specs, tools) sits beside the checkout; CODEX_TRIO_SHARED overrides.
+# Captured real-client traffic, copied into the repository (tests/fixtures/README.md says from where).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# TEMPORARY until tests carry their own JA4 code: the ja4 tool of shared/ beside the checkout.
 SHARED = Path(os.environ.get("CODEX_TRIO_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 
 
-def shared_path(*parts: str) -> Path:
-    """A file of the read-only shared/ folder beside the checkout (fixtures, specs, tools)."""
-    path = SHARED.joinpath(*parts)
+def fixture_path(*parts: str) -> Path:
+    """A captured fixture file; a missing one fails the test (fixtures are part of the repository)."""
+    path = FIXTURES.joinpath(*parts)
     if not path.exists():
-        pytest.fail(f"{path} is missing: the shared/ folder must sit beside the checkout")
+        pytest.fail(f"{path} is missing from tests/fixtures/")
     return path
 
 

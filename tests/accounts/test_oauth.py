@@ -10,9 +10,9 @@ from codex_trio.accounts import oauth
 from codex_trio.accounts.refresh import TokenRefresher
 
 from .helpers import fixture_identity
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-FIX = SHARED / "fixtures/chatgpt-mode/oauth"
+FIX = FIXTURES / "chatgpt-mode/oauth"
 
 
 def fixture(name: str) -> dict:

@@ -29,9 +29,9 @@ from codex_trio.upstream.context import AccountAuth, ModelTraits, ThreadContext,
 from codex_trio.upstream.transport import UpstreamFailed, sse_turn
 
 from .helpers import fixture_identity
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-OAUTH_FIXTURES = SHARED / "fixtures/chatgpt-mode/oauth"
+OAUTH_FIXTURES = FIXTURES / "chatgpt-mode/oauth"
 
 
 @asynccontextmanager

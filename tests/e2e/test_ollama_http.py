@@ -14,17 +14,17 @@ import trio
 from codex_trio.config.writer import update_local_file
 from codex_trio.server.ollama_listener import advertised_url
 from codex_trio.sim import running_sim
-from tests.conftest import api_key, gateway_on_sim, running_gateway, shared_path
+from tests.conftest import api_key, gateway_on_sim, running_gateway, fixture_path
 
 from .test_ollama_client import MODEL, ollama_bridge, upstream_bodies
 
 
 def fixture_request(name: str) -> tuple[dict[str, str], bytes]:
     """Headers (hop-by-hop and length left out) and body of a recorded client request."""
-    entry = next(e for e in json.loads(shared_path("fixtures", "clients", "index.json").read_text())
+    entry = next(e for e in json.loads(fixture_path("clients", "index.json").read_text())
                  if e["file"] == name)
     headers = {k: v for k, v in entry["headers"] if k not in ("host", "content-length", "authorization")}
-    return headers, shared_path("fixtures", "clients", name).read_bytes()
+    return headers, fixture_path("clients", name).read_bytes()
 
 
 def version_tuple(text: str) -> tuple[int, ...]:

@@ -11,8 +11,8 @@ import pytest
 import trio
 import trustme
 
-from tests.conftest import SHARED  # noqa: E402  (one definition of where shared/ is)
-FINGERPRINTS = SHARED / "fixtures/chatgpt-mode/tls/fingerprints.json"
+from tests.conftest import FIXTURES, SHARED
+FINGERPRINTS = FIXTURES / "chatgpt-mode/tls/fingerprints.json"
 
 
 def load_ja4():

@@ -6,6 +6,8 @@ import pytest
 
 from codex_trio.native import Client
 
+from tests.conftest import FIXTURES
+
 from .conftest import capture_hello
 
 FIXTURE = {
@@ -84,9 +86,7 @@ async def test_ca_file_does_not_change_the_hello(ja4, ca_file):
 
 
 async def test_rustls_hello_to_an_ip_literal_has_no_sni(ja4, ca_file):
-    from .conftest import SHARED
-
-    [(_, captured)] = ja4.load(str(SHARED / "fixtures/tls/codex-0.169.0-clienthello-ip.hex"))
+    [(_, captured)] = ja4.load(str(FIXTURES / "tls/codex-0.169.0-clienthello-ip.hex"))
     expected = ja4.fingerprint(captured)
     client = Client("rustls", ca_file=ca_file, connect_timeout=5.5)
 

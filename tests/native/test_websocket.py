@@ -12,10 +12,12 @@ import trio
 from codex_trio import native
 from codex_trio.native import Client
 
-from .conftest import SHARED, wait_idle
+from tests.conftest import FIXTURES
+
+from .conftest import wait_idle
 from .servers import header_lines, listen, read_head, ws_echo
 
-CAPTURE = json.loads((SHARED / "fixtures/chatgpt-mode/exec-ws/01-ws-upgrade.json").read_text())
+CAPTURE = json.loads((FIXTURES / "chatgpt-mode/exec-ws/01-ws-upgrade.json").read_text())
 
 
 @pytest.mark.parametrize("deflate", [False, True])

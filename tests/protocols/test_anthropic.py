@@ -14,11 +14,11 @@ from codex_trio.protocols import anthropic
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import Failed
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 from tests.protocols.helpers import normalize, sse_events
 
-CLIENTS = SHARED / "fixtures/clients"
-REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
+CLIENTS = FIXTURES / "clients"
+REPLIES = FIXTURES / "chatgpt-mode/stand-in-replies"
 META = ResponseMeta("msg_01", "claude-opus-4-8", 1795318737)
 
 

@@ -14,11 +14,11 @@ from codex_trio.errors import ErrorKind, GatewayError
 from codex_trio.protocols import gemini
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 from tests.protocols.helpers import normalize, sse_events
 
-CLIENTS = SHARED / "fixtures/clients"
-REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
+CLIENTS = FIXTURES / "clients"
+REPLIES = FIXTURES / "chatgpt-mode/stand-in-replies"
 META = ResponseMeta("resp_abc", "gemini-mock", 1795318737)
 
 

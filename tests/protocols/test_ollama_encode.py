@@ -10,9 +10,9 @@ from codex_trio.errors import ErrorKind, GatewayError, not_found
 from codex_trio.protocols import ollama
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.upstream.events import CodexEvent, EventNormalizer
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
+REPLIES = FIXTURES / "chatgpt-mode/stand-in-replies"
 META = ResponseMeta(id="unused", model="gpt-5.4", created=1795318737)
 T0 = "2026-11-22T03:38:57.000000Z"  # iso_timestamp(META.created) -- checked below
 T1 = "2026-11-22T04:05:54.250000Z"

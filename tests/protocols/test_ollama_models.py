@@ -11,9 +11,9 @@ from ollama._types import ListResponse, ProcessResponse, ProgressResponse, ShowR
 
 from codex_trio.errors import GatewayError
 from codex_trio.protocols import ollama
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-CLIENTS = SHARED / "fixtures/clients"
+CLIENTS = FIXTURES / "clients"
 STARTED = "2026-11-22T04:00:00.000000Z"
 MODELS = [
     ollama.OllamaModel("gpt-5.4", context_length=400_000, reasoning_efforts=("low", "medium", "high", "xhigh"),

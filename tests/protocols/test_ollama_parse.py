@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from codex_trio.errors import GatewayError
 from codex_trio.protocols import ollama
 from codex_trio.turn import Turn
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-CLIENTS = SHARED / "fixtures/clients"
+CLIENTS = FIXTURES / "clients"
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"

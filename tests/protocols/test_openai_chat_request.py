@@ -9,9 +9,9 @@ import pytest
 from codex_trio.errors import GatewayError
 from codex_trio.protocols import openai_chat as chat
 from codex_trio.routing import ModelRouter
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-CLIENTS = SHARED / "fixtures/clients"
+CLIENTS = FIXTURES / "clients"
 
 
 def parse(body: dict, **kw):

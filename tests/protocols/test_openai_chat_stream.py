@@ -11,9 +11,9 @@ from codex_trio.protocols import openai_chat as chat
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import CodexEvent, EventNormalizer
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
+REPLIES = FIXTURES / "chatgpt-mode/stand-in-replies"
 META = ResponseMeta(id="chatcmpl-test", model="gpt-5.5", created=1700000000)
 HEAD = '{"id":"chatcmpl-test","object":"chat.completion.chunk","created":1700000000,"model":"gpt-5.5",'
 

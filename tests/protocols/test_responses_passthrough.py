@@ -12,10 +12,10 @@ from codex_trio.protocols import responses
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.routing import ModelRouter
 from codex_trio.upstream.events import CodexEvent
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-CLIENTS = SHARED / "fixtures/clients"
-CHATGPT = SHARED / "fixtures/chatgpt-mode"
+CLIENTS = FIXTURES / "clients"
+CHATGPT = FIXTURES / "chatgpt-mode"
 REPLIES = CHATGPT / "stand-in-replies"
 META = ResponseMeta(id="resp_gw", model="gpt-5.5", created=1700000000)
 

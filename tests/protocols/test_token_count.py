@@ -23,9 +23,9 @@ from PIL import Image
 
 from codex_trio.errors import GatewayError
 from codex_trio.protocols import token_count
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-CLIENTS = SHARED / "fixtures/clients"
+CLIENTS = FIXTURES / "clients"
 O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
 
 

@@ -16,9 +16,9 @@ import zstandard
 from codex_trio.sim import Simulator
 
 from .helpers import WSClient, parse_sse, types
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-FIXTURES = SHARED / "fixtures/chatgpt-mode"
+FIXTURES = FIXTURES / "chatgpt-mode"
 FAKE_ACCOUNT = "11111111-2222-4333-8444-555555555555"
 HTTP_FIXTURES = sorted(
     str(p.relative_to(FIXTURES)) for folder in ("exec-sse", "exec-sse-tool", "exec-gpt55-sse-tool", "tui",

@@ -9,7 +9,7 @@ import pytest
 from codex_trio.sim import Simulator, running_sim
 
 from .helpers import WSClient, types, user_message
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
 
 def ws_headers(sim: Simulator, index: int = 0) -> list[tuple[str, str]]:

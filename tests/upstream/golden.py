@@ -14,9 +14,9 @@ import json
 from typing import Any
 
 import orjson
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-FIXTURES = SHARED / "fixtures/chatgpt-mode"
+FIXTURES = FIXTURES / "chatgpt-mode"
 ACCOUNT_ID = "11111111-2222-4333-8444-555555555555"
 
 

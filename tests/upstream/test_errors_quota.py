@@ -12,10 +12,10 @@ from codex_trio.upstream.errors import Action, classify_event, classify_http, st
 from codex_trio.upstream.events import CodexEvent
 from codex_trio.upstream.quota import from_headers, from_rate_limits_event, from_usage
 from codex_trio.upstream.sse import SseDecoder
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
 NOW = 1_800_000_000.0
-REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
+REPLIES = FIXTURES / "chatgpt-mode/stand-in-replies"
 
 
 def j(value) -> bytes:

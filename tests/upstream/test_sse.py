@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from codex_trio.upstream.events import EventNormalizer, TextDelta, Completed, Failed
 from codex_trio.upstream.sse import SseDecoder
 from codex_trio.upstream.ws_frames import binary_frame_event, closed_early_event, decode_text_frame
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-REPLIES = SHARED / "fixtures/chatgpt-mode/stand-in-replies"
+REPLIES = FIXTURES / "chatgpt-mode/stand-in-replies"
 
 
 def decode(chunks: list[bytes], **kw) -> list:
