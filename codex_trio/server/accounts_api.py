@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import orjson
 import trio
 from quart import Response, redirect, request
 
@@ -289,16 +290,46 @@ def _quota_arg() -> str | bool:
     raise invalid_request("`quota` must be true, false or fresh", param="quota")
 
 
-async def _import_payload() -> bytes:
-    """The body, or the first uploaded file of a multipart form (an auth.json or export file upload)."""
+def _flag(value: Any, name: str) -> bool:
+    """A yes/no field given as JSON (bool) or as text (query string, form field)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise invalid_request(f"`{name}` must be true or false", param=name)
+
+
+IMPORT_PATH_FIELDS = frozenset({"path", "link"})
+
+
+async def _run_import(service: "AccountService") -> dict[str, Any]:
+    """POST /auth/accounts/import: the body, the first uploaded file of a multipart form, or `{"path": …}`
+    (a file on the gateway's machine). A Codex CLI auth.json is linked unless `link` (query, form field or
+    JSON field) is false."""
+    link = _flag(request.args["link"], "link") if "link" in request.args else True
     if request.mimetype == "multipart/form-data":
-        files = await request.files
+        form, files = await request.form, await request.files
+        if "link" in form:
+            link = _flag(form["link"], "link")
         upload = next(iter(files.values()), None)
-        if upload is None:
-            raise invalid_request("the multipart form has no file; upload the export or auth.json as a file field",
-                                  param="file")
-        return upload.read()
-    return await request.get_data()
+        if upload is not None:
+            return await service.import_accounts(upload.read(), link=link)
+        if form.get("path"):
+            return await service.import_file(form["path"], link=link)
+        raise invalid_request("the multipart form has no file; upload the export or auth.json as a file field "
+                              "(or give a `path` field)", param="file")
+    payload = await request.get_data()
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict) and "path" in body and set(body) <= IMPORT_PATH_FIELDS:
+        if not isinstance(body["path"], str) or not body["path"].strip():
+            raise invalid_request("`path` must be the path of a file on the gateway's machine", param="path")
+        if "link" in body:
+            link = _flag(body["link"], "link")
+        return await service.import_file(body["path"].strip(), link=link)
+    return await service.import_accounts(payload, link=link)
 
 
 def register_accounts_api(app: Any, gateway: "Gateway") -> None:
@@ -365,7 +396,7 @@ def register_accounts_api(app: Any, gateway: "Gateway") -> None:
 
     @app.post("/auth/accounts/import")
     async def import_accounts() -> Response:
-        return json_response(await accounts().import_accounts(await _import_payload()))
+        return json_response(await _run_import(accounts()))
 
     @app.get("/auth/accounts/export")
     async def export_accounts() -> Response:

@@ -146,13 +146,13 @@ async def test_import_auth_json_linked(tmp_path):
     home.mkdir()
     (home / "auth.json").write_bytes(orjson.dumps({"auth_mode": "chatgpt", "OPENAI_API_KEY": None,
                                                    "tokens": {**toks, "account_id": "acc-cli"}}))
-    out = await service.import_auth_json(str(home / "auth.json"))
-    assert out["account"]["auth_json_path"] == str((home / "auth.json").resolve())
+    out = await service.import_file(str(home / "auth.json"))
+    assert out["linked"] == [{"id": out["linked"][0]["id"], "auth_json_path": str((home / "auth.json").resolve())}]
     async with service.pool.acquire() as lease:  # expired → refreshed on acquire → written back
         new_rt = lease.account.tokens.refresh_token
     assert read_auth_json(home / "auth.json").refresh_token == new_rt != toks["refresh_token"]
     with pytest.raises(GatewayError, match="codex login"):
-        await service.import_auth_json(str(tmp_path / "missing" / "auth.json"))
+        await service.import_file(str(tmp_path / "missing" / "auth.json"))
 
 
 async def test_a_quota_probe_is_learnt_by_the_pool(tmp_path):

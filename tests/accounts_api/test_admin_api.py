@@ -129,9 +129,10 @@ async def test_export_then_import_into_another_gateway(tmp_path, sim):
         assert_error(await client.get("/auth/accounts/export?format=xml"), 400, "format")
     async with admin_client(tmp_path / "b", sim) as (_gateway, client):
         imported = await client.post("/auth/accounts/import", content=full.content)
-        assert imported.json() == {"added": 2, "updated": 0, "failed": 0, "errors": []}
+        assert imported.json() == {"added": 2, "updated": 0, "failed": 0, "errors": [], "linked": []}
         listing = (await client.get("/auth/accounts")).json()["accounts"]
         assert sorted(a["account_id"] for a in listing) == sorted(a.account_id for a in sim.accounts[:2])
+        assert sorted(a["id"] for a in listing) == sorted(ids)  # the ids the export carried, free here
         assert {a["label"] for a in listing} == {"first", None}
         # usable: the imported refresh token is redeemed and the backend answers the quota probe
         first = next(a for a in listing if a["label"] == "first")
