@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
 
 import trio
 
@@ -45,6 +46,23 @@ def _link_target(payload: Any, entries: list[ImportEntry], source_path: Path | N
 
 def _new_account_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def checked_proxy(value: Any) -> str | None:
+    """An account's egress proxy as given by a user (PATCH, an import): a proxy URL, or None for the default
+    route. Anything else is a 400, before it can break the account's requests later."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise invalid_request("`proxy` must be a URL string or null", param="proxy")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
+        raise invalid_request(f"`proxy` must look like {PROXY_SCHEMES[0]}://host:port (schemes: "
+                              f"{', '.join(PROXY_SCHEMES)})", param="proxy")
+    return value.strip()
 
 
 def _json_kind(value: Any) -> str:
@@ -283,6 +301,7 @@ class AccountService:
 
         async def add(index: int, entry: ImportEntry) -> None:
             try:
+                checked_proxy(entry.proxy)
                 outcomes[index] = await self.add_tokens(
                     access_token=entry.access_token, refresh_token=entry.refresh_token, id_token=entry.id_token,
                     label=entry.label, enabled=entry.enabled, installation_id=entry.installation_id,

@@ -20,7 +20,6 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import orjson
 import trio
@@ -28,6 +27,7 @@ from quart import Response, redirect, request
 
 from ..accounts import oauth
 from ..accounts.login import DEVICE_LOGIN_TIMEOUT, BrowserLogin, LoginError, LoginServer, OAuthClient
+from ..accounts.service import checked_proxy
 from ..errors import ErrorKind, GatewayError, invalid_request
 from .admin import read_json_object
 from .api import json_response
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 LOGIN_TIMEOUT = 15 * 60  # a browser login left open longer than this is dropped (the device code expires too)
 FINISHED_KEPT_SECONDS = 30 * 60  # how long a finished login's status stays readable
 MAX_PENDING_LOGINS = 16
-PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 PATCH_FIELDS = ("label", "enabled", "proxy")
 
 
@@ -267,18 +266,6 @@ def _ids(body: dict[str, Any], *, required: bool = True) -> list[str] | None:
     return ids
 
 
-def _proxy(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise invalid_request("`proxy` must be a URL string or null", param="proxy")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
-        raise invalid_request(f"`proxy` must look like {PROXY_SCHEMES[0]}://host:port (schemes: "
-                              f"{', '.join(PROXY_SCHEMES)})", param="proxy")
-    return value.strip()
-
-
 def _quota_arg() -> str | bool:
     value = request.args.get("quota", "false").lower()
     if value in ("", "false", "0", "no"):
@@ -440,7 +427,7 @@ def register_accounts_api(app: Any, gateway: "Gateway") -> None:
         if "enabled" in body and not isinstance(body["enabled"], bool):
             raise invalid_request("`enabled` must be true or false", param="enabled")
         label = _label(body)
-        proxy = _proxy(body.get("proxy"))
+        proxy = checked_proxy(body.get("proxy"))
         service = accounts()
         await service.get(account_id)  # 404 before any change
         if "label" in body:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import orjson
 
 from .conftest import admin_client, assert_error, browser, wait_for_login
 
@@ -221,3 +222,53 @@ async def test_get_login_redirects_to_the_authorize_url(data_dir, sim):
             assert (await user.get(entry.headers["location"], follow_redirects=True)).status_code == 200
         done = await wait_for_login(client, entry.headers["x-login-id"])
         assert done["status"] == "succeeded" and done["account"]["label"] == "web"
+
+
+# Malformed bodies on every accounts route: each a 4xx in the OpenAI envelope whose message names the field,
+# never a 500 (issue 11.8). (method, path, body, status, fragment of the message)
+MALFORMED = [
+    ("POST", "/auth/accounts", {"token": 5}, 400, "`token` must be a string, not a number"),
+    ("POST", "/auth/accounts", {"token": ["a"]}, 400, "`token` must be a string, not a list"),
+    ("POST", "/auth/accounts", {"refreshToken": {"a": 1}}, 400, "`refreshToken` must be a string"),
+    ("POST", "/auth/accounts", {"refresh_token": True}, 400, "`refresh_token` must be a string, not a boolean"),
+    ("POST", "/auth/accounts", {"token": "x.y.z", "label": 7}, 400, "`label` must be a string"),
+    ("POST", "/auth/accounts", b"{", 400, "not valid JSON"),
+    ("POST", "/auth/accounts", b"\"token\"", 400, "JSON object"),
+    ("POST", "/auth/accounts/import", {"path": 5}, 400, "`path`"),
+    ("POST", "/auth/accounts/import", {"path": "/nonexistent/auth.json", "link": "maybe"}, 400, "`link`"),
+    ("POST", "/auth/accounts/import?link=perhaps", b"rt_1\n", 400, "`link`"),
+    ("POST", "/auth/accounts/import", {"path": "/nonexistent/export.json"}, 400, "cannot read"),
+    ("POST", "/auth/accounts/import", {"accounts": 5}, 400, "cannot import"),
+    ("POST", "/auth/accounts/batch-delete", {"ids": [1, 2]}, 400, "`ids`"),
+    ("POST", "/auth/accounts/batch-status", {"ids": ["a"], "status": ["active"]}, 400, "status"),
+    ("POST", "/auth/accounts/batch-status", {"ids": ["a"], "enabled": "yes"}, 400, "status"),
+    ("POST", "/auth/accounts/health-check", {"ids": "all"}, 400, "`ids`"),
+    ("POST", "/auth/accounts/health-check", b"[1]", 400, "JSON object"),
+    ("PATCH", "/auth/accounts/{id}", {"label": 5}, 400, "`label`"),
+    ("PATCH", "/auth/accounts/{id}", {"proxy": 8080}, 400, "`proxy`"),
+    ("PATCH", "/auth/accounts/{id}", [], 400, "JSON object"),
+    ("POST", "/auth/accounts/{id}/cookies", {"cookies": [{"name": 1, "value": "v"}]}, 400, "cookies"),
+    ("POST", "/auth/accounts/{id}/cookies", {"cookies": "a=b"}, 400, "cookies"),
+    ("POST", "/auth/login", {"mode": ["device"]}, 400, "`mode`"),
+    ("POST", "/auth/login", {"label": 5}, 400, "`label`"),
+    ("POST", "/auth/login/device", {"label": []}, 400, "`label`"),
+    ("POST", "/auth/login/{login}/callback", {"url": 5}, 400, "url"),
+]
+
+
+async def test_malformed_bodies_on_every_accounts_route_are_400_with_a_message(data_dir, sim):
+    async with admin_client(data_dir, sim) as (_gateway, client):
+        [account_id] = (await add_two(client, sim))[:1]
+        login_id = (await client.post("/auth/login", json={"mode": "paste"})).json()["login_id"]
+        for method, path, body, status, fragment in MALFORMED:
+            path = path.format(id=account_id, login=login_id)
+            content = body if isinstance(body, bytes) else orjson.dumps(body)
+            response = await client.request(method, path, content=content,
+                                             headers={"content-type": "application/json"})
+            assert response.status_code == status, (method, path, body, response.text)
+            error = response.json()["error"]
+            assert fragment in error["message"] and "Traceback" not in response.text, (method, path, body, error)
+        # an import entry with an unusable proxy is refused by itself, before it can break that account's requests
+        imported = await client.post("/auth/accounts/import", json={"accounts": [
+            {"token": sim.accounts[2].access_token, "proxy": "not a proxy"}]})
+        assert imported.json()["failed"] == 1 and "`proxy` must look like" in imported.json()["errors"][0]
