@@ -272,3 +272,13 @@ async def test_malformed_bodies_on_every_accounts_route_are_400_with_a_message(d
         imported = await client.post("/auth/accounts/import", json={"accounts": [
             {"token": sim.accounts[2].access_token, "proxy": "not a proxy"}]})
         assert imported.json()["failed"] == 1 and "`proxy` must look like" in imported.json()["errors"][0]
+
+
+async def test_health_check_names_unknown_ids(data_dir, sim):
+    async with admin_client(data_dir, sim) as (_gateway, client):
+        [known, _] = await add_two(client, sim)
+        results = (await client.post("/auth/accounts/health-check", json={"ids": [known, "nope"]})).json()["results"]
+        by_id = {r["id"]: r for r in results}
+        assert set(by_id) == {known, "nope"}
+        assert by_id[known]["ok"] is True
+        assert by_id["nope"]["ok"] is False and "no account with id 'nope'" in by_id["nope"]["error"]
