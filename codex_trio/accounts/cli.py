@@ -151,6 +151,8 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
                 line += f"  quota: {_quota_text(a.get('quota'))}"
             if a.get("auth_json_path"):
                 line += f"  linked: {a['auth_json_path']}"
+            if a["status"] in ("expired", "banned") and a.get("status_reason"):
+                line += f"\n    {a['status_reason']}"  # why, and how to log in again
             _say(line)
         for skipped in listing.get("skipped") or []:
             _say(f"warning: a stored account could not be read and was skipped: {skipped}", err=True)

@@ -14,6 +14,11 @@ invalidated whole pools):
 * Permanent verdicts of the issuer (`refresh_token_reused`, `_expired`, `_invalidated`, `invalid_grant`) mark
   the account `expired` with the reason. Anything else the issuer *answered* (5xx, 429, odd 4xx) issued no
   token, so the same refresh token is retried with exponential backoff and jitter.
+* Few in flight at once. Between the issuer rotating a token and our commit, the successor exists only in
+  this process: a kill -9 there loses the account. `spend` keeps at most `max_in_flight` refreshes (setting
+  `auth.max_refreshes_in_flight`, default 4) in that window, shielded from cancellation (a client that
+  disconnects must not drop the answer), and `drain` makes shutdown wait for them. The background job
+  refreshes accounts that expire together (an import) spread over the margin, not all on one tick.
 * Lost answers. `NotDelivered` (connect/DNS/TLS failure) is retried like a 5xx. `DeliveryUnknown` (the
   request may have reached the issuer and the answer was lost) is different: the issuer may already have
   rotated the token, so the account is marked `refreshing` ("outcome unknown", which survives a restart) and
@@ -21,8 +26,8 @@ invalidated whole pools):
   the same token sent once more — and that resend is the *confirmation*, not a blind retry: if the first
   request never arrived it simply succeeds; if it did arrive, the successor token went nowhere (nobody holds
   it: we just checked), the login is already lost, and the issuer's `refresh_token_reused` answer is what
-  marks the account expired ("log in again"). We never declare an account dead on a guess, and we never
-  send a token whose successor someone else may be using.
+  marks the account expired, with a reason that says the answer was lost and how to log in again. We never
+  declare an account dead on a guess, and we never send a token whose successor someone else may be using.
 """
 
 from __future__ import annotations
