@@ -11,7 +11,6 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
-from urllib.parse import urlsplit
 
 import trio
 
@@ -19,6 +18,7 @@ from codex_trio.errors import ErrorKind, GatewayError, invalid_request
 
 from . import oauth
 from .authjson import AuthJsonError, is_auth_json, read_auth_json
+from .fields import checked_proxy, text_field
 from .formats import ImportEntry, ImportFormatError, export_full, export_minimal, export_refresh_tokens, parse_import
 from .http import OAuthHttp
 from .jwt import identity_from_tokens
@@ -46,44 +46,6 @@ def _link_target(payload: Any, entries: list[ImportEntry], source_path: Path | N
 
 def _new_account_id() -> str:
     return uuid.uuid4().hex[:12]
-
-
-PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
-
-
-def checked_proxy(value: Any) -> str | None:
-    """An account's egress proxy as given by a user (PATCH, an import): a proxy URL, or None for the default
-    route. Anything else is a 400, before it can break the account's requests later."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise invalid_request("`proxy` must be a URL string or null", param="proxy")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
-        raise invalid_request(f"`proxy` must look like {PROXY_SCHEMES[0]}://host:port (schemes: "
-                              f"{', '.join(PROXY_SCHEMES)})", param="proxy")
-    return value.strip()
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else "a string"
-
-
-def _text_field(body: dict[str, Any], name: str, *aliases: str) -> str | None:
-    """A string field of a request body (absent, null or blank → None); anything else is a 400 naming it."""
-    for key in (name, *aliases):
-        value = body.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise invalid_request(f"`{key}` must be a string, not {_json_kind(value)}", param=key)
-        if value.strip():
-            return value.strip()
-    return None
 
 
 def _not_found(account_id: str) -> GatewayError:
@@ -251,9 +213,9 @@ class AccountService:
         """POST /auth/accounts with {"token"} and/or {"refreshToken"}, optional "label"."""
         if not isinstance(body, dict):
             raise invalid_request("expected a JSON object with `token` or `refreshToken`")
-        account, created = await self.add_tokens(access_token=_text_field(body, "token", "access_token"),
-                                                 refresh_token=_text_field(body, "refreshToken", "refresh_token"),
-                                                 label=_text_field(body, "label"))
+        account, created = await self.add_tokens(access_token=text_field(body, "token", "access_token"),
+                                                 refresh_token=text_field(body, "refreshToken", "refresh_token"),
+                                                 label=text_field(body, "label"))
         return {"success": True, "created": created, "account": self.describe(account)}
 
     async def add_from_grant(self, grant: oauth.TokenGrant, *, label: str | None = None) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from quart import Response, redirect, request
 
 from ..accounts import oauth
 from ..accounts.login import DEVICE_LOGIN_TIMEOUT, BrowserLogin, LoginError, LoginServer, OAuthClient
-from ..accounts.service import checked_proxy
+from ..accounts.fields import checked_proxy, text_field
 from ..errors import ErrorKind, GatewayError, invalid_request
 from .admin import read_json_object
 from .api import json_response
@@ -248,15 +248,6 @@ async def _optional_json_object() -> dict[str, Any]:
     return await read_json_object() if raw.strip() else {}
 
 
-def _label(body: dict[str, Any]) -> str | None:
-    label = body.get("label")
-    if label is None:
-        return None
-    if not isinstance(label, str):
-        raise invalid_request("`label` must be a string", param="label")
-    return label.strip() or None
-
-
 def _ids(body: dict[str, Any], *, required: bool = True) -> list[str] | None:
     ids = body.get("ids")
     if ids is None and not required:
@@ -335,9 +326,9 @@ def register_accounts_api(app: Any, gateway: "Gateway") -> None:
         body = await _optional_json_object()
         mode = body.get("mode", "browser")
         if mode == "device":
-            session = await logins.start_device(_label(body))
+            session = await logins.start_device(text_field(body, "label"))
         elif mode in ("browser", "paste"):
-            session = await logins.start_browser(_label(body))
+            session = await logins.start_browser(text_field(body, "label"))
         else:
             raise invalid_request("`mode` must be browser, paste or device", param="mode")
         return json_response(session.view(), 201)
@@ -352,7 +343,7 @@ def register_accounts_api(app: Any, gateway: "Gateway") -> None:
     @app.post("/auth/login/device")
     async def login_device() -> Response:
         body = await _optional_json_object()
-        return json_response((await logins.start_device(_label(body))).view(), 201)
+        return json_response((await logins.start_device(text_field(body, "label"))).view(), 201)
 
     @app.get("/auth/login/<login_id>")
     async def login_status(login_id: str) -> Response:
@@ -426,7 +417,7 @@ def register_accounts_api(app: Any, gateway: "Gateway") -> None:
                                   + (f"; unknown field(s): {', '.join(unknown)}" if unknown else ""))
         if "enabled" in body and not isinstance(body["enabled"], bool):
             raise invalid_request("`enabled` must be true or false", param="enabled")
-        label = _label(body)
+        label = text_field(body, "label")
         proxy = checked_proxy(body.get("proxy"))
         service = accounts()
         await service.get(account_id)  # 404 before any change
