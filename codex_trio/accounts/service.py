@@ -225,10 +225,12 @@ class AccountService:
                                                  label=label)
         return {"success": True, "created": created, "account": self.describe(account)}
 
-    async def import_file(self, path: str | Path, *, link: bool = True,
+    async def import_file(self, path: str | Path, *, link: bool = True, json_only: bool = False,
                           on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
         """Import a file of this machine (`codex-trio accounts import FILE`, admin `{"path"}`): any import
-        format; a Codex CLI auth.json is linked to this path unless `link` is False."""
+        format; a Codex CLI auth.json is linked to this path unless `link` is False. `json_only` (the admin
+        route) refuses anything but JSON, so no other file of the machine is read as refresh tokens and sent
+        to the issuer line by line."""
         file = Path(path).expanduser()
         try:
             payload = await trio.to_thread.run_sync(file.read_bytes)
@@ -242,6 +244,8 @@ class AccountService:
             raise invalid_request(message, code="import_file_unreadable") from None
         except OSError as exc:
             raise invalid_request(f"cannot read {file}: {exc.strerror}", code="import_file_unreadable") from None
+        if json_only and payload.lstrip()[:1] not in (b"{", b"["):
+            raise invalid_request(f"{file} is not a JSON export or auth.json", param="path")
         return await self.import_accounts(payload, source_path=file, link=link, on_progress=on_progress)
 
     async def import_accounts(self, payload: bytes | str | Any, *, source_path: Path | None = None,

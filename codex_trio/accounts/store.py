@@ -272,10 +272,6 @@ class _SyncStore:
         row = self.reader.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
         return _row_to_account(row) if row is not None else None
 
-    def read_identity(self, account_id: str, user_id: str | None) -> Account | None:
-        row = self.reader.execute(_IDENTITY_QUERY, (account_id, user_id or "")).fetchone()
-        return _row_to_account(row) if row is not None else None
-
     def close(self) -> None:
         self.reader.close()
         self.writer.close()
@@ -320,10 +316,6 @@ class AccountStore:
 
     async def get(self, account_id: str) -> Account | None:
         return await self._read(self._sync.read_one, account_id)
-
-    async def find_identity(self, account_id: str, user_id: str | None) -> Account | None:
-        """The account of one ChatGPT login (workspace + user; Team seats share the workspace id)."""
-        return await self._read(self._sync.read_identity, account_id, user_id)
 
     async def insert(self, account: Account) -> Account:
         now = self._clock()

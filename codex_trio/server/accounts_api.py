@@ -26,8 +26,8 @@ import trio
 from quart import Response, redirect, request
 
 from ..accounts import oauth
-from ..accounts.login import DEVICE_LOGIN_TIMEOUT, BrowserLogin, LoginError, LoginServer, OAuthClient
 from ..accounts.fields import checked_proxy, text_field
+from ..accounts.login import DEVICE_LOGIN_TIMEOUT, BrowserLogin, LoginError, LoginServer, OAuthClient
 from ..errors import ErrorKind, GatewayError, invalid_request
 from .admin import read_json_object
 from .api import json_response
@@ -293,7 +293,7 @@ async def _run_import(service: "AccountService") -> dict[str, Any]:
         if upload is not None:
             return await service.import_accounts(upload.read(), link=link)
         if form.get("path"):
-            return await service.import_file(form["path"], link=link)
+            return await service.import_file(form["path"], link=link, json_only=True)
         raise invalid_request("the multipart form has no file; upload the export or auth.json as a file field "
                               "(or give a `path` field)", param="file")
     payload = await request.get_data()
@@ -306,7 +306,7 @@ async def _run_import(service: "AccountService") -> dict[str, Any]:
             raise invalid_request("`path` must be the path of a file on the gateway's machine", param="path")
         if "link" in body:
             link = _flag(body["link"], "link")
-        return await service.import_file(body["path"].strip(), link=link)
+        return await service.import_file(body["path"].strip(), link=link, json_only=True)
     return await service.import_accounts(payload, link=link)
 
 

@@ -256,7 +256,7 @@ MALFORMED = [
 ]
 
 
-async def test_malformed_bodies_on_every_accounts_route_are_400_with_a_message(data_dir, sim):
+async def test_malformed_bodies_on_every_accounts_route_are_400_with_a_message(data_dir, tmp_path, sim):
     async with admin_client(data_dir, sim) as (_gateway, client):
         [account_id] = (await add_two(client, sim))[:1]
         login_id = (await client.post("/auth/login", json={"mode": "paste"})).json()["login_id"]
@@ -268,6 +268,11 @@ async def test_malformed_bodies_on_every_accounts_route_are_400_with_a_message(d
             assert response.status_code == status, (method, path, body, response.text)
             error = response.json()["error"]
             assert fragment in error["message"] and "Traceback" not in response.text, (method, path, body, error)
+        # a path import reads only JSON: no other file of the machine goes to the issuer as refresh tokens
+        notes = tmp_path / "notes.txt"
+        notes.write_text("a line\nanother line\n")
+        assert_error(await client.post("/auth/accounts/import", json={"path": str(notes)}), 400,
+                     "not a JSON export or auth.json")
         # an import entry with an unusable proxy is refused by itself, before it can break that account's requests
         imported = await client.post("/auth/accounts/import", json={"accounts": [
             {"token": sim.accounts[2].access_token, "proxy": "not a proxy"}]})
