@@ -81,6 +81,13 @@ class RefreshFailed(Exception):
         self.code = code
 
 
+class IssuerSilent(RefreshFailed):
+    """A refresh got no answer within the spending deadline (it may have reached the issuer)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("", message, permanent=False)
+
+
 class AccountGone(RefreshFailed):
     def __init__(self, account_id: str) -> None:
         super().__init__(account_id, f"account {account_id} no longer exists", permanent=True)
@@ -267,7 +274,12 @@ class TokenRefresher:
                 adopted = await self._adopt_linked(fresh)
                 if adopted is not None:
                     return adopted
-            done = await self.spend(lambda: self._send_once(account, reason, attempt))
+            try:
+                done = await self.spend(lambda: self._send_once(account, reason, attempt))
+            except IssuerSilent as exc:  # the request may have arrived: confirm before anything else
+                attempt.delivery_unknown, attempt.last_error = True, str(exc)
+                await self._set_status(account, AccountStatus.REFRESHING, attempt.last_error)
+                continue
             if done is not None:
                 return done
         # out of attempts: keep the tokens; the status says whether the last outcome is still unknown
@@ -334,8 +346,8 @@ class TokenRefresher:
                     scope.deadline = trio.current_time() + self.spend_timeout
                     result = await work()
                 if scope.cancelled_caught:
-                    raise RefreshFailed("", f"no answer from the issuer within {self.spend_timeout:.0f} s",
-                                        permanent=False)
+                    raise IssuerSilent(f"no answer from the issuer within {self.spend_timeout:.0f} s; "
+                                       "confirming with the issuer")
                 return result
             finally:
                 self._spending -= 1

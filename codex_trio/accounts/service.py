@@ -25,7 +25,7 @@ from .jwt import identity_from_tokens
 from .model import Account, AccountStatus, Tokens
 from .pool import AccountPool
 from ..upstream.quota import QuotaSnapshot
-from .refresh import RefreshFailed, TokenRefresher
+from .refresh import IssuerSilent, RefreshFailed, TokenRefresher
 from .store import AccountStore
 
 QuotaFetcher = Callable[[Account], Awaitable[QuotaSnapshot | None]]
@@ -172,7 +172,10 @@ class AccountService:
         # the bare refresh token is spent by the redeem: like every refresh, in one of the few in-flight slots
         try:
             return await self.refresher.spend(redeem_and_store)
-        except RefreshFailed as exc:  # shutting down, or the issuer hung past the deadline
+        except IssuerSilent as exc:
+            raise GatewayError(502, f"{exc}: if the refresh token arrived it is now used — log in again in that "
+                               "case", ErrorKind.UPSTREAM, code="refresh_unreachable") from None
+        except RefreshFailed as exc:  # shutting down
             raise GatewayError(503, f"the refresh token was not redeemed: {exc}", ErrorKind.OVERLOADED,
                                code="refresh_unavailable") from None
 

@@ -353,3 +353,25 @@ async def test_background_refreshes_of_accounts_expiring_together_are_spread_ove
         await refresher.run()
     early = len(issuer.refresh_calls)
     assert 10 <= early <= 30, early  # about half now, the rest over the next half of the spread
+
+
+async def test_an_issuer_silent_past_the_deadline_is_confirmed_not_trusted(tmp_path):
+    """The shield around a refresh has a deadline; a refresh that hits it may have rotated the token, so it
+    is confirmed like a lost answer: here the token was spent, and the account says how to log in again."""
+    clock = FakeClock()
+    issuer = CountingIssuer(clock)
+    issuer.answer_delay = 5.0
+    store, _, [account] = await setup(tmp_path, clock, issuer)
+    refresher = TokenRefresher(store, issuer, identity=fixture_identity(), clock=clock, sleep=no_sleep,
+                               spend_timeout=0.1)
+
+    async def first_answer_never_comes(_seconds):
+        issuer.answer_delay = 0.0
+        await trio.lowlevel.checkpoint()
+
+    refresher._sleep = first_answer_never_comes
+    with pytest.raises(RefreshFailed, match="answer was lost") as failed:
+        await refresher.ensure_fresh(account)
+    assert failed.value.permanent and len(issuer.refresh_calls) == 2
+    stored = await store.get(account.id)
+    assert stored.status is AccountStatus.EXPIRED and "codex-trio login" in stored.status_reason
