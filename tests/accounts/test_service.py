@@ -182,3 +182,16 @@ async def test_a_quota_probe_is_learnt_by_the_pool(tmp_path):
     stored = await store.get(account_id)
     assert stored.status is AccountStatus.ACTIVE and stored.cooldown_until is None
     assert stored.quota["primary"]["used_percent"] == 0.0 and warned == [(account_id, 90.0)]
+
+
+async def test_an_import_of_refresh_tokens_redeems_a_few_at_a_time(tmp_path):
+    from .test_refresh import CountingIssuer
+
+    clock = FakeClock()
+    issuer = CountingIssuer(clock)
+    issuer.answer_delay = 0.02
+    service, issuer, clock = await make_service(tmp_path, clock=clock, issuer=issuer)
+    tokens = [issuer.mint(f"acc-{n}")["refresh_token"] for n in range(12)]
+    result = await service.import_accounts("\n".join(tokens))
+    assert (result["added"], result["failed"]) == (12, 0)
+    assert 1 < issuer.most <= 4  # the refresher's default in-flight bound, not one by one nor all at once
