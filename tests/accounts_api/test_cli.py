@@ -65,6 +65,7 @@ async def test_export_import_remove_refresh(tmp_path, sim):
     assert restored.returncode == 0 and b"added 2" in restored.stdout, restored.stderr
     accounts = await listed(target)
     assert sorted(a["account_id"] for a in accounts) == sorted(a.account_id for a in sim.accounts[:2])
+    assert sorted(a["id"] for a in accounts) == sorted(a["id"] for a in await listed(source))  # ids kept
     # usable in the new data dir: refresh every account (with progress) and probe the quota
     refreshed = await target.run("accounts", "refresh")
     assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
