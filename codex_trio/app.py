@@ -11,7 +11,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import trio
 
@@ -36,6 +36,8 @@ class Gateway:
     route_registrars: list[RouteRegistrar] = field(default_factory=list)
     ollama_route_registrars: list[RouteRegistrar] = field(default_factory=list)
     background_jobs: list[BackgroundJob] = field(default_factory=list)
+    # awaited with the grace period while draining, beside the listeners (token refreshes in flight)
+    drain_hooks: list[Callable[[float], Awaitable[Any]]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     nursery: trio.Nursery | None = None
     stop_requested: trio.Event = field(default_factory=trio.Event)
@@ -86,6 +88,8 @@ class Gateway:
             nursery.start_soon(self.shutdown.drain, grace)
             nursery.start_soon(self.main_listener.stop)
             nursery.start_soon(self.ollama.listener.stop)
+            for hook in self.drain_hooks:
+                nursery.start_soon(hook, grace)
 
 
 async def stop_on_signals(gateway: Gateway) -> None:

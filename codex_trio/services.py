@@ -166,7 +166,8 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
         http = NativeOAuthHttp(services.clients.get("openssl", settings.tls.proxy_url))
         refresher = TokenRefresher(store, http, identity=services.identity,
                                    token_url=token_url(services.endpoint.auth_url),
-                                   margin_seconds=settings.auth.refresh_margin_seconds, clock=clock)
+                                   margin_seconds=settings.auth.refresh_margin_seconds, clock=clock,
+                                   max_in_flight=lambda: config.settings.auth.max_refreshes_in_flight)
         fetch_quota = usage_fetcher(services)
         warnings = QuotaWarnings(clock)
         pool = AccountPool(store, refresher, PoolConfig(
@@ -194,6 +195,7 @@ async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
 
     services: Services = gateway.services
     async with open_accounts(services, gateway.config):
+        gateway.drain_hooks.append(services.refresher.drain)  # SIGTERM waits for refreshes in flight
         poller = QuotaPoller(services.pool, interval=lambda: gateway.config.settings.quota.refresh_interval_minutes * 60)
         async with trio.open_nursery() as nursery:
             await nursery.start(services.pool.run)

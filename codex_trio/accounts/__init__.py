@@ -4,13 +4,15 @@ bulk import), single-flight token refresh, and the pool the request path takes a
 Composition (services.run_accounts):
 
     store = await AccountStore.open(data_dir / "accounts.sqlite3")
-    refresher = TokenRefresher(store, http, identity=identity, margin_seconds=300)   # real refresh headers/body
+    refresher = TokenRefresher(store, http, identity=identity, margin_seconds=300,   # real refresh headers/body
+                               max_in_flight=4)             # refresh tokens being spent at once (crash bound)
     pool = AccountPool(store, refresher, PoolConfig(strategy=Strategy.LEAST_USED, …),
                        verify_quota=fetch_wham_usage,       # async (Account) -> QuotaSnapshot | None
                        on_warning=QuotaWarnings(clock))     # logs + keeps threshold crossings
     service = AccountService(store, pool, refresher, http, fetch_quota=fetch_wham_usage)
     await nursery.start(pool.run)                          # loads accounts, flushes counters
     await nursery.start(refresher.run)                     # confirms unknown refreshes, keeps idle ones fresh
+    gateway.drain_hooks.append(refresher.drain)            # SIGTERM waits for refreshes in flight
     await nursery.start(QuotaPoller(pool, interval=…).run) # /wham/usage for stale accounts and after resets
 
 Request path:

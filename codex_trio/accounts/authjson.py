@@ -96,6 +96,18 @@ def read_auth_json(path: Path | None = None, *, env: dict[str, str] | None = Non
                          _parse_time(data.get("last_refresh")))
 
 
+def is_auth_json(payload: Any) -> bool:
+    """Whether an import payload (bytes, text or parsed JSON) is a Codex CLI auth.json: one login under
+    `tokens`, not a list of accounts."""
+    data = payload
+    if isinstance(payload, (bytes, str)):
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return False
+    return isinstance(data, dict) and isinstance(data.get("tokens"), dict) and "accounts" not in data
+
+
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

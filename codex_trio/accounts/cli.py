@@ -145,11 +145,20 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
         for a in rows:
             line = (f"{a['id']}  {a.get('label') or a.get('email') or a.get('account_id')}  "
                     f"{a.get('plan_type') or '?'}  {a['status']}{'' if a['enabled'] else ' (disabled)'}")
-            if args.quota or args.fresh:
+            if a.get("quota_error"):
+                line += f"  quota: CHECK FAILED ({a['quota_error']})"
+            elif args.quota or args.fresh:
                 line += f"  quota: {_quota_text(a.get('quota'))}"
+            if a.get("auth_json_path"):
+                line += f"  linked: {a['auth_json_path']}"
+            if a["status"] in ("expired", "banned") and a.get("status_reason"):
+                line += f"\n    {a['status_reason']}"  # why, and how to log in again
             _say(line)
         for skipped in listing.get("skipped") or []:
             _say(f"warning: a stored account could not be read and was skipped: {skipped}", err=True)
+        failed = [a["id"] for a in rows if a.get("quota_error")]
+        if failed:
+            _say(f"warning: the usage check failed for {', '.join(failed)}; the others are shown", err=True)
         return 0
 
     return _run(args, work)
@@ -163,15 +172,20 @@ def _progress(verb: str) -> Callable[[int, int], None]:
 
 
 def cmd_accounts_import(args: argparse.Namespace) -> int:
-    try:
-        payload = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).expanduser().read_bytes()
-    except OSError as exc:
-        _say(f"codex-trio: cannot read {args.file}: {exc.strerror}", err=True)
-        return 1
+    payload = None
+    if args.file == "-":
+        payload = sys.stdin.buffer.read()
 
     async def work(_services: "Services", accounts: "AccountService") -> int:
-        result = await accounts.import_accounts(payload, on_progress=_progress("importing"))
+        progress = _progress("importing")
+        if payload is None:
+            result = await accounts.import_file(args.file, link=not args.no_link, on_progress=progress)
+        else:
+            result = await accounts.import_accounts(payload, link=not args.no_link, on_progress=progress)
         _say(f"added {result['added']}, updated {result['updated']}, failed {result['failed']}")
+        for linked in result["linked"]:
+            _say(f"account {linked['id']} is linked to {linked['auth_json_path']}: refreshed tokens are written "
+                 "back there, so the Codex CLI stays logged in (--no-link to opt out)")
         for error in result["errors"]:
             _say(f"  {error}", err=True)
         return 0 if not result["failed"] else 1
@@ -265,6 +279,9 @@ def add_account_commands(commands: "argparse._SubParsersAction", common: argpars
                                help="import accounts: an export, the reference gateway's format, an auth.json, "
                                     "or refresh tokens one per line")
     importing.add_argument("file", metavar="FILE", help="the file to import (- for stdin)")
+    importing.add_argument("--no-link", action="store_true",
+                           help="for a Codex CLI auth.json: do not write refreshed tokens back to it (by default "
+                                "the file is linked, so the Codex CLI on this machine stays logged in)")
     importing.set_defaults(handler=cmd_accounts_import)
 
     exporting = sub.add_parser("export", parents=[common], help="export the accounts (contains tokens)")

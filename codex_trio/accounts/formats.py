@@ -11,6 +11,7 @@ Export writes ours (full), the reference gateway's minimal shape (refreshToken +
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ import orjson
 from .model import Account
 
 OUR_FORMAT = "codex-trio-accounts"
+# an exported account id is kept on import when free; anything that would not be a clean URL segment is not
+_ACCOUNT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class ImportFormatError(ValueError):
@@ -35,6 +38,7 @@ class ImportEntry:
     installation_id: str | None = None
     proxy: str | None = None
     cookies: list[dict[str, Any]] = field(default_factory=list)
+    id: str | None = None  # the id it had where it was exported
 
 
 def _s(value: Any) -> str | None:
@@ -53,8 +57,9 @@ def _entry_from_object(item: dict[str, Any]) -> ImportEntry:
         enabled=item.get("enabled", True) is not False and item.get("status") != "disabled",
         installation_id=_s(item.get("installation_id")) or _s(item.get("installationId")),
         proxy=_s(item.get("proxy")),
-        cookies=[c for c in item.get("cookies", []) if isinstance(c, dict)]
-        if isinstance(item.get("cookies"), list) else [],
+        cookies=[c for c in item.get("cookies", []) if isinstance(c, dict) and isinstance(c.get("name"), str)
+                 and isinstance(c.get("value"), str)] if isinstance(item.get("cookies"), list) else [],
+        id=item["id"] if isinstance(item.get("id"), str) and _ACCOUNT_ID.fullmatch(item["id"]) else None,
     )
     if entry.access_token is None and entry.refresh_token is None:
         raise ImportFormatError("entry has neither an access token nor a refresh token")

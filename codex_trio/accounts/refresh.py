@@ -14,6 +14,11 @@ invalidated whole pools):
 * Permanent verdicts of the issuer (`refresh_token_reused`, `_expired`, `_invalidated`, `invalid_grant`) mark
   the account `expired` with the reason. Anything else the issuer *answered* (5xx, 429, odd 4xx) issued no
   token, so the same refresh token is retried with exponential backoff and jitter.
+* Few in flight at once. Between the issuer rotating a token and our commit, the successor exists only in
+  this process: a kill -9 there loses the account. `spend` keeps at most `max_in_flight` refreshes (setting
+  `auth.max_refreshes_in_flight`, default 4) in that window, shielded from cancellation (a client that
+  disconnects must not drop the answer), and `drain` makes shutdown wait for them. The background job
+  refreshes accounts that expire together (an import) spread over the margin, not all on one tick.
 * Lost answers. `NotDelivered` (connect/DNS/TLS failure) is retried like a 5xx. `DeliveryUnknown` (the
   request may have reached the issuer and the answer was lost) is different: the issuer may already have
   rotated the token, so the account is marked `refreshing` ("outcome unknown", which survives a restart) and
@@ -21,8 +26,8 @@ invalidated whole pools):
   the same token sent once more — and that resend is the *confirmation*, not a blind retry: if the first
   request never arrived it simply succeeds; if it did arrive, the successor token went nowhere (nobody holds
   it: we just checked), the login is already lost, and the issuer's `refresh_token_reused` answer is what
-  marks the account expired ("log in again"). We never declare an account dead on a guess, and we never
-  send a token whose successor someone else may be using.
+  marks the account expired, with a reason that says the answer was lost and how to log in again. We never
+  declare an account dead on a guess, and we never send a token whose successor someone else may be using.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from __future__ import annotations
 import logging
 import random
 import time
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, TypeVar
 
 import trio
 
@@ -46,6 +53,24 @@ from .model import Account, AccountStatus
 from .store import AccountStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RELOGIN = ("log in again with `codex-trio login` (or POST /auth/login on the admin API); the new login replaces "
+           "this account's tokens")
+LOST_ANSWER = ("an earlier refresh reached the issuer but its answer was lost (the gateway stopped or the "
+               "connection broke before the new token was saved)")
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What the refresh attempts of one account have learnt so far."""
+
+    delivery_unknown: bool
+    last_error: str = "refresh failed"
+
+
+def _shutting_down() -> "RefreshFailed":
+    return RefreshFailed("", "the gateway is shutting down; the refresh runs on the next start", permanent=False)
 
 
 class RefreshFailed(Exception):
@@ -54,6 +79,13 @@ class RefreshFailed(Exception):
         self.account_id = account_id
         self.permanent = permanent
         self.code = code
+
+
+class IssuerSilent(RefreshFailed):
+    """A refresh got no answer within the spending deadline (it may have reached the issuer)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("", message, permanent=False)
 
 
 class AccountGone(RefreshFailed):
@@ -77,6 +109,8 @@ class TokenRefresher:
         sleep: Callable[[float], Awaitable[None]] = trio.sleep,
         rng: random.Random | None = None,
         on_refreshed: Callable[[Account], None] | None = None,
+        max_in_flight: int | Callable[[], int] = 4,
+        spend_timeout: float = 60.0,
     ) -> None:
         self._store = store
         self._http = http
@@ -92,6 +126,14 @@ class TokenRefresher:
         # called with the account after every token or status change (the pool keeps its copy current)
         self.listeners: list[Callable[[Account], None]] = [on_refreshed] if on_refreshed else []
         self._locks: dict[str, trio.Lock] = {}
+        # refreshes in flight at once, across all accounts (read at each use, so a settings change applies)
+        self._max_in_flight = max_in_flight if callable(max_in_flight) else (lambda: max_in_flight)
+        self._slots = trio.CapacityLimiter(max(1, self._max_in_flight()))
+        self.spend_timeout = spend_timeout
+        self._spending = 0
+        self._idle = trio.Event()
+        self._idle.set()
+        self._draining = False
 
     def _lock(self, account_id: str) -> trio.Lock:
         lock = self._locks.get(account_id)
@@ -108,9 +150,9 @@ class TokenRefresher:
         return (refresh_headers(self.identity, initialised=initialised),
                 refresh_body(self.identity, refresh_token, reason))
 
-    def needs_refresh(self, account: Account) -> bool:
+    def needs_refresh(self, account: Account, *, early: float = 0.0) -> bool:
         exp = account.access_expires_at
-        return exp is not None and exp - self.margin_seconds <= self._clock()
+        return exp is not None and exp - self.margin_seconds - early <= self._clock()
 
     async def ensure_fresh(self, account: Account) -> Account:
         """Proactive: refresh if the access token expires within the margin; else return it unchanged."""
@@ -126,14 +168,15 @@ class TokenRefresher:
         return account
 
     async def refresh(self, account_id: str, reason: oauth.RefreshReason, *,
-                      seen_access_token: str | None = None, force: bool = False) -> Account:
+                      seen_access_token: str | None = None, force: bool = False, early: float = 0.0) -> Account:
         """Refresh once for everybody who saw `seen_access_token` fail or expire; later callers get the
         result. Raises RefreshFailed (`permanent` = the account now needs a new login)."""
         async with self._lock(account_id):
             account = await self.reload(account_id)
             if seen_access_token is not None and account.tokens.access_token != seen_access_token:
                 return account  # refreshed while we waited
-            if not force and reason is oauth.RefreshReason.PROACTIVE_EXPIRY and not self.needs_refresh(account) \
+            if not force and reason is oauth.RefreshReason.PROACTIVE_EXPIRY \
+                    and not self.needs_refresh(account, early=early) \
                     and account.status is not AccountStatus.REFRESHING:
                 return account
             adopted = await self._adopt_linked(account)
@@ -217,14 +260,13 @@ class TokenRefresher:
 
     async def _refresh_locked(self, account: Account, reason: oauth.RefreshReason) -> Account:
         if not account.tokens.refresh_token:
-            await self._set_status(account, AccountStatus.EXPIRED, "no refresh token; add the account again")
+            await self._set_status(account, AccountStatus.EXPIRED, f"no refresh token; {RELOGIN}")
             raise RefreshFailed(account.id, "account has no refresh token", permanent=True)
-        delivery_unknown = account.status is AccountStatus.REFRESHING
-        last_error = "refresh failed"
-        for attempt in range(self._max_attempts):
-            if attempt:
-                await self._sleep(self._backoff(attempt - 1))
-            if delivery_unknown:
+        attempt = _Attempt(delivery_unknown=account.status is AccountStatus.REFRESHING)
+        for number in range(self._max_attempts):
+            if number:
+                await self._sleep(self._backoff(number - 1))
+            if attempt.delivery_unknown:
                 # another process (or the CLI) may have received the successor token: look before resending
                 fresh = await self.reload(account.id)
                 if fresh.tokens.refresh_token != account.tokens.refresh_token:
@@ -232,61 +274,129 @@ class TokenRefresher:
                 adopted = await self._adopt_linked(fresh)
                 if adopted is not None:
                     return adopted
-            headers, body = self.refresh_request(account.tokens.refresh_token, reason)
-            await self._set_status(account, AccountStatus.REFRESHING, "refresh in flight")
             try:
-                response = await self._http.post(self._token_url, headers, body)
-            except NotDelivered as exc:
-                last_error = f"issuer unreachable: {exc}"
-                await self._set_status(account, AccountStatus.REFRESHING if delivery_unknown else
-                                       self._settled(account), last_error)
+                done = await self.spend(lambda: self._send_once(account, reason, attempt))
+            except IssuerSilent as exc:  # the request may have arrived: confirm before anything else
+                attempt.delivery_unknown, attempt.last_error = True, str(exc)
+                await self._set_status(account, AccountStatus.REFRESHING, attempt.last_error)
                 continue
-            except Exception as exc:  # noqa: BLE001 - DeliveryUnknown or anything else: the outcome is unknown
-                delivery_unknown = True
-                last_error = f"refresh answer lost ({type(exc).__name__}: {exc}); confirming with the issuer"
-                await self._set_status(account, AccountStatus.REFRESHING, last_error)
-                continue
-            try:
-                grant = oauth.parse_token_grant(response.status, response.body)
-            except oauth.OAuthError as err:
-                if err.permanent:
-                    why = err.code
-                    if delivery_unknown and err.code == "refresh_token_reused":
-                        why = ("refresh_token_reused: an earlier refresh reached the issuer but its answer was "
-                               "lost; log in again")
-                    verdict = AccountStatus.BANNED if err.code in oauth.BANNED_REFRESH_CODES else AccountStatus.EXPIRED
-                    await self._set_status(account, verdict, why)
-                    raise RefreshFailed(account.id, f"refresh rejected: {why}", permanent=True,
-                                        code=err.code) from None
-                last_error = f"issuer answered {err.status} {err.code}"
-                await self._set_status(account, self._settled(account), last_error)
-                delivery_unknown = False  # the issuer answered: it has not rotated this token
-                continue
-            return await self._persist(account, grant.access_token, grant.refresh_token, grant.id_token,
-                                       write_linked=True)
+            if done is not None:
+                return done
         # out of attempts: keep the tokens; the status says whether the last outcome is still unknown
-        await self._set_status(account, AccountStatus.REFRESHING if delivery_unknown else
-                               self._settled(account), last_error)
-        raise RefreshFailed(account.id, last_error, permanent=False)
+        await self._set_status(account, AccountStatus.REFRESHING if attempt.delivery_unknown else
+                               self._settled(account), attempt.last_error)
+        raise RefreshFailed(account.id, attempt.last_error, permanent=False)
+
+    async def _send_once(self, account: Account, reason: oauth.RefreshReason, attempt: "_Attempt") -> Account | None:
+        """One `POST /oauth/token` and what its answer means: the account with its new tokens committed, None
+        to try again (`attempt` says why), or RefreshFailed for a verdict."""
+        headers, body = self.refresh_request(account.tokens.refresh_token, reason)  # type: ignore[arg-type]
+        await self._set_status(account, AccountStatus.REFRESHING, "refresh in flight")
+        try:
+            response = await self._http.post(self._token_url, headers, body)
+        except NotDelivered as exc:
+            attempt.last_error = f"issuer unreachable: {exc}"
+            await self._set_status(account, AccountStatus.REFRESHING if attempt.delivery_unknown else
+                                   self._settled(account), attempt.last_error)
+            return None
+        except Exception as exc:  # noqa: BLE001 - DeliveryUnknown or anything else: the outcome is unknown
+            attempt.delivery_unknown = True
+            attempt.last_error = f"refresh answer lost ({type(exc).__name__}: {exc}); confirming with the issuer"
+            await self._set_status(account, AccountStatus.REFRESHING, attempt.last_error)
+            return None
+        try:
+            grant = oauth.parse_token_grant(response.status, response.body)
+        except oauth.OAuthError as err:
+            if err.permanent:
+                if attempt.delivery_unknown and err.code == "refresh_token_reused":
+                    why = f"refresh_token_reused: {LOST_ANSWER}; {RELOGIN}"
+                else:
+                    why = f"{err.code}: {RELOGIN}"
+                verdict = AccountStatus.BANNED if err.code in oauth.BANNED_REFRESH_CODES else AccountStatus.EXPIRED
+                await self._set_status(account, verdict, why)
+                raise RefreshFailed(account.id, f"refresh rejected: {why}", permanent=True, code=err.code) from None
+            attempt.last_error = f"issuer answered {err.status} {err.code}"
+            await self._set_status(account, self._settled(account), attempt.last_error)
+            attempt.delivery_unknown = False  # the issuer answered: it has not rotated this token
+            return None
+        return await self._persist(account, grant.access_token, grant.refresh_token, grant.id_token,
+                                   write_linked=True)
+
+    # ---- the spending window ----------------------------------------------------------------------------
+
+    async def spend(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work` — which sends a single-use refresh token and commits the answer — in one of the few
+        in-flight slots (`max_in_flight`), shielded from cancellation until it commits.
+
+        Why: between the issuer rotating a token and our commit, the new token exists only in this process;
+        a crash (or a cancelled task) there loses the account for good. The window cannot be closed, but
+        the number of accounts inside it can be bounded: with `max_in_flight` slots a kill -9 loses at most
+        that many, and shutdown waits for them (`drain`). The shield has a deadline so a hung issuer cannot
+        hold shutdown forever; what then stays unknown is confirmed on the next attempt or run."""
+        if self._draining:
+            raise _shutting_down()
+        self._slots.total_tokens = max(1, self._max_in_flight())
+        async with self._slots:
+            if self._draining:
+                raise _shutting_down()
+            self._spending += 1
+            self._idle = trio.Event() if self._idle.is_set() else self._idle
+            try:
+                with trio.CancelScope(shield=True) as scope:
+                    scope.deadline = trio.current_time() + self.spend_timeout
+                    result = await work()
+                if scope.cancelled_caught:
+                    raise IssuerSilent(f"no answer from the issuer within {self.spend_timeout:.0f} s; "
+                                       "confirming with the issuer")
+                return result
+            finally:
+                self._spending -= 1
+                if not self._spending:
+                    self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._spending
+
+    async def drain(self, grace_seconds: float) -> int:
+        """Shutdown: start no new refresh, wait up to `grace_seconds` for those in flight to commit. Returns
+        how many were still in flight (0 unless the issuer hung)."""
+        self._draining = True
+        with trio.move_on_after(grace_seconds):
+            await self._idle.wait()
+        if self._spending:
+            log.warning("%d token refresh(es) still in flight at shutdown; their accounts are confirmed on the "
+                        "next start", self._spending)
+        return self._spending
+
+    def spread(self, account: Account) -> float:
+        """How much earlier than the margin the background job refreshes this account: a stable share of
+        the margin per account. Accounts added together (an import) expire together; without this their
+        refreshes would all fall on the same tick."""
+        return self.margin_seconds * (zlib.crc32(account.id.encode()) % 1000) / 1000
+
+    async def _refresh_in_background(self, account: Account) -> None:
+        try:
+            await self.refresh(account.id, oauth.RefreshReason.PROACTIVE_EXPIRY,
+                               seen_access_token=account.tokens.access_token, early=self.spread(account))
+        except RefreshFailed as exc:
+            log.warning("account %s: background refresh failed: %s", account.id, exc)
 
     async def run(self, *, interval: float = 60.0,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Background job. First confirms refreshes whose outcome a previous run left unknown (status
-        `refreshing`), then keeps idle accounts' tokens fresh (so a linked Codex CLI keeps working too)."""
+        `refreshing`), then keeps idle accounts' tokens fresh (so a linked Codex CLI keeps working too),
+        each a little before the margin (`spread`), at most `max_in_flight` at once."""
         task_status.started()
         first = True
         while True:
-            for account in await self._store.list():
-                if not account.enabled or account.status in (AccountStatus.EXPIRED, AccountStatus.BANNED,
-                                                             AccountStatus.DISABLED):
-                    continue
-                unknown = first and account.status is AccountStatus.REFRESHING
-                if not unknown and not self.needs_refresh(account):
-                    continue
-                try:
-                    await self.refresh(account.id, oauth.RefreshReason.PROACTIVE_EXPIRY,
-                                       seen_access_token=account.tokens.access_token)
-                except RefreshFailed as exc:
-                    log.warning("account %s: background refresh failed: %s", account.id, exc)
+            async with trio.open_nursery() as nursery:
+                for account in await self._store.list():
+                    if not account.enabled or account.status in (AccountStatus.EXPIRED, AccountStatus.BANNED,
+                                                                 AccountStatus.DISABLED):
+                        continue
+                    unknown = first and account.status is AccountStatus.REFRESHING
+                    if unknown or self.needs_refresh(account, early=self.spread(account)):
+                        nursery.start_soon(self._refresh_in_background, account)
             first = False
             await self._sleep(interval)

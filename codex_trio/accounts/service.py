@@ -12,20 +12,40 @@ import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
 
+import trio
+
 from codex_trio.errors import ErrorKind, GatewayError, invalid_request
 
 from . import oauth
-from .authjson import AuthJsonError, read_auth_json
+from .authjson import AuthJsonError, is_auth_json, read_auth_json
+from .fields import checked_proxy, text_field
 from .formats import ImportEntry, ImportFormatError, export_full, export_minimal, export_refresh_tokens, parse_import
 from .http import OAuthHttp
 from .jwt import identity_from_tokens
 from .model import Account, AccountStatus, Tokens
 from .pool import AccountPool
 from ..upstream.quota import QuotaSnapshot
-from .refresh import RefreshFailed, TokenRefresher
+from .refresh import IssuerSilent, RefreshFailed, TokenRefresher
 from .store import AccountStore
 
 QuotaFetcher = Callable[[Account], Awaitable[QuotaSnapshot | None]]
+
+
+def _link_target(payload: Any, entries: list[ImportEntry], source_path: Path | None) -> Path | None:
+    """Where an imported Codex CLI auth.json lives, if the import is one (None otherwise)."""
+    if len(entries) != 1 or not is_auth_json(payload):
+        return None
+    if source_path is not None:
+        return source_path.expanduser().resolve()
+    try:
+        local = read_auth_json()
+    except AuthJsonError:
+        return None
+    return local.path.resolve() if local.refresh_token == entries[0].refresh_token else None
+
+
+def _new_account_id() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 def _not_found(account_id: str) -> GatewayError:
@@ -87,14 +107,26 @@ class AccountService:
     async def list(self, *, quota: str | bool = False) -> dict[str, Any]:
         """GET /auth/accounts (?quota=true shows cached quota, ?quota=fresh asks /wham/usage first)."""
         accounts = await self.store.list()
+        check_failed: dict[str, str] = {}
         if quota == "fresh" and self._fetch_quota is not None:
             for account in accounts:
-                await self._probe_quota(account)
+                if not account.usable:
+                    continue
+                try:
+                    await self._probe_quota(account)
+                except Exception as exc:  # noqa: BLE001 - one account's failed check must not hide the others
+                    check_failed[account.id] = exc.message if isinstance(exc, GatewayError) else \
+                        f"{type(exc).__name__}: {exc}"
             accounts = await self.store.list()
         for account in accounts:
             self.pool.upsert(account)  # the pool's copy carries counters not flushed yet
-        return {"accounts": [self.describe(self.pool.get(a.id) or a, quota=bool(quota)) for a in accounts],
-                "skipped": self.store.skipped_rows}
+        listing = []
+        for account in accounts:
+            view = self.describe(self.pool.get(account.id) or account, quota=bool(quota))
+            if account.id in check_failed:
+                view["quota_error"] = check_failed[account.id]
+            listing.append(view)
+        return {"accounts": listing, "skipped": self.store.skipped_rows}
 
     async def get(self, account_id: str) -> dict[str, Any]:
         return self.describe(await self._account(account_id))
@@ -119,57 +151,74 @@ class AccountService:
     async def add_tokens(self, *, access_token: str | None = None, refresh_token: str | None = None,
                          id_token: str | None = None, label: str | None = None, enabled: bool = True,
                          installation_id: str | None = None, proxy: str | None = None,
-                         cookies: list[dict[str, Any]] | None = None,
-                         auth_json_path: str | None = None) -> tuple[Account, bool]:
-        """Add an account, or update the one with the same ChatGPT account + user. (account, created)."""
+                         cookies: list[dict[str, Any]] | None = None, auth_json_path: str | None = None,
+                         preferred_id: str | None = None) -> tuple[Account, bool]:
+        """Add an account, or update the one with the same ChatGPT account + user (the store makes that one
+        transaction, so concurrent adds of one login make one row). `preferred_id` (an export's id) is kept
+        when no other account has it. Returns (account, created)."""
         if not access_token and not refresh_token:
             raise invalid_request("give an access token (`token`) or a refresh token (`refreshToken`)",
                                   param="token")
-        if not access_token:
+        details = dict(label=label, enabled=enabled, installation_id=installation_id, proxy=proxy, cookies=cookies,
+                       auth_json_path=auth_json_path, preferred_id=preferred_id)
+        if access_token:
+            return await self._store_login(access_token, refresh_token, id_token, **details)
+
+        async def redeem_and_store() -> tuple[Account, bool]:
             grant = await self._redeem_refresh_token(refresh_token)  # type: ignore[arg-type]
-            access_token, refresh_token = grant.access_token, grant.refresh_token or refresh_token
-            id_token = grant.id_token or id_token
+            return await self._store_login(grant.access_token, grant.refresh_token or refresh_token,
+                                           grant.id_token or id_token, **details)
+
+        # the bare refresh token is spent by the redeem: like every refresh, in one of the few in-flight slots
+        try:
+            return await self.refresher.spend(redeem_and_store)
+        except IssuerSilent as exc:
+            raise GatewayError(502, f"{exc}: if the refresh token arrived it is now used — log in again in that "
+                               "case", ErrorKind.UPSTREAM, code="refresh_unreachable") from None
+        except RefreshFailed as exc:  # shutting down
+            raise GatewayError(503, f"the refresh token was not redeemed: {exc}", ErrorKind.OVERLOADED,
+                               code="refresh_unavailable") from None
+
+    async def _store_login(self, access_token: str, refresh_token: str | None, id_token: str | None, *,
+                           label: str | None, enabled: bool, installation_id: str | None, proxy: str | None,
+                           cookies: list[dict[str, Any]] | None, auth_json_path: str | None,
+                           preferred_id: str | None) -> tuple[Account, bool]:
         ident = identity_from_tokens(access_token, id_token)
         if ident.account_id is None:
             raise invalid_request("the access token is not a ChatGPT JWT (no chatgpt_account_id claim)",
                                   param="token", code="invalid_token")
         now = self._clock()
-        existing = await self.store.find_identity(ident.account_id, ident.user_id)
-        if existing is not None:
-            newer = (ident.expires_at or 0) >= (existing.access_expires_at or 0)
+
+        def changes(existing: Account) -> dict[str, Any]:
             fields: dict[str, Any] = {"label": label or existing.label, "enabled": enabled or existing.enabled}
-            if newer:
+            if (ident.expires_at or 0) >= (existing.access_expires_at or 0):  # ours is the newer login
                 fields.update(access_token=access_token, refresh_token=refresh_token or existing.tokens.refresh_token,
                               id_token=id_token or existing.tokens.id_token, access_expires_at=ident.expires_at,
                               plan=ident.plan or existing.plan, email=ident.email or existing.email,
                               status=AccountStatus.ACTIVE, status_reason=None, status_changed_at=now)
             if auth_json_path:
                 fields["auth_json_path"] = auth_json_path
-            await self.store.update(existing.id, **fields)
-            account = await self._account(existing.id)
-            self.pool.upsert(account)
-            return account, False
-        account = Account(
-            id=uuid.uuid4().hex[:12], tokens=Tokens(access_token, refresh_token, id_token),
+            return fields
+
+        candidate = Account(
+            id=preferred_id or _new_account_id(), tokens=Tokens(access_token, refresh_token, id_token),
             account_id=ident.account_id, email=ident.email, plan=ident.plan, user_id=ident.user_id, label=label,
             enabled=enabled, status=AccountStatus.ACTIVE if enabled else AccountStatus.DISABLED,
             status_changed_at=now, access_expires_at=ident.expires_at,
             last_refresh=now if refresh_token and not id_token else None,
             installation_id=installation_id or str(uuid.uuid4()), proxy=proxy, cookies=cookies or [],
             auth_json_path=auth_json_path)
-        await self.store.insert(account)
+        account, created = await self.store.upsert_identity(candidate, changes, _new_account_id)
         self.pool.upsert(account)
-        return account, True
+        return account, created
 
     async def add_by_token(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /auth/accounts with {"token"} and/or {"refreshToken"}, optional "label"."""
         if not isinstance(body, dict):
             raise invalid_request("expected a JSON object with `token` or `refreshToken`")
-        entry = ImportEntry(access_token=body.get("token") or body.get("access_token"),
-                            refresh_token=body.get("refreshToken") or body.get("refresh_token"),
-                            label=body.get("label"))
-        account, created = await self.add_tokens(access_token=entry.access_token, refresh_token=entry.refresh_token,
-                                                 label=entry.label)
+        account, created = await self.add_tokens(access_token=text_field(body, "token", "access_token"),
+                                                 refresh_token=text_field(body, "refreshToken", "refresh_token"),
+                                                 label=text_field(body, "label"))
         return {"success": True, "created": created, "account": self.describe(account)}
 
     async def add_from_grant(self, grant: oauth.TokenGrant, *, label: str | None = None) -> dict[str, Any]:
@@ -179,43 +228,75 @@ class AccountService:
                                                  label=label)
         return {"success": True, "created": created, "account": self.describe(account)}
 
-    async def import_auth_json(self, path: str | None = None, *, link: bool = True,
-                               label: str | None = None) -> dict[str, Any]:
-        """Import the Codex CLI login. Linked (default): refreshed tokens are written back to that file."""
+    async def import_file(self, path: str | Path, *, link: bool = True, json_only: bool = False,
+                          on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Import a file of this machine (`codex-trio accounts import FILE`, admin `{"path"}`): any import
+        format; a Codex CLI auth.json is linked to this path unless `link` is False. `json_only` (the admin
+        route) refuses anything but JSON, so no other file of the machine is read as refresh tokens and sent
+        to the issuer line by line."""
+        file = Path(path).expanduser()
         try:
-            login = read_auth_json(Path(path).expanduser() if path else None)
-        except AuthJsonError as exc:
-            raise invalid_request(str(exc), code="auth_json_unusable") from None
-        account, created = await self.add_tokens(
-            access_token=login.access_token, refresh_token=login.refresh_token, id_token=login.id_token,
-            label=label, auth_json_path=str(login.path.resolve()) if link else None)
-        return {"success": True, "created": created, "account": self.describe(account)}
+            payload = await trio.to_thread.run_sync(file.read_bytes)
+        except FileNotFoundError:
+            message = f"cannot read {file}: no such file"
+            if file.name == "auth.json":
+                try:
+                    read_auth_json(file)
+                except AuthJsonError as exc:  # says where the Codex CLI keeps its login instead
+                    message = str(exc)
+            raise invalid_request(message, code="import_file_unreadable") from None
+        except OSError as exc:
+            raise invalid_request(f"cannot read {file}: {exc.strerror}", code="import_file_unreadable") from None
+        if json_only and payload.lstrip()[:1] not in (b"{", b"["):
+            raise invalid_request(f"{file} is not a JSON export or auth.json", param="path")
+        return await self.import_accounts(payload, source_path=file, link=link, on_progress=on_progress)
 
-    async def import_accounts(self, payload: bytes | str | Any, *,
+    async def import_accounts(self, payload: bytes | str | Any, *, source_path: Path | None = None,
+                              link: bool = True,
                               on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-        """POST /auth/accounts/import → {"added","updated","failed","errors"}. `on_progress(done, total)` is
-        called before each entry (redeeming refresh tokens takes a request each)."""
+        """POST /auth/accounts/import → {"added","updated","failed","errors","linked"}.
+
+        Entries are added concurrently; those that are bare refresh tokens are redeemed a few at a time
+        (the refresher's in-flight bound). `on_progress(done, total)` is called as entries finish.
+        A Codex CLI auth.json is linked (refreshed tokens are written back to it) unless `link` is False:
+        to `source_path` when the file came from there, else to this machine's `$CODEX_HOME/auth.json` when
+        that file holds the same login (an uploaded copy of it)."""
         try:
             entries, errors = parse_import(payload)
         except ImportFormatError as exc:
             raise invalid_request(f"cannot import: {exc}") from None
-        added = updated = 0
-        failed = len(errors)
-        for index, entry in enumerate(entries):
-            if on_progress is not None:
-                on_progress(index, len(entries))
+        link_to = await trio.to_thread.run_sync(_link_target, payload, entries, source_path) if link else None
+        outcomes: dict[int, tuple[Account, bool] | str] = {}
+
+        async def add(index: int, entry: ImportEntry) -> None:
             try:
-                _, created = await self.add_tokens(
+                checked_proxy(entry.proxy)
+                outcomes[index] = await self.add_tokens(
                     access_token=entry.access_token, refresh_token=entry.refresh_token, id_token=entry.id_token,
                     label=entry.label, enabled=entry.enabled, installation_id=entry.installation_id,
-                    proxy=entry.proxy, cookies=entry.cookies)
+                    proxy=entry.proxy, cookies=entry.cookies, preferred_id=entry.id,
+                    auth_json_path=str(link_to) if link_to else None)
             except GatewayError as exc:
-                failed += 1
-                errors.append(f"entry {index}: {exc.message}")
+                outcomes[index] = f"entry {index}: {exc.message}"
+            if on_progress is not None:
+                on_progress(len(outcomes) - 1, len(entries))
+
+        async with trio.open_nursery() as nursery:
+            for index, entry in enumerate(entries):
+                nursery.start_soon(add, index, entry)
+        added = updated = 0
+        linked = []
+        for index in sorted(outcomes):
+            outcome = outcomes[index]
+            if isinstance(outcome, str):
+                errors.append(outcome)
                 continue
+            account, created = outcome
             added += created
             updated += not created
-        return {"added": added, "updated": updated, "failed": failed, "errors": errors}
+            if account.auth_json_path and link_to:
+                linked.append({"id": account.id, "auth_json_path": account.auth_json_path})
+        return {"added": added, "updated": updated, "failed": len(errors), "errors": errors, "linked": linked}
 
     async def export(self, *, format: str = "full", ids: Iterable[str] | None = None) -> dict[str, Any] | str:
         """GET /auth/accounts/export (?format=minimal: refreshToken + label; ?format=tokens: one per line)."""
@@ -320,9 +401,12 @@ class AccountService:
     async def health_check(self, ids: list[str] | None = None) -> dict[str, Any]:
         """POST /auth/accounts/health-check: for each account, make sure the tokens are fresh and probe quota."""
         accounts = await self.store.list()
-        if ids is not None:
-            accounts = [a for a in accounts if a.id in set(ids)]
         results = []
+        if ids is not None:
+            known = {a.id for a in accounts}
+            results = [{"id": i, "ok": False, "status": None, "error": _not_found(i).message}
+                       for i in dict.fromkeys(ids) if i not in known]
+            accounts = [a for a in accounts if a.id in set(ids)]
         for account in accounts:
             if not account.enabled:
                 results.append({"id": account.id, "ok": False, "status": str(account.status),

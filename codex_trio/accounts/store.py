@@ -7,7 +7,10 @@ pool with an empty one):
 * a row that does not decode is skipped and reported, never rewritten or deleted;
 * every write is one transaction (BEGIN IMMEDIATE … COMMIT), so a kill -9 leaves the last committed state;
 * all writes go through one connection behind a `CapacityLimiter(1)` (one writer thread at a time);
-  reads use their own connection (WAL lets them run beside the writer).
+  reads use their own connection (WAL lets them run beside the writer);
+* one row per ChatGPT identity (workspace + user): a unique index says so, and `upsert_identity` looks up
+  and inserts in one write transaction, so neither concurrent requests nor two processes importing the
+  same login at once can create a second row sharing its single-use refresh token.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, Union
 
 import orjson
 import trio
@@ -28,8 +31,50 @@ from .model import Account, AccountStatus, Tokens
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# A migration step is SQL statements, or a function given the connection (inside the migration transaction).
+MigrationStep = Union[str, Callable[[sqlite3.Connection], None]]
+_DEAD_STATUSES = ("expired", "banned")
+
+
+def _merge_duplicate_identities(conn: sqlite3.Connection) -> None:
+    """Before the identity index becomes unique: fold every group of rows of one ChatGPT login into one.
+
+    The row kept is the one whose tokens are most likely alive (not expired/banned, newest access token,
+    last refreshed); it takes the others' usage counters, and their label / proxy / linked auth.json when it
+    has none. The rows folded away are copied whole (tokens included) into `merged_accounts`, so nothing is
+    lost and an operator can still look at them.
+    """
+    groups = conn.execute(
+        "SELECT account_id, coalesce(user_id, '') FROM accounts WHERE account_id IS NOT NULL "
+        "GROUP BY account_id, coalesce(user_id, '') HAVING count(*) > 1").fetchall()
+    now = time.time()
+    for account_id, user_id in groups:
+        rows = conn.execute("SELECT * FROM accounts WHERE account_id = ? AND coalesce(user_id, '') = ?",
+                            (account_id, user_id)).fetchall()
+        rows.sort(key=lambda r: (r["status"] not in _DEAD_STATUSES, r["access_expires_at"] or 0.0,
+                                 r["last_refresh"] or 0.0, r["updated_at"] or 0.0), reverse=True)
+        keep, folded = rows[0], rows[1:]
+        merged = {
+            "request_count": sum(r["request_count"] for r in rows),
+            "input_tokens": sum(r["input_tokens"] for r in rows),
+            "output_tokens": sum(r["output_tokens"] for r in rows),
+            "last_used_at": max((r["last_used_at"] for r in rows if r["last_used_at"]), default=None),
+            "created_at": min(r["created_at"] for r in rows),
+        }
+        for column in ("label", "proxy", "auth_json_path"):
+            merged[column] = keep[column] or next((r[column] for r in folded if r[column]), None)
+        assignments = ", ".join(f"{name} = ?" for name in merged)
+        conn.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", (*merged.values(), keep["id"]))
+        for row in folded:
+            conn.execute("INSERT INTO merged_accounts (id, merged_into, merged_at, row) VALUES (?, ?, ?, ?)",
+                         (row["id"], keep["id"], now, orjson.dumps({k: row[k] for k in row.keys()}).decode()))
+            conn.execute("DELETE FROM accounts WHERE id = ?", (row["id"],))
+        log.warning("account store: %d duplicate row(s) of ChatGPT account %s merged into %s (kept in "
+                    "merged_accounts)", len(folded), account_id, keep["id"])
+
+
 # MIGRATIONS[n] takes the schema from version n to n+1. Append only; never edit a released step.
-MIGRATIONS: list[list[str]] = [
+MIGRATIONS: list[list[MigrationStep]] = [
     [
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
         """CREATE TABLE accounts (
@@ -63,6 +108,19 @@ MIGRATIONS: list[list[str]] = [
             updated_at REAL NOT NULL
         )""",
         "CREATE INDEX accounts_identity ON accounts (account_id, user_id)",
+    ],
+    [
+        """CREATE TABLE merged_accounts (
+            id TEXT NOT NULL,
+            merged_into TEXT NOT NULL,
+            merged_at REAL NOT NULL,
+            row TEXT NOT NULL
+        )""",
+        _merge_duplicate_identities,
+        "DROP INDEX accounts_identity",
+        # user_id may be NULL (old tokens without the claim); NULLs never collide in a unique index
+        "CREATE UNIQUE INDEX accounts_identity ON accounts (account_id, coalesce(user_id, '')) "
+        "WHERE account_id IS NOT NULL",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -104,6 +162,15 @@ def _encode(column: str, value: Any) -> Any:
     if column == "status":
         return str(value)
     return value
+
+
+_IDENTITY_QUERY = "SELECT * FROM accounts WHERE account_id = ? AND coalesce(user_id, '') = ?"
+
+
+def _insert(conn: sqlite3.Connection, account: Account) -> None:
+    row = _account_to_row(account)
+    conn.execute(f"INSERT INTO accounts ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                 tuple(row.values()))
 
 
 class _SyncStore:
@@ -161,7 +228,10 @@ class _SyncStore:
                                  f"({SCHEMA_VERSION}); upgrade codex-trio")
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
-                    conn.execute(statement)
+                    if callable(statement):
+                        statement(conn)
+                    else:
+                        conn.execute(statement)
             if version == 0:
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             elif version < SCHEMA_VERSION:
@@ -200,11 +270,6 @@ class _SyncStore:
 
     def read_one(self, account_id: str) -> Account | None:
         row = self.reader.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
-        return _row_to_account(row) if row is not None else None
-
-    def read_identity(self, account_id: str, user_id: str | None) -> Account | None:
-        row = self.reader.execute("SELECT * FROM accounts WHERE account_id = ? AND user_id IS ? LIMIT 1",
-                                  (account_id, user_id)).fetchone()
         return _row_to_account(row) if row is not None else None
 
     def close(self) -> None:
@@ -252,20 +317,41 @@ class AccountStore:
     async def get(self, account_id: str) -> Account | None:
         return await self._read(self._sync.read_one, account_id)
 
-    async def find_identity(self, account_id: str, user_id: str | None) -> Account | None:
-        """The account of one ChatGPT login (workspace + user; Team seats share the workspace id)."""
-        return await self._read(self._sync.read_identity, account_id, user_id)
-
     async def insert(self, account: Account) -> Account:
         now = self._clock()
         account.created_at = account.created_at or now
         account.updated_at = now
-        row = _account_to_row(account)
-        names = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        await self._write(lambda c: c.execute(f"INSERT INTO accounts ({names}) VALUES ({marks})",
-                                              tuple(row.values())))
+        await self._write(lambda c: _insert(c, account))
         return account
+
+    async def upsert_identity(self, account: Account, changes: Callable[[Account], dict[str, Any]],
+                              new_id: Callable[[], str]) -> tuple[Account, bool]:
+        """Add `account`, or — when a row of the same ChatGPT identity exists — apply `changes(existing)` to
+        that row instead. Look-up and write are one transaction (BEGIN IMMEDIATE, which every process
+        honours), so concurrent adds of one login end in one row. `account.id` is kept when free, else
+        `new_id()` is used. Returns (the stored account, created)."""
+        if account.account_id is None:
+            raise ValueError("an account without a ChatGPT account id has no identity")
+        now = self._clock()
+
+        def work(conn: sqlite3.Connection) -> tuple[Account, bool]:
+            row = conn.execute(_IDENTITY_QUERY, (account.account_id, account.user_id or "")).fetchone()
+            if row is not None:
+                existing = _row_to_account(row)
+                fields = {**changes(existing), "updated_at": now}
+                values = tuple(_encode(name, value) for name, value in fields.items())
+                conn.execute(f"UPDATE accounts SET {', '.join(f'{n} = ?' for n in fields)} WHERE id = ?",
+                             values + (existing.id,))
+                stored = conn.execute("SELECT * FROM accounts WHERE id = ?", (existing.id,)).fetchone()
+                return _row_to_account(stored), False
+            if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account.id,)).fetchone() is not None:
+                account.id = new_id()
+            account.created_at = account.created_at or now
+            account.updated_at = now
+            _insert(conn, account)
+            return account, True
+
+        return await self._write(work)
 
     async def insert_many(self, accounts: list[Account]) -> None:
         """Bulk import in one transaction (fast: one fsync for the whole batch)."""

@@ -121,6 +121,9 @@ class AuthSettings(Section):
     refresh_margin_seconds: float = Field(300.0, ge=0, description="Refresh an access token this long before it "
                                                                    "expires.")
     max_concurrent_per_account: int = Field(8, ge=1, description="Requests one account may carry at once.")
+    max_refreshes_in_flight: int = Field(4, ge=1, le=64, description="Token refreshes sent at once, across all "
+                                         "accounts. A crash can lose at most this many accounts (a refresh token "
+                                         "is single-use), so keep it small.")
     affinity_ttl_minutes: float = Field(120.0, gt=0, description="How long a conversation stays on its account.")
 
 

@@ -20,12 +20,13 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
+import orjson
 import trio
 from quart import Response, redirect, request
 
 from ..accounts import oauth
+from ..accounts.fields import checked_proxy, text_field
 from ..accounts.login import DEVICE_LOGIN_TIMEOUT, BrowserLogin, LoginError, LoginServer, OAuthClient
 from ..errors import ErrorKind, GatewayError, invalid_request
 from .admin import read_json_object
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 LOGIN_TIMEOUT = 15 * 60  # a browser login left open longer than this is dropped (the device code expires too)
 FINISHED_KEPT_SECONDS = 30 * 60  # how long a finished login's status stays readable
 MAX_PENDING_LOGINS = 16
-PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 PATCH_FIELDS = ("label", "enabled", "proxy")
 
 
@@ -248,15 +248,6 @@ async def _optional_json_object() -> dict[str, Any]:
     return await read_json_object() if raw.strip() else {}
 
 
-def _label(body: dict[str, Any]) -> str | None:
-    label = body.get("label")
-    if label is None:
-        return None
-    if not isinstance(label, str):
-        raise invalid_request("`label` must be a string", param="label")
-    return label.strip() or None
-
-
 def _ids(body: dict[str, Any], *, required: bool = True) -> list[str] | None:
     ids = body.get("ids")
     if ids is None and not required:
@@ -264,18 +255,6 @@ def _ids(body: dict[str, Any], *, required: bool = True) -> list[str] | None:
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
         raise invalid_request("`ids` must be a non-empty list of account ids", param="ids")
     return ids
-
-
-def _proxy(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise invalid_request("`proxy` must be a URL string or null", param="proxy")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
-        raise invalid_request(f"`proxy` must look like {PROXY_SCHEMES[0]}://host:port (schemes: "
-                              f"{', '.join(PROXY_SCHEMES)})", param="proxy")
-    return value.strip()
 
 
 def _quota_arg() -> str | bool:
@@ -289,16 +268,46 @@ def _quota_arg() -> str | bool:
     raise invalid_request("`quota` must be true, false or fresh", param="quota")
 
 
-async def _import_payload() -> bytes:
-    """The body, or the first uploaded file of a multipart form (an auth.json or export file upload)."""
+def _flag(value: Any, name: str) -> bool:
+    """A yes/no field given as JSON (bool) or as text (query string, form field)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise invalid_request(f"`{name}` must be true or false", param=name)
+
+
+IMPORT_PATH_FIELDS = frozenset({"path", "link"})
+
+
+async def _run_import(service: "AccountService") -> dict[str, Any]:
+    """POST /auth/accounts/import: the body, the first uploaded file of a multipart form, or `{"path": …}`
+    (a file on the gateway's machine). A Codex CLI auth.json is linked unless `link` (query, form field or
+    JSON field) is false."""
+    link = _flag(request.args["link"], "link") if "link" in request.args else True
     if request.mimetype == "multipart/form-data":
-        files = await request.files
+        form, files = await request.form, await request.files
+        if "link" in form:
+            link = _flag(form["link"], "link")
         upload = next(iter(files.values()), None)
-        if upload is None:
-            raise invalid_request("the multipart form has no file; upload the export or auth.json as a file field",
-                                  param="file")
-        return upload.read()
-    return await request.get_data()
+        if upload is not None:
+            return await service.import_accounts(upload.read(), link=link)
+        if form.get("path"):
+            return await service.import_file(form["path"], link=link, json_only=True)
+        raise invalid_request("the multipart form has no file; upload the export or auth.json as a file field "
+                              "(or give a `path` field)", param="file")
+    payload = await request.get_data()
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict) and "path" in body and set(body) <= IMPORT_PATH_FIELDS:
+        if not isinstance(body["path"], str) or not body["path"].strip():
+            raise invalid_request("`path` must be the path of a file on the gateway's machine", param="path")
+        if "link" in body:
+            link = _flag(body["link"], "link")
+        return await service.import_file(body["path"].strip(), link=link, json_only=True)
+    return await service.import_accounts(payload, link=link)
 
 
 def register_accounts_api(app: Any, gateway: "Gateway") -> None:
@@ -317,9 +326,9 @@ def register_accounts_api(app: Any, gateway: "Gateway") -> None:
         body = await _optional_json_object()
         mode = body.get("mode", "browser")
         if mode == "device":
-            session = await logins.start_device(_label(body))
+            session = await logins.start_device(text_field(body, "label"))
         elif mode in ("browser", "paste"):
-            session = await logins.start_browser(_label(body))
+            session = await logins.start_browser(text_field(body, "label"))
         else:
             raise invalid_request("`mode` must be browser, paste or device", param="mode")
         return json_response(session.view(), 201)
@@ -334,7 +343,7 @@ def register_accounts_api(app: Any, gateway: "Gateway") -> None:
     @app.post("/auth/login/device")
     async def login_device() -> Response:
         body = await _optional_json_object()
-        return json_response((await logins.start_device(_label(body))).view(), 201)
+        return json_response((await logins.start_device(text_field(body, "label"))).view(), 201)
 
     @app.get("/auth/login/<login_id>")
     async def login_status(login_id: str) -> Response:
@@ -365,7 +374,7 @@ def register_accounts_api(app: Any, gateway: "Gateway") -> None:
 
     @app.post("/auth/accounts/import")
     async def import_accounts() -> Response:
-        return json_response(await accounts().import_accounts(await _import_payload()))
+        return json_response(await _run_import(accounts()))
 
     @app.get("/auth/accounts/export")
     async def export_accounts() -> Response:
@@ -408,8 +417,8 @@ def register_accounts_api(app: Any, gateway: "Gateway") -> None:
                                   + (f"; unknown field(s): {', '.join(unknown)}" if unknown else ""))
         if "enabled" in body and not isinstance(body["enabled"], bool):
             raise invalid_request("`enabled` must be true or false", param="enabled")
-        label = _label(body)
-        proxy = _proxy(body.get("proxy"))
+        label = text_field(body, "label")
+        proxy = checked_proxy(body.get("proxy"))
         service = accounts()
         await service.get(account_id)  # 404 before any change
         if "label" in body:

@@ -20,6 +20,7 @@ Public API
         ws_age_cap_seconds=3600,       # WebSocket connection age cap (simulated clock)
         record_requests=True,          # False for benchmarks (sim.requests stays empty)
         device_poll_interval="1",      # the "interval" /deviceauth/usercode returns
+        token_delay_seconds=0.0,       # /oauth/token answers this late (the token is rotated at once)
     ))
     urls = await nursery.start(sim.serve, "127.0.0.1", 0)    # -> SimURLs
     urls.backend_base   # "https://127.0.0.1:PORT/backend-api"

@@ -15,6 +15,8 @@ import string
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import trio
+
 from .backend import banned_body, json_response
 from .state import AuthCode, DeviceGrant, RecordedRequest, SimState
 from .tokens import CLIENT_ID, b64url
@@ -58,7 +60,10 @@ class Auth:
         if route == ("GET", "/oauth/authorize"):
             return self.authorize(request)
         if route == ("POST", "/oauth/token"):
-            return self.token(record)
+            answer = self.token(record)  # the grant takes effect at once, like the real issuer's
+            if self.state.config.token_delay_seconds:
+                await trio.sleep(self.state.config.token_delay_seconds)  # while the answer travels back
+            return answer
         if route == ("POST", "/oauth/revoke"):
             return self.revoke(record)
         if route == ("POST", "/api/accounts/deviceauth/usercode"):

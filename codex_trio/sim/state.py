@@ -33,6 +33,7 @@ class SimConfig:
     ws_age_cap_seconds: float = 3600.0
     device_poll_interval: str = "1"
     record_requests: bool = True  # benchmarks turn this off so memory stays flat
+    token_delay_seconds: float = 0.0  # /oauth/token answers this long after it has rotated the token
 
 
 @dataclass

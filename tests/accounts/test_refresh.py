@@ -253,3 +253,125 @@ async def test_background_job_confirms_unknown_outcomes_and_refreshes_due_accoun
     assert sent == {accounts[0].tokens.refresh_token, accounts[1].tokens.refresh_token}
     assert rounds == [30]
     assert (await store.get(accounts[0].id)).status is AccountStatus.ACTIVE
+
+
+class CountingIssuer(FakeIssuer):
+    """Rotates the token when the request arrives and answers `answer_delay` later (as a real issuer far away
+    does); counts the requests it holds at once."""
+
+    answer_delay: float = 0.0
+    in_flight: int = 0
+    most: int = 0
+
+    async def post(self, url, headers, body):
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            answer = await super().post(url, headers, body)
+            await trio.sleep(self.answer_delay)
+            return answer
+        finally:
+            self.in_flight -= 1
+
+
+async def test_refreshes_in_flight_never_exceed_the_bound(tmp_path):
+    clock = FakeClock()
+    issuer = CountingIssuer(clock)
+    issuer.answer_delay = 0.02
+    store, refresher, accounts = await setup(tmp_path, clock, issuer, n=12)
+    refresher = TokenRefresher(store, issuer, identity=fixture_identity(), clock=clock, sleep=no_sleep,
+                               max_in_flight=lambda: 3)
+    async with trio.open_nursery() as nursery:
+        for account in accounts:
+            nursery.start_soon(refresher.ensure_fresh, account)
+    assert issuer.most == 3 and len(issuer.refresh_calls) == 12
+    stored = [await store.get(a.id) for a in accounts]
+    assert all(s.tokens.refresh_token != a.tokens.refresh_token for s, a in zip(stored, accounts))
+
+
+async def test_drain_waits_for_refreshes_in_flight_and_starts_no_new_one(tmp_path):
+    clock = FakeClock()
+    issuer = CountingIssuer(clock)
+    issuer.answer_delay = 0.3
+    store, refresher, accounts = await setup(tmp_path, clock, issuer, n=6)
+    refresher = TokenRefresher(store, issuer, identity=fixture_identity(), clock=clock, sleep=no_sleep,
+                               max_in_flight=2)
+    outcomes = {}
+
+    async def refresh(account):
+        try:
+            outcomes[account.id] = await refresher.ensure_fresh(account)
+        except RefreshFailed as exc:
+            outcomes[account.id] = exc
+
+    async with trio.open_nursery() as nursery:
+        for account in accounts:
+            nursery.start_soon(refresh, account)
+        while issuer.in_flight < 2:
+            await trio.sleep(0.01)
+        assert await refresher.drain(10) == 0
+        # what was in flight has committed by the time drain returns
+        refreshed = [a for a in accounts if (await store.get(a.id)).tokens.refresh_token != a.tokens.refresh_token]
+        assert len(refreshed) == 2
+    refused = [a for a in accounts if isinstance(outcomes[a.id], RefreshFailed)]
+    assert len(refused) == 4 and all("shutting down" in str(outcomes[a.id]) for a in refused)
+    assert not {a.tokens.refresh_token for a in refused} & issuer.used  # their tokens were never sent
+
+
+async def test_a_cancelled_caller_does_not_lose_the_refresh_answer(tmp_path):
+    """A client that disconnects cancels its request; the refresh it started must still commit the new
+    token the issuer has already issued."""
+    clock = FakeClock()
+    issuer = CountingIssuer(clock)
+    issuer.answer_delay = 0.2
+    store, refresher, [account] = await setup(tmp_path, clock, issuer)
+    with trio.move_on_after(0.05):
+        await refresher.ensure_fresh(account)
+    while issuer.in_flight or refresher.in_flight:
+        await trio.sleep(0.01)
+    stored = await store.get(account.id)
+    assert account.tokens.refresh_token in issuer.used
+    assert stored.tokens.refresh_token in issuer.live and stored.status is AccountStatus.ACTIVE
+
+
+async def test_background_refreshes_of_accounts_expiring_together_are_spread_over_the_margin(tmp_path):
+    clock = FakeClock()
+    issuer = FakeIssuer(clock)
+    store, refresher, accounts = await setup(tmp_path, clock, issuer, n=40, exp_in=1000)  # one import, one expiry
+    spreads = [refresher.spread(a) for a in accounts]
+    assert all(0 <= s < refresher.margin_seconds for s in spreads) and len(set(spreads)) > 30
+    clock.advance(1000 - refresher.margin_seconds - refresher.margin_seconds / 2)  # halfway into the spread
+
+    class RoundDone(Exception):
+        pass
+
+    async def end_after_the_round(_seconds):
+        raise RoundDone
+
+    refresher._sleep = end_after_the_round
+    with pytest.raises(RoundDone):
+        await refresher.run()
+    early = len(issuer.refresh_calls)
+    assert 10 <= early <= 30, early  # about half now, the rest over the next half of the spread
+
+
+async def test_an_issuer_silent_past_the_deadline_is_confirmed_not_trusted(tmp_path):
+    """The shield around a refresh has a deadline; a refresh that hits it may have rotated the token, so it
+    is confirmed like a lost answer: here the token was spent, and the account says how to log in again."""
+    clock = FakeClock()
+    issuer = CountingIssuer(clock)
+    issuer.answer_delay = 5.0
+    store, _, [account] = await setup(tmp_path, clock, issuer)
+    refresher = TokenRefresher(store, issuer, identity=fixture_identity(), clock=clock, sleep=no_sleep,
+                               spend_timeout=0.1)
+
+    async def first_answer_never_comes(_seconds):
+        issuer.answer_delay = 0.0
+        await trio.lowlevel.checkpoint()
+
+    refresher._sleep = first_answer_never_comes
+    with pytest.raises(RefreshFailed, match="answer was lost") as failed:
+        await refresher.ensure_fresh(account)
+    assert failed.value.permanent and len(issuer.refresh_calls) == 2
+    stored = await store.get(account.id)
+    assert stored.status is AccountStatus.EXPIRED and "codex-trio login" in stored.status_reason

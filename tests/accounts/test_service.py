@@ -146,13 +146,13 @@ async def test_import_auth_json_linked(tmp_path):
     home.mkdir()
     (home / "auth.json").write_bytes(orjson.dumps({"auth_mode": "chatgpt", "OPENAI_API_KEY": None,
                                                    "tokens": {**toks, "account_id": "acc-cli"}}))
-    out = await service.import_auth_json(str(home / "auth.json"))
-    assert out["account"]["auth_json_path"] == str((home / "auth.json").resolve())
+    out = await service.import_file(str(home / "auth.json"))
+    assert out["linked"] == [{"id": out["linked"][0]["id"], "auth_json_path": str((home / "auth.json").resolve())}]
     async with service.pool.acquire() as lease:  # expired → refreshed on acquire → written back
         new_rt = lease.account.tokens.refresh_token
     assert read_auth_json(home / "auth.json").refresh_token == new_rt != toks["refresh_token"]
     with pytest.raises(GatewayError, match="codex login"):
-        await service.import_auth_json(str(tmp_path / "missing" / "auth.json"))
+        await service.import_file(str(tmp_path / "missing" / "auth.json"))
 
 
 async def test_a_quota_probe_is_learnt_by_the_pool(tmp_path):
@@ -182,3 +182,16 @@ async def test_a_quota_probe_is_learnt_by_the_pool(tmp_path):
     stored = await store.get(account_id)
     assert stored.status is AccountStatus.ACTIVE and stored.cooldown_until is None
     assert stored.quota["primary"]["used_percent"] == 0.0 and warned == [(account_id, 90.0)]
+
+
+async def test_an_import_of_refresh_tokens_redeems_a_few_at_a_time(tmp_path):
+    from .test_refresh import CountingIssuer
+
+    clock = FakeClock()
+    issuer = CountingIssuer(clock)
+    issuer.answer_delay = 0.02
+    service, issuer, clock = await make_service(tmp_path, clock=clock, issuer=issuer)
+    tokens = [issuer.mint(f"acc-{n}")["refresh_token"] for n in range(12)]
+    result = await service.import_accounts("\n".join(tokens))
+    assert (result["added"], result["failed"]) == (12, 0)
+    assert 1 < issuer.most <= 4  # the refresher's default in-flight bound, not one by one nor all at once

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -13,6 +15,7 @@ import httpx
 import pytest
 import trio
 
+from codex_trio.config.store import ConfigStore
 from codex_trio.config.writer import update_local_file
 from codex_trio.sim import Simulator, running_sim
 
@@ -58,29 +61,57 @@ def assert_error(response: httpx.Response, status: int, fragment: str) -> dict[s
     return error
 
 
+# The console script installed beside this interpreter (what a user runs); PYTHONPATH keeps this checkout first.
+EXECUTABLE = Path(sys.executable).with_name("codex-trio")
+
+
 class Cli:
-    """`python -m codex_trio.cli …` on a data dir configured for the simulator."""
+    """The `codex-trio` executable on a data dir configured for the simulator."""
 
     def __init__(self, data_dir: Path, sim: Simulator) -> None:
         self.data_dir = data_dir
         update_local_file(data_dir / "local.yaml", sim_settings(sim))
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_TRIO")}
 
     def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "codex_trio.cli", *args[:2], "--data-dir", str(self.data_dir), *args[2:]] \
-            if args[0] == "accounts" else \
-            [sys.executable, "-m", "codex_trio.cli", args[0], "--data-dir", str(self.data_dir), *args[1:]]
+        program = [str(EXECUTABLE)] if EXECUTABLE.exists() else [sys.executable, "-m", "codex_trio.cli"]
+        return [*program, *args[:2], "--data-dir", str(self.data_dir), *args[2:]] if args[0] == "accounts" else \
+            [*program, args[0], "--data-dir", str(self.data_dir), *args[1:]]
 
     async def run(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_TRIO")}
         with trio.fail_after(60):
             return await trio.run_process(self.argv(*args), stdin=stdin, capture_stdout=True, capture_stderr=True,
-                                          check=False, cwd=ROOT, env=env)
+                                          check=False, cwd=ROOT, env=self.env)
 
     async def start(self, *args: str) -> "Process":
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_TRIO")}
         proc = await trio.lowlevel.open_process(self.argv(*args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE, cwd=ROOT, env=env)
+                                                stderr=subprocess.PIPE, cwd=ROOT, env=self.env)
         return Process(proc)
+
+    async def serve(self) -> "GatewayProcess":
+        """`codex-trio run --port 0` on this data dir, until it says where it listens."""
+        log = self.data_dir / f"gateway-{len(list(self.data_dir.glob('gateway-*.log')))}.log"
+        with open(log, "wb") as err:  # a file, not a pipe: a chatty gateway never blocks on a full pipe
+            proc = await trio.lowlevel.open_process(self.argv("run", "--port", "0"), stdin=subprocess.DEVNULL,
+                                                    stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=self.env)
+        with trio.fail_after(60):
+            while (found := re.search(rb"listening on (http://\S+)", log.read_bytes())) is None:
+                if proc.poll() is not None:
+                    raise AssertionError(f"the gateway exited: {log.read_text()}")
+                await trio.sleep(0.05)
+        key = ConfigStore(self.data_dir, environ={}).settings.server.proxy_api_key
+        return GatewayProcess(proc, found.group(1).decode(), key, log)
+
+
+@dataclass
+class GatewayProcess:
+    proc: trio.Process
+    url: str
+    key: str
+    log: Path
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=60, headers={"authorization": f"Bearer {self.key}"})
 
 
 class Process:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import orjson
 
 from .conftest import admin_client, assert_error, browser, wait_for_login
 
@@ -129,9 +130,10 @@ async def test_export_then_import_into_another_gateway(tmp_path, sim):
         assert_error(await client.get("/auth/accounts/export?format=xml"), 400, "format")
     async with admin_client(tmp_path / "b", sim) as (_gateway, client):
         imported = await client.post("/auth/accounts/import", content=full.content)
-        assert imported.json() == {"added": 2, "updated": 0, "failed": 0, "errors": []}
+        assert imported.json() == {"added": 2, "updated": 0, "failed": 0, "errors": [], "linked": []}
         listing = (await client.get("/auth/accounts")).json()["accounts"]
         assert sorted(a["account_id"] for a in listing) == sorted(a.account_id for a in sim.accounts[:2])
+        assert sorted(a["id"] for a in listing) == sorted(ids)  # the ids the export carried, free here
         assert {a["label"] for a in listing} == {"first", None}
         # usable: the imported refresh token is redeemed and the backend answers the quota probe
         first = next(a for a in listing if a["label"] == "first")
@@ -220,3 +222,68 @@ async def test_get_login_redirects_to_the_authorize_url(data_dir, sim):
             assert (await user.get(entry.headers["location"], follow_redirects=True)).status_code == 200
         done = await wait_for_login(client, entry.headers["x-login-id"])
         assert done["status"] == "succeeded" and done["account"]["label"] == "web"
+
+
+# Malformed bodies on every accounts route: each a 4xx in the OpenAI envelope whose message names the field,
+# never a 500 (issue 11.8). (method, path, body, status, fragment of the message)
+MALFORMED = [
+    ("POST", "/auth/accounts", {"token": 5}, 400, "`token` must be a string, not a number"),
+    ("POST", "/auth/accounts", {"token": ["a"]}, 400, "`token` must be a string, not a list"),
+    ("POST", "/auth/accounts", {"refreshToken": {"a": 1}}, 400, "`refreshToken` must be a string"),
+    ("POST", "/auth/accounts", {"refresh_token": True}, 400, "`refresh_token` must be a string, not a boolean"),
+    ("POST", "/auth/accounts", {"token": "x.y.z", "label": 7}, 400, "`label` must be a string"),
+    ("POST", "/auth/accounts", b"{", 400, "not valid JSON"),
+    ("POST", "/auth/accounts", b"\"token\"", 400, "JSON object"),
+    ("POST", "/auth/accounts/import", {"path": 5}, 400, "`path`"),
+    ("POST", "/auth/accounts/import", {"path": "/nonexistent/auth.json", "link": "maybe"}, 400, "`link`"),
+    ("POST", "/auth/accounts/import?link=perhaps", b"rt_1\n", 400, "`link`"),
+    ("POST", "/auth/accounts/import", {"path": "/nonexistent/export.json"}, 400, "cannot read"),
+    ("POST", "/auth/accounts/import", {"accounts": 5}, 400, "cannot import"),
+    ("POST", "/auth/accounts/batch-delete", {"ids": [1, 2]}, 400, "`ids`"),
+    ("POST", "/auth/accounts/batch-status", {"ids": ["a"], "status": ["active"]}, 400, "status"),
+    ("POST", "/auth/accounts/batch-status", {"ids": ["a"], "enabled": "yes"}, 400, "status"),
+    ("POST", "/auth/accounts/health-check", {"ids": "all"}, 400, "`ids`"),
+    ("POST", "/auth/accounts/health-check", b"[1]", 400, "JSON object"),
+    ("PATCH", "/auth/accounts/{id}", {"label": 5}, 400, "`label`"),
+    ("PATCH", "/auth/accounts/{id}", {"proxy": 8080}, 400, "`proxy`"),
+    ("PATCH", "/auth/accounts/{id}", [], 400, "JSON object"),
+    ("POST", "/auth/accounts/{id}/cookies", {"cookies": [{"name": 1, "value": "v"}]}, 400, "cookies"),
+    ("POST", "/auth/accounts/{id}/cookies", {"cookies": "a=b"}, 400, "cookies"),
+    ("POST", "/auth/login", {"mode": ["device"]}, 400, "`mode`"),
+    ("POST", "/auth/login", {"label": 5}, 400, "`label`"),
+    ("POST", "/auth/login/device", {"label": []}, 400, "`label`"),
+    ("POST", "/auth/login/{login}/callback", {"url": 5}, 400, "url"),
+]
+
+
+async def test_malformed_bodies_on_every_accounts_route_are_400_with_a_message(data_dir, tmp_path, sim):
+    async with admin_client(data_dir, sim) as (_gateway, client):
+        [account_id] = (await add_two(client, sim))[:1]
+        login_id = (await client.post("/auth/login", json={"mode": "paste"})).json()["login_id"]
+        for method, path, body, status, fragment in MALFORMED:
+            path = path.format(id=account_id, login=login_id)
+            content = body if isinstance(body, bytes) else orjson.dumps(body)
+            response = await client.request(method, path, content=content,
+                                             headers={"content-type": "application/json"})
+            assert response.status_code == status, (method, path, body, response.text)
+            error = response.json()["error"]
+            assert fragment in error["message"] and "Traceback" not in response.text, (method, path, body, error)
+        # a path import reads only JSON: no other file of the machine goes to the issuer as refresh tokens
+        notes = tmp_path / "notes.txt"
+        notes.write_text("a line\nanother line\n")
+        assert_error(await client.post("/auth/accounts/import", json={"path": str(notes)}), 400,
+                     "not a JSON export or auth.json")
+        # an import entry with an unusable proxy is refused by itself, before it can break that account's requests
+        imported = await client.post("/auth/accounts/import", json={"accounts": [
+            {"token": sim.accounts[2].access_token, "proxy": "not a proxy"}]})
+        assert imported.json()["failed"] == 1 and "`proxy` must look like" in imported.json()["errors"][0]
+
+
+async def test_health_check_names_unknown_ids(data_dir, sim):
+    async with admin_client(data_dir, sim) as (_gateway, client):
+        [known, _] = await add_two(client, sim)
+        results = (await client.post("/auth/accounts/health-check", json={"ids": [known, "nope"]})).json()["results"]
+        by_id = {r["id"]: r for r in results}
+        assert set(by_id) == {known, "nope"}
+        assert by_id[known]["ok"] is True
+        assert by_id["nope"]["ok"] is False and "no account with id 'nope'" in by_id["nope"]["error"]

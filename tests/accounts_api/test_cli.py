@@ -65,6 +65,7 @@ async def test_export_import_remove_refresh(tmp_path, sim):
     assert restored.returncode == 0 and b"added 2" in restored.stdout, restored.stderr
     accounts = await listed(target)
     assert sorted(a["account_id"] for a in accounts) == sorted(a.account_id for a in sim.accounts[:2])
+    assert sorted(a["id"] for a in accounts) == sorted(a["id"] for a in await listed(source))  # ids kept
     # usable in the new data dir: refresh every account (with progress) and probe the quota
     refreshed = await target.run("accounts", "refresh")
     assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
@@ -90,3 +91,23 @@ async def test_doctor_reports_missing_accounts(tmp_path, sim):
     await cli.run("accounts", "import", "-", stdin=sim.accounts[0].refresh_token.encode())
     ok, what, _ = accounts_present_check(ConfigStore(tmp_path, environ={}))
     assert ok and what == "1 enabled account(s) of 1"
+
+
+async def test_list_fresh_shows_every_account_when_one_usage_check_fails(tmp_path, sim):
+    cli = Cli(tmp_path, sim)
+    unreachable = "socks5://127.0.0.1:9"  # nothing listens on the discard port: this account's check fails
+    export = {"accounts": [{"token": sim.accounts[0].access_token, "refreshToken": sim.accounts[0].refresh_token},
+                           {"token": sim.accounts[1].access_token, "refreshToken": sim.accounts[1].refresh_token,
+                            "proxy": unreachable, "label": "behind-a-dead-proxy"}]}
+    assert (await cli.run("accounts", "import", "-", stdin=orjson.dumps(export))).returncode == 0
+    result = await cli.run("accounts", "list", "--fresh")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 2, result.stdout
+    failed = next(line for line in lines if "behind-a-dead-proxy" in line)
+    working = next(line for line in lines if "behind-a-dead-proxy" not in line)
+    assert "quota: CHECK FAILED (" in failed and "usage check" in failed
+    assert "quota: p " in working
+    assert b"the usage check failed for" in result.stderr
+    listing = orjson.loads((await cli.run("accounts", "list", "--fresh", "--json")).stdout)["accounts"]
+    assert {a["label"]: bool(a.get("quota_error")) for a in listing} == {None: False, "behind-a-dead-proxy": True}
