@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def create_ollama_app(gateway: "Gateway") -> QuartTrio:
-    app = configure(QuartTrio("codex_trio.ollama"))
+    app = configure(QuartTrio("codex_trio.ollama", static_folder=None))  # no ./static (see create_api_app)
     app.extensions["gateway"] = gateway
 
     @app.route("/", methods=["GET", "HEAD"])
