@@ -6,9 +6,91 @@ descriptions below are the comments users read. A test keeps the two identical.
 
 from __future__ import annotations
 
-from typing import Literal
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+# Values are checked here, where a bad one is still a clear 400 (admin API) or a start-up error naming the
+# file and line, rather than accepted and failing every request later (an empty default model, a CR/LF in a
+# header value, a proxy the transport cannot use, a CA file that is not there).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_VERSION = re.compile(r"\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?")
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+# TCP_USER_TIMEOUT is a C int of milliseconds; a larger value makes setsockopt raise when a listener starts.
+MAX_SOCKET_TIMEOUT_MS = 2**31 - 1
+
+
+def _text(value: str) -> str:
+    """Text that ends up in a header or a model name: not empty, no surrounding spaces, no control characters."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+    if value != value.strip():
+        raise ValueError("must not start or end with spaces")
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (line breaks, tabs, ...)")
+    return value
+
+
+def _version(value: str) -> str:
+    if not _VERSION.fullmatch(value):
+        raise ValueError("must be a version like 1.2.3")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(_text(value))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+def _proxy_url(value: str) -> str:
+    try:
+        parts = urlsplit(_text(value))
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"is not a usable proxy URL ({exc})") from None
+    if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
+        raise ValueError(f"must look like http://host:port (schemes: {', '.join(PROXY_SCHEMES)})")
+    return value
+
+
+def _api_key(value: str) -> str:
+    # Clients send it in a header or a query string, and the check strips surrounding spaces: a key with
+    # spaces or non-ASCII characters could never match.
+    if not value or not all("!" <= char <= "~" for char in value):
+        raise ValueError("must be printable ASCII without spaces")
+    return value
+
+
+def _existing_file(value: str) -> str:
+    if not Path(_text(value)).is_file():
+        raise ValueError(f"{value} is not a file (a PEM certificate is expected)")
+    return value
+
+
+def _bind_host(value: str) -> str:
+    try:
+        ipaddress.ip_address(_text(value).strip("[]"))
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise ValueError("must be an IP address or a host name") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+ModelName = Annotated[str, AfterValidator(_text)]
+Version = Annotated[str, AfterValidator(_text), AfterValidator(_version)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+ProxyUrl = Annotated[str, AfterValidator(_proxy_url)]
+CaFile = Annotated[str, AfterValidator(_existing_file)]
+BindHost = Annotated[str, AfterValidator(_bind_host)]
+ApiKey = Annotated[str, AfterValidator(_api_key)]
 
 RotationStrategy = Literal["least_used", "round_robin", "sticky"]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
@@ -16,21 +98,22 @@ ServiceTier = Literal["auto", "default", "flex", "fast", "priority"]
 
 
 class Section(BaseModel):
-    # Unknown keys are errors: a typo in local.yaml must not be silently ignored.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Unknown keys are errors: a typo in local.yaml must not be silently ignored. NaN and infinity are no
+    # durations (NaN makes trio's timeouts raise; JSON has neither).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ServerSettings(Section):
-    host: str = Field("127.0.0.1", description="Address of the main listener (API + dashboard). Loopback by default; "
+    host: BindHost = Field("127.0.0.1", description="Address of the main listener (API + dashboard). Loopback by default; "
                                                "use 0.0.0.0 only with a strong proxy_api_key. Needs a restart.")
     port: int = Field(8080, ge=0, le=65535, description="Port of the main listener (env PORT). Needs a restart.")
-    proxy_api_key: str | None = Field(None, description="Key every client must send (Authorization: Bearer, x-api-key, "
+    proxy_api_key: ApiKey | None = Field(None, description="Key every client must send (Authorization: Bearer, x-api-key, "
                                                         "x-goog-api-key or ?key=). Generated at first start when empty.")
     trust_proxy: bool = Field(False, description="Trust X-Forwarded-For from a reverse proxy when deciding whether a "
                                                  "dashboard visitor is local (reserved for the dashboard login).")
     graceful_shutdown_seconds: float = Field(10.0, ge=0, description="On SIGINT/SIGTERM, how long open streams may "
                                                                      "finish before they are ended with an error event.")
-    tcp_user_timeout_ms: int = Field(30000, ge=1000, description="Abort a client connection whose unsent data has not "
+    tcp_user_timeout_ms: int = Field(30000, ge=1000, le=MAX_SOCKET_TIMEOUT_MS, description="Abort a client connection whose unsent data has not "
                                                                  "moved for this long (keeps shutdown from hanging on "
                                                                  "stalled clients).")
     heartbeat_seconds: float = Field(15.0, gt=0, description="Send a keep-alive (SSE comment / ping event) after this "
@@ -38,8 +121,8 @@ class ServerSettings(Section):
 
 
 class ApiSettings(Section):
-    base_url: str = Field("https://chatgpt.com/backend-api", description="Upstream ChatGPT backend.")
-    auth_base_url: str = Field("https://auth.openai.com", description="Upstream OAuth issuer.")
+    base_url: HttpUrl = Field("https://chatgpt.com/backend-api", description="Upstream ChatGPT backend.")
+    auth_base_url: HttpUrl = Field("https://auth.openai.com", description="Upstream OAuth issuer.")
     timeout_seconds: float = Field(60.0, gt=0, description="Time allowed for the upstream to answer with headers.")
     stream_idle_timeout_seconds: float = Field(300.0, gt=0, description="End a stream with an error when the upstream "
                                                                         "sends nothing for this long (the real client "
@@ -49,24 +132,24 @@ class ApiSettings(Section):
 class ClientSettings(Section):
     identity: Literal["codex-tui", "codex-exec", "app-server"] = Field(
         "codex-tui", description="Which real client to present upstream (profiles in config/fingerprint.yaml).")
-    version: str = Field("0.169.0", description="Codex client version to present. A new release is a config change.")
-    app_server_client_name: str = Field("codex_vscode", description="Client name used by the app-server identity.")
-    platform: str | None = Field(None, description="OS name shown in the user agent (env CODEX_PLATFORM); empty = the "
+    version: Version = Field("0.169.0", description="Codex client version to present. A new release is a config change.")
+    app_server_client_name: Text = Field("codex_vscode", description="Client name used by the app-server identity.")
+    platform: Text | None = Field(None, description="OS name shown in the user agent (env CODEX_PLATFORM); empty = the "
                                                    "one pinned in config/fingerprint.yaml, consistent with the Linux "
                                                    "TLS hello.")
-    arch: str | None = Field(None, description="CPU architecture shown in the user agent (env CODEX_ARCH); empty = "
+    arch: Text | None = Field(None, description="CPU architecture shown in the user agent (env CODEX_ARCH); empty = "
                                                "the pinned one.")
     learn_versions: bool = Field(False, description="Follow the public Codex release feed and adopt each new version "
                                                     "(written to local.yaml). Off by default: a new release may also "
                                                     "change headers that only a new capture shows.")
-    release_feed_url: str = Field("https://registry.npmjs.org/@openai/codex/latest",
+    release_feed_url: HttpUrl = Field("https://registry.npmjs.org/@openai/codex/latest",
                                   description="Where new Codex releases are learnt from (the npm package's latest "
                                               "version).")
     release_check_hours: float = Field(6.0, gt=0, description="How often the release feed is read.")
 
 
 class CustomModel(Section):
-    id: str
+    id: ModelName
     display_name: str | None = None
     description: str | None = None
     supported_reasoning_efforts: list[ReasoningEffort] = Field(default_factory=lambda: ["low", "medium", "high"])
@@ -94,23 +177,39 @@ DEFAULT_ALIASES: dict[str, str] = {
 
 
 class ModelSettings(Section):
-    default: str = Field("gpt-5.5", description="Model used when a request names none (or an unknown one, where the "
+    default: ModelName = Field("gpt-5.5", description="Model used when a request names none (or an unknown one, where the "
                                                 "protocol allows).")
     default_reasoning_effort: ReasoningEffort | None = Field(
         None, description="Effort when neither the request nor a model suffix sets one. Empty = the backend's default.")
     default_service_tier: ServiceTier | None = Field(None, description="Service tier when the request sets none.")
-    aliases: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ALIASES),
+    aliases: dict[ModelName, ModelName] = Field(default_factory=lambda: dict(DEFAULT_ALIASES),
                                     description="Client-facing model name → upstream model (suffixes like -high still "
                                                 "apply).")
-    custom_models: list[str | CustomModel] = Field(default_factory=list,
+    custom_models: list[ModelName | CustomModel] = Field(default_factory=list,
                                                    description="Extra model ids added to the catalog.")
-    default_tools: list[str] = Field(default_factory=list, description="Hosted tools added to every request unless the "
+    default_tools: list[Text] = Field(default_factory=list, description="Hosted tools added to every request unless the "
                                                                        "client sends x-codex-default-tools: off.")
     system_prompt_strategy: Literal["instructions", "developer_inline", "system_inline"] = Field(
         "instructions", description="Where the client's system prompt goes: the instructions field, or an inline "
                                     "developer/system message.")
     images_as_markdown: bool = Field(True, description="On Chat Completions, return generated images as a markdown "
                                                        "data-URI image in the assistant content.")
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_resolve(cls, aliases: dict[str, str]) -> dict[str, str]:
+        # An alias cycle (a -> b -> a, also through suffixes: a -> b-high, b -> a) would fail every request
+        # naming it; the router's own resolution finds it, so the rule lives in one place.
+        from ..errors import GatewayError
+        from ..routing.models import ModelRouter
+
+        router = ModelRouter("unused", aliases=aliases)
+        for name in aliases:
+            try:
+                router.resolve(name, fallback_to_default=True)
+            except GatewayError as error:
+                raise ValueError(error.message) from None
+        return aliases
 
 
 class AuthSettings(Section):
@@ -125,11 +224,11 @@ class AuthSettings(Section):
 
 
 class TlsSettings(Section):
-    proxy_url: str | None = Field(None, description="Egress proxy for upstream traffic: http://, https:// or socks5:// "
+    proxy_url: ProxyUrl | None = Field(None, description="Egress proxy for upstream traffic: http://, https:// or socks5:// "
                                                     "(env HTTPS_PROXY). Accounts may have their own.")
     force_http11: bool = Field(False, description="Never use HTTP/2 upstream. The default (OpenSSL) path is "
                                                  "HTTP/1.1 already, like the real client, so this changes nothing today.")
-    ca_file: str | None = Field(None, description="Extra CA certificate (PEM) to trust upstream, e.g. the simulator's.")
+    ca_file: CaFile | None = Field(None, description="Extra CA certificate (PEM) to trust upstream, e.g. the simulator's.")
 
 
 class QuotaSettings(Section):
@@ -154,9 +253,9 @@ class SessionSettings(Section):
 
 class OllamaSettings(Section):
     enabled: bool = Field(False, description="Run the Ollama-compatible listener (env OLLAMA_BRIDGE_ENABLED).")
-    host: str = Field("127.0.0.1", description="Its address (env OLLAMA_BRIDGE_HOST). The Ollama API has no auth.")
+    host: BindHost = Field("127.0.0.1", description="Its address (env OLLAMA_BRIDGE_HOST). The Ollama API has no auth.")
     port: int = Field(11434, ge=0, le=65535, description="Its port (env OLLAMA_BRIDGE_PORT).")
-    version: str = Field("0.18.3", description="Version reported by /api/version (env OLLAMA_BRIDGE_VERSION); "
+    version: Version = Field("0.18.3", description="Version reported by /api/version (env OLLAMA_BRIDGE_VERSION); "
                                                "codex --oss needs >= 0.13.4.")
     disable_vision: bool = Field(False, description="Do not advertise vision in /api/show "
                                                     "(env OLLAMA_BRIDGE_DISABLE_VISION).")
