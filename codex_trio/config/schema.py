@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 # header value, a proxy the transport cannot use, a CA file that is not there).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _VERSION = re.compile(r"\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?")
+_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?")
 _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 # TCP_USER_TIMEOUT is a C int of milliseconds; a larger value makes setsockopt raise when a listener starts.
@@ -68,6 +69,31 @@ def _api_key(value: str) -> str:
     return value
 
 
+def _host_name(value: str) -> str:
+    # What a Host header names: a DNS name or an address, without scheme or port.
+    name = _text(value).removeprefix("[").removesuffix("]").rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(name):
+            raise ValueError(f"{value!r} is not a host name or address (no scheme, no port)") from None
+    return value
+
+
+def _web_origin(value: str) -> str:
+    # What browsers send as Origin: scheme://host[:port] and nothing more (no path, no user, no wildcard).
+    if not _ORIGIN.fullmatch(_text(value)):
+        raise ValueError(f"{value!r} is not an origin like https://ui.example.com:8443 or chrome-extension://<id>")
+    return value
+
+
+def _comma_separated(value: object) -> object:
+    """A list can also come from an environment variable, as `a,b`."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 def _existing_file(value: str) -> str:
     if not Path(_text(value)).is_file():
         raise ValueError(f"{value} is not a file (a PEM certificate is expected)")
@@ -91,6 +117,8 @@ ProxyUrl = Annotated[str, AfterValidator(_proxy_url)]
 CaFile = Annotated[str, AfterValidator(_existing_file)]
 BindHost = Annotated[str, AfterValidator(_bind_host)]
 ApiKey = Annotated[str, AfterValidator(_api_key)]
+HostName = Annotated[str, AfterValidator(_host_name)]
+WebOrigin = Annotated[str, AfterValidator(_web_origin)]
 
 RotationStrategy = Literal["least_used", "round_robin", "sticky"]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
@@ -261,6 +289,21 @@ class OllamaSettings(Section):
                                                     "(env OLLAMA_BRIDGE_DISABLE_VISION).")
     allow_non_loopback: bool = Field(False, description="Allow a non-loopback host. Anyone who reaches it can use "
                                                         "your accounts without a key.")
+    allowed_origins: list[WebOrigin] = Field(
+        default_factory=list, description="Web pages (origins such as https://ui.example.com or chrome-extension://<id>) "
+                                          "that may call the listener besides pages served from this machine; any other "
+                                          "Origin is refused with 403, like Ollama's OLLAMA_ORIGINS (env "
+                                          "CODEX_TRIO__OLLAMA__ALLOWED_ORIGINS, comma-separated).")
+    allowed_hosts: list[HostName] = Field(
+        default_factory=list, description="Host names it answers to besides localhost, loopback addresses and its own "
+                                          "address (e.g. host.docker.internal); any other Host is refused with 403, "
+                                          "against DNS rebinding (env CODEX_TRIO__OLLAMA__ALLOWED_HOSTS, "
+                                          "comma-separated).")
+
+    @field_validator("allowed_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _comma_separated(value)
 
 
 class LogSettings(Section):

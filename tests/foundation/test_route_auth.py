@@ -109,7 +109,8 @@ async def test_the_key_opens_the_former_aliases(data_dir: Path):
 
 def refused_upgrade(url: str, headers: dict[str, str]) -> InvalidStatus:
     with pytest.raises(InvalidStatus) as caught:
-        websockets.sync.client.connect(url, additional_headers=headers, open_timeout=10).close()
+        with websockets.sync.client.connect(url, additional_headers=headers, open_timeout=10):
+            pass
     return caught.value
 
 
