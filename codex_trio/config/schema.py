@@ -123,6 +123,7 @@ WebOrigin = Annotated[str, AfterValidator(_web_origin)]
 RotationStrategy = Literal["least_used", "round_robin", "sticky"]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 ServiceTier = Literal["auto", "default", "flex", "fast", "priority"]
+HostedTool = Literal["web_search", "image_generation"]
 
 
 class Section(BaseModel):
@@ -215,8 +216,12 @@ class ModelSettings(Section):
                                                 "apply).")
     custom_models: list[ModelName | CustomModel] = Field(default_factory=list,
                                                    description="Extra model ids added to the catalog.")
-    default_tools: list[Text] = Field(default_factory=list, description="Hosted tools added to every request unless the "
-                                                                       "client sends x-codex-default-tools: off.")
+    # Only the hosted tools the Codex backend takes: any other name would be sent upstream in every request
+    # and refused there.
+    default_tools: list[HostedTool] = Field(default_factory=list, description="Hosted tools (web_search, "
+                                                                             "image_generation) added to every request "
+                                                                             "unless the client sends "
+                                                                             "x-codex-default-tools: off.")
     system_prompt_strategy: Literal["instructions", "developer_inline", "system_inline"] = Field(
         "instructions", description="Where the client's system prompt goes: the instructions field, or an inline "
                                     "developer/system message.")

@@ -32,6 +32,7 @@ BREAKING_CHANGES = [
     ({"model": {"aliases": {"a": "b", "b": "a-high"}}}, "model.aliases"),  # a cycle through a suffix
     ({"model": {"custom_models": [""]}}, "model.custom_models"),
     ({"model": {"default_tools": [""]}}, "model.default_tools"),
+    ({"model": {"default_tools": ["web_serach"]}}, "model.default_tools"),
     ({"api": {"timeout_seconds": -1}}, "api.timeout_seconds"),
     ({"api": {"timeout_seconds": "nan"}}, "api.timeout_seconds"),
     ({"api": {"stream_idle_timeout_seconds": "inf"}}, "api.stream_idle_timeout_seconds"),
