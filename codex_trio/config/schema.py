@@ -185,9 +185,9 @@ class CustomModel(Section):
     default_reasoning_effort: ReasoningEffort = "medium"
     input_modalities: list[Literal["text", "image"]] = Field(default_factory=lambda: ["text"])
     output_modalities: list[Literal["text", "image"]] = Field(default_factory=lambda: ["text"])
-    context_window: int | None = None
-    max_context_window: int | None = None
-    max_output_tokens: int | None = None
+    context_window: int | None = Field(None, gt=0)  # shown to clients (Ollama's context_length): never <= 0
+    max_context_window: int | None = Field(None, gt=0)
+    max_output_tokens: int | None = Field(None, gt=0)
 
 
 DEFAULT_ALIASES: dict[str, str] = {

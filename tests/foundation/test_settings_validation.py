@@ -31,6 +31,7 @@ BREAKING_CHANGES = [
     ({"model": {"aliases": {"": "gpt-5.5"}}}, "model.aliases"),
     ({"model": {"aliases": {"a": "b", "b": "a-high"}}}, "model.aliases"),  # a cycle through a suffix
     ({"model": {"custom_models": [""]}}, "model.custom_models"),
+    ({"model": {"custom_models": [{"id": "mine", "context_window": -5}]}}, "model.custom_models"),
     ({"model": {"default_tools": [""]}}, "model.default_tools"),
     ({"model": {"default_tools": ["web_serach"]}}, "model.default_tools"),
     ({"api": {"timeout_seconds": -1}}, "api.timeout_seconds"),
