@@ -6,119 +6,12 @@ descriptions below are the comments users read. A test keeps the two identical.
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from pathlib import Path
-from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Values are checked here, where a bad one is still a clear 400 (admin API) or a start-up error naming the
-# file and line, rather than accepted and failing every request later (an empty default model, a CR/LF in a
-# header value, a proxy the transport cannot use, a CA file that is not there).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_VERSION = re.compile(r"\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?")
-_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?")
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
-PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
-# TCP_USER_TIMEOUT is a C int of milliseconds; a larger value makes setsockopt raise when a listener starts.
-MAX_SOCKET_TIMEOUT_MS = 2**31 - 1
-
-
-def _text(value: str) -> str:
-    """Text that ends up in a header or a model name: not empty, no surrounding spaces, no control characters."""
-    if not value.strip():
-        raise ValueError("must not be empty")
-    if value != value.strip():
-        raise ValueError("must not start or end with spaces")
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (line breaks, tabs, ...)")
-    return value
-
-
-def _version(value: str) -> str:
-    if not _VERSION.fullmatch(value):
-        raise ValueError("must be a version like 1.2.3")
-    return value
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(_text(value))
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
-    return value
-
-
-def _proxy_url(value: str) -> str:
-    try:
-        parts = urlsplit(_text(value))
-        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
-    except ValueError as exc:
-        raise ValueError(f"is not a usable proxy URL ({exc})") from None
-    if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
-        raise ValueError(f"must look like http://host:port (schemes: {', '.join(PROXY_SCHEMES)})")
-    return value
-
-
-def _api_key(value: str) -> str:
-    # Clients send it in a header or a query string, and the check strips surrounding spaces: a key with
-    # spaces or non-ASCII characters could never match.
-    if not value or not all("!" <= char <= "~" for char in value):
-        raise ValueError("must be printable ASCII without spaces")
-    return value
-
-
-def _host_name(value: str) -> str:
-    # What a Host header names: a DNS name or an address, without scheme or port.
-    name = _text(value).removeprefix("[").removesuffix("]").rstrip(".")
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        if not _HOSTNAME.fullmatch(name):
-            raise ValueError(f"{value!r} is not a host name or address (no scheme, no port)") from None
-    return value
-
-
-def _web_origin(value: str) -> str:
-    # What browsers send as Origin: scheme://host[:port] and nothing more (no path, no user, no wildcard).
-    if not _ORIGIN.fullmatch(_text(value)):
-        raise ValueError(f"{value!r} is not an origin like https://ui.example.com:8443 or chrome-extension://<id>")
-    return value
-
-
-def _comma_separated(value: object) -> object:
-    """A list can also come from an environment variable, as `a,b`."""
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
-def _existing_file(value: str) -> str:
-    if not Path(_text(value)).is_file():
-        raise ValueError(f"{value} is not a file (a PEM certificate is expected)")
-    return value
-
-
-def _bind_host(value: str) -> str:
-    try:
-        ipaddress.ip_address(_text(value).strip("[]"))
-    except ValueError:
-        if not _HOSTNAME.fullmatch(value):
-            raise ValueError("must be an IP address or a host name") from None
-    return value
-
-
-Text = Annotated[str, AfterValidator(_text)]
-ModelName = Annotated[str, AfterValidator(_text)]
-Version = Annotated[str, AfterValidator(_text), AfterValidator(_version)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-ProxyUrl = Annotated[str, AfterValidator(_proxy_url)]
-CaFile = Annotated[str, AfterValidator(_existing_file)]
-BindHost = Annotated[str, AfterValidator(_bind_host)]
-ApiKey = Annotated[str, AfterValidator(_api_key)]
-HostName = Annotated[str, AfterValidator(_host_name)]
-WebOrigin = Annotated[str, AfterValidator(_web_origin)]
+from .values import (MAX_SOCKET_TIMEOUT_MS, ApiKey, CaFile, Host, HttpUrl, ModelName, ProxyUrl, Text, Version,
+                     WebOrigin, comma_separated)
 
 RotationStrategy = Literal["least_used", "round_robin", "sticky"]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
@@ -133,18 +26,20 @@ class Section(BaseModel):
 
 
 class ServerSettings(Section):
-    host: BindHost = Field("127.0.0.1", description="Address of the main listener (API + dashboard). Loopback by default; "
-                                               "use 0.0.0.0 only with a strong proxy_api_key. Needs a restart.")
+    host: Host = Field("127.0.0.1", description="Address of the main listener (API + dashboard). Loopback by default; "
+                                                "use 0.0.0.0 only with a strong proxy_api_key. Needs a restart.")
     port: int = Field(8080, ge=0, le=65535, description="Port of the main listener (env PORT). Needs a restart.")
-    proxy_api_key: ApiKey | None = Field(None, description="Key every client must send (Authorization: Bearer, x-api-key, "
-                                                        "x-goog-api-key or ?key=). Generated at first start when empty.")
+    proxy_api_key: ApiKey | None = Field(
+        None, description="Key every client must send (Authorization: Bearer, x-api-key, x-goog-api-key or ?key=). "
+                          "Generated at first start when empty.")
     trust_proxy: bool = Field(False, description="Trust X-Forwarded-For from a reverse proxy when deciding whether a "
                                                  "dashboard visitor is local (reserved for the dashboard login).")
     graceful_shutdown_seconds: float = Field(10.0, ge=0, description="On SIGINT/SIGTERM, how long open streams may "
                                                                      "finish before they are ended with an error event.")
-    tcp_user_timeout_ms: int = Field(30000, ge=1000, le=MAX_SOCKET_TIMEOUT_MS, description="Abort a client connection whose unsent data has not "
-                                                                 "moved for this long (keeps shutdown from hanging on "
-                                                                 "stalled clients).")
+    tcp_user_timeout_ms: int = Field(
+        30000, ge=1000, le=MAX_SOCKET_TIMEOUT_MS,
+        description="Abort a client connection whose unsent data has not moved for this long (keeps shutdown from "
+                    "hanging on stalled clients).")
     heartbeat_seconds: float = Field(15.0, gt=0, description="Send a keep-alive (SSE comment / ping event) after this "
                                                              "much silence on a stream.")
 
@@ -161,13 +56,14 @@ class ApiSettings(Section):
 class ClientSettings(Section):
     identity: Literal["codex-tui", "codex-exec", "app-server"] = Field(
         "codex-tui", description="Which real client to present upstream (profiles in config/fingerprint.yaml).")
-    version: Version = Field("0.169.0", description="Codex client version to present. A new release is a config change.")
+    version: Version = Field("0.169.0",
+                             description="Codex client version to present. A new release is a config change.")
     app_server_client_name: Text = Field("codex_vscode", description="Client name used by the app-server identity.")
     platform: Text | None = Field(None, description="OS name shown in the user agent (env CODEX_PLATFORM); empty = the "
-                                                   "one pinned in config/fingerprint.yaml, consistent with the Linux "
-                                                   "TLS hello.")
+                                                    "one pinned in config/fingerprint.yaml, consistent with the Linux "
+                                                    "TLS hello.")
     arch: Text | None = Field(None, description="CPU architecture shown in the user agent (env CODEX_ARCH); empty = "
-                                               "the pinned one.")
+                                                "the pinned one.")
     learn_versions: bool = Field(False, description="Follow the public Codex release feed and adopt each new version "
                                                     "(written to local.yaml). Off by default: a new release may also "
                                                     "change headers that only a new capture shows.")
@@ -206,22 +102,21 @@ DEFAULT_ALIASES: dict[str, str] = {
 
 
 class ModelSettings(Section):
-    default: ModelName = Field("gpt-5.5", description="Model used when a request names none (or an unknown one, where the "
-                                                "protocol allows).")
+    default: ModelName = Field("gpt-5.5", description="Model used when a request names none (or an unknown one, "
+                                                      "where the protocol allows).")
     default_reasoning_effort: ReasoningEffort | None = Field(
         None, description="Effort when neither the request nor a model suffix sets one. Empty = the backend's default.")
     default_service_tier: ServiceTier | None = Field(None, description="Service tier when the request sets none.")
-    aliases: dict[ModelName, ModelName] = Field(default_factory=lambda: dict(DEFAULT_ALIASES),
-                                    description="Client-facing model name → upstream model (suffixes like -high still "
-                                                "apply).")
+    aliases: dict[ModelName, ModelName] = Field(
+        default_factory=lambda: dict(DEFAULT_ALIASES),
+        description="Client-facing model name → upstream model (suffixes like -high still apply).")
     custom_models: list[ModelName | CustomModel] = Field(default_factory=list,
-                                                   description="Extra model ids added to the catalog.")
+                                                         description="Extra model ids added to the catalog.")
     # Only the hosted tools the Codex backend takes: any other name would be sent upstream in every request
     # and refused there.
-    default_tools: list[HostedTool] = Field(default_factory=list, description="Hosted tools (web_search, "
-                                                                             "image_generation) added to every request "
-                                                                             "unless the client sends "
-                                                                             "x-codex-default-tools: off.")
+    default_tools: list[HostedTool] = Field(
+        default_factory=list, description="Hosted tools (web_search, image_generation) added to every request unless "
+                                          "the client sends x-codex-default-tools: off.")
     system_prompt_strategy: Literal["instructions", "developer_inline", "system_inline"] = Field(
         "instructions", description="Where the client's system prompt goes: the instructions field, or an inline "
                                     "developer/system message.")
@@ -257,11 +152,12 @@ class AuthSettings(Section):
 
 
 class TlsSettings(Section):
-    proxy_url: ProxyUrl | None = Field(None, description="Egress proxy for upstream traffic: http://, https:// or socks5:// "
-                                                    "(env HTTPS_PROXY). Accounts may have their own.")
+    proxy_url: ProxyUrl | None = Field(None, description="Egress proxy for upstream traffic: http://, https:// or "
+                                                         "socks5:// (env HTTPS_PROXY). Accounts may have their own.")
     force_http11: bool = Field(False, description="Never use HTTP/2 upstream. The default (OpenSSL) path is "
                                                  "HTTP/1.1 already, like the real client, so this changes nothing today.")
-    ca_file: CaFile | None = Field(None, description="Extra CA certificate (PEM) to trust upstream, e.g. the simulator's.")
+    ca_file: CaFile | None = Field(None, description="Extra CA certificate (PEM) to trust upstream, e.g. the "
+                                                     "simulator's.")
 
 
 class QuotaSettings(Section):
@@ -286,20 +182,20 @@ class SessionSettings(Section):
 
 class OllamaSettings(Section):
     enabled: bool = Field(False, description="Run the Ollama-compatible listener (env OLLAMA_BRIDGE_ENABLED).")
-    host: BindHost = Field("127.0.0.1", description="Its address (env OLLAMA_BRIDGE_HOST). The Ollama API has no auth.")
+    host: Host = Field("127.0.0.1", description="Its address (env OLLAMA_BRIDGE_HOST). The Ollama API has no auth.")
     port: int = Field(11434, ge=0, le=65535, description="Its port (env OLLAMA_BRIDGE_PORT).")
     version: Version = Field("0.18.3", description="Version reported by /api/version (env OLLAMA_BRIDGE_VERSION); "
-                                               "codex --oss needs >= 0.13.4.")
+                                                   "codex --oss needs >= 0.13.4.")
     disable_vision: bool = Field(False, description="Do not advertise vision in /api/show "
                                                     "(env OLLAMA_BRIDGE_DISABLE_VISION).")
     allow_non_loopback: bool = Field(False, description="Allow a non-loopback host. Anyone who reaches it can use "
                                                         "your accounts without a key.")
     allowed_origins: list[WebOrigin] = Field(
-        default_factory=list, description="Web pages (origins such as https://ui.example.com or chrome-extension://<id>) "
-                                          "that may call the listener besides pages served from this machine; any other "
-                                          "Origin is refused with 403, like Ollama's OLLAMA_ORIGINS (env "
-                                          "CODEX_TRIO__OLLAMA__ALLOWED_ORIGINS, comma-separated).")
-    allowed_hosts: list[HostName] = Field(
+        default_factory=list, description="Web pages (origins such as https://ui.example.com or "
+                                          "chrome-extension://<id>) that may call the listener besides pages served "
+                                          "from this machine; any other Origin is refused with 403, like Ollama's "
+                                          "OLLAMA_ORIGINS (env CODEX_TRIO__OLLAMA__ALLOWED_ORIGINS, comma-separated).")
+    allowed_hosts: list[Host] = Field(
         default_factory=list, description="Host names it answers to besides localhost, loopback addresses and its own "
                                           "address (e.g. host.docker.internal); any other Host is refused with 403, "
                                           "against DNS rebinding (env CODEX_TRIO__OLLAMA__ALLOWED_HOSTS, "
@@ -308,7 +204,7 @@ class OllamaSettings(Section):
     @field_validator("allowed_origins", "allowed_hosts", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return _comma_separated(value)
+        return comma_separated(value)
 
 
 class LogSettings(Section):
