@@ -1,8 +1,8 @@
 """Gateway API keys: every route of the main listener needs one except an explicit allow-list; where a client
 may put the key; whether it is valid.
 
-Authentication is decided by method and path before routing, so an unknown path, a typo'd alias or a route
-added later is refused the same way as a known one: nobody learns which routes exist without the key.
+Authentication is decided by method and path alone, before any route runs, so an unknown path, a typo'd alias
+or a route added later is refused the same way as a known one: nobody learns which routes exist without the key.
 """
 
 from __future__ import annotations
