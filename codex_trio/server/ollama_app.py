@@ -22,9 +22,15 @@ def create_ollama_app(gateway: "Gateway") -> QuartTrio:
     app = configure(QuartTrio("codex_trio.ollama", static_folder=None))  # no ./static (see create_api_app)
     app.extensions["gateway"] = gateway
 
+    # Built once per settings object (a settings change makes a new one); holding it keeps the comparison sound.
+    built: list = [None, None]
+
     def policy() -> site_guard.SitePolicy:
         settings = gateway.config.settings.ollama
-        return site_guard.SitePolicy.of(settings.host, settings.allowed_hosts, settings.allowed_origins)
+        if built[0] is not settings:
+            built[:] = [settings, site_guard.SitePolicy.of(settings.host, settings.allowed_hosts,
+                                                           settings.allowed_origins)]
+        return built[1]
 
     site_guard.install(app, policy, error_response)  # first: a refused request gets no further
 
