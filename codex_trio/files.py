@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -10,6 +11,16 @@ from pathlib import Path
 def ensure_private_dir(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
+
+
+def tighten_to_owner(path: Path) -> int | None:
+    """Make an existing directory 0700 when group or others have any access to it (mkdir's mode only applies
+    to a directory it creates). Returns the previous permission bits when it changed them, else None."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not mode & 0o077:
+        return None
+    path.chmod(0o700)
+    return mode
 
 
 def write_private_atomic(path: Path, data: bytes | str) -> None:

@@ -38,6 +38,10 @@ GENERIC_ENV_PREFIX = "CODEX_TRIO__"
 
 Path_ = tuple[str | int, ...]
 
+# The schema's deepest value (model.custom_models[i].supported_reasoning_efforts[j]) sits five levels down. A
+# deeper document is a mistake, and a very deep one would exhaust Python's recursion limit while merging.
+MAX_NESTING = 8
+
 
 class ConfigError(Exception):
     """An invalid configuration, with a message meant for the user (no traceback)."""
@@ -80,11 +84,27 @@ def read_yaml(path: Path) -> CommentedMap:
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: not valid YAML ({problem})") from None
+    except RecursionError:  # ruamel's composer recurses once per level
+        raise ConfigError(f"{path}: nested far deeper than any setting; check the structure") from None
     if data is None:
         return CommentedMap()
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}:1: the top level must be a mapping of sections (server:, model:, ...)")
     return data
+
+
+def check_nesting(document: Any, where: str) -> None:
+    """Refuse a settings document nested deeper than any setting (checked without recursion)."""
+    pending: list[tuple[Any, Path_]] = [(document, ())]
+    while pending:
+        node, path = pending.pop()
+        children = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
+        for key, child in children:
+            if len(path) >= MAX_NESTING:
+                shown = ".".join(str(p) for p in path[:4])
+                raise ConfigError(f"{where}: {shown}...: settings are never nested more than {MAX_NESTING} levels "
+                                  f"deep; check the structure (`codex-trio config defaults` shows every setting)")
+            pending.append((child, path + (key,)))
 
 
 def _record(provenance: dict[Path_, str], node: Any, path: Path_, file: Path) -> None:
@@ -136,7 +156,7 @@ def format_validation_error(exc: ValidationError, loaded_provenance: LoadedConfi
     for error in exc.errors():
         loc = tuple(error["loc"])
         key = ".".join(str(p) for p in loc) or "(top level)"
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown setting (check the spelling; `codex-trio config defaults` lists every setting)"
         lines.append(f"  {key}: {message} — set in {loaded_provenance.source_of(loc)}")
@@ -160,6 +180,7 @@ def load(data_dir: Path, base_file: Path | None = None, environ: Mapping[str, st
     merged: dict[str, Any] = {}
     for file in (base, local_file):
         layer = local_document if (file == local_file and local_document is not None) else read_yaml(file)
+        check_nesting(layer, str(file))
         _record(loaded.provenance, layer, (), file)
         _merge(merged, layer)
     env, env_provenance = _env_layer(environ)

@@ -10,36 +10,43 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .values import (MAX_SOCKET_TIMEOUT_MS, ApiKey, CaFile, Host, HttpUrl, ModelName, ProxyUrl, Text, Version,
+                     WebOrigin, comma_separated)
+
 RotationStrategy = Literal["least_used", "round_robin", "sticky"]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 ServiceTier = Literal["auto", "default", "flex", "fast", "priority"]
+HostedTool = Literal["web_search", "image_generation"]
 
 
 class Section(BaseModel):
-    # Unknown keys are errors: a typo in local.yaml must not be silently ignored.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Unknown keys are errors: a typo in local.yaml must not be silently ignored. NaN and infinity are no
+    # durations (NaN makes trio's timeouts raise; JSON has neither).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ServerSettings(Section):
-    host: str = Field("127.0.0.1", description="Address of the main listener (API + dashboard). Loopback by default; "
-                                               "use 0.0.0.0 only with a strong proxy_api_key. Needs a restart.")
+    host: Host = Field("127.0.0.1", description="Address of the main listener (API + dashboard). Loopback by default; "
+                                                "use 0.0.0.0 only with a strong proxy_api_key. Needs a restart.")
     port: int = Field(8080, ge=0, le=65535, description="Port of the main listener (env PORT). Needs a restart.")
-    proxy_api_key: str | None = Field(None, description="Key every client must send (Authorization: Bearer, x-api-key, "
-                                                        "x-goog-api-key or ?key=). Generated at first start when empty.")
+    proxy_api_key: ApiKey | None = Field(
+        None, description="Key every client must send (Authorization: Bearer, x-api-key, x-goog-api-key or ?key=). "
+                          "Generated at first start when empty.")
     trust_proxy: bool = Field(False, description="Trust X-Forwarded-For from a reverse proxy when deciding whether a "
                                                  "dashboard visitor is local (reserved for the dashboard login).")
     graceful_shutdown_seconds: float = Field(10.0, ge=0, description="On SIGINT/SIGTERM, how long open streams may "
                                                                      "finish before they are ended with an error event.")
-    tcp_user_timeout_ms: int = Field(30000, ge=1000, description="Abort a client connection whose unsent data has not "
-                                                                 "moved for this long (keeps shutdown from hanging on "
-                                                                 "stalled clients).")
+    tcp_user_timeout_ms: int = Field(
+        30000, ge=1000, le=MAX_SOCKET_TIMEOUT_MS,
+        description="Abort a client connection whose unsent data has not moved for this long (keeps shutdown from "
+                    "hanging on stalled clients).")
     heartbeat_seconds: float = Field(15.0, gt=0, description="Send a keep-alive (SSE comment / ping event) after this "
                                                              "much silence on a stream.")
 
 
 class ApiSettings(Section):
-    base_url: str = Field("https://chatgpt.com/backend-api", description="Upstream ChatGPT backend.")
-    auth_base_url: str = Field("https://auth.openai.com", description="Upstream OAuth issuer.")
+    base_url: HttpUrl = Field("https://chatgpt.com/backend-api", description="Upstream ChatGPT backend.")
+    auth_base_url: HttpUrl = Field("https://auth.openai.com", description="Upstream OAuth issuer.")
     timeout_seconds: float = Field(60.0, gt=0, description="Time allowed for the upstream to answer with headers.")
     stream_idle_timeout_seconds: float = Field(300.0, gt=0, description="End a stream with an error when the upstream "
                                                                         "sends nothing for this long (the real client "
@@ -49,33 +56,34 @@ class ApiSettings(Section):
 class ClientSettings(Section):
     identity: Literal["codex-tui", "codex-exec", "app-server"] = Field(
         "codex-tui", description="Which real client to present upstream (profiles in config/fingerprint.yaml).")
-    version: str = Field("0.169.0", description="Codex client version to present. A new release is a config change.")
-    app_server_client_name: str = Field("codex_vscode", description="Client name used by the app-server identity.")
-    platform: str | None = Field(None, description="OS name shown in the user agent (env CODEX_PLATFORM); empty = the "
-                                                   "one pinned in config/fingerprint.yaml, consistent with the Linux "
-                                                   "TLS hello.")
-    arch: str | None = Field(None, description="CPU architecture shown in the user agent (env CODEX_ARCH); empty = "
-                                               "the pinned one.")
+    version: Version = Field("0.169.0",
+                             description="Codex client version to present. A new release is a config change.")
+    app_server_client_name: Text = Field("codex_vscode", description="Client name used by the app-server identity.")
+    platform: Text | None = Field(None, description="OS name shown in the user agent (env CODEX_PLATFORM); empty = the "
+                                                    "one pinned in config/fingerprint.yaml, consistent with the Linux "
+                                                    "TLS hello.")
+    arch: Text | None = Field(None, description="CPU architecture shown in the user agent (env CODEX_ARCH); empty = "
+                                                "the pinned one.")
     learn_versions: bool = Field(False, description="Follow the public Codex release feed and adopt each new version "
                                                     "(written to local.yaml). Off by default: a new release may also "
                                                     "change headers that only a new capture shows.")
-    release_feed_url: str = Field("https://registry.npmjs.org/@openai/codex/latest",
+    release_feed_url: HttpUrl = Field("https://registry.npmjs.org/@openai/codex/latest",
                                   description="Where new Codex releases are learnt from (the npm package's latest "
                                               "version).")
     release_check_hours: float = Field(6.0, gt=0, description="How often the release feed is read.")
 
 
 class CustomModel(Section):
-    id: str
+    id: ModelName
     display_name: str | None = None
     description: str | None = None
     supported_reasoning_efforts: list[ReasoningEffort] = Field(default_factory=lambda: ["low", "medium", "high"])
     default_reasoning_effort: ReasoningEffort = "medium"
     input_modalities: list[Literal["text", "image"]] = Field(default_factory=lambda: ["text"])
     output_modalities: list[Literal["text", "image"]] = Field(default_factory=lambda: ["text"])
-    context_window: int | None = None
-    max_context_window: int | None = None
-    max_output_tokens: int | None = None
+    context_window: int | None = Field(None, gt=0)  # shown to clients (Ollama's context_length): never <= 0
+    max_context_window: int | None = Field(None, gt=0)
+    max_output_tokens: int | None = Field(None, gt=0)
 
 
 DEFAULT_ALIASES: dict[str, str] = {
@@ -94,23 +102,42 @@ DEFAULT_ALIASES: dict[str, str] = {
 
 
 class ModelSettings(Section):
-    default: str = Field("gpt-5.5", description="Model used when a request names none (or an unknown one, where the "
-                                                "protocol allows).")
+    default: ModelName = Field("gpt-5.5", description="Model used when a request names none (or an unknown one, "
+                                                      "where the protocol allows).")
     default_reasoning_effort: ReasoningEffort | None = Field(
         None, description="Effort when neither the request nor a model suffix sets one. Empty = the backend's default.")
     default_service_tier: ServiceTier | None = Field(None, description="Service tier when the request sets none.")
-    aliases: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ALIASES),
-                                    description="Client-facing model name → upstream model (suffixes like -high still "
-                                                "apply).")
-    custom_models: list[str | CustomModel] = Field(default_factory=list,
-                                                   description="Extra model ids added to the catalog.")
-    default_tools: list[str] = Field(default_factory=list, description="Hosted tools added to every request unless the "
-                                                                       "client sends x-codex-default-tools: off.")
+    aliases: dict[ModelName, ModelName] = Field(
+        default_factory=lambda: dict(DEFAULT_ALIASES),
+        description="Client-facing model name → upstream model (suffixes like -high still apply).")
+    custom_models: list[ModelName | CustomModel] = Field(default_factory=list,
+                                                         description="Extra model ids added to the catalog.")
+    # Only the hosted tools the Codex backend takes: any other name would be sent upstream in every request
+    # and refused there.
+    default_tools: list[HostedTool] = Field(
+        default_factory=list, description="Hosted tools (web_search, image_generation) added to every request unless "
+                                          "the client sends x-codex-default-tools: off.")
     system_prompt_strategy: Literal["instructions", "developer_inline", "system_inline"] = Field(
         "instructions", description="Where the client's system prompt goes: the instructions field, or an inline "
                                     "developer/system message.")
     images_as_markdown: bool = Field(True, description="On Chat Completions, return generated images as a markdown "
                                                        "data-URI image in the assistant content.")
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_resolve(cls, aliases: dict[str, str]) -> dict[str, str]:
+        # An alias cycle (a -> b -> a, also through suffixes: a -> b-high, b -> a) would fail every request
+        # naming it; the router's own resolution finds it, so the rule lives in one place.
+        from ..errors import GatewayError
+        from ..routing.models import ModelRouter
+
+        router = ModelRouter("unused", aliases=aliases)
+        for name in aliases:
+            try:
+                router.resolve(name, fallback_to_default=True)
+            except GatewayError as error:
+                raise ValueError(error.message) from None
+        return aliases
 
 
 class AuthSettings(Section):
@@ -128,11 +155,12 @@ class AuthSettings(Section):
 
 
 class TlsSettings(Section):
-    proxy_url: str | None = Field(None, description="Egress proxy for upstream traffic: http://, https:// or socks5:// "
-                                                    "(env HTTPS_PROXY). Accounts may have their own.")
+    proxy_url: ProxyUrl | None = Field(None, description="Egress proxy for upstream traffic: http://, https:// or "
+                                                         "socks5:// (env HTTPS_PROXY). Accounts may have their own.")
     force_http11: bool = Field(False, description="Never use HTTP/2 upstream. The default (OpenSSL) path is "
                                                  "HTTP/1.1 already, like the real client, so this changes nothing today.")
-    ca_file: str | None = Field(None, description="Extra CA certificate (PEM) to trust upstream, e.g. the simulator's.")
+    ca_file: CaFile | None = Field(None, description="Extra CA certificate (PEM) to trust upstream, e.g. the "
+                                                     "simulator's.")
 
 
 class QuotaSettings(Section):
@@ -157,14 +185,29 @@ class SessionSettings(Section):
 
 class OllamaSettings(Section):
     enabled: bool = Field(False, description="Run the Ollama-compatible listener (env OLLAMA_BRIDGE_ENABLED).")
-    host: str = Field("127.0.0.1", description="Its address (env OLLAMA_BRIDGE_HOST). The Ollama API has no auth.")
+    host: Host = Field("127.0.0.1", description="Its address (env OLLAMA_BRIDGE_HOST). The Ollama API has no auth.")
     port: int = Field(11434, ge=0, le=65535, description="Its port (env OLLAMA_BRIDGE_PORT).")
-    version: str = Field("0.18.3", description="Version reported by /api/version (env OLLAMA_BRIDGE_VERSION); "
-                                               "codex --oss needs >= 0.13.4.")
+    version: Version = Field("0.18.3", description="Version reported by /api/version (env OLLAMA_BRIDGE_VERSION); "
+                                                   "codex --oss needs >= 0.13.4.")
     disable_vision: bool = Field(False, description="Do not advertise vision in /api/show "
                                                     "(env OLLAMA_BRIDGE_DISABLE_VISION).")
     allow_non_loopback: bool = Field(False, description="Allow a non-loopback host. Anyone who reaches it can use "
                                                         "your accounts without a key.")
+    allowed_origins: list[WebOrigin] = Field(
+        default_factory=list, description="Web pages (origins such as https://ui.example.com or "
+                                          "chrome-extension://<id>) that may call the listener besides pages served "
+                                          "from this machine; any other Origin is refused with 403, like Ollama's "
+                                          "OLLAMA_ORIGINS (env CODEX_TRIO__OLLAMA__ALLOWED_ORIGINS, comma-separated).")
+    allowed_hosts: list[Host] = Field(
+        default_factory=list, description="Host names it answers to besides localhost, loopback addresses and its own "
+                                          "address (e.g. host.docker.internal); any other Host is refused with 403, "
+                                          "against DNS rebinding (env CODEX_TRIO__OLLAMA__ALLOWED_HOSTS, "
+                                          "comma-separated).")
+
+    @field_validator("allowed_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return comma_separated(value)
 
 
 class LogSettings(Section):

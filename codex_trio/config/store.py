@@ -14,8 +14,8 @@ from typing import Any, Callable, Mapping
 
 import trio
 
-from ..files import ensure_private_dir, write_private_atomic
-from .loader import ConfigError, LoadedConfig, load, read_yaml
+from ..files import ensure_private_dir, tighten_to_owner, write_private_atomic
+from .loader import ConfigError, LoadedConfig, check_nesting, load, read_yaml
 from .schema import RESTART_REQUIRED, Settings
 from .writer import _apply, render, update_local_file
 
@@ -66,6 +66,10 @@ class ConfigStore:
     def ensure_first_start(self) -> str | None:
         """Create the data dir and local.yaml; generate the API key if no layer sets one. Returns a new key."""
         ensure_private_dir(self.data_dir)
+        loose = tighten_to_owner(self.data_dir)
+        if loose is not None:
+            log.warning("data directory %s was mode %04o; changed it to 0700 (it holds your accounts' tokens and the "
+                        "API key)", self.data_dir, loose)
         if not self.local_file.exists():
             write_private_atomic(self.local_file, LOCAL_HEADER)
         if self.settings.server.proxy_api_key:
@@ -76,9 +80,13 @@ class ConfigStore:
 
     def update(self, changes: Mapping[str, Any]) -> Change:
         """Validate `changes` merged over local.yaml, then write the file and apply. Raises ConfigError."""
+        check_nesting(changes, "the change")
         document = read_yaml(self.local_file)
         _apply(document, changes)
         candidate = load(self.data_dir, self._base_file, self._environ, local_document=document)
+        if self.settings.server.proxy_api_key and not candidate.settings.server.proxy_api_key:
+            # Every route needs the key: removing it would lock every client (and the admin API) out.
+            raise ConfigError("server.proxy_api_key cannot be removed while the gateway runs; set a new key instead")
         if not self.local_file.exists():
             write_private_atomic(self.local_file, LOCAL_HEADER + render(document))
         else:

@@ -1,9 +1,10 @@
-"""CORS for the Ollama listener: only pages served from this machine may read its replies.
+"""CORS for the Ollama listener: only pages served from this machine (or configured origins) may read its replies.
 
 The Ollama routes are unauthenticated (that is the Ollama API), so a permissive CORS policy would let any web
-page the user visits drive the gateway. Only loopback origins get `Access-Control-Allow-Origin` (the origin
-echoed, never `*`). Origins are parsed strictly: `http://localhost.evil.com`, `http://127.0.0.1.evil.com`,
-`http://user@localhost`, a path, or `null` are not loopback.
+page the user visits drive the gateway. Only allowed origins get `Access-Control-Allow-Origin` (the origin
+echoed, never `*`); requests from other origins are refused before this runs (`server/site_guard.py`).
+Origins are parsed strictly: `http://localhost.evil.com`, `http://127.0.0.1.evil.com`, `http://user@localhost`,
+a path, or `null` are not loopback.
 
 Sans-IO: the route passes the method and the relevant request headers and applies the decision.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 ALLOWED_METHODS = "GET, POST, HEAD, OPTIONS"
 DEFAULT_ALLOWED_HEADERS = "Authorization, Content-Type"
@@ -59,18 +61,20 @@ def is_loopback_origin(origin: str) -> bool:
 
 
 def decide(method: str, origin: str | None, request_method: str | None = None,
-           request_headers: str | None = None) -> CorsDecision:
+           request_headers: str | None = None, *,
+           origin_allowed: Callable[[str], bool] = is_loopback_origin) -> CorsDecision:
     """CORS handling for one request.
 
     `origin`, `request_method` and `request_headers` are the values of the `Origin`,
     `Access-Control-Request-Method` and `Access-Control-Request-Headers` request headers (None when absent).
+    `origin_allowed` says which origins may read replies: loopback ones unless the caller's policy adds more.
     """
     is_preflight = method.upper() == "OPTIONS" and origin is not None and request_method is not None
     if origin is None:
         return CorsDecision(False, 0)
     # The answer depends on Origin, so shared caches must key on it whatever the verdict.
     vary = ("Vary", "Origin")
-    if not is_loopback_origin(origin):
+    if not origin_allowed(origin):
         return CorsDecision(is_preflight, 403 if is_preflight else 0, [vary])
     headers = [("Access-Control-Allow-Origin", origin), vary]
     if not is_preflight:

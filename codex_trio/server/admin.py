@@ -15,7 +15,8 @@ from .api import json_response
 if TYPE_CHECKING:
     from ..app import Gateway
 
-OLLAMA_FIELDS = ("enabled", "host", "port", "version", "disable_vision", "allow_non_loopback")
+OLLAMA_FIELDS = ("enabled", "host", "port", "version", "disable_vision", "allow_non_loopback", "allowed_origins",
+                 "allowed_hosts")
 
 
 async def read_json_object() -> dict[str, Any]:

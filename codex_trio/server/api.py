@@ -6,12 +6,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from quart import Response, request
+from quart import Response, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ErrorKind, GatewayError, status_to_kind
-from .auth import is_protected, key_matches, presented_key
+from .auth import key_problem, needs_key
 from .envelopes import error_body
 
 if TYPE_CHECKING:
@@ -63,20 +63,29 @@ def configure(app: QuartTrio) -> QuartTrio:
 
 
 def create_api_app(gateway: "Gateway") -> QuartTrio:
-    app = configure(QuartTrio("codex_trio.api"))
+    # No static folder: Quart's default would serve `./static` of whatever directory the gateway was started in.
+    app = configure(QuartTrio("codex_trio.api", static_folder=None))
     app.extensions["gateway"] = gateway
 
+    def refusal(path: str, headers, args) -> Response | None:
+        problem = key_problem(headers, args, gateway.config.settings.server.proxy_api_key)
+        if problem is None:
+            return None
+        return error_response(GatewayError(401, problem, ErrorKind.AUTHENTICATION, code="invalid_api_key"), path)
+
+    # Every route needs the key unless `auth.OPEN_ROUTES` says otherwise. This runs before a routing error is
+    # raised, so an unknown path without the key is a 401 too, never a 404 that confirms what exists.
     @app.before_request
     async def _require_key() -> Response | None:
-        if not is_protected(request.path) or request.method == "OPTIONS":
+        if not needs_key(request.method, request.path):
             return None
-        expected = gateway.config.settings.server.proxy_api_key
-        presented = presented_key(request.headers, request.args)
-        if key_matches(presented, expected):
-            return None
-        message = ("Missing API key: send it as Authorization: Bearer <key>, x-api-key, x-goog-api-key or ?key=."
-                   if presented is None else "Invalid API key.")
-        return error_response(GatewayError(401, message, ErrorKind.AUTHENTICATION, code="invalid_api_key"))
+        return refusal(request.path, request.headers, request.args)
+
+    # A refused WebSocket upgrade gets the same HTTP 401 and JSON body as the HTTP routes (not a bare 403), so
+    # SDKs can tell a wrong key from a broken server.
+    @app.before_websocket
+    async def _require_key_for_websockets() -> Response | None:
+        return refusal(websocket.path, websocket.headers, websocket.args)
 
     @app.get("/health")
     async def health() -> Response:

@@ -1,16 +1,29 @@
-"""Gateway API keys: which routes need one, where a client may put it, and whether it is valid."""
+"""Gateway API keys: every route of the main listener needs one except an explicit allow-list; where a client
+may put the key; whether it is valid.
+
+Authentication is decided by method and path alone, before any route runs, so an unknown path, a typo'd alias
+or a route added later is refused the same way as a known one: nobody learns which routes exist without the key.
+"""
 
 from __future__ import annotations
 
 import hmac
 from typing import Mapping
 
-PROTECTED_PREFIXES = ("/v1/", "/v1beta/", "/admin/", "/auth/")
-PROTECTED_EXACT = frozenset({"/v1", "/v1beta", "/admin", "/auth"})
+# The only (method, path) pairs the main listener answers without the key: the health probe and the probe
+# Claude Code sends before its first request. Widening this list is a security decision; the route-table test
+# (tests/foundation/test_route_auth.py) pins it.
+OPEN_ROUTES = frozenset({("GET", "/health"), ("HEAD", "/health"), ("HEAD", "/")})
+
+MISSING_KEY = "Missing API key: send it as Authorization: Bearer <key>, x-api-key, x-goog-api-key or ?key=."
+INVALID_KEY = "Invalid API key."
 
 
-def is_protected(path: str) -> bool:
-    return path in PROTECTED_EXACT or path.startswith(PROTECTED_PREFIXES)
+def needs_key(method: str, path: str) -> bool:
+    # CORS preflights (OPTIONS) are open: browsers never attach credentials to them, and the automatic answer
+    # lists the allowed methods and nothing else.
+    method = method.upper()
+    return method != "OPTIONS" and (method, path) not in OPEN_ROUTES
 
 
 def presented_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
@@ -30,3 +43,11 @@ def key_matches(presented: str | None, expected: str | None) -> bool:
     if not expected or not presented:
         return False
     return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def key_problem(headers: Mapping[str, str], query: Mapping[str, str], expected: str | None) -> str | None:
+    """Why a request's key is refused (a message for the client), or None when it is the right key."""
+    presented = presented_key(headers, query)
+    if key_matches(presented, expected):
+        return None
+    return MISSING_KEY if presented is None else INVALID_KEY

@@ -1,6 +1,6 @@
 """The Ollama API on its own listener: /api/* translated here, /v1/* served by the same OpenAI routes as
-the main listener (in process, so no gateway key is needed — the Ollama API has none), CORS for loopback
-origins only."""
+the main listener (in process, so no gateway key is needed — the Ollama API has none). Host, Origin and CORS
+checks are the app's (`ollama_app`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from quart import Response, request
 
 from ..errors import GatewayError
-from ..protocols import cors, ollama
+from ..protocols import ollama
 from ..routing.models import ResolvedModel
 from ..turn import Turn
 from ..upstream.body import reasoning_effort_of
@@ -83,22 +83,6 @@ def ollama_models(gateway: "Gateway") -> list[ollama.OllamaModel]:
 
 def register_ollama(app: Any, gateway: "Gateway") -> None:
     started_iso = ollama.iso_timestamp(gateway.started_at)
-
-    @app.before_request
-    async def preflight() -> Response | None:
-        decision = cors.decide(request.method, request.headers.get("origin"),
-                               request.headers.get("access-control-request-method"),
-                               request.headers.get("access-control-request-headers"))
-        if decision.preflight:
-            return Response(b"", status=decision.status, headers=decision.headers)
-        return None
-
-    @app.after_request
-    async def add_cors(response: Response) -> Response:
-        decision = cors.decide(request.method, request.headers.get("origin"), None, None)
-        for name, value in decision.headers:
-            response.headers[name] = value
-        return response
 
     @app.get("/api/tags")
     async def tags() -> Response:

@@ -11,7 +11,6 @@ from ..errors import ErrorKind, GatewayError
 from ..protocols import images, openai_chat, responses
 from ..upstream.events import EventNormalizer
 from .api import json_response
-from .auth import key_matches, presented_key
 from .pipeline import collect, stream_response
 from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
 
@@ -128,11 +127,8 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
 
 async def responses_socket(gateway: "Gateway") -> None:
     """The Responses API over a WebSocket (what the Codex CLI's built-in provider tries first): each
-    `response.create` frame is one turn; its events go back as text frames. Turns on one socket are serial."""
-    expected = gateway.config.settings.server.proxy_api_key
-    if not key_matches(presented_key(websocket.headers, websocket.args), expected):
-        await websocket.close(1008, "invalid or missing API key")
-        return
+    `response.create` frame is one turn; its events go back as text frames. Turns on one socket are serial.
+    The key is checked by the app before the upgrade (none on the Ollama listener, like its HTTP routes)."""
     await websocket.accept()
     while True:
         try:

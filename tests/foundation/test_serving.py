@@ -56,6 +56,10 @@ async def test_protected_routes_require_the_key_in_every_accepted_form(data_dir:
     assert all(r.status_code != 401 for r in accepted), [r.status_code for r in accepted]
 
 
+def key_header(gateway) -> dict[str, str]:
+    return {"authorization": f"Bearer {api_key(gateway)}"}
+
+
 def _stream_route(events: dict, *, chunks: int, interval: float, key: str = "stream"):
     """A test route: streams `chunks` frames through the real relay, recording cancellation."""
 
@@ -84,7 +88,7 @@ async def test_client_disconnect_cancels_the_producer(data_dir: Path):
     events: dict = {}
     async with running_gateway(data_dir, registrars=[_stream_route(events, chunks=10_000, interval=0.05)]) as (
             gateway, url):
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=key_header(gateway)) as client:
             async with client.stream("GET", f"{url}/test/stream") as response:
                 async for _ in response.aiter_bytes():
                     break
@@ -101,8 +105,9 @@ async def test_a_long_stream_is_not_cut_by_a_response_timeout(data_dir: Path, mo
 
     monkeypatch.setattr(QuartTrio, "default_config", {**QuartTrio.default_config, "RESPONSE_TIMEOUT": 0.5})
     events: dict = {}
-    async with running_gateway(data_dir, registrars=[_stream_route(events, chunks=8, interval=0.25)]) as (_, url):
-        async with httpx.AsyncClient(timeout=30) as client:
+    async with running_gateway(data_dir, registrars=[_stream_route(events, chunks=8, interval=0.25)]) as (
+            gateway, url):
+        async with httpx.AsyncClient(timeout=30, headers=key_header(gateway)) as client:
             started = time.monotonic()
             reply = await client.get(f"{url}/test/stream")
     assert time.monotonic() - started > 1.5
@@ -117,7 +122,7 @@ async def test_shutdown_ends_open_streams_with_a_terminal_frame(data_dir: Path):
     local = {"server": {"graceful_shutdown_seconds": 0.5}}
     async with running_gateway(data_dir, local=local,
                                registrars=[_stream_route(events, chunks=10_000, interval=0.05)]) as (gateway, url):
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=30, headers=key_header(gateway)) as client:
             async with client.stream("GET", f"{url}/test/stream") as response:
                 received = b""
                 async for chunk in response.aiter_bytes():
@@ -150,7 +155,7 @@ async def test_shutdown_with_a_stalled_client_completes(data_dir: Path):
             stalled = socket.socket()
             stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             stalled.connect((host, int(port)))
-            stalled.sendall(b"GET /test/flood HTTP/1.1\r\nhost: x\r\n\r\n")
+            stalled.sendall(f"GET /test/flood HTTP/1.1\r\nhost: x\r\nx-api-key: {api_key(gateway)}\r\n\r\n".encode())
             await trio.sleep(1.0)  # let the server fill every buffer and block in its write
             started = time.monotonic()
         stalled.close()
