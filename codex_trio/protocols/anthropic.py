@@ -13,7 +13,8 @@ block whose signature decodes becomes a `reasoning` input item again, so the mod
 across turns. Signatures we did not mint (real Anthropic ones) cannot be replayed upstream and are dropped.
 
 A few helpers here are protocol-neutral and shared with `gemini.py` (signature codec, effort from a thinking
-budget, the stop-sequence filter, `structured_format` over protocols/schema.py, and `error_from_failed`).
+budget, `structured_format` over protocols/schema.py); stop sequences and upstream failures have their own
+shared modules (stops.py, failures.py).
 Structured output whose schema has tuples is held back and sent once, through `restore_tuples`.
 """
 
@@ -26,7 +27,8 @@ from typing import Any, Iterable
 
 import orjson
 
-from codex_trio.errors import ErrorKind, GatewayError, invalid_request, status_to_kind
+from codex_trio.errors import ErrorKind, GatewayError, invalid_request
+from codex_trio.protocols.failures import error_from_failed, premature_close
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.protocols.schema import (
     OPT_TUPLE_SCHEMA,
@@ -35,6 +37,7 @@ from codex_trio.protocols.schema import (
     restore_tuples,
     text_format,
 )
+from codex_trio.protocols.stops import StopScanner
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import (
     Completed,
@@ -92,71 +95,6 @@ def effort_from_budget(budget: int | None) -> str | None:
     if budget < 20000:
         return "high"
     return "xhigh"
-
-
-def error_from_failed(failed: Failed) -> GatewayError:
-    """A terminal upstream failure as a GatewayError, so each protocol can render its own error object."""
-    code = failed.code.lower()
-    if code == "server_is_overloaded":
-        status = 503
-    elif code == "server_error":
-        status = 500
-    elif "context_length" in code or "invalid_request" in code or "not_found" in code:
-        status = 400
-    elif "rate_limit" in code or "usage_limit" in code:
-        status = 429
-    elif "unauthorized" in code or "invalid_api_key" in code:
-        status = 401
-    elif "forbidden" in code or "banned" in code:
-        status = 403
-    else:
-        status = 502
-    return GatewayError(status, failed.message, status_to_kind(status), code=failed.code)
-
-
-class StopSequenceFilter:
-    """Enforces stop sequences on streamed text, which the backend cannot do.
-
-    Text that could be the start of a stop sequence is held back until the next delta decides it; once a stop
-    sequence appears, everything before it is released and all later text is discarded.
-    """
-
-    def __init__(self, stop_sequences: list[str]) -> None:
-        self._stops = [s for s in stop_sequences if s]
-        self._pending = ""
-        self.matched: str | None = None
-
-    def feed(self, delta: str) -> str:
-        if self.matched is not None:
-            return ""
-        if not self._stops:
-            return delta
-        text = self._pending + delta
-        hit_at, hit = -1, None
-        for stop in self._stops:
-            at = text.find(stop)
-            if at != -1 and (hit_at == -1 or at < hit_at):
-                hit_at, hit = at, stop
-        if hit is not None:
-            self.matched, self._pending = hit, ""
-            return text[:hit_at]
-        keep = 0
-        for stop in self._stops:
-            for size in range(min(len(stop) - 1, len(text)), keep, -1):
-                if text.endswith(stop[:size]):
-                    keep = size
-                    break
-        self._pending = text[len(text) - keep:] if keep else ""
-        return text[:len(text) - keep] if keep else text
-
-    def flush(self) -> str:
-        pending, self._pending = self._pending, ""
-        return "" if self.matched is not None else pending
-
-
-def premature_close() -> GatewayError:
-    return GatewayError(502, "The upstream response ended before it was complete; please retry.",
-                        ErrorKind.UPSTREAM, code="premature_close")
 
 
 def parse_json_object(text: str) -> dict[str, Any]:
@@ -573,10 +511,10 @@ class _Blocks:
     open_tools: set[str] = field(default_factory=set)
     custom_calls: set[str] = field(default_factory=set)
     held_text: list[str] = field(default_factory=list)  # structured output waiting for `restore_tuples`
-    stops: StopSequenceFilter = field(init=False)
+    stops: StopScanner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.stops = StopSequenceFilter(self.turn.stop_sequences)
+        self.stops = StopScanner(self.turn.stop_sequences)
         self.tuple_schema = self.turn.options.get(OPT_TUPLE_SCHEMA)
 
     def start(self) -> list[dict[str, Any]]:

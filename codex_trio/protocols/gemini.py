@@ -28,19 +28,18 @@ import orjson
 from codex_trio.errors import ErrorKind, GatewayError, invalid_request
 from codex_trio.protocols.anthropic import (
     DEFAULT_INSTRUCTIONS,
-    StopSequenceFilter,
     decode_reasoning_signature,
     effort_from_budget,
     encode_reasoning_signature,
-    error_from_failed,
     function_tool,
     load_json_object,
     parse_json_object,
-    premature_close,
     structured_format,
 )
+from codex_trio.protocols.failures import error_from_failed, premature_close
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, restore_tuples
+from codex_trio.protocols.stops import StopScanner
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import (
     Completed,
@@ -410,10 +409,10 @@ class _Chunks:
     finished: bool = False
     signature: str | None = None  # reasoning waiting to ride on the next part
     held_text: list[str] = field(default_factory=list)  # structured output waiting for `restore_tuples`
-    stops: StopSequenceFilter = field(init=False)
+    stops: StopScanner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.stops = StopSequenceFilter(self.turn.stop_sequences)
+        self.stops = StopScanner(self.turn.stop_sequences)
         self.tuple_schema = self.turn.options.get(OPT_TUPLE_SCHEMA)
 
     def chunk(self, parts: list[dict[str, Any]], finish: str | None = None,

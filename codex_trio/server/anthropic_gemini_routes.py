@@ -9,6 +9,7 @@ from quart import Response, request
 from ..protocols import anthropic, gemini
 from ..protocols.token_count import count_anthropic, count_gemini
 from .api import json_response
+from ..protocols.stops import early_stops
 from .pipeline import collect, stream_response
 from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
 
@@ -49,7 +50,7 @@ def register_anthropic(app: Any, gateway: "Gateway") -> None:
         upstream = await open_turn(gateway, turn)
         if turn.stream:
             return stream_response(gateway, app.nursery, upstream, anthropic.StreamEncoder(turn, meta))
-        events, _ = await collect(upstream)
+        events, _ = await collect(upstream, early_stops(turn))
         return json_reply(anthropic.encode_response(turn, events, meta), upstream)
 
     @app.post("/v1/messages/count_tokens")
@@ -84,5 +85,5 @@ def register_gemini(app: Any, gateway: "Gateway") -> None:
             encoder = gemini.StreamEncoder(turn, meta, sse=sse)
             return stream_response(gateway, app.nursery, upstream, encoder,
                                    content_type="text/event-stream" if sse else "application/json")
-        events, _ = await collect(upstream)
+        events, _ = await collect(upstream, early_stops(turn))
         return json_reply(gemini.encode_response(turn, events, meta), upstream)

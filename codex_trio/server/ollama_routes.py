@@ -17,6 +17,7 @@ from ..upstream.body import reasoning_effort_of
 from ..upstream.events import Completed, NormalizedEvent, TextDelta
 from .api import json_response
 from .openai_routes import register_openai
+from ..protocols.stops import early_stops
 from .pipeline import collect, stream_response
 from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
 
@@ -46,6 +47,10 @@ class TimedEncoder:
             self._first_token = time.monotonic()
         timings = self._timings() if isinstance(event, Completed) else None
         return self._encoder.feed(event, now_iso=ollama.iso_timestamp(time.time()), timings=timings)
+
+    @property
+    def stopped(self) -> bool:
+        return self._encoder.stopped
 
     def heartbeat(self) -> bytes:
         return self._encoder.heartbeat()
@@ -161,7 +166,7 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
         if turn.stream:
             encoder = TimedEncoder(ollama.StreamEncoder(turn, meta), started, accepted)
             return stream_response(gateway, app.nursery, upstream, encoder, content_type=ollama.NDJSON_CONTENT_TYPE)
-        events, _ = await collect(upstream)
+        events, _ = await collect(upstream, early_stops(turn))
         timings = ollama.Timings.from_marks(started, accepted, None, time.monotonic())
         return json_reply(ollama.encode_response(turn, events, meta, now_iso=ollama.iso_timestamp(time.time()),
                                                  timings=timings), upstream)

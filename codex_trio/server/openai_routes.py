@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any
 import trio
 from quart import Response, request, websocket
 
-from ..errors import ErrorKind, GatewayError
+from ..errors import GatewayError
 from ..protocols import images, openai_chat, responses
 from ..upstream.events import EventNormalizer
 from .api import json_response
 from .auth import key_matches, presented_key
+from ..protocols.failures import premature_close
+from ..protocols.stops import early_stops
 from .pipeline import collect, stream_response
 from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
 
@@ -50,7 +52,7 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
         if turn.stream:
             encoder = openai_chat.StreamEncoder(turn, meta)
             return stream_response(gateway, app.nursery, upstream, encoder, prefix=encoder.start())
-        events, _ = await collect(upstream)
+        events, _ = await collect(upstream, early_stops(turn))
         return json_reply(openai_chat.encode_response(turn, events, meta), upstream)
 
     async def serve_responses(subagent: str | None) -> Response:
@@ -156,8 +158,7 @@ async def responses_socket(gateway: "Gateway") -> None:
                     for message in encoder.ws_feed(event):
                         await websocket.send(message)
             if normalizer.terminal is None:
-                raise GatewayError(502, "The upstream closed the stream before the response completed.",
-                                   ErrorKind.UPSTREAM, code="premature_close")
+                raise premature_close()
             for message in encoder.ws_finish():
                 await websocket.send(message)
         except GatewayError as error:
