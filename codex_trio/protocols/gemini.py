@@ -513,8 +513,18 @@ class StreamEncoder:
         return out + self._close() if self._chunks.finished and not self._sse else out
 
     def heartbeat(self) -> bytes:
-        # An SSE comment; the JSON array has no room for a no-op, whitespace between elements is legal JSON.
-        return b": ping\r\n\r\n" if self._sse else b"\r\n"
+        """What keeps a silent stream alive. The real API never sends an SSE comment, and Gemini clients break
+        on one: google-genai parses every non-`data:` line as JSON, and @google/genai (Gemini CLI) only ever
+        consumes `data: …` events at the start of its buffer, so any other bytes stall it for good. So the SSE
+        keep-alive is a real chunk with an empty text part (the API's own last chunk often looks like that):
+        google-genai yields a chunk whose `.text` is "", Gemini CLI skips it as content-free. The JSON-array
+        stream gets whitespace between elements, which is legal JSON."""
+        if not self._sse:
+            return b"\r\n"
+        meta = self._chunks.meta
+        chunk = {"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "index": 0}],
+                 "modelVersion": meta.model, "responseId": meta.id}
+        return b"data: " + orjson.dumps(chunk) + b"\r\n\r\n"
 
     def fail(self, error: GatewayError) -> bytes:
         if self._closed or self._chunks.finished and self._sse:
