@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 # Events that say nothing yet about whether the turn will work.
 PRELUDE_TYPES = frozenset({"response.created", "response.in_progress", "response.queued", "codex.rate_limits",
                            "response.metadata", "codex.response.metadata"})
+# Failures that are the client's own request, relayed at once and never tried on another account: RELAY, and
+# REPLAY once it reaches the dispatcher — the transport resends the full history itself when a chained turn
+# lost its chain, so a "lost chain" answer here came for the full history (e.g. "No tool output found for
+# function call …": the client's history has a call without its output). Another account would say the same.
+CLIENT_MISTAKES = frozenset({Action.RELAY, Action.REPLAY})
 MAX_ACCOUNTS_TRIED = 8
 SAME_ACCOUNT_RETRIES = 2  # transient 5xx / transport errors, before moving on (1 s, 2 s)
 BUSY_GRACE_SECONDS = 0.5  # how long a turn waits for its conversation's socket before opening its own
@@ -264,7 +269,7 @@ class Dispatcher:
                         continue
                     if event.type in ("error", "response.failed"):
                         failure = classify_event(event, now=self.now())
-                        if failure.action is not Action.RELAY:
+                        if failure.action not in CLIENT_MISTAKES:
                             raise UpstreamFailed(failure)
                         raise failure.to_gateway_error(self.now())
                     return buffered
@@ -283,7 +288,7 @@ class Dispatcher:
             return True
         if failure.action is Action.REFRESH and attempt <= SAME_ACCOUNT_RETRIES:
             return await lease.mark_token_invalid()
-        if failure.action is Action.RELAY:
+        if failure.action in CLIENT_MISTAKES:
             raise failure.to_gateway_error(self.now())
         await self.account_failed(lease, failure)
         return False
@@ -334,7 +339,7 @@ class Dispatcher:
                                          conversation.thread, TurnContext.new(), request,
                                          self.catalog.traits(request["model"]))
                 except UpstreamFailed as exc:
-                    if exc.failure.action is Action.RELAY:
+                    if exc.failure.action in CLIENT_MISTAKES:
                         raise exc.failure.to_gateway_error(self.now()) from None
                     await self.account_failed(lease, exc.failure)
                     last_error = exc.failure.to_gateway_error(self.now())
