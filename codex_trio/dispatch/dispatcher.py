@@ -241,8 +241,7 @@ class Dispatcher:
                     raise _TryAnother(lease.account.id, exc.failure.to_gateway_error(self.now())) from None
                 except UpstreamError as exc:
                     await stream.aclose()
-                    error = GatewayError(502, f"Could not reach the upstream: {exc}", ErrorKind.UPSTREAM,
-                                         code="upstream_unreachable")
+                    error = unreachable(exc, lease.account.id)
                     if attempt < SAME_ACCOUNT_RETRIES:
                         await trio.sleep(attempt + 1)
                         continue
@@ -344,13 +343,32 @@ class Dispatcher:
                     await self.account_failed(lease, exc.failure)
                     last_error = exc.failure.to_gateway_error(self.now())
                 except UpstreamError as exc:
-                    last_error = GatewayError(502, f"Could not reach the upstream: {exc}", ErrorKind.UPSTREAM,
-                                              code="upstream_unreachable")
+                    last_error = unreachable(exc, account.id)
                 excluded.add(account.id)
         raise last_error or GatewayError(503, "No account could serve the request.", ErrorKind.OVERLOADED)
 
     async def close(self) -> None:
         await self.conversations.close_all()
+
+
+# What a client is told when the connection to the backend fails, by the transport's error class. The
+# transport's own text (TLS library wording, with links to its manual) says nothing a client can act on: it
+# goes to the log.
+_TRANSPORT_FAILURES = {
+    "connect": "Could not connect to the upstream; check the network and the account's egress proxy.",
+    "tls": "The secure connection to the upstream failed; check the network, the egress proxy and tls.ca_file.",
+    "timeout": "The upstream did not answer in time.",
+    "proxy": "The egress proxy failed to reach the upstream; check the account's proxy settings.",
+}
+_TRANSPORT_FAILURE = "The connection to the upstream broke before the response started."
+
+
+def unreachable(exc: UpstreamError, account_id: str) -> GatewayError:
+    """A transport failure before the turn started, as the client sees it (the detail is logged)."""
+    log.warning("account %s: upstream connection failed (%s): %s", account_id, exc.kind, exc)
+    message = _TRANSPORT_FAILURES.get(exc.kind, _TRANSPORT_FAILURE)
+    return GatewayError(502, f"{message} Retry the request; the gateway log has the details.", ErrorKind.UPSTREAM,
+                        code="upstream_unreachable")
 
 
 class _TryAnother(Exception):
