@@ -29,6 +29,7 @@ import orjson
 
 from codex_trio.errors import ErrorKind, GatewayError, invalid_request
 from codex_trio.protocols.failures import error_from_failed, premature_close
+from codex_trio.protocols.generated_images import image_markdown
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.protocols.schema import (
     OPT_TUPLE_SCHEMA,
@@ -58,6 +59,8 @@ DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 # upstream prompt cache, and it means nothing to the model.
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
 REASONING_SIGNATURE_PREFIX = "ctr1."
+IMAGE_TOOL = "image_generation"
+OPT_TOOL_NAMES = "tool_names"  # Turn.options: the names of the client's own tools
 
 # ---- shared helpers (also used by gemini.py) --------------------------------------------------------------
 
@@ -450,6 +453,7 @@ def parse_request(body: bytes, *, session_id: str | None = None, count_only: boo
     items = builder.items or [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": ""}]}]
 
     tools, hosted_names = _convert_tools(data.get("tools"))
+    options: dict[str, Any] = {OPT_TOOL_NAMES: [t["name"] for t in tools if t.get("type") == "function"]}
     request: dict[str, Any] = {"model": model, "instructions": instructions, "input": items, "tools": tools,
                                "tool_choice": "auto", "parallel_tool_calls": True}
     if data.get("tool_choice") is not None:
@@ -458,7 +462,6 @@ def parse_request(body: bytes, *, session_id: str | None = None, count_only: boo
             request["parallel_tool_calls"] = parallel
 
     effort, expose = _thinking(data.get("thinking"), data.get("output_config"))
-    options: dict[str, Any] = {}
     output_format = _output_format(data, options)
     if output_format is not None:
         request["text"] = {"format": output_format}
@@ -501,6 +504,7 @@ class _Blocks:
     started: bool = False
     finished: bool = False
     saw_tool: bool = False
+    saw_text: bool = False
     next_index: int = 0
     text_index: int | None = None
     thinking_index: int | None = None
@@ -510,6 +514,7 @@ class _Blocks:
     tool_deltas: set[str] = field(default_factory=set)  # call ids that streamed argument deltas
     open_tools: set[str] = field(default_factory=set)
     custom_calls: set[str] = field(default_factory=set)
+    images: set[str] = field(default_factory=set)  # generated images already delivered as text
     held_text: list[str] = field(default_factory=list)  # structured output waiting for `restore_tuples`
     stops: StopScanner = field(init=False)
 
@@ -549,6 +554,7 @@ class _Blocks:
     def _text(self, text: str) -> list[dict[str, Any]]:
         if not text:
             return []
+        self.saw_text = True
         out = self._close_thinking()
         if self.text_index is None:
             self.text_index, opening = self._open({"type": "text", "text": ""})
@@ -635,10 +641,18 @@ class _Blocks:
         return out
 
     def _image(self, event: ImageGenerated) -> list[dict[str, Any]]:
-        # Anthropic has no assistant image block: the image arrives as a call of the image_generation tool.
-        if event.item_id in self.tools:
+        """Anthropic has no assistant image block, and the hosted image tool is none the client declared (a
+        call of an undeclared tool is an error to Claude Code): the image is markdown text with a data URI,
+        as on the Chat path. Only a client that declared a tool of that name, with `images_as_markdown`
+        off, gets the image as a call of it."""
+        if event.item_id in self.tools or event.item_id in self.images:
             return []
-        out = self._start_tool(event.item_id, "image_generation", "function")
+        self.images.add(event.item_id)
+        if self.turn.inline_images or IMAGE_TOOL not in self.turn.options.get(OPT_TOOL_NAMES, ()):
+            held = self.stops.flush()
+            separator = "\n\n" if self.saw_text or held else ""
+            return self._text(held + separator + image_markdown(event))
+        out = self._start_tool(event.item_id, IMAGE_TOOL, "function")
         index = self.tools[event.item_id]
         arguments = {"result": event.result_b64, "output_format": event.output_format}
         if event.revised_prompt:
@@ -764,6 +778,48 @@ def _collect(blocks: _Blocks, event: NormalizedEvent) -> list[dict[str, Any]]:
     if isinstance(event, Failed):
         raise error_from_failed(event)
     return blocks.feed(event)
+
+
+# ---- models ----------------------------------------------------------------------------------------------
+
+MODEL_PAGE_DEFAULT = 20
+MODEL_PAGE_MAX = 1000
+
+
+def model_info(model_id: str, display_name: str | None, created_at: str) -> dict[str, Any]:
+    """One `ModelInfo` (`GET /v1/models/{id}`). `created_at` is an RFC 3339 time (the API allows an epoch
+    value when the release date is unknown)."""
+    return {"type": "model", "id": model_id, "display_name": display_name or model_id, "created_at": created_at}
+
+
+def model_page(infos: list[dict[str, Any]], *, limit: str | None = None, after_id: str | None = None,
+               before_id: str | None = None) -> dict[str, Any]:
+    """`GET /v1/models` for Anthropic clients: a page of `ModelInfo`s with Anthropic's cursor fields
+    (`limit` 1–1000, default 20; `after_id` / `before_id` name the model the page starts after / ends before)."""
+    size = MODEL_PAGE_DEFAULT
+    if limit is not None:
+        try:
+            size = int(limit)
+        except ValueError:
+            size = 0
+        if not 1 <= size <= MODEL_PAGE_MAX:
+            raise _fail(f"must be an integer from 1 to {MODEL_PAGE_MAX}", "limit")
+    ids = [info["id"] for info in infos]
+    start, end = 0, len(infos)
+    for cursor, param in ((after_id, "after_id"), (before_id, "before_id")):
+        if cursor is not None and cursor not in ids:
+            raise _fail(f"no model with id {cursor!r}", param)
+    if before_id is not None:
+        end = ids.index(before_id)
+        start = max(0, end - size)
+        has_more = start > 0
+    else:
+        start = ids.index(after_id) + 1 if after_id is not None else 0
+        end = min(len(infos), start + size)
+        has_more = end < len(infos)
+    data = infos[start:end]
+    return {"data": data, "has_more": has_more, "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None}
 
 
 # ---- errors ----------------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 from quart import Response, request
 
 from ..protocols import anthropic, gemini
+from ..protocols.stops import early_stops
 from ..protocols.token_count import count_anthropic, count_gemini
 from .api import json_response
-from ..protocols.stops import early_stops
 from .pipeline import collect, stream_response
 from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
 
@@ -45,6 +45,7 @@ def register_anthropic(app: Any, gateway: "Gateway") -> None:
     @app.post("/v1/messages")
     async def messages() -> Response:
         turn = anthropic.parse_request(await body_bytes(), session_id=request.headers.get("x-claude-code-session-id"))
+        turn.inline_images = gateway.config.settings.model.images_as_markdown
         resolved = resolve(gateway, turn, fallback_to_default=True)
         meta = meta_for("msg_", resolved.display_name)
         upstream = await open_turn(gateway, turn)

@@ -11,13 +11,13 @@ from quart import Response, request
 
 from ..errors import GatewayError
 from ..protocols import cors, ollama
+from ..protocols.stops import early_stops
 from ..routing.models import ResolvedModel
 from ..turn import Turn
 from ..upstream.body import reasoning_effort_of
 from ..upstream.events import Completed, NormalizedEvent, TextDelta
 from .api import json_response
 from .openai_routes import register_openai
-from ..protocols.stops import early_stops
 from .pipeline import collect, stream_response
 from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
 
