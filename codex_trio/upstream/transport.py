@@ -311,7 +311,10 @@ class CodexWebSocket:
                 # the backend is still generating, and this socket's state is unknown. Dropping the socket is
                 # how a turn is cancelled upstream (the protocol has no cancel frame); no wait for a close reply.
                 self.chain.close()
-                await self._ws.close(timeout=0)
+                try:
+                    await self._ws.close(timeout=0)
+                except UpstreamError:
+                    pass  # it was already broken: the original failure is what counts
             raise
 
 
