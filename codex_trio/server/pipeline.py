@@ -42,14 +42,18 @@ class StreamEncoder(Protocol):
 def encode_batch(batch: list[CodexEvent], normalizer: EventNormalizer, encoder: StreamEncoder,
                  raw: Callable[[CodexEvent], bytes] | None) -> bytes:
     """One upstream batch → one client write. With `raw`, events are relayed (Responses passthrough) but
-    still normalized, so the terminal event is tracked the same way for every protocol."""
+    still normalized, so the terminal event is tracked the same way for every protocol. Nothing after a stop
+    sequence reaches the encoder (not even a failure the cancelled turn would have had)."""
     out = []
     for event in batch:
         normalized = normalizer.feed(event)
         if raw is not None:
             out.append(raw(event))
-        else:
-            out.extend(encoder.feed(item) for item in normalized)
+            continue
+        for item in normalized:
+            if encoder.stopped:
+                return b"".join(out)
+            out.append(encoder.feed(item))
     return b"".join(out)
 
 
@@ -97,9 +101,10 @@ async def collect(upstream: "UpstreamTurn", stop_sequences: list[str] | None = N
         async for batch in upstream.batches():
             for event in batch:
                 raw.append(event)
-                normalized = normalizer.feed(event)
-                events.extend(normalized)
-                for item in normalized:
+                for item in normalizer.feed(event):
+                    if stops.hit:
+                        break  # the rest is what a cancelled turn would have said
+                    events.append(item)
                     if isinstance(item, TextDelta):
                         stops.feed(item.delta)
             if normalizer.terminal is not None or stops.hit:
