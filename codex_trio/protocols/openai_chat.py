@@ -28,8 +28,8 @@ import orjson
 
 from codex_trio.errors import ErrorKind, GatewayError, invalid_request, status_to_kind
 from codex_trio.protocols import images
-from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.protocols.generated_images import image_arguments, image_markdown
+from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, prepare_schema, restore_tuples, text_format
 from codex_trio.protocols.stops import StopScanner, apply_stops
 from codex_trio.turn import Turn
