@@ -120,8 +120,10 @@ class ModelSettings(Section):
     system_prompt_strategy: Literal["instructions", "developer_inline", "system_inline"] = Field(
         "instructions", description="Where the client's system prompt goes: the instructions field, or an inline "
                                     "developer/system message.")
-    images_as_markdown: bool = Field(True, description="On Chat Completions, return generated images as a markdown "
-                                                       "data-URI image in the assistant content.")
+    images_as_markdown: bool = Field(True, description="On Chat Completions and Anthropic Messages, return generated "
+                                                       "images as a markdown data-URI image in the assistant text "
+                                                       "(off: as a call of an image_generation tool, on Anthropic "
+                                                       "only when the client declared one).")
 
     @field_validator("aliases")
     @classmethod

@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 # Events that say nothing yet about whether the turn will work.
 PRELUDE_TYPES = frozenset({"response.created", "response.in_progress", "response.queued", "codex.rate_limits",
                            "response.metadata", "codex.response.metadata"})
+# Failures that are the client's own request, relayed at once and never tried on another account: RELAY, and
+# REPLAY once it reaches the dispatcher — the transport resends the full history itself when a chained turn
+# lost its chain, so a "lost chain" answer here came for the full history (e.g. "No tool output found for
+# function call …": the client's history has a call without its output). Another account would say the same.
+CLIENT_MISTAKES = frozenset({Action.RELAY, Action.REPLAY})
 MAX_ACCOUNTS_TRIED = 8
 SAME_ACCOUNT_RETRIES = 2  # transient 5xx / transport errors, before moving on (1 s, 2 s)
 BUSY_GRACE_SECONDS = 0.5  # how long a turn waits for its conversation's socket before opening its own
@@ -236,8 +241,7 @@ class Dispatcher:
                     raise _TryAnother(lease.account.id, exc.failure.to_gateway_error(self.now())) from None
                 except UpstreamError as exc:
                     await stream.aclose()
-                    error = GatewayError(502, f"Could not reach the upstream: {exc}", ErrorKind.UPSTREAM,
-                                         code="upstream_unreachable")
+                    error = unreachable(exc, lease.account.id)
                     if attempt < SAME_ACCOUNT_RETRIES:
                         await trio.sleep(attempt + 1)
                         continue
@@ -264,7 +268,7 @@ class Dispatcher:
                         continue
                     if event.type in ("error", "response.failed"):
                         failure = classify_event(event, now=self.now())
-                        if failure.action is not Action.RELAY:
+                        if failure.action not in CLIENT_MISTAKES:
                             raise UpstreamFailed(failure)
                         raise failure.to_gateway_error(self.now())
                     return buffered
@@ -283,7 +287,7 @@ class Dispatcher:
             return True
         if failure.action is Action.REFRESH and attempt <= SAME_ACCOUNT_RETRIES:
             return await lease.mark_token_invalid()
-        if failure.action is Action.RELAY:
+        if failure.action in CLIENT_MISTAKES:
             raise failure.to_gateway_error(self.now())
         await self.account_failed(lease, failure)
         return False
@@ -334,18 +338,37 @@ class Dispatcher:
                                          conversation.thread, TurnContext.new(), request,
                                          self.catalog.traits(request["model"]))
                 except UpstreamFailed as exc:
-                    if exc.failure.action is Action.RELAY:
+                    if exc.failure.action in CLIENT_MISTAKES:
                         raise exc.failure.to_gateway_error(self.now()) from None
                     await self.account_failed(lease, exc.failure)
                     last_error = exc.failure.to_gateway_error(self.now())
                 except UpstreamError as exc:
-                    last_error = GatewayError(502, f"Could not reach the upstream: {exc}", ErrorKind.UPSTREAM,
-                                              code="upstream_unreachable")
+                    last_error = unreachable(exc, account.id)
                 excluded.add(account.id)
         raise last_error or GatewayError(503, "No account could serve the request.", ErrorKind.OVERLOADED)
 
     async def close(self) -> None:
         await self.conversations.close_all()
+
+
+# What a client is told when the connection to the backend fails, by the transport's error class. The
+# transport's own text (TLS library wording, with links to its manual) says nothing a client can act on: it
+# goes to the log.
+_TRANSPORT_FAILURES = {
+    "connect": "Could not connect to the upstream; check the network and the account's egress proxy.",
+    "tls": "The secure connection to the upstream failed; check the network, the egress proxy and tls.ca_file.",
+    "timeout": "The upstream did not answer in time.",
+    "proxy": "The egress proxy failed to reach the upstream; check the account's proxy settings.",
+}
+_TRANSPORT_FAILURE = "The connection to the upstream broke before the response started."
+
+
+def unreachable(exc: UpstreamError, account_id: str) -> GatewayError:
+    """A transport failure before the turn started, as the client sees it (the detail is logged)."""
+    log.warning("account %s: upstream connection failed (%s): %s", account_id, exc.kind, exc)
+    message = _TRANSPORT_FAILURES.get(exc.kind, _TRANSPORT_FAILURE)
+    return GatewayError(502, f"{message} Retry the request; the gateway log has the details.", ErrorKind.UPSTREAM,
+                        code="upstream_unreachable")
 
 
 class _TryAnother(Exception):

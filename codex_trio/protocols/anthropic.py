@@ -13,7 +13,8 @@ block whose signature decodes becomes a `reasoning` input item again, so the mod
 across turns. Signatures we did not mint (real Anthropic ones) cannot be replayed upstream and are dropped.
 
 A few helpers here are protocol-neutral and shared with `gemini.py` (signature codec, effort from a thinking
-budget, the stop-sequence filter, `structured_format` over protocols/schema.py, and `error_from_failed`).
+budget, `structured_format` over protocols/schema.py); stop sequences and upstream failures have their own
+shared modules (stops.py, failures.py).
 Structured output whose schema has tuples is held back and sent once, through `restore_tuples`.
 """
 
@@ -26,7 +27,9 @@ from typing import Any, Iterable
 
 import orjson
 
-from codex_trio.errors import ErrorKind, GatewayError, invalid_request, status_to_kind
+from codex_trio.errors import ErrorKind, GatewayError, invalid_request
+from codex_trio.protocols.failures import error_from_failed, premature_close
+from codex_trio.protocols.generated_images import image_markdown
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.protocols.schema import (
     OPT_TUPLE_SCHEMA,
@@ -35,6 +38,7 @@ from codex_trio.protocols.schema import (
     restore_tuples,
     text_format,
 )
+from codex_trio.protocols.stops import StopScanner
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import (
     Completed,
@@ -55,6 +59,8 @@ DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 # upstream prompt cache, and it means nothing to the model.
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
 REASONING_SIGNATURE_PREFIX = "ctr1."
+IMAGE_TOOL = "image_generation"
+OPT_TOOL_NAMES = "tool_names"  # Turn.options: the names of the client's own tools
 
 # ---- shared helpers (also used by gemini.py) --------------------------------------------------------------
 
@@ -92,71 +98,6 @@ def effort_from_budget(budget: int | None) -> str | None:
     if budget < 20000:
         return "high"
     return "xhigh"
-
-
-def error_from_failed(failed: Failed) -> GatewayError:
-    """A terminal upstream failure as a GatewayError, so each protocol can render its own error object."""
-    code = failed.code.lower()
-    if code == "server_is_overloaded":
-        status = 503
-    elif code == "server_error":
-        status = 500
-    elif "context_length" in code or "invalid_request" in code or "not_found" in code:
-        status = 400
-    elif "rate_limit" in code or "usage_limit" in code:
-        status = 429
-    elif "unauthorized" in code or "invalid_api_key" in code:
-        status = 401
-    elif "forbidden" in code or "banned" in code:
-        status = 403
-    else:
-        status = 502
-    return GatewayError(status, failed.message, status_to_kind(status), code=failed.code)
-
-
-class StopSequenceFilter:
-    """Enforces stop sequences on streamed text, which the backend cannot do.
-
-    Text that could be the start of a stop sequence is held back until the next delta decides it; once a stop
-    sequence appears, everything before it is released and all later text is discarded.
-    """
-
-    def __init__(self, stop_sequences: list[str]) -> None:
-        self._stops = [s for s in stop_sequences if s]
-        self._pending = ""
-        self.matched: str | None = None
-
-    def feed(self, delta: str) -> str:
-        if self.matched is not None:
-            return ""
-        if not self._stops:
-            return delta
-        text = self._pending + delta
-        hit_at, hit = -1, None
-        for stop in self._stops:
-            at = text.find(stop)
-            if at != -1 and (hit_at == -1 or at < hit_at):
-                hit_at, hit = at, stop
-        if hit is not None:
-            self.matched, self._pending = hit, ""
-            return text[:hit_at]
-        keep = 0
-        for stop in self._stops:
-            for size in range(min(len(stop) - 1, len(text)), keep, -1):
-                if text.endswith(stop[:size]):
-                    keep = size
-                    break
-        self._pending = text[len(text) - keep:] if keep else ""
-        return text[:len(text) - keep] if keep else text
-
-    def flush(self) -> str:
-        pending, self._pending = self._pending, ""
-        return "" if self.matched is not None else pending
-
-
-def premature_close() -> GatewayError:
-    return GatewayError(502, "The upstream response ended before it was complete; please retry.",
-                        ErrorKind.UPSTREAM, code="premature_close")
 
 
 def parse_json_object(text: str) -> dict[str, Any]:
@@ -512,6 +453,7 @@ def parse_request(body: bytes, *, session_id: str | None = None, count_only: boo
     items = builder.items or [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": ""}]}]
 
     tools, hosted_names = _convert_tools(data.get("tools"))
+    options: dict[str, Any] = {OPT_TOOL_NAMES: [t["name"] for t in tools if t.get("type") == "function"]}
     request: dict[str, Any] = {"model": model, "instructions": instructions, "input": items, "tools": tools,
                                "tool_choice": "auto", "parallel_tool_calls": True}
     if data.get("tool_choice") is not None:
@@ -520,7 +462,6 @@ def parse_request(body: bytes, *, session_id: str | None = None, count_only: boo
             request["parallel_tool_calls"] = parallel
 
     effort, expose = _thinking(data.get("thinking"), data.get("output_config"))
-    options: dict[str, Any] = {}
     output_format = _output_format(data, options)
     if output_format is not None:
         request["text"] = {"format": output_format}
@@ -563,6 +504,7 @@ class _Blocks:
     started: bool = False
     finished: bool = False
     saw_tool: bool = False
+    saw_text: bool = False
     next_index: int = 0
     text_index: int | None = None
     thinking_index: int | None = None
@@ -572,11 +514,12 @@ class _Blocks:
     tool_deltas: set[str] = field(default_factory=set)  # call ids that streamed argument deltas
     open_tools: set[str] = field(default_factory=set)
     custom_calls: set[str] = field(default_factory=set)
+    images: set[str] = field(default_factory=set)  # generated images already delivered as text
     held_text: list[str] = field(default_factory=list)  # structured output waiting for `restore_tuples`
-    stops: StopSequenceFilter = field(init=False)
+    stops: StopScanner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.stops = StopSequenceFilter(self.turn.stop_sequences)
+        self.stops = StopScanner(self.turn.stop_sequences)
         self.tuple_schema = self.turn.options.get(OPT_TUPLE_SCHEMA)
 
     def start(self) -> list[dict[str, Any]]:
@@ -611,6 +554,7 @@ class _Blocks:
     def _text(self, text: str) -> list[dict[str, Any]]:
         if not text:
             return []
+        self.saw_text = True
         out = self._close_thinking()
         if self.text_index is None:
             self.text_index, opening = self._open({"type": "text", "text": ""})
@@ -697,10 +641,18 @@ class _Blocks:
         return out
 
     def _image(self, event: ImageGenerated) -> list[dict[str, Any]]:
-        # Anthropic has no assistant image block: the image arrives as a call of the image_generation tool.
-        if event.item_id in self.tools:
+        """Anthropic has no assistant image block, and the hosted image tool is none the client declared (a
+        call of an undeclared tool is an error to Claude Code): the image is markdown text with a data URI,
+        as on the Chat path. Only a client that declared a tool of that name, with `images_as_markdown`
+        off, gets the image as a call of it."""
+        if event.item_id in self.tools or event.item_id in self.images:
             return []
-        out = self._start_tool(event.item_id, "image_generation", "function")
+        self.images.add(event.item_id)
+        if self.turn.inline_images or IMAGE_TOOL not in self.turn.options.get(OPT_TOOL_NAMES, ()):
+            held = self.stops.flush()
+            separator = "\n\n" if self.saw_text or held else ""
+            return self._text(held + separator + image_markdown(event))
+        out = self._start_tool(event.item_id, IMAGE_TOOL, "function")
         index = self.tools[event.item_id]
         arguments = {"result": event.result_b64, "output_format": event.output_format}
         if event.revised_prompt:
@@ -826,6 +778,48 @@ def _collect(blocks: _Blocks, event: NormalizedEvent) -> list[dict[str, Any]]:
     if isinstance(event, Failed):
         raise error_from_failed(event)
     return blocks.feed(event)
+
+
+# ---- models ----------------------------------------------------------------------------------------------
+
+MODEL_PAGE_DEFAULT = 20
+MODEL_PAGE_MAX = 1000
+
+
+def model_info(model_id: str, display_name: str | None, created_at: str) -> dict[str, Any]:
+    """One `ModelInfo` (`GET /v1/models/{id}`). `created_at` is an RFC 3339 time (the API allows an epoch
+    value when the release date is unknown)."""
+    return {"type": "model", "id": model_id, "display_name": display_name or model_id, "created_at": created_at}
+
+
+def model_page(infos: list[dict[str, Any]], *, limit: str | None = None, after_id: str | None = None,
+               before_id: str | None = None) -> dict[str, Any]:
+    """`GET /v1/models` for Anthropic clients: a page of `ModelInfo`s with Anthropic's cursor fields
+    (`limit` 1–1000, default 20; `after_id` / `before_id` name the model the page starts after / ends before)."""
+    size = MODEL_PAGE_DEFAULT
+    if limit is not None:
+        try:
+            size = int(limit)
+        except ValueError:
+            size = 0
+        if not 1 <= size <= MODEL_PAGE_MAX:
+            raise _fail(f"must be an integer from 1 to {MODEL_PAGE_MAX}", "limit")
+    ids = [info["id"] for info in infos]
+    start, end = 0, len(infos)
+    for cursor, param in ((after_id, "after_id"), (before_id, "before_id")):
+        if cursor is not None and cursor not in ids:
+            raise _fail(f"no model with id {cursor!r}", param)
+    if before_id is not None:
+        end = ids.index(before_id)
+        start = max(0, end - size)
+        has_more = start > 0
+    else:
+        start = ids.index(after_id) + 1 if after_id is not None else 0
+        end = min(len(infos), start + size)
+        has_more = end < len(infos)
+    data = infos[start:end]
+    return {"data": data, "has_more": has_more, "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None}
 
 
 # ---- errors ----------------------------------------------------------------------------------------------

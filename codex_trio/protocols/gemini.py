@@ -28,19 +28,18 @@ import orjson
 from codex_trio.errors import ErrorKind, GatewayError, invalid_request
 from codex_trio.protocols.anthropic import (
     DEFAULT_INSTRUCTIONS,
-    StopSequenceFilter,
     decode_reasoning_signature,
     effort_from_budget,
     encode_reasoning_signature,
-    error_from_failed,
     function_tool,
     load_json_object,
     parse_json_object,
-    premature_close,
     structured_format,
 )
+from codex_trio.protocols.failures import error_from_failed, premature_close
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, restore_tuples
+from codex_trio.protocols.stops import StopScanner
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import (
     Completed,
@@ -410,10 +409,10 @@ class _Chunks:
     finished: bool = False
     signature: str | None = None  # reasoning waiting to ride on the next part
     held_text: list[str] = field(default_factory=list)  # structured output waiting for `restore_tuples`
-    stops: StopSequenceFilter = field(init=False)
+    stops: StopScanner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.stops = StopSequenceFilter(self.turn.stop_sequences)
+        self.stops = StopScanner(self.turn.stop_sequences)
         self.tuple_schema = self.turn.options.get(OPT_TUPLE_SCHEMA)
 
     def chunk(self, parts: list[dict[str, Any]], finish: str | None = None,
@@ -514,8 +513,18 @@ class StreamEncoder:
         return out + self._close() if self._chunks.finished and not self._sse else out
 
     def heartbeat(self) -> bytes:
-        # An SSE comment; the JSON array has no room for a no-op, whitespace between elements is legal JSON.
-        return b": ping\r\n\r\n" if self._sse else b"\r\n"
+        """What keeps a silent stream alive. The real API never sends an SSE comment, and Gemini clients break
+        on one: google-genai parses every non-`data:` line as JSON, and @google/genai (Gemini CLI) only ever
+        consumes `data: …` events at the start of its buffer, so any other bytes stall it for good. So the SSE
+        keep-alive is a real chunk with an empty text part (the API's own last chunk often looks like that):
+        google-genai yields a chunk whose `.text` is "", Gemini CLI skips it as content-free. The JSON-array
+        stream gets whitespace between elements, which is legal JSON."""
+        if not self._sse:
+            return b"\r\n"
+        meta = self._chunks.meta
+        chunk = {"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "index": 0}],
+                 "modelVersion": meta.model, "responseId": meta.id}
+        return b"data: " + orjson.dumps(chunk) + b"\r\n\r\n"
 
     def fail(self, error: GatewayError) -> bytes:
         if self._closed or self._chunks.finished and self._sse:

@@ -37,7 +37,9 @@ from ..upstream.events import (
     ToolCallDone,
     Usage,
 )
+from .failures import premature_close
 from .meta import ResponseMeta
+from .stops import StopScanner
 
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
 DEFAULT_VERSION = "0.13.5"  # codex --oss refuses an Ollama older than 0.13.4
@@ -437,42 +439,6 @@ def parse_request(body: bytes, *, endpoint: str = "chat") -> Turn:
 # ---- replies -------------------------------------------------------------------------------------------
 
 
-class _StopScanner:
-    """Cuts text at the first stop sequence even when it spans several deltas.
-
-    Text that could be the start of a stop sequence is held back until the next delta decides it.
-    """
-
-    def __init__(self, stops: Iterable[str]) -> None:
-        self.stops = [s for s in stops if s]
-        self.held = ""
-        self.hit = False
-
-    def push(self, text: str) -> str:
-        if self.hit:
-            return ""
-        if not self.stops:
-            return text
-        buffer = self.held + text
-        found = [i for i in (buffer.find(s) for s in self.stops) if i >= 0]
-        if found:
-            self.hit = True
-            self.held = ""
-            return buffer[:min(found)]
-        keep = 0
-        for stop in self.stops:
-            for length in range(min(len(stop) - 1, len(buffer)), keep, -1):
-                if buffer.endswith(stop[:length]):
-                    keep = length
-                    break
-        self.held = buffer[len(buffer) - keep:]
-        return buffer[:len(buffer) - keep]
-
-    def flush(self) -> str:
-        held, self.held = self.held, ""
-        return "" if self.hit else held
-
-
 def _arguments_object(arguments: str) -> dict[str, Any]:
     """Ollama carries tool arguments as a JSON object; the backend sends a JSON string.
 
@@ -530,7 +496,7 @@ class StreamEncoder:
         self.model = meta.model
         self.expose_reasoning = turn.expose_reasoning
         self.created_at = iso_timestamp(meta.created)
-        self.scanner = _StopScanner(turn.stop_sequences)
+        self.scanner = StopScanner(turn.stop_sequences)
         self.tool_calls = 0
         self.finished = False
         self.streamed_items: set[str] = set()  # message items whose text came as deltas
@@ -578,13 +544,13 @@ class StreamEncoder:
             self.created_at = now_iso
         if isinstance(event, TextDelta):
             self.streamed_items.add(event.item_id)
-            text = self.scanner.push(event.delta)
+            text = self.scanner.feed(event.delta)
             return self._line(content=text) if text else b""
         if isinstance(event, OutputItemDone):
             # The backend may send a message only as a finished item, without deltas.
             if event.item.get("id") in self.streamed_items:
                 return b""
-            text = self.scanner.push(_message_text(event.item))
+            text = self.scanner.feed(_message_text(event.item))
             return self._line(content=text) if text else b""
         if isinstance(event, ReasoningDelta):
             if not self.expose_reasoning or self.scanner.hit:
@@ -622,8 +588,7 @@ class StreamEncoder:
             self.created_at = now_iso
         if self.scanner.hit:
             return self._done(None, timings)
-        return self.fail(GatewayError(502, "upstream stream ended before the response was complete",
-                                      ErrorKind.UPSTREAM, code="premature_close"))
+        return self.fail(premature_close())
 
 
 def _tool_call(event: ToolCallDone, index: int) -> dict[str, Any]:
@@ -635,7 +600,7 @@ def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: Respons
                     now_iso: str | None = None, timings: Timings | None = None) -> dict[str, Any]:
     """The `stream:false` reply from the collected events. Raises `GatewayError` if the backend failed."""
     chat = turn.options.get("endpoint", "chat") != "generate"
-    scanner = _StopScanner(turn.stop_sequences)
+    scanner = StopScanner(turn.stop_sequences)
     text: list[str] = []
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
@@ -644,9 +609,9 @@ def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: Respons
     for event in events:
         if isinstance(event, TextDelta):
             streamed_items.add(event.item_id)
-            text.append(scanner.push(event.delta))
+            text.append(scanner.feed(event.delta))
         elif isinstance(event, OutputItemDone) and event.item.get("id") not in streamed_items:
-            text.append(scanner.push(_message_text(event.item)))
+            text.append(scanner.feed(_message_text(event.item)))
         elif isinstance(event, ReasoningDelta) and turn.expose_reasoning and not scanner.hit:
             thinking.append(event.delta)
         elif isinstance(event, ToolCallDone) and chat and not scanner.hit:
@@ -657,8 +622,7 @@ def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: Respons
         elif isinstance(event, Failed):
             raise _upstream_error(event)
     if completed is None and not scanner.hit:
-        raise GatewayError(502, "upstream stream ended before the response was complete", ErrorKind.UPSTREAM,
-                           code="premature_close")
+        raise premature_close()
     text.append(scanner.flush())
     body: dict[str, Any] = {"model": meta.model, "created_at": now_iso or iso_timestamp(meta.created)}
     if chat:

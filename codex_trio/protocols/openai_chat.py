@@ -28,8 +28,10 @@ import orjson
 
 from codex_trio.errors import ErrorKind, GatewayError, invalid_request, status_to_kind
 from codex_trio.protocols import images
+from codex_trio.protocols.generated_images import image_arguments, image_markdown
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, prepare_schema, restore_tuples, text_format
+from codex_trio.protocols.stops import StopScanner, apply_stops
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import (
     Completed, Failed, ImageGenerated, NormalizedEvent, OutputItemDone, ReasoningDelta, TextDelta, ToolCallDelta,
@@ -473,54 +475,6 @@ def parse_request(body: bytes, *, custom_as_function: bool = False) -> Turn:
                 stop_sequences=stops, options=options)
 
 
-# ---- stop sequences -------------------------------------------------------------------------------------------
-
-class StopScanner:
-    """Cuts text at the first stop sequence, across deltas, holding back only what could start a stop sequence."""
-
-    __slots__ = ("_stops", "_firsts", "_prefixes", "_longest", "_held", "hit")
-
-    def __init__(self, stops: Iterable[str]) -> None:
-        self._stops = tuple(s for s in stops if s)
-        self._firsts = tuple({s[0] for s in self._stops})
-        self._prefixes = frozenset(s[:k] for s in self._stops for k in range(1, len(s)))
-        self._longest = max((len(s) for s in self._stops), default=0)
-        self._held = ""
-        self.hit = False
-
-    def feed(self, text: str) -> str:
-        """The part of `text` (plus what was held) that is safe to emit now."""
-        if self.hit:
-            return ""
-        if not self._held and not any(c in text for c in self._firsts):
-            return text  # fast path: nothing here can start a stop sequence
-        buffer = self._held + text
-        # Generation stops the moment a stop sequence is complete: the match that ends first wins (on a tie, the
-        # one that starts first), exactly as if the text had arrived one character at a time.
-        cut, cut_end = -1, -1
-        for stop in self._stops:
-            pos = buffer.find(stop)
-            if pos != -1:
-                end = pos + len(stop)
-                if cut == -1 or end < cut_end or (end == cut_end and pos < cut):
-                    cut, cut_end = pos, end
-        if cut != -1:
-            self.hit = True
-            self._held = ""
-            return buffer[:cut]
-        hold = 0
-        for k in range(min(self._longest - 1, len(buffer)), 0, -1):
-            if buffer[-k:] in self._prefixes:
-                hold = k
-                break
-        self._held = buffer[len(buffer) - hold:] if hold else ""
-        return buffer[: len(buffer) - hold]
-
-    def flush(self) -> str:
-        held, self._held = self._held, ""
-        return "" if self.hit else held
-
-
 # ---- shared helpers for the replies ---------------------------------------------------------------------------
 
 def usage_object(usage: Usage) -> dict[str, Any]:
@@ -544,18 +498,6 @@ def error_from_failure(failure: Failed) -> GatewayError:
     return GatewayError(status, failure.message, status_to_kind(status), code=failure.code)
 
 
-def image_markdown(image: ImageGenerated) -> str:
-    mime = {"jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}.get(image.output_format, "image/png")
-    return f"![image](data:{mime};base64,{image.result_b64})"
-
-
-def image_arguments(image: ImageGenerated) -> str:
-    payload: dict[str, Any] = {"result": image.result_b64}
-    if image.revised_prompt:
-        payload["revised_prompt"] = image.revised_prompt
-    return orjson.dumps(payload).decode()
-
-
 def message_text(item: dict[str, Any]) -> str:
     """The text of a finished assistant `message` item (for streams that sent it without deltas)."""
     if item.get("type") != "message" or not isinstance(item.get("content"), list):
@@ -564,8 +506,8 @@ def message_text(item: dict[str, Any]) -> str:
                    if isinstance(p, dict) and p.get("type") == "output_text" and isinstance(p.get("text"), str))
 
 
-def _finish_reason(completed: Completed, tool_calls: bool, stopped: bool) -> str:
-    if stopped:
+def _finish_reason(completed: Completed | None, tool_calls: bool, stopped: bool) -> str:
+    if stopped or completed is None:
         return "stop"
     if completed.incomplete_reason == "content_filter":
         return "content_filter"
@@ -610,6 +552,12 @@ class StreamEncoder:
     def finished(self) -> bool:
         """True once the stream has its terminal frames (the route may stop reading upstream)."""
         return self._finished
+
+    @property
+    def stopped(self) -> bool:
+        """A stop sequence ended the text: the route stops reading upstream (cancelling the turn) and calls
+        `finish()`, which ends the stream cleanly."""
+        return self._stopped()
 
     # -- frame builders --------------------------------------------------------------------------------------
 
@@ -747,7 +695,9 @@ class StreamEncoder:
                                   "function": {"name": "image_generation", "arguments": ""}})
                 + self._tool_delta({"index": index, "function": {"arguments": image_arguments(event)}}))
 
-    def _on_completed(self, event: Completed) -> bytes:
+    def _on_completed(self, event: Completed | None) -> bytes:
+        """The finish chunk (and usage). `event` is None when a stop sequence ended the turn before the
+        backend finished it: the turn was cancelled, so its usage is unknown (reported as zeros)."""
         out = b""
         if self._tuple_schema is not None and self._tuple_text:
             text = restore_tuples("".join(self._tuple_text), self._tuple_schema)
@@ -760,7 +710,8 @@ class StreamEncoder:
         out += (self._prefix + b'{},"logprobs":null,"finish_reason":"' + reason.encode() + b'"}]' + usage_tail
                 + b"}\n\n")
         if self._include_usage:
-            out += (b"data: " + self._head + b',"choices":[],"usage":' + orjson.dumps(usage_object(event.usage))
+            usage = event.usage if event is not None else Usage()
+            out += (b"data: " + self._head + b',"choices":[],"usage":' + orjson.dumps(usage_object(usage))
                     + b"}\n\n")
         self._finished = True
         return out + _DONE
@@ -777,9 +728,12 @@ class StreamEncoder:
         return self.start() + b"data: " + orjson.dumps(body) + b"\n\n" + _DONE
 
     def finish(self) -> bytes:
-        """Upstream ended: nothing to add after a terminal event; otherwise the stream was cut short."""
+        """Upstream ended: nothing to add after a terminal event; a stop sequence ends the stream cleanly;
+        otherwise the stream was cut short."""
         if self._finished:
             return b""
+        if self._stopped():
+            return self.start() + self._on_completed(None)
         return self.fail(GatewayError(502, "The upstream stream closed before the response was complete. Retry "
                                            "the request.", ErrorKind.UPSTREAM, code="stream_disconnected"))
 
@@ -828,18 +782,15 @@ def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: Respons
             break
         elif kind is Failed:
             raise error_from_failure(event)
-    if completed is None:
-        raise GatewayError(502, "The upstream stream closed before the response was complete. Retry the request.",
-                           ErrorKind.UPSTREAM, code="stream_disconnected")
     content = "".join(text)
     tuple_schema = turn.options.get(OPT_TUPLE_SCHEMA)
     if tuple_schema is not None and content:
         content = restore_tuples(content, tuple_schema)
-    stopped = False
-    if turn.stop_sequences:
-        scanner = StopScanner(turn.stop_sequences)
-        content = scanner.feed(content) + scanner.flush()
-        stopped = scanner.hit
+    content, matched = apply_stops(content, turn.stop_sequences)
+    stopped = matched is not None
+    if completed is None and not stopped:  # only a stop sequence may end a turn before the backend did
+        raise GatewayError(502, "The upstream stream closed before the response was complete. Retry the request.",
+                           ErrorKind.UPSTREAM, code="stream_disconnected")
     if stopped:
         calls = []
     message: dict[str, Any] = {"role": "assistant", "content": content or None, "refusal": None}
@@ -854,7 +805,7 @@ def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: Respons
         "model": meta.model,
         "choices": [{"index": 0, "message": message, "logprobs": None,
                      "finish_reason": _finish_reason(completed, bool(calls), stopped)}],
-        "usage": usage_object(completed.usage),
+        "usage": usage_object(completed.usage if completed is not None else Usage()),
     }
 
 

@@ -264,6 +264,11 @@ class StreamEncoder:
     def finished(self) -> bool:
         return self._finished
 
+    @property
+    def stopped(self) -> bool:
+        """The Responses API has no stop sequences: only the backend ends a turn."""
+        return False
+
     # -- core ------------------------------------------------------------------------------------------------
 
     def events(self, event: CodexEvent) -> list[dict[str, Any]]:

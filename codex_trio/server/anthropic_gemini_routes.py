@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from quart import Response, request
 
 from ..protocols import anthropic, gemini
+from ..protocols.stops import early_stops
 from ..protocols.token_count import count_anthropic, count_gemini
 from .api import json_response
 from .pipeline import collect, stream_response
@@ -44,12 +45,13 @@ def register_anthropic(app: Any, gateway: "Gateway") -> None:
     @app.post("/v1/messages")
     async def messages() -> Response:
         turn = anthropic.parse_request(await body_bytes(), session_id=request.headers.get("x-claude-code-session-id"))
+        turn.inline_images = gateway.config.settings.model.images_as_markdown
         resolved = resolve(gateway, turn, fallback_to_default=True)
         meta = meta_for("msg_", resolved.display_name)
         upstream = await open_turn(gateway, turn)
         if turn.stream:
             return stream_response(gateway, app.nursery, upstream, anthropic.StreamEncoder(turn, meta))
-        events, _ = await collect(upstream)
+        events, _ = await collect(upstream, early_stops(turn))
         return json_reply(anthropic.encode_response(turn, events, meta), upstream)
 
     @app.post("/v1/messages/count_tokens")
@@ -84,5 +86,5 @@ def register_gemini(app: Any, gateway: "Gateway") -> None:
             encoder = gemini.StreamEncoder(turn, meta, sse=sse)
             return stream_response(gateway, app.nursery, upstream, encoder,
                                    content_type="text/event-stream" if sse else "application/json")
-        events, _ = await collect(upstream)
+        events, _ = await collect(upstream, early_stops(turn))
         return json_reply(gemini.encode_response(turn, events, meta), upstream)

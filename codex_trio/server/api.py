@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import ErrorKind, GatewayError, status_to_kind
 from .auth import key_problem, needs_key
-from .envelopes import error_body
+from .envelopes import error_body, error_headers
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -28,8 +28,9 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(error: GatewayError, path: str | None = None) -> Response:
-    status, body = error_body(path if path is not None else request.path, error)
-    headers = dict(error.headers)
+    path = path if path is not None else request.path
+    status, body = error_body(path, error)
+    headers = {**error_headers(path, status), **dict(error.headers)}
     if error.retry_after is not None:
         headers["retry-after"] = str(max(1, round(error.retry_after)))
     return json_response(body, status, headers)

@@ -25,3 +25,14 @@ ENCODERS = {"anthropic": anthropic.encode_error, "gemini": gemini.encode_error, 
 
 def error_body(path: str, error: GatewayError) -> tuple[int, dict[str, Any]]:
     return ENCODERS[protocol_for_path(path)](error)
+
+
+def error_headers(path: str, status: int) -> dict[str, str]:
+    """Headers a protocol's error answers carry. Anthropic's API tells its clients whether retrying can help
+    (`x-should-retry`), and its SDKs and Claude Code obey that before their own status rules: without it,
+    Claude Code retries a wrong key about ten times over three minutes. Only a timeout, a conflict, a rate
+    limit or a server-side failure can be cured by asking again."""
+    if protocol_for_path(path) != "anthropic":
+        return {}
+    curable = status in (408, 409, 429) or status >= 500
+    return {"x-should-retry": "true" if curable else "false"}

@@ -11,6 +11,7 @@ from quart import Response, request
 
 from ..errors import GatewayError
 from ..protocols import ollama
+from ..protocols.stops import early_stops
 from ..routing.models import ResolvedModel
 from ..turn import Turn
 from ..upstream.body import reasoning_effort_of
@@ -46,6 +47,10 @@ class TimedEncoder:
             self._first_token = time.monotonic()
         timings = self._timings() if isinstance(event, Completed) else None
         return self._encoder.feed(event, now_iso=ollama.iso_timestamp(time.time()), timings=timings)
+
+    @property
+    def stopped(self) -> bool:
+        return self._encoder.stopped
 
     def heartbeat(self) -> bytes:
         return self._encoder.heartbeat()
@@ -145,7 +150,7 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
         if turn.stream:
             encoder = TimedEncoder(ollama.StreamEncoder(turn, meta), started, accepted)
             return stream_response(gateway, app.nursery, upstream, encoder, content_type=ollama.NDJSON_CONTENT_TYPE)
-        events, _ = await collect(upstream)
+        events, _ = await collect(upstream, early_stops(turn))
         timings = ollama.Timings.from_marks(started, accepted, None, time.monotonic())
         return json_reply(ollama.encode_response(turn, events, meta, now_iso=ollama.iso_timestamp(time.time()),
                                                  timings=timings), upstream)

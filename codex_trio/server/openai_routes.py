@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import trio
 from quart import Response, request, websocket
 
-from ..errors import ErrorKind, GatewayError
-from ..protocols import images, openai_chat, responses
+from ..errors import GatewayError
+from ..protocols import anthropic, images, openai_chat, responses
+from ..protocols.failures import premature_close
+from ..protocols.stops import early_stops
 from ..upstream.events import EventNormalizer
 from .api import json_response
 from .pipeline import collect, stream_response
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from ..app import Gateway
 
 OPENAI_OWNER = "openai"
+ANTHROPIC_VERSION = "anthropic-version"  # the header every Anthropic client sends
 
 
 def model_list(gateway: "Gateway") -> list[dict[str, Any]]:
@@ -28,6 +32,18 @@ def model_list(gateway: "Gateway") -> list[dict[str, Any]]:
     ordered += sorted(ids - set(ordered))
     ordered += [alias for alias in gateway.config.settings.model.aliases if alias not in ids]
     return [{"id": model_id, "object": "model", "created": created, "owned_by": OPENAI_OWNER} for model_id in ordered]
+
+
+def started_iso(gateway: "Gateway") -> str:
+    return datetime.fromtimestamp(int(gateway.started_at), timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def anthropic_model_infos(gateway: "Gateway") -> list[dict[str, Any]]:
+    """The same models as `model_list`, as Anthropic `ModelInfo`s (catalog display names)."""
+    catalog = gateway.services.catalog
+    created = started_iso(gateway)
+    return [anthropic.model_info(m["id"], (catalog.entry(m["id"]) or {}).get("display_name"), created)
+            for m in model_list(gateway)]
 
 
 def model_info(gateway: "Gateway", model_id: str) -> dict[str, Any]:
@@ -49,7 +65,7 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
         if turn.stream:
             encoder = openai_chat.StreamEncoder(turn, meta)
             return stream_response(gateway, app.nursery, upstream, encoder, prefix=encoder.start())
-        events, _ = await collect(upstream)
+        events, _ = await collect(upstream, early_stops(turn))
         return json_reply(openai_chat.encode_response(turn, events, meta), upstream)
 
     async def serve_responses(subagent: str | None) -> Response:
@@ -85,6 +101,10 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
 
     @app.get("/v1/models")
     async def models() -> Response:
+        if ANTHROPIC_VERSION in request.headers:  # an Anthropic client: its own model-list shape
+            return json_response(anthropic.model_page(anthropic_model_infos(gateway), limit=request.args.get("limit"),
+                                                      after_id=request.args.get("after_id"),
+                                                      before_id=request.args.get("before_id")))
         return json_response({"object": "list", "data": model_list(gateway)})
 
     @app.get("/v1/models/catalog")
@@ -99,6 +119,9 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
     @app.get("/v1/models/<path:model_id>")
     async def model_object(model_id: str) -> Response:
         resolve_check = model_router(gateway).resolve(model_id)
+        if ANTHROPIC_VERSION in request.headers:
+            entry = gateway.services.catalog.entry(resolve_check.model_id) or {}
+            return json_response(anthropic.model_info(model_id, entry.get("display_name"), started_iso(gateway)))
         return json_response({"id": model_id, "object": "model", "created": int(gateway.started_at),
                               "owned_by": OPENAI_OWNER, "root": resolve_check.model_id})
 
@@ -152,8 +175,7 @@ async def responses_socket(gateway: "Gateway") -> None:
                     for message in encoder.ws_feed(event):
                         await websocket.send(message)
             if normalizer.terminal is None:
-                raise GatewayError(502, "The upstream closed the stream before the response completed.",
-                                   ErrorKind.UPSTREAM, code="premature_close")
+                raise premature_close()
             for message in encoder.ws_finish():
                 await websocket.send(message)
         except GatewayError as error:

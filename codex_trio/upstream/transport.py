@@ -306,8 +306,15 @@ class CodexWebSocket:
                     message = self._ws.receive_nowait()
                 yield batch
         except BaseException:
-            if self.chain.busy:  # cancelled or failed mid-response: this socket's state is unknown
+            if self.chain.busy:
+                # Abandoned mid-response (cancelled, failed, or its reader stopped early at a stop sequence):
+                # the backend is still generating, and this socket's state is unknown. Dropping the socket is
+                # how a turn is cancelled upstream (the protocol has no cancel frame); no wait for a close reply.
                 self.chain.close()
+                try:
+                    await self._ws.close(timeout=0)
+                except UpstreamError:
+                    pass  # it was already broken: the original failure is what counts
             raise
 
 

@@ -477,13 +477,31 @@ def test_custom_tool_call_becomes_tool_use_with_input_field():
                                    "input": {"input": 'text("MOCK_TOOL_RAN")'}}]
 
 
-def test_generated_image_is_image_generation_tool_use():
-    raw = [{"type": "response.created", "response": {"id": "r"}},
-           {"type": "response.output_item.done", "output_index": 0, "item": {
-               "type": "image_generation_call", "id": "ig_1", "result": "QUJD", "revised_prompt": "a cat",
-               "output_format": "png"}},
-           {"type": "response.completed", "response": {"id": "r", "usage": {"input_tokens": 1, "output_tokens": 1}}}]
-    message = anthropic.encode_response(turn_for({"messages": [user("x")]}), normalize(raw), META)
+IMAGE_TURN = [{"type": "response.created", "response": {"id": "r"}},
+              {"type": "response.output_item.done", "output_index": 0, "item": {
+                  "type": "image_generation_call", "id": "ig_1", "result": "QUJD", "revised_prompt": "a cat",
+                  "output_format": "png"}},
+              {"type": "response.completed", "response": {"id": "r", "usage": {"input_tokens": 1, "output_tokens": 1}}}]
+IMAGE_TOOL = {"name": "image_generation", "input_schema": {"type": "object"}}
+
+
+def test_generated_image_is_markdown_text_never_a_call_of_an_undeclared_tool():
+    for inline in (True, False):  # without a declared image_generation tool there is nobody to call
+        turn = turn_for({"messages": [user("x")]})
+        turn.inline_images = inline
+        message = anthropic.encode_response(turn, normalize(IMAGE_TURN), META)
+        assert message["content"] == [{"type": "text", "text": "![image](data:image/png;base64,QUJD)"}]
+        assert message["stop_reason"] == "end_turn"
+    turn = turn_for({"messages": [user("x")]})
+    data = b"".join(anthropic.StreamEncoder(turn, META).feed(e) for e in normalize(IMAGE_TURN))
+    assert not [b for _, b in frames(data) if b["type"] == "content_block_start"
+                and b["content_block"]["type"] == "tool_use"]
+
+
+def test_generated_image_as_a_call_only_of_a_declared_tool_and_when_markdown_is_off():
+    turn = turn_for({"messages": [user("x")], "tools": [IMAGE_TOOL]})
+    turn.inline_images = False
+    message = anthropic.encode_response(turn, normalize(IMAGE_TURN), META)
     assert message["content"] == [{"type": "tool_use", "id": "ig_1", "name": "image_generation",
                                    "input": {"result": "QUJD", "output_format": "png", "revised_prompt": "a cat"}}]
     assert message["stop_reason"] == "tool_use"

@@ -213,7 +213,7 @@ def test_upstream_failure_mid_stream_ends_with_error_line():
 
 def test_premature_close_ends_with_error_line():
     lines = run_stream(chat_turn({}), sse_events("codex-responses.text.sse")[:-1])
-    assert lines[-1] == {"error": "upstream stream ended before the response was complete"}
+    assert lines[-1] == {"error": "The upstream response ended before it was complete; please retry."}
 
 
 def test_fail_after_start_and_nothing_after_terminal():

@@ -86,7 +86,7 @@ class FakeWebSocket:
     async def ping(self) -> None:
         self.pings += 1
 
-    async def close(self) -> None:
+    async def close(self, code: int = 1000, timeout: float = 5.0) -> None:
         self.closed = True
 
 
