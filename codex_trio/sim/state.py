@@ -33,6 +33,9 @@ class SimConfig:
     ws_age_cap_seconds: float = 3600.0
     device_poll_interval: str = "1"
     record_requests: bool = True  # benchmarks turn this off so memory stays flat
+    # How answers are compressed for clients that send accept-encoding (see encoding.py): "negotiate" (zstd,
+    # else gzip), "zstd", "gzip", "identity" (never), "mislabeled" (claims an encoding, sends plain bytes).
+    response_encoding: str = "negotiate"
 
 
 @dataclass
