@@ -42,5 +42,6 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
 
 def doctor_extra_checks(store: "ConfigStore") -> list[tuple[bool, str, str]]:
     from .accounts.cli import accounts_present_check
+    from .upstream.versions import doctor_check
 
-    return [accounts_present_check(store)]
+    return [accounts_present_check(store), *doctor_check(store.data_dir, store.settings.client.version)]
