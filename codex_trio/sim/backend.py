@@ -223,6 +223,12 @@ class Backend:
             return json_response(426, {"detail": "Upgrade Required"}, self.rate_headers(account))
         if request.header("sec-websocket-version") != "13" or not request.header("sec-websocket-key"):
             return json_response(400, {"detail": "Invalid WebSocket handshake"}, self.rate_headers(account))
+        # An account out of quota for the model it names is refused at the upgrade, reset time in the body.
+        hint = (request.header("x-codex-routing-hint") or "").removeprefix("model=") or None
+        blocked = account.quota.blocked(hint, self.state.clock.now()) if hint else None
+        if blocked is not None:
+            return json_response(429, account.quota.limit_error(*blocked, self.state.clock.now()),
+                                 self.rate_headers(account))
         session = _Socket(self, account, record)
         return WebSocketAccept(self.rate_headers(account) + [("x-codex-turn-state", new_id("ts"))], session.run,
                                allow_deflate=self.state.config.deflate)
