@@ -52,10 +52,19 @@ class CookieJarLike(Protocol):
     def capture(self, url: str, headers: Iterable[tuple[str, str]]) -> int: ...
 
 
-def with_cookies(headers: list[tuple[str, str]], url: str, cookies: CookieJarLike | None) -> list[tuple[str, str]]:
-    """The request headers plus the jar's `cookie` header for `url` (last, where reqwest's store puts it)."""
+def with_cookies(headers: list[tuple[str, str]], url: str, cookies: CookieJarLike | None, *,
+                 accept_encoding: str | None = None) -> list[tuple[str, str]]:
+    """The request headers plus the jar's `cookie` header for `url`, last, where reqwest's store puts it. reqwest's
+    decompression layer sits outside its cookie layer, so with a release that accepts compressed answers the
+    `accept-encoding` it adds comes before the cookie: it is written here, ahead of the cookie (the layer then
+    leaves a present accept-encoding alone)."""
     value = cookies.header_for(url) if cookies is not None else None
-    return [*headers, ("cookie", value)] if value else headers
+    if not value:
+        return headers
+    # reqwest merges its default `accept: */*` before either layer runs, so it goes first when absent
+    default = [] if any(name == "accept" for name, _ in headers) else [("accept", "*/*")]
+    encoding = [("accept-encoding", accept_encoding)] if accept_encoding else []
+    return [*headers, *default, *encoding, ("cookie", value)]
 
 
 def unknown_previous_response(response_id: str) -> GatewayError:
@@ -144,7 +153,8 @@ async def sse_turn(client: Client, identity: Identity, endpoint: Endpoint, auth:
     headers = hdrs.responses_headers(identity, auth, thread, turn, model=body["model"],
                                      reasoning_effort=bodies.reasoning_effort_of(body), traits=traits)
     url = endpoint.responses_url
-    async with client.stream("POST", url, with_cookies(headers, url, cookies), payload) as response:
+    async with client.stream("POST", url, with_cookies(headers, url, cookies, accept_encoding=identity.accept_encoding),
+                             payload) as response:
         now = clock()
         if cookies is not None:
             cookies.capture(url, response.headers)
@@ -480,5 +490,6 @@ async def compact(client: Client, identity: Identity, endpoint: Endpoint, auth: 
     headers = hdrs.compact_headers(identity, auth, thread, turn, model=body["model"],
                                    reasoning_effort=bodies.reasoning_effort_of(body), traits=traits)
     url = f"{endpoint.responses_url}/compact"
-    return await _json_call(client, "POST", url, with_cookies(headers, url, cookies), bodies.encode_json(body),
+    headers = with_cookies(headers, url, cookies, accept_encoding=identity.accept_encoding)
+    return await _json_call(client, "POST", url, headers, bodies.encode_json(body),
                             clock=clock, cookies=cookies)
