@@ -1,4 +1,4 @@
-"""Upstream transport that looks, on the wire, like the real Codex CLI 0.169.0 (trio API).
+"""Upstream transport that looks, on the wire, like the real Codex CLI (0.169.0 and 0.171.0; trio API).
 
 The work happens in the Rust extension (`codex_trio._native`) on a tokio runtime. Every call gets one
 eventfd and one bounded channel: tokio queues items and bumps the eventfd without the GIL; this module

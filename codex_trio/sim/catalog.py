@@ -2,8 +2,9 @@
 
 Fourteen entries with the slugs, visibility, priority, minimal client version and flags of the catalog that
 Codex 0.171.0 bundles (fixtures/chatgpt-mode-0.171.0/stand-in-replies/codex-models.response.shape.json: the
-0.169.0 twelve plus gpt-6.2-sol and gpt-6.2-astra, priorities reshuffled), in the real key order. Long prompt strings are shortened. Which plans see which model is the simulator's own
-choice, so tests can exercise "model outside the plan".
+0.169.0 twelve plus gpt-6.2-sol and gpt-6.2-astra, priorities reshuffled), in the real key order. Long prompt
+strings are shortened. Which plans see which model is the simulator's own choice, so tests can exercise "model
+outside the plan".
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Request rules of the real backend for `/codex/responses` bodies (pure).
 
 Each check returns a `Rejection` (status + JSON body) or None. Sources: spec/upstream.md §4.1, §4.4 and
-§6.1; the captured 0.169.0 bodies (fixtures/chatgpt-mode) define what a valid request looks like, so every
-key they use is accepted and any other key is refused. Bodies the spec quotes (`Unsupported parameter: X`,
+§6.1; the captured 0.169.0 and 0.171.0 bodies (fixtures/chatgpt-mode*) define what a valid request looks like,
+so every key they use is accepted and any other key is refused. Bodies the spec quotes (`Unsupported parameter: X`,
 `Store must be set to false`, `Stream must be set to true`, `No tool output found for function call X`, the
 model-not-supported detail) are reproduced exactly; the wording of the other checks is the simulator's own,
 in the OpenAI error envelope.

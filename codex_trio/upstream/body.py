@@ -1,4 +1,5 @@
-"""Request bodies as Codex CLI 0.169.0 serialises them (spec/chatgpt-mode.md §4, §5, §7).
+"""Request bodies as Codex CLI 0.169.0 and 0.171.0 serialise them (spec/chatgpt-mode.md §4, §5, §7; the body
+rules did not change in 0.171.0, spec/codex-0.171.md).
 
 Input: the canonical Codex request of a `Turn` (`Turn.request`, any key order, possibly carrying fields the
 backend rejects) plus the identity and the thread/turn values. Output: a dict in the real client's field
@@ -65,7 +66,7 @@ def instructions_message(text: str) -> dict[str, Any]:
 
 
 def with_instructions_in_input(request: dict[str, Any], identity: Identity) -> dict[str, Any]:
-    """`request` as 0.169.0 shapes it: base instructions become the first developer message (after a
+    """`request` as codex (0.169.0 and 0.171.0) shapes it: base instructions become the first developer message (after a
     leading `additional_tools` item). Idempotent; returns `request` itself when there is nothing to move."""
     instructions = request.get("instructions")
     if not identity.instructions_as_message or "instructions" not in request:
