@@ -73,6 +73,12 @@ def unknown_previous_response(response_id: str) -> GatewayError:
                         ErrorKind.INVALID_REQUEST, code="previous_response_not_found", param="previous_response_id")
 
 
+def undecodable(exc: ProtocolError) -> bool:
+    """A zstd/gzip answer that did not decode (reqwest's "error decoding response body"), as opposed to a
+    broken connection."""
+    return "error decoding response body" in exc.message
+
+
 def refusal_body(exc: UpstreamError) -> bytes:
     """The body of a refused WebSocket upgrade: the native transport puts it (up to 4 KiB) in the message,
     after `WebSocket upgrade refused with HTTP <status>: `. A 429's reset time is in there."""
@@ -173,7 +179,7 @@ async def sse_turn(client: Client, identity: Identity, endpoint: Endpoint, auth:
             try:
                 batch = await response.next_batch()
             except ProtocolError as exc:
-                if "decod" not in str(exc):
+                if not undecodable(exc):
                     raise
                 # zstd/gzip that does not decode (a body claiming an encoding it does not have): end the turn
                 # with an error that says so, never a crash and never a silent end
@@ -426,7 +432,7 @@ async def _json_call(client: Client, method: str, url: str, headers: list[tuple[
     try:
         response = await client.request(method, url, headers, body)
     except ProtocolError as exc:
-        if "decod" not in str(exc):
+        if not undecodable(exc):
             raise
         # A body that claims an encoding it does not have (or a broken one): the backend's fault, said so.
         raise UpstreamFailed(classify_http(502, orjson.dumps({"detail": f"undecodable answer from {url}: {exc}"}),
