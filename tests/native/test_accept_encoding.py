@@ -75,6 +75,36 @@ async def test_accept_encoding_is_where_each_release_has_it(release: str, profil
             assert masked(recorded.headers) == masked(refresh_fixture["headers"])
 
 
+@pytest.mark.parametrize(("release", "profile", "name"), [
+    ("0.171.0", "rustls", "customca-h2/08-codex-responses.json"),
+    ("0.171.0", "openssl", "exec-sse/08-codex-responses.json"),
+    ("0.169.0", "rustls", "customca-h2/07-codex-responses.json"),
+    ("0.169.0", "openssl", "exec-sse/08-codex-responses.json"),
+])
+async def test_a_turn_post_carries_it_before_host_or_content_length(release: str, profile: str, name: str) -> None:
+    """A POST with a zstd body: HTTP/1.1 `…, accept-encoding, host, content-length`; HTTP/2 `…, accept-encoding,
+    content-length` (0.171.0), and no accept-encoding at all for 0.169.0."""
+    ident, captured = identity(release), fixture(release, name)
+    async with running_sim(accounts=1) as sim:
+        account = sim.accounts[0]
+        client = Client(profile, ca_file=sim.ca_file, decompress=ident.decompress)
+        auth = AccountAuth(account.access_token, account.account_id)
+        thread, turn = ThreadContext.new("inst"), TurnContext.new()
+        model = captured["body"]["model"]  # the capture's lite model: its request carries the lite header
+        request = {"model": model, "input": [{"type": "message", "role": "user",
+                                              "content": [{"type": "input_text", "text": "hi"}]}]}
+        events = []
+        async with aclosing(sse_turn(client, ident, Endpoint(sim.urls.backend_base, sim.urls.auth_base), auth,
+                                     thread, turn, request, ModelTraits(responses_lite=True))) as stream:
+            async for batch in stream:
+                events += batch
+        assert events[-1].type == "response.completed"
+        recorded = sim.requests_to("/codex/responses", "POST")[-1]
+        assert recorded.http_version == captured["transport"]["http_version"].removeprefix("HTTP/")
+        names = [n for n, _ in recorded.headers if not n.startswith(":")]
+        assert names == [n for n, _ in captured["headers"]]
+
+
 @pytest.mark.parametrize("coding", ["zstd", "gzip"])
 async def test_compressed_answers_are_decoded_buffered_and_streamed(coding: str) -> None:
     ident = identity("0.171.0")
