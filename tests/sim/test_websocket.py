@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from codex_trio.identity_check.ja4 import ja4
