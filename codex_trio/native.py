@@ -1,4 +1,4 @@
-"""Upstream transport that looks, on the wire, like the real Codex CLI 0.169.0 (trio API).
+"""Upstream transport that looks, on the wire, like the real Codex CLI (0.169.0 and 0.171.0; trio API).
 
 The work happens in the Rust extension (`codex_trio._native`) on a tokio runtime. Every call gets one
 eventfd and one bounded channel: tokio queues items and bumps the eventfd without the GIL; this module
@@ -259,7 +259,9 @@ class Client:
     """Upstream HTTP/WebSocket client with the real Codex client's TLS hello.
 
     Clients with the same options share one pooled native client (connections are reused).
-    `ca_file` adds trust (PEM) without changing the hello.
+    `ca_file` adds trust (PEM) without changing the hello. `decompress` makes the HTTP stack send
+    `accept-encoding: zstd,gzip` (where Codex 0.171.0 has it) and decode such response bodies; off, it sends
+    no accept-encoding, as 0.169.0. A body that claims an encoding it does not have fails as a ProtocolError.
     """
 
     def __init__(
@@ -269,11 +271,14 @@ class Client:
         ca_file: str | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float | None = None,
+        decompress: bool = False,
     ) -> None:
         self.profile = profile
         self.proxy = proxy
+        self.decompress = decompress
         try:
-            self._native = _native.NativeClient(profile, proxy, ca_file, connect_timeout, _seconds(read_timeout))
+            self._native = _native.NativeClient(profile, proxy, ca_file, connect_timeout, _seconds(read_timeout),
+                                                decompress)
         except _native.NativeError as exc:
             raise _from_native(exc) from None
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 import trio
 
 from .config.schema import Settings
-from .upstream.identity import Identity, Platform, load_fingerprint
+from .upstream.identity import Identity, Platform, load_fingerprint, presented_release
 from .upstream.transport import Clients, Endpoint
 
 if TYPE_CHECKING:
@@ -36,14 +36,19 @@ ACCOUNTS_DB = "accounts.sqlite3"
 
 
 def build_identity(settings: Settings) -> Identity:
-    """The fingerprint profile, with the settings' version / platform / arch / client name applied."""
+    """The fingerprint profile of the release `client.version` names, with the settings' platform / arch /
+    client name applied. A version without a verified profile is never presented: the newest verified
+    release is (and `presented_release` says why)."""
     fingerprint = load_fingerprint()
     platform = fingerprint.platform.model_copy(update={
         key: value for key, value in (("os_name", settings.client.platform), ("arch", settings.client.arch))
         if value})
-    fingerprint = fingerprint.model_copy(update={"version": settings.client.version, "platform": platform})
+    fingerprint = fingerprint.model_copy(update={"platform": platform})
+    release, problem = presented_release(fingerprint, settings.client.version)
+    if problem:
+        log.warning("%s", problem)
     client_name = settings.client.app_server_client_name if settings.client.identity == "app-server" else None
-    return Identity.from_config(fingerprint, settings.client.identity, client_name=client_name,
+    return Identity.from_config(fingerprint, settings.client.identity, release=release, client_name=client_name,
                                 platform=Platform.resolve(platform))
 
 
@@ -52,25 +57,41 @@ def build_endpoint(settings: Settings) -> Endpoint:
 
 
 class ClientCache:
-    """One pooled native client per (TLS profile, egress proxy), shared by every account that uses it."""
+    """One pooled native client per (TLS profile, egress proxy, decompression), shared by every account that
+    uses it. `decompress` follows the presented release (Codex 0.171.0 accepts zstd/gzip, 0.169.0 nothing)."""
 
     def __init__(self, *, ca_file: str | None, connect_timeout: float = 10.0) -> None:
         self._ca_file = ca_file
         self._connect_timeout = connect_timeout
-        self._clients: dict[tuple[str, str | None], "Client"] = {}
+        self._clients: dict[tuple[str, str | None, bool], "Client"] = {}
 
-    def get(self, profile: str, proxy: str | None) -> "Client":
+    def get(self, profile: str, proxy: str | None, *, decompress: bool = False) -> "Client":
         from .native import Client
 
-        key = (profile, proxy)
+        key = (profile, proxy, decompress)
         if key not in self._clients:
             self._clients[key] = Client(profile=profile, proxy=proxy, ca_file=self._ca_file,
-                                        connect_timeout=self._connect_timeout)
+                                        connect_timeout=self._connect_timeout, decompress=decompress)
         return self._clients[key]
 
-    def for_proxy(self, proxy: str | None) -> Clients:
+    def for_proxy(self, proxy: str | None, *, decompress: bool = False) -> Clients:
         # The real client's HTTPS goes through OpenSSL; its Responses WebSocket through rustls.
-        return Clients(http=self.get("openssl", proxy), websocket=self.get("rustls", proxy))
+        return Clients(http=self.get("openssl", proxy, decompress=decompress),
+                       websocket=self.get("rustls", proxy, decompress=decompress))
+
+
+class IdentityHttpClient:
+    """The OpenSSL HTTPS client of whatever identity `services` presents at the time of each call, for
+    holders that keep one client for good (the OAuth issuer client): a release change then also changes
+    what their calls accept."""
+
+    def __init__(self, services: "Services", proxy: str | None) -> None:
+        self._services = services
+        self._proxy = proxy
+
+    async def request(self, method: str, url: str, headers, body: bytes | None = None, **options: Any):
+        client = self._services.clients.get("openssl", self._proxy, decompress=self._services.identity.decompress)
+        return await client.request(method, url, headers, body, **options)
 
 
 @dataclass
@@ -92,7 +113,8 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def clients_for(self, account: "Account") -> Clients:
-        return self.clients.for_proxy(account.proxy or self.settings_source.settings.tls.proxy_url)
+        return self.clients.for_proxy(account.proxy or self.settings_source.settings.tls.proxy_url,
+                                      decompress=self.identity.decompress)
 
     def cookie_jar_for(self, account: "Account") -> "CookieJar":
         """The account's Cloudflare cookies as a jar (send `jar.header_for(url)`, feed `jar.capture(url,
@@ -163,7 +185,7 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
     clock = services.clock
     store = await AccountStore.open(config.data_dir / ACCOUNTS_DB, clock=clock)
     try:
-        http = NativeOAuthHttp(services.clients.get("openssl", settings.tls.proxy_url))
+        http = NativeOAuthHttp(IdentityHttpClient(services, settings.tls.proxy_url))  # type: ignore[arg-type]
         refresher = TokenRefresher(store, http, identity=services.identity,
                                    token_url=token_url(services.endpoint.auth_url),
                                    margin_seconds=settings.auth.refresh_margin_seconds, clock=clock,

@@ -35,12 +35,15 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
     """Add the CLI subcommands features provide."""
     from .accounts.cli import add_account_commands
     from .demo import add_commands as add_demo_commands
+    from .identity_check.run import add_commands as add_identity_commands
 
     add_account_commands(commands, common)
     add_demo_commands(commands)
+    add_identity_commands(commands)
 
 
 def doctor_extra_checks(store: "ConfigStore") -> list[tuple[bool, str, str]]:
     from .accounts.cli import accounts_present_check
+    from .upstream.versions import doctor_check
 
-    return [accounts_present_check(store)]
+    return [accounts_present_check(store), *doctor_check(store.data_dir, store.settings.client.version)]

@@ -56,17 +56,19 @@ class ApiSettings(Section):
 class ClientSettings(Section):
     identity: Literal["codex-tui", "codex-exec", "app-server"] = Field(
         "codex-tui", description="Which real client to present upstream (profiles in config/fingerprint.yaml).")
-    version: Version = Field("0.169.0",
-                             description="Codex client version to present. A new release is a config change.")
+    version: Version = Field("0.171.0", description="Codex release to present: one with a verified profile in "
+                                                    "config/fingerprint.yaml (0.169.0, 0.171.0). Any other version "
+                                                    "presents the newest verified release (doctor says so).")
     app_server_client_name: Text = Field("codex_vscode", description="Client name used by the app-server identity.")
     platform: Text | None = Field(None, description="OS name shown in the user agent (env CODEX_PLATFORM); empty = the "
                                                     "one pinned in config/fingerprint.yaml, consistent with the Linux "
                                                     "TLS hello.")
     arch: Text | None = Field(None, description="CPU architecture shown in the user agent (env CODEX_ARCH); empty = "
                                                 "the pinned one.")
-    learn_versions: bool = Field(False, description="Follow the public Codex release feed and adopt each new version "
-                                                    "(written to local.yaml). Off by default: a new release may also "
-                                                    "change headers that only a new capture shows.")
+    learn_versions: bool = Field(False, description="Follow the public Codex release feed and adopt a newer release "
+                                                    "when this gateway ships a verified profile for it (written to "
+                                                    "local.yaml). A release without one is reported (log, doctor, "
+                                                    "GET /admin/release-watch), never adopted.")
     release_feed_url: HttpUrl = Field("https://registry.npmjs.org/@openai/codex/latest",
                                   description="Where new Codex releases are learnt from (the npm package's latest "
                                               "version).")

@@ -183,6 +183,8 @@ class Dispatcher:
         if pool is None:
             raise GatewayError(503, "The account pool is not ready yet.", ErrorKind.OVERLOADED)
         turn.request = request = with_model_defaults(turn.request, self.catalog.entry(turn.request["model"]))
+        if turn.options.get("client_metadata"):  # a Responses client's metadata: the upstream body merges it
+            request["client_metadata"] = turn.options["client_metadata"]
         previous = request.get("previous_response_id")
         key = (self._response_conversation.get(previous) if previous else None) or conversation_key(turn)
         excluded: set[str] = set()
@@ -332,11 +334,17 @@ class Dispatcher:
                 account = lease.account
                 conversation = self._conversation(lease, key, request)
                 try:
-                    return await compact(self.services.clients_for(account).http, self.services.identity,
-                                         self.services.endpoint,
-                                         AccountAuth(account.tokens.access_token, account.account_id or ""),
-                                         conversation.thread, TurnContext.new(), request,
-                                         self.catalog.traits(request["model"]))
+                    cookies = self.services.cookie_jar_for(account) if self.services.cookies is not None else None
+                    try:
+                        return await compact(self.services.clients_for(account).http, self.services.identity,
+                                             self.services.endpoint,
+                                             AccountAuth(account.tokens.access_token, account.account_id or ""),
+                                             conversation.thread, TurnContext.new(), request,
+                                             self.catalog.traits(request["model"]), cookies=cookies)
+                    finally:
+                        if cookies is not None:
+                            with trio.CancelScope(shield=True):
+                                await self.services.save_cookies(account, cookies)
                 except UpstreamFailed as exc:
                     if exc.failure.action in CLIENT_MISTAKES:
                         raise exc.failure.to_gateway_error(self.now()) from None

@@ -10,6 +10,7 @@ from quart import Response, request
 from ..config.loader import ConfigError
 from ..config.schema import SECRET_KEYS
 from ..errors import invalid_request
+from ..upstream.versions import release_watch_report
 from .api import json_response
 
 if TYPE_CHECKING:
@@ -54,6 +55,11 @@ def register_admin(app: Any, gateway: "Gateway") -> None:
     @app.route("/admin/settings", methods=["PATCH", "POST"])
     async def patch_settings() -> Response:
         return json_response(apply_changes(gateway, await read_json_object()))
+
+    @app.get("/admin/release-watch")
+    async def release_watch() -> Response:
+        return json_response(release_watch_report(gateway.config.data_dir, gateway.config.settings.client.version,
+                                                  gateway.services.identity.version))
 
     @app.get("/admin/ollama-settings")
     async def get_ollama_settings() -> Response:

@@ -12,6 +12,7 @@ import zstandard
 from .auth import Auth
 from .backend import Backend, json_response
 from .control import Control
+from .encoding import encode_response
 from .state import RecordedRequest, SimState
 from .wire import HTTPRequest, HTTPResponse, WebSocketAccept
 
@@ -74,4 +75,7 @@ class SimApp:
             host = request.header("host") or request.header(":authority") or "auth.openai.com"
             result = await self.auth.handle(request, record, f"{request.scheme}://{host}")
         record.status = 101 if isinstance(result, WebSocketAccept) else result.status
+        if isinstance(result, HTTPResponse):
+            result = encode_response(result, request.header("accept-encoding"),
+                                     self.state.config.response_encoding)  # type: ignore[arg-type]
         return result

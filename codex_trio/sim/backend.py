@@ -20,7 +20,9 @@ import trio
 from .scenario import Reply, facts_of
 from .state import RecordedRequest, SimAccount, SimState, new_id
 from .turns import TurnPlan, plan_prewarm, plan_turn
-from .validation import Rejection, check_body, check_effort, check_tool_pairs, model_not_supported
+from .validation import (
+    LITE_FLAG, LITE_HEADER, Rejection, check_body, check_effort, check_tool_pairs, check_tool_shape, model_not_supported,
+)
 from .wire import Disconnect, HTTPRequest, HTTPResponse, WebSocketAccept, WebSocketChannel
 
 log = logging.getLogger("codex_trio.sim")
@@ -108,11 +110,18 @@ class Backend:
     def rate_headers(self, account: SimAccount) -> list[tuple[str, str]]:
         return _common_headers() + account.quota.headers(self.state.clock.now())
 
-    def check_turn(self, account: SimAccount, body: dict, history: list[dict]) -> Rejection | None:
+    def check_turn(self, account: SimAccount, body: dict, history: list[dict], *,
+                   lite_declared: bool | None = None) -> Rejection | None:
+        """`lite_declared`: whether the request said it is a responses-lite one (None: a call without tools,
+        such as compaction, where the tool shape is not checked)."""
         model = body["model"]
         if not self.state.catalog.allowed(model, account.plan):
             return model_not_supported(model)
-        rejection = check_effort(body, self.state.catalog.efforts(model)) or check_tool_pairs(history)
+        rejection = check_effort(body, self.state.catalog.efforts(model))
+        if rejection is None and lite_declared is not None:
+            rejection = check_tool_shape(body, lite_model=self.state.catalog.is_lite(model),
+                                         lite_declared=lite_declared)
+        rejection = rejection or check_tool_pairs(history)
         if rejection is not None:
             return rejection
         blocked = account.quota.blocked(model, self.state.clock.now())
@@ -184,7 +193,9 @@ class Backend:
         if not isinstance(record.body, dict):
             return json_response(400, {"detail": "We could not parse the JSON body of your request."}, headers)
         body = record.body
-        rejection = check_body(body, websocket=False) or self.check_turn(account, body, body["input"])
+        lite = (request.header(LITE_HEADER) or "").strip().lower() == "true"
+        rejection = check_body(body, websocket=False) or self.check_turn(account, body, body["input"],
+                                                                         lite_declared=lite)
         if rejection is not None:
             return json_response(rejection.status, rejection.body, headers)
         reply, plan = self.plan(account, body, body["input"], len(request.body))
@@ -212,6 +223,12 @@ class Backend:
             return json_response(426, {"detail": "Upgrade Required"}, self.rate_headers(account))
         if request.header("sec-websocket-version") != "13" or not request.header("sec-websocket-key"):
             return json_response(400, {"detail": "Invalid WebSocket handshake"}, self.rate_headers(account))
+        # An account out of quota for the model it names is refused at the upgrade, reset time in the body.
+        hint = (request.header("x-codex-routing-hint") or "").removeprefix("model=") or None
+        blocked = account.quota.blocked(hint, self.state.clock.now()) if hint else None
+        if blocked is not None:
+            return json_response(429, account.quota.limit_error(*blocked, self.state.clock.now()),
+                                 self.rate_headers(account))
         session = _Socket(self, account, record)
         return WebSocketAccept(self.rate_headers(account) + [("x-codex-turn-state", new_id("ts"))], session.run,
                                allow_deflate=self.state.config.deflate)
@@ -347,7 +364,9 @@ class _Socket:
             history = (self.history.get(previous, []) if previous else []) + (
                 body["input"] if rejection is None else [])
             if rejection is None:
-                rejection = self.backend.check_turn(self.account, body, history)
+                metadata = body.get("client_metadata") if isinstance(body.get("client_metadata"), dict) else {}
+                rejection = self.backend.check_turn(self.account, body, history,
+                                                    lite_declared=metadata.get(LITE_FLAG) == "true")
             if rejection is not None:
                 error = rejection.body.get("error") or {"type": "invalid_request_error",
                                                         "message": rejection.body.get("detail")}

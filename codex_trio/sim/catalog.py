@@ -1,9 +1,10 @@
 """The model catalog the simulated backend serves, per plan.
 
-Twelve entries with the slugs, visibility, priority, minimal client version and flags of the catalog that
-Codex 0.169.0 bundles (fixtures/chatgpt-mode/stand-in-replies/codex-models.response.shape.json), in the
-real key order. Long prompt strings are shortened. Which plans see which model is the simulator's own
-choice, so tests can exercise "model outside the plan".
+Fourteen entries with the slugs, visibility, priority, minimal client version and flags of the catalog that
+Codex 0.171.0 bundles (fixtures/chatgpt-mode-0.171.0/stand-in-replies/codex-models.response.shape.json: the
+0.169.0 twelve plus gpt-6.2-sol and gpt-6.2-astra, priorities reshuffled), in the real key order. Long prompt
+strings are shortened. Which plans see which model is the simulator's own choice, so tests can exercise "model
+outside the plan".
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ TOP_PLANS = ("pro", "enterprise")
 
 # slug, visibility, priority, minimal_client_version, use_responses_lite, tool_mode, prefer_websockets, plans
 _MODELS: tuple[tuple[str, str, int, str, bool, str | None, bool, tuple[str, ...]], ...] = (
-    ("gpt-6-astra", "list", 2, "0.153.0", True, "code_mode_only", True, TOP_PLANS),
-    ("gpt-6.1-sol", "list", 1, "0.153.0", True, "code_mode_only", True, ALL_PLANS),
-    ("gpt-6.1-terra", "list", 7, "0.153.0", True, "code_mode_only", True, PAID_PLANS),
-    ("gpt-6-sol", "list", 3, "0.155.0", True, "code_mode_only", True, PAID_PLANS),
-    ("gpt-6-luna", "list", 4, "0.155.0", True, "code_mode_only", True, ALL_PLANS),
-    ("gpt-5.6-sol", "list", 5, "0.144.0", True, "code_mode_only", True, PAID_PLANS),
-    ("gpt-5.6-terra", "list", 8, "0.144.0", True, "code_mode_only", True, PAID_PLANS),
-    ("gpt-5.6-luna", "list", 9, "0.144.0", True, "code_mode_only", True, PAID_PLANS),
-    ("gpt-daybreak-blue-latest", "hide", 11, "0.142.2", True, "code_mode_only", True, TOP_PLANS),
+    ("gpt-6.2-sol", "list", 1, "0.166.0", True, "code_mode_only", True, ALL_PLANS),
+    ("gpt-6.2-astra", "list", 2, "0.166.0", True, "code_mode_only", True, TOP_PLANS),
+    ("gpt-6-astra", "list", 5, "0.153.0", True, "code_mode_only", True, TOP_PLANS),
+    ("gpt-6.1-sol", "list", 4, "0.153.0", True, "code_mode_only", True, ALL_PLANS),
+    ("gpt-6.1-terra", "list", 3, "0.153.0", True, "code_mode_only", True, PAID_PLANS),
+    ("gpt-6-sol", "list", 6, "0.155.0", True, "code_mode_only", True, PAID_PLANS),
+    ("gpt-6-luna", "list", 7, "0.155.0", True, "code_mode_only", True, ALL_PLANS),
+    ("gpt-5.6-sol", "list", 8, "0.144.0", True, "code_mode_only", True, PAID_PLANS),
+    ("gpt-5.6-terra", "list", 9, "0.144.0", True, "code_mode_only", True, PAID_PLANS),
+    ("gpt-5.6-luna", "list", 10, "0.144.0", True, "code_mode_only", True, PAID_PLANS),
+    ("gpt-daybreak-blue-latest", "hide", 11, "0.144.0", True, "code_mode_only", True, TOP_PLANS),
     ("gpt-daybreak-red-latest", "hide", 12, "0.142.2", True, "code_mode_only", True, TOP_PLANS),
     ("gpt-5.5", "list", 13, "0.124.0", False, None, True, ALL_PLANS),
     ("codex-auto-review", "hide", 43, "0.98.0", True, "code_mode_only", True, PAID_PLANS),
@@ -125,6 +128,10 @@ class Catalog:
     def allowed(self, slug: str, plan: str) -> bool:
         entry = self._by_slug.get(slug)
         return entry is not None and plan in entry["available_in_plans"]
+
+    def is_lite(self, slug: str) -> bool:
+        entry = self._by_slug.get(slug)
+        return entry is not None and entry["use_responses_lite"] is True
 
     def efforts(self, slug: str) -> list[str]:
         """Reasoning efforts the model accepts: its catalog levels plus `none` and `minimal`."""

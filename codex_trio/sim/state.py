@@ -34,6 +34,9 @@ class SimConfig:
     device_poll_interval: str = "1"
     record_requests: bool = True  # benchmarks turn this off so memory stays flat
     token_delay_seconds: float = 0.0  # /oauth/token answers this long after it has rotated the token
+    # How answers are compressed for clients that send accept-encoding (see encoding.py): "negotiate" (zstd,
+    # else gzip), "zstd", "gzip", "identity" (never), "mislabeled" (claims an encoding, sends plain bytes).
+    response_encoding: str = "negotiate"
 
 
 @dataclass

@@ -18,6 +18,7 @@ import orjson
 from . import media
 from .scenario import Reply, TurnFacts
 from .schema_instance import instance
+from .validation import declared_tools
 
 _LOREM = ("The simulated backend streams this text so that clients see realistic deltas, usage and timing. ")
 
@@ -77,8 +78,8 @@ def _encrypted(seed: str) -> str:
 
 
 def _image_tool(body: dict) -> dict[str, Any]:
-    for tool in body.get("tools") or []:
-        if isinstance(tool, dict) and tool.get("type") == "image_generation":
+    for tool in declared_tools(body):
+        if tool.get("type") == "image_generation":
             return tool
     return {}
 

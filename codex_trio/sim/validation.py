@@ -1,8 +1,8 @@
 """Request rules of the real backend for `/codex/responses` bodies (pure).
 
 Each check returns a `Rejection` (status + JSON body) or None. Sources: spec/upstream.md §4.1, §4.4 and
-§6.1; the captured 0.169.0 bodies (fixtures/chatgpt-mode) define what a valid request looks like, so every
-key they use is accepted and any other key is refused. Bodies the spec quotes (`Unsupported parameter: X`,
+§6.1; the captured 0.169.0 and 0.171.0 bodies (fixtures/chatgpt-mode*) define what a valid request looks like,
+so every key they use is accepted and any other key is refused. Bodies the spec quotes (`Unsupported parameter: X`,
 `Store must be set to false`, `Stream must be set to true`, `No tool output found for function call X`, the
 model-not-supported detail) are reproduced exactly; the wording of the other checks is the simulator's own,
 in the OpenAI error envelope.
@@ -10,6 +10,7 @@ in the OpenAI error envelope.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,112 @@ def check_body(body: Any, *, websocket: bool) -> Rejection | None:
         if value is not None and value not in allowed_values:
             return unsupported_value(param, value, allowed_values)
     return None
+
+
+# ---- the two tool shapes ---------------------------------------------------------------------------------
+# Classic models take client tools as top-level `tools`. responses-lite models (the GPT-6 family, declared by
+# the `x-openai-internal-codex-responses-lite: true` header, or on a WebSocket by the client_metadata flag)
+# take them as one leading `additional_tools` developer item whose namespaces hold them (the 0.171.0 captures:
+# a `functions` namespace with the client's function/custom tools, then `clock`, `collaboration`, ...).
+# Neither shape is accepted for the other kind of model.
+
+LITE_HEADER = "x-openai-internal-codex-responses-lite"
+LITE_FLAG = "ws_request_header_x_openai_internal_codex_responses_lite"
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_HOSTED_TOOL_TYPES = frozenset({"web_search", "web_search_preview", "image_generation", "file_search",
+                                "code_interpreter", "local_shell", "tool_search", "mcp"})
+
+
+def check_tool_shape(body: dict[str, Any], *, lite_model: bool, lite_declared: bool) -> Rejection | None:
+    model = body.get("model")
+    items = body.get("input") or []
+    positions = [i for i, item in enumerate(items) if item.get("type") == "additional_tools"]
+    if lite_declared and not lite_model:
+        return invalid_request(f"The '{model}' model does not support responses-lite requests.", None,
+                               "unsupported_value")
+    if positions and not lite_declared:
+        return invalid_request("Input items of type 'additional_tools' are only supported in responses-lite "
+                               "requests.", "input", "invalid_value")
+    if lite_model and body.get("tools"):
+        return invalid_request(f"The '{model}' model takes tools in an 'additional_tools' input item, not in "
+                               "'tools'.", "tools", "unsupported_parameter")
+    if not positions:
+        return None
+    if positions != [0]:
+        return invalid_request("'additional_tools' must be the first input item, and there may be only one.",
+                               "input[0]", "invalid_value")
+    return _check_additional_tools(items[0])
+
+
+def _check_additional_tools(item: dict[str, Any]) -> Rejection | None:
+    where = "input[0]"
+    for key in item:
+        if key not in ("type", "id", "role", "tools"):
+            return invalid_request(f"Unknown parameter: '{where}.{key}'.", f"{where}.{key}", "unknown_parameter")
+    if item.get("role") != "developer":
+        return invalid_request(f"Invalid value for '{where}.role': 'additional_tools' items have the role "
+                               "'developer'.", f"{where}.role", "invalid_value")
+    if "id" in item and not (isinstance(item["id"], str) and item["id"].startswith("at_")):
+        return invalid_request(f"Invalid '{where}.id': expected an ID that begins with 'at_'.", f"{where}.id",
+                               "invalid_value")
+    entries = item.get("tools")
+    if not isinstance(entries, list):
+        return invalid_request(f"Invalid type for '{where}.tools': expected an array.", f"{where}.tools",
+                               "invalid_type")
+    namespaces: set[str] = set()
+    for n, entry in enumerate(entries):
+        path = f"{where}.tools[{n}]"
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if kind == "namespace":
+            name = entry.get("name")
+            if not isinstance(name, str) or not _TOOL_NAME.match(name) or name in namespaces:
+                return invalid_request(f"Invalid '{path}.name': a unique namespace name matching "
+                                       f"{_TOOL_NAME.pattern} is required.", f"{path}.name", "invalid_value")
+            namespaces.add(name)
+            if not isinstance(entry.get("description"), str) or not isinstance(entry.get("tools"), list):
+                return invalid_request(f"'{path}' needs a string 'description' and an array 'tools'.", path,
+                                       "invalid_type")
+            rejection = _check_namespace_tools(entry["tools"], f"{path}.tools")
+            if rejection is not None:
+                return rejection
+        elif kind not in _HOSTED_TOOL_TYPES:
+            return invalid_request(f"Invalid value for '{path}.type': {kind!r} cannot stand outside a namespace.",
+                                   f"{path}.type", "invalid_value")
+    return None
+
+
+def _check_namespace_tools(tools: list[Any], where: str) -> Rejection | None:
+    names: set[str] = set()
+    for n, tool in enumerate(tools):
+        path = f"{where}[{n}]"
+        if not isinstance(tool, dict) or tool.get("type") not in ("function", "custom"):
+            return invalid_request(f"Invalid value for '{path}.type': a namespace holds 'function' and 'custom' "
+                                   "tools.", f"{path}.type", "invalid_value")
+        name = tool.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            return invalid_request(f"Invalid '{path}.name': {name!r} does not match {_TOOL_NAME.pattern}.",
+                                   f"{path}.name", "invalid_value")
+        if name in names:
+            return invalid_request(f"Duplicate tool name {name!r} in '{where}'.", f"{path}.name", "invalid_value")
+        names.add(name)
+        if tool["type"] == "function" and not isinstance(tool.get("parameters", {}), dict):
+            return invalid_request(f"Invalid type for '{path}.parameters': expected an object.",
+                                   f"{path}.parameters", "invalid_type")
+    return None
+
+
+def declared_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every tool a request declares, whichever shape: top-level `tools`, and the tools of a leading
+    `additional_tools` item (namespace members flattened)."""
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
+    items = body.get("input") or []
+    if items and isinstance(items[0], dict) and items[0].get("type") == "additional_tools":
+        for entry in items[0].get("tools") or []:
+            if isinstance(entry, dict) and entry.get("type") == "namespace":
+                tools += [t for t in entry.get("tools") or [] if isinstance(t, dict)]
+            elif isinstance(entry, dict):
+                tools.append(entry)
+    return tools
 
 
 def check_effort(body: dict[str, Any], supported: list[str]) -> Rejection | None:

@@ -1,4 +1,5 @@
-"""Request bodies as Codex CLI 0.169.0 serialises them (spec/chatgpt-mode.md §4, §5, §7).
+"""Request bodies as Codex CLI 0.169.0 and 0.171.0 serialise them (spec/chatgpt-mode.md §4, §5, §7; the body
+rules did not change in 0.171.0, spec/codex-0.171.md).
 
 Input: the canonical Codex request of a `Turn` (`Turn.request`, any key order, possibly carrying fields the
 backend rejects) plus the identity and the thread/turn values. Output: a dict in the real client's field
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 from urllib.parse import urlencode
+
+import hashlib
 
 import orjson
 import zstandard
@@ -63,7 +66,7 @@ def instructions_message(text: str) -> dict[str, Any]:
 
 
 def with_instructions_in_input(request: dict[str, Any], identity: Identity) -> dict[str, Any]:
-    """`request` as 0.169.0 shapes it: base instructions become the first developer message (after a
+    """`request` as codex (0.169.0 and 0.171.0) shapes it: base instructions become the first developer message (after a
     leading `additional_tools` item). Idempotent; returns `request` itself when there is nothing to move."""
     instructions = request.get("instructions")
     if not identity.instructions_as_message or "instructions" not in request:
@@ -75,6 +78,69 @@ def with_instructions_in_input(request: dict[str, Any], identity: Identity) -> d
         items.insert(at, instructions_message(instructions))
         moved["input"] = items
     return moved
+
+
+# ---- tools of responses-lite models ----------------------------------------------------------------------
+
+ADDITIONAL_TOOLS = "additional_tools"
+FUNCTIONS_NAMESPACE = "functions"
+_NAMESPACED_TYPES = ("function", "custom")  # what the `functions` namespace holds; other types stand beside it
+
+
+def is_additional_tools(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") == ADDITIONAL_TOOLS
+
+
+def additional_tools_id(thread: ThreadContext, tools: list[Any]) -> str:
+    """`at_<uuidv7>` like codex's: the thread's timestamp, the rest derived from the thread and the tools, so
+    every turn of a conversation repeats the same item (prompt cache, WebSocket chaining) until its tools
+    change."""
+    digest = hashlib.sha256(thread.thread_id.encode() + encode_json(tools)).digest()
+    stamp = thread.thread_id.replace("-", "")[:12]
+    rand = digest.hex()
+    value = f"{stamp}7{rand[:3]}{(int(rand[3], 16) & 0x3) | 0x8:x}{rand[4:19]}"
+    return f"at_{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:32]}"
+
+
+def with_lite_tools(request: dict[str, Any], thread: ThreadContext, traits: ModelTraits) -> dict[str, Any]:
+    """For a responses-lite model, `request` with its top-level `tools` moved into the leading
+    `additional_tools` input item (see `lite_tool_input`). Idempotent; classic models keep their `tools`."""
+    if not traits.responses_lite:
+        return request
+    tools = request.get("tools") if isinstance(request.get("tools"), list) else []
+    items = list(request.get("input") or [])
+    if not tools and not (items and is_additional_tools(items[0])):
+        return {k: v for k, v in request.items() if k != "tools"} if "tools" in request else request
+    shaped = {k: v for k, v in request.items() if k != "tools"}
+    shaped["input"] = lite_tool_input(items, tools, thread)
+    return shaped
+
+
+def lite_tool_input(items: list[Any], tools: list[Any], thread: ThreadContext) -> list[Any]:
+    """`items` with the client's `tools` where responses-lite models take them (the 0.171.0 captures): one
+    leading `additional_tools` developer item whose `functions` namespace holds the function and custom
+    tools; namespaces and hosted tools stand beside it. A leading item the client already sent (a Codex CLI
+    behind the gateway) is kept, and the tools are added to it."""
+    items = list(items)
+    existing = items.pop(0) if items and is_additional_tools(items[0]) else None
+    entries = [dict(e) if isinstance(e, dict) else e for e in (existing or {}).get("tools") or []]
+    if not tools and existing is None:
+        return items
+    namespace = next((e for e in entries if isinstance(e, dict) and e.get("type") == "namespace"
+                      and e.get("name") == FUNCTIONS_NAMESPACE), None)
+    functions = [t for t in tools if isinstance(t, dict) and t.get("type") in _NAMESPACED_TYPES]
+    others = [t for t in tools if not (isinstance(t, dict) and t.get("type") in _NAMESPACED_TYPES)]
+    if functions:
+        if namespace is None:
+            namespace = {"type": "namespace", "name": FUNCTIONS_NAMESPACE, "description": "", "tools": []}
+            entries.insert(0, namespace)
+        present = list(namespace.get("tools") or [])
+        names = {t.get("name") for t in present if isinstance(t, dict)}
+        namespace["tools"] = [*present, *(t for t in functions if t.get("name") not in names)]
+    entries += [t for t in others if t not in entries]
+    item = {"type": ADDITIONAL_TOOLS, "id": (existing or {}).get("id") or additional_tools_id(thread, entries),
+            "role": "developer", "tools": entries}
+    return [item, *items]
 
 
 def prewarm_input(request: dict[str, Any], traits: ModelTraits) -> list[dict[str, Any]]:
@@ -89,12 +155,24 @@ def prewarm_input(request: dict[str, Any], traits: ModelTraits) -> list[dict[str
     return [first] if is_developer else []
 
 
+# What the real client adds to its client_metadata besides its fixed keys (a sub-agent's kind, its parent).
+CLIENT_METADATA_KEYS = frozenset({"x-openai-subagent", "x-codex-parent-thread-id"})
+
+
 def client_metadata(identity: Identity, thread: ThreadContext, turn: TurnContext | None, *, model: str,
                     reasoning_effort: str | None, transport: Transport, traits: ModelTraits,
-                    ws_request_start_ms: int | None = None) -> dict[str, str]:
+                    ws_request_start_ms: int | None = None, client: Any = None) -> dict[str, str]:
     """codex's client_metadata (string values). The real client builds it from a hash map, so its key order
-    changes between runs; this is one fixed order. `turn=None` is the prewarm form."""
-    meta = {
+    changes between runs; this is one fixed order. `turn=None` is the prewarm form.
+
+    `client`: the metadata a Responses client sent. Of it, codex's map only ever holds the keys the real
+    client itself adds for sub-agents (`CLIENT_METADATA_KEYS`, spec/upstream.md §4.1), so those are merged
+    (string values) and everything else is dropped: a key no real client sends would single the gateway out.
+    codex's own keys always win, so a client (a Codex CLI behind the gateway, say) cannot put a second
+    installation or thread id next to ours."""
+    meta = {k: v for k, v in client.items() if k in CLIENT_METADATA_KEYS and isinstance(v, str)} \
+        if isinstance(client, dict) else {}
+    meta.update({
         "x-codex-installation-id": thread.installation_id,
         "x-codex-window-id": thread.window_id,
         "x-codex-turn-metadata": turn_metadata(identity, thread, turn, model=model, reasoning_effort=reasoning_effort,
@@ -102,7 +180,7 @@ def client_metadata(identity: Identity, thread: ThreadContext, turn: TurnContext
         "session_id": thread.thread_id,
         "thread_id": thread.thread_id,
         "turn_id": turn.turn_id if turn else "",
-    }
+    })
     if turn:
         meta["root_turn_id"] = turn.root
     meta["guardian_credits_requested"] = "true"
@@ -144,9 +222,12 @@ def responses_body(request: dict[str, Any], identity: Identity, thread: ThreadCo
     instructions = request.get("instructions")
     if isinstance(instructions, str) and instructions:
         body["instructions"] = instructions
+    if not prewarm:
+        request = with_lite_tools(request, thread, traits)
     body["input"] = list(request.get("input") or [])
     tools = request.get("tools")
-    if tools:
+    # responses-lite models take tools as an input item (above); codex's lite prewarm carries none at all
+    if tools and not traits.responses_lite:
         body["tools"] = tools
     body["tool_choice"] = request.get("tool_choice") or "auto"
     parallel = request.get("parallel_tool_calls")
@@ -171,7 +252,7 @@ def responses_body(request: dict[str, Any], identity: Identity, thread: ThreadCo
         body["generate"] = False
     body["client_metadata"] = client_metadata(
         identity, thread, None if prewarm else turn, model=model, reasoning_effort=effort, transport=transport,
-        traits=traits, ws_request_start_ms=ws_request_start_ms)
+        traits=traits, ws_request_start_ms=ws_request_start_ms, client=request.get("client_metadata"))
     return {k: body[k] for k in RESPONSES_FIELD_ORDER if k in body}
 
 

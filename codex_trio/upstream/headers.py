@@ -1,8 +1,10 @@
-"""Request headers exactly as Codex CLI 0.169.0 sends them (spec/chatgpt-mode.md §3).
+"""Request headers exactly as Codex CLI 0.169.0 and 0.171.0 send them (spec/chatgpt-mode.md §3,
+spec/codex-0.171.md).
 
 Each builder returns the headers the real client hands to its HTTP library, in that order, with lower-case
-names. hyper then appends `host` and `content-length`, and tungstenite writes its own handshake lines
-around the WebSocket ones; `http1_wire` / `websocket_wire` add those the same way, which is what the native
+names. The library then adds its own: 0.171.0's reqwest decompression layer appends `accept-encoding`, hyper
+appends `host` and `content-length`, and tungstenite writes its own handshake lines around the WebSocket
+ones; `http1_wire` / `http2_wire` / `websocket_wire` add those the same way, which is what the native
 transport must reproduce on the wire (and what the golden tests compare against the captures).
 """
 
@@ -199,9 +201,14 @@ def device_auth_headers() -> Headers:
 _TUNGSTENITE_EXTENSIONS = ("sec-websocket-extensions", "permessage-deflate; client_max_window_bits")
 
 
-def http1_wire(headers: Headers, host: str, content_length: int | None = None) -> Headers:
-    """hyper appends `host`, then `content-length` for a body."""
-    wire = [*headers, ("host", host)]
+def http1_wire(headers: Headers, host: str, content_length: int | None = None, *,
+               accept_encoding: str | None = None) -> Headers:
+    """The decompression layer appends `accept-encoding` (when the release accepts compressed answers: see
+    `Identity.accept_encoding`), then hyper appends `host`, then `content-length` for a body."""
+    wire = [*headers]
+    if accept_encoding is not None:
+        wire.append(("accept-encoding", accept_encoding))
+    wire.append(("host", host))
     if content_length is not None:
         wire.append(("content-length", str(content_length)))
     return wire

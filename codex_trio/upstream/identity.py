@@ -74,8 +74,17 @@ class CompressionConfig(_Strict):
     zstd_level: int = Field(3, ge=1, le=22)
 
 
+class ReleaseConfig(_Strict):
+    """What one captured Codex release does differently from the others."""
+
+    fixtures: str
+    # The only value the native stack can send: what reqwest's `zstd` + `gzip` features produce.
+    accept_encoding: Literal["zstd,gzip"] | None = None
+
+
 class FingerprintConfig(_Strict):
-    version: str
+    releases: dict[str, ReleaseConfig]
+    default_release: str
     platform: PlatformConfig
     default_profile: str
     profiles: dict[str, ProfileConfig]
@@ -91,7 +100,34 @@ def load_fingerprint(path: Path | str = DEFAULT_FINGERPRINT_PATH) -> Fingerprint
     config = FingerprintConfig.model_validate(data)
     if config.default_profile not in config.profiles:
         raise ValueError(f"fingerprint: default_profile {config.default_profile!r} is not one of the profiles")
+    if config.default_release not in config.releases:
+        raise ValueError(f"fingerprint: default_release {config.default_release!r} is not one of the releases")
     return config
+
+
+def verified_releases(config: FingerprintConfig) -> list[str]:
+    """The releases with a captured profile, oldest first."""
+    return sorted(config.releases, key=_release_key)
+
+
+def newest_release(config: FingerprintConfig) -> str:
+    return verified_releases(config)[-1]
+
+
+def presented_release(config: FingerprintConfig, wanted: str | None) -> tuple[str, str | None]:
+    """(the release to present, why it is not `wanted`). A wanted version without a verified profile gives
+    the newest verified release: never a new version string on an old release's wire."""
+    if not wanted:
+        return config.default_release, None
+    if wanted in config.releases:
+        return wanted, None
+    newest = newest_release(config)
+    return newest, (f"client.version {wanted} has no verified profile (known: {', '.join(verified_releases(config))}); "
+                    f"presenting Codex {newest}")
+
+
+def _release_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else -1 for part in version.split("."))
 
 
 # ---- platform derivation (the real client's rules, as pure functions) ---------------------------------
@@ -195,20 +231,32 @@ class Identity:
     oauth_client_id: str
     instructions_as_message: bool
     zstd_level: int
+    accept_encoding: str | None = None  # sent by the HTTP stack itself (see `decompress`), never by a builder
+
+    @property
+    def decompress(self) -> bool:
+        """Whether this release's HTTP client accepts and decodes compressed answers (native `decompress`)."""
+        return self.accept_encoding is not None
 
     @classmethod
-    def from_config(cls, config: FingerprintConfig, profile: str | None = None, *, client_name: str | None = None,
-                    client_version: str | None = None, platform: Platform | None = None) -> "Identity":
-        """One profile of the config. `client_name`/`client_version` override the profile's (app-server)."""
+    def from_config(cls, config: FingerprintConfig, profile: str | None = None, *, release: str | None = None,
+                    client_name: str | None = None, client_version: str | None = None,
+                    platform: Platform | None = None) -> "Identity":
+        """One profile of one release of the config (default: `default_release`). `client_name` /
+        `client_version` override the profile's (app-server)."""
         name = profile or config.default_profile
         if name not in config.profiles:
             raise ValueError(f"unknown client profile {name!r}; known: {', '.join(config.profiles)}")
+        version = release or config.default_release
+        if version not in config.releases:
+            raise ValueError(f"Codex {version} has no verified profile; known releases: "
+                             f"{', '.join(verified_releases(config))}")
         p = config.profiles[name]
         resolved_client = client_name or p.client_name
-        expand = {"version": config.version, "client_name": resolved_client}
+        expand = {"version": version, "client_name": resolved_client}
         return cls(
             profile=name,
-            version=config.version,
+            version=version,
             originator=p.originator.format(**expand),
             bootstrap_originator=p.bootstrap_originator.format(**expand),
             client_name=resolved_client,
@@ -226,6 +274,7 @@ class Identity:
             oauth_client_id=config.endpoints.oauth_client_id,
             instructions_as_message=config.body.instructions == "developer_message",
             zstd_level=config.compression.zstd_level,
+            accept_encoding=config.releases[version].accept_encoding,
         )
 
     def originator_for(self, *, initialised: bool = True) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Protocol
 import orjson
 
 from codex_trio.errors import ErrorKind, GatewayError
-from codex_trio.native import Client, UpstreamError
+from codex_trio.native import Client, ProtocolError, UpstreamError
 from codex_trio.upstream import body as bodies
 from codex_trio.upstream import headers as hdrs
 from codex_trio.upstream.context import AccountAuth, ModelTraits, ThreadContext, TurnContext
@@ -33,7 +33,7 @@ from codex_trio.upstream.errors import Action, UpstreamFailure, classify_event, 
 from codex_trio.upstream.events import TERMINAL_TYPES, CodexEvent
 from codex_trio.upstream.identity import Identity
 from codex_trio.upstream.quota import QuotaSnapshot, from_headers, from_rate_limits_event, from_usage, rate_limit_headers
-from codex_trio.upstream.sse import SseDecoder
+from codex_trio.upstream.sse import SseDecoder, error_event
 from codex_trio.upstream.ws_chain import Plan, WsChain
 from codex_trio.upstream.ws_frames import binary_frame_event, closed_early_event, decode_text_frame
 
@@ -52,16 +52,38 @@ class CookieJarLike(Protocol):
     def capture(self, url: str, headers: Iterable[tuple[str, str]]) -> int: ...
 
 
-def with_cookies(headers: list[tuple[str, str]], url: str, cookies: CookieJarLike | None) -> list[tuple[str, str]]:
-    """The request headers plus the jar's `cookie` header for `url` (last, where reqwest's store puts it)."""
+def with_cookies(headers: list[tuple[str, str]], url: str, cookies: CookieJarLike | None, *,
+                 accept_encoding: str | None = None) -> list[tuple[str, str]]:
+    """The request headers plus the jar's `cookie` header for `url`, last, where reqwest's store puts it. reqwest's
+    decompression layer sits outside its cookie layer, so with a release that accepts compressed answers the
+    `accept-encoding` it adds comes before the cookie: it is written here, ahead of the cookie (the layer then
+    leaves a present accept-encoding alone)."""
     value = cookies.header_for(url) if cookies is not None else None
-    return [*headers, ("cookie", value)] if value else headers
+    if not value:
+        return headers
+    # reqwest merges its default `accept: */*` before either layer runs, so it goes first when absent
+    default = [] if any(name == "accept" for name, _ in headers) else [("accept", "*/*")]
+    encoding = [("accept-encoding", accept_encoding)] if accept_encoding else []
+    return [*headers, *default, *encoding, ("cookie", value)]
 
 
 def unknown_previous_response(response_id: str) -> GatewayError:
     return GatewayError(400, f"previous_response_id {response_id!r} is not the last response of this conversation's "
                         "upstream connection (it expired or belongs to another); send the full conversation instead.",
                         ErrorKind.INVALID_REQUEST, code="previous_response_not_found", param="previous_response_id")
+
+
+def undecodable(exc: ProtocolError) -> bool:
+    """A zstd/gzip answer that did not decode (reqwest's "error decoding response body"), as opposed to a
+    broken connection."""
+    return "error decoding response body" in exc.message
+
+
+def refusal_body(exc: UpstreamError) -> bytes:
+    """The body of a refused WebSocket upgrade: the native transport puts it (up to 4 KiB) in the message,
+    after `WebSocket upgrade refused with HTTP <status>: `. A 429's reset time is in there."""
+    _, separator, body = exc.message.partition(f"refused with HTTP {exc.status}: ")
+    return body.encode() if separator else b""
 
 
 class UpstreamFailed(Exception):
@@ -137,7 +159,8 @@ async def sse_turn(client: Client, identity: Identity, endpoint: Endpoint, auth:
     headers = hdrs.responses_headers(identity, auth, thread, turn, model=body["model"],
                                      reasoning_effort=bodies.reasoning_effort_of(body), traits=traits)
     url = endpoint.responses_url
-    async with client.stream("POST", url, with_cookies(headers, url, cookies), payload) as response:
+    async with client.stream("POST", url, with_cookies(headers, url, cookies, accept_encoding=identity.accept_encoding),
+                             payload) as response:
         now = clock()
         if cookies is not None:
             cookies.capture(url, response.headers)
@@ -153,7 +176,16 @@ async def sse_turn(client: Client, identity: Identity, endpoint: Endpoint, auth:
         decoder = SseDecoder()
         finished = False
         while not finished:
-            batch = await response.next_batch()
+            try:
+                batch = await response.next_batch()
+            except ProtocolError as exc:
+                if not undecodable(exc):
+                    raise
+                # zstd/gzip that does not decode (a body claiming an encoding it does not have): end the turn
+                # with an error that says so, never a crash and never a silent end
+                yield [error_event("undecodable_body", f"upstream sent a response body that could not be decoded: "
+                                                       f"{exc}")]
+                return
             events = [e for chunk in batch for e in decoder.feed(chunk)] if batch else decoder.close()
             finished = not batch
             if events:
@@ -194,8 +226,7 @@ class CodexWebSocket:
             if status == 426:
                 raise WebSocketUnavailable(426, permanent=True) from exc
             if status in (401, 402, 403, 429) or (status is not None and status >= 500):
-                raw = getattr(exc, "body", b"") or b""
-                raise UpstreamFailed(classify_http(status, raw, getattr(exc, "headers", None) or [], now=clock(),
+                raise UpstreamFailed(classify_http(status, refusal_body(exc), [], now=clock(),
                                                    after_refresh=after_refresh)) from exc
             raise WebSocketUnavailable(status, permanent=False) from exc
         answer = getattr(ws, "response_headers", None) or []
@@ -239,7 +270,8 @@ class CodexWebSocket:
 
         A client's own `previous_response_id` (Responses API) is honoured when it names this socket's last
         response; its input is then only the new items, so there is no full history to fall back on."""
-        request = bodies.with_instructions_in_input(request, self._identity)
+        request = bodies.with_lite_tools(bodies.with_instructions_in_input(request, self._identity), self._thread,
+                                         self._traits)
         full_input = list(request.get("input") or [])
         explicit = request.get("previous_response_id")
         if explicit:
@@ -403,8 +435,17 @@ class ConversationTransport:
 
 
 async def _json_call(client: Client, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None, *,
-                     clock: Clock, after_refresh: bool = False) -> Any:
-    response = await client.request(method, url, headers, body)
+                     clock: Clock, after_refresh: bool = False, cookies: CookieJarLike | None = None) -> Any:
+    try:
+        response = await client.request(method, url, headers, body)
+    except ProtocolError as exc:
+        if not undecodable(exc):
+            raise
+        # A body that claims an encoding it does not have (or a broken one): the backend's fault, said so.
+        raise UpstreamFailed(classify_http(502, orjson.dumps({"detail": f"undecodable answer from {url}: {exc}"}),
+                                           [], now=clock())) from exc
+    if cookies is not None:
+        cookies.capture(url, response.headers)
     if not 200 <= response.status < 300:
         raise UpstreamFailed(classify_http(response.status, bytes(response.body), response.headers, now=clock(),
                                            after_refresh=after_refresh))
@@ -454,10 +495,14 @@ async def refresh_tokens(client: Client, identity: Identity, endpoint: Endpoint,
 
 async def compact(client: Client, identity: Identity, endpoint: Endpoint, auth: AccountAuth, thread: ThreadContext,
                   turn: TurnContext, request: dict[str, Any], traits: ModelTraits, *,
-                  clock: Clock = time.time) -> Any:
-    """`POST /codex/responses/compact` (remote compaction): returns the backend's JSON (`{"output": [...]}`)."""
+                  clock: Clock = time.time, cookies: CookieJarLike | None = None) -> Any:
+    """`POST /codex/responses/compact` (remote compaction): returns the backend's JSON (`{"output": [...]}`).
+    Like every HTTPS call of the real client it carries the account's Cloudflare cookies (`cookies`), and the
+    answer's `set-cookie` goes back into the jar."""
     body = bodies.compact_body(request)
     headers = hdrs.compact_headers(identity, auth, thread, turn, model=body["model"],
                                    reasoning_effort=bodies.reasoning_effort_of(body), traits=traits)
-    return await _json_call(client, "POST", f"{endpoint.responses_url}/compact", headers, bodies.encode_json(body),
-                            clock=clock)
+    url = f"{endpoint.responses_url}/compact"
+    headers = with_cookies(headers, url, cookies, accept_encoding=identity.accept_encoding)
+    return await _json_call(client, "POST", url, headers, bodies.encode_json(body),
+                            clock=clock, cookies=cookies)

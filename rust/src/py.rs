@@ -38,13 +38,14 @@ struct NativeClient {
 #[pymethods]
 impl NativeClient {
     #[new]
-    #[pyo3(signature = (profile, proxy, ca_file, connect_timeout, read_timeout))]
+    #[pyo3(signature = (profile, proxy, ca_file, connect_timeout, read_timeout, decompress=false))]
     fn new(
         profile: &str,
         proxy: Option<String>,
         ca_file: Option<PathBuf>,
         connect_timeout: f64,
         read_timeout: Option<f64>,
+        decompress: bool,
     ) -> PyResult<Self> {
         let options = Options {
             profile: Profile::parse(profile).map_err(raise)?,
@@ -52,6 +53,7 @@ impl NativeClient {
             ca_file,
             connect_timeout_ms: millis(connect_timeout),
             read_timeout_ms: read_timeout.map(millis),
+            decompress,
         };
         Ok(Self { transport: transport::transport_for(options).map_err(raise)? })
     }

@@ -42,6 +42,10 @@ pub struct Options {
     pub ca_file: Option<PathBuf>,
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: Option<u64>,
+    /// Accept and decode zstd and gzip response bodies (Codex 0.171.0). reqwest's decompression layer then
+    /// adds `accept-encoding: zstd,gzip` after the caller's headers, which puts it where the real client
+    /// has it: directly before `host` on HTTP/1.1, last on HTTP/2. Off: no accept-encoding (0.169.0).
+    pub decompress: bool,
 }
 
 /// What the trio side receives for an HTTP call.
@@ -95,6 +99,7 @@ impl Transport {
         if let Some(ms) = options.read_timeout_ms {
             builder = builder.read_timeout(Duration::from_millis(ms));
         }
+        builder = if options.decompress { builder.zstd(true).gzip(true) } else { builder.no_zstd().no_gzip() };
         builder = match options.profile {
             Profile::OpenSsl => builder.use_native_tls(),
             Profile::Rustls => {

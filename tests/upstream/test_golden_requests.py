@@ -1,4 +1,5 @@
-"""Every captured request of Codex CLI 0.169.0, rebuilt by our builders and compared strictly (see golden.py)."""
+"""Every captured request of Codex CLI 0.169.0, rebuilt by our builders (its release profile) and compared
+strictly (see golden.py). 0.171.0: test_golden_requests_0171.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from codex_trio.upstream.identity import Identity, Platform, PlatformConfig, loa
 from .golden import ACCOUNT_ID, FIXTURES, assert_body, assert_headers, header, load, metadata_of
 
 CONFIG = load_fingerprint()
+RELEASE = "0.169.0"
 AUTH = AccountAuth("<ACCESS_TOKEN>", ACCOUNT_ID)
 # The catalog bundled in 0.169.0 (stand-in-replies/codex-models.response.shape.json); only gpt-6.1-sol's
 # full entry was kept, the others' node_repl flag is what their captured metadata shows.
@@ -33,10 +35,11 @@ def identity_for(scenario: str) -> Identity:
         # The TUI ran with TERM=xterm-256color: derive the terminal token the way codex does.
         pinned = CONFIG.platform.model_dump()
         platform = Platform.resolve(PlatformConfig(**{**pinned, "terminal": "auto"}), env={"TERM": "xterm-256color"})
-        return Identity.from_config(CONFIG, "codex-tui", platform=platform)
+        return Identity.from_config(CONFIG, "codex-tui", release=RELEASE, platform=platform)
     if scenario == "app-server":
-        return Identity.from_config(CONFIG, "app-server", client_name="capture_test", client_version="0.0.1")
-    return Identity.from_config(CONFIG, "codex-exec")
+        return Identity.from_config(CONFIG, "app-server", release=RELEASE, client_name="capture_test",
+                                    client_version="0.0.1")
+    return Identity.from_config(CONFIG, "codex-exec", release=RELEASE)
 
 
 def scenario_of(name: str) -> str:
@@ -108,7 +111,7 @@ def test_simple_get_headers(name: str) -> None:
 
 def test_models_url_carries_the_version() -> None:
     fixture = load("exec-sse/02-codex-models.json")
-    assert fixture["query"] == [["client_version", CONFIG.version]]
+    assert fixture["query"] == [["client_version", identity_for("exec").version]]
 
 
 UPGRADE_FIXTURES = ["exec-sse/04-ws-upgrade.json", "exec-ws/01-ws-upgrade.json", "tui/03-ws-upgrade.json",
@@ -283,7 +286,7 @@ def test_instructions_become_the_first_developer_message() -> None:
     assert B.with_instructions_in_input(shaped, ident) is shaped
     assert B.with_instructions_in_input({"model": "m", "instructions": "", "input": [hi]}, ident)["input"] == [hi]
     field_config = CONFIG.model_copy(update={"body": CONFIG.body.model_copy(update={"instructions": "field"})})
-    old_style = Identity.from_config(field_config, "codex-exec")
+    old_style = Identity.from_config(field_config, "codex-exec", release=RELEASE)
     thread = ThreadContext("i", "t", "c")
     body = B.responses_body({"model": "m", "instructions": "Be Codex.", "input": [hi]}, old_style, thread,
                             TurnContext("u", 1))

@@ -8,8 +8,8 @@ from codex_trio.upstream import body as B
 from codex_trio.upstream import headers as H
 from codex_trio.upstream.context import AccountAuth, ThreadContext, TurnContext, uuid7
 from codex_trio.upstream.identity import (
-    Identity, Platform, PlatformConfig, load_fingerprint, os_from_os_release, sanitize_header_value,
-    terminal_from_env,
+    Identity, Platform, PlatformConfig, load_fingerprint, newest_release, os_from_os_release, presented_release,
+    sanitize_header_value, terminal_from_env, verified_releases,
 )
 
 from .golden import ACCOUNT_ID, assert_headers, diff_headers, load
@@ -17,26 +17,37 @@ from .golden import ACCOUNT_ID, assert_headers, diff_headers, load
 CONFIG = load_fingerprint()
 
 
-def test_default_profile_is_the_tui() -> None:
+def test_default_profile_is_the_tui_of_the_newest_release() -> None:
     ident = Identity.from_config(CONFIG)
-    assert ident.profile == "codex-tui"
-    assert ident.user_agent() == "codex-tui/0.169.0 (Debian 12.0.0; x86_64) xterm (codex-tui; 0.169.0)"
-    assert ident.user_agent(initialised=False) == "codex_cli_rs/0.169.0 (Debian 12.0.0; x86_64) xterm"
+    assert ident.profile == "codex-tui" and ident.version == "0.171.0" == newest_release(CONFIG)
+    assert ident.user_agent() == "codex-tui/0.171.0 (Debian 12.0.0; x86_64) xterm (codex-tui; 0.171.0)"
+    assert ident.user_agent(initialised=False) == "codex_cli_rs/0.171.0 (Debian 12.0.0; x86_64) xterm"
+    assert ident.accept_encoding == "zstd,gzip" and ident.decompress
 
 
-def test_version_is_one_setting() -> None:
-    newer = CONFIG.model_copy(update={"version": "0.170.0"})
-    ident = Identity.from_config(newer, "codex-exec")
-    assert ident.user_agent() == "codex_exec/0.170.0 (Debian 12.0.0; x86_64) xterm (codex_exec; 0.170.0)"
+def test_a_release_is_one_setting_and_brings_its_own_wire() -> None:
+    old = Identity.from_config(CONFIG, "codex-exec", release="0.169.0")
+    assert old.user_agent() == "codex_exec/0.169.0 (Debian 12.0.0; x86_64) xterm (codex_exec; 0.169.0)"
+    assert old.accept_encoding is None and not old.decompress
     auth = AccountAuth("t", "a")
-    assert H.models_headers(ident, auth)[0] == ("version", "0.170.0")
-    assert B.mcp_initialize_body(ident).endswith(b'"version":"0.170.0"}}}')
+    assert H.models_headers(old, auth)[0] == ("version", "0.169.0")
+    assert B.mcp_initialize_body(old).endswith(b'"version":"0.169.0"}}}')
+    assert verified_releases(CONFIG) == ["0.169.0", "0.171.0"]
+
+
+def test_a_version_without_a_verified_profile_is_never_presented() -> None:
+    with pytest.raises(ValueError, match="Codex 0.170.0 has no verified profile; known releases: 0.169.0, 0.171.0"):
+        Identity.from_config(CONFIG, "codex-exec", release="0.170.0")
+    assert presented_release(CONFIG, "0.171.0") == ("0.171.0", None)
+    assert presented_release(CONFIG, None) == (CONFIG.default_release, None)
+    release, problem = presented_release(CONFIG, "0.172.0")
+    assert release == "0.171.0" and "0.172.0 has no verified profile" in (problem or "")
 
 
 def test_app_server_profile_takes_the_client_name() -> None:
     ident = Identity.from_config(CONFIG, "app-server", client_name="Codex Desktop", client_version="26.5.1")
     assert ident.originator == "Codex Desktop"
-    assert ident.user_agent() == "Codex Desktop/0.169.0 (Debian 12.0.0; x86_64) xterm (Codex Desktop; 26.5.1)"
+    assert ident.user_agent() == "Codex Desktop/0.171.0 (Debian 12.0.0; x86_64) xterm (Codex Desktop; 26.5.1)"
 
 
 def test_unknown_profile_is_a_clear_error() -> None:
@@ -67,7 +78,7 @@ def test_auto_platform_and_sanitising() -> None:
     platform = Platform.resolve(PlatformConfig(), os_release="ID=debian\nVERSION_ID=12\n", machine="aarch64",
                                 env={"TERM_PROGRAM": "Apple\u2122Terminal"})
     ident = Identity.from_config(CONFIG, "codex-exec", platform=platform)
-    assert ident.user_agent(initialised=False) == "codex_exec/0.169.0 (Debian 12.0.0; aarch64) Apple_Terminal"
+    assert ident.user_agent(initialised=False) == "codex_exec/0.171.0 (Debian 12.0.0; aarch64) Apple_Terminal"
     assert sanitize_header_value("a\tb\u00e9") == "a_b_"
 
 
@@ -83,7 +94,7 @@ def test_uuid7_shape() -> None:
 
 def test_comparison_helper_is_strict() -> None:
     fixture = load("exec-sse/07-wham-settings-user.json")
-    ident = Identity.from_config(CONFIG, "codex-exec")
+    ident = Identity.from_config(CONFIG, "codex-exec", release="0.169.0")
     good = H.http1_wire(H.settings_user_headers(ident, AccountAuth("<ACCESS_TOKEN>", ACCOUNT_ID)), "chatgpt.com")
     assert_headers(good, fixture)
     swapped = [good[1], good[0], *good[2:]]

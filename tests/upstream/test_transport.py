@@ -281,7 +281,7 @@ async def test_unary_calls_for_the_account_pool() -> None:
             return Response(200, [], b'{"access_token":"new","refresh_token":"r2","id_token":"i"}')
         return {
             "/wham/accounts/check": Response(200, [], b'{"accounts":[{"id":"acct"}]}'),
-            "/codex/models?client_version=0.169.0": Response(200, [], b'{"models":[]}'),
+            f"/codex/models?client_version={IDENTITY.version}": Response(200, [], b'{"models":[]}'),
             "/wham/usage": Response(200, [], orjson.dumps(usage)),
             "/codex/responses/compact": Response(200, [], b'{"output":[{"type":"compaction","encrypted_content":"x"}]}'),
         }[path]
@@ -306,7 +306,7 @@ async def test_unary_calls_for_the_account_pool() -> None:
                                                "reasoning": {"effort": "low"}, "text": {"verbosity": "low"}}
     assert "accept" not in dict(compact_call.headers)
     recovery, proactive = backend.calls[3:5]
-    assert dict(recovery.headers)["user-agent"].endswith("(codex_exec; 0.169.0)")
+    assert dict(recovery.headers)["user-agent"].endswith(f"(codex_exec; {IDENTITY.version})")
     assert dict(proactive.headers)["user-agent"].endswith(" xterm")  # before initialisation: no suffix
 
 

@@ -98,8 +98,10 @@ async fn connect(transport: &Transport, url: &str, headers: &[(String, String)],
         }
     };
     if head.status != 101 {
-        // Include what already arrived of the body (the backend explains refusals in JSON).
-        let body = String::from_utf8_lossy(&buf[used..buf.len().min(used + 512)]).into_owned();
+        // The backend explains refusals in JSON (a 429 carries its reset time there): read the body as far
+        // as its content-length says, bounded in size and time, and put it in the message.
+        read_refusal_body(&mut io, &mut buf, used, &head.headers).await;
+        let body = String::from_utf8_lossy(&buf[used..buf.len().min(used + REFUSAL_BODY_LIMIT)]).into_owned();
         let mut message = format!("WebSocket upgrade refused with HTTP {}", head.status);
         if !body.trim().is_empty() {
             message.push_str(": ");
@@ -119,6 +121,26 @@ async fn connect(transport: &Transport, url: &str, headers: &[(String, String)],
         assembler: Assembler::new(params.as_ref().map(Inflater::new)),
         decoder,
     })
+}
+
+const REFUSAL_BODY_LIMIT: usize = 4096;
+
+async fn read_refusal_body(io: &mut BoxIo, buf: &mut Vec<u8>, used: usize, headers: &[(String, String)]) {
+    let length = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(REFUSAL_BODY_LIMIT);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while buf.len() < used + length {
+            match io.read_buf(&mut *buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
 }
 
 fn mask() -> [u8; 4] {
