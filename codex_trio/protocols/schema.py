@@ -61,7 +61,11 @@ def _requires_every_property(node: Any, seen: set[int]) -> bool:
     if _is_object_node(node):
         properties = node.get("properties") if isinstance(node.get("properties"), dict) else {}
         required = node.get("required") or []
-        if not isinstance(required, list) or set(required) != set(properties):
+        # A malformed `required` (not a list of names) cannot demand strictness: it is the client's schema
+        # error to report upstream, not ours to crash on.
+        if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
+            return False
+        if set(required) != set(properties):
             return False
     return all(_requires_every_property(child, seen) for child in _children(node))
 

@@ -134,3 +134,10 @@ def test_stream_always_terminates(events, end, sse, expose, stops):
     assert "error" in last or last["candidates"][0]["finishReason"] in ("STOP", "MAX_TOKENS", "OTHER")
     assert all("finishReason" not in c["candidates"][0] for c in chunks[:-1] if "candidates" in c)
     assert sum("error" in c for c in chunks) <= 1
+
+
+def test_required_that_is_not_a_list_of_names_is_a_client_error_not_a_crash():
+    # Found by test_corrupted_bodies: `required: [{}]` made the strictness check hash a dict (a 500).
+    from codex_trio.protocols.schema import requires_every_property
+
+    assert requires_every_property({"type": "object", "properties": {"a": {}}, "required": [{}]}) is False
