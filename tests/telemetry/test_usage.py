@@ -1,0 +1,115 @@
+"""Usage accounting through the real gateway on the simulator: one record per request, totals equal what the
+simulator reported, rollups equal the raw rows, nothing lost on a clean shutdown."""
+
+from __future__ import annotations
+
+import httpx
+import trio
+
+from tests.telemetry.helpers import query_db, stack, wait_for_records
+
+CHAT = "/v1/chat/completions"
+
+
+def chat(text: str, **extra):
+    return {"model": "gpt-5.5", "messages": [{"role": "user", "content": text}], **extra}
+
+
+async def streamed_usage(client: httpx.AsyncClient, text: str) -> dict:
+    """A streamed Chat turn with include_usage; returns the usage chunk the client got."""
+    usage = None
+    async with client.stream("POST", CHAT, json=chat(text, stream=True, stream_options={"include_usage": True})) as r:
+        assert r.status_code == 200
+        async for line in r.aiter_lines():
+            if line.startswith("data: {") and '"usage":{' in line:
+                import orjson
+
+                usage = orjson.loads(line[6:])["usage"]
+    assert usage is not None
+    return usage
+
+
+async def test_usage_totals_equal_what_the_simulator_reported_for_a_mixed_batch(data_dir):
+    expected = {"input": 0, "cached": 0, "output": 0}
+
+    def add(usage: dict) -> None:
+        expected["input"] += usage["prompt_tokens"]
+        expected["cached"] += (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        expected["output"] += usage["completion_tokens"]
+
+    async with stack(data_dir, accounts=2) as (sim, gateway, client):
+        sim.script({"match": {"user_text": "SLOW"}, "reply": {"text_length": 8000, "chunk_size": 4, "pacing_ms": 5}})
+        sim.script({"match": {"user_text": "FAILOVER"}, "times": 1, "reply": {"rate_limit": {"resets_in_seconds": 30}}})
+        sent = 0
+        # failed over: the first account answers 429, the turn is served by the second
+        response = await client.post(CHAT, json=chat("FAILOVER please"))
+        assert response.status_code == 200
+        add(response.json()["usage"])
+        sent += 1
+        for i in range(10):
+            add(await streamed_usage(client, f"streamed number {i} " + "word " * i))
+            response = await client.post(CHAT, json=chat(f"collected number {i} " + "more " * (3 * i)))
+            assert response.status_code == 200
+            add(response.json()["usage"])
+            sent += 2
+        # a client error: answered by the gateway, no upstream turn
+        assert (await client.post(CHAT, json={**chat("x"), "model": "no-such-model"})).status_code == 404
+        sent += 1
+        # cancelled mid-stream: the client reads the first bytes and hangs up; the sim never sends its usage
+        async with client.stream("POST", CHAT, json=chat("SLOW reply", stream=True)) as r:
+            async for _ in r.aiter_bytes():
+                break
+        sent += 1
+
+        records = await wait_for_records(client, sent)
+        assert len(records) == sent
+        outcomes = sorted(r["outcome"] for r in records)
+        assert outcomes.count("cancelled") == 1 and outcomes.count("error") == 1
+        assert sum(r["failovers"] for r in records) == 1
+        cancelled = next(r for r in records if r["outcome"] == "cancelled")
+        assert cancelled["output_tokens"] == 0 and cancelled["stream"] and cancelled["status"] == 200
+
+        totals = (await client.get("/admin/usage-stats/summary")).json()["totals"]
+        assert totals["requests"] == sent
+        assert totals["errors"] == 2  # the 404 and the cancelled stream
+        assert (totals["input_tokens"], totals["cached_tokens"], totals["output_tokens"]) == (
+            expected["input"], expected["cached"], expected["output"])
+        assert totals["cost_usd"] > 0  # gpt-5.5 matches the default gpt-5* price
+
+    # after a clean shutdown every record is in the store, and each rollup equals the raw sums
+    assert query_db(data_dir, "SELECT COUNT(*), SUM(input_tokens), SUM(output_tokens) FROM usage_records")[0] == (
+        sent, expected["input"], expected["output"])
+    raw = query_db(data_dir, "SELECT model, account, key_id, COUNT(*), SUM(input_tokens), SUM(cached_tokens), "
+                             "SUM(output_tokens), SUM(reasoning_tokens), ROUND(SUM(cost_usd), 9) FROM usage_records "
+                             "GROUP BY model, account, key_id ORDER BY model, account, key_id")
+    for seconds in (60, 3600, 86400):
+        rolled = query_db(data_dir, "SELECT model, account, key_id, SUM(requests), SUM(input_tokens), "
+                                    "SUM(cached_tokens), SUM(output_tokens), SUM(reasoning_tokens), "
+                                    "ROUND(SUM(cost_usd), 9) FROM usage_rollups WHERE granularity = ? "
+                                    "GROUP BY model, account, key_id ORDER BY model, account, key_id", seconds)
+        assert rolled == raw, f"the {seconds}-second rollups differ from the raw rows"
+
+
+async def test_history_groups_by_model_account_and_key_and_checks_its_arguments(data_dir):
+    async with stack(data_dir) as (sim, gateway, client):
+        for i in range(3):
+            assert (await client.post(CHAT, json=chat(f"hello {i}"))).status_code == 200
+        await wait_for_records(client, 3)
+        by_model = (await client.get("/admin/usage-stats/history",
+                                     params={"from": "1h", "granularity": "minute", "group_by": "model"})).json()
+        assert {p["model"] for p in by_model["points"]} == {"gpt-5.5"}
+        assert sum(p["requests"] for p in by_model["points"]) == 3
+        by_account = (await client.get("/admin/usage-stats/history", params={"group_by": "account"})).json()
+        assert [p["account"] for p in by_account["points"]] == [gateway.services.pool.accounts()[0].id]
+        for params, field in (({"granularity": "week"}, "granularity"), ({"group_by": "user"}, "group_by"),
+                              ({"from": "yesterday"}, "from")):
+            response = await client.get("/admin/usage-stats/history", params=params)
+            assert response.status_code == 400 and response.json()["error"]["param"] == field
+
+
+async def test_usage_accounting_off_writes_nothing_but_the_request_log_still_works(data_dir):
+    async with stack(data_dir, local={"usage_stats": {"enabled": False}}) as (sim, gateway, client):
+        assert (await client.post(CHAT, json=chat("hi"))).status_code == 200
+        await wait_for_records(client, 1)
+        await trio.sleep(1.2)
+    assert query_db(data_dir, "SELECT COUNT(*) FROM usage_records") == [(0,)]
