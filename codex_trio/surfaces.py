@@ -37,8 +37,10 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
     """Add the CLI subcommands features provide."""
     from .accounts.cli import add_account_commands
     from .demo import add_commands as add_demo_commands
+    from .telemetry.cli import add_telemetry_commands
 
     add_account_commands(commands, common)
+    add_telemetry_commands(commands, common)
     add_demo_commands(commands)
 
 

@@ -321,3 +321,14 @@ class ClientKeys:
         if len(days) > 40:  # a month and a bit is all a budget looks at
             for old in sorted(days)[:-40]:
                 del days[old]
+
+
+def key_token_window_totals(conn: sqlite3.Connection, now: float) -> dict[str, dict[str, int]]:
+    """Per key: tokens this UTC day / week / month, from the daily rollups (for `keys list`)."""
+    from .store import key_token_totals
+
+    starts = window_starts(now)
+    out: dict[str, dict[str, int]] = {}
+    for key_id, days in key_token_totals(conn, min(starts.values())).items():
+        out[key_id] = {f"tokens_this_{w}": sum(t for d, t in days if d >= s) for w, s in starts.items()}
+    return out
