@@ -20,11 +20,10 @@ FILTER_FIELDS = ("status", "model", "account", "key", "protocol", "outcome")
 
 
 class RequestLog:
-    def __init__(self, size: Callable[[], int], *, capture_bodies: bool = False) -> None:
+    def __init__(self, size: Callable[[], int]) -> None:
         self._size = size
         self._ring: deque[RequestRecord] = deque(maxlen=max(1, size()))
         self._subscribers: set[trio.MemorySendChannel[RequestRecord]] = set()
-        self.capture_bodies = capture_bodies
         self.missed = 0  # records a live-tail reader was too slow for
 
     def add(self, record: RequestRecord) -> None:

@@ -12,12 +12,14 @@ import trio
 from quart import Response, g, request
 from quart.wrappers.response import DataBody
 
+from ..config.loader import ConfigError
 from ..errors import ErrorKind, GatewayError, invalid_request
 from ..server.api import json_response
 from ..server.auth import key_matches, presented_key
 from .client_keys import ClientKey, KeyLimits, apply_update, delete_key, insert_key, make_key, save_key
 from .metrics import CONTENT_TYPE
 from .recorder import set_current
+from .redact import redact_body
 from .service import Telemetry, protocol_of
 from .store import GRANULARITIES, GROUP_COLUMNS, HistoryQuery, read_errors, read_history, read_summary
 from .timeparse import parse_time
@@ -73,14 +75,23 @@ def install_hooks(app: Any, gateway: "Gateway") -> None:
                                             client_ip=_client_ip(gateway), key=g.get("client_key"))
         g.request_trace = trace
         set_current(trace)
+        if gateway.config.settings.logs.request_log_bodies:
+            # read with cache=True: the route's own (uncached) read then gets the same bytes
+            limit = gateway.config.settings.logs.request_log_body_bytes
+            trace.bodies = {"request": redact_body(await request.get_data(cache=True), limit)}
 
     @app.after_request
     async def _finish_response(response: Response) -> Response:
         trace = g.get("request_trace")
         if trace is not None:
-            if response.status_code >= 400 and isinstance(response.response, DataBody):
+            collected = isinstance(response.response, DataBody)
+            if response.status_code >= 400 and collected:
                 kind, text = _error_text(response, await response.get_data())
                 trace.note_error(kind or f"http_{response.status_code}", text)
+            if trace.bodies is not None:
+                trace.bodies["response"] = (redact_body(await response.get_data(), gateway.config.settings.logs
+                                                        .request_log_body_bytes) if collected
+                                            else "[streamed reply: not captured]")
             trace.responded_with(response.status_code)
             overhead = trace.record.overhead_ms
         else:
@@ -224,8 +235,10 @@ def register_telemetry(app: Any, gateway: "Gateway") -> None:
         if "capture_bodies" in body:
             changes["request_log_bodies"] = body["capture_bodies"]
         if changes:
-            gateway.config.update({"logs": changes})
-        telemetry_of(gateway).request_log.capture_bodies = gateway.config.settings.logs.request_log_bodies
+            try:
+                gateway.config.update({"logs": changes})
+            except ConfigError as exc:
+                raise invalid_request(str(exc)) from None
         return json_response(_log_state(gateway))
 
     @app.get("/admin/logs/stream")

@@ -49,11 +49,9 @@ class Telemetry:
     def __init__(self, config: "ConfigStore", *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
-        settings = config.settings
         self.store: OperatorStore | None = None
         self.writer = UsageWriter(clock=self._now, retention_days=lambda: self.config.settings.usage_stats.retention_days)
-        self.request_log = RequestLog(lambda: self.config.settings.logs.request_log_size,
-                                      capture_bodies=settings.logs.request_log_bodies)
+        self.request_log = RequestLog(lambda: self.config.settings.logs.request_log_size)
         self.metrics = Metrics()
         self.keys = ClientKeys(clock=self._now)
         self.in_flight = 0
