@@ -18,7 +18,7 @@ from ..server.api import json_response
 from ..server.auth import key_matches, presented_key
 from .client_keys import ClientKey, KeyLimits, apply_update, delete_key, insert_key, make_key, save_key
 from .metrics import CONTENT_TYPE
-from .recorder import set_current
+from .recorder import NULL_RECORDER, set_current
 from .redact import redact_body
 from .service import Telemetry, protocol_of
 from .store import GRANULARITIES, GROUP_COLUMNS, HistoryQuery, read_errors, read_history, read_summary
@@ -69,6 +69,7 @@ def install_hooks(app: Any, gateway: "Gateway") -> None:
         g.telemetry_started = time.monotonic()
         protocol = protocol_of(request.method, request.path)
         if protocol is None:
+            set_current(NULL_RECORDER)  # whatever this task ran before, this request has no turn of ours
             return
         trace = telemetry_of(gateway).begin(protocol, request.path, request.method,
                                             user_agent=request.headers.get("user-agent", ""),

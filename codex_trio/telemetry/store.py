@@ -27,7 +27,8 @@ T = TypeVar("T")
 
 OPERATOR_DB = "operator.sqlite3"
 GRANULARITIES = {"minute": 60, "hour": 3600, "day": 86400}
-GROUP_COLUMNS = {"model": "model", "account": "account", "key": "key_id"}
+GROUP_COLUMNS = {"model": "model", "account": "account", "key": "key_id"}  # group_by → record column
+DIMENSIONS = ("", "model", "account", "key")  # '' = every request
 SUM_COLUMNS = ("requests", "errors", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens",
                "cost_usd", "duration_ms")
 
@@ -56,14 +57,17 @@ MIGRATIONS: list[list[str]] = [
             cost_usd REAL NOT NULL
         ) WITHOUT ROWID""",
         "CREATE INDEX usage_records_ts ON usage_records (ts)",
-        # One row per (granularity, bucket start, model, account, key); kept equal to the raw sums by the writer
-        # (the raw rows and their rollup increments commit in one transaction).
+        # Per granularity (60 / 3600 / 86400 s) and bucket start: one row for all requests (dimension ''), one per
+        # model, per account and per client key. Kept equal to the raw sums by the writer (raw rows and their
+        # rollup increments commit in one transaction). One row per dimension value, not per (model, account,
+        # key) combination: a combination table grows with the product of the three and is nearly as large as
+        # the raw rows (measured: 0.9 hourly rows per raw row with 6 models x 10 accounts x 20 keys), while
+        # this one has 1 + models + accounts + keys rows per bucket, whatever the traffic.
         """CREATE TABLE usage_rollups (
             granularity INTEGER NOT NULL,
+            dimension TEXT NOT NULL,
             bucket INTEGER NOT NULL,
-            model TEXT NOT NULL,
-            account TEXT NOT NULL,
-            key_id TEXT NOT NULL,
+            value TEXT NOT NULL,
             requests INTEGER NOT NULL,
             errors INTEGER NOT NULL,
             input_tokens INTEGER NOT NULL,
@@ -72,7 +76,7 @@ MIGRATIONS: list[list[str]] = [
             reasoning_tokens INTEGER NOT NULL,
             cost_usd REAL NOT NULL,
             duration_ms REAL NOT NULL,
-            PRIMARY KEY (granularity, bucket, model, account, key_id)
+            PRIMARY KEY (granularity, dimension, bucket, value)
         ) WITHOUT ROWID""",
         """CREATE TABLE request_errors (
             id TEXT PRIMARY KEY,
@@ -101,9 +105,9 @@ _RECORD_COLUMNS = ("id", "ts", "key_id", "protocol", "requested_model", "model",
 _INSERT_RECORD = (f"INSERT OR IGNORE INTO usage_records ({', '.join(_RECORD_COLUMNS)}) "
                   f"VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)})")
 _UPSERT_ROLLUP = (
-    "INSERT INTO usage_rollups (granularity, bucket, model, account, key_id, " + ", ".join(SUM_COLUMNS) + ") "
-    "VALUES (?, ?, ?, ?, ?, " + ", ".join("?" for _ in SUM_COLUMNS) + ") "
-    "ON CONFLICT (granularity, bucket, model, account, key_id) DO UPDATE SET "
+    "INSERT INTO usage_rollups (granularity, dimension, bucket, value, " + ", ".join(SUM_COLUMNS) + ") "
+    "VALUES (?, ?, ?, ?, " + ", ".join("?" for _ in SUM_COLUMNS) + ") "
+    "ON CONFLICT (granularity, dimension, bucket, value) DO UPDATE SET "
     + ", ".join(f"{c} = {c} + excluded.{c}" for c in SUM_COLUMNS))
 KEY_COLUMNS = ("id", "name", "prefix", "key_hash", "enabled", "created_at", "last_used_at", "expires_at", "limits")
 
@@ -119,20 +123,22 @@ def _record_row(record: RequestRecord) -> tuple[Any, ...]:
             record.duration_ms, record.error_kind, record.cost_usd)
 
 
-def rollup_increments(records: Iterable[RequestRecord]) -> dict[tuple[int, int, str, str, str], list[float]]:
+def rollup_increments(records: Iterable[RequestRecord]) -> dict[tuple[int, str, int, str], list[float]]:
     """The batch pre-aggregated per rollup row, so a batch costs one upsert per row it touches."""
-    out: dict[tuple[int, int, str, str, str], list[float]] = {}
+    out: dict[tuple[int, str, int, str], list[float]] = {}
     for r in records:
         values = (1, int(r.outcome != "ok"), r.input_tokens, r.cached_tokens, r.output_tokens, r.reasoning_tokens,
                   r.cost_usd, r.duration_ms)
         for seconds in GRANULARITIES.values():
-            key = (seconds, int(r.started_at // seconds) * seconds, r.model, r.account, r.key_id)
-            sums = out.get(key)
-            if sums is None:
-                out[key] = list(values)
-            else:
-                for i, v in enumerate(values):
-                    sums[i] += v
+            bucket = int(r.started_at // seconds) * seconds
+            for dimension, value in (("", ""), ("model", r.model), ("account", r.account), ("key", r.key_id)):
+                key = (seconds, dimension, bucket, value)
+                sums = out.get(key)
+                if sums is None:
+                    out[key] = list(values)
+                else:
+                    for i, v in enumerate(values):
+                        sums[i] += v
     return out
 
 
@@ -239,8 +245,8 @@ def prune(conn: sqlite3.Connection, before: float) -> int:
     return removed
 
 
-def _sums(row: sqlite3.Row) -> dict[str, Any]:
-    out = {c: (row[c] or 0) for c in SUM_COLUMNS}
+def _sums(row: sqlite3.Row | None) -> dict[str, Any]:
+    out = {c: ((row[c] if row is not None else 0) or 0) for c in SUM_COLUMNS}
     out["cost_usd"] = round(float(out["cost_usd"]), 6)
     out["duration_ms"] = round(float(out["duration_ms"]), 3)
     for c in SUM_COLUMNS:
@@ -254,53 +260,52 @@ _SUM_SQL = ", ".join(f"SUM({c}) AS {c}" for c in SUM_COLUMNS)
 
 
 def read_summary(conn: sqlite3.Connection, since: float, until: float) -> dict[str, Any]:
-    """Totals and per-model / account / key totals from the rollups: whole days from the daily rollups,
-    the ragged ends from the minute rollups (so a summary costs a few thousand rows at most)."""
-    def grouped(column: str | None) -> list[sqlite3.Row]:
-        select = f"{column} AS name, " if column else ""
-        group = f"GROUP BY {column} ORDER BY requests DESC" if column else ""
-        sql = (f"SELECT {select}{_SUM_SQL} FROM (" + _covering_rollups() + f") {group}")
-        return conn.execute(sql, _covering_params(since, until)).fetchall()
+    """Totals and per-model / account / key totals from the rollups: whole days from the daily rollups, the
+    ragged ends from the minute rollups (so a summary reads a few thousand rows at most)."""
+    def grouped(dimension: str) -> list[sqlite3.Row]:
+        sql = (f"SELECT value, {_SUM_SQL} FROM ({_COVERING_ROLLUPS}) GROUP BY value ORDER BY requests DESC, value")
+        return conn.execute(sql, _covering_params(dimension, since, until)).fetchall()
 
-    totals = grouped(None)[0]
-    return {"from": since, "to": until, "totals": _sums(totals),
-            "by_model": [{"model": r["name"], **_sums(r)} for r in grouped("model")],
-            "by_account": [{"account": r["name"], **_sums(r)} for r in grouped("account")],
-            "by_key": [{"key_id": r["name"], **_sums(r)} for r in grouped("key_id")]}
-
-
-def _covering_rollups() -> str:
-    # [since, until): minutes up to the first whole day, whole days, minutes after the last whole day.
-    columns = "model, account, key_id, " + ", ".join(SUM_COLUMNS)
-    return (f"SELECT {columns} FROM usage_rollups WHERE granularity = 60 AND bucket >= ? AND bucket < ? "
-            f"UNION ALL SELECT {columns} FROM usage_rollups WHERE granularity = 86400 AND bucket >= ? AND bucket < ? "
-            f"UNION ALL SELECT {columns} FROM usage_rollups WHERE granularity = 60 AND bucket >= ? AND bucket < ?")
+    totals = grouped("")
+    return {"from": since, "to": until,
+            "totals": _sums(totals[0]) if totals else _sums(None),
+            "by_model": [{"model": r["value"], **_sums(r)} for r in grouped("model")],
+            "by_account": [{"account": r["value"], **_sums(r)} for r in grouped("account")],
+            "by_key": [{"key_id": r["value"], **_sums(r)} for r in grouped("key")]}
 
 
-def _covering_params(since: float, until: float) -> tuple[int, ...]:
+# [since, until): minutes up to the first whole day, whole days, minutes after the last whole day.
+_COVERING_ROLLUPS = " UNION ALL ".join(
+    [f"SELECT value, {', '.join(SUM_COLUMNS)} FROM usage_rollups WHERE granularity = ? AND dimension = ? "
+     "AND bucket >= ? AND bucket < ?"] * 3)
+
+
+def _covering_params(dimension: str, since: float, until: float) -> tuple[Any, ...]:
     start = int(since // 60) * 60
     end = int(-(-until // 60)) * 60
     first_day = -(-start // 86400) * 86400
     last_day = end // 86400 * 86400
     if first_day >= last_day:  # less than a whole day: minutes only
-        return (start, end, 0, 0, 0, 0)
-    return (start, first_day, first_day, last_day, last_day, end)
+        return (60, dimension, start, end, 86400, dimension, 0, 0, 60, dimension, 0, 0)
+    return (60, dimension, start, first_day, 86400, dimension, first_day, last_day, 60, dimension, last_day, end)
 
 
 def read_history(conn: sqlite3.Connection, query: HistoryQuery) -> list[dict[str, Any]]:
     seconds = GRANULARITIES[query.granularity]
-    column = GROUP_COLUMNS[query.group_by] if query.group_by else None
-    select = f"bucket, {column} AS name, " if column else "bucket, "
-    group = f"bucket, {column}" if column else "bucket"
-    sql = (f"SELECT {select}{_SUM_SQL} FROM usage_rollups WHERE granularity = ? AND bucket >= ? AND bucket < ? "
-           f"GROUP BY {group} ORDER BY bucket")
+    sql = (f"SELECT bucket, value, {', '.join(SUM_COLUMNS)} FROM usage_rollups WHERE granularity = ? "
+           "AND dimension = ? AND bucket >= ? AND bucket < ? ORDER BY bucket, value")
     start = int(query.start // seconds) * seconds
-    rows = conn.execute(sql, (seconds, start, query.end)).fetchall()
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples: a 30-day hourly history by key is ~15,000 rows
+    cursor.execute(sql, (seconds, query.group_by or "", start, query.end))
+    group = query.group_by
     out = []
-    for row in rows:
-        point = {"bucket": row["bucket"], **_sums(row)}
-        if column:
-            point[query.group_by] = row["name"]
+    for bucket, value, requests, errors, inp, cached, output, reasoning, cost, duration in cursor:
+        point = {"bucket": bucket, "requests": requests, "errors": errors, "input_tokens": inp,
+                 "cached_tokens": cached, "output_tokens": output, "reasoning_tokens": reasoning,
+                 "cost_usd": round(cost, 6), "duration_ms": round(duration, 3), "total_tokens": inp + output}
+        if group:
+            point[group] = value
         out.append(point)
     return out
 
@@ -308,10 +313,10 @@ def read_history(conn: sqlite3.Connection, query: HistoryQuery) -> list[dict[str
 def key_token_totals(conn: sqlite3.Connection, since: float) -> dict[str, list[tuple[int, int]]]:
     """Per client key: (day start, tokens) from the daily rollups since `since` (budget counters at start)."""
     out: dict[str, list[tuple[int, int]]] = {}
-    for row in conn.execute("SELECT key_id, bucket, SUM(input_tokens + output_tokens) AS tokens FROM usage_rollups "
-                            "WHERE granularity = 86400 AND bucket >= ? AND key_id != '' GROUP BY key_id, bucket",
+    for row in conn.execute("SELECT value, bucket, input_tokens + output_tokens AS tokens FROM usage_rollups "
+                            "WHERE granularity = 86400 AND dimension = 'key' AND bucket >= ? AND value != ''",
                             (int(since),)):
-        out.setdefault(row["key_id"], []).append((int(row["bucket"]), int(row["tokens"])))
+        out.setdefault(row["value"], []).append((int(row["bucket"]), int(row["tokens"])))
     return out
 
 

@@ -119,17 +119,25 @@ async def test_requests_per_minute_and_concurrency_are_429_with_retry_after(data
 
         single = (await create_key(admin, "single", max_concurrency=1))["key"]
         headers = {"authorization": f"Bearer {single}"}
-        async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
-            async with http.stream("POST", "/v1/chat/completions", json={**say("SLOW"), "stream": True}) as running:
-                async for _ in running.aiter_bytes():
-                    break
-                claude = anthropic.AsyncAnthropic(api_key=single, base_url=url, max_retries=0)
-                with pytest.raises(anthropic.RateLimitError) as busy:
-                    await claude.messages.create(model="gpt-5.5", max_tokens=50,
-                                                 messages=[{"role": "user", "content": "hi"}])
-                assert "already has 1 requests running" in busy.value.message
-                assert busy.value.response.headers["retry-after"] == "1"
-                await claude.close()
+
+        async def hold_a_stream(task_status=trio.TASK_STATUS_IGNORED) -> None:
+            # keeps reading (a client that stops reading could be taken for one that left)
+            async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
+                async with http.stream("POST", "/v1/chat/completions", json={**say("SLOW"), "stream": True}) as r:
+                    assert r.status_code == 200
+                    async for _ in r.aiter_bytes():
+                        task_status.started()
+                        task_status = trio.TASK_STATUS_IGNORED
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hold_a_stream)
+            claude = anthropic.AsyncAnthropic(api_key=single, base_url=url, max_retries=0)
+            with pytest.raises(anthropic.RateLimitError) as busy:
+                await claude.messages.create(model="gpt-5.5", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
+            assert "already has 1 requests running" in busy.value.message
+            assert busy.value.response.headers["retry-after"] == "1"
+            await claude.close()
+            nursery.cancel_scope.cancel()
         # the slot is given back when the stream ends
         async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
             with trio.fail_after(10):

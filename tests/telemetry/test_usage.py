@@ -79,15 +79,17 @@ async def test_usage_totals_equal_what_the_simulator_reported_for_a_mixed_batch(
     # after a clean shutdown every record is in the store, and each rollup equals the raw sums
     assert query_db(data_dir, "SELECT COUNT(*), SUM(input_tokens), SUM(output_tokens) FROM usage_records")[0] == (
         sent, expected["input"], expected["output"])
-    raw = query_db(data_dir, "SELECT model, account, key_id, COUNT(*), SUM(input_tokens), SUM(cached_tokens), "
-                             "SUM(output_tokens), SUM(reasoning_tokens), ROUND(SUM(cost_usd), 9) FROM usage_records "
-                             "GROUP BY model, account, key_id ORDER BY model, account, key_id")
-    for seconds in (60, 3600, 86400):
-        rolled = query_db(data_dir, "SELECT model, account, key_id, SUM(requests), SUM(input_tokens), "
-                                    "SUM(cached_tokens), SUM(output_tokens), SUM(reasoning_tokens), "
-                                    "ROUND(SUM(cost_usd), 9) FROM usage_rollups WHERE granularity = ? "
-                                    "GROUP BY model, account, key_id ORDER BY model, account, key_id", seconds)
-        assert rolled == raw, f"the {seconds}-second rollups differ from the raw rows"
+    sums = "COUNT(*), SUM(input_tokens), SUM(cached_tokens), SUM(output_tokens), SUM(reasoning_tokens), " \
+           "ROUND(SUM(cost_usd), 9)"
+    rolled_sums = "SUM(requests), SUM(input_tokens), SUM(cached_tokens), SUM(output_tokens), SUM(reasoning_tokens), " \
+                  "ROUND(SUM(cost_usd), 9)"
+    for dimension, column in (("", "''"), ("model", "model"), ("account", "account"), ("key", "key_id")):
+        raw = query_db(data_dir, f"SELECT {column}, {sums} FROM usage_records GROUP BY 1 ORDER BY 1")
+        for seconds in (60, 3600, 86400):
+            rolled = query_db(data_dir, f"SELECT value, {rolled_sums} FROM usage_rollups WHERE granularity = ? AND "
+                                        "dimension = ? GROUP BY 1 ORDER BY 1", seconds, dimension)
+            assert rolled == raw, f"the {seconds}-second rollups by {dimension or 'nothing'} differ from the raw rows"
+    assert ("",) in query_db(data_dir, "SELECT DISTINCT account FROM usage_records")  # the 404 had no account
 
 
 async def test_history_groups_by_model_account_and_key_and_checks_its_arguments(data_dir):
