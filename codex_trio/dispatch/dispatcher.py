@@ -334,6 +334,7 @@ class Dispatcher:
 
     async def compact(self, turn: Turn) -> Any:
         """`POST /codex/responses/compact` on some account, failing over like a turn does."""
+        current_recorder().admit(turn)  # client-key limits apply to compaction too
         pool = self.services.pool
         if pool is None:
             raise GatewayError(503, "The account pool is not ready yet.", ErrorKind.OVERLOADED)

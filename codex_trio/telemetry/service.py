@@ -54,7 +54,6 @@ class Telemetry:
         self.request_log = RequestLog(lambda: self.config.settings.logs.request_log_size)
         self.metrics = Metrics()
         self.keys = ClientKeys(clock=self._now)
-        self.in_flight = 0
 
     def _now(self) -> float:
         return self.clock()
@@ -65,13 +64,11 @@ class Telemetry:
 
     def begin(self, protocol: str, path: str, method: str, *, user_agent: str = "", client_ip: str = "",
               key=None) -> RequestTrace:
-        self.in_flight += 1
         self.metrics.in_flight.inc()
         return RequestTrace(self._finished, protocol=protocol, path=path, method=method, wall_clock=self._now(),
                             user_agent=user_agent, client_ip=client_ip, key=key, admit=self.keys.admit)
 
     def _finished(self, trace: RequestTrace) -> None:
-        self.in_flight -= 1
         self.metrics.in_flight.dec()
         record = trace.record
         settings = self.config.settings

@@ -95,7 +95,10 @@ async def test_model_not_allowed_is_a_403_in_every_protocol(data_dir):
             await trio.to_thread.run_sync(lambda: gemini.models.generate_content(model="gpt-5.5", contents="hi"))
         assert denied.value.code == 403 and "may not use the model" in denied.value.message
         gemini.close()
-        assert turns_sent(sim) == before  # refused before any upstream call
+        compact = await admin.post("/v1/responses/compact", headers={"authorization": f"Bearer {secret}"},
+                                   json={"model": "gpt-5.5", "input": [{"role": "user", "content": "hi"}]})
+        assert compact.status_code == 403 and compact.json()["error"]["code"] == "model_not_allowed"
+        assert turns_sent(sim) == before and not sim.requests_to("/responses/compact")  # refused before any upstream call
 
 
 async def test_requests_per_minute_and_concurrency_are_429_with_retry_after(data_dir):

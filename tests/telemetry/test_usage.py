@@ -92,6 +92,40 @@ async def test_usage_totals_equal_what_the_simulator_reported_for_a_mixed_batch(
     assert ("",) in query_db(data_dir, "SELECT DISTINCT account FROM usage_records")  # the 404 had no account
 
 
+def test_usage_command_prints_an_aligned_table(data_dir):
+    import os
+    import subprocess
+    import sys
+
+    from codex_trio.telemetry.record import RequestRecord
+    from codex_trio.telemetry.store import OperatorStore, write_batch
+
+    store = OperatorStore.open_sync(data_dir / "operator.sqlite3")
+    now = __import__("time").time()
+    records = [RequestRecord(id=f"r{i}", started_at=now - 3600 * i, protocol="openai", path=CHAT,
+                             model="gpt-5.5" if i % 2 else "gpt-5.4-mini", account="acct1", status=200,
+                             input_tokens=1000 * i, output_tokens=10 * i) for i in range(6)]
+    records.append(RequestRecord(id="old", started_at=now - 10 * 86400, protocol="openai", path=CHAT, model="gpt-5.5",
+                                 input_tokens=999_999))
+    store.sync.transaction(lambda conn: write_batch(conn, records, []))
+    store.sync.close()
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, "-m", "codex_trio.cli", "usage", "--since", "7d", "--by", "model",
+                             "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": repo})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header, rows = lines[1], lines[2:]
+    assert header.split() == ["MODEL", "REQUESTS", "ERRORS", "INPUT", "CACHED", "OUTPUT", "REASONING", "COST", "USD"]
+    assert [r.split()[0] for r in rows] == ["gpt-5.4-mini", "gpt-5.5", "TOTAL"]
+    assert len({len(line) for line in [header] + rows}) == 1  # every column right-aligned to the header
+    total = rows[-1].split()
+    assert total[1] == "6" and total[3] == f"{sum(1000 * i for i in range(6)):,}"  # the 10-day-old row is out
+    bad = subprocess.run([sys.executable, "-m", "codex_trio.cli", "usage", "--since", "last week", "--data-dir",
+                          str(data_dir)], capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": repo})
+    assert bad.returncode == 2 and "--since" in bad.stderr
+
+
 async def test_history_groups_by_model_account_and_key_and_checks_its_arguments(data_dir):
     async with stack(data_dir) as (sim, gateway, client):
         for i in range(3):
