@@ -30,3 +30,9 @@ def client_key_admits(gateway: "Gateway", presented: str | None, path: str) -> b
     telemetry.keys.check_usable(key)
     g.client_key = key
     return True
+
+
+def open_by_settings(gateway: "Gateway", method: str, path: str) -> bool:
+    """Routes a setting opens without any key: `GET /metrics` with `metrics.public: true` (for a key check that
+    guards every route; the /metrics route checks the admin key itself otherwise)."""
+    return method.upper() in ("GET", "HEAD") and path == "/metrics" and gateway.config.settings.metrics.public

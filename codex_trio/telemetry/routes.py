@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 from quart import Response, g, request
-from quart.wrappers.response import DataBody
+from quart.wrappers.response import DataBody, IterableBody
 
 from ..config.loader import ConfigError
 from ..errors import ErrorKind, GatewayError, invalid_request
@@ -21,6 +21,7 @@ from .metrics import CONTENT_TYPE
 from .recorder import NULL_RECORDER, set_current
 from .redact import redact_body
 from .service import Telemetry, protocol_of
+from .trace import RequestTrace
 from .store import GRANULARITIES, GROUP_COLUMNS, HistoryQuery, read_errors, read_history, read_summary
 from .timeparse import parse_time
 
@@ -63,6 +64,39 @@ def _error_text(response: Response, body: bytes) -> tuple[str, str]:
     return "", ""
 
 
+class _WatchedBody:
+    """A streamed body that tells the trace whether it reached its end. An object, not a generator: its
+    `aclose` reports a body cut short even when the server closes it before reading a single chunk."""
+
+    def __init__(self, body: Any, trace: RequestTrace) -> None:
+        self._body = body
+        self._trace = trace
+        self._ended = False
+
+    def __aiter__(self) -> "_WatchedBody":
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._body.__anext__()
+        except StopAsyncIteration:
+            self._end(True)
+            raise
+        except BaseException:
+            self._end(False)
+            raise
+
+    def _end(self, complete: bool) -> None:
+        if not self._ended:
+            self._ended = True
+            self._trace.body_ended(complete)
+
+    async def aclose(self) -> None:
+        self._end(False)
+        if hasattr(self._body, "aclose"):
+            await self._body.aclose()
+
+
 def install_hooks(app: Any, gateway: "Gateway") -> None:
     @app.before_request
     async def _trace_request() -> None:
@@ -93,6 +127,9 @@ def install_hooks(app: Any, gateway: "Gateway") -> None:
                 trace.bodies["response"] = (redact_body(await response.get_data(), gateway.config.settings.logs
                                                         .request_log_body_bytes) if collected
                                             else "[streamed reply: not captured]")
+            if isinstance(response.response, IterableBody):
+                trace.streamed = True
+                response.response = IterableBody(_WatchedBody(response.response.iter, trace))
             trace.responded_with(response.status_code)
             overhead = trace.record.overhead_ms
         else:

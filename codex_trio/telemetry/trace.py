@@ -37,8 +37,9 @@ class RequestTrace:
         self.sent_at: float | None = None
         self.opened_at: float | None = None
         self.turn_open = False
-        self.turn_ended = False  # the upstream turn reached its end (usage or failure)
         self.responded = False
+        self.streamed = False  # the reply is a stream: the record waits for its body to end
+        self.body_complete: bool | None = None  # None until a streamed body ended; False: the client left early
         self.finished = False
         self.bodies: dict[str, Any] | None = None
         self.upstream_failures: list[str] = []  # kinds, for the metrics
@@ -76,11 +77,9 @@ class RequestTrace:
         if usage is not None:
             record.input_tokens, record.cached_tokens = usage.input_tokens, usage.cached_tokens
             record.output_tokens, record.reasoning_tokens = usage.output_tokens, usage.reasoning_tokens
-            self.turn_ended = True
         if failure is not None:
             self.upstream_failures.append(failure.code or "upstream")
             self.note_error("upstream", f"{failure.code}: {failure.message}" if failure.code else failure.message)
-            self.turn_ended = True
         self.turn_open = False
         self._maybe_finish()
 
@@ -107,16 +106,23 @@ class RequestTrace:
             self.record.overhead_ms = self.overhead_ms()
         self._maybe_finish()
 
+    def body_ended(self, complete: bool) -> None:
+        """A streamed reply's body ended: sent to its end, or cut short (the client went away)."""
+        self.body_complete = complete
+        self._maybe_finish()
+
     def _maybe_finish(self) -> None:
-        if self.finished or not self.responded or self.turn_open:
+        if self.finished or not self.responded or self.turn_open or (self.streamed and self.body_complete is None):
             return
         self.finished = True
         record = self.record
         record.duration_ms = round((time.monotonic() - self.started) * 1000, 3)
         if record.status >= 400 or record.error_kind:
             record.outcome = "cancelled" if record.status == CLIENT_CLOSED else "error"
-        elif self.opened_at is not None and not self.turn_ended:
-            record.outcome = "cancelled"  # the stream was cut before its end: the client went away (or shutdown)
+        elif self.streamed and not self.body_complete:
+            record.outcome = "cancelled"
+        # A turn that ended without usage under a complete reply was ended by the gateway on purpose (a stop
+        # sequence): the client got a whole, correct reply, so it counts as ok.
         record.bodies = self.bodies
         try:
             self._finish(self)
