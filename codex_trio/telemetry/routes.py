@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
-from quart import Response, g, request
+from quart import Response, g, has_websocket_context, request, websocket
 from quart.wrappers.response import DataBody, IterableBody
 
 from ..config.loader import ConfigError
@@ -21,6 +21,7 @@ from .metrics import CONTENT_TYPE
 from .recorder import NULL_RECORDER, set_current
 from .redact import redact_body
 from .service import Telemetry, protocol_of
+from .socket_turns import SocketTurns
 from .trace import RequestTrace
 from .store import GRANULARITIES, GROUP_COLUMNS, HistoryQuery, read_errors, read_history, read_summary
 from .timeparse import parse_time
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ..app import Gateway
 
 OVERHEAD_HEADER = "x-codex-trio-overhead-ms"
+RESPONSES_SOCKETS = frozenset({"/v1/responses", "/responses"})  # the Responses API over a WebSocket
 MAX_HISTORY_POINTS = 50_000
 TAIL_HEARTBEAT_SECONDS = 15.0
 
@@ -42,11 +44,13 @@ def telemetry_of(gateway: "Gateway") -> Telemetry:
 # ---- hooks ------------------------------------------------------------------------------------------------------
 
 def _client_ip(gateway: "Gateway") -> str:
+    """The client's address (of the request or WebSocket being served)."""
+    current = websocket if has_websocket_context() else request
     if gateway.config.settings.server.trust_proxy:
-        forwarded = request.headers.get("x-forwarded-for", "")
+        forwarded = current.headers.get("x-forwarded-for", "")
         if forwarded:
             return forwarded.split(",")[0].strip()
-    return request.remote_addr or ""
+    return current.remote_addr or ""
 
 
 def _error_text(response: Response, body: bytes) -> tuple[str, str]:
@@ -144,6 +148,24 @@ def install_hooks(app: Any, gateway: "Gateway") -> None:
         trace = g.get("request_trace")
         if trace is not None and not trace.responded:  # cancelled (client gone) before the reply was made
             trace.responded_with(499)
+
+    @app.before_websocket
+    async def _trace_socket() -> None:
+        if websocket.path not in RESPONSES_SOCKETS:
+            set_current(NULL_RECORDER)
+            return
+        telemetry = telemetry_of(gateway)
+        user_agent, client_ip, key = websocket.headers.get("user-agent", ""), _client_ip(gateway), g.get("client_key")
+        turns = SocketTurns(lambda: telemetry.begin("responses", websocket.path, "WEBSOCKET", user_agent=user_agent,
+                                                    client_ip=client_ip, key=key))
+        g.socket_turns = turns
+        set_current(turns)
+
+    @app.teardown_websocket
+    async def _socket_closed(_exc: BaseException | None) -> None:
+        turns = g.get("socket_turns")
+        if turns is not None:
+            turns.end()
 
 
 def register_telemetry_ollama(app: Any, gateway: "Gateway") -> None:

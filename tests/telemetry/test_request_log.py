@@ -124,3 +124,24 @@ def test_redaction_of_secrets_and_long_base64():
     assert "sk-secret" not in text and '"rt"' not in text and "A" * 600 not in text and "keep me" in text
     capped = redact_body(orjson.dumps({"text": "word " * 1000}), 300)
     assert len(capped.encode()) <= 300 + len("…[truncated]".encode()) and capped.endswith("…[truncated]")
+
+
+async def test_each_turn_on_a_responses_websocket_is_recorded(data_dir):
+    from wsproto.events import AcceptConnection
+
+    from tests.e2e.test_openai_surfaces import WsClient
+    from tests.conftest import api_key
+
+    async with stack(data_dir) as (sim, gateway, client):
+        socket = await WsClient.connect(str(client.base_url), "/v1/responses", api_key(gateway))
+        assert isinstance(await socket.handshake(), AcceptConnection)
+        first = await socket.turn({"type": "response.create", "model": "gpt-5.5", "input": "Socket turn one"})
+        second = await socket.turn({"type": "response.create", "model": "gpt-5.5", "input": "Socket turn two"})
+        await socket.stream.aclose()
+        records = await wait_for_records(client, 2)
+    usages = [turn[-1]["response"]["usage"] for turn in (second, first)]  # the log is newest first
+    assert [r["protocol"] for r in records] == ["responses", "responses"]
+    assert [r["path"] for r in records] == ["/v1/responses"] * 2 and records[0]["method"] == "WEBSOCKET"
+    assert [(r["input_tokens"], r["output_tokens"]) for r in records] == [
+        (u["input_tokens"], u["output_tokens"]) for u in usages]
+    assert all(r["outcome"] == "ok" and r["status"] == 200 and r["account"] for r in records)
