@@ -4,11 +4,14 @@ simulator reported, rollups equal the raw rows, nothing lost on a clean shutdown
 from __future__ import annotations
 
 import httpx
+import orjson
 import trio
 
 from tests.telemetry.helpers import query_db, stack, wait_for_records
 
 CHAT = "/v1/chat/completions"
+ROUNDS = 20  # each: a streamed and a collected Chat turn, a streamed Responses turn
+CANCELLED = 3
 
 
 def chat(text: str, **extra):
@@ -22,8 +25,6 @@ async def streamed_usage(client: httpx.AsyncClient, text: str) -> dict:
         assert r.status_code == 200
         async for line in r.aiter_lines():
             if line.startswith("data: {") and '"usage":{' in line:
-                import orjson
-
                 usage = orjson.loads(line[6:])["usage"]
     assert usage is not None
     return usage
@@ -46,32 +47,42 @@ async def test_usage_totals_equal_what_the_simulator_reported_for_a_mixed_batch(
         assert response.status_code == 200
         add(response.json()["usage"])
         sent += 1
-        for i in range(10):
+        for i in range(ROUNDS):
             add(await streamed_usage(client, f"streamed number {i} " + "word " * i))
             response = await client.post(CHAT, json=chat(f"collected number {i} " + "more " * (3 * i)))
             assert response.status_code == 200
             add(response.json()["usage"])
-            sent += 2
+            completed = None
+            async with client.stream("POST", "/v1/responses", json={"model": "gpt-5.5", "stream": True,
+                                                                     "input": f"responses number {i}"}) as r:
+                async for line in r.aiter_lines():
+                    if line.startswith("data: ") and '"response.completed"' in line:
+                        completed = orjson.loads(line[6:])["response"]["usage"]
+            expected["input"] += completed["input_tokens"]
+            expected["cached"] += completed["input_tokens_details"]["cached_tokens"]
+            expected["output"] += completed["output_tokens"]
+            sent += 3
         # a client error: answered by the gateway, no upstream turn
         assert (await client.post(CHAT, json={**chat("x"), "model": "no-such-model"})).status_code == 404
         sent += 1
         # cancelled mid-stream: the client reads the first bytes and hangs up; the sim never sends its usage
-        async with client.stream("POST", CHAT, json=chat("SLOW reply", stream=True)) as r:
-            async for _ in r.aiter_bytes():
-                break
-        sent += 1
+        for i in range(CANCELLED):
+            async with client.stream("POST", CHAT, json=chat(f"SLOW reply {i}", stream=True)) as r:
+                async for _ in r.aiter_bytes():
+                    break
+            sent += 1
 
         records = await wait_for_records(client, sent)
         assert len(records) == sent
         outcomes = sorted(r["outcome"] for r in records)
-        assert outcomes.count("cancelled") == 1 and outcomes.count("error") == 1
+        assert outcomes.count("cancelled") == CANCELLED and outcomes.count("error") == 1
         assert sum(r["failovers"] for r in records) == 1
         cancelled = next(r for r in records if r["outcome"] == "cancelled")
         assert cancelled["output_tokens"] == 0 and cancelled["stream"] and cancelled["status"] == 200
 
         totals = (await client.get("/admin/usage-stats/summary")).json()["totals"]
         assert totals["requests"] == sent
-        assert totals["errors"] == 2  # the 404 and the cancelled stream
+        assert totals["errors"] == 1 + CANCELLED  # the 404 and the cancelled streams
         assert (totals["input_tokens"], totals["cached_tokens"], totals["output_tokens"]) == (
             expected["input"], expected["cached"], expected["output"])
         assert totals["cost_usd"] > 0  # gpt-5.5 matches the default gpt-5* price
