@@ -195,7 +195,8 @@ class UsageStatsSettings(Section):
                                                       "hourly and daily rollups are kept.")
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: {k: ModelPrice(**v) for k, v in DEFAULT_PRICES.items()},
                                           description="Cost estimate: model id or glob pattern → USD per million "
-                                                      "tokens; the first matching entry wins.")
+                                                      "tokens; an exact id wins, else the longest matching "
+                                                      "pattern.")
 
 
 class MetricsSettings(Section):

@@ -11,10 +11,12 @@ PER_TOKEN = 1e-6  # prices are per million tokens
 
 
 def price_for(model: str, prices: Mapping[str, ModelPrice]) -> ModelPrice | None:
-    """The exact entry, else the first glob pattern that matches (in table order)."""
+    """The exact entry, else the most specific (longest) glob pattern that matches: a pattern you add to
+    local.yaml is never shadowed by a broader shipped one, whatever the merge order."""
     if model in prices:
         return prices[model]
-    return next((price for pattern, price in prices.items() if fnmatchcase(model, pattern)), None)
+    matching = [pattern for pattern in prices if fnmatchcase(model, pattern)]
+    return prices[max(matching, key=len)] if matching else None
 
 
 def estimate_cost(model: str, input_tokens: int, cached_tokens: int, output_tokens: int,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import orjson
+import pytest
 import trio
 
 from tests.telemetry.helpers import query_db, stack, wait_for_records
