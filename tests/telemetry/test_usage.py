@@ -161,3 +161,17 @@ async def test_usage_accounting_off_writes_nothing_but_the_request_log_still_wor
         await wait_for_records(client, 1)
         await trio.sleep(1.2)
     assert query_db(data_dir, "SELECT COUNT(*) FROM usage_records") == [(0,)]
+
+
+def test_cost_estimate_uses_the_exact_price_else_the_most_specific_pattern():
+    from codex_trio.config.schema import ModelPrice
+    from codex_trio.telemetry.prices import estimate_cost
+
+    prices = {"gpt-5*": ModelPrice(input=1.0, cached_input=0.1, output=10.0),
+              "gpt-5.5*": ModelPrice(input=2.0, cached_input=0.2, output=20.0),
+              "gpt-5.5-exact": ModelPrice(input=3.0, cached_input=0.0, output=0.0)}
+    # 1M input of which 400k cached, 100k output
+    assert estimate_cost("gpt-5.5", 1_000_000, 400_000, 100_000, prices) == pytest.approx(1.2 + 0.08 + 2.0)
+    assert estimate_cost("gpt-5.4", 1_000_000, 0, 0, prices) == pytest.approx(1.0)
+    assert estimate_cost("gpt-5.5-exact", 1_000_000, 0, 0, prices) == pytest.approx(3.0)
+    assert estimate_cost("o3", 1_000_000, 0, 0, prices) == 0.0
