@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .app import Gateway
     from .cookies import CookieJar
     from .native import Client
+    from .telemetry.service import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class Services:
     clock: Callable[[], float] = time.time  # the accounts' clock (tests run it on the simulator's)
     catalog: "Catalog" = field(default_factory=lambda: _new_catalog())
     dispatcher: "Dispatcher | None" = None
+    telemetry: "Telemetry | None" = None  # usage, request log, metrics, client keys (telemetry.install)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def clients_for(self, account: "Account") -> Clients:

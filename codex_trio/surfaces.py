@@ -22,6 +22,7 @@ def install_surfaces(gateway: "Gateway") -> None:
     from .server.ollama_routes import register_ollama
     from .server.openai_routes import register_openai
     from .services import build_services, run_accounts, run_dispatch
+    from .telemetry.install import install_telemetry
     from .upstream.versions import run_release_watch
 
     gateway.services = build_services(gateway)
@@ -29,6 +30,7 @@ def install_surfaces(gateway: "Gateway") -> None:
     gateway.route_registrars.extend([register_admin, register_accounts_api, register_openai, register_anthropic,
                                      register_gemini])
     gateway.ollama_route_registrars.append(register_ollama)
+    install_telemetry(gateway)
 
 
 def add_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
@@ -36,8 +38,10 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
     from .accounts.cli import add_account_commands
     from .demo import add_commands as add_demo_commands
     from .identity_check.run import add_commands as add_identity_commands
+    from .telemetry.cli import add_telemetry_commands
 
     add_account_commands(commands, common)
+    add_telemetry_commands(commands, common)
     add_demo_commands(commands)
     add_identity_commands(commands)
 

@@ -216,15 +216,41 @@ class OllamaSettings(Section):
 
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
-    request_log: bool = Field(True, description="Keep a log of recent requests for the dashboard (reserved: the "
-                                                 "request log is not recorded yet).")
-    request_log_size: int = Field(500, ge=0, description="How many recent requests to keep (reserved).")
+    request_log: bool = Field(True, description="Keep the most recent requests in memory for GET /admin/logs and "
+                                                 "its live tail (errors are also kept in the data dir).")
+    request_log_size: int = Field(500, ge=0, description="How many recent requests the request log keeps in memory.")
+    request_log_bodies: bool = Field(False, description="Also keep request and response bodies in the request log "
+                                                        "(size-capped; secrets and images redacted). Switch at run "
+                                                        "time with POST /admin/logs/state.")
+    request_log_body_bytes: int = Field(8192, ge=256, description="Cap per captured body, in bytes.")
+
+
+class ModelPrice(Section):
+    input: float = Field(0.0, ge=0, description="USD per million input tokens (cached ones excluded).")
+    cached_input: float = Field(0.0, ge=0, description="USD per million cached input tokens.")
+    output: float = Field(0.0, ge=0, description="USD per million output tokens (reasoning included).")
+
+
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    # API list-price equivalents of the GPT-5 family, as an estimate of what the subscription saves; edit freely.
+    "gpt-5*-mini*": {"input": 0.25, "cached_input": 0.025, "output": 2.0},
+    "gpt-5*": {"input": 1.25, "cached_input": 0.125, "output": 10.0},
+}
 
 
 class UsageStatsSettings(Section):
-    enabled: bool = Field(True, description="Record token usage per account, model and key (reserved: "
-                                             "today only the per-account totals in the account store exist).")
-    retention_days: int = Field(30, ge=1, description="How long usage records are kept (reserved).")
+    enabled: bool = Field(True, description="Record one usage row per request (tokens, timing, status) per model, "
+                                             "account and client key, with per-minute/hour/day rollups.")
+    retention_days: int = Field(30, ge=1, description="How long raw usage rows (and per-minute rollups) are kept; "
+                                                      "hourly and daily rollups are kept.")
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: {k: ModelPrice(**v) for k, v in DEFAULT_PRICES.items()},
+                                          description="Cost estimate: model id or glob pattern → USD per million "
+                                                      "tokens; an exact id wins, else the longest matching "
+                                                      "pattern.")
+
+
+class MetricsSettings(Section):
+    public: bool = Field(False, description="Serve GET /metrics (Prometheus) without the admin key.")
 
 
 class Settings(Section):
@@ -239,6 +265,7 @@ class Settings(Section):
     ollama: OllamaSettings = Field(default_factory=OllamaSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
     usage_stats: UsageStatsSettings = Field(default_factory=UsageStatsSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
 
 # Settings that only take effect when the listener is rebound.

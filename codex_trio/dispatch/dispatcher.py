@@ -28,6 +28,7 @@ from .catalog import Catalog, with_model_defaults
 from .conversations import Conversation, ConversationRegistry, conversation_key, variant_key
 
 from ..accounts.pool import Failure
+from ..telemetry.recorder import NULL_RECORDER, TurnRecorder, current_recorder, transport_of
 
 if TYPE_CHECKING:
     from ..accounts.pool import Lease
@@ -67,6 +68,7 @@ class OpenedTurn:
     _response_id: str | None = None
     _failure: UpstreamFailure | None = None
     _closed: bool = False
+    recorder: TurnRecorder = NULL_RECORDER  # the request's usage / log / metrics record
 
     @property
     def account_id(self) -> str:
@@ -82,19 +84,27 @@ class OpenedTurn:
                 with trio.fail_after(self.idle_timeout):
                     batch = await self.stream.__anext__()
             except StopAsyncIteration:
+                if self._usage is None and self._failure is None:
+                    self.recorder.broke(GatewayError(502, "The upstream ended the stream without a terminal event.",
+                                                     ErrorKind.UPSTREAM, code="premature_close"))
                 return
             except trio.TooSlowError:
-                raise GatewayError(504, f"The upstream sent nothing for {self.idle_timeout:.0f} s; the stream was "
-                                   "ended.", ErrorKind.TIMEOUT, code="upstream_idle_timeout") from None
+                raise self._broke(GatewayError(504, f"The upstream sent nothing for {self.idle_timeout:.0f} s; the "
+                                  "stream was ended.", ErrorKind.TIMEOUT, code="upstream_idle_timeout")) from None
             except UpstreamError as exc:
                 # The transport's own text (TLS library wording, links) is for the log, not for clients.
                 log.warning("account %s: upstream connection broke mid-stream: %s", self.account_id, exc)
-                raise GatewayError(502, "The upstream connection broke mid-stream; the response is incomplete. "
-                                   "Retry the request.", ErrorKind.UPSTREAM, code="upstream_stream_error") from None
+                raise self._broke(GatewayError(502, "The upstream connection broke mid-stream; the response is "
+                                  "incomplete. Retry the request.", ErrorKind.UPSTREAM,
+                                  code="upstream_stream_error")) from None
             self._observe(batch)
             yield batch
             if batch and batch[-1].type in TERMINAL_TYPES:
                 return
+
+    def _broke(self, error: GatewayError) -> GatewayError:
+        self.recorder.broke(error)
+        return error
 
     def _observe(self, batch: list[CodexEvent]) -> None:
         for event in batch:
@@ -109,6 +119,7 @@ class OpenedTurn:
         if self._closed:
             return
         self._closed = True
+        self.recorder.closed(self._usage, self._failure)
         try:
             for snapshot in self.quota:
                 await self.lease.update_quota(snapshot)
@@ -179,6 +190,8 @@ class Dispatcher:
 
     async def open(self, turn: Turn) -> OpenedTurn:
         """Start the turn on some account. Raises GatewayError when no account can serve it."""
+        recorder = current_recorder()
+        recorder.admit(turn)  # client-key limits: before any upstream call, never counted against an account
         pool = self.services.pool
         if pool is None:
             raise GatewayError(503, "The account pool is not ready yet.", ErrorKind.OVERLOADED)
@@ -191,8 +204,12 @@ class Dispatcher:
         last_error: GatewayError | None = None
         for _ in range(MAX_ACCOUNTS_TRIED):
             try:
-                return await self._open_on_one_account(turn, key, excluded)
+                opened = await self._open_on_one_account(turn, key, excluded)
+                opened.recorder = recorder
+                recorder.opened(opened.account_id, opened.model, transport_of(opened.conversation.transport))
+                return opened
             except _TryAnother as exc:
+                recorder.failed_over(exc.account_id, exc.error)
                 excluded.add(exc.account_id)
                 last_error = exc.error
             except GatewayError as exc:
@@ -228,6 +245,7 @@ class Dispatcher:
                 account = lease.account
                 await conversation.use_auth(AccountAuth(account.tokens.access_token, account.account_id or ""))
                 cookies = self.services.cookie_jar_for(account) if self.services.cookies is not None else None
+                current_recorder().sending()
                 stream = transport.turn(request, TurnContext.new(), cookies=cookies)
                 try:
                     try:
@@ -322,6 +340,7 @@ class Dispatcher:
 
     async def compact(self, turn: Turn) -> Any:
         """`POST /codex/responses/compact` on some account, failing over like a turn does."""
+        current_recorder().admit(turn)  # client-key limits apply to compaction too
         pool = self.services.pool
         if pool is None:
             raise GatewayError(503, "The account pool is not ready yet.", ErrorKind.OVERLOADED)

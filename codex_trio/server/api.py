@@ -11,7 +11,8 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ErrorKind, GatewayError, status_to_kind
-from .auth import key_problem, needs_key
+from ..telemetry.key_check import client_key_admits, open_by_settings
+from .auth import key_problem, needs_key, presented_key
 from .envelopes import error_body, error_headers
 
 if TYPE_CHECKING:
@@ -70,7 +71,8 @@ def create_api_app(gateway: "Gateway") -> QuartTrio:
 
     def refusal(path: str, headers, args) -> Response | None:
         problem = key_problem(headers, args, gateway.config.settings.server.proxy_api_key)
-        if problem is None:
+        # Not the admin key: a client key may still use the model APIs (its limits are checked per turn).
+        if problem is None or client_key_admits(gateway, presented_key(headers, args), path):
             return None
         return error_response(GatewayError(401, problem, ErrorKind.AUTHENTICATION, code="invalid_api_key"), path)
 
@@ -78,7 +80,7 @@ def create_api_app(gateway: "Gateway") -> QuartTrio:
     # raised, so an unknown path without the key is a 401 too, never a 404 that confirms what exists.
     @app.before_request
     async def _require_key() -> Response | None:
-        if not needs_key(request.method, request.path):
+        if not needs_key(request.method, request.path) or open_by_settings(gateway, request.method, request.path):
             return None
         return refusal(request.path, request.headers, request.args)
 

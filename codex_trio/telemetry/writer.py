@@ -1,0 +1,88 @@
+"""The background writer: records queue up in memory on the request path (an append, no I/O) and go to the
+operator store in one transaction once a second, so accounting never delays a response.
+
+On a clean shutdown the job's `finally` writes what is left (shielded, with a deadline); a kill -9 loses at
+most the last second.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Callable
+
+import trio
+
+from .record import RequestRecord
+from .store import OperatorStore, prune, write_batch
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 1.0
+PRUNE_SECONDS = 3600.0
+FINAL_FLUSH_DEADLINE = 15.0
+MAX_PENDING = 200_000  # if the disk refuses writes for long, keep at most this many records waiting
+
+
+class UsageWriter:
+    def __init__(self, *, clock: Callable[[], float], retention_days: Callable[[], int],
+                 flush_seconds: float = FLUSH_SECONDS) -> None:
+        self._clock = clock
+        self._retention_days = retention_days
+        self._flush_seconds = flush_seconds
+        self._records: list[RequestRecord] = []
+        self._errors: list[RequestRecord] = []
+        self.written = 0
+        self.dropped = 0
+        self.on_flushed: Callable[[], object] | None = None  # after each batch (the key cache's reload check)
+
+    @property
+    def pending(self) -> int:
+        return len(self._records) + len(self._errors)
+
+    def add(self, record: RequestRecord, *, usage: bool, persist_error: bool) -> None:
+        if usage:
+            self._records.append(record)
+        if persist_error:
+            self._errors.append(record)
+        overflow = len(self._records) - MAX_PENDING
+        if overflow > 0:
+            del self._records[:overflow]
+            self.dropped += overflow
+
+    async def flush(self, store: OperatorStore) -> int:
+        records, errors = self._records, self._errors
+        if not records and not errors:
+            return 0
+        self._records, self._errors = [], []
+        try:
+            await store.write(lambda conn: write_batch(conn, records, errors))
+        except sqlite3.Error as exc:
+            log.error("usage records could not be written (%s); retrying with the next batch", exc)
+            self._records[:0], self._errors[:0] = records, errors
+            return 0
+        self.written += len(records)
+        return len(records)
+
+    async def prune(self, store: OperatorStore) -> int:
+        before = self._clock() - self._retention_days() * 86400
+        return await store.write(lambda conn: prune(conn, before))
+
+    async def run(self, store: OperatorStore, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        next_prune = 0.0
+        try:
+            while True:
+                await trio.sleep(self._flush_seconds)
+                await self.flush(store)
+                if self.on_flushed is not None:
+                    await self.on_flushed()
+                if trio.current_time() >= next_prune:
+                    next_prune = trio.current_time() + PRUNE_SECONDS
+                    removed = await self.prune(store)
+                    if removed:
+                        log.info("usage: %d rows older than %d days removed", removed, self._retention_days())
+        finally:
+            with trio.move_on_after(FINAL_FLUSH_DEADLINE) as final:
+                final.shield = True
+                await self.flush(store)
