@@ -74,9 +74,10 @@ def unknown_previous_response(response_id: str) -> GatewayError:
 
 
 def undecodable(exc: ProtocolError) -> bool:
-    """A zstd/gzip answer that did not decode (reqwest's "error decoding response body"), as opposed to a
-    broken connection."""
-    return "error decoding response body" in exc.message
+    """A zstd/gzip answer that did not decode, as opposed to a broken connection. With decompression on, reqwest
+    reports both as "error decoding response body"; only the cause hyper adds for the second ("error reading a
+    body from connection") tells them apart."""
+    return "error decoding response body" in exc.message and "reading a body from connection" not in exc.message
 
 
 def refusal_body(exc: UpstreamError) -> bytes:
