@@ -20,7 +20,7 @@ import atexit
 import math
 from collections import deque
 from types import TracebackType
-from typing import AsyncIterator, Literal, Sequence
+from typing import AsyncIterator, Literal, Mapping, Sequence
 
 import orjson
 import trio
@@ -259,7 +259,9 @@ class Client:
     """Upstream HTTP/WebSocket client with the real Codex client's TLS hello.
 
     Clients with the same options share one pooled native client (connections are reused).
-    `ca_file` adds trust (PEM) without changing the hello.
+    `ca_file` adds trust (PEM) without changing the hello. `resolve` pins host names to addresses
+    (`{"chatgpt.com": "127.0.0.1:8443"}`, like curl's --resolve): only where the socket connects changes;
+    SNI, the certificate check and `Host` keep the real name. A port in the URL wins over the pinned one.
     """
 
     def __init__(
@@ -269,11 +271,14 @@ class Client:
         ca_file: str | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float | None = None,
+        resolve: Mapping[str, str] | None = None,
     ) -> None:
         self.profile = profile
         self.proxy = proxy
+        pinned = sorted((resolve or {}).items())
         try:
-            self._native = _native.NativeClient(profile, proxy, ca_file, connect_timeout, _seconds(read_timeout))
+            self._native = _native.NativeClient(profile, proxy, ca_file, connect_timeout, _seconds(read_timeout),
+                                                pinned)
         except _native.NativeError as exc:
             raise _from_native(exc) from None
 
