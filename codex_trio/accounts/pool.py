@@ -39,6 +39,8 @@ CLOUDFLARE_COOLDOWNS = (10.0, 30.0, 90.0, 120.0)
 CLOUDFLARE_QUIET_RESET = 3600.0
 EMPTY_404_WINDOW = 3600.0
 EMPTY_404_LIMIT = 3
+# least_used: window resets closer than this to the earliest known one count as equal
+RESET_TIE_SECONDS = 60.0
 
 
 class Strategy(StrEnum):
@@ -346,11 +348,26 @@ class AccountPool:
             return ring[start:] + ring[:start]
         if strategy is Strategy.STICKY:
             return sorted(candidates, key=lambda r: (-(r.account.last_used_at or 0.0), r.account.created_at))
+        return self._least_used(candidates, now)
 
-        def key(r: _Runtime) -> tuple[float, int, float]:
-            reset = r.quota.earliest_reset(now) if r.quota else None
-            return (reset if reset is not None else math.inf, r.account.request_count + r.in_flight,
-                    r.account.last_used_at or 0.0)
+    def _least_used(self, candidates: list[_Runtime], now: float) -> list[_Runtime]:
+        """spec/upstream.md §9: exhausted last, then the earliest window reset first — compared only when
+        both resets are known: an account that never reported one is not "infinitely far" from a reset, or
+        the first account to answer would take every request of a fresh pool — then fewer requests, then
+        least recently used; exact ties take turns.
+
+        Resets within RESET_TIE_SECONDS of the earliest known one count as equal: windows last hours, so
+        windows opened by requests seconds apart are the same for this purpose. Accounts whose reset lies
+        beyond that come after, earliest first."""
+        resets = {id(r): r.quota.earliest_reset(now) if r.quota else None for r in candidates}
+        known = [t for t in resets.values() if t is not None]
+        horizon = min(known) + RESET_TIE_SECONDS if known else math.inf
+
+        def key(r: _Runtime) -> tuple[bool, float, int, float]:
+            reset = resets[id(r)]
+            later = reset if reset is not None and reset >= horizon else 0.0
+            exhausted = r.quota is not None and r.quota.blocks(now)
+            return (exhausted, later, r.account.request_count + r.in_flight, r.account.last_used_at or 0.0)
 
         ranked = sorted(candidates, key=key)
         ties = [r for r in ranked if key(r) == key(ranked[0])]
