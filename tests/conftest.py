@@ -33,18 +33,16 @@ async def running_gateway(data_dir: Path, *, local: Mapping[str, Any] | None = N
                           environ: Mapping[str, str] | None = None, registrars=(), ollama_registrars=(),
                           install: bool = False, clock=None) -> AsyncIterator[tuple[Gateway, str]]:
     """Start a gateway on port 0; yields (gateway, base_url). `local` is written to local.yaml first;
-    `clock` (with `install`) replaces the services' clock (tests run the accounts on the simulator's)."""
+    `clock` is the gateway's clock (tests run it on the simulator's)."""
     if local:
         update_local_file(data_dir / "local.yaml", local)
     store = ConfigStore(data_dir, environ=environ or {})
     store.ensure_first_start()
-    gateway = Gateway(config=store)
+    gateway = Gateway(config=store) if clock is None else Gateway(config=store, clock=clock)
     if install:
         from codex_trio.surfaces import install_surfaces
 
         install_surfaces(gateway)
-        if clock is not None:
-            gateway.services.clock = clock
     gateway.route_registrars.extend(registrars)
     gateway.ollama_route_registrars.extend(ollama_registrars)
     async with trio.open_nursery() as nursery:

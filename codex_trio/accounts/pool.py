@@ -237,6 +237,16 @@ class AccountPool:
         self._slot_freed = trio.Event()
         refresher.listeners.append(self.upsert)
 
+    def reconfigure(self, config: PoolConfig) -> None:
+        """New settings (a config change): strategy, limits, thresholds and cooldowns apply from the next
+        choice on. What the pool learnt (per-model limits) is kept; requests waiting for a slot look again,
+        since the per-account limit may have grown."""
+        config.model_limit_ids = self.config.model_limit_ids
+        self.config = config
+        self._by_response.ttl = self._by_conversation.ttl = config.affinity_ttl_seconds
+        self._slot_freed.set()
+        self._slot_freed = trio.Event()
+
     # ---- membership -----------------------------------------------------------------------------------
 
     async def load(self) -> None:

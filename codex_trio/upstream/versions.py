@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
+from ..config.loader import ConfigError
+
 if TYPE_CHECKING:
     from ..app import Gateway
 
@@ -46,7 +48,8 @@ async def check_release(gateway: "Gateway") -> str | None:
     from ..native import Client, UpstreamError
 
     settings = gateway.config.settings
-    client = Client(profile="openssl", proxy=settings.tls.proxy_url, ca_file=settings.tls.ca_file)
+    client = Client(profile="openssl", proxy=settings.tls.proxy_url, ca_file=settings.tls.ca_file,
+                    resolve=settings.tls.resolve)
     try:
         response = await client.request("GET", settings.client.release_feed_url, [("accept", "application/json")])
     except UpstreamError as exc:
@@ -55,7 +58,11 @@ async def check_release(gateway: "Gateway") -> str | None:
     version = feed_version(bytes(response.body)) if response.status == 200 else None
     if not newer(version, settings.client.version):
         return None
-    gateway.config.update({"client": {"version": version}})
+    try:
+        gateway.config.update({"client": {"version": version}})
+    except ConfigError as exc:  # e.g. the version is pinned by an environment variable
+        log.warning("not adopting Codex version %s from the release feed: %s", version, exc)
+        return None
     log.warning("adopted Codex version %s from the release feed (was %s)", version, settings.client.version)
     return version
 
@@ -63,7 +70,19 @@ async def check_release(gateway: "Gateway") -> str | None:
 async def run_release_watch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Background job: while `client.learn_versions` is on, check the feed every `release_check_hours`."""
     task_status.started()
-    while True:
-        if gateway.config.settings.client.learn_versions:
-            await check_release(gateway)
-        await trio.sleep(gateway.config.settings.client.release_check_hours * 3600)
+    waiting: trio.CancelScope | None = None
+
+    def on_change(change) -> None:  # learn_versions or the interval changed: look at them now, not hours later
+        if waiting is not None and "client" in change.sections():
+            waiting.cancel()
+
+    stop_following = gateway.config.subscribe(on_change)
+    try:
+        while True:
+            if gateway.config.settings.client.learn_versions:
+                await check_release(gateway)
+            with trio.CancelScope() as waiting:
+                await trio.sleep(gateway.config.settings.client.release_check_hours * 3600)
+            waiting = None
+    finally:
+        stop_following()
