@@ -16,11 +16,14 @@ TURN_PATH = "/codex/responses"
 
 @asynccontextmanager
 async def gateway_and_sim(data_dir, *, accounts: int = 2, local: dict[str, Any] | None = None,
-                          **sim_options: Any) -> AsyncIterator[tuple[Any, Any, httpx.AsyncClient]]:
+                          real_hosts: bool = False, **sim_options: Any
+                          ) -> AsyncIterator[tuple[Any, Any, httpx.AsyncClient]]:
     """(sim, gateway, client): the gateway's accounts run on the simulator's clock, so moving the sim's
-    clock moves cooldowns and token expiry on both sides."""
+    clock moves cooldowns and token expiry on both sides. `real_hosts`: the gateway reaches the sim as
+    chatgpt.com / auth.openai.com (real SNI and Host; see `sim_settings`)."""
     async with running_sim(accounts=accounts, **sim_options) as sim:
-        async with gateway_on_sim(data_dir, sim, local=local, clock=sim.clock.now) as (gateway, url):
+        async with gateway_on_sim(data_dir, sim, local=local, clock=sim.clock.now, real_hosts=real_hosts) as (
+                gateway, url):
             async with httpx.AsyncClient(base_url=url, timeout=30,
                                          headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:
                 yield sim, gateway, client
@@ -42,6 +45,26 @@ def turn_requests(sim) -> list[Any]:
 def accounts_asked(sim) -> list[str]:
     """The ChatGPT account ids of the turns the sim saw, in order."""
     return [r.header("chatgpt-account-id") for r in turn_requests(sim)]
+
+
+def sni_of(record) -> str | None:
+    """The server name a recorded request's TLS ClientHello asked for (None without TLS or SNI)."""
+    connection = record.connection
+    hello = connection.client_hello if connection else None
+    if not hello:
+        return None
+    at = 4 + 2 + 32  # handshake header, client version, random
+    at += 1 + hello[at]  # session id
+    at += 2 + int.from_bytes(hello[at:at + 2], "big")  # cipher suites
+    at += 1 + hello[at]  # compression methods
+    end = at + 2 + int.from_bytes(hello[at:at + 2], "big")
+    at += 2
+    while at + 4 <= end:
+        kind, size = int.from_bytes(hello[at:at + 2], "big"), int.from_bytes(hello[at + 2:at + 4], "big")
+        if kind == 0:  # server_name: list length, name type (0 = host name), name length, name
+            return hello[at + 9:at + 9 + int.from_bytes(hello[at + 7:at + 9], "big")].decode()
+        at += 4 + size
+    return None
 
 
 def pool_account(gateway, chatgpt_account_id: str):
