@@ -88,7 +88,7 @@ class _Runtime:
     pending_input: int = 0
     pending_output: int = 0
     quota_dirty: bool = False
-    last_failure: tuple[str, float] | None = None  # shown on the accounts page
+    last_failure: tuple[str, float] | None = None  # shown by GET /auth/accounts and `codex-trio accounts list`
 
 
 class _Affinity:
@@ -547,8 +547,8 @@ class AccountPool:
 
     def _no_account(self, reasons: dict[str, str], all_full: bool, model: str | None, now: float) -> GatewayError:
         if not self._accounts:
-            return GatewayError(503, "no ChatGPT account is configured; add one with `codex-trio login` or the "
-                                "dashboard", ErrorKind.OVERLOADED, code="no_account")
+            return GatewayError(503, "no ChatGPT account is configured; add one with `codex-trio login` (or "
+                                "POST /auth/login on the admin API)", ErrorKind.OVERLOADED, code="no_account")
         if all_full:
             return GatewayError(503, "every account is busy (max concurrent requests reached); retry shortly",
                                 ErrorKind.OVERLOADED, code="accounts_busy", retry_after=1.0)
@@ -566,7 +566,8 @@ class AccountPool:
                                 retry_after=max(1.0, until - now))
         summary = ", ".join(f"{n} {r}" for r, n in sorted(
             {r: list(reasons.values()).count(r) for r in values}.items()))
-        return GatewayError(503, f"no usable account ({summary or 'all excluded'}); check the accounts page",
+        return GatewayError(503, f"no usable account ({summary or 'all excluded'}); see each account's status with "
+                            "`codex-trio accounts list` or GET /auth/accounts",
                             ErrorKind.OVERLOADED, code="no_account_available")
 
     def _available_at(self, rt: _Runtime, now: float, limit_id: str | None = None) -> float:
@@ -618,7 +619,7 @@ class AccountPool:
 
     async def _failure(self, rt: _Runtime, failure: Failure) -> None:
         """Server errors, network failures and unsupported models change nothing here (the caller fails
-        over with `exclude`); they are kept as the account's last failure for the accounts page."""
+        over with `exclude`); they are kept as the account's last failure (shown by GET /auth/accounts)."""
         now = self.clock()
         rt.last_failure = (str(failure), now)
         if failure is Failure.CLOUDFLARE_CHALLENGE:
