@@ -201,7 +201,7 @@ def parse_edits_request(body: bytes, *, host_model: str) -> Turn:
         if not isinstance(listed, list) or not listed:
             raise invalid_request("'images' must be a non-empty array of {image_url} objects.", param="images")
         for i, entry in enumerate(listed):
-            url = entry.get("image_url") if isinstance(entry, dict) else entry
+            url = _url_of(entry.get("image_url") if isinstance(entry, dict) else entry)
             urls.append(_data_image_url(url, f"images[{i}].image_url"))
     elif data.get("image") is not None:
         urls.append(_data_image_url(data["image"], "image"))
