@@ -92,7 +92,8 @@ class _Runtime:
 
 
 class _Affinity:
-    """key → (account id, expiry). Insertion order = expiry order (one TTL), so purging pops from the front."""
+    """key → (account id, when it was recorded). Insertion order = age order, so purging pops from the front.
+    Ages are compared with the current TTL, so a changed `auth.affinity_ttl_minutes` applies to every entry."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
@@ -100,10 +101,10 @@ class _Affinity:
 
     def put(self, key: str, account_id: str, now: float) -> None:
         self._map.pop(key, None)
-        self._map[key] = (account_id, now + self.ttl)
+        self._map[key] = (account_id, now)
         while self._map:
             first = next(iter(self._map.values()))
-            if first[1] > now:
+            if first[1] + self.ttl > now:
                 break
             self._map.popitem(last=False)
 
@@ -111,7 +112,7 @@ class _Affinity:
         if not key:
             return None
         entry = self._map.get(key)
-        if entry is None or entry[1] <= now:
+        if entry is None or entry[1] + self.ttl <= now:
             return None
         return entry[0]
 

@@ -103,3 +103,30 @@ async def test_a_setting_an_environment_variable_overrides_is_refused_with_its_n
             assert started.status_code == 200 and started.json()["status"]["running"] is True
             assert (await client.get(f"http://127.0.0.1:{env_port}/api/version")).status_code == 200
             await client.post("/admin/ollama-settings", json={"enabled": False})
+
+
+async def test_refresh_margin_affinity_ttl_and_log_level_apply_without_restart(data_dir):
+    import logging
+
+    async with gateway_and_sim(data_dir, accounts=2, local={"auth": {"rotation_strategy": "round_robin"}}) as (
+            sim, gateway, client):
+        assert (await client.post("/v1/chat/completions", json=chat("one", user="ttl"))).status_code == 200
+        assert (await client.post("/v1/chat/completions", json=chat("two", user="ttl"))).status_code == 200
+        first, second = accounts_asked(sim)[-2:]
+        assert first == second  # the conversation stays on its account
+        answer = await patch(client, {"auth": {"affinity_ttl_minutes": 0.01}})  # 0.6 s
+        assert answer["restart_required"] == []
+        sim.clock.advance(5)
+        assert (await client.post("/v1/chat/completions", json=chat("three", user="ttl"))).status_code == 200
+        assert accounts_asked(sim)[-1] != first  # affinity expired: round robin moved it on
+
+        refreshed = len(sim.requests_to("/oauth/token"))
+        # tokens last hours: a margin of ten days makes them due now
+        await patch(client, {"auth": {"refresh_margin_seconds": 10 * 86400}})
+        assert (await client.post("/v1/chat/completions", json=chat("four"))).status_code == 200
+        assert len(sim.requests_to("/oauth/token")) > refreshed
+
+        await patch(client, {"logs": {"level": "error"}})
+        assert logging.getLogger().level == logging.ERROR
+        await patch(client, {"logs": {"level": "info"}})
+        assert logging.getLogger().level == logging.INFO
