@@ -147,10 +147,10 @@ def doctor_checks(store: ConfigStore) -> list[tuple[bool, str, str]]:
         checks.append((free, f"{name} port {host}:{port} is {'free' if free else 'in use'}",
                        f"stop what uses port {port}, or choose another port (PORT / OLLAMA_BRIDGE_PORT)"))
     checks.append(_data_dir_check(store.data_dir))
-    for problem in upstream_problems(store.loaded):
-        checks.append((False, problem.what, problem.fix))
+    problems = upstream_problems(store.loaded)
+    checks.extend((False, problem.what, problem.fix) for problem in problems)
     proxy = settings.tls.proxy_url
-    if proxy and not any(p.setting == "tls.proxy_url" for p in upstream_problems(store.loaded)):
+    if proxy and not any(problem.setting == "tls.proxy_url" for problem in problems):  # well-formed: try it
         why = proxy_reachable(proxy)
         checks.append((why is None, f"egress proxy {proxy} " + ("answers" if why is None else f"does not answer ({why})"),
                        "start the proxy, or fix or remove tls.proxy_url / HTTPS_PROXY"))

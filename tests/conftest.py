@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Mapping
@@ -38,7 +39,7 @@ async def running_gateway(data_dir: Path, *, local: Mapping[str, Any] | None = N
         update_local_file(data_dir / "local.yaml", local)
     store = ConfigStore(data_dir, environ=environ or {})
     store.ensure_first_start()
-    gateway = Gateway(config=store) if clock is None else Gateway(config=store, clock=clock)
+    gateway = Gateway(config=store, clock=clock or time.time)
     if install:
         from codex_trio.surfaces import install_surfaces
 

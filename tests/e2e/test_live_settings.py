@@ -130,3 +130,11 @@ async def test_refresh_margin_affinity_ttl_and_log_level_apply_without_restart(d
         assert logging.getLogger().level == logging.ERROR
         await patch(client, {"logs": {"level": "info"}})
         assert logging.getLogger().level == logging.INFO
+
+
+async def test_a_resolve_entry_that_is_not_an_address_is_refused(data_dir):
+    async with running_gateway(data_dir, install=True) as (gateway, url):
+        async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:
+            bad = await client.patch("/admin/settings", json={"tls": {"resolve": {"chatgpt.com": "localhost"}}})
+    assert bad.status_code == 400
+    assert "tls.resolve" in bad.json()["error"]["message"] and "127.0.0.1:8443" in bad.json()["error"]["message"]
