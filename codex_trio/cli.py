@@ -225,19 +225,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return handler(args)
-    except ConfigError as exc:
-        print(f"codex-trio: {exc}", file=sys.stderr)
-        return 2
-    except BaseExceptionGroup as group:  # raised inside a nursery (e.g. by `demo`): report the user error
-        config_errors = group.subgroup(ConfigError)
-        if config_errors is None:
-            raise
-        while isinstance(config_errors, BaseExceptionGroup):
-            config_errors = config_errors.exceptions[0]
-        print(f"codex-trio: {config_errors}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except BaseException as exc:  # noqa: BLE001 - a user's mistake becomes one line; anything else propagates
+        mistake = _user_mistake(exc)
+        if mistake is None:
+            raise
+        print(f"codex-trio: {mistake}", file=sys.stderr)
+        return 2
+
+
+def _user_mistake(exc: BaseException) -> BaseException | None:
+    """The error a user can fix (bad settings, a port in use), also when a nursery wrapped it in a group."""
+    from .server.listener import ListenerError  # only on this error path: keeps `--version` quick
+
+    if isinstance(exc, BaseExceptionGroup):
+        found = exc.subgroup((ConfigError, ListenerError))
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        return found
+    return exc if isinstance(exc, (ConfigError, ListenerError)) else None
 
 
 if __name__ == "__main__":

@@ -96,3 +96,14 @@ def test_account_commands_name_their_data_dir(data_dir):
     result = codex_trio("accounts", "list", "--data-dir", str(data_dir))
     assert result.returncode == 0, result.stderr
     assert f"data dir: {data_dir}" in result.stderr
+
+
+def test_run_on_a_port_in_use_is_one_line(data_dir):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = codex_trio("run", "--port", str(port), "--data-dir", str(data_dir))
+    assert_one_line_error(result, f"port {port}", "already in use")
