@@ -107,3 +107,9 @@ def test_run_on_a_port_in_use_is_one_line(data_dir):
         port = taken.getsockname()[1]
         result = codex_trio("run", "--port", str(port), "--data-dir", str(data_dir))
     assert_one_line_error(result, f"port {port}", "already in use")
+
+
+def test_export_to_a_path_that_cannot_be_written_is_one_line(data_dir, tmp_path):
+    target = tmp_path / "no-such-dir" / "backup.json"
+    result = codex_trio("accounts", "export", "-o", str(target), "--data-dir", str(data_dir))
+    assert_one_line_error(result, f"cannot write {target}", "-o")

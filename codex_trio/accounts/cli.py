@@ -203,9 +203,13 @@ def cmd_accounts_export(args: argparse.Namespace) -> int:
             return 0
         path = Path(args.output).expanduser()
         # the export holds live tokens: create it private, never readable by others even for a moment
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            _say(f"codex-trio: cannot write {path}: {exc.strerror}; choose another file with -o", err=True)
+            return 1
         count = text.count("\n") if isinstance(exported, str) else len(exported["accounts"])
         _say(f"exported {count} account(s) to {path} (it contains tokens: keep it private)", err=True)
         return 0
