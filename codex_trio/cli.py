@@ -102,6 +102,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     for section, key in SECRET_KEYS:
         effective[section][key] = _mask(effective[section][key])
     print(orjson.dumps(effective, option=orjson.OPT_INDENT_2).decode())
+    for setting, variable in store.overridden_in_file().items():
+        print(f"note: {setting} in {store.local_file} does not apply: the environment variable {variable} "
+              "overrides it", file=sys.stderr)
     problems = upstream_problems(store.loaded)
     for problem in problems:
         print(f"codex-trio: {problem}", file=sys.stderr)

@@ -29,3 +29,14 @@ async def test_accounts_list_shows_the_cached_or_a_fresh_quota(tmp_path, sim):  
     assert b"quota: p 25%, s 5%" in fresh.stdout
     cached = await cli.run("accounts", "list", "--quota")  # what --fresh learnt was kept
     assert b"quota: p 25%, s 5%" in cached.stdout
+
+
+def test_config_check_says_which_file_settings_the_environment_overrides(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "local.yaml").write_text("ollama:\n  port: 11500\nmodel:\n  default: gpt-5.4\n")
+    result = codex_trio("config", "check", "--data-dir", str(data_dir), env={"OLLAMA_BRIDGE_PORT": "11600"})
+    assert result.returncode == 0, result.stderr
+    assert f"note: ollama.port in {data_dir / 'local.yaml'} does not apply: the environment variable " \
+           "OLLAMA_BRIDGE_PORT overrides it" in result.stderr
+    assert "model.default" not in result.stderr

@@ -58,7 +58,7 @@ def _overlaps(a: tuple, b: tuple) -> bool:
     return a[:shorter] == b[:shorter]
 
 
-def _value_at(settings: Settings, path: tuple) -> Any:
+def _value_at(settings: Any, path: tuple) -> Any:
     node: Any = settings
     for part in path:
         node = node.get(part) if isinstance(node, Mapping) else getattr(node, part, None)
@@ -128,6 +128,16 @@ class ConfigStore:
         if differing:
             raise OverriddenByEnvironment(differing)
 
+    def overridden_in_file(self) -> dict[str, str]:
+        """Settings local.yaml sets that an environment variable overrides (setting -> variable): the file's
+        value does not apply, which `config check` and a hot reload say."""
+        try:
+            document = read_yaml(self.local_file)
+        except ConfigError:
+            return {}
+        return {".".join(map(str, path)): name for path, name in self.loaded.env_overrides.items()
+                if _value_at(document, path) is not None}
+
     def reload(self) -> Change | None:
         """Re-read the files. An invalid file is logged and the current settings stay in force."""
         self._local_stamp = self._stamp()
@@ -136,7 +146,11 @@ class ConfigStore:
         except ConfigError as exc:
             log.error("%s\n(keeping the previous settings until the file is fixed)", exc)
             return None
-        return self._swap(candidate)
+        change = self._swap(candidate)
+        for setting, variable in self.overridden_in_file().items():
+            log.warning("%s in %s does not apply: the environment variable %s overrides it", setting,
+                        self.local_file, variable)
+        return change
 
     def _swap(self, candidate: LoadedConfig) -> Change:
         change = Change(self.loaded.settings, candidate.settings)
