@@ -101,7 +101,7 @@ class Services:
     oauth_http: Any = None  # the issuer client (OAuthHttp) logins use
     quota_warnings: "QuotaWarnings | None" = None  # threshold crossings, for /auth/quota/warnings
     cookies: "AccountCookies | None" = None
-    clock: Callable[[], float] = time.time  # the accounts' clock (tests run it on the simulator's)
+    clock: Callable[[], float] = time.time  # the gateway's clock (`Gateway.clock`; tests use the simulator's)
     catalog: "Catalog" = field(default_factory=lambda: _new_catalog())
     dispatcher: "Dispatcher | None" = None
     extras: dict[str, Any] = field(default_factory=dict)

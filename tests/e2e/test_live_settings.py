@@ -3,7 +3,6 @@ environment variable overrides is refused instead of being written and silently 
 
 from __future__ import annotations
 
-from collections import Counter
 
 import httpx
 import trio
