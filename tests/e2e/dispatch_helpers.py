@@ -9,6 +9,7 @@ from typing import Any, AsyncIterator
 import httpx
 
 from codex_trio.sim import running_sim
+from tests.client_hello import server_name
 from tests.conftest import api_key, gateway_on_sim
 
 TURN_PATH = "/codex/responses"
@@ -49,22 +50,8 @@ def accounts_asked(sim) -> list[str]:
 
 def sni_of(record) -> str | None:
     """The server name a recorded request's TLS ClientHello asked for (None without TLS or SNI)."""
-    connection = record.connection
-    hello = connection.client_hello if connection else None
-    if not hello:
-        return None
-    at = 4 + 2 + 32  # handshake header, client version, random
-    at += 1 + hello[at]  # session id
-    at += 2 + int.from_bytes(hello[at:at + 2], "big")  # cipher suites
-    at += 1 + hello[at]  # compression methods
-    end = at + 2 + int.from_bytes(hello[at:at + 2], "big")
-    at += 2
-    while at + 4 <= end:
-        kind, size = int.from_bytes(hello[at:at + 2], "big"), int.from_bytes(hello[at + 2:at + 4], "big")
-        if kind == 0:  # server_name: list length, name type (0 = host name), name length, name
-            return hello[at + 9:at + 9 + int.from_bytes(hello[at + 7:at + 9], "big")].decode()
-        at += 4 + size
-    return None
+    hello = record.connection.client_hello if record.connection else None
+    return server_name(hello) if hello else None
 
 
 def pool_account(gateway, chatgpt_account_id: str):
