@@ -43,6 +43,9 @@ class Gateway:
     stop_requested: trio.Event = field(default_factory=trio.Event)
     # The feature services (upstream identity, clients, accounts), installed by `surfaces.install_surfaces`.
     services: Any = None
+    # The one clock of accounts, cooldowns, quota and upstream timestamps. Tests hand in the simulator's
+    # movable clock, so moving it moves the gateway's cooldowns and token expiry too.
+    clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         self.main_listener = Listener("main", lambda: create_api_app(self))
@@ -59,6 +62,8 @@ class Gateway:
         }
 
     def _on_config_change(self, change: Change) -> None:
+        if "logs" in change.sections():
+            logging.getLogger().setLevel(change.new.logs.level.upper())
         if "ollama" in change.sections() and self.nursery is not None:
             self.nursery.start_soon(self.ollama.apply)
 

@@ -14,6 +14,7 @@ import trio
 
 from . import __version__
 from .config.defaults import render_defaults
+from .config.checks import proxy_reachable, upstream_problems
 from .config.loader import ConfigError, default_data_dir
 from .config.schema import SECRET_KEYS
 from .config.store import ConfigStore
@@ -27,9 +28,32 @@ def _mask(secret: str | None) -> str | None:
     return secret[:5] + "…" + secret[-2:] if len(secret) > 10 else "…"
 
 
-def _open_store(args: argparse.Namespace) -> ConfigStore:
-    data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+def data_dir_of(args: argparse.Namespace) -> tuple[Path, str]:
+    """The data dir a command works on, and where that choice came from (for messages)."""
+    if getattr(args, "data_dir", None):
+        return Path(args.data_dir).expanduser(), "--data-dir"
+    if os.environ.get("CODEX_TRIO_DATA_DIR"):
+        return default_data_dir(), "CODEX_TRIO_DATA_DIR"
+    return default_data_dir(), "the default location"
+
+
+def open_store(args: argparse.Namespace, *, allow_missing: bool = False) -> ConfigStore:
+    """The configuration of the command's data dir. Only commands that set a data dir up (run, demo, login)
+    pass `allow_missing`: for the others a missing directory is a mistyped path, and silently creating an
+    empty store there would hide the user's accounts."""
+    data_dir, source = data_dir_of(args)
+    if not allow_missing and not data_dir.is_dir():
+        state = "is not a directory" if data_dir.exists() else "does not exist"
+        raise ConfigError(f"data dir {data_dir} {state} (from {source}); check the path, or set one up with "
+                          "`codex-trio run` or `codex-trio login`")
     return ConfigStore(data_dir, Path(args.config) if args.config else None)
+
+
+def require_upstream_settings(store: ConfigStore) -> None:
+    """Stop before any upstream call when the settings name a CA file that is gone or a malformed proxy."""
+    problems = upstream_problems(store.loaded)
+    if problems:
+        raise ConfigError("\n".join(str(p) for p in problems))
 
 
 def setup_logging(level: str) -> None:
@@ -51,10 +75,10 @@ def build_gateway(store: ConfigStore):
 def cmd_run(args: argparse.Namespace) -> int:
     from .app import serve_until_signalled
 
-    store = _open_store(args)
     if args.port is not None:
         os.environ["PORT"] = str(args.port)
-        store = _open_store(args)
+    store = open_store(args, allow_missing=True)
+    require_upstream_settings(store)
     setup_logging(store.settings.logs.level)
     new_key = store.ensure_first_start()
     gateway = build_gateway(store)
@@ -73,11 +97,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     import orjson
 
-    store = _open_store(args)
+    store = open_store(args)
     effective = store.settings.model_dump(mode="json")
     for section, key in SECRET_KEYS:
         effective[section][key] = _mask(effective[section][key])
     print(orjson.dumps(effective, option=orjson.OPT_INDENT_2).decode())
+    for setting, variable in store.overridden_in_file().items():
+        print(f"note: {setting} in {store.local_file} does not apply: the environment variable {variable} "
+              "overrides it", file=sys.stderr)
+    problems = upstream_problems(store.loaded)
+    for problem in problems:
+        print(f"codex-trio: {problem}", file=sys.stderr)
+    if problems:
+        return 1
     print(f"configuration is valid (base: {store.loaded.base_file}, local: {store.local_file})", file=sys.stderr)
     return 0
 
@@ -117,24 +149,37 @@ def doctor_checks(store: ConfigStore) -> list[tuple[bool, str, str]]:
         free = _port_free(host, port)
         checks.append((free, f"{name} port {host}:{port} is {'free' if free else 'in use'}",
                        f"stop what uses port {port}, or choose another port (PORT / OLLAMA_BRIDGE_PORT)"))
-    data_dir = store.data_dir
-    try:
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        probe = data_dir / ".doctor-probe"
-        probe.write_text("ok")
-        probe.unlink()
-        checks.append((True, f"data dir {data_dir} is writable", ""))
-    except OSError as exc:
-        checks.append((False, f"data dir {data_dir} is not writable ({exc.strerror})",
-                       "fix its permissions or choose another with --data-dir / CODEX_TRIO_DATA_DIR"))
+    checks.append(_data_dir_check(store.data_dir))
+    problems = upstream_problems(store.loaded)
+    checks.extend((False, problem.what, problem.fix) for problem in problems)
+    proxy = settings.tls.proxy_url
+    if proxy and not any(problem.setting == "tls.proxy_url" for problem in problems):  # well-formed: try it
+        why = proxy_reachable(proxy)
+        checks.append((why is None, f"egress proxy {proxy} " + ("answers" if why is None else f"does not answer ({why})"),
+                       "start the proxy, or fix or remove tls.proxy_url / HTTPS_PROXY"))
     from .surfaces import doctor_extra_checks
 
     checks.extend(doctor_extra_checks(store))
     return checks
 
 
+def _data_dir_check(data_dir: Path) -> tuple[bool, str, str]:
+    """Exists and writable; never creates it (a mistyped path must not look fine)."""
+    if not data_dir.is_dir():
+        return (False, f"data dir {data_dir} does not exist",
+                "check --data-dir / CODEX_TRIO_DATA_DIR, or set it up with `codex-trio run` or `codex-trio login`")
+    try:
+        probe = data_dir / ".doctor-probe"
+        probe.write_text("ok")
+        probe.unlink()
+        return True, f"data dir {data_dir} is writable", ""
+    except OSError as exc:
+        return (False, f"data dir {data_dir} is not writable ({exc.strerror})",
+                "fix its permissions or choose another with --data-dir / CODEX_TRIO_DATA_DIR")
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
-    store = _open_store(args)
+    store = open_store(args, allow_missing=True)
     problems = 0
     for ok, what, fix in doctor_checks(store):
         print(f"[{'ok' if ok else 'PROBLEM'}] {what}")
@@ -183,19 +228,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return handler(args)
-    except ConfigError as exc:
-        print(f"codex-trio: {exc}", file=sys.stderr)
-        return 2
-    except BaseExceptionGroup as group:  # raised inside a nursery (e.g. by `demo`): report the user error
-        config_errors = group.subgroup(ConfigError)
-        if config_errors is None:
-            raise
-        while isinstance(config_errors, BaseExceptionGroup):
-            config_errors = config_errors.exceptions[0]
-        print(f"codex-trio: {config_errors}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except BaseException as exc:  # noqa: BLE001 - a user's mistake becomes one line; anything else propagates
+        mistake = _user_mistake(exc)
+        if mistake is None:
+            raise
+        print(f"codex-trio: {mistake}", file=sys.stderr)
+        return 2
+
+
+def _user_mistake(exc: BaseException) -> BaseException | None:
+    """The error a user can fix (bad settings, a port in use), also when a nursery wrapped it in a group."""
+    from .server.listener import ListenerError  # only on this error path: keeps `--version` quick
+
+    if isinstance(exc, BaseExceptionGroup):
+        found = exc.subgroup((ConfigError, ListenerError))
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        return found
+    return exc if isinstance(exc, (ConfigError, ListenerError)) else None
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ SAMPLE_PROMPTS = ("weather in Paris and Tokyo", "draw a cat", "search the web", 
 
 
 def demo_settings(sim, port: int, ollama_port: int | None) -> dict:
-    settings = {"api": {"base_url": sim.urls.backend_base, "auth_base_url": sim.urls.auth_base},
-                "tls": {"ca_file": str(sim.ca_file)}, "server": {"port": port}}
+    # The real host names, pinned to the simulator: the gateway sends the real SNI and Host, and keeps the
+    # simulated Cloudflare cookies per account as it would the backend's.
+    settings = {"api": {"base_url": sim.urls.real_backend_base, "auth_base_url": sim.urls.real_auth_base},
+                "tls": {"ca_file": str(sim.ca_file), "resolve": sim.urls.resolve}, "server": {"port": port}}
     if ollama_port is not None:
         settings["ollama"] = {"enabled": True, "port": ollama_port}
     return settings

@@ -17,12 +17,15 @@ import re
 import sys
 from pathlib import Path
 
-import httpx
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 DEFAULT_MODEL = "gpt-5.5"
 CONFIG_DIR = Path("~/.config/codex-api")
-_TIMEOUT = httpx.Timeout(300.0, connect=10.0)  # one image takes 15–40 s, large ones longer
+_TIMEOUT_SECONDS, _CONNECT_SECONDS = 300.0, 10.0  # one image takes 15–40 s, large ones longer
 _EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 
 
@@ -30,9 +33,15 @@ class ImageCliError(Exception):
     """A failure with a message that says what to do."""
 
 
+DESCRIPTION = "Generate an image through a running gateway and save it into the current project."
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codex-trio image", description="Generate an image through the gateway "
-                                     "and save it into the current project.")
+    return add_arguments(argparse.ArgumentParser(prog="codex-trio image", description=DESCRIPTION))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The command's options, on its own parser or on the `codex-trio image` subcommand."""
     parser.add_argument("prompt", help="what to draw (1-3 sentences: subject, style, composition)")
     parser.add_argument("-o", "--out", help="file to write (overwritten if it exists); default "
                         "assets/generated/<slug>.<ext>, auto-numbered, never overwriting")
@@ -95,6 +104,8 @@ def _error_message(response: httpx.Response) -> str:
 def request_image(base_url: str, token: str | None, prompt: str, *, size: str, output_format: str,
                   model: str) -> tuple[bytes, str | None]:
     """POST /v1/images/generations; (image bytes, revised prompt). Raises ImageCliError."""
+    import httpx  # here, so building the `codex-trio` parser stays quick
+
     headers = {"User-Agent": "codex-trio-image/1", "Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -102,7 +113,7 @@ def request_image(base_url: str, token: str | None, prompt: str, *, size: str, o
             "response_format": "b64_json", "n": 1}
     url = f"{base_url}/v1/images/generations"
     try:
-        with httpx.Client(timeout=_TIMEOUT) as client:
+        with httpx.Client(timeout=httpx.Timeout(_TIMEOUT_SECONDS, connect=_CONNECT_SECONDS)) as client:
             response = client.post(url, json=body, headers=headers)
     except httpx.TimeoutException:
         raise ImageCliError(f"timed out waiting for the gateway at {base_url}; large images can take minutes, "
@@ -140,6 +151,16 @@ def main(argv: list[str] | None = None, *, env: dict[str, str] | None = None, cw
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help (0) and on bad usage (2)
         return int(exc.code or 0)
+    return run(args, env=env, cwd=cwd, config_dir=config_dir)
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    """The `codex-trio image` subcommand."""
+    return run(args)
+
+
+def run(args: argparse.Namespace, *, env: dict[str, str] | None = None, cwd: Path | None = None,
+        config_dir: Path = CONFIG_DIR) -> int:
     root = cwd or Path.cwd()
     base_url, token = resolve_credentials(args.base_url, args.token, env, config_dir)
 

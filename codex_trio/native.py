@@ -20,7 +20,7 @@ import atexit
 import math
 from collections import deque
 from types import TracebackType
-from typing import AsyncIterator, Literal, Sequence
+from typing import AsyncIterator, Literal, Mapping, Sequence
 
 import orjson
 import trio
@@ -262,6 +262,9 @@ class Client:
     `ca_file` adds trust (PEM) without changing the hello. `decompress` makes the HTTP stack send
     `accept-encoding: zstd,gzip` (where Codex 0.171.0 has it) and decode such response bodies; off, it sends
     no accept-encoding, as 0.169.0. A body that claims an encoding it does not have fails as a ProtocolError.
+    `resolve` pins host names to addresses (`{"chatgpt.com": "127.0.0.1:8443"}`, like curl's --resolve): only
+    where the socket connects changes; SNI, the certificate check and `Host` keep the real name. A port in the URL
+    wins over the pinned one.
     """
 
     def __init__(
@@ -272,13 +275,15 @@ class Client:
         connect_timeout: float = 10.0,
         read_timeout: float | None = None,
         decompress: bool = False,
+        resolve: Mapping[str, str] | None = None,
     ) -> None:
         self.profile = profile
         self.proxy = proxy
         self.decompress = decompress
+        pinned = sorted((resolve or {}).items())
         try:
             self._native = _native.NativeClient(profile, proxy, ca_file, connect_timeout, _seconds(read_timeout),
-                                                decompress)
+                                                decompress, pinned)
         except _native.NativeError as exc:
             raise _from_native(exc) from None
 

@@ -17,12 +17,13 @@ from .upstream.identity import Identity, Platform, load_fingerprint, presented_r
 from .upstream.transport import Clients, Endpoint
 
 if TYPE_CHECKING:
+    from .accounts.pool import PoolConfig
+    from .config.store import Change
     from .dispatch.catalog import Catalog
     from .dispatch.dispatcher import Dispatcher
     from .accounts.cookies_store import AccountCookies
     from .accounts.model import Account
     from .accounts.pool import AccountPool
-    from .accounts.quota_poller import QuotaWarnings
     from .accounts.refresh import TokenRefresher
     from .accounts.service import AccountService
     from .accounts.store import AccountStore
@@ -53,6 +54,18 @@ def build_identity(settings: Settings) -> Identity:
                                 platform=Platform.resolve(platform))
 
 
+def pool_config(settings: Settings) -> "PoolConfig":
+    """The pool's part of the settings (rebuilt on every change, so they apply without restart)."""
+    from .accounts.pool import PoolConfig, Strategy
+
+    return PoolConfig(strategy=Strategy(settings.auth.rotation_strategy),
+                      max_concurrent_per_account=settings.auth.max_concurrent_per_account,
+                      affinity_ttl_seconds=settings.auth.affinity_ttl_minutes * 60,
+                      skip_exhausted=settings.quota.skip_exhausted,
+                      warning_thresholds=tuple(settings.quota.warning_thresholds),
+                      default_cooldown_seconds=settings.auth.rate_limit_backoff_seconds)
+
+
 def build_endpoint(settings: Settings) -> Endpoint:
     return Endpoint(settings.api.base_url.rstrip("/"), settings.api.auth_base_url.rstrip("/"))
 
@@ -61,8 +74,10 @@ class ClientCache:
     """One pooled native client per (TLS profile, egress proxy, decompression), shared by every account that
     uses it. `decompress` follows the presented release (Codex 0.171.0 accepts zstd/gzip, 0.169.0 nothing)."""
 
-    def __init__(self, *, ca_file: str | None, connect_timeout: float = 10.0) -> None:
+    def __init__(self, *, ca_file: str | None, resolve: dict[str, str] | None = None,
+                 connect_timeout: float = 10.0) -> None:
         self._ca_file = ca_file
+        self._resolve = dict(resolve or {})
         self._connect_timeout = connect_timeout
         self._clients: dict[tuple[str, str | None, bool], "Client"] = {}
 
@@ -71,7 +86,7 @@ class ClientCache:
 
         key = (profile, proxy, decompress)
         if key not in self._clients:
-            self._clients[key] = Client(profile=profile, proxy=proxy, ca_file=self._ca_file,
+            self._clients[key] = Client(profile=profile, proxy=proxy, ca_file=self._ca_file, resolve=self._resolve,
                                         connect_timeout=self._connect_timeout, decompress=decompress)
         return self._clients[key]
 
@@ -79,20 +94,6 @@ class ClientCache:
         # The real client's HTTPS goes through OpenSSL; its Responses WebSocket through rustls.
         return Clients(http=self.get("openssl", proxy, decompress=decompress),
                        websocket=self.get("rustls", proxy, decompress=decompress))
-
-
-class IdentityHttpClient:
-    """The OpenSSL HTTPS client of whatever identity `services` presents at the time of each call, for
-    holders that keep one client for good (the OAuth issuer client): a release change then also changes
-    what their calls accept."""
-
-    def __init__(self, services: "Services", proxy: str | None) -> None:
-        self._services = services
-        self._proxy = proxy
-
-    async def request(self, method: str, url: str, headers, body: bytes | None = None, **options: Any):
-        client = self._services.clients.get("openssl", self._proxy, decompress=self._services.identity.decompress)
-        return await client.request(method, url, headers, body, **options)
 
 
 @dataclass
@@ -108,7 +109,7 @@ class Services:
     oauth_http: Any = None  # the issuer client (OAuthHttp) logins use
     quota_warnings: "QuotaWarnings | None" = None  # threshold crossings, for /auth/quota/warnings
     cookies: "AccountCookies | None" = None
-    clock: Callable[[], float] = time.time  # the accounts' clock (tests run it on the simulator's)
+    clock: Callable[[], float] = time.time  # the gateway's clock (`Gateway.clock`; tests use the simulator's)
     catalog: "Catalog" = field(default_factory=lambda: _new_catalog())
     dispatcher: "Dispatcher | None" = None
     telemetry: "Telemetry | None" = None  # usage, request log, metrics, client keys (telemetry.install)
@@ -137,14 +138,14 @@ def _new_catalog() -> "Catalog":
 
 
 def build_services(gateway: "Gateway") -> Services:
-    return build_services_for(gateway.config)
+    return build_services_for(gateway.config, clock=gateway.clock)
 
 
-def build_services_for(config: Any) -> Services:
+def build_services_for(config: Any, *, clock: Callable[[], float] = time.time) -> Services:
     """The services of one ConfigStore, without a gateway (the CLI's `login` / `accounts` use this)."""
     settings = config.settings
     return Services(settings_source=config, identity=build_identity(settings), endpoint=build_endpoint(settings),
-                    clients=ClientCache(ca_file=settings.tls.ca_file))
+                    clients=ClientCache(ca_file=settings.tls.ca_file, resolve=settings.tls.resolve), clock=clock)
 
 
 def usage_fetcher(services: Services):
@@ -177,7 +178,7 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
     from .accounts.cookies_store import AccountCookies
     from .accounts.native_http import NativeOAuthHttp
     from .accounts.oauth import token_url
-    from .accounts.pool import AccountPool, PoolConfig, Strategy
+    from .accounts.pool import AccountPool
     from .accounts.quota_poller import QuotaWarnings
     from .accounts.refresh import TokenRefresher
     from .accounts.service import AccountService
@@ -187,26 +188,33 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
     clock = services.clock
     store = await AccountStore.open(config.data_dir / ACCOUNTS_DB, clock=clock)
     try:
-        http = NativeOAuthHttp(IdentityHttpClient(services, settings.tls.proxy_url))  # type: ignore[arg-type]
+        # Asked at every call: the issuer client follows the presented release (what it accepts) and the egress
+        # proxy setting as they change.
+        http = NativeOAuthHttp(lambda: services.clients.get("openssl", config.settings.tls.proxy_url,
+                                                            decompress=services.identity.decompress))
         refresher = TokenRefresher(store, http, identity=services.identity,
                                    token_url=token_url(services.endpoint.auth_url),
                                    margin_seconds=settings.auth.refresh_margin_seconds, clock=clock,
                                    max_in_flight=lambda: config.settings.auth.max_refreshes_in_flight)
         fetch_quota = usage_fetcher(services)
         warnings = QuotaWarnings(clock)
-        pool = AccountPool(store, refresher, PoolConfig(
-            strategy=Strategy(settings.auth.rotation_strategy),
-            max_concurrent_per_account=settings.auth.max_concurrent_per_account,
-            affinity_ttl_seconds=settings.auth.affinity_ttl_minutes * 60,
-            skip_exhausted=settings.quota.skip_exhausted,
-            warning_thresholds=tuple(settings.quota.warning_thresholds),
-            default_cooldown_seconds=settings.auth.rate_limit_backoff_seconds),
-            clock=clock, verify_quota=fetch_quota, on_warning=warnings)
+        pool = AccountPool(store, refresher, pool_config(settings), clock=clock, verify_quota=fetch_quota,
+                           on_warning=warnings)
         services.store, services.refresher, services.pool, services.oauth_http = store, refresher, pool, http
         services.quota_warnings, services.cookies = warnings, AccountCookies(store, pool)
         services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(services.endpoint.auth_url),
                                            fetch_quota=fetch_quota, clock=clock)
-        yield services.accounts
+
+        def follow_settings(change: "Change") -> None:
+            if {"auth", "quota"} & change.sections():
+                pool.reconfigure(pool_config(change.new))
+                refresher.margin_seconds = change.new.auth.refresh_margin_seconds
+
+        stop_following = config.subscribe(follow_settings)
+        try:
+            yield services.accounts
+        finally:
+            stop_following()
     finally:
         with trio.CancelScope(shield=True):
             await store.close()
@@ -221,11 +229,16 @@ async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
     async with open_accounts(services, gateway.config):
         gateway.drain_hooks.append(services.refresher.drain)  # SIGTERM waits for refreshes in flight
         poller = QuotaPoller(services.pool, interval=lambda: gateway.config.settings.quota.refresh_interval_minutes * 60)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(services.pool.run)
-            await nursery.start(services.refresher.run)
-            await nursery.start(poller.run)
-            task_status.started()
+        stop_following = gateway.config.subscribe(
+            lambda change: poller.reschedule() if "quota" in change.sections() else None)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(services.pool.run)
+                await nursery.start(services.refresher.run)
+                await nursery.start(poller.run)
+                task_status.started()
+        finally:
+            stop_following()
 
 
 async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -249,12 +262,15 @@ async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
                         services.refresher.identity = services.identity
                     nursery.start_soon(services.dispatcher.conversations.close_all)
 
-            gateway.config.subscribe(on_change)
-            await nursery.start(run_catalog, services, services.catalog)
-            task_status.started()
-            while True:
-                await trio.sleep(60)
-                await services.dispatcher.conversations.close_idle(max_idle=15 * 60)
+            stop_following = gateway.config.subscribe(on_change)
+            try:
+                await nursery.start(run_catalog, services, services.catalog)
+                task_status.started()
+                while True:
+                    await trio.sleep(60)
+                    await services.dispatcher.conversations.close_idle(max_idle=15 * 60)
+            finally:
+                stop_following()
     finally:
         with trio.CancelScope(shield=True):
             await services.dispatcher.close()

@@ -39,11 +39,15 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
     from .demo import add_commands as add_demo_commands
     from .identity_check.run import add_commands as add_identity_commands
     from .telemetry.cli import add_telemetry_commands
+    from .image_cli import DESCRIPTION as IMAGE_DESCRIPTION, add_arguments as add_image_arguments, cmd_image
 
     add_account_commands(commands, common)
     add_telemetry_commands(commands, common)
     add_demo_commands(commands)
     add_identity_commands(commands)
+    image = commands.add_parser("image", help="generate an image through a running gateway and save it",
+                                description=IMAGE_DESCRIPTION)
+    add_image_arguments(image).set_defaults(handler=cmd_image)
 
 
 def doctor_extra_checks(store: "ConfigStore") -> list[tuple[bool, str, str]]:

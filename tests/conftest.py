@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Mapping
@@ -33,18 +34,16 @@ async def running_gateway(data_dir: Path, *, local: Mapping[str, Any] | None = N
                           environ: Mapping[str, str] | None = None, registrars=(), ollama_registrars=(),
                           install: bool = False, clock=None) -> AsyncIterator[tuple[Gateway, str]]:
     """Start a gateway on port 0; yields (gateway, base_url). `local` is written to local.yaml first;
-    `clock` (with `install`) replaces the services' clock (tests run the accounts on the simulator's)."""
+    `clock` is the gateway's clock (tests run it on the simulator's)."""
     if local:
         update_local_file(data_dir / "local.yaml", local)
     store = ConfigStore(data_dir, environ=environ or {})
     store.ensure_first_start()
-    gateway = Gateway(config=store)
+    gateway = Gateway(config=store, clock=clock or time.time)
     if install:
         from codex_trio.surfaces import install_surfaces
 
         install_surfaces(gateway)
-        if clock is not None:
-            gateway.services.clock = clock
     gateway.route_registrars.extend(registrars)
     gateway.ollama_route_registrars.extend(ollama_registrars)
     async with trio.open_nursery() as nursery:
@@ -68,21 +67,27 @@ def api_key(gateway: Gateway) -> str:
     return key
 
 
-def sim_settings(sim) -> dict[str, Any]:
-    """Local settings that point a gateway at a running simulator (backend, issuer, its CA)."""
+def sim_settings(sim, *, real_hosts: bool = False) -> dict[str, Any]:
+    """Local settings that point a gateway at a running simulator (backend, issuer, its CA). With
+    `real_hosts` the gateway uses the real host names, pinned to the simulator by `tls.resolve`: the real
+    SNI and Host go out, and the cookie jar sees the backend's own domain."""
+    if real_hosts:
+        return {"api": {"base_url": sim.urls.real_backend_base, "auth_base_url": sim.urls.real_auth_base},
+                "tls": {"ca_file": str(sim.ca_file), "resolve": sim.urls.resolve}}
     return {"api": {"base_url": sim.urls.backend_base, "auth_base_url": sim.urls.auth_base},
             "tls": {"ca_file": str(sim.ca_file)}}
 
 
 @asynccontextmanager
 async def gateway_on_sim(data_dir: Path, sim, *, local: Mapping[str, Any] | None = None,
-                         accounts: int | None = None, clock=None) -> AsyncIterator[tuple[Gateway, str]]:
+                         accounts: int | None = None, clock=None, real_hosts: bool = False
+                         ) -> AsyncIterator[tuple[Gateway, str]]:
     """The whole gateway (every surface) on the simulator, with the sim's accounts logged in (by their
     tokens, as `POST /auth/accounts` would) and the model catalog fetched."""
     from codex_trio.config.writer import update_local_file as write_local
     from codex_trio.dispatch.catalog import refresh_catalog
 
-    settings = sim_settings(sim)
+    settings = sim_settings(sim, real_hosts=real_hosts)
     for section, values in (local or {}).items():
         settings[section] = {**settings.get(section, {}), **values}
     write_local(data_dir / "local.yaml", settings)

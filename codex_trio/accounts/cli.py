@@ -22,6 +22,7 @@ import trio
 
 from ..errors import GatewayError
 from . import oauth
+from .http import DeliveryUnknown, NotDelivered
 from .login import DEVICE_LOGIN_TIMEOUT, LoginError, LoginServer, OAuthClient
 
 if TYPE_CHECKING:
@@ -36,12 +37,20 @@ def _say(*parts: Any, err: bool = False) -> None:
     print(*parts, file=sys.stderr if err else sys.stdout, flush=True)
 
 
-def _run(args: argparse.Namespace, work: Callable[["Services", "AccountService"], Awaitable[int]]) -> int:
-    """Open the accounts of the data dir, run `work`, close them. Account errors → message + exit 1."""
-    from ..cli import _open_store
+def _run(args: argparse.Namespace, work: Callable[["Services", "AccountService"], Awaitable[int]], *,
+         sets_up: bool = False, upstream: bool = True) -> int:
+    """Open the accounts of the data dir, run `work`, close them. Account and upstream errors → one line and
+    exit 1. Only `sets_up` (login) may create the data dir; `upstream` commands check the CA file and proxy
+    first."""
+    from ..cli import open_store, require_upstream_settings
+    from ..files import ensure_private_dir
+    from ..native import UpstreamError
 
-    config = _open_store(args)
-    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config = open_store(args, allow_missing=sets_up)
+    if upstream:
+        require_upstream_settings(config)
+    ensure_private_dir(config.data_dir)
+    _say(f"data dir: {config.data_dir}", err=True)
 
     async def main() -> int:
         from ..services import build_services_for, open_accounts
@@ -61,6 +70,10 @@ def _run(args: argparse.Namespace, work: Callable[["Services", "AccountService"]
         return trio.run(main)
     except (GatewayError, LoginError) as exc:
         _say(f"codex-trio: {exc}", err=True)
+        return 1
+    except (NotDelivered, DeliveryUnknown, UpstreamError) as exc:
+        _say(f"codex-trio: the upstream call failed: {exc}. Check the network, the issuer or backend address "
+             "(--issuer, api.auth_base_url, api.base_url) and tls.proxy_url.", err=True)
         return 1
 
 
@@ -86,7 +99,7 @@ def cmd_login(args: argparse.Namespace) -> int:
         _say(_describe_login(await accounts.add_from_grant(grant, label=args.label)))
         return 0
 
-    return _run(args, work)
+    return _run(args, work, sets_up=True)
 
 
 async def _browser_login(client: OAuthClient, port: int | None) -> oauth.TokenGrant:
@@ -161,7 +174,7 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
             _say(f"warning: the usage check failed for {', '.join(failed)}; the others are shown", err=True)
         return 0
 
-    return _run(args, work)
+    return _run(args, work, upstream=args.fresh)
 
 
 def _progress(verb: str) -> Callable[[int, int], None]:
@@ -204,14 +217,18 @@ def cmd_accounts_export(args: argparse.Namespace) -> int:
             return 0
         path = Path(args.output).expanduser()
         # the export holds live tokens: create it private, never readable by others even for a moment
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            _say(f"codex-trio: cannot write {path}: {exc.strerror}; choose another file with -o", err=True)
+            return 1
         count = text.count("\n") if isinstance(exported, str) else len(exported["accounts"])
         _say(f"exported {count} account(s) to {path} (it contains tokens: keep it private)", err=True)
         return 0
 
-    return _run(args, work)
+    return _run(args, work, upstream=False)
 
 
 def cmd_accounts_remove(args: argparse.Namespace) -> int:
@@ -226,7 +243,7 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
                 _say(f"codex-trio: {exc}", err=True)
         return 1 if missing else 0
 
-    return _run(args, work)
+    return _run(args, work, upstream=False)
 
 
 def cmd_accounts_refresh(args: argparse.Namespace) -> int:

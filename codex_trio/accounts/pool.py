@@ -39,6 +39,8 @@ CLOUDFLARE_COOLDOWNS = (10.0, 30.0, 90.0, 120.0)
 CLOUDFLARE_QUIET_RESET = 3600.0
 EMPTY_404_WINDOW = 3600.0
 EMPTY_404_LIMIT = 3
+# least_used: window resets closer than this to the earliest known one count as equal
+RESET_TIE_SECONDS = 60.0
 
 
 class Strategy(StrEnum):
@@ -86,11 +88,12 @@ class _Runtime:
     pending_input: int = 0
     pending_output: int = 0
     quota_dirty: bool = False
-    last_failure: tuple[str, float] | None = None  # shown on the accounts page
+    last_failure: tuple[str, float] | None = None  # shown by GET /auth/accounts and `codex-trio accounts list`
 
 
 class _Affinity:
-    """key → (account id, expiry). Insertion order = expiry order (one TTL), so purging pops from the front."""
+    """key → (account id, when it was recorded). Insertion order = age order, so purging pops from the front.
+    Ages are compared with the current TTL, so a changed `auth.affinity_ttl_minutes` applies to every entry."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
@@ -98,10 +101,10 @@ class _Affinity:
 
     def put(self, key: str, account_id: str, now: float) -> None:
         self._map.pop(key, None)
-        self._map[key] = (account_id, now + self.ttl)
+        self._map[key] = (account_id, now)
         while self._map:
             first = next(iter(self._map.values()))
-            if first[1] > now:
+            if first[1] + self.ttl > now:
                 break
             self._map.popitem(last=False)
 
@@ -109,7 +112,7 @@ class _Affinity:
         if not key:
             return None
         entry = self._map.get(key)
-        if entry is None or entry[1] <= now:
+        if entry is None or entry[1] + self.ttl <= now:
             return None
         return entry[0]
 
@@ -235,6 +238,16 @@ class AccountPool:
         self._slot_freed = trio.Event()
         refresher.listeners.append(self.upsert)
 
+    def reconfigure(self, config: PoolConfig) -> None:
+        """New settings (a config change): strategy, limits, thresholds and cooldowns apply from the next
+        choice on. What the pool learnt (per-model limits) is kept; requests waiting for a slot look again,
+        since the per-account limit may have grown."""
+        config.model_limit_ids = self.config.model_limit_ids
+        self.config = config
+        self._by_response.ttl = self._by_conversation.ttl = config.affinity_ttl_seconds
+        self._slot_freed.set()
+        self._slot_freed = trio.Event()
+
     # ---- membership -----------------------------------------------------------------------------------
 
     async def load(self) -> None:
@@ -346,11 +359,26 @@ class AccountPool:
             return ring[start:] + ring[:start]
         if strategy is Strategy.STICKY:
             return sorted(candidates, key=lambda r: (-(r.account.last_used_at or 0.0), r.account.created_at))
+        return self._least_used(candidates, now)
 
-        def key(r: _Runtime) -> tuple[float, int, float]:
-            reset = r.quota.earliest_reset(now) if r.quota else None
-            return (reset if reset is not None else math.inf, r.account.request_count + r.in_flight,
-                    r.account.last_used_at or 0.0)
+    def _least_used(self, candidates: list[_Runtime], now: float) -> list[_Runtime]:
+        """spec/upstream.md §9: exhausted last, then the earliest window reset first — compared only when
+        both resets are known: an account that never reported one is not "infinitely far" from a reset, or
+        the first account to answer would take every request of a fresh pool — then fewer requests, then
+        least recently used; exact ties take turns.
+
+        Resets within RESET_TIE_SECONDS of the earliest known one count as equal: windows last hours, so
+        windows opened by requests seconds apart are the same for this purpose. Accounts whose reset lies
+        beyond that come after, earliest first."""
+        resets = {id(r): r.quota.earliest_reset(now) if r.quota else None for r in candidates}
+        known = [t for t in resets.values() if t is not None]
+        horizon = min(known) + RESET_TIE_SECONDS if known else math.inf
+
+        def key(r: _Runtime) -> tuple[bool, float, int, float]:
+            reset = resets[id(r)]
+            later = reset if reset is not None and reset >= horizon else 0.0
+            exhausted = r.quota is not None and r.quota.blocks(now)
+            return (exhausted, later, r.account.request_count + r.in_flight, r.account.last_used_at or 0.0)
 
         ranked = sorted(candidates, key=key)
         ties = [r for r in ranked if key(r) == key(ranked[0])]
@@ -520,8 +548,8 @@ class AccountPool:
 
     def _no_account(self, reasons: dict[str, str], all_full: bool, model: str | None, now: float) -> GatewayError:
         if not self._accounts:
-            return GatewayError(503, "no ChatGPT account is configured; add one with `codex-trio login` or the "
-                                "dashboard", ErrorKind.OVERLOADED, code="no_account")
+            return GatewayError(503, "no ChatGPT account is configured; add one with `codex-trio login` (or "
+                                "POST /auth/login on the admin API)", ErrorKind.OVERLOADED, code="no_account")
         if all_full:
             return GatewayError(503, "every account is busy (max concurrent requests reached); retry shortly",
                                 ErrorKind.OVERLOADED, code="accounts_busy", retry_after=1.0)
@@ -539,7 +567,8 @@ class AccountPool:
                                 retry_after=max(1.0, until - now))
         summary = ", ".join(f"{n} {r}" for r, n in sorted(
             {r: list(reasons.values()).count(r) for r in values}.items()))
-        return GatewayError(503, f"no usable account ({summary or 'all excluded'}); check the accounts page",
+        return GatewayError(503, f"no usable account ({summary or 'all excluded'}); see each account's status with "
+                            "`codex-trio accounts list` or GET /auth/accounts",
                             ErrorKind.OVERLOADED, code="no_account_available")
 
     def _available_at(self, rt: _Runtime, now: float, limit_id: str | None = None) -> float:
@@ -591,7 +620,7 @@ class AccountPool:
 
     async def _failure(self, rt: _Runtime, failure: Failure) -> None:
         """Server errors, network failures and unsupported models change nothing here (the caller fails
-        over with `exclude`); they are kept as the account's last failure for the accounts page."""
+        over with `exclude`); they are kept as the account's last failure (shown by GET /auth/accounts)."""
         now = self.clock()
         rt.last_failure = (str(failure), now)
         if failure is Failure.CLOUDFLARE_CHALLENGE:

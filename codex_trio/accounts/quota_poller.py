@@ -51,6 +51,12 @@ class QuotaPoller:
         self._interval = interval  # seconds; read each round so a settings reload applies
         self._limiter = trio.CapacityLimiter(concurrency)
         self._sleep = sleep
+        self._sleeping: trio.CancelScope | None = None
+
+    def reschedule(self) -> None:
+        """The interval changed: end the current wait (the next round uses the new interval)."""
+        if self._sleeping is not None:
+            self._sleeping.cancel()
 
     async def _check(self, account: Account, checked: list[str]) -> None:
         async with self._limiter:
@@ -82,4 +88,6 @@ class QuotaPoller:
         task_status.started()
         while True:
             await self.poll_once()
-            await self._sleep(self._wait())
+            with trio.CancelScope() as self._sleeping:
+                await self._sleep(self._wait())
+            self._sleeping = None

@@ -8,13 +8,14 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from .schema import Settings
+from .schema import RESTART_REQUIRED, Settings
 
 HEADER = """\
 # codex-trio: every setting, with its default.
 #
 # Generated from codex_trio/config/schema.py by `codex-trio config defaults`; do not edit by hand.
 # Put your changes in data/local.yaml (the dashboard writes there too); environment variables override both.
+# Changes apply without restart, except where a setting says "Needs a restart."
 """
 
 
@@ -47,7 +48,9 @@ def render_defaults() -> str:
         section: BaseModel = getattr(settings, section_name)
         out.append(f"{section_name}:")
         for name, info in type(section).model_fields.items():
-            for line in textwrap.wrap(info.description or "", width=100):
+            description = (info.description or "") + (" Needs a restart." if (section_name, name) in RESTART_REQUIRED
+                                                       else "")
+            for line in textwrap.wrap(description.strip(), width=100):
                 out.append(f"  # {line}")
             value = section.model_dump(mode="json")[name]
             first, *rest = _value_lines(value, "  ")

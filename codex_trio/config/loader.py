@@ -47,12 +47,24 @@ class ConfigError(Exception):
     """An invalid configuration, with a message meant for the user (no traceback)."""
 
 
+class OverriddenByEnvironment(ConfigError):
+    """A change to a setting that an environment variable overrides: written, it would silently not apply."""
+
+    def __init__(self, overridden: dict[str, str]) -> None:  # setting ("ollama.port") -> variable name
+        self.overridden = overridden
+        names = ", ".join(f"{setting} (set by the environment variable {variable})"
+                          for setting, variable in overridden.items())
+        super().__init__(f"cannot change {names}: the environment overrides the settings file. Unset the "
+                         "variable and restart to manage the setting here, or change the variable instead.")
+
+
 @dataclass
 class LoadedConfig:
     settings: Settings
     base_file: Path | None
     local_file: Path
     provenance: dict[Path_, str] = field(default_factory=dict)  # setting path -> "file:line" or "env VAR"
+    env_overrides: dict[Path_, str] = field(default_factory=dict)  # setting path -> environment variable
 
     def source_of(self, path: Path_) -> str:
         for end in range(len(path), 0, -1):
@@ -134,8 +146,9 @@ def _plain(value: Any) -> Any:
 
 
 def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[Path_, str]]:
+    """The environment's settings and, for each setting path, the variable that sets it."""
     layer: dict[str, Any] = {}
-    provenance: dict[Path_, str] = {}
+    variables: dict[Path_, str] = {}
     targets = [(name, path) for name, path in ENV_OVERRIDES.items() if name in environ]
     targets += [(name, tuple(name[len(GENERIC_ENV_PREFIX):].lower().split("__")))
                 for name in environ if name.startswith(GENERIC_ENV_PREFIX)]
@@ -147,8 +160,8 @@ def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[Path_, 
         for part in path[:-1]:
             node = node.setdefault(part, {})
         node[path[-1]] = value
-        provenance[path] = f"environment variable {name}"
-    return layer, provenance
+        variables[path] = name
+    return layer, variables
 
 
 def format_validation_error(exc: ValidationError, loaded_provenance: LoadedConfig) -> str:
@@ -183,8 +196,8 @@ def load(data_dir: Path, base_file: Path | None = None, environ: Mapping[str, st
         check_nesting(layer, str(file))
         _record(loaded.provenance, layer, (), file)
         _merge(merged, layer)
-    env, env_provenance = _env_layer(environ)
-    loaded.provenance.update(env_provenance)
+    env, loaded.env_overrides = _env_layer(environ)
+    loaded.provenance.update({path: f"environment variable {name}" for path, name in loaded.env_overrides.items()})
     _merge(merged, env)
     try:
         loaded.settings = Settings.model_validate(merged)

@@ -6,6 +6,7 @@ descriptions below are the comments users read. A test keeps the two identical.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -27,8 +28,8 @@ class Section(BaseModel):
 
 class ServerSettings(Section):
     host: Host = Field("127.0.0.1", description="Address of the main listener (API + dashboard). Loopback by default; "
-                                                "use 0.0.0.0 only with a strong proxy_api_key. Needs a restart.")
-    port: int = Field(8080, ge=0, le=65535, description="Port of the main listener (env PORT). Needs a restart.")
+                                                "use 0.0.0.0 only with a strong proxy_api_key.")
+    port: int = Field(8080, ge=0, le=65535, description="Port of the main listener (env PORT).")
     proxy_api_key: ApiKey | None = Field(
         None, description="Key every client must send (Authorization: Bearer, x-api-key, x-goog-api-key or ?key=). "
                           "Generated at first start when empty.")
@@ -146,8 +147,9 @@ class ModelSettings(Section):
 
 class AuthSettings(Section):
     rotation_strategy: RotationStrategy = Field("least_used", description="How the pool picks an account: least_used "
-                                                                          "(soonest window reset first), round_robin, "
-                                                                          "sticky.")
+                                                                          "(soonest known window reset, then fewest "
+                                                                          "requests, then least recently used), "
+                                                                          "round_robin, sticky.")
     rate_limit_backoff_seconds: float = Field(60.0, ge=0, description="Cooldown after a 429 that carries no reset time.")
     refresh_margin_seconds: float = Field(300.0, ge=0, description="Refresh an access token this long before it "
                                                                    "expires.")
@@ -165,6 +167,25 @@ class TlsSettings(Section):
                                                  "HTTP/1.1 already, like the real client, so this changes nothing today.")
     ca_file: CaFile | None = Field(None, description="Extra CA certificate (PEM) to trust upstream, e.g. the "
                                                      "simulator's.")
+    resolve: dict[str, str] = Field(default_factory=dict,
+                                    description="Connect to these host names at a fixed address instead of resolving "
+                                                "them, like curl's --resolve (\"chatgpt.com\": \"127.0.0.1:8443\"). Only "
+                                                "the TCP destination changes: SNI, certificate check and Host keep the "
+                                                "real name. For tests and the demo.")
+
+    @field_validator("resolve")
+    @classmethod
+    def _addresses(cls, value: dict[str, str]) -> dict[str, str]:
+        for host, address in value.items():
+            ip, _, port = address.rpartition(":")
+            try:
+                ipaddress.ip_address(ip.strip("[]"))
+                valid = 0 < int(port) < 65536
+            except ValueError:
+                valid = False
+            if not valid:
+                raise ValueError(f"{host}: {address!r} is not an IP address with a port, e.g. 127.0.0.1:8443")
+        return {host.lower(): address for host, address in value.items()}
 
 
 class QuotaSettings(Section):
@@ -268,8 +289,15 @@ class Settings(Section):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
 
-# Settings that only take effect when the listener is rebound.
-RESTART_REQUIRED = frozenset({("server", "host"), ("server", "port")})
+# Settings read once at start: a change is written but applies after a restart (the admin API lists them in
+# `restart_required`). Every other setting applies to the next request or the next round of its background job.
+RESTART_REQUIRED = frozenset({
+    ("server", "host"), ("server", "port"),  # the listener is bound once
+    ("server", "tcp_user_timeout_ms"),  # an option of the listening socket
+    ("server", "graceful_shutdown_seconds"),  # hypercorn's own grace period is fixed when the listener starts
+    ("api", "base_url"), ("api", "auth_base_url"),  # the endpoint, token URL and open upstream sockets
+    ("tls", "ca_file"), ("tls", "resolve"),  # native clients are built with them and kept
+})
 
 # Secrets are masked wherever settings are printed.
 SECRET_KEYS = frozenset({("server", "proxy_api_key")})

@@ -201,7 +201,7 @@ def parse_edits_request(body: bytes, *, host_model: str) -> Turn:
         if not isinstance(listed, list) or not listed:
             raise invalid_request("'images' must be a non-empty array of {image_url} objects.", param="images")
         for i, entry in enumerate(listed):
-            url = entry.get("image_url") if isinstance(entry, dict) else entry
+            url = _url_of(entry.get("image_url") if isinstance(entry, dict) else entry)
             urls.append(_data_image_url(url, f"images[{i}].image_url"))
     elif data.get("image") is not None:
         urls.append(_data_image_url(data["image"], "image"))
@@ -256,6 +256,11 @@ def encode_generations_response(turn: Turn, events: Iterable[NormalizedEvent], m
 
 # ---- /v1/codex/image-analysis ----------------------------------------------------------------------------------
 
+def _url_of(value: Any) -> Any:
+    """An image reference as a string or as Chat's `{url: …}` object."""
+    return value.get("url") if isinstance(value, dict) else value
+
+
 def parse_analysis_request(body: bytes, *, default_model: str) -> Turn:
     """`{prompt, image_url | images[], model?}` → a Turn asking the model about the image(s); text only."""
     data = _load(body)
@@ -264,14 +269,14 @@ def parse_analysis_request(body: bytes, *, default_model: str) -> Turn:
         raise invalid_request("'prompt' must be a non-empty string.", param="prompt")
     urls: list[str] = []
     if data.get("image_url") is not None:
-        raw = data["image_url"]
-        urls.append(_data_image_url(raw.get("url") if isinstance(raw, dict) else raw, "image_url"))
+        urls.append(_data_image_url(_url_of(data["image_url"]), "image_url"))
     listed = data.get("images")
     if listed is not None and not isinstance(listed, list):
         raise invalid_request("'images' must be an array of {image_url} objects.", param="images",
                               code="invalid_type")
     for i, entry in enumerate(listed or []):
-        urls.append(_data_image_url(entry.get("image_url") if isinstance(entry, dict) else entry,
+        # {image_url: "data:…"}, {image_url: {url: "data:…"}} (the Chat content-part shape) or a bare string
+        urls.append(_data_image_url(_url_of(entry.get("image_url") if isinstance(entry, dict) else entry),
                                     f"images[{i}]"))
     if not urls:
         raise invalid_request("Send the image as 'image_url' (a base64 data URL such as 'data:image/png;base64,...').",

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from quart import Response, request
 
-from ..config.loader import ConfigError
+from ..config.loader import ConfigError, OverriddenByEnvironment
 from ..config.schema import SECRET_KEYS
-from ..errors import invalid_request
+from ..errors import ErrorKind, GatewayError, invalid_request
 from ..upstream.versions import release_watch_report
 from .api import json_response
 
@@ -42,6 +42,9 @@ def masked_settings(gateway: "Gateway") -> dict[str, Any]:
 def apply_changes(gateway: "Gateway", changes: dict[str, Any]) -> dict[str, Any]:
     try:
         change = gateway.config.update(changes)
+    except OverriddenByEnvironment as exc:
+        # written, the value would be hidden by the variable: refuse rather than answer 200 and not apply it
+        raise GatewayError(409, str(exc), ErrorKind.INVALID_REQUEST, code="overridden_by_environment") from None
     except ConfigError as exc:
         raise invalid_request(str(exc).replace(str(gateway.config.local_file), "the request")) from None
     return {"settings": masked_settings(gateway), "restart_required": change.needs_restart()}

@@ -51,6 +51,8 @@ def _common_headers() -> list[tuple[str, str]]:
 class Backend:
     def __init__(self, state: SimState) -> None:
         self.state = state
+        # __cf_bm values handed out -> expiry (sim clock): a request that sends a live one gets no new one
+        self._bot_cookies: dict[str, float] = {}
         # (account, prompt_cache_key) -> input tokens of the last request: the next one reuses that prefix
         self._prompt_cache: dict[tuple[str, str], int] = {}
         self._routes = {
@@ -76,11 +78,29 @@ class Backend:
             return json_response(405 if known else 404, {"detail": "Method Not Allowed" if known else "Not Found"})
         account, rejection = self.authenticate(request)
         if rejection is not None:
-            return json_response(rejection.status, rejection.body, _common_headers())
+            return self._with_bot_cookie(request, json_response(rejection.status, rejection.body, _common_headers()))
         assert account is not None
         result = await route(request, record, account)
         if isinstance(result, HTTPResponse) and not any(k == "x-codex-primary-used-percent" for k, _ in result.headers):
             result.headers += account.quota.headers(self.state.clock.now())
+        return self._with_bot_cookie(request, result)
+
+    def _with_bot_cookie(self, request: HTTPRequest, result: HTTPResponse | WebSocketAccept
+                         ) -> HTTPResponse | WebSocketAccept:
+        """Cloudflare sits in front of every chatgpt.com path: an answer to a request that does not carry a live
+        `__cf_bm` sets one (its bot-management session, 30 minutes)."""
+        now = self.state.clock.now()
+        set_here = [v for k, v in result.headers if k == "set-cookie" and v.startswith("__cf_bm=")]
+        for value in set_here:  # a scripted one (a solved challenge)
+            self._bot_cookies[value.split(";", 1)[0].split("=", 1)[1]] = now + BOT_COOKIE_SECONDS
+        if set_here:
+            return result
+        sent = _cookie_value(request.header("cookie"), "__cf_bm")
+        if sent is not None and self._bot_cookies.get(sent, 0.0) > now:
+            return result
+        header = bot_management_cookie(now)
+        self._bot_cookies[header[1].split(";", 1)[0].split("=", 1)[1]] = now + BOT_COOKIE_SECONDS
+        result.headers.append(header)
         return result
 
     # ------------------------------------------------------------------ checks
@@ -448,12 +468,28 @@ def cloudflare_challenge_headers() -> list[tuple[str, str]]:
             ("cf-ray", secrets.token_hex(8) + "-SIM")]
 
 
+BOT_COOKIE_SECONDS = 1800
+
+
+def bot_management_cookie(now: float) -> tuple[str, str]:
+    expires = email.utils.formatdate(now + BOT_COOKIE_SECONDS, usegmt=True)
+    return ("set-cookie", f"__cf_bm={secrets.token_urlsafe(32)}-{int(now)}-1.0.1.1-{secrets.token_urlsafe(48)}; "
+                          f"path=/; expires={expires}; domain=.chatgpt.com; HttpOnly; Secure; SameSite=None")
+
+
+def _cookie_value(header: str | None, name: str) -> str | None:
+    for part in (header or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
 def cloudflare_cookies(now: float) -> list[tuple[str, str]]:
-    bm_expires = email.utils.formatdate(now + 1800, usegmt=True)
+    """What a solved challenge leaves: a new bot-management cookie and the clearance."""
     cf_expires = email.utils.formatdate(now + 365 * 86400, usegmt=True)
     return [
-        ("set-cookie", f"__cf_bm={secrets.token_urlsafe(32)}-{int(now)}-1.0.1.1-{secrets.token_urlsafe(48)}; "
-                       f"path=/; expires={bm_expires}; domain=.chatgpt.com; HttpOnly; Secure; SameSite=None"),
+        bot_management_cookie(now),
         ("set-cookie", f"cf_clearance={secrets.token_urlsafe(40)}-{int(now)}-1.2.1.1-{secrets.token_urlsafe(64)}; "
                        f"Path=/; Expires={cf_expires}; Domain=.chatgpt.com; HttpOnly; Secure; SameSite=None; "
                        "Partitioned"),

@@ -18,7 +18,8 @@ from .scenario import Rule
 from .server import serve_connection
 from .state import RecordedRequest, SimAccount, SimConfig, SimState
 
-HOST_NAMES = ("127.0.0.1", "localhost", "chatgpt.com", "auth.openai.com")
+REAL_HOSTS = ("chatgpt.com", "auth.openai.com")
+HOST_NAMES = ("127.0.0.1", "localhost", *REAL_HOSTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,16 @@ class SimURLs:
     auth_base: str  # the OAuth issuer (same port)
     http_base: str  # plain-HTTP base on the same port
     ca_file: str
+
+    @property
+    def resolve(self) -> dict[str, str]:
+        """The real host names pinned to this simulator (a client's `resolve` option, like curl's --resolve):
+        with `real_backend_base` / `real_auth_base` a client talks to it with the real SNI and Host."""
+        address = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return {name: address for name in REAL_HOSTS}
+
+    real_backend_base = "https://chatgpt.com/backend-api"
+    real_auth_base = "https://auth.openai.com"
 
 
 class Simulator:

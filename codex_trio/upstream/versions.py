@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
+from ..config.loader import ConfigError
 from .identity import FingerprintConfig, load_fingerprint, presented_release, verified_releases
 
 if TYPE_CHECKING:
@@ -124,7 +125,8 @@ async def check_release(gateway: "Gateway") -> str | None:
     settings = gateway.config.settings
     fingerprint = load_fingerprint()
     status = WatchStatus(checked_at=time.time(), feed_url=settings.client.release_feed_url)
-    client = Client(profile="openssl", proxy=settings.tls.proxy_url, ca_file=settings.tls.ca_file)
+    client = Client(profile="openssl", proxy=settings.tls.proxy_url, ca_file=settings.tls.ca_file,
+                    resolve=settings.tls.resolve)
     try:
         response = await client.request("GET", settings.client.release_feed_url, [("accept", "application/json")])
     except UpstreamError as exc:
@@ -138,9 +140,13 @@ async def check_release(gateway: "Gateway") -> str | None:
     decision = decide(status.latest, settings.client.version, fingerprint)
     previous = read_status(gateway.config.data_dir)
     if decision.adopt is not None:
-        gateway.config.update({"client": {"version": decision.adopt}})
-        log.warning("adopted Codex %s from the release feed (was %s)", decision.adopt, settings.client.version)
-        status.adopted = decision.adopt
+        try:
+            gateway.config.update({"client": {"version": decision.adopt}})
+        except ConfigError as exc:  # e.g. the version is pinned by an environment variable
+            log.warning("not adopting Codex %s from the release feed: %s", decision.adopt, exc)
+        else:
+            log.warning("adopted Codex %s from the release feed (was %s)", decision.adopt, settings.client.version)
+            status.adopted = decision.adopt
     status.presented = presented_release(fingerprint, gateway.config.settings.client.version)[0]
     status.unverified = decision.unverified
     if status.unverified and (previous is None or previous.unverified != status.unverified):
@@ -176,7 +182,19 @@ def doctor_check(data_dir: Path, current: str) -> list[tuple[bool, str, str]]:
 async def run_release_watch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Background job: while `client.learn_versions` is on, check the feed every `release_check_hours`."""
     task_status.started()
-    while True:
-        if gateway.config.settings.client.learn_versions:
-            await check_release(gateway)
-        await trio.sleep(gateway.config.settings.client.release_check_hours * 3600)
+    waiting: trio.CancelScope | None = None
+
+    def on_change(change) -> None:  # learn_versions or the interval changed: look at them now, not hours later
+        if waiting is not None and "client" in change.sections():
+            waiting.cancel()
+
+    stop_following = gateway.config.subscribe(on_change)
+    try:
+        while True:
+            if gateway.config.settings.client.learn_versions:
+                await check_release(gateway)
+            with trio.CancelScope() as waiting:
+                await trio.sleep(gateway.config.settings.client.release_check_hours * 3600)
+            waiting = None
+    finally:
+        stop_following()

@@ -38,7 +38,7 @@ struct NativeClient {
 #[pymethods]
 impl NativeClient {
     #[new]
-    #[pyo3(signature = (profile, proxy, ca_file, connect_timeout, read_timeout, decompress=false))]
+    #[pyo3(signature = (profile, proxy, ca_file, connect_timeout, read_timeout, decompress=false, resolve=Vec::new()))]
     fn new(
         profile: &str,
         proxy: Option<String>,
@@ -46,7 +46,19 @@ impl NativeClient {
         connect_timeout: f64,
         read_timeout: Option<f64>,
         decompress: bool,
+        resolve: Vec<(String, String)>,
     ) -> PyResult<Self> {
+        let mut pinned = Vec::with_capacity(resolve.len());
+        for (host, addr) in resolve {
+            let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
+                raise(UpstreamError::new(
+                    crate::error::ErrorKind::Protocol,
+                    format!("resolve: {addr:?} (for {host}) is not an IP address with a port, e.g. 127.0.0.1:8443"),
+                ))
+            })?;
+            pinned.push((host.to_ascii_lowercase(), addr));
+        }
+        pinned.sort();
         let options = Options {
             profile: Profile::parse(profile).map_err(raise)?,
             proxy,
@@ -54,6 +66,7 @@ impl NativeClient {
             connect_timeout_ms: millis(connect_timeout),
             read_timeout_ms: read_timeout.map(millis),
             decompress,
+            resolve: pinned,
         };
         Ok(Self { transport: transport::transport_for(options).map_err(raise)? })
     }

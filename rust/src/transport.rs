@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,6 +47,24 @@ pub struct Options {
     /// adds `accept-encoding: zstd,gzip` after the caller's headers, which puts it where the real client
     /// has it: directly before `host` on HTTP/1.1, last on HTTP/2. Off: no accept-encoding (0.169.0).
     pub decompress: bool,
+    /// Host name → address to connect to instead of resolving it (curl's `--resolve`). Only the TCP
+    /// destination changes: SNI, certificate check and `Host` keep the real name. Sorted by host, so equal
+    /// options share one transport.
+    pub resolve: Vec<(String, SocketAddr)>,
+}
+
+impl Options {
+    /// The address `host` is pinned to, if any. An explicit port in the URL wins over the pinned one,
+    /// as in reqwest's resolver overrides.
+    pub fn resolved(&self, host: &str, explicit_port: Option<u16>) -> Option<SocketAddr> {
+        let host = host.to_ascii_lowercase();
+        let (_, addr) = self.resolve.iter().find(|(name, _)| *name == host)?;
+        let mut addr = *addr;
+        if let Some(port) = explicit_port {
+            addr.set_port(port);
+        }
+        Some(addr)
+    }
 }
 
 /// What the trio side receives for an HTTP call.
@@ -111,6 +130,9 @@ impl Transport {
             let cert = reqwest::Certificate::from_der(cert.as_ref())
                 .map_err(|e| UpstreamError::from_reqwest(&e, false))?;
             builder = builder.add_root_certificate(cert);
+        }
+        for (host, addr) in &options.resolve {
+            builder = builder.resolve(host, *addr);
         }
         if let Some(proxy) = &options.proxy {
             let proxy = reqwest::Proxy::all(proxy).map_err(|e| UpstreamError::from_reqwest(&e, true))?;
@@ -231,6 +253,22 @@ pub fn zstd_body(raw: &[u8]) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolved_keeps_the_pinned_port_unless_the_url_names_one() {
+        let options = Options {
+            profile: Profile::Rustls,
+            proxy: None,
+            ca_file: None,
+            connect_timeout_ms: 1000,
+            read_timeout_ms: None,
+            decompress: false,
+            resolve: vec![("chatgpt.com".into(), "127.0.0.1:8443".parse().unwrap())],
+        };
+        assert_eq!(options.resolved("ChatGPT.com", None), Some("127.0.0.1:8443".parse().unwrap()));
+        assert_eq!(options.resolved("chatgpt.com", Some(9000)), Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(options.resolved("auth.openai.com", None), None);
+    }
 
     #[test]
     fn zstd_body_has_no_checksum_and_no_content_size() {

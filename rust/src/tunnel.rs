@@ -1,6 +1,7 @@
 //! Raw connections for the WebSocket, directly or through the client's egress proxy (HTTP CONNECT over
 //! http:// or https://, or SOCKS5 with optional credentials). reqwest does the same for HTTP.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -19,15 +20,21 @@ fn proxy_error(message: impl Into<String>) -> UpstreamError {
     UpstreamError::new(ErrorKind::Proxy, message)
 }
 
-/// A byte stream to `host:port`, through `proxy` when given.
+/// A byte stream to `host:port`, through `proxy` when given. `pinned` replaces the DNS lookup of `host`
+/// (the `resolve` option); a proxy that resolves names itself is still given the name.
 pub async fn open(
     host: &str,
     port: u16,
+    pinned: Option<SocketAddr>,
     proxy: Option<&str>,
     tls: &Arc<rustls::ClientConfig>,
 ) -> Result<BoxIo, UpstreamError> {
     let Some(proxy) = proxy else {
-        let tcp = TcpStream::connect((host, port)).await.map_err(|e| UpstreamError::from_error(&e, false))?;
+        let connected = match pinned {
+            Some(addr) => TcpStream::connect(addr).await,
+            None => TcpStream::connect((host, port)).await,
+        };
+        let tcp = connected.map_err(|e| UpstreamError::from_error(&e, false))?;
         let _ = tcp.set_nodelay(true);
         return Ok(Box::new(tcp));
     };
@@ -40,7 +47,9 @@ pub async fn open(
     match proxy.scheme() {
         scheme @ ("socks5" | "socks5h") => {
             // Like reqwest: socks5 resolves the target here, socks5h lets the proxy resolve it.
-            let target: tokio_socks::TargetAddr<'_> = if scheme == "socks5" {
+            let target: tokio_socks::TargetAddr<'_> = if let (Some(addr), "socks5") = (pinned, scheme) {
+                tokio_socks::TargetAddr::Ip(addr)
+            } else if scheme == "socks5" {
                 let addr = tokio::net::lookup_host((host, port))
                     .await
                     .map_err(|e| UpstreamError::from_error(&e, false))?

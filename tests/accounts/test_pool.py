@@ -59,13 +59,30 @@ async def test_least_used_prefers_soonest_reset_then_fewest_requests(tmp_path):
     now = env.clock()
     env.pool._accounts["id-0"].quota = snap(10, now + 5000)
     env.pool._accounts["id-1"].quota = snap(50, now + 100)
+    env.pool._accounts["id-2"].quota = snap(10, now + 5000)
     assert await pick(env.pool) == "id-1"
-    env.pool._accounts["id-1"].quota = None
-    env.pool._accounts["id-0"].quota = None
+    for runtime in env.pool._accounts.values():
+        runtime.quota = None
     # no quota info: fewer requests wins; id-1 already served one
     assert await pick(env.pool) in {"id-0", "id-2"}
     seen = {await pick(env.pool) for _ in range(4)}
     assert seen == {"id-0", "id-1", "id-2"}
+
+
+async def test_least_used_compares_resets_only_when_both_are_known(tmp_path):
+    env = await make_env(tmp_path)
+    now = env.clock()
+    env.pool._accounts["id-0"].quota = snap(10, now + 100)  # served before: its reset is known
+    env.pool._accounts["id-0"].account.request_count = 1
+    # id-1 and id-2 never reported a reset: fewer requests decides, not "unknown = infinitely far"
+    assert await pick(env.pool) in {"id-1", "id-2"}
+    # resets seconds apart are equal for this purpose; one an hour later is not
+    env.pool._accounts["id-1"].quota = snap(10, now + 110)
+    env.pool._accounts["id-2"].quota = snap(10, now + 3700)
+    for runtime in env.pool._accounts.values():
+        runtime.account.request_count = 5
+    env.pool._accounts["id-0"].account.request_count = 6
+    assert await pick(env.pool) == "id-1"
 
 
 async def test_round_robin_cycles_and_sticky_sticks(tmp_path):

@@ -9,6 +9,7 @@ from typing import Any, AsyncIterator
 import httpx
 
 from codex_trio.sim import running_sim
+from tests.client_hello import server_name
 from tests.conftest import api_key, gateway_on_sim
 
 TURN_PATH = "/codex/responses"
@@ -16,11 +17,14 @@ TURN_PATH = "/codex/responses"
 
 @asynccontextmanager
 async def gateway_and_sim(data_dir, *, accounts: int = 2, local: dict[str, Any] | None = None,
-                          **sim_options: Any) -> AsyncIterator[tuple[Any, Any, httpx.AsyncClient]]:
+                          real_hosts: bool = False, **sim_options: Any
+                          ) -> AsyncIterator[tuple[Any, Any, httpx.AsyncClient]]:
     """(sim, gateway, client): the gateway's accounts run on the simulator's clock, so moving the sim's
-    clock moves cooldowns and token expiry on both sides."""
+    clock moves cooldowns and token expiry on both sides. `real_hosts`: the gateway reaches the sim as
+    chatgpt.com / auth.openai.com (real SNI and Host; see `sim_settings`)."""
     async with running_sim(accounts=accounts, **sim_options) as sim:
-        async with gateway_on_sim(data_dir, sim, local=local, clock=sim.clock.now) as (gateway, url):
+        async with gateway_on_sim(data_dir, sim, local=local, clock=sim.clock.now, real_hosts=real_hosts) as (
+                gateway, url):
             async with httpx.AsyncClient(base_url=url, timeout=30,
                                          headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:
                 yield sim, gateway, client
@@ -42,6 +46,12 @@ def turn_requests(sim) -> list[Any]:
 def accounts_asked(sim) -> list[str]:
     """The ChatGPT account ids of the turns the sim saw, in order."""
     return [r.header("chatgpt-account-id") for r in turn_requests(sim)]
+
+
+def sni_of(record) -> str | None:
+    """The server name a recorded request's TLS ClientHello asked for (None without TLS or SNI)."""
+    hello = record.connection.client_hello if record.connection else None
+    return server_name(hello) if hello else None
 
 
 def pool_account(gateway, chatgpt_account_id: str):

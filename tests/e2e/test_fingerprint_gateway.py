@@ -2,8 +2,9 @@
 request the simulator recorded (headers in wire order and case, decoded body) against the captures.
 
 Differences allowed, each named: secrets (token, account id), ids and timestamps (thread/session/turn ids,
-the WebSocket key, request start times), the host, the content length, and what legitimately comes from the
-client's request (input, tools, instructions, model, previous_response_id). Everything else must be equal."""
+the WebSocket key, request start times), the content length, and what legitimately comes from the client's
+request (input, tools, instructions, model, previous_response_id). Everything else must be equal. The gateway
+reaches the simulator under the real host name (`tls.resolve`), so Host and the TLS server name are compared too."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from typing import Any
 from tests.accounts.helpers import fixture_identity
 from tests.upstream.golden import diff_headers, load
 
-from .dispatch_helpers import gateway_and_sim
+from .dispatch_helpers import gateway_and_sim, sni_of
 
 MODEL = "gpt-6.1-sol"  # the captures' model (a responses-lite model of the catalog)
-MASKED_HEADERS = {"host", "sec-websocket-key", "authorization", "chatgpt-account-id", "x-client-request-id",
+MASKED_HEADERS = {"sec-websocket-key", "authorization", "chatgpt-account-id", "x-client-request-id",
                   "session-id", "thread-id", "x-codex-window-id"}
 METADATA_IDS = {"installation_id", "session_id", "thread_id", "turn_id", "window_id", "context_window_id",
                 "root_turn_id", "turn_started_at_unix_ms"}
@@ -43,6 +44,7 @@ def masked_headers(headers) -> list[tuple[str, str]]:
 
 def assert_same_headers(recorded, fixture: dict[str, Any]) -> None:
     # content-length: the bodies differ by the client's input (checked to be a number)
+    assert sni_of(recorded) == "chatgpt.com"
     problems = diff_headers(masked_headers(recorded.headers), [list(h) for h in masked_headers(fixture["headers"])],
                             content_length_growth=None)
     assert not problems, "\n".join(problems)
@@ -80,7 +82,7 @@ def responses_request(**extra: Any) -> dict[str, Any]:
 
 
 async def test_websocket_turn_matches_the_capture(data_dir):
-    async with gateway_and_sim(data_dir, accounts=1) as (sim, gateway, client):
+    async with gateway_and_sim(data_dir, accounts=1, real_hosts=True) as (sim, gateway, client):
         gateway.services.identity = fixture_identity()  # the captures' client: codex exec on Debian 12, xterm
         response = await client.post("/v1/responses", json=responses_request())
         assert response.status_code == 200, response.text
@@ -97,7 +99,7 @@ async def test_websocket_turn_matches_the_capture(data_dir):
 
 async def test_sse_fallback_turn_matches_the_capture(data_dir):
     # the sim refuses the upgrade with 426, as the backend did in the exec-sse capture: codex falls back to SSE
-    async with gateway_and_sim(data_dir, accounts=1, websocket=False) as (sim, gateway, client):
+    async with gateway_and_sim(data_dir, accounts=1, websocket=False, real_hosts=True) as (sim, gateway, client):
         gateway.services.identity = fixture_identity()
         response = await client.post("/v1/responses", json=responses_request())
         assert response.status_code == 200, response.text
@@ -125,7 +127,7 @@ CLASSIC_TOOL = {"type": "function", "name": "get_weather", "description": "Weath
 
 async def test_classic_model_websocket_turn_matches_the_capture(data_dir):
     # gpt-5.5 (classic): tools, parallel_tool_calls:true, reasoning without `context`
-    async with gateway_and_sim(data_dir, accounts=1) as (sim, gateway, client):
+    async with gateway_and_sim(data_dir, accounts=1, real_hosts=True) as (sim, gateway, client):
         gateway.services.identity = fixture_identity()
         request = responses_request(model="gpt-5.5", tools=[CLASSIC_TOOL], reasoning={"effort": "medium"})
         response = await client.post("/v1/responses", json=request)
@@ -137,7 +139,7 @@ async def test_classic_model_websocket_turn_matches_the_capture(data_dir):
 
 
 async def test_classic_model_sse_turn_matches_the_capture(data_dir):
-    async with gateway_and_sim(data_dir, accounts=1, websocket=False) as (sim, gateway, client):
+    async with gateway_and_sim(data_dir, accounts=1, websocket=False, real_hosts=True) as (sim, gateway, client):
         gateway.services.identity = fixture_identity()
         request = responses_request(model="gpt-5.5", tools=[CLASSIC_TOOL], reasoning={"effort": "medium"})
         response = await client.post("/v1/responses", json=request)

@@ -45,6 +45,17 @@ async def test_image_analysis(stack):
     assert {"type": "input_image", "image_url": uri} in parts
 
 
+async def test_image_analysis_takes_an_images_list_in_both_documented_shapes(stack):
+    first, second = ("data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + tag).decode()
+                     for tag in (b"one", b"two"))
+    body = await stack.client.post("/codex/image-analysis", cast_to=object, body={
+        "prompt": "Compare them.", "images": [{"image_url": {"url": first}}, {"image_url": second}]})
+    assert body["object"] == "image_analysis"
+    sent = [t for t in stack.upstream_turns() if t.get("generate") is not False][-1]
+    images = [p["image_url"] for p in sent["input"][-1]["content"] if p["type"] == "input_image"]
+    assert images == [first, second]
+
+
 class WsClient:
     """A minimal WebSocket client (wsproto over a trio stream), enough to drive GET /v1/responses."""
 

@@ -8,7 +8,6 @@ from codex_trio.identity_check.ja4 import ja4
 from codex_trio.sim import Simulator, running_sim
 
 from .helpers import WSClient, types, user_message
-from tests.conftest import FIXTURES
 
 
 def ws_headers(sim: Simulator, index: int = 0) -> list[tuple[str, str]]:

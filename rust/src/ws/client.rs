@@ -70,7 +70,8 @@ async fn connect(transport: &Transport, url: &str, headers: &[(String, String)],
         target.push('?');
         target.push_str(query);
     }
-    let raw = tunnel::open(bare_host, port, transport.options.proxy.as_deref(), &transport.ws_tls).await?;
+    let pinned = transport.options.resolved(bare_host, url.port());
+    let raw = tunnel::open(bare_host, port, pinned, transport.options.proxy.as_deref(), &transport.ws_tls).await?;
     let mut io: BoxIo = if secure {
         let name = ServerName::try_from(bare_host.to_owned()).map_err(|e| protocol(e.to_string()))?;
         let tls = tokio_rustls::TlsConnector::from(transport.ws_tls.clone())
