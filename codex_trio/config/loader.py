@@ -165,15 +165,17 @@ def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[Path_, 
 
 
 def format_validation_error(exc: ValidationError, loaded_provenance: LoadedConfig) -> str:
-    lines = ["invalid configuration:"]
+    problems = []
     for error in exc.errors():
         loc = tuple(error["loc"])
         key = ".".join(str(p) for p in loc) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown setting (check the spelling; `codex-trio config defaults` lists every setting)"
-        lines.append(f"  {key}: {message} — set in {loaded_provenance.source_of(loc)}")
-    return "\n".join(lines)
+        problems.append(f"{key}: {message} — set in {loaded_provenance.source_of(loc)}")
+    if len(problems) == 1:  # one line, so a command's error stays one line
+        return f"invalid configuration: {problems[0]}"
+    return "\n".join(["invalid configuration:", *(f"  {problem}" for problem in problems)])
 
 
 def load(data_dir: Path, base_file: Path | None = None, environ: Mapping[str, str] | None = None,

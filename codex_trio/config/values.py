@@ -53,9 +53,9 @@ def _proxy_url(value: str) -> str:
         parts = urlsplit(_text(value))
         parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
     except ValueError as exc:
-        raise ValueError(f"is not a usable proxy URL ({exc})") from None
+        raise ValueError(f"{value!r} is not a usable proxy URL ({exc})") from None
     if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
-        raise ValueError(f"must look like http://host:port (schemes: {', '.join(PROXY_SCHEMES)})")
+        raise ValueError(f"{value!r} must look like http://host:port (schemes: {', '.join(PROXY_SCHEMES)})")
     return value
 
 
@@ -86,7 +86,10 @@ def _web_origin(value: str) -> str:
 
 
 def _existing_file(value: str) -> str:
-    if not Path(_text(value)).is_file():
+    path = Path(_text(value)).expanduser()
+    if not path.exists():
+        raise ValueError(f"{value} does not exist (a PEM certificate is expected)")
+    if not path.is_file():
         raise ValueError(f"{value} is not a file (a PEM certificate is expected)")
     return value
 

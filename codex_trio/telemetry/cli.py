@@ -27,9 +27,9 @@ def _say(*parts: Any, err: bool = False) -> None:
 
 
 def _open(args: argparse.Namespace) -> OperatorStore:
-    from ..cli import _open_store
+    from ..cli import open_store
 
-    config: "ConfigStore" = _open_store(args)
+    config: "ConfigStore" = open_store(args)
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return OperatorStore.open_sync(config.data_dir / OPERATOR_DB)
 

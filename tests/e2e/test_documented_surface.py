@@ -28,9 +28,6 @@ async def test_responses_alias_and_the_review_paths_answer(stack):
             assert f"via {path}" in response.json()["output"][-1]["content"][0]["text"]
 
 
-@pytest.mark.xfail(strict=True, reason="the review paths set client_metadata x-openai-subagent on the parsed turn, "
-                                       "but the upstream body builder (upstream/body.py) replaces client_metadata, "
-                                       "so the backend never hears it is a review turn")
 async def test_review_paths_tell_the_backend_it_is_a_review_turn(stack):
     async with client_of(stack) as client:
         response = await client.post("/v1/responses/review", json={"model": "gpt-5.5", "input": "review this"})

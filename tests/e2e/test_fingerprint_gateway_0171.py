@@ -15,8 +15,7 @@ import pytest
 from codex_trio.dispatch.catalog import refresh_catalog
 from codex_trio.upstream.identity import load_fingerprint
 from tests.accounts.helpers import fixture_identity
-from codex_trio.sim import running_sim
-from tests.conftest import FIXTURES, api_key, gateway_on_sim
+from tests.conftest import FIXTURES
 
 from .dispatch_helpers import gateway_and_sim
 from .test_fingerprint_gateway import CLASSIC_TOOL, assert_same_body, masked_headers
@@ -49,7 +48,7 @@ def responses_request(**extra: Any) -> dict[str, Any]:
 
 
 async def test_websocket_turn_matches_the_capture(data_dir):
-    async with gateway_and_sim(data_dir, accounts=1) as (sim, gateway, client):
+    async with gateway_and_sim(data_dir, accounts=1, real_hosts=True) as (sim, gateway, client):
         present_0171(gateway)
         response = await client.post("/v1/responses", json=responses_request())
         assert response.status_code == 200, response.text
@@ -62,7 +61,7 @@ async def test_websocket_turn_matches_the_capture(data_dir):
 
 
 async def test_sse_fallback_turn_and_bootstrap_calls_match_the_capture(data_dir):
-    async with gateway_and_sim(data_dir, accounts=1, websocket=False) as (sim, gateway, client):
+    async with gateway_and_sim(data_dir, accounts=1, websocket=False, real_hosts=True) as (sim, gateway, client):
         present_0171(gateway)
         response = await client.post("/v1/responses", json=responses_request())
         assert response.status_code == 200, response.text
@@ -80,7 +79,7 @@ async def test_sse_fallback_turn_and_bootstrap_calls_match_the_capture(data_dir)
 
 
 async def test_classic_model_sse_turn_matches_the_capture(data_dir):
-    async with gateway_and_sim(data_dir, accounts=1, websocket=False) as (sim, gateway, client):
+    async with gateway_and_sim(data_dir, accounts=1, websocket=False, real_hosts=True) as (sim, gateway, client):
         present_0171(gateway)
         request = responses_request(model="gpt-5.5", tools=[CLASSIC_TOOL], reasoning={"effort": "medium"})
         response = await client.post("/v1/responses", json=request)
@@ -229,7 +228,7 @@ async def test_lite_model_tool_round_trip_through_ollama(data_dir):
 
 
 async def test_a_429_on_the_websocket_upgrade_keeps_its_reset_time(data_dir):
-    async with gateway_and_sim(data_dir, accounts=1) as (sim, gateway, client):
+    async with gateway_and_sim(data_dir, accounts=1, real_hosts=True) as (sim, gateway, client):
         sim.exhaust(sim.accounts[0].account_id)  # the upgrade itself is refused: 429 usage_limit_reached
         response = await client.post("/v1/responses", json=responses_request(model="gpt-5.5"))
         upgrade = sim.requests_to("/codex/responses", "GET")[-1]
@@ -244,7 +243,7 @@ async def test_a_429_on_the_websocket_upgrade_keeps_its_reset_time(data_dir):
 
 
 async def test_responses_client_metadata_is_merged_the_way_codex_holds_it(data_dir):
-    async with gateway_and_sim(data_dir, accounts=1, websocket=False) as (sim, gateway, client):
+    async with gateway_and_sim(data_dir, accounts=1, websocket=False, real_hosts=True) as (sim, gateway, client):
         metadata = {"x-openai-subagent": "review", "user": "someone", "session_id": "not-ours", "n": 3}
         response = await client.post("/v1/responses", json=responses_request(client_metadata=metadata))
         assert response.status_code == 200, response.text
@@ -256,24 +255,16 @@ async def test_responses_client_metadata_is_merged_the_way_codex_holds_it(data_d
         assert set(sent) == set(fixture) | {"x-openai-subagent"}
 
 
-async def test_the_compact_call_carries_the_accounts_cookies(data_dir, nursery):
-    from .test_dispatch_cookies import connect_proxy
-
-    async with running_sim(accounts=1, websocket=False) as sim:
-        proxy_port = await nursery.start(connect_proxy, sim.urls.port)
-        local = {"api": {"base_url": "https://chatgpt.com/backend-api", "auth_base_url": "https://auth.openai.com"},
-                 "tls": {"ca_file": sim.ca_file, "proxy_url": f"http://127.0.0.1:{proxy_port}"}}
-        async with gateway_on_sim(data_dir, sim, local=local, clock=sim.clock.now) as (gateway, url):
-            async with httpx.AsyncClient(base_url=url, timeout=30,
-                                         headers={"authorization": f"Bearer {api_key(gateway)}"}) as http:
-                sim.script({"times": 1, "reply": {"set_cookies": True}})
-                assert (await http.post("/v1/responses", json=responses_request(model="gpt-5.5"))).status_code == 200
-                [account] = gateway.services.pool.accounts()
-                stored = {c["name"]: c["value"] for c in account.cookies}
-                assert sorted(stored) == ["__cf_bm", "cf_clearance"]
-                compacted = await http.post("/v1/responses/compact", json={
-                    "model": "gpt-5.5", "input": [{"role": "user", "content": "Say hello."}]})
-                assert compacted.status_code == 200, compacted.text
+async def test_the_compact_call_carries_the_accounts_cookies(data_dir):
+    async with gateway_and_sim(data_dir, accounts=1, websocket=False, real_hosts=True) as (sim, gateway, http):
+        sim.script({"times": 1, "reply": {"set_cookies": True}})
+        assert (await http.post("/v1/responses", json=responses_request(model="gpt-5.5"))).status_code == 200
+        [account] = gateway.services.pool.accounts()
+        stored = {c["name"]: c["value"] for c in account.cookies}
+        assert sorted(stored) == ["__cf_bm", "cf_clearance"]
+        compacted = await http.post("/v1/responses/compact", json={
+            "model": "gpt-5.5", "input": [{"role": "user", "content": "Say hello."}]})
+        assert compacted.status_code == 200, compacted.text
         [call] = sim.requests_to("/codex/responses/compact", "POST")
         sent = dict(part.split("=", 1) for part in call.header("cookie").split("; "))
         assert sent == stored
