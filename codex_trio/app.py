@@ -18,7 +18,7 @@ import trio
 from . import __version__
 from .config.store import Change, ConfigStore
 from .server.api import create_api_app
-from .server.listener import Listener
+from .server.listener import ConnectionLimits, Listener
 from .server.ollama_app import create_ollama_app
 from .server.ollama_listener import OllamaController
 from .server.shutdown import ShutdownCoordinator
@@ -70,7 +70,7 @@ class Gateway:
                 await nursery.start(job, self)
             url = await self.main_listener.start(
                 nursery, host or settings.server.host, settings.server.port if port is None else port,
-                tcp_user_timeout_ms=settings.server.tcp_user_timeout_ms,
+                limits=ConnectionLimits.of(settings.server),
                 # hypercorn must outlast our own grace period, so cut streams still get their final frame
                 graceful_timeout=settings.server.graceful_shutdown_seconds + 5.0)
             await self.ollama.apply()

@@ -33,6 +33,13 @@ class ServerSettings(Section):
     tcp_user_timeout_ms: int = Field(30000, ge=1000, description="Abort a client connection whose unsent data has not "
                                                                  "moved for this long (keeps shutdown from hanging on "
                                                                  "stalled clients).")
+    keep_alive_timeout_seconds: float = Field(75.0, gt=0, description="Close a client connection that has been idle "
+                                                                     "between requests for this long (both listeners). "
+                                                                     "Needs a listener restart.")
+    header_timeout_seconds: float = Field(10.0, gt=0, description="Close a client connection whose request headers "
+                                                                 "have not fully arrived this long after their first "
+                                                                 "byte (slow-header clients). Needs a listener "
+                                                                 "restart.")
     heartbeat_seconds: float = Field(15.0, gt=0, description="Send a keep-alive (SSE comment / ping event) after this "
                                                              "much silence on a stream.")
 

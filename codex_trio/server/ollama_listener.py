@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..config.schema import OllamaSettings
-from .listener import Listener, ListenerError
+from .listener import ConnectionLimits, Listener, ListenerError
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -79,7 +79,7 @@ class OllamaController:
         server = self._gateway.config.settings.server
         try:
             url = await self.listener.start(self._gateway.nursery, settings.host, settings.port,
-                                            tcp_user_timeout_ms=server.tcp_user_timeout_ms, graceful_timeout=1.0)
+                                            limits=ConnectionLimits.of(server), graceful_timeout=1.0)
             self.listener.status.url = advertised_url(url)
             self._failed_for = None
         except ListenerError as exc:
