@@ -21,12 +21,16 @@ from .server.api import create_api_app
 from .server.listener import ConnectionLimits, Listener
 from .server.ollama_app import create_ollama_app
 from .server.ollama_listener import OllamaController
-from .server.shutdown import ShutdownCoordinator
+from .server.envelopes import error_body
+from .server.shutdown import ShutdownCoordinator, answer_when_cut
 
 log = logging.getLogger(__name__)
 
 RouteRegistrar = Callable[[Any, "Gateway"], None]
 BackgroundJob = Callable[..., Any]  # async def job(gateway, *, task_status)
+# After the grace period, how long cut streams have to write their terminal frames before the listeners close
+# their connections.
+CUT_MARGIN_SECONDS = 2.0
 
 
 @dataclass
@@ -43,9 +47,18 @@ class Gateway:
     services: Any = None
 
     def __post_init__(self) -> None:
-        self.main_listener = Listener("main", lambda: create_api_app(self))
-        self.ollama = OllamaController(self, lambda: create_ollama_app(self))
+        self.main_listener = Listener("main", lambda: self._guarded(create_api_app(self)))
+        self.ollama = OllamaController(self, lambda: self._guarded(create_ollama_app(self)))
         self.config.subscribe(self._on_config_change)
+
+    def _guarded(self, app: Any) -> Any:
+        """Requests still waiting for an answer when shutdown cuts them get a 503 in their protocol's envelope."""
+        return answer_when_cut(app, self.shutdown, error_body)
+
+    def listener_grace(self) -> float:
+        """How long a listener keeps connections after it stops accepting: our own grace period, then enough
+        for cut streams to write their terminal frames."""
+        return self.config.settings.server.graceful_shutdown_seconds + CUT_MARGIN_SECONDS
 
     def health(self) -> dict[str, Any]:
         return {
@@ -70,9 +83,7 @@ class Gateway:
                 await nursery.start(job, self)
             url = await self.main_listener.start(
                 nursery, host or settings.server.host, settings.server.port if port is None else port,
-                limits=ConnectionLimits.of(settings.server),
-                # hypercorn must outlast our own grace period, so cut streams still get their final frame
-                graceful_timeout=settings.server.graceful_shutdown_seconds + 5.0)
+                limits=ConnectionLimits.of(settings.server), graceful_timeout=self.listener_grace())
             await self.ollama.apply()
             task_status.started(url)
             await self.stop_requested.wait()
@@ -80,8 +91,10 @@ class Gateway:
             nursery.cancel_scope.cancel()
 
     async def _drain(self) -> None:
+        """Stop accepting on every listener and let open work finish for the grace period; what is left is
+        then cut (each piece ends with its protocol's answer) and the listeners close right after."""
         grace = self.config.settings.server.graceful_shutdown_seconds
-        log.info("shutting down: letting open streams finish for up to %.0f s", grace)
+        log.info("shutting down: letting open requests and streams finish for up to %.0f s", grace)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.shutdown.drain, grace)
             nursery.start_soon(self.main_listener.stop)

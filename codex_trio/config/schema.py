@@ -41,7 +41,8 @@ class ServerSettings(Section):
                                                                  "byte (slow-header clients). Needs a listener "
                                                                  "restart.")
     heartbeat_seconds: float = Field(15.0, gt=0, description="Send a keep-alive (SSE comment / ping event) after this "
-                                                             "much silence on a stream.")
+                                                             "much silence on a stream; downstream WebSockets get a "
+                                                             "ping frame this often.")
 
 
 class ApiSettings(Section):

@@ -43,10 +43,12 @@ class ConnectionLimits:
     tcp_user_timeout_ms: int = 30000
     keep_alive_timeout_seconds: float = 75.0
     header_timeout_seconds: float = 10.0
+    websocket_ping_seconds: float | None = 15.0  # `server.heartbeat_seconds`: WebSockets get a ping frame this often
 
     @classmethod
     def of(cls, server: Any) -> "ConnectionLimits":
-        return cls(server.tcp_user_timeout_ms, server.keep_alive_timeout_seconds, server.header_timeout_seconds)
+        return cls(server.tcp_user_timeout_ms, server.keep_alive_timeout_seconds, server.header_timeout_seconds,
+                   server.heartbeat_seconds)
 
 
 def hypercorn_config(host: str, port: int, *, limits: ConnectionLimits, graceful_timeout: float) -> GatewayHypercornConfig:
@@ -55,6 +57,7 @@ def hypercorn_config(host: str, port: int, *, limits: ConnectionLimits, graceful
     config.tcp_user_timeout_ms = limits.tcp_user_timeout_ms
     config.keep_alive_timeout = limits.keep_alive_timeout_seconds
     config.header_timeout = limits.header_timeout_seconds
+    config.websocket_ping_interval = limits.websocket_ping_seconds
     config.graceful_timeout = graceful_timeout
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")

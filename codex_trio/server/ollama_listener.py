@@ -79,7 +79,8 @@ class OllamaController:
         server = self._gateway.config.settings.server
         try:
             url = await self.listener.start(self._gateway.nursery, settings.host, settings.port,
-                                            limits=ConnectionLimits.of(server), graceful_timeout=1.0)
+                                            limits=ConnectionLimits.of(server),
+                                            graceful_timeout=self._gateway.listener_grace())
             self.listener.status.url = advertised_url(url)
             self._failed_for = None
         except ListenerError as exc:
