@@ -17,7 +17,8 @@ import trio
 
 from . import __version__
 from .config.store import Change, ConfigStore
-from .server.api import create_api_app
+from .server.api import MAX_REQUEST_BYTES, create_api_app
+from .server.body_limit import limit_body
 from .server.listener import ConnectionLimits, Listener
 from .server.ollama_app import create_ollama_app
 from .server.ollama_listener import OllamaController
@@ -52,8 +53,9 @@ class Gateway:
         self.config.subscribe(self._on_config_change)
 
     def _guarded(self, app: Any) -> Any:
-        """Requests still waiting for an answer when shutdown cuts them get a 503 in their protocol's envelope."""
-        return answer_when_cut(app, self.shutdown, error_body)
+        """Around each listener's app: the body cap before anything is buffered, and a 503 in the protocol's
+        envelope for requests still waiting for an answer when shutdown cuts them."""
+        return answer_when_cut(limit_body(app, MAX_REQUEST_BYTES, error_body), self.shutdown, error_body)
 
     def listener_grace(self) -> float:
         """How long a listener keeps connections after it stops accepting: our own grace period, then enough
