@@ -19,6 +19,7 @@ from . import __version__
 from .config.store import Change, ConfigStore
 from .server.api import MAX_REQUEST_BYTES, create_api_app
 from .server.body_limit import limit_body
+from .server.descriptors import DescriptorBudget
 from .server.listener import ConnectionLimits, Listener
 from .server.ollama_app import create_ollama_app
 from .server.ollama_listener import OllamaController
@@ -44,11 +45,14 @@ class Gateway:
     started_at: float = field(default_factory=time.time)
     nursery: trio.Nursery | None = None
     stop_requested: trio.Event = field(default_factory=trio.Event)
+    # The open-file limit (raised to the hard limit when the gateway starts) and the upstream socket budget.
+    descriptors: DescriptorBudget = field(default_factory=DescriptorBudget.current)
     # The feature services (upstream identity, clients, accounts), installed by `surfaces.install_surfaces`.
     services: Any = None
 
     def __post_init__(self) -> None:
-        self.main_listener = Listener("main", lambda: self._guarded(create_api_app(self)))
+        self.main_listener = Listener("main", lambda: self._guarded(create_api_app(self)),
+                                      on_exhausted=self.on_descriptors_exhausted)
         self.ollama = OllamaController(self, lambda: self._guarded(create_ollama_app(self)))
         self.config.subscribe(self._on_config_change)
 
@@ -56,6 +60,19 @@ class Gateway:
         """Around each listener's app: the body cap before anything is buffered, and a 503 in the protocol's
         envelope for requests still waiting for an answer when shutdown cuts them."""
         return answer_when_cut(limit_body(app, MAX_REQUEST_BYTES, error_body), self.shutdown, error_body)
+
+    def upstream_conversations(self) -> Any:
+        """The dispatcher's ConversationRegistry (the upstream sockets), once the dispatch job runs."""
+        dispatcher = getattr(self.services, "dispatcher", None)
+        return dispatcher.conversations if dispatcher is not None else None
+
+    def on_descriptors_exhausted(self) -> None:
+        """A listener could not accept for want of descriptors: give back idle upstream sockets."""
+        conversations = self.upstream_conversations()
+        if conversations is not None:
+            shed = conversations.shed()
+            if shed:
+                log.warning("out of file descriptors: closing %d idle upstream connection(s)", shed)
 
     def listener_grace(self) -> float:
         """How long a listener keeps connections after it stops accepting: our own grace period, then enough
@@ -69,7 +86,14 @@ class Gateway:
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "open_streams": self.shutdown.open_streams,
             "ollama": self.ollama.listener.status.state,
+            "descriptors": self.descriptor_stats(),
         }
+
+    def descriptor_stats(self) -> dict[str, Any]:
+        """The descriptor limit, how many are open, and the upstream sockets against their budget."""
+        conversations = self.upstream_conversations()
+        return {**self.descriptors.as_dict(),
+                "upstream_sockets_open": conversations.open_sockets() if conversations is not None else 0}
 
     def _on_config_change(self, change: Change) -> None:
         if "ollama" in change.sections() and self.nursery is not None:
@@ -78,6 +102,7 @@ class Gateway:
     async def run(self, *, host: str | None = None, port: int | None = None,
                   task_status=trio.TASK_STATUS_IGNORED) -> None:
         settings = self.config.settings
+        self.descriptors = DescriptorBudget.at_start()
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             await nursery.start(self.config.watch)

@@ -127,8 +127,10 @@ def doctor_checks(store: ConfigStore) -> list[tuple[bool, str, str]]:
     except OSError as exc:
         checks.append((False, f"data dir {data_dir} is not writable ({exc.strerror})",
                        "fix its permissions or choose another with --data-dir / CODEX_TRIO_DATA_DIR"))
+    from .server.descriptors import DescriptorBudget
     from .surfaces import doctor_extra_checks
 
+    checks.append(DescriptorBudget.current().doctor_check())
     checks.extend(doctor_extra_checks(store))
     return checks
 

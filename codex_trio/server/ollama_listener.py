@@ -38,7 +38,7 @@ def advertised_url(url: str) -> str:
 class OllamaController:
     def __init__(self, gateway: "Gateway", app_factory):
         self._gateway = gateway
-        self.listener = Listener("ollama", app_factory)
+        self.listener = Listener("ollama", app_factory, on_exhausted=gateway.on_descriptors_exhausted)
         self._applied: OllamaSettings | None = None
         # The settings object whose start failed. A settings change is applied twice (the config change
         # callback and the admin handler both call `apply`); the second call must not retry the same failed
