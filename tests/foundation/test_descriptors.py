@@ -96,3 +96,49 @@ async def test_many_conversations_under_a_low_descriptor_limit_all_succeed(data_
     assert len(stderr.splitlines()) < 40, stderr[-3000:]  # no log flood
     print(f"most descriptors open: {most_open} of {LIMIT}; upstream sockets open at the end: "
           f"{descriptors['upstream_sockets_open']} (budget {budget})")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts descriptors in /proc")
+def test_accept_waits_out_descriptor_exhaustion_without_a_log_flood(tmp_path: Path):
+    """More client connections than descriptors: accept fails with EMFILE. The listener says so once, waits,
+    and serves again as soon as descriptors are free (trio's own loop logged a traceback every 100 ms)."""
+    import socket
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    (data_dir / "local.yaml").write_text(f"server:\n  proxy_api_key: {KEY}\n")
+    port = _free_port()
+    env = {**os.environ, "CODEX_TRIO_DATA_DIR": str(data_dir), "PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "codex_trio.cli", "run"], env=env, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=_lower_descriptor_limit)
+    clients: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None, "gateway did not start"
+                time.sleep(0.1)
+        for _ in range(LIMIT + 20):  # idle connections, each one descriptor in the gateway once accepted
+            clients.append(socket.create_connection(("127.0.0.1", port)))
+        time.sleep(3)  # the gateway is out of descriptors for these seconds
+        assert _open_descriptors(proc.pid) <= LIMIT
+        for client in clients:
+            client.close()
+        clients.clear()
+        reply = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert reply.status_code == 200
+    finally:
+        for client in clients:
+            client.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+    stderr = proc.stderr.read()
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.count("cannot accept connections") == 1, stderr[-3000:]
+    assert len(stderr.splitlines()) < 20, stderr[-3000:]
