@@ -142,3 +142,20 @@ def test_accept_waits_out_descriptor_exhaustion_without_a_log_flood(tmp_path: Pa
     assert "Traceback" not in stderr, stderr[-3000:]
     assert stderr.count("cannot accept connections") == 1, stderr[-3000:]
     assert len(stderr.splitlines()) < 20, stderr[-3000:]
+
+
+def test_doctor_reports_the_descriptor_limit_and_the_upstream_budget(tmp_path: Path):
+    env = {**os.environ, "CODEX_TRIO_DATA_DIR": str(tmp_path / "data")}
+    low = subprocess.run([sys.executable, "-m", "codex_trio.cli", "doctor"], env=env, capture_output=True, text=True,
+                         preexec_fn=_lower_descriptor_limit, timeout=60)
+    assert (f"[PROBLEM] file descriptors: limit {LIMIT} (hard {LIMIT}; the gateway raises the limit to the hard one "
+            f"at start), up to {upstream_socket_budget(LIMIT)} idle upstream connections kept open") in low.stdout
+    assert "ulimit -Hn" in low.stdout
+
+    def roomy() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 4096))
+
+    fine = subprocess.run([sys.executable, "-m", "codex_trio.cli", "doctor"], env=env, capture_output=True,
+                          text=True, preexec_fn=roomy, timeout=60)
+    assert ("[ok] file descriptors: limit 1024 (hard 4096; the gateway raises the limit to the hard one at start), "
+            "up to 1024 idle upstream connections kept open") in fine.stdout, fine.stdout
