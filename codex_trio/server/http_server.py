@@ -44,7 +44,7 @@ ACCEPT_BACKOFF_MAX = 2.0
 RESPONSE_END_DEADLINE = 30.0
 
 
-class GatewayHypercornConfig(Config):
+class ServingConfig(Config):
     tcp_user_timeout_ms: int = 30000
     header_timeout: float = 10.0
 
@@ -145,7 +145,7 @@ class HeadDeadlineStream(trio.abc.HalfCloseableStream):
 class GuardedConnection(TCPServer):
     """hypercorn's connection driver over a `HeadDeadlineStream`."""
 
-    def __init__(self, app: Any, config: GatewayHypercornConfig, context: WorkerContext, state: Any,
+    def __init__(self, app: Any, config: ServingConfig, context: WorkerContext, state: Any,
                  stream: trio.SocketStream) -> None:
         self.head_stream = HeadDeadlineStream(stream, config.header_timeout)
         super().__init__(app, config, context, state, self.head_stream)
@@ -174,7 +174,6 @@ class PatientListener(trio.abc.Listener[trio.SocketStream]):
         self._listener = listener
         self._name = name
         self._on_exhausted = on_exhausted
-        self.refusals = 0
 
     async def accept(self) -> trio.SocketStream:
         pause = ACCEPT_BACKOFF_FIRST
@@ -186,7 +185,6 @@ class PatientListener(trio.abc.Listener[trio.SocketStream]):
                 if exc.errno not in CAPACITY_ERRNOS:
                     raise
                 refused += 1
-                self.refusals += 1
                 if refused == 1:
                     log.warning("%s listener: cannot accept connections (%s); waiting for descriptors to free up",
                                 self._name, errno.errorcode.get(exc.errno, exc.errno))
@@ -206,7 +204,7 @@ class PatientListener(trio.abc.Listener[trio.SocketStream]):
 # ---- serve --------------------------------------------------------------------------------------------------
 
 
-async def serve(app: Any, config: GatewayHypercornConfig, *, name: str,
+async def serve(app: Any, config: ServingConfig, *, name: str,
                 shutdown_trigger: Callable[[], Awaitable[None]],
                 on_exhausted: Callable[[], None] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import trio
 from hypercorn.config import Sockets
 
-from .http_server import GatewayHypercornConfig as _BaseConfig, serve
+from .http_server import ServingConfig, serve
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
 
 
-class GatewayHypercornConfig(_BaseConfig):
+class GatewayHypercornConfig(ServingConfig):
     def create_sockets(self) -> Sockets:
         sockets = super().create_sockets()
         for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):

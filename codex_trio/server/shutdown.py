@@ -34,13 +34,17 @@ class ShutdownCoordinator:
     def __init__(self) -> None:
         self.draining = trio.Event()
         self._open: set[trio.CancelScope] = set()
+        self._awaiting: set[trio.CancelScope] = set()
         self._cut: set[trio.CancelScope] = set()
         self._cutting = False
         self._idle = trio.Event()
         self._idle.set()
 
-    def register(self, scope: trio.CancelScope) -> None:
+    def register(self, scope: trio.CancelScope, *, awaiting_answer: bool = False) -> None:
+        """`awaiting_answer`: a request that has no response yet (counted apart from streams)."""
         self._open.add(scope)
+        if awaiting_answer:
+            self._awaiting.add(scope)
         self._idle = trio.Event() if self._idle.is_set() else self._idle
         if self._cutting:
             self._cut.add(scope)
@@ -48,6 +52,7 @@ class ShutdownCoordinator:
 
     def unregister(self, scope: trio.CancelScope) -> None:
         self._open.discard(scope)
+        self._awaiting.discard(scope)
         self._cut.discard(scope)
         if not self._open:
             self._idle.set()
@@ -68,8 +73,12 @@ class ShutdownCoordinator:
 
     @property
     def open_streams(self) -> int:
-        """Open requests, streams and WebSocket turns."""
-        return len(self._open)
+        """Streams and WebSocket turns under way."""
+        return len(self._open) - len(self._awaiting)
+
+    @property
+    def requests_awaiting_answer(self) -> int:
+        return len(self._awaiting)
 
     async def drain(self, grace_seconds: float) -> int:
         """Wait up to `grace_seconds` for open work; cut the rest. Returns how many were cut."""
@@ -104,7 +113,7 @@ def answer_when_cut(app: ASGIApp, coordinator: ShutdownCoordinator, error_answer
                     coordinator.unregister(work)
                 await send(message)
 
-            coordinator.register(work)
+            coordinator.register(work, awaiting_answer=True)
             try:
                 await app(scope, receive, watch)
             finally:

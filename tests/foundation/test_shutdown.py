@@ -132,6 +132,7 @@ async def test_sigterm_answers_every_open_request_on_every_listener_within_the_g
             stderr = proc.stderr.read()
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
+    print(f"exit {exited:.1f} s after SIGTERM (grace {GRACE} s)")
     assert exited < GRACE + 3.0, f"exit took {exited:.1f} s with a {GRACE} s grace period"
 
     # SSE: the chat stream ends with an error event and [DONE], not a silent EOF
