@@ -1,6 +1,6 @@
 """Serving one ASGI app on hypercorn's HTTP/1.1 protocol layer, with our own accept loop and connection limits.
 
-`hypercorn.trio.serve` is not used as is, for three gaps found by probing a running gateway:
+`hypercorn.trio.serve` is not used as is, for four gaps found by probing a running gateway:
 
 * Its accept loop is `trio.serve_listeners`, which on EMFILE retries every 100 ms and logs a traceback each
   time (thousands of lines while descriptors are exhausted). `PatientListener` backs off, says it once, and
@@ -12,6 +12,8 @@
   inside the app's `send` call, which Quart-Trio cancels as soon as the response is complete: the
   connection then stays open forever and the next request on it is never read. `shield_response_end`
   lets that last `send` finish.
+* A connection whose peer has gone away is closed only when its keep-alive timer ends, holding its
+  descriptor that long; `HeadDeadlineStream` stops the timer when reading ends.
 
 Everything else (lifespan, protocol state machines, graceful shutdown) is hypercorn's own.
 """
@@ -45,8 +47,7 @@ RESPONSE_END_DEADLINE = 30.0
 
 
 class ServingConfig(Config):
-    tcp_user_timeout_ms: int = 30000
-    header_timeout: float = 10.0
+    header_timeout: float = 10.0  # seconds from a request head's first byte to its end
 
 
 # ---- the app's last send ------------------------------------------------------------------------------------

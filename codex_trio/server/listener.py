@@ -25,6 +25,8 @@ TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
 
 
 class GatewayHypercornConfig(ServingConfig):
+    tcp_user_timeout_ms: int = 30000
+
     def create_sockets(self) -> Sockets:
         sockets = super().create_sockets()
         for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
