@@ -9,6 +9,11 @@ cycle collector happens to run (four rejected uploads kept 290 MB resident). Her
   exception and no cycle), the client gets the 413, and the connection closes instead of reading the rest.
 
 The 413 is in the protocol's error envelope for the path, like every other error.
+
+A response that goes out before its request's (small) body has arrived — a 404 for an unknown path, a 401 —
+waits a moment for the rest of the body before it completes. hypercorn closes a connection whose request was
+not read to its end; reading the few bytes instead keeps the keep-alive connection usable, and spares the client
+the reset that closing on unread data causes (which can destroy the answer before the client reads it).
 """
 
 from __future__ import annotations
@@ -16,10 +21,15 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 
 import orjson
+import trio
 
 from ..errors import ErrorKind, GatewayError
 
 ErrorAnswer = Callable[[str, GatewayError], tuple[int, Any]]
+
+# The unread rest of a request body a response waits for (bytes, seconds) before it completes.
+DRAIN_LIMIT = 1024 * 1024
+DRAIN_SECONDS = 1.0
 
 
 def too_large(limit: int) -> GatewayError:
@@ -58,6 +68,7 @@ def limit_body(app: Callable[..., Awaitable[None]], limit: int, error_answer: Er
         received = 0
         overflowed = False
         started = False
+        body_complete = trio.Event()
 
         async def counting_receive() -> dict[str, Any]:
             nonlocal received, overflowed
@@ -69,6 +80,8 @@ def limit_body(app: Callable[..., Awaitable[None]], limit: int, error_answer: Er
                 if received > limit:
                     overflowed = True
                     return {"type": "http.disconnect"}
+                if not message.get("more_body", False):
+                    body_complete.set()
             return message
 
         async def watching_send(message: dict[str, Any]) -> None:
@@ -76,6 +89,11 @@ def limit_body(app: Callable[..., Awaitable[None]], limit: int, error_answer: Er
             if overflowed and not started:
                 return  # the app's own answer to a body it never got in full: ours goes out instead
             started = started or message["type"] == "http.response.start"
+            if (message["type"] == "http.response.body" and not message.get("more_body", False)
+                    and not body_complete.is_set() and (declared or 0) <= DRAIN_LIMIT and received <= DRAIN_LIMIT):
+                # the framework keeps reading the body until this send completes
+                with trio.move_on_after(DRAIN_SECONDS):
+                    await body_complete.wait()
             await send(message)
 
         await app(scope, counting_receive, watching_send)
