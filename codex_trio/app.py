@@ -20,10 +20,10 @@ from .config.store import Change, ConfigStore
 from .server.api import MAX_REQUEST_BYTES, create_api_app
 from .server.body_limit import limit_body
 from .server.descriptors import DescriptorBudget
+from .server.envelopes import error_body
 from .server.listener import ConnectionLimits, Listener
 from .server.ollama_app import create_ollama_app
 from .server.ollama_listener import OllamaController
-from .server.envelopes import error_body
 from .server.shutdown import ShutdownCoordinator, answer_when_cut
 
 log = logging.getLogger(__name__)
