@@ -17,16 +17,22 @@ import trio
 
 from . import __version__
 from .config.store import Change, ConfigStore
-from .server.api import create_api_app
-from .server.listener import Listener
+from .server.api import MAX_REQUEST_BYTES, create_api_app
+from .server.body_limit import limit_body
+from .server.descriptors import DescriptorBudget
+from .server.envelopes import error_body
+from .server.listener import ConnectionLimits, Listener
 from .server.ollama_app import create_ollama_app
 from .server.ollama_listener import OllamaController
-from .server.shutdown import ShutdownCoordinator
+from .server.shutdown import ShutdownCoordinator, answer_when_cut
 
 log = logging.getLogger(__name__)
 
 RouteRegistrar = Callable[[Any, "Gateway"], None]
 BackgroundJob = Callable[..., Any]  # async def job(gateway, *, task_status)
+# After the grace period, how long cut streams have to write their terminal frames before the listeners close
+# their connections.
+CUT_MARGIN_SECONDS = 2.0
 
 
 @dataclass
@@ -41,6 +47,8 @@ class Gateway:
     started_at: float = field(default_factory=time.time)
     nursery: trio.Nursery | None = None
     stop_requested: trio.Event = field(default_factory=trio.Event)
+    # The open-file limit (raised to the hard limit when the gateway starts) and the upstream socket budget.
+    descriptors: DescriptorBudget = field(default_factory=DescriptorBudget.current)
     # The feature services (upstream identity, clients, accounts), installed by `surfaces.install_surfaces`.
     services: Any = None
     # The one clock of accounts, cooldowns, quota and upstream timestamps. Tests hand in the simulator's
@@ -48,9 +56,33 @@ class Gateway:
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
-        self.main_listener = Listener("main", lambda: create_api_app(self))
-        self.ollama = OllamaController(self, lambda: create_ollama_app(self))
+        self.main_listener = Listener("main", lambda: self._guarded(create_api_app(self)),
+                                      on_exhausted=self.on_descriptors_exhausted)
+        self.ollama = OllamaController(self, lambda: self._guarded(create_ollama_app(self)))
         self.config.subscribe(self._on_config_change)
+
+    def _guarded(self, app: Any) -> Any:
+        """Around each listener's app: the body cap before anything is buffered, and a 503 in the protocol's
+        envelope for requests still waiting for an answer when shutdown cuts them."""
+        return answer_when_cut(limit_body(app, MAX_REQUEST_BYTES, error_body), self.shutdown, error_body)
+
+    def upstream_conversations(self) -> Any:
+        """The dispatcher's ConversationRegistry (the upstream sockets), once the dispatch job runs."""
+        dispatcher = getattr(self.services, "dispatcher", None)
+        return dispatcher.conversations if dispatcher is not None else None
+
+    def on_descriptors_exhausted(self) -> None:
+        """A listener could not accept for want of descriptors: give back idle upstream sockets."""
+        conversations = self.upstream_conversations()
+        if conversations is not None:
+            shed = conversations.shed()
+            if shed:
+                log.warning("out of file descriptors: closing %d idle upstream connection(s)", shed)
+
+    def listener_grace(self) -> float:
+        """How long a listener keeps connections after it stops accepting: our own grace period, then enough
+        for cut streams to write their terminal frames."""
+        return self.config.settings.server.graceful_shutdown_seconds + CUT_MARGIN_SECONDS
 
     def health(self) -> dict[str, Any]:
         return {
@@ -59,7 +91,14 @@ class Gateway:
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "open_streams": self.shutdown.open_streams,
             "ollama": self.ollama.listener.status.state,
+            "descriptors": self.descriptor_stats(),
         }
+
+    def descriptor_stats(self) -> dict[str, Any]:
+        """The descriptor limit, how many are open, and the upstream sockets against their budget."""
+        conversations = self.upstream_conversations()
+        return {**self.descriptors.as_dict(),
+                "upstream_sockets_open": conversations.open_sockets() if conversations is not None else 0}
 
     def _on_config_change(self, change: Change) -> None:
         if "logs" in change.sections():
@@ -70,6 +109,7 @@ class Gateway:
     async def run(self, *, host: str | None = None, port: int | None = None,
                   task_status=trio.TASK_STATUS_IGNORED) -> None:
         settings = self.config.settings
+        self.descriptors = DescriptorBudget.at_start()
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             await nursery.start(self.config.watch)
@@ -77,9 +117,7 @@ class Gateway:
                 await nursery.start(job, self)
             url = await self.main_listener.start(
                 nursery, host or settings.server.host, settings.server.port if port is None else port,
-                tcp_user_timeout_ms=settings.server.tcp_user_timeout_ms,
-                # hypercorn must outlast our own grace period, so cut streams still get their final frame
-                graceful_timeout=settings.server.graceful_shutdown_seconds + 5.0)
+                limits=ConnectionLimits.of(settings.server), graceful_timeout=self.listener_grace())
             await self.ollama.apply()
             task_status.started(url)
             await self.stop_requested.wait()
@@ -87,8 +125,10 @@ class Gateway:
             nursery.cancel_scope.cancel()
 
     async def _drain(self) -> None:
+        """Stop accepting on every listener and let open work finish for the grace period; what is left is
+        then cut (each piece ends with its protocol's answer) and the listeners close right after."""
         grace = self.config.settings.server.graceful_shutdown_seconds
-        log.info("shutting down: letting open streams finish for up to %.0f s", grace)
+        log.info("shutting down: letting open requests and streams finish for up to %.0f s", grace)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.shutdown.drain, grace)
             nursery.start_soon(self.main_listener.stop)

@@ -157,8 +157,10 @@ def doctor_checks(store: ConfigStore) -> list[tuple[bool, str, str]]:
         why = proxy_reachable(proxy)
         checks.append((why is None, f"egress proxy {proxy} " + ("answers" if why is None else f"does not answer ({why})"),
                        "start the proxy, or fix or remove tls.proxy_url / HTTPS_PROXY"))
+    from .server.descriptors import DescriptorBudget
     from .surfaces import doctor_extra_checks
 
+    checks.append(DescriptorBudget.current().doctor_check())
     checks.extend(doctor_extra_checks(store))
     return checks
 

@@ -250,8 +250,10 @@ async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
     services: Services = gateway.services
     services.catalog.custom = list(gateway.config.settings.model.custom_models)
     services.dispatcher = Dispatcher(services, services.catalog, settings_source=gateway.config)
+    services.dispatcher.conversations.limit = gateway.descriptors.upstream_sockets
     try:
         async with trio.open_nursery() as nursery:
+            await nursery.start(services.dispatcher.conversations.run_closer)
             def on_change(change) -> None:
                 services.catalog.custom = list(change.new.model.custom_models)
                 if "client" in change.sections():

@@ -41,8 +41,14 @@ class ServerSettings(Section):
         30000, ge=1000, le=MAX_SOCKET_TIMEOUT_MS,
         description="Abort a client connection whose unsent data has not moved for this long (keeps shutdown from "
                     "hanging on stalled clients).")
+    keep_alive_timeout_seconds: float = Field(75.0, gt=0, description="Close a client connection that has been idle "
+                                                                     "between requests for this long (both listeners).")
+    header_timeout_seconds: float = Field(10.0, gt=0, description="Close a client connection whose request headers "
+                                                                 "have not fully arrived this long after their first "
+                                                                 "byte (slow-header clients).")
     heartbeat_seconds: float = Field(15.0, gt=0, description="Send a keep-alive (SSE comment / ping event) after this "
-                                                             "much silence on a stream.")
+                                                             "much silence on a stream; downstream WebSockets get a "
+                                                             "ping frame this often.")
 
 
 class ApiSettings(Section):
@@ -295,6 +301,7 @@ RESTART_REQUIRED = frozenset({
     ("server", "host"), ("server", "port"),  # the listener is bound once
     ("server", "tcp_user_timeout_ms"),  # an option of the listening socket
     ("server", "graceful_shutdown_seconds"),  # hypercorn's own grace period is fixed when the listener starts
+    ("server", "keep_alive_timeout_seconds"), ("server", "header_timeout_seconds"),  # so are its connection timers
     ("api", "base_url"), ("api", "auth_base_url"),  # the endpoint, token URL and open upstream sockets
     ("tls", "ca_file"), ("tls", "resolve"),  # native clients are built with them and kept
 })

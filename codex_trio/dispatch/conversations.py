@@ -8,6 +8,8 @@ socket because the backend's chain assumes them unchanged.
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -20,7 +22,10 @@ from ..turn import Turn
 from ..upstream.context import AccountAuth, ThreadContext
 from ..upstream.transport import ConversationTransport
 
+log = logging.getLogger(__name__)
+
 MAX_CONVERSATIONS = 2048
+CLOSE_HANDSHAKE_SECONDS = 1.0
 
 
 def _digest(*parts: str) -> str:
@@ -71,40 +76,93 @@ class Conversation:
             self.transport.auth = auth
 
 
+async def _close_quietly(conversation: Conversation) -> None:
+    """Close a retired conversation's socket: a close handshake if the backend answers it at once, else the
+    connection is dropped (cancelling the close aborts the native call), so its descriptors come back now."""
+    try:
+        with trio.move_on_after(CLOSE_HANDSHAKE_SECONDS):
+            await conversation.transport.close()
+    except Exception as exc:  # noqa: BLE001 - a socket that fails to close is closed enough
+        log.debug("closing an upstream socket failed: %s", exc)
+
+
 class ConversationRegistry:
+    """The conversations whose upstream state is kept, least recently used first.
+
+    Their sockets cost file descriptors, so `limit` comes from the descriptor budget
+    (`server/descriptors.py`): past it, the least recently used conversation is retired. Retired sockets are
+    closed by `run_closer` as soon as no turn uses them (a busy one after its turn)."""
+
     def __init__(self, limit: int = MAX_CONVERSATIONS) -> None:
-        self._limit = limit
+        self.limit = limit
         self._items: OrderedDict[tuple[str, str, str], Conversation] = OrderedDict()
         self._retired: list[Conversation] = []
+        self._retired_added = trio.Event()
 
     def get(self, key: tuple[str, str, str], create: Callable[[], Conversation]) -> Conversation:
         conversation = self._items.get(key)
         if conversation is None:
             conversation = self._items[key] = create()
-            while len(self._items) > self._limit:
+            while len(self._items) > self.limit:
                 _, oldest = self._items.popitem(last=False)
-                self._retired.append(oldest)
+                self._retire(oldest)
         self._items.move_to_end(key)
         conversation.last_used = time.monotonic()
         return conversation
 
+    def _retire(self, conversation: Conversation) -> None:
+        self._retired.append(conversation)
+        self._retired_added.set()
+
     def forget_account(self, account_id: str) -> None:
         for key in [k for k in self._items if k[0] == account_id]:
-            self._retired.append(self._items.pop(key))
+            self._retire(self._items.pop(key))
+
+    def shed(self, fraction: float = 0.5) -> int:
+        """Retire the least recently used idle conversations (`fraction` of the idle ones, at least one): for
+        when the process runs out of descriptors. Returns how many."""
+        idle = [k for k, c in self._items.items() if c.busy.value and c.transport.socket is not None]
+        count = max(1, int(len(idle) * fraction)) if idle else 0
+        for key in idle[:count]:
+            self._retire(self._items.pop(key))
+        return count
+
+    def open_sockets(self) -> int:
+        """Upstream sockets held open by kept conversations (retired ones still closing not counted)."""
+        return sum(1 for c in self._items.values() if c.transport.socket is not None)
+
+    def _take_closable(self) -> list[Conversation]:
+        """The retired conversations no turn uses; busy ones stay retired until their turn is over."""
+        retired, self._retired = self._retired, []
+        self._retired.extend(c for c in retired if not c.busy.value)
+        return [c for c in retired if c.busy.value]
 
     async def close_retired(self) -> None:
-        retired, self._retired = self._retired, []
-        for conversation in retired:
-            if conversation.busy.value:
-                await conversation.transport.close()
+        """Close every closable retired conversation, concurrently (thousands at shutdown must not add up)."""
+        async with trio.open_nursery() as nursery:
+            for conversation in self._take_closable():
+                nursery.start_soon(_close_quietly, conversation)
+
+    async def run_closer(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Background job: close retired sockets as soon as they are retired (busy ones once they are free),
+        each in its own task, so one slow close never holds back the descriptors of the others."""
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                with trio.move_on_after(1.0 if self._retired else math.inf):
+                    await self._retired_added.wait()
+                self._retired_added = trio.Event()
+                for conversation in self._take_closable():
+                    nursery.start_soon(_close_quietly, conversation)
 
     async def close_idle(self, max_idle: float) -> None:
         now = time.monotonic()
         for key in [k for k, c in self._items.items() if now - c.last_used > max_idle and c.busy.value]:
-            self._retired.append(self._items.pop(key))
+            self._retire(self._items.pop(key))
         await self.close_retired()
 
     async def close_all(self) -> None:
-        self._retired.extend(self._items.values())
+        for conversation in self._items.values():
+            self._retire(conversation)
         self._items.clear()
         await self.close_retired()

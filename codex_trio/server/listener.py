@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import trio
-from hypercorn.config import Config, Sockets
-from hypercorn.trio import serve
+from hypercorn.config import Sockets
+
+from .http_server import ServingConfig, serve
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
 
 
-class GatewayHypercornConfig(Config):
+class GatewayHypercornConfig(ServingConfig):
     tcp_user_timeout_ms: int = 30000
 
     def create_sockets(self) -> Sockets:
@@ -37,14 +38,31 @@ class GatewayHypercornConfig(Config):
         return sockets
 
 
-def hypercorn_config(host: str, port: int, *, tcp_user_timeout_ms: int, graceful_timeout: float) -> GatewayHypercornConfig:
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """How long a client connection may take or sit idle (the `server.` settings of the same names)."""
+
+    tcp_user_timeout_ms: int = 30000
+    keep_alive_timeout_seconds: float = 75.0
+    header_timeout_seconds: float = 10.0
+    websocket_ping_seconds: float | None = 15.0  # `server.heartbeat_seconds`: WebSockets get a ping frame this often
+
+    @classmethod
+    def of(cls, server: Any) -> "ConnectionLimits":
+        return cls(server.tcp_user_timeout_ms, server.keep_alive_timeout_seconds, server.header_timeout_seconds,
+                   server.heartbeat_seconds)
+
+
+def hypercorn_config(host: str, port: int, *, limits: ConnectionLimits, graceful_timeout: float) -> GatewayHypercornConfig:
     config = GatewayHypercornConfig()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.tcp_user_timeout_ms = tcp_user_timeout_ms
+    config.tcp_user_timeout_ms = limits.tcp_user_timeout_ms
+    config.keep_alive_timeout = limits.keep_alive_timeout_seconds
+    config.header_timeout = limits.header_timeout_seconds
+    config.websocket_ping_interval = limits.websocket_ping_seconds
     config.graceful_timeout = graceful_timeout
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.keep_alive_timeout = 75
     return config
 
 
@@ -65,9 +83,11 @@ class ListenerStatus:
 
 
 class Listener:
-    def __init__(self, name: str, app_factory: Callable[[], Any]):
+    def __init__(self, name: str, app_factory: Callable[[], Any], *,
+                 on_exhausted: Callable[[], None] | None = None):
         self.name = name
         self._app_factory = app_factory
+        self._on_exhausted = on_exhausted  # called when accept fails for want of descriptors
         self.status = ListenerStatus()
         self._shutdown: trio.Event | None = None
         self._stopped: trio.Event | None = None
@@ -77,13 +97,13 @@ class Listener:
     def running(self) -> bool:
         return self.status.state == "running"
 
-    async def start(self, nursery: trio.Nursery, host: str, port: int, *, tcp_user_timeout_ms: int = 30000,
+    async def start(self, nursery: trio.Nursery, host: str, port: int, *, limits: ConnectionLimits = ConnectionLimits(),
                     graceful_timeout: float = 3.0) -> str:
         """Bind and serve. Returns the URL. A bind failure is recorded in `status` and raised as ListenerError."""
         if self.running:
             raise ListenerError(f"{self.name} listener is already running at {self.status.url}")
         self.status = ListenerStatus(state="starting")
-        config = hypercorn_config(host, port, tcp_user_timeout_ms=tcp_user_timeout_ms, graceful_timeout=graceful_timeout)
+        config = hypercorn_config(host, port, limits=limits, graceful_timeout=graceful_timeout)
         try:
             binds = await nursery.start(self._serve, self._app_factory(), config)
         except* OSError as group:
@@ -94,13 +114,14 @@ class Listener:
         log.info("%s listener on %s", self.name, binds[0])
         return binds[0]
 
-    async def _serve(self, app: Any, config: Config, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def _serve(self, app: Any, config: GatewayHypercornConfig, task_status=trio.TASK_STATUS_IGNORED) -> None:
         shutdown, stopped = trio.Event(), trio.Event()
         self._shutdown, self._stopped = shutdown, stopped
         try:
             with trio.CancelScope() as scope:
                 self._scope = scope
-                await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+                await serve(app, config, name=self.name, shutdown_trigger=shutdown.wait,
+                            on_exhausted=self._on_exhausted, task_status=task_status)
         finally:
             stopped.set()
             if self.status.state == "running":

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..config.schema import OllamaSettings
-from .listener import Listener, ListenerError
+from .listener import ConnectionLimits, Listener, ListenerError
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -38,7 +38,7 @@ def advertised_url(url: str) -> str:
 class OllamaController:
     def __init__(self, gateway: "Gateway", app_factory):
         self._gateway = gateway
-        self.listener = Listener("ollama", app_factory)
+        self.listener = Listener("ollama", app_factory, on_exhausted=gateway.on_descriptors_exhausted)
         self._applied: OllamaSettings | None = None
         # The settings object whose start failed. A settings change is applied twice (the config change
         # callback and the admin handler both call `apply`); the second call must not retry the same failed
@@ -79,7 +79,8 @@ class OllamaController:
         server = self._gateway.config.settings.server
         try:
             url = await self.listener.start(self._gateway.nursery, settings.host, settings.port,
-                                            tcp_user_timeout_ms=server.tcp_user_timeout_ms, graceful_timeout=1.0)
+                                            limits=ConnectionLimits.of(server),
+                                            graceful_timeout=self._gateway.listener_grace())
             self.listener.status.url = advertised_url(url)
             self._failed_for = None
         except ListenerError as exc:

@@ -5,16 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-import trio
 from quart import Response, request, websocket
 
-from ..errors import GatewayError
 from ..protocols import anthropic, images, openai_chat, responses
-from ..protocols.failures import premature_close
 from ..protocols.stops import early_stops
-from ..upstream.events import EventNormalizer
 from .api import json_response
 from .pipeline import collect, stream_response
+from .responses_socket import serve_responses_socket
 from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
 
 if TYPE_CHECKING:
@@ -149,38 +146,8 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
 
 
 async def responses_socket(gateway: "Gateway") -> None:
-    """The Responses API over a WebSocket (what the Codex CLI's built-in provider tries first): each
-    `response.create` frame is one turn; its events go back as text frames. Turns on one socket are serial.
-    The key is checked by the app before the upgrade (none on the Ollama listener, like its HTTP routes)."""
+    """The Responses API over a WebSocket (what the Codex CLI's built-in provider tries first); the session
+    itself is `responses_socket.serve_responses_socket`. The key is checked by the app before the upgrade (none on
+    the Ollama listener, like its HTTP routes)."""
     await websocket.accept()
-    while True:
-        try:
-            text = await websocket.receive()
-        except trio.EndOfChannel:
-            return
-        try:
-            turn = responses.parse_ws_message(text)
-            resolved = resolve(gateway, turn, fallback_to_default=True, headers=websocket.headers,
-                               passthrough=True)
-            encoder = responses.StreamEncoder(turn, meta_for("resp_", resolved.model_id))
-            upstream = await gateway.services.dispatcher.open(turn)
-        except GatewayError as error:
-            await websocket.send(responses.ws_error_message(error))
-            continue
-        normalizer = EventNormalizer()
-        try:
-            async for batch in upstream.batches():
-                for event in batch:
-                    normalizer.feed(event)
-                    for message in encoder.ws_feed(event):
-                        await websocket.send(message)
-            if normalizer.terminal is None:
-                raise premature_close()
-            for message in encoder.ws_finish():
-                await websocket.send(message)
-        except GatewayError as error:
-            for message in encoder.ws_fail(error):
-                await websocket.send(message)
-        finally:
-            with trio.CancelScope(shield=True):
-                await upstream.aclose()
+    await serve_responses_socket(gateway)

@@ -19,16 +19,13 @@ from typing import AsyncIterator, Awaitable, Callable
 import trio
 
 from ..errors import ErrorKind, GatewayError
-from .shutdown import ShutdownCoordinator
+from .shutdown import SHUTDOWN_ERROR, ShutdownCoordinator
 
 log = logging.getLogger(__name__)
 
 Producer = Callable[[trio.MemorySendChannel[bytes]], Awaitable[None]]
 # Given the reason a stream ended early, return the protocol's terminal frame(s).
 Terminator = Callable[[GatewayError], bytes]
-
-SHUTDOWN_ERROR = GatewayError(503, "The gateway is shutting down; retry the request.", ErrorKind.OVERLOADED,
-                              code="server_shutting_down")
 
 
 def as_gateway_error(exc: BaseException) -> GatewayError:

@@ -80,7 +80,9 @@ async def serve_connection(stream: trio.abc.Stream, handler: Handler, ssl_contex
             await _H2Server(stream, handler, info).run(first)
         else:
             await _serve_h11(stream, handler, info, first)
-    except _QUIET:
+    except* _QUIET:
+        # A peer that went away, also from inside the HTTP/2 read loop's nursery (which wraps the error in a
+        # group): that connection is over, the server is not.
         pass
     finally:
         with trio.move_on_after(1) as cleanup:

@@ -1,0 +1,247 @@
+"""Serving one ASGI app on hypercorn's HTTP/1.1 protocol layer, with our own accept loop and connection limits.
+
+`hypercorn.trio.serve` is not used as is, for four gaps found by probing a running gateway:
+
+* Its accept loop is `trio.serve_listeners`, which on EMFILE retries every 100 ms and logs a traceback each
+  time (thousands of lines while descriptors are exhausted). `PatientListener` backs off, says it once, and
+  asks the owner to free descriptors (idle upstream sockets).
+* It has no header-read timeout: its keep-alive timer is the only deadline on a request head.
+  `HeadDeadlineStream` cuts a connection whose request head has not fully arrived within
+  `server.header_timeout_seconds` of its first byte.
+* It finishes a response (close after `Connection: close` or an unread body, restart the keep-alive timer)
+  inside the app's `send` call, which Quart-Trio cancels as soon as the response is complete: the
+  connection then stays open forever and the next request on it is never read. `shield_response_end`
+  lets that last `send` finish.
+* A connection whose peer has gone away is closed only when its keep-alive timer ends, holding its
+  descriptor that long; `HeadDeadlineStream` stops the timer when reading ends.
+
+Everything else (lifespan, protocol state machines, graceful shutdown) is hypercorn's own.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+from functools import partial
+from typing import Any, Awaitable, Callable
+
+import trio
+from hypercorn.config import Config
+from hypercorn.events import Updated
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import repr_socket_addr, wrap_app
+
+log = logging.getLogger(__name__)
+
+# accept(2) failures that mean "the process or the system is out of something", not "this connection failed".
+CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+ACCEPT_BACKOFF_FIRST = 0.05
+ACCEPT_BACKOFF_MAX = 2.0
+# How long the final `send` of a response may take once shielded. The bytes themselves are written by a
+# send hypercorn shields already (bounded by TCP_USER_TIMEOUT); this bounds the bookkeeping around it.
+RESPONSE_END_DEADLINE = 30.0
+
+
+class ServingConfig(Config):
+    header_timeout: float = 10.0  # seconds from a request head's first byte to its end
+
+
+# ---- the app's last send ------------------------------------------------------------------------------------
+
+
+def _ends_response(message: dict[str, Any]) -> bool:
+    kind = message.get("type")
+    return (kind == "http.response.body" and not message.get("more_body", False)) or kind == "websocket.close"
+
+
+def shield_response_end(app: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Wrap an ASGI app so that the `send` that completes a response is not cancelled half-way.
+
+    Quart-Trio runs the handler and the request's receive loop in one nursery and cancels it as soon as the
+    response is out. hypercorn, inside that same last `send`, recycles the connection (or closes it); a
+    cancellation there leaves the socket open with nobody reading it."""
+
+    async def guarded(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await app(scope, receive, send)
+            return
+
+        async def send_to_end(message: dict[str, Any]) -> None:
+            if not _ends_response(message):
+                await send(message)
+                return
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + RESPONSE_END_DEADLINE):
+                await send(message)
+
+        await app(scope, receive, send_to_end)
+
+    return guarded
+
+
+# ---- the request-head deadline ------------------------------------------------------------------------------
+
+
+class HeadDeadlineStream(trio.abc.HalfCloseableStream):
+    """A connection's socket stream that knows whether a request is in progress (hypercorn's `Updated`
+    events say so) and gives a request head `timeout` seconds from its first byte to arrive in full.
+
+    A slow head ends the connection: `receive_some` raises BrokenResourceError, which hypercorn's read loop
+    treats as the peer going away. An idle connection without a byte is the keep-alive timer's business.
+
+    When reading ends (peer gone, head too slow), `on_read_end` runs: hypercorn's connection otherwise waits for
+    its keep-alive timer before closing the socket, holding the descriptor for the whole keep-alive period."""
+
+    def __init__(self, stream: trio.SocketStream, timeout: float,
+                 on_read_end: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._stream = stream
+        self._timeout = timeout
+        self.on_read_end = on_read_end
+        self._idle = True  # between requests (or before the first): waiting for a request head
+        self._deadline = math.inf
+
+    @property
+    def socket(self) -> Any:  # hypercorn reads the peer and local addresses from it
+        return self._stream.socket
+
+    def request_started(self) -> None:
+        self._idle, self._deadline = False, math.inf
+
+    def became_idle(self) -> None:
+        self._idle, self._deadline = True, math.inf
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        with trio.move_on_at(self._deadline) as waiting:
+            data = await self._stream.receive_some(max_bytes)
+        if waiting.cancelled_caught:
+            log.debug("closing a connection whose request head took longer than %.1f s", self._timeout)
+            await self._read_ended()
+            raise trio.BrokenResourceError("request head not received in time")
+        if not data:
+            await self._read_ended()
+        elif self._idle and self._deadline == math.inf:
+            self._deadline = trio.current_time() + self._timeout
+        return data
+
+    async def _read_ended(self) -> None:
+        if self.on_read_end is not None:
+            await self.on_read_end()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class GuardedConnection(TCPServer):
+    """hypercorn's connection driver over a `HeadDeadlineStream`."""
+
+    def __init__(self, app: Any, config: ServingConfig, context: WorkerContext, state: Any,
+                 stream: trio.SocketStream) -> None:
+        self.head_stream = HeadDeadlineStream(stream, config.header_timeout)
+        super().__init__(app, config, context, state, self.head_stream)
+        self.head_stream.on_read_end = self.idle_task.stop  # nothing more can arrive: no keep-alive to wait for
+
+    async def protocol_send(self, event: Any) -> None:
+        if isinstance(event, Updated):
+            if event.idle:
+                self.head_stream.became_idle()
+            else:
+                self.head_stream.request_started()
+        await super().protocol_send(event)
+
+
+# ---- the accept loop ----------------------------------------------------------------------------------------
+
+
+class PatientListener(trio.abc.Listener[trio.SocketStream]):
+    """A listener whose `accept` waits out descriptor exhaustion instead of failing.
+
+    trio's own loop would log a traceback every 100 ms; here the first refusal is logged once, `on_exhausted`
+    is called (the owner frees what it can: idle upstream sockets), and accept is retried with a growing
+    pause. The connection waits in the kernel's backlog meanwhile."""
+
+    def __init__(self, listener: trio.SocketListener, name: str, on_exhausted: Callable[[], None] | None) -> None:
+        self._listener = listener
+        self._name = name
+        self._on_exhausted = on_exhausted
+
+    async def accept(self) -> trio.SocketStream:
+        pause = ACCEPT_BACKOFF_FIRST
+        refused = 0
+        while True:
+            try:
+                stream = await self._listener.accept()
+            except OSError as exc:
+                if exc.errno not in CAPACITY_ERRNOS:
+                    raise
+                refused += 1
+                if refused == 1:
+                    log.warning("%s listener: cannot accept connections (%s); waiting for descriptors to free up",
+                                self._name, errno.errorcode.get(exc.errno, exc.errno))
+                if self._on_exhausted is not None:
+                    self._on_exhausted()
+                await trio.sleep(pause)
+                pause = min(pause * 2, ACCEPT_BACKOFF_MAX)
+                continue
+            if refused:
+                log.warning("%s listener: accepting again after %d refused attempts", self._name, refused)
+            return stream
+
+    async def aclose(self) -> None:
+        await self._listener.aclose()
+
+
+# ---- serve --------------------------------------------------------------------------------------------------
+
+
+async def serve(app: Any, config: ServingConfig, *, name: str,
+                shutdown_trigger: Callable[[], Awaitable[None]],
+                on_exhausted: Callable[[], None] | None = None,
+                task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve `app` on `config.bind` until `shutdown_trigger` returns; then stop accepting, close idle
+    connections, and give open ones `config.graceful_timeout` seconds before cancelling them."""
+    wrapped = wrap_app(shield_response_end(app), config.wsgi_max_body_size, "asgi")
+    lifespan_state: dict[str, Any] = {}
+    lifespan = Lifespan(wrapped, config, lifespan_state)
+    context = WorkerContext(None)
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        async with trio.open_nursery() as connections:
+            sockets = config.create_sockets()
+            listeners: list[trio.abc.Listener[Any]] = []
+            binds: list[str] = []
+            for sock in sockets.insecure_sockets:
+                sock.listen(config.backlog)
+                listeners.append(PatientListener(trio.SocketListener(trio.socket.from_stdlib_socket(sock)), name,
+                                                 on_exhausted))
+                binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
+
+            def connection(stream: trio.SocketStream) -> Awaitable[None]:
+                return GuardedConnection(wrapped, config, context, ConnectionState(lifespan_state.copy()),
+                                         stream).run()
+
+            task_status.started(binds)
+            try:
+                async with trio.open_nursery() as accepting:
+                    accepting.start_soon(partial(trio.serve_listeners, connection, listeners, handler_nursery=connections))
+                    await shutdown_trigger()
+                    accepting.cancel_scope.cancel()
+            finally:
+                # hypercorn's connections close themselves when idle once `terminated` is set, and no longer
+                # recycle after their current request.
+                await context.terminated.set()
+                connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
