@@ -82,3 +82,13 @@ def test_truncated_hello_is_an_error_not_a_shorter_hello() -> None:
         parse_client_hello(message[:-10])
     with pytest.raises(ValueError, match="not a ClientHello"):
         parse_client_hello(b"\x02" + message[1:])
+
+
+def test_alpn_that_is_not_alphanumeric_is_shown_by_its_hex_ends() -> None:
+    """JA4: a first ALPN value starting or ending outside [0-9A-Za-z] contributes its hex form's first and last
+    character (0xab 0xcd -> "ad"); an empty ALPN extension counts as none ("00")."""
+    message = load_hex(FIXTURES / "tls/codex-0.169.0-clienthello-sni.hex")
+    assert fingerprint(message)["ja4"][8:10] == "h2"
+    swapped = message.replace(b"\x02h2\x08http/1.1", b"\x02\xab\xcd\x08http/1.1")
+    assert swapped != message
+    assert fingerprint(swapped)["ja4"][8:10] == "ad"

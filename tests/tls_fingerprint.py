@@ -117,7 +117,7 @@ class ClientHello:
     compression_methods: bytes
     extensions: tuple[tuple[int, bytes], ...]  # (type, body) in wire order
     sni: str | None
-    alpn: tuple[str, ...]
+    alpn: tuple[bytes, ...]  # protocol names as sent
     groups: tuple[int, ...]
     point_formats: tuple[int, ...]
     sigalgs: tuple[int, ...]
@@ -175,13 +175,13 @@ def _server_name(body: bytes | None) -> str | None:
     return None
 
 
-def _protocol_names(body: bytes | None) -> tuple[str, ...]:
+def _protocol_names(body: bytes | None) -> tuple[bytes, ...]:
     if body is None:
         return ()
     names = _Reader(_Reader(body, "alpn").vector(2), "alpn list")
     protocols = []
     while not names.at_end:
-        protocols.append(names.vector(1).decode("ascii", "backslashreplace"))
+        protocols.append(names.vector(1))
     return tuple(protocols)
 
 
@@ -204,14 +204,18 @@ def _hex_list(values) -> str:
     return ",".join(f"{value:04x}" for value in values)
 
 
-def _ja4_alpn(alpn: tuple[str, ...]) -> str:
-    """First and last character of the first ALPN value; its hex form's when either is not alphanumeric."""
+def _is_ascii_alnum(byte: int) -> bool:
+    return chr(byte).isascii() and chr(byte).isalnum()
+
+
+def _ja4_alpn(alpn: tuple[bytes, ...]) -> str:
+    """First and last character of the first ALPN value; of its hex form when either is not alphanumeric."""
     if not alpn or not alpn[0]:
         return "00"
     first = alpn[0]
-    if first[0].isascii() and first[0].isalnum() and first[-1].isascii() and first[-1].isalnum():
-        return first[0] + first[-1]
-    hexed = first.encode("ascii", "surrogateescape").hex()
+    if _is_ascii_alnum(first[0]) and _is_ascii_alnum(first[-1]):
+        return chr(first[0]) + chr(first[-1])
+    hexed = first.hex()
     return hexed[0] + hexed[-1]
 
 
@@ -249,7 +253,7 @@ def fingerprint(data: bytes | ClientHello, transport: str = "t") -> dict[str, An
         "ja3": ja3, "ja3_md5": hashlib.md5(ja3.encode()).hexdigest(),
         "ja3n": ja3n, "ja3n_md5": hashlib.md5(ja3n.encode()).hexdigest(),
         "sni": hello.sni,
-        "alpn": list(hello.alpn),
+        "alpn": [name.decode("ascii", "backslashreplace") for name in hello.alpn],
         "ciphers": [f"0x{value:04x}" for value in hello.ciphers],
         "extensions": [f"{kind}({EXTENSION_NAMES.get(kind, 'grease' if is_grease(kind) else '?')})"
                        for kind in hello.extension_types],
