@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from codex_trio.sim import Simulator, running_sim
 
 from .helpers import WSClient, types, user_message
-from tests.tls_fingerprint import parse_client_hello
+from tests.conftest import FIXTURES
 
 
 def ws_headers(sim: Simulator, index: int = 0) -> list[tuple[str, str]]:
@@ -136,12 +138,18 @@ async def test_plain_websocket_without_tls() -> None:
         await ws.aclose()
 
 
-async def test_recorded_client_hello_feeds_the_fingerprints(sim: Simulator) -> None:
+async def test_recorded_client_hello_feeds_the_ja4_tool(sim: Simulator) -> None:
+    tool = SHARED / "tools/ja4.py"
+    assert tool.exists(), f"{tool} is missing: the shared/ folder must sit beside the checkout"
+    spec = importlib.util.spec_from_file_location("ja4_tool", tool)
+    assert spec is not None and spec.loader is not None
+    ja4 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ja4)
     ws = await WSClient.connect(sim, ws_headers(sim))
     await ws.aclose()
     hello = sim.requests_to("/codex/responses", "GET")[-1].connection.client_hello
-    parsed = parse_client_hello(hello)
-    assert parsed.sni == "chatgpt.com" and parsed.alpn == ()
+    parsed = ja4.parse_client_hello(hello)
+    assert parsed["sni"] == "chatgpt.com" and parsed["alpn"] == []
 
 
 async def test_scripted_failures_on_the_socket(sim: Simulator) -> None:
