@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,8 +16,6 @@ from codex_trio.config.writer import update_local_file
 
 # Captured real-client traffic, copied into the repository (tests/fixtures/README.md says from where).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-# TEMPORARY until tests carry their own JA4 code: the ja4 tool of shared/ beside the checkout.
-SHARED = Path(os.environ.get("CODEX_TRIO_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 
 
 def fixture_path(*parts: str) -> Path:

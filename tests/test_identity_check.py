@@ -8,7 +8,7 @@ import json
 import pytest
 
 from codex_trio.identity_check.compare import Call, compare
-from codex_trio.identity_check.ja4 import ja4
+from codex_trio.identity_check.tls_fingerprint import fingerprint
 from tests.conftest import FIXTURES
 
 
@@ -21,7 +21,7 @@ def test_ja4_of_every_captured_hello(folder: str) -> None:
         if "ja4" not in info or not (directory / name).exists():
             continue
         hello = bytes.fromhex("".join((directory / name).read_text().split()))
-        assert ja4(hello) == info["ja4"], name
+        assert fingerprint(hello)["ja4"] == info["ja4"], name
         checked += 1
     assert checked >= 4
 

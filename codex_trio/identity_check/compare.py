@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .ja4 import ja4
+from .tls_fingerprint import fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +50,17 @@ def calls_of(records: list[Any]) -> list[Call]:
     calls = []
     for record in records:
         hello = record.connection.client_hello if record.connection is not None else None
-        fingerprint = ja4(hello) if hello else None
+        ja4 = fingerprint(hello)["ja4"] if hello else None
         body = record.body if isinstance(record.body, dict) else {}
         metadata = body.get("client_metadata") if isinstance(body.get("client_metadata"), dict) else {}
-        calls.append(Call(f"{record.method} {record.path}", fingerprint,
+        calls.append(Call(f"{record.method} {record.path}", ja4,
                           tuple(n for n, _ in record.headers if not n.startswith(":")), tuple(body),
                           frozenset(metadata)))
         for frame in record.ws_messages or []:
             if isinstance(frame, dict):
                 kind = "prewarm" if frame.get("generate") is False else "turn"
                 meta = frame.get("client_metadata") if isinstance(frame.get("client_metadata"), dict) else {}
-                calls.append(Call(f"WS {frame.get('type')} ({kind})", fingerprint, (), tuple(frame), frozenset(meta)))
+                calls.append(Call(f"WS {frame.get('type')} ({kind})", ja4, (), tuple(frame), frozenset(meta)))
     return calls
 
 

@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator
 import httpx
 
 from codex_trio.sim import running_sim
-from tests.client_hello import server_name
+from codex_trio.identity_check.tls_fingerprint import parse_client_hello
 from tests.conftest import api_key, gateway_on_sim
 
 TURN_PATH = "/codex/responses"
@@ -51,7 +51,7 @@ def accounts_asked(sim) -> list[str]:
 def sni_of(record) -> str | None:
     """The server name a recorded request's TLS ClientHello asked for (None without TLS or SNI)."""
     hello = record.connection.client_hello if record.connection else None
-    return server_name(hello) if hello else None
+    return parse_client_hello(hello).sni if hello else None
 
 
 def pool_account(gateway, chatgpt_account_id: str):

@@ -3,7 +3,6 @@ listener, and small local servers. Everything listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import ssl
 
@@ -11,20 +10,9 @@ import pytest
 import trio
 import trustme
 
-from tests.conftest import FIXTURES, SHARED
+from tests.conftest import FIXTURES
+
 FINGERPRINTS = FIXTURES / "chatgpt-mode/tls/fingerprints.json"
-
-
-def load_ja4():
-    spec = importlib.util.spec_from_file_location("ja4", SHARED / "tools/ja4.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def ja4():
-    return load_ja4()
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ HTTP_FIXTURES = sorted(
 
 def test_the_captured_fixtures_are_present():
     # Without them the replay tests below would silently collect nothing.
-    assert HTTP_FIXTURES, f"no captured requests under {FIXTURES}: the shared/ folder must sit beside the checkout"
+    assert HTTP_FIXTURES, f"no captured requests under {FIXTURES}"
 
 
 def swap(text: str, sim: Simulator) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codex_trio.identity_check.ja4 import ja4
+from codex_trio.identity_check.tls_fingerprint import fingerprint
 from codex_trio.sim import Simulator, running_sim
 
 from .helpers import WSClient, types, user_message
@@ -140,8 +140,9 @@ async def test_recorded_client_hello_feeds_the_ja4_tool(sim: Simulator) -> None:
     ws = await WSClient.connect(sim, ws_headers(sim))
     await ws.aclose()
     hello = sim.requests_to("/codex/responses", "GET")[-1].connection.client_hello
-    fingerprint = ja4(hello)  # the whole handshake message was kept: SNI (chatgpt.com) present, no ALPN
-    assert fingerprint.startswith("t13d") and fingerprint.split("_")[0].endswith("00")
+    labels = fingerprint(hello)  # the whole handshake message was kept: SNI present, no ALPN
+    assert labels["sni"] == "chatgpt.com" and labels["alpn"] == []
+    assert labels["ja4"].startswith("t13d") and labels["ja4"].split("_")[0].endswith("00")
 
 
 async def test_scripted_failures_on_the_socket(sim: Simulator) -> None:
