@@ -18,7 +18,7 @@ from ..errors import GatewayError
 from ..protocols import responses
 from ..protocols.failures import premature_close
 from ..upstream.events import EventNormalizer
-from .shutdown import SHUTDOWN_ERROR
+from .shutdown import shutdown_error
 from .turns import meta_for, resolve
 
 if TYPE_CHECKING:
@@ -68,8 +68,8 @@ async def serve_responses_socket(gateway: "Gateway") -> None:
         if work.cancelled_caught:
             # cut by shutdown: a started turn ends with its failure events, one not yet started with the
             # backend's error frame (what a 503 is on this socket)
-            ending = encoder.ws_fail(SHUTDOWN_ERROR) if progress.started else [
-                responses.ws_error_message(SHUTDOWN_ERROR)]
+            ending = encoder.ws_fail(shutdown_error()) if progress.started else [
+                responses.ws_error_message(shutdown_error())]
             for message in ending:
                 await websocket.send(message)
             break

@@ -22,8 +22,10 @@ from ..errors import ErrorKind, GatewayError
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_ERROR = GatewayError(503, "The gateway is shutting down; retry the request.", ErrorKind.OVERLOADED,
-                              code="server_shutting_down")
+def shutdown_error() -> GatewayError:
+    """What a request or stream cut by shutdown is told (a fresh error each time: see protocols/failures.py)."""
+    return GatewayError(503, "The gateway is shutting down; retry the request.", ErrorKind.OVERLOADED,
+                        code="server_shutting_down")
 
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 # The error envelope for a path: (status, JSON body) in the protocol that path speaks.
@@ -119,7 +121,7 @@ def answer_when_cut(app: ASGIApp, coordinator: ShutdownCoordinator, error_answer
             finally:
                 coordinator.unregister(work)
         if work.cancelled_caught and not started:
-            status, body = error_answer(scope.get("path", "/"), SHUTDOWN_ERROR)
+            status, body = error_answer(scope.get("path", "/"), shutdown_error())
             payload = orjson.dumps(body)
             await send({"type": "http.response.start", "status": status,
                         "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),

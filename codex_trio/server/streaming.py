@@ -19,7 +19,7 @@ from typing import AsyncIterator, Awaitable, Callable
 import trio
 
 from ..errors import ErrorKind, GatewayError
-from .shutdown import SHUTDOWN_ERROR, ShutdownCoordinator
+from .shutdown import ShutdownCoordinator, shutdown_error
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ async def relay(
         if failure:
             yield terminate(as_gateway_error(failure[0]))
         elif shutdown.was_cut(scope):
-            yield terminate(SHUTDOWN_ERROR)
+            yield terminate(shutdown_error())
     finally:
         scope.cancel()
         shutdown.unregister(scope)
