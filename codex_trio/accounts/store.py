@@ -26,6 +26,7 @@ from typing import Any, Callable, TypeVar, Union
 import orjson
 import trio
 
+from ..sqlite_files import create_private_file, open_private_db
 from .model import Account, AccountStatus, Tokens
 
 log = logging.getLogger(__name__)
@@ -178,35 +179,18 @@ class _SyncStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._create_private_file()
+        create_private_file(self.path)
         self.writer = self._connect()
         self._check_and_migrate()
         self.reader = self._connect()
         self.skipped_rows: list[str] = []
 
-    def _create_private_file(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # never truncates
-        os.close(fd)
-        os.chmod(self.path, 0o600)
-
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 10000")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"{self.path}: could not switch to WAL (got {mode})")
-            conn.execute("PRAGMA synchronous = FULL")  # a committed refresh token must survive power loss
+            return open_private_db(self.path, synchronous="FULL")  # a committed refresh token must survive power loss
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a readable account store ({exc}); "
                              "it was left untouched — restore a backup or move it away") from None
-        for suffix in ("-wal", "-shm"):
-            side = Path(str(self.path) + suffix)
-            if side.exists():
-                os.chmod(side, 0o600)
-        return conn
 
     def _check_and_migrate(self) -> None:
         conn = self.writer

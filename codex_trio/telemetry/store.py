@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, TypeVar
 import orjson
 import trio
 
+from ..sqlite_files import create_private_file, open_private_db
 from .record import RequestRecord
 
 log = logging.getLogger(__name__)
@@ -155,28 +156,17 @@ class _SyncStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        os.chmod(path, 0o600)
+        create_private_file(path)
         self.writer = self._connect()
         self._migrate()
         self.reader = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 10000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            return open_private_db(self.path, synchronous="NORMAL")  # losing the last second of usage is allowed
         except sqlite3.DatabaseError as exc:
             raise OperatorStoreError(f"{self.path} is not a readable operator store ({exc}); it was left "
                                      "untouched — move it away to start a new one") from None
-        for suffix in ("-wal", "-shm"):
-            side = Path(str(self.path) + suffix)
-            if side.exists():
-                os.chmod(side, 0o600)
-        return conn
 
     def _migrate(self) -> None:
         conn = self.writer
