@@ -3,18 +3,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.foundation.test_serving import _free_port
+from tests.foundation.run_subprocess import gateway_process
 
 KEY = "ct-body-memory-test-key-0123456789"
 MB = 1024 * 1024
@@ -69,21 +66,7 @@ def _upload_declared(port: int, body: bytes | int) -> int:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
 def test_rejected_and_finished_large_bodies_leave_no_resident_memory(tmp_path: Path):
-    port = _free_port()
-    env = {**os.environ, "CODEX_TRIO_DATA_DIR": str(tmp_path / "data"), "PORT": str(port)}
-    data_dir = tmp_path / "data"
-    data_dir.mkdir(mode=0o700)
-    (data_dir / "local.yaml").write_text(f"server:\n  proxy_api_key: {KEY}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "codex_trio.cli", "run"], env=env, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None, "gateway did not start"
-                time.sleep(0.1)
+    with gateway_process(tmp_path / "data", KEY, stderr=subprocess.DEVNULL) as (proc, port):
         # a first ordinary request, so lazily imported code is counted in the baseline
         assert _upload_declared(port, b'{"model": "gpt-5.5", "messages": []}') == 400
         before = _rss_mb(proc.pid)
@@ -94,12 +77,6 @@ def test_rejected_and_finished_large_bodies_leave_no_resident_memory(tmp_path: P
         accepted = [_upload_declared(port, big_message) for _ in range(2)]
         time.sleep(0.5)
         after = _rss_mb(proc.pid)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        finally:
-            proc.kill()
     assert statuses == [413] * 6
     assert all(status < 500 or status == 503 for status in accepted), accepted  # read, parsed, then no account
     print(f"RSS before {before:.0f} MB, after {after:.0f} MB")

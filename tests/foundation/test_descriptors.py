@@ -22,6 +22,7 @@ from codex_trio.sim import running_sim
 from tests.conftest import sim_settings
 from tests.foundation.test_serving import _free_port
 from tests.foundation.test_shutdown import _wait_healthy
+from tests.foundation.run_subprocess import gateway_process
 
 KEY = "ct-descriptor-test-key-0123456789"
 LIMIT = 256
@@ -104,23 +105,9 @@ def test_accept_waits_out_descriptor_exhaustion_without_a_log_flood(tmp_path: Pa
     and serves again as soon as descriptors are free (trio's own loop logged a traceback every 100 ms)."""
     import socket
 
-    data_dir = tmp_path / "data"
-    data_dir.mkdir(mode=0o700)
-    (data_dir / "local.yaml").write_text(f"server:\n  proxy_api_key: {KEY}\n")
-    port = _free_port()
-    env = {**os.environ, "CODEX_TRIO_DATA_DIR": str(data_dir), "PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "codex_trio.cli", "run"], env=env, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=_lower_descriptor_limit)
     clients: list[socket.socket] = []
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None, "gateway did not start"
-                time.sleep(0.1)
+    with gateway_process(tmp_path / "data", KEY, stop_timeout=30, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_lower_descriptor_limit) as (proc, port):
         for _ in range(LIMIT + 20):  # idle connections, each one descriptor in the gateway once accepted
             clients.append(socket.create_connection(("127.0.0.1", port)))
         time.sleep(3)  # the gateway is out of descriptors for these seconds
@@ -130,14 +117,6 @@ def test_accept_waits_out_descriptor_exhaustion_without_a_log_flood(tmp_path: Pa
         clients.clear()
         reply = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
         assert reply.status_code == 200
-    finally:
-        for client in clients:
-            client.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            proc.kill()
     stderr = proc.stderr.read()
     assert "Traceback" not in stderr, stderr[-3000:]
     assert stderr.count("cannot accept connections") == 1, stderr[-3000:]
