@@ -19,6 +19,7 @@ def install_surfaces(gateway: "Gateway") -> None:
     from .server.accounts_api import register_accounts_api
     from .server.admin import register_admin
     from .server.anthropic_gemini_routes import register_anthropic, register_gemini
+    from .server.audio_routes import register_audio
     from .server.ollama_routes import register_ollama
     from .server.openai_routes import register_openai
     from .services import build_services, run_accounts, run_dispatch
@@ -27,8 +28,8 @@ def install_surfaces(gateway: "Gateway") -> None:
 
     gateway.services = build_services(gateway)
     gateway.background_jobs.extend([run_accounts, run_dispatch, run_release_watch])
-    gateway.route_registrars.extend([register_admin, register_accounts_api, register_openai, register_anthropic,
-                                     register_gemini])
+    gateway.route_registrars.extend([register_admin, register_accounts_api, register_openai, register_audio,
+                                     register_anthropic, register_gemini])
     gateway.ollama_route_registrars.append(register_ollama)
     install_telemetry(gateway)
 
