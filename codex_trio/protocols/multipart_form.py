@@ -50,9 +50,10 @@ class UploadForm:
 
 
 def file_too_large(limit: int) -> GatewayError:
+    """The rest of the upload is never read, so the connection cannot carry another request: say so."""
     return GatewayError(413, f"The uploaded file is too large: the limit is {limit // MIB} MiB per file "
                              "(server.max_upload_file_mb).", ErrorKind.INVALID_REQUEST, code="file_too_large",
-                        param="file")
+                        param="file", headers=[("connection", "close")])
 
 
 def malformed(detail: str) -> GatewayError:

@@ -28,7 +28,7 @@ async def test_json_transcript_through_the_sdk(stack):
     (sent,) = transcribe_requests(stack.sim)
     headers = {k.lower(): v for k, v in sent.headers}
     assert headers["originator"] == "codex_desktop" and headers["user-agent"].startswith("Codex Desktop/")
-    assert sent.connection.alpn is None  # the OpenSSL profile: no ALPN offered
+    assert sent.scheme == "https" and sent.connection.alpn is None  # the OpenSSL profile: no ALPN offered
     assert b'name="language"\r\n\r\nen\r\n' in sent.raw_body and b'name="model"' not in sent.raw_body
 
 
@@ -117,13 +117,13 @@ async def test_a_declared_oversize_upload_is_413_before_the_body_is_read(stack):
                                  timeout=30) as client:
         response = await client.post("/v1/audio/transcriptions", data={"model": "whisper-1"},
                                      files={"file": ("big.wav", wav + b"\0" * (27 * 1024 * 1024), "audio/wav")})
-    assert response.status_code == 413
+    assert response.status_code == 413 and response.headers["connection"] == "close"
     assert response.json()["error"]["code"] == "file_too_large" and not transcribe_requests(stack.sim)
 
 
 async def test_a_chunked_oversize_upload_is_cut_off_at_the_cap(data_dir):
     """Chunked (no Content-Length), a 64 MiB file against a 1 MiB cap: the 413 arrives while the client is still
-    sending, long before the whole upload could have been buffered."""
+    sending, a few MiB past the cap at most, long before the whole upload could have been buffered."""
     async with running_sim(accounts=1) as sim:
         async with gateway_on_sim(data_dir, sim, local={"server": {"max_upload_file_mb": 1}}) as (gateway, url):
             host, port = url.removeprefix("http://").split(":")
@@ -163,4 +163,4 @@ async def test_a_chunked_oversize_upload_is_cut_off_at_the_cap(data_dir):
     assert status_line.split()[1] == b"413", answer[:300]
     body = orjson.loads(rest.split(b"\r\n\r\n", 1)[1])
     assert body["error"]["code"] == "file_too_large"
-    assert sent_when_answered < 32 * 1024 * 1024
+    assert sent_when_answered < 8 * 1024 * 1024  # measured: 1.25 MiB (the cap, plus what was in flight)
