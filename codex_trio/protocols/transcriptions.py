@@ -5,9 +5,9 @@ The backend takes the audio and an optional language and returns only text, so:
 
 * `model` is required like OpenAI's API and names which transcription model the client meant (gpt-4o-transcribe,
   gpt-4o-mini-transcribe, whisper-1, ...); the backend has no choice of model, so it is not sent;
-* `prompt` and `temperature` are checked and accepted, but not sent (the backend takes neither);
+* `prompt`, `temperature` and `chunking_strategy` are accepted, but not sent (the backend takes none of them);
 * `response_format` json / text / verbose_json; srt and vtt need timestamps the backend does not return, so they
-  are a 400 rather than invented timings (and so are `timestamp_granularities[]` and `stream`);
+  are a 400 rather than invented timings (and so are `timestamp_granularities[]`, `include[]` and `stream`);
 * the file must be audio in a format the backend takes (wav, mp3, mp4/m4a, ogg, webm, flac), recognised by its
   first bytes rather than by the name or content type a client guessed; anything else is a 400.
 """
@@ -96,6 +96,9 @@ def parse_transcription_form(form: UploadForm) -> TranscriptionRequest:
     if form.fields.get("timestamp_granularities[]"):
         raise invalid_request("timestamp_granularities needs timestamps, which the ChatGPT transcription backend "
                               "does not return.", param="timestamp_granularities", code="unsupported_parameter")
+    if form.fields.get("include[]"):
+        raise invalid_request("'include' (logprobs) is not available: the ChatGPT transcription backend returns only "
+                              "text.", param="include", code="unsupported_parameter")
     if (_one_text(form, "stream") or "false").lower() != "false":
         raise invalid_request("Streaming transcription is not supported; omit 'stream'.", param="stream",
                               code="unsupported_value")

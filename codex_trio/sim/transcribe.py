@@ -13,12 +13,11 @@ tests write next to real samples; otherwise the transcript describes the audio (
 
 from __future__ import annotations
 
-import io
 import re
-import wave
 
 from ..errors import GatewayError
 from ..protocols.multipart_form import MIB, FormReader, UploadForm, boundary_of
+from ..protocols.transcriptions import wav_seconds
 from .validation import Rejection, detail
 
 MAX_FILE_BYTES = 25 * MIB
@@ -91,10 +90,7 @@ def transcript_of(form: UploadForm) -> str:
         words = embedded_words(upload.data)
         if words is not None:
             return words
-        try:
-            with wave.open(io.BytesIO(upload.data)) as audio:
-                seconds = audio.getnframes() / audio.getframerate()
+        seconds = wav_seconds(upload.data)
+        if seconds is not None:
             return f"[{seconds:.2f} seconds of audio without words]"
-        except (wave.Error, EOFError, ZeroDivisionError):
-            pass
     return f"[{len(upload.data)} bytes of {upload.content_type}]"
