@@ -67,9 +67,10 @@ def boundary_of(content_type: str | None) -> bytes:
         raise invalid_request(f"This endpoint takes multipart/form-data (got {mimetype or 'no content type'}); send "
                               "the file as a form upload.", code="invalid_content_type")
     boundary = options.get("boundary", "")
-    if not boundary:
-        raise invalid_request("The multipart/form-data content type has no boundary.", code="invalid_content_type")
-    return boundary.encode("latin-1")
+    if not boundary or not boundary.isascii() or len(boundary) > 70:  # RFC 2046: 1-70 ASCII characters
+        raise invalid_request("The multipart/form-data content type has no valid boundary.",
+                              code="invalid_content_type")
+    return boundary.encode("ascii")
 
 
 class _Part:

@@ -45,7 +45,8 @@ def test_a_file_over_the_cap_is_refused_while_it_streams():
     assert fed < 2000  # refused about where the limit was passed, not at the end of the body
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "multipart/form-data", None])
+@pytest.mark.parametrize("content_type", ["application/json", "multipart/form-data", None,
+                                          "multipart/form-data; boundary=\u00e9t\u00e9\u2603", "multipart/form-data; boundary=" + "x" * 71])
 def test_not_a_form_is_a_400(content_type):
     with pytest.raises(GatewayError) as caught:
         boundary_of(content_type)
@@ -64,3 +65,10 @@ def test_an_oversized_text_field_is_a_400():
     with pytest.raises(GatewayError) as caught:
         read(body, content_type, chunk=4096)
     assert caught.value.status == 400 and caught.value.param == "prompt"
+
+
+def test_a_part_without_a_name_is_a_400():
+    body = b'--b\r\nContent-Disposition: form-data; filename="a.wav"\r\n\r\nabc\r\n--b--\r\n'
+    with pytest.raises(GatewayError) as caught:
+        read(body, "multipart/form-data; boundary=b", chunk=8)
+    assert caught.value.status == 400 and caught.value.code == "invalid_multipart"
