@@ -2,7 +2,8 @@
 
 The byte-level parsing is `python-multipart`'s streaming `MultipartParser` (the parser Starlette and FastAPI use;
 it is exact for any chunking of the body; werkzeug's sans-IO decoder, tried first, gives a part a stray CR at
-its end when the chunks that bring the closing boundary are small). This module adds the limits an upload endpoint needs and gathers the parts:
+its end when the chunks that bring the closing boundary are small). This module adds the limits an upload
+endpoint needs and gathers the parts:
 
 * a file part larger than `max_file_bytes` raises a 413 as soon as its bytes pass the limit, so the caller stops
   reading the body there — nothing past the limit is kept;
