@@ -1,8 +1,6 @@
 """`codex-trio image "<prompt>"`: generate one image through a running gateway and save it in the workspace.
 
-Credentials, first match wins: `--base-url` / `--token`, then `CODEX_API_BASE_URL` / `CODEX_API_TOKEN`, then
-`~/.config/codex-api/base_url` and `~/.config/codex-api/token` (one line each). Prefer the file or the environment:
-a token typed on a command line ends up in shell history and agent transcripts.
+Where the gateway is and its key: `gateway_client.py` (flags, then environment, then ~/.config/codex-api).
 
 Prints the saved path on stdout (progress on stderr unless `--quiet`). Exit status: 0 saved, 1 failed, 2 bad usage.
 """
@@ -12,19 +10,13 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import os
 import re
 import sys
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from .gateway_client import CONFIG_DIR, DEFAULT_BASE_URL, error_message, resolve_credentials
 
-if TYPE_CHECKING:
-    import httpx
-
-DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 DEFAULT_MODEL = "gpt-5.5"
-CONFIG_DIR = Path("~/.config/codex-api")
 _TIMEOUT_SECONDS, _CONNECT_SECONDS = 300.0, 10.0  # one image takes 15–40 s, large ones longer
 _EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 
@@ -57,22 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def _read_line(path: Path) -> str | None:
-    try:
-        value = path.expanduser().read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return value or None
-
-
-def resolve_credentials(base_url: str | None, token: str | None, env: dict[str, str] | None = None,
-                        config_dir: Path = CONFIG_DIR) -> tuple[str, str | None]:
-    env = os.environ if env is None else env
-    base = (base_url or env.get("CODEX_API_BASE_URL") or _read_line(config_dir / "base_url") or DEFAULT_BASE_URL)
-    key = token or env.get("CODEX_API_TOKEN") or _read_line(config_dir / "token")
-    return base.rstrip("/"), key
-
-
 def slugify(prompt: str, limit: int = 48) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")
     slug = slug[:limit].rstrip("-")
@@ -89,16 +65,6 @@ def default_path(prompt: str, extension: str, root: Path) -> Path:
         candidate = folder / f"{slug}-{number}.{extension}"
         number += 1
     return candidate
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error")
-    except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
-    if isinstance(error, dict):
-        return str(error.get("message") or error.get("code") or error)
-    return str(error or response.text[:300])
 
 
 def request_image(base_url: str, token: str | None, prompt: str, *, size: str, output_format: str,
@@ -123,16 +89,16 @@ def request_image(base_url: str, token: str | None, prompt: str, *, size: str, o
                             "with `codex-trio run`, or set --base-url / CODEX_API_BASE_URL / "
                             "~/.config/codex-api/base_url") from None
     if response.status_code == 401:
-        raise ImageCliError(f"HTTP 401 {_error_message(response)}: wrong or missing gateway key; set "
+        raise ImageCliError(f"HTTP 401 {error_message(response)}: wrong or missing gateway key; set "
                             "CODEX_API_TOKEN or write it to ~/.config/codex-api/token")
     if response.status_code == 429:
-        raise ImageCliError(f"HTTP 429 {_error_message(response)}: the subscription is rate-limited; wait for the "
+        raise ImageCliError(f"HTTP 429 {error_message(response)}: the subscription is rate-limited; wait for the "
                             "limit to reset and retry")
     if response.status_code == 502 and "image_generation_failed" in response.text:
         raise ImageCliError("Model did not return an image: rephrase the prompt to ask explicitly for an image "
                             "(\"use the image_generation tool\")")
     if response.status_code >= 400:
-        raise ImageCliError(f"HTTP {response.status_code} {_error_message(response)}")
+        raise ImageCliError(f"HTTP {response.status_code} {error_message(response)}")
     try:
         entry = response.json()["data"][0]
         image = base64.b64decode(entry["b64_json"], validate=True)

@@ -19,6 +19,7 @@ def install_surfaces(gateway: "Gateway") -> None:
     from .server.accounts_api import register_accounts_api
     from .server.admin import register_admin
     from .server.anthropic_gemini_routes import register_anthropic, register_gemini
+    from .server.audio_routes import register_audio
     from .server.ollama_routes import register_ollama
     from .server.openai_routes import register_openai
     from .services import build_services, run_accounts, run_dispatch
@@ -27,8 +28,8 @@ def install_surfaces(gateway: "Gateway") -> None:
 
     gateway.services = build_services(gateway)
     gateway.background_jobs.extend([run_accounts, run_dispatch, run_release_watch])
-    gateway.route_registrars.extend([register_admin, register_accounts_api, register_openai, register_anthropic,
-                                     register_gemini])
+    gateway.route_registrars.extend([register_admin, register_accounts_api, register_openai, register_audio,
+                                     register_anthropic, register_gemini])
     gateway.ollama_route_registrars.append(register_ollama)
     install_telemetry(gateway)
 
@@ -40,6 +41,8 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
     from .identity_check.run import add_commands as add_identity_commands
     from .telemetry.cli import add_telemetry_commands
     from .image_cli import DESCRIPTION as IMAGE_DESCRIPTION, add_arguments as add_image_arguments, cmd_image
+    from .transcribe_cli import DESCRIPTION as TRANSCRIBE_DESCRIPTION, add_arguments as add_transcribe_arguments
+    from .transcribe_cli import cmd_transcribe
 
     add_account_commands(commands, common)
     add_telemetry_commands(commands, common)
@@ -48,6 +51,9 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
     image = commands.add_parser("image", help="generate an image through a running gateway and save it",
                                 description=IMAGE_DESCRIPTION)
     add_image_arguments(image).set_defaults(handler=cmd_image)
+    transcribe = commands.add_parser("transcribe", help="transcribe an audio file through a running gateway",
+                                     description=TRANSCRIBE_DESCRIPTION)
+    add_transcribe_arguments(transcribe).set_defaults(handler=cmd_transcribe)
 
 
 def doctor_extra_checks(store: "ConfigStore") -> list[tuple[bool, str, str]]:

@@ -49,6 +49,10 @@ class ServerSettings(Section):
     heartbeat_seconds: float = Field(15.0, gt=0, description="Send a keep-alive (SSE comment / ping event) after this "
                                                              "much silence on a stream; downstream WebSockets get a "
                                                              "ping frame this often.")
+    max_upload_file_mb: int = Field(25, ge=1, le=90, description="Largest file a multipart upload may carry, in MiB (audio "
+                                                                 "for /v1/audio/transcriptions, images for "
+                                                                 "/v1/images/edits); a larger one is refused "
+                                                                 "with a 413 as soon as it passes the limit.")
 
 
 class ApiSettings(Section):

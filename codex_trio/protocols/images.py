@@ -1,5 +1,5 @@
-"""Image generation and analysis: the `image_generation` tool's rules, `/v1/images/generations` (and JSON edits),
-and `/v1/codex/image-analysis`. Sans-IO.
+"""Image generation and analysis: the `image_generation` tool's rules, `/v1/images/generations`, edits (JSON or
+multipart) and `/v1/codex/image-analysis`. Sans-IO.
 
 The backend's image tool (gpt-image-2 behind the Codex model) has narrower rules than the public Images API; a
 request that breaks them fails only after the model has run, so they are checked here, before upstream, with a
@@ -15,6 +15,7 @@ request that breaks them fails only after the model has run, so they are checked
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +24,7 @@ import orjson
 from codex_trio.errors import ErrorKind, GatewayError, invalid_request
 from codex_trio.protocols import openai_chat as chat  # shared JSON loading and failure mapping (import cycle-safe)
 from codex_trio.protocols.meta import ResponseMeta
+from codex_trio.protocols.multipart_form import UploadForm, UploadedFile
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import Completed, Failed, ImageGenerated, NormalizedEvent, OutputItemDone, TextDelta
 
@@ -208,6 +210,54 @@ def parse_edits_request(body: bytes, *, host_model: str) -> Turn:
     else:
         raise invalid_request("An image edit needs 'images' (an array of {image_url}) or 'image'.", param="images",
                               code="missing_required_parameter")
+    return _image_turn(data, _host_model(data, host_model), urls)
+
+
+# ---- multipart /v1/images/edits (what the official SDKs send) ---------------------------------------------------
+
+MAX_EDIT_IMAGES = 16
+_INTEGER_FIELDS = ("n", "output_compression", "partial_images")
+_IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
+
+
+def _image_data_url(upload: UploadedFile, param: str) -> str:
+    """An uploaded image as the data URL the model takes; its type recognised from its bytes (png, jpeg, webp)."""
+    data = upload.data
+    kind = next((k for signature, k in _IMAGE_SIGNATURES if data.startswith(signature)), None)
+    if kind is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind = "image/webp"
+    if kind is None:
+        raise invalid_request(f"The file '{upload.filename}' in '{param}' is not a PNG, JPEG or WebP image.",
+                              param=param, code="invalid_image_format")
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
+
+
+def _form_value(name: str, value: str) -> Any:
+    """A form field as the JSON value the shared checks expect (integers and booleans arrive as text)."""
+    if name in _INTEGER_FIELDS and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if name == "stream":
+        return {"true": True, "false": False}.get(value.strip().lower(), value)
+    return value
+
+
+def parse_edits_form(form: UploadForm, *, host_model: str) -> Turn:
+    """Multipart `POST /v1/images/edits`: `image` (or `image[]`, one part per image), `prompt` and the same options
+    as a generation, checked by the same rules; a `mask` is refused like in JSON (the backend has no masks)."""
+    uploads = [*form.files.get("image", []), *form.files.get("image[]", [])]
+    if not uploads:
+        raise invalid_request("An image edit needs the image to edit as the 'image' file part.", param="image",
+                              code="missing_required_parameter")
+    if len(uploads) > MAX_EDIT_IMAGES:
+        raise invalid_request(f"At most {MAX_EDIT_IMAGES} images can be edited together.", param="image",
+                              code="too_many_images")
+    others = sorted(set(form.files) - {"image", "image[]", "mask"})
+    if others:
+        raise invalid_request(f"'{others[0]}' must be a text field, not a file.", param=others[0], code="invalid_type")
+    data: dict[str, Any] = {name: _form_value(name, values[-1]) for name, values in form.fields.items()}
+    if "mask" in form.files:
+        data["mask"] = form.files["mask"][0].filename
+    urls = [_image_data_url(upload, "image") for upload in uploads]
     return _image_turn(data, _host_model(data, host_model), urls)
 
 

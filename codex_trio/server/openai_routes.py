@@ -13,6 +13,7 @@ from .api import json_response
 from .pipeline import collect, stream_response
 from .responses_socket import serve_responses_socket
 from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
+from .uploads import is_multipart, read_upload_form
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -136,7 +137,12 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
 
     @app.post("/v1/images/edits")
     async def image_edits() -> Response:
-        turn = images.parse_edits_request(await body_bytes(), host_model=gateway.config.settings.model.default)
+        host_model = gateway.config.settings.model.default
+        if is_multipart():  # what the official SDKs send
+            form = await read_upload_form(gateway, max_files=images.MAX_EDIT_IMAGES + 1)  # the images and a mask
+            turn = images.parse_edits_form(form, host_model=host_model)
+        else:
+            turn = images.parse_edits_request(await body_bytes(), host_model=host_model)
         return await collected_image_turn(turn, images.encode_generations_response, "img_")
 
     @app.post("/v1/codex/image-analysis")

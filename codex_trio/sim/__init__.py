@@ -53,11 +53,12 @@ also `python -m codex_trio.sim`); `cli.add_arguments(parser)` adds the options t
 Endpoints: backend-api GET /wham/accounts/check, GET /codex/models?client_version=, POST /codex/responses (SSE),
 GET /codex/responses (WebSocket), POST /codex/responses/compact, GET /wham/usage (and /codex/usage),
 GET /wham/rate-limit-reset-credits, POST /wham/rate-limit-reset-credits/consume, GET /wham/settings/user,
-GET /wham/security-setup, POST /ps/mcp; auth GET /oauth/authorize, POST /oauth/token, POST /oauth/revoke,
+GET /wham/security-setup, POST /ps/mcp, POST /transcribe (multipart; transcribe.py: read from public clients, not
+captured); auth GET /oauth/authorize, POST /oauth/token, POST /oauth/revoke,
 POST /api/accounts/deviceauth/usercode, POST /api/accounts/deviceauth/token.
 
 Layout: server.py (h11 / wsproto / h2 transport, TLS sniffing), app.py (recording + dispatch),
-backend.py (backend-api endpoints, SSE and WebSocket turns), auth.py (OAuth + device login), control.py,
+backend.py (backend-api endpoints, SSE and WebSocket turns), transcribe.py (the dictation endpoint's rules), auth.py (OAuth + device login), control.py,
 and pure logic: validation.py (request rules), turns.py (event plans), scenario.py (rules), quota.py
 (windows + rate-limit headers), catalog.py, tokens.py (JWTs, single-use refresh), media.py (images),
 schema_instance.py (structured output), clock.py.

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 import orjson
 import trio
 
+from . import transcribe
 from .scenario import Reply, facts_of
 from .state import RecordedRequest, SimAccount, SimState, new_id
 from .turns import TurnPlan, plan_prewarm, plan_turn
@@ -48,6 +49,9 @@ def _common_headers() -> list[tuple[str, str]]:
     return [("x-request-id", str(secrets.token_hex(16))), ("cf-ray", secrets.token_hex(8) + "-SIM")]
 
 
+TRANSCRIBE_MODEL = "transcribe"  # what scenario rules match for `POST /transcribe` (it names no model)
+
+
 class Backend:
     def __init__(self, state: SimState) -> None:
         self.state = state
@@ -68,6 +72,7 @@ class Backend:
             ("GET", "/wham/settings/user"): self.settings_user,
             ("GET", "/wham/security-setup"): self.security_setup,
             ("POST", "/ps/mcp"): self.ps_mcp,
+            ("POST", "/transcribe"): self.transcribe,
         }
 
     async def handle(self, request: HTTPRequest, record: RecordedRequest, sub_path: str
@@ -271,6 +276,27 @@ class Backend:
         summary = "gAAAAAB" + secrets.token_urlsafe(96)
         account.quota.record(body["model"], max(1, len(request.body) // 4) + 200, self.state.clock.now())
         return json_response(200, {"output": kept + [{"type": "compaction", "encrypted_content": summary}]}, headers)
+
+    async def transcribe(self, request: HTTPRequest, record: RecordedRequest, account: SimAccount) -> HTTPResponse:
+        """Dictation (`transcribe.py` says how strict and why). Scenario rules reach it as the model
+        `TRANSCRIBE_MODEL`, or by account: an HTTP status, a rate limit, a ban or a Cloudflare block."""
+        headers = self.rate_headers(account)
+        if request.connection is not None and request.connection.alpn is not None:  # not the OpenSSL hello
+            return HTTPResponse(403, cloudflare_challenge_headers(), CLOUDFLARE_CHALLENGE_PAGE)
+        rejection = transcribe.check_client(request.header("originator"), request.header("user-agent"))
+        form = None
+        if rejection is None:
+            form, rejection = transcribe.read_form(request.header("content-type"), request.body)
+        if rejection is not None:
+            return json_response(rejection.status, rejection.body, headers)
+        assert form is not None
+        reply = self.state.rules.pick(facts_of({"model": TRANSCRIBE_MODEL}, [], account.account_id))
+        if reply is not None and reply.cloudflare_challenge:
+            return HTTPResponse(403, cloudflare_challenge_headers(), CLOUDFLARE_CHALLENGE_PAGE)
+        if reply is not None and (reply.http_status or reply.rate_limit or reply.ban or reply.cloudflare_404):
+            status, payload = self.scripted_error(account, reply)
+            return HTTPResponse(status, headers) if payload is None else json_response(status, payload, headers)
+        return json_response(200, {"text": transcribe.transcript_of(form)}, headers)
 
     async def usage(self, request: HTTPRequest, record: RecordedRequest, account: SimAccount) -> HTTPResponse:
         return json_response(200, account.quota.usage_json(self.state.clock.now(), account.reset_credits),

@@ -32,6 +32,7 @@ _EXACT_ROUTES = {
     "/v1/messages": "anthropic",
     "/api/chat": "ollama", "/api/generate": "ollama",
     "/v1/images/generations": "images", "/v1/images/edits": "images", "/v1/codex/image-analysis": "images",
+    "/v1/audio/transcriptions": "audio",
 }
 _GEMINI_ACTIONS = (":generateContent", ":streamGenerateContent")
 

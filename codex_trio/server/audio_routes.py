@@ -1,0 +1,28 @@
+"""`POST /v1/audio/transcriptions`: OpenAI's transcription API over the backend's dictation endpoint. Thin glue:
+the upload is read by `uploads.py`, checked and answered by `protocols/transcriptions.py`, sent by
+`dispatch/transcription.py`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from quart import Response
+
+from ..dispatch.transcription import transcribe_on_some_account
+from ..protocols.transcriptions import encode_transcription, parse_transcription_form
+from .api import json_response
+from .uploads import read_upload_form
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+
+
+def register_audio(app: Any, gateway: "Gateway") -> None:
+    @app.post("/v1/audio/transcriptions")
+    async def audio_transcriptions() -> Response:
+        request = parse_transcription_form(await read_upload_form(gateway, max_files=1))
+        text = await transcribe_on_some_account(gateway.services.dispatcher, request)
+        content_type, body = encode_transcription(request, text)
+        if isinstance(body, str):
+            return Response(body, content_type=content_type)
+        return json_response(body)
