@@ -1,0 +1,121 @@
+"""What the admin API and the CLI do with the proxy pool: add / change / remove proxies, assign accounts to
+routes (one, many, all), check health. Routes and commands only map their input onto these calls."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import invalid_request
+from .fields import checked_proxy, text_field
+from .proxies import ID_PREFIX, ProxyPool, auto_group, checked_proxy_url
+
+if TYPE_CHECKING:
+    from .model import Account
+    from .service import AccountService
+    from .proxy_health import ProxyChecker
+
+PROXY_FIELDS = ("url", "label", "group", "enabled")
+
+
+def _proxy_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    unknown = sorted(set(body) - set(PROXY_FIELDS))
+    if unknown:
+        raise invalid_request(f"a proxy has the fields {', '.join(PROXY_FIELDS)}; unknown: {', '.join(unknown)}")
+    if creating and "url" not in body:
+        raise invalid_request("`url` is required (http://, https://, socks5:// or socks5h://, credentials as "
+                              "user:password@)", param="url")
+    if "enabled" in body and not isinstance(body["enabled"], bool):
+        raise invalid_request("`enabled` must be true or false", param="enabled")
+    fields: dict[str, Any] = {}
+    if "url" in body:
+        fields["url"] = checked_proxy_url(body["url"])
+    if "label" in body:
+        fields["label"] = text_field(body, "label")
+    if "group" in body:
+        fields["group"] = text_field(body, "group") or "default"
+    if "enabled" in body:
+        fields["enabled"] = body["enabled"]
+    return fields
+
+
+class ProxyService:
+    def __init__(self, proxies: ProxyPool, accounts: "AccountService", checker: "ProxyChecker | None" = None) -> None:
+        self.proxies = proxies
+        self.accounts = accounts
+        self.checker = checker
+
+    async def _all_accounts(self) -> list["Account"]:
+        return await self.accounts.store.list()
+
+    async def rebalance(self) -> None:
+        """Give auto accounts whose proxy went away (removed, disabled, excluded) a usable one; persist."""
+        self.proxies.place(await self._all_accounts())
+        await self.proxies.flush()
+
+    # ---- proxies
+
+    async def list(self) -> dict[str, Any]:
+        return {"proxies": self.proxies.list()}
+
+    async def get(self, proxy_id: str) -> dict[str, Any]:
+        return self.proxies.get(proxy_id).view(self.proxies.counts().get(proxy_id, 0))
+
+    async def add(self, body: dict[str, Any]) -> dict[str, Any]:
+        fields = _proxy_fields(body, creating=True)
+        proxy = await self.proxies.add(fields.pop("url"), **fields)
+        await self.rebalance()  # auto accounts that had no usable proxy get this one
+        return await self.get(proxy.id)
+
+    async def update(self, proxy_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        fields = _proxy_fields(body, creating=False)
+        if not fields:
+            raise invalid_request(f"send one of {', '.join(PROXY_FIELDS)}")
+        await self.proxies.update(proxy_id, **fields)
+        await self.rebalance()
+        return await self.get(proxy_id)
+
+    async def remove(self, proxy_id: str) -> dict[str, Any]:
+        proxy = await self.proxies.remove(proxy_id)
+        await self.rebalance()  # its auto accounts move; accounts assigned to it by id are paused (reason shown)
+        pinned = [a.id for a in await self._all_accounts() if a.proxy == proxy_id]
+        return {"removed": proxy.view(), "paused_accounts": pinned}
+
+    # ---- assignments
+
+    async def assignments(self) -> dict[str, Any]:
+        return {"assignments": [self.proxies.account_route(a) for a in await self._all_accounts()]}
+
+    async def assign(self, account_ids: list[str], route: Any) -> dict[str, Any]:
+        """Put these accounts on one route (default, direct, auto, auto:<group>, a pool proxy id, a URL)."""
+        assignment = checked_proxy(route)
+        if assignment and assignment.startswith(ID_PREFIX):
+            self.proxies.get(assignment)  # 404 for a proxy that is not in the pool
+        for account_id in account_ids:
+            await self.accounts.get(account_id)  # 404 before any change
+        for account_id in account_ids:
+            await self.accounts.set_proxy(account_id, assignment)
+        accounts = await self._all_accounts()
+        if auto_group(assignment) is not False:
+            for account in accounts:  # a new auto assignment chooses afresh: fewest accounts first
+                if account.id in account_ids:
+                    self.proxies.choices.pop(account.id, None)
+        self.proxies.place(accounts)
+        await self.proxies.flush()
+        wanted = set(account_ids)
+        return {"assigned": len(account_ids),
+                "assignments": [self.proxies.account_route(a) for a in accounts if a.id in wanted]}
+
+    # ---- health
+
+    async def check(self, proxy_id: str) -> dict[str, Any]:
+        assert self.checker is not None, "no checker"
+        proxy = self.proxies.get(proxy_id)
+        await self.checker.check(proxy)
+        await self.rebalance()
+        return await self.get(proxy_id)
+
+    async def check_all(self) -> dict[str, Any]:
+        assert self.checker is not None, "no checker"
+        await self.checker.check_all(list(self.proxies.proxies.values()))
+        await self.rebalance()
+        return await self.list()

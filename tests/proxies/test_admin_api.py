@@ -1,0 +1,62 @@
+"""`/admin/proxies*` on a real gateway (HTTP against its listener) and `codex-trio proxies` as a subprocess:
+add, list, change, remove; credentials never leave masked; bad input is a 400 in the OpenAI envelope."""
+
+from __future__ import annotations
+
+import orjson
+
+from ..accounts_api.conftest import admin_client, assert_error
+from .conftest import ProxiesCli
+
+SECRET = "hunter2-pw"
+
+
+async def test_crud_through_the_admin_api_never_shows_credentials(data_dir, sim):
+    async with admin_client(data_dir, sim) as (_gateway, client):
+        added = await client.post("/admin/proxies", json={"url": f"socks5://carol:{SECRET}@127.0.0.1:1080",
+                                                          "label": "home", "group": "eu"})
+        assert added.status_code == 201, added.text
+        proxy = added.json()
+        assert proxy["url"] == "socks5://c***:***@127.0.0.1:1080"
+        assert (proxy["label"], proxy["group"], proxy["enabled"], proxy["health"]) == ("home", "eu", True, "unchecked")
+
+        listing = await client.get("/admin/proxies")
+        assert [p["id"] for p in listing.json()["proxies"]] == [proxy["id"]] and SECRET not in listing.text
+
+        patched = await client.patch(f"/admin/proxies/{proxy['id']}", json={"enabled": False, "label": "off"})
+        assert (patched.json()["enabled"], patched.json()["label"]) == (False, "off")
+        assert (await client.get(f"/admin/proxies/{proxy['id']}")).json()["enabled"] is False
+
+        assert_error(await client.post("/admin/proxies", json={"url": f"socks5://carol:{SECRET}@127.0.0.1:1080"}),
+                     409, "already")
+        assert_error(await client.post("/admin/proxies", json={"url": "ftp://127.0.0.1:21"}), 400, "url")
+        assert_error(await client.post("/admin/proxies", json={"label": "no url"}), 400, "url")
+        assert_error(await client.post("/admin/proxies", json={"url": "http://127.0.0.1:1", "colour": "red"}), 400,
+                     "colour")
+        assert_error(await client.patch(f"/admin/proxies/{proxy['id']}", json={"enabled": "yes"}), 400, "enabled")
+        assert_error(await client.get("/admin/proxies/px-nothere"), 404, "px-nothere")
+
+        removed = await client.delete(f"/admin/proxies/{proxy['id']}")
+        assert removed.status_code == 200 and removed.json()["removed"]["id"] == proxy["id"]
+        assert (await client.get("/admin/proxies")).json()["proxies"] == []
+
+
+async def test_the_cli_adds_lists_and_removes_with_credentials_masked(data_dir, sim):
+    cli = ProxiesCli(data_dir, sim)
+    added = await cli.run("add", f"http://dave:{SECRET}@127.0.0.1:3128", "--label", "office", "--group", "us",
+                          "--json")
+    assert added.returncode == 0, added.stderr.decode()
+    proxy = orjson.loads(added.stdout)
+    assert proxy["url"] == "http://d***:***@127.0.0.1:3128" and proxy["group"] == "us"
+
+    listed = await cli.run("list")
+    assert listed.returncode == 0 and proxy["id"] in listed.stdout.decode()
+    assert SECRET.encode() not in listed.stdout + listed.stderr
+    assert SECRET.encode() not in b"".join(p.read_bytes() for p in data_dir.glob("accounts.sqlite3*"))
+
+    refused = await cli.run("add", "gopher://127.0.0.1:70")
+    assert refused.returncode == 1 and b"url" in refused.stderr and b"Traceback" not in refused.stderr
+
+    removed = await cli.run("remove", proxy["id"])
+    assert removed.returncode == 0 and proxy["id"] in removed.stdout.decode()
+    assert b"No proxies yet" in (await cli.run("list")).stdout
