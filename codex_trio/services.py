@@ -94,6 +94,15 @@ class ClientCache:
                                         connect_timeout=self._connect_timeout, decompress=decompress)
         return self._clients[key]
 
+    def for_checks(self, proxy: str | None, *, read_timeout: float, decompress: bool = False) -> "Client":
+        """A client for proxy health checks, kept apart from the accounts' pooled connections (its own read
+        timeout makes it a separate native pool): with `connection: close` on each check, every check connects
+        and handshakes through the proxy instead of reusing a tunnel opened before the proxy died."""
+        from .native import Client
+
+        return Client(profile="openssl", proxy=proxy, ca_file=self._ca_file, resolve=self._resolve,
+                      connect_timeout=self._connect_timeout, read_timeout=read_timeout, decompress=decompress)
+
     def for_proxy(self, proxy: str | None, *, decompress: bool = False) -> Clients:
         # The real client's HTTPS goes through OpenSSL; its Responses WebSocket through rustls.
         return Clients(http=self.get("openssl", proxy, decompress=decompress),
@@ -215,7 +224,8 @@ def proxy_checker(services: Services, config: Any, proxies: "ProxyPool", on_chan
     def settings():
         return config.settings.proxies
 
-    return ProxyChecker(proxies, lambda url: services.clients.get("openssl", url, decompress=services.identity.decompress),
+    return ProxyChecker(proxies, lambda url: services.clients.for_checks(url, read_timeout=settings().check_timeout_seconds,
+                                                                        decompress=services.identity.decompress),
                         check_url=lambda: proxy_check_url(config.settings),
                         failure_threshold=lambda: settings().failure_threshold,
                         interval=lambda: settings().check_interval_seconds,
@@ -320,6 +330,9 @@ async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
     services.catalog.custom = list(gateway.config.settings.model.custom_models)
     services.dispatcher = Dispatcher(services, services.catalog, settings_source=gateway.config)
     services.dispatcher.conversations.limit = gateway.descriptors.upstream_sockets
+    if services.proxy_admin is not None:  # an account moved to another egress route: retire its open sockets
+        services.proxy_admin.route_listeners.append(
+            lambda account_ids: [services.dispatcher.conversations.forget_account(i) for i in account_ids])
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(services.dispatcher.conversations.run_closer)

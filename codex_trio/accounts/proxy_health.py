@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 MAX_CHECKS_AT_ONCE = 8
 FIRST_BACKOFF_SECONDS = 30.0
+# `connection: close`: the check's connection is never reused, so the next check connects through the proxy again
+CHECK_HEADERS = [("accept", "*/*"), ("connection", "close")]
 
 
 def exit_ip_of(body: bytes) -> str | None:
@@ -71,7 +73,7 @@ class ProxyChecker:
         timeout = self._timeout()
         started = time.monotonic()
         with trio.fail_after(timeout + 1.0):  # the native timeout first; this bounds a stuck connect too
-            response = await self._client_for(proxy.url).request("GET", self._check_url(), [("accept", "*/*")],
+            response = await self._client_for(proxy.url).request("GET", self._check_url(), CHECK_HEADERS,
                                                                  timeout=timeout)
         latency = (time.monotonic() - started) * 1000.0
         if response.status >= 400:

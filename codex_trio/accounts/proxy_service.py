@@ -3,11 +3,11 @@ routes (one, many, all), check health. Routes and commands only map their input 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import invalid_request
 from .fields import checked_proxy, text_field
-from .proxies import ID_PREFIX, ProxyPool, auto_group, checked_proxy_url
+from .proxies import ID_PREFIX, NoRoute, ProxyPool, auto_group, checked_proxy_url
 
 if TYPE_CHECKING:
     from .model import Account
@@ -43,14 +43,36 @@ class ProxyService:
         self.proxies = proxies
         self.accounts = accounts
         self.checker = checker
+        # called with the ids of accounts whose egress route changed: their open upstream sockets still go
+        # through the old route, so the dispatcher retires them
+        self.route_listeners: list[Callable[[list[str]], None]] = []
+        self._last_routes: dict[str, str | None] = {}  # as of the last rebalance or assignment
 
     async def _all_accounts(self) -> list["Account"]:
         return await self.accounts.store.list()
 
+    def _routes(self, accounts: list["Account"]) -> dict[str, str | None]:
+        routes: dict[str, str | None] = {}
+        for account in accounts:
+            try:
+                routes[account.id] = self.proxies.route_for(account)
+            except NoRoute:
+                routes[account.id] = "\0paused"
+        return routes
+
+    def _announce(self, before: dict[str, str | None], after: dict[str, str | None]) -> None:
+        changed = [account_id for account_id, route in after.items() if before.get(account_id, route) != route]
+        if changed:
+            for listener in self.route_listeners:
+                listener(changed)
+
     async def rebalance(self) -> None:
         """Give auto accounts whose proxy went away (removed, disabled, excluded) a usable one; persist."""
-        self.proxies.place(await self._all_accounts())
+        accounts = await self._all_accounts()
+        self.proxies.place(accounts)
         await self.proxies.flush()
+        self._announce(self._last_routes, routes := self._routes(accounts))
+        self._last_routes = routes
 
     # ---- proxies
 
@@ -92,6 +114,7 @@ class ProxyService:
             self.proxies.get(assignment)  # 404 for a proxy that is not in the pool
         for account_id in account_ids:
             await self.accounts.get(account_id)  # 404 before any change
+        before = self._routes(await self._all_accounts())
         for account_id in account_ids:
             await self.accounts.set_proxy(account_id, assignment)
         accounts = await self._all_accounts()
@@ -101,6 +124,8 @@ class ProxyService:
                     self.proxies.choices.pop(account.id, None)
         self.proxies.place(accounts)
         await self.proxies.flush()
+        self._last_routes = self._routes(accounts)
+        self._announce(before, self._last_routes)
         wanted = set(account_ids)
         return {"assigned": len(account_ids),
                 "assignments": [self.proxies.account_route(a) for a in accounts if a.id in wanted]}
