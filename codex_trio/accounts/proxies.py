@@ -334,17 +334,18 @@ class ProxyPool:
     def _candidates(self, group: str | None) -> list[Proxy]:
         return [p for p in self.proxies.values() if p.usable and (group is None or p.group == group)]
 
-    def choose(self, group: str | None, *, avoid: str | None = None) -> Proxy | None:
+    def choose(self, group: str | None, *, counts: dict[str, int] | None = None) -> Proxy | None:
         """The usable proxy of `group` with the fewest auto accounts (ties: the oldest)."""
-        candidates = [p for p in self._candidates(group) if p.id != avoid]
+        candidates = self._candidates(group)
         if not candidates:
             return None
-        counts = self.counts()
-        return min(candidates, key=lambda p: (counts[p.id], p.created_at, p.id))
+        counts = counts if counts is not None else self.counts()
+        return min(candidates, key=lambda p: (counts.get(p.id, 0), p.created_at, p.id))
 
-    def route_for(self, account: "Account") -> str | None:
+    def route_for(self, account: "Account", *, counts: dict[str, int] | None = None) -> str | None:
         """The proxy URL this account's traffic leaves through (None: direct). Raises NoRoute when the account
-        belongs to the pool and no proxy of it is usable (never falls back to direct)."""
+        belongs to the pool and no proxy of it is usable (never falls back to direct). `counts` (auto accounts
+        per proxy) is kept up to date when given, so placing many accounts counts once."""
         assignment = account.proxy
         if assignment is None:
             return self._default_proxy()
@@ -363,9 +364,14 @@ class ProxyPool:
             return assignment  # the account's own proxy URL
         chosen = self.proxies.get(self.choices.get(account.id, ""))
         if chosen is None or not chosen.usable or (group is not None and chosen.group != group):
-            chosen = self.choose(group)
+            chosen = self.choose(group, counts=counts)
             if chosen is None:
                 raise NoRoute(account.id, "no usable proxy" + (f" in group {group!r}" if group else " in the pool"))
+            if counts is not None:
+                previous = self.choices.get(account.id)
+                if previous in counts:
+                    counts[previous] -= 1
+                counts[chosen.id] = counts.get(chosen.id, 0) + 1
             self.choices[account.id] = chosen.id
             self._unsaved[account.id] = chosen.id
         return chosen.url
@@ -373,18 +379,20 @@ class ProxyPool:
     def place(self, accounts: list["Account"]) -> dict[str, str | None]:
         """Give each auto account without a usable choice one (fewest accounts first); the changes are returned
         and kept for `flush`. Accounts no longer auto lose their stored choice."""
+        counts = self.counts()
         for account in accounts:
             group = auto_group(account.proxy)
-            if group is False:
-                if account.id in self.choices:
-                    del self.choices[account.id]
-                    self._unsaved[account.id] = None
-                continue
-            try:
-                self.route_for(account)
-            except NoRoute:
-                if self.choices.pop(account.id, None) is not None:
-                    self._unsaved[account.id] = None
+            if group is not False:
+                try:
+                    self.route_for(account, counts=counts)
+                    continue
+                except NoRoute:
+                    pass
+            dropped = self.choices.pop(account.id, None)  # not auto any more, or nowhere to go: no choice kept
+            if dropped is not None:
+                self._unsaved[account.id] = None
+                if dropped in counts:
+                    counts[dropped] -= 1
         return dict(self._unsaved)
 
     async def flush(self) -> None:

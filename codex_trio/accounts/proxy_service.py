@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import invalid_request
+from ..errors import ErrorKind, GatewayError, invalid_request
 from .fields import checked_proxy, text_field
 from .proxies import ID_PREFIX, NoRoute, ProxyPool, auto_group, checked_proxy_url
 
@@ -108,27 +108,34 @@ class ProxyService:
         return {"assignments": [self.proxies.account_route(a) for a in await self._all_accounts()]}
 
     async def assign(self, account_ids: list[str], route: Any) -> dict[str, Any]:
-        """Put these accounts on one route (default, direct, auto, auto:<group>, a pool proxy id, a URL)."""
+        """Put these accounts on one route (default, direct, auto, auto:<group>, a pool proxy id, a URL): one
+        write for all of them (bulk assignment of hundreds of accounts is one transaction)."""
         assignment = checked_proxy(route)
         if assignment and assignment.startswith(ID_PREFIX):
             self.proxies.get(assignment)  # 404 for a proxy that is not in the pool
-        for account_id in account_ids:
-            await self.accounts.get(account_id)  # 404 before any change
-        before = self._routes(await self._all_accounts())
-        for account_id in account_ids:
-            await self.accounts.set_proxy(account_id, assignment)
+        wanted = list(dict.fromkeys(account_ids))
         accounts = await self._all_accounts()
-        if auto_group(assignment) is not False:
-            for account in accounts:  # a new auto assignment chooses afresh: fewest accounts first
-                if account.id in account_ids:
-                    self.proxies.choices.pop(account.id, None)
+        known = {a.id for a in accounts}
+        missing = [i for i in wanted if i not in known]
+        if missing:
+            raise GatewayError(404, f"no account with id {missing[0]!r}" + (f" (and {len(missing) - 1} more)"
+                               if len(missing) > 1 else ""), ErrorKind.NOT_FOUND, code="account_not_found")
+        before = self._routes(accounts)
+        await self.accounts.store.update_many(wanted, proxy=assignment)
+        if auto_group(assignment) is not False:  # a new auto assignment chooses afresh: fewest accounts first
+            for account_id in wanted:
+                self.proxies.choices.pop(account_id, None)
+        accounts = await self._all_accounts()
+        chosen = set(wanted)
+        for account in accounts:
+            if account.id in chosen:
+                self.accounts.pool.upsert(account)
         self.proxies.place(accounts)
         await self.proxies.flush()
         self._last_routes = self._routes(accounts)
         self._announce(before, self._last_routes)
-        wanted = set(account_ids)
-        return {"assigned": len(account_ids),
-                "assignments": [self.proxies.account_route(a) for a in accounts if a.id in wanted]}
+        return {"assigned": len(wanted),
+                "assignments": [self.proxies.account_route(a) for a in accounts if a.id in chosen]}
 
     # ---- health
 
