@@ -24,8 +24,8 @@ def _line(proxy: dict[str, Any]) -> str:
         line += f"  latency={proxy['latency_ms']:.0f}ms"
     if proxy.get("exit_ip"):
         line += f"  exit_ip={proxy['exit_ip']}"
-    if proxy.get("last_error") and proxy["health"] != "healthy":
-        line += f"\n    last error: {proxy['last_error']}"
+    if proxy.get("last_error") and proxy["failures"]:
+        line += f"  failed checks in a row={proxy['failures']}\n    last error: {proxy['last_error']}"
     return line
 
 
@@ -81,7 +81,7 @@ def cmd_proxies_check(args: argparse.Namespace) -> int:
         else:
             results = await admin.check_all()
         _print(results, args.json)
-        return 0 if all(p["health"] == "healthy" for p in results["proxies"]) else 1
+        return 0 if all(p["failures"] == 0 for p in results["proxies"]) else 1  # 1: a check failed now
 
     return _run(args, work)
 

@@ -60,3 +60,29 @@ async def test_the_cli_adds_lists_and_removes_with_credentials_masked(data_dir, 
     removed = await cli.run("remove", proxy["id"])
     assert removed.returncode == 0 and proxy["id"] in removed.stdout.decode()
     assert b"No proxies yet" in (await cli.run("list")).stdout
+
+
+async def test_the_cli_checks_proxies_and_assigns_accounts(data_dir, sim):
+    from ..accounts_api.conftest import Cli
+    from .local_proxies import local_proxy
+
+    imported = await Cli(data_dir, sim).run("accounts", "import", "-",
+                                            stdin=f"{sim.accounts[0].refresh_token}\n".encode())
+    assert imported.returncode == 0, imported.stderr.decode()
+    cli = ProxiesCli(data_dir, sim)
+    async with local_proxy("socks5", "127.0.0.5") as proxy:
+        proxy_id = orjson.loads((await cli.run("add", proxy.url, "--json")).stdout)["id"]
+        checked = await cli.run("check")
+        assert checked.returncode == 0, checked.stderr.decode()
+        assert "healthy" in checked.stdout.decode() and "exit_ip=127.0.0.5" in checked.stdout.decode()
+
+        account_id = orjson.loads((await Cli(data_dir, sim).run("accounts", "list", "--json")).stdout)[
+            "accounts"][0]["id"]
+        assigned = await cli.run("assign", "auto", account_id)
+        assert assigned.returncode == 0 and f"{account_id}  auto  → {proxy_id}" in assigned.stdout.decode()
+        unknown = await cli.run("assign", "direct", "acct-nope")
+        assert unknown.returncode == 1 and b"acct-nope" in unknown.stderr
+
+        proxy.down = True
+        failing = await cli.run("check", proxy_id)
+        assert failing.returncode == 1 and "last error" in failing.stdout.decode()
