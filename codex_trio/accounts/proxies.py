@@ -151,7 +151,8 @@ class Proxy:
         return {"id": self.id, "url": mask_url(self.url), "scheme": urlsplit(self.url).scheme, "label": self.label,
                 "group": self.group, "enabled": self.enabled, "health": self.health, "usable": self.usable,
                 "failures": self.failures, "latency_ms": self.latency_ms, "exit_ip": self.exit_ip,
-                "last_error": self.last_error, "checked_at": self.checked_at, "accounts": accounts}
+                "last_error": self.last_error, "checked_at": self.checked_at, "next_check_at": self.next_check_at,
+                "accounts": accounts}
 
 
 # ---- persistence ------------------------------------------------------------------------------------------------

@@ -110,3 +110,41 @@ async def test_scheduled_checks_find_the_exit_ip_without_being_asked(data_dir):
                     while (now := (await client.get(f"/admin/proxies/{added['id']}")).json())["health"] == "unchecked":
                         await trio.sleep(0.2)
                 assert (now["health"], now["exit_ip"]) == ("healthy", "127.0.0.4")
+
+
+async def test_an_excluded_proxy_is_rechecked_with_backoff_and_readmitted_on_its_own(data_dir):
+    async with running_sim(accounts=1) as sim, \
+            local_proxy("http", "127.0.0.6", resolve=sim.urls.resolve) as flaky, \
+            local_proxy("http", "127.0.0.7", resolve=sim.urls.resolve) as steady:
+        local = {"proxies": {"check_interval_seconds": 0.5, "failure_threshold": 1, "check_timeout_seconds": 5}}
+        async with gateway_on_sim(data_dir, sim, local=local, real_hosts=True) as (gateway, url):
+            async with httpx.AsyncClient(base_url=url, timeout=60,
+                                         headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:
+                account_id = (await gateway.services.store.list())[0].id
+                bad = (await client.post("/admin/proxies", json={"url": flaky.url})).json()
+                await client.post("/admin/proxies/assign", json={"account_id": account_id, "proxy": bad["id"]})
+                flaky.down = True
+                good = (await client.post("/admin/proxies", json={"url": steady.url})).json()
+                await client.post("/admin/proxies/assign", json={"account_id": account_id, "proxy": "auto"})
+
+                async def proxy(proxy_id: str) -> dict:
+                    return (await client.get(f"/admin/proxies/{proxy_id}")).json()
+
+                with trio.fail_after(20):
+                    while (await proxy(bad["id"]))["health"] != "unhealthy":
+                        await trio.sleep(0.1)
+                assert (await routes(client))[account_id]["proxy_id"] == good["id"]
+                excluded_at = (await proxy(bad["id"]))["checked_at"]
+                await trio.sleep(3.0)
+                # without backoff a 0.5 s schedule would have re-checked about 6 times; doubling delays (0.5, 1, 2)
+                # allow at most 3
+                later = await proxy(bad["id"])
+                assert later["health"] == "unhealthy" and 1 <= later["failures"] - 1 <= 3, later
+                assert later["next_check_at"] > later["checked_at"] > excluded_at
+
+                flaky.down = False
+                with trio.fail_after(20):
+                    while (back := await proxy(bad["id"]))["health"] != "healthy":
+                        await trio.sleep(0.1)
+                assert (back["failures"], back["exit_ip"]) == (0, "127.0.0.6")
+                assert (await routes(client))[account_id]["proxy_id"] == good["id"]  # auto stays where it is
