@@ -88,7 +88,13 @@ def cmd_proxies_check(args: argparse.Namespace) -> int:
 
 def cmd_proxies_assign(args: argparse.Namespace) -> int:
     async def work(services: "Services", _accounts: "AccountService") -> int:
-        result = await services.proxy_admin.assign(args.accounts, args.route)
+        rule = {name: value for name, value in (("label", args.label), ("email", args.email), ("plan", args.plan))
+                if value}
+        if bool(rule) == bool(args.accounts):
+            _say("codex-trio: name the accounts, or pick them with --label / --email / --plan (not both)", err=True)
+            return 2
+        ids = args.accounts or await services.proxy_admin.matching(rule)
+        result = await services.proxy_admin.assign(ids, args.route)
         if args.json:
             _say(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
             return 0
@@ -130,5 +136,8 @@ def add_proxy_commands(commands: "argparse._SubParsersAction", common: argparse.
     assigning = sub.add_parser("assign", parents=[common, output], help="route accounts: default, direct, auto, "
                                                                         "auto:GROUP, a proxy id or a proxy URL")
     assigning.add_argument("route", metavar="ROUTE")
-    assigning.add_argument("accounts", nargs="+", metavar="ACCOUNT_ID")
+    assigning.add_argument("accounts", nargs="*", metavar="ACCOUNT_ID")
+    assigning.add_argument("--label", help="instead of ids: every account whose label matches this glob")
+    assigning.add_argument("--email", help="instead of ids: every account whose email matches this glob")
+    assigning.add_argument("--plan", help="instead of ids: every account on this plan (plus, pro, team, …)")
     assigning.set_defaults(handler=cmd_proxies_assign)

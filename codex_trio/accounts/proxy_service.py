@@ -3,6 +3,7 @@ routes (one, many, all), check health. Routes and commands only map their input 
 
 from __future__ import annotations
 
+import fnmatch
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ErrorKind, GatewayError, invalid_request
@@ -106,6 +107,23 @@ class ProxyService:
 
     async def assignments(self) -> dict[str, Any]:
         return {"assignments": [self.proxies.account_route(a) for a in await self._all_accounts()]}
+
+    async def matching(self, rule: Any) -> list[str]:
+        """Ids of the accounts a rule picks: `{"label": glob, "email": glob, "plan": name}` (all given must match;
+        globs as in a shell, case-insensitive). Rule-based assignment puts them all on one route."""
+        if not isinstance(rule, dict) or not rule or set(rule) - {"label", "email", "plan"}:
+            raise invalid_request("`match` is an object with any of label (glob), email (glob), plan", param="match")
+        if not all(isinstance(v, str) and v for v in rule.values()):
+            raise invalid_request("each `match` field is a non-empty string", param="match")
+
+        def fits(account: "Account") -> bool:
+            return all(fnmatch.fnmatchcase((getattr(account, name) or "").lower(), pattern.lower())
+                       for name, pattern in rule.items())
+
+        ids = [a.id for a in await self._all_accounts() if fits(a)]
+        if not ids:
+            raise GatewayError(404, f"no account matches {rule}", ErrorKind.NOT_FOUND, code="account_not_found")
+        return ids
 
     async def assign(self, account_ids: list[str], route: Any) -> dict[str, Any]:
         """Put these accounts on one route (default, direct, auto, auto:<group>, a pool proxy id, a URL): one

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 def _account_ids(body: dict[str, Any]) -> list[str]:
     ids = body.get("account_ids", [body["account_id"]] if "account_id" in body else None)
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
-        raise invalid_request("send `account_id` or a non-empty list `account_ids`", param="account_ids")
+        raise invalid_request("send `account_id`, a non-empty list `account_ids`, or a rule `match`",
+                              param="account_ids")
     return ids
 
 
@@ -48,7 +49,9 @@ def register_proxies_api(app: Any, gateway: "Gateway") -> None:
         if "proxy" not in body:
             raise invalid_request("send `proxy`: default, direct, auto, auto:<group>, a pool proxy id or a URL",
                                   param="proxy")
-        return json_response(await service().assign(_account_ids(body), body["proxy"]))
+        proxies = service()
+        ids = await proxies.matching(body["match"]) if "match" in body else _account_ids(body)
+        return json_response(await proxies.assign(ids, body["proxy"]))
 
     @app.post("/admin/proxies/check")
     async def check_all_proxies() -> Response:

@@ -86,3 +86,41 @@ async def test_the_cli_checks_proxies_and_assigns_accounts(data_dir, sim):
         proxy.down = True
         failing = await cli.run("check", proxy_id)
         assert failing.returncode == 1 and "last error" in failing.stdout.decode()
+
+
+async def test_bulk_and_rule_based_assignment(data_dir, sim):
+    async with admin_client(data_dir, sim) as (_gateway, client):
+        ids = []
+        for account, label in zip(sim.accounts, ("team-a", "team-b", "solo")):
+            added = await client.post("/auth/accounts", json={"token": account.access_token, "label": label})
+            ids.append(added.json()["account"]["id"])
+        proxy = (await client.post("/admin/proxies", json={"url": "socks5h://u:p@127.0.0.1:1080"})).json()
+
+        by_rule = await client.post("/admin/proxies/assign", json={"match": {"label": "TEAM-*"}, "proxy": "auto"})
+        assert by_rule.status_code == 200, by_rule.text
+        assert sorted(a["account_id"] for a in by_rule.json()["assignments"]) == sorted(ids[:2])
+        assert {a["proxy_id"] for a in by_rule.json()["assignments"]} == {proxy["id"]}
+
+        bulk = await client.post("/admin/proxies/assign", json={"account_ids": ids, "proxy": "direct"})
+        assert bulk.json()["assigned"] == 3
+        assert {r["mode"] for r in (await client.get("/admin/proxies/assignments")).json()["assignments"]} == {"direct"}
+        assert (await client.get(f"/auth/accounts/{ids[0]}")).json()["proxy"] == "direct"
+
+        # through the account's own PATCH too; a URL with credentials is shown masked
+        patched = await client.patch(f"/auth/accounts/{ids[2]}", json={"proxy": "http://me:secret@127.0.0.1:3128"})
+        assert patched.json()["proxy"] == "http://m***:***@127.0.0.1:3128"
+
+        assert_error(await client.post("/admin/proxies/assign", json={"account_ids": [ids[0], "acct-nope"],
+                                                                      "proxy": "auto"}), 404, "acct-nope")
+        assert (await client.get(f"/auth/accounts/{ids[0]}")).json()["proxy"] == "direct"  # nothing changed
+        assert_error(await client.post("/admin/proxies/assign", json={"match": {"label": "nobody*"},
+                                                                      "proxy": "auto"}), 404, "no account matches")
+        assert_error(await client.post("/admin/proxies/assign", json={"match": {"colour": "red"}, "proxy": "auto"}),
+                     400, "match")
+        assert_error(await client.post("/admin/proxies/assign", json={"account_ids": ids, "proxy": "px-missing"}),
+                     404, "px-missing")
+        assert_error(await client.post("/admin/proxies/assign", json={"account_ids": ids, "proxy": "ftp://x"}),
+                     400, "proxy")
+        assert_error(await client.post("/admin/proxies/assign", json={"account_ids": ids}), 400, "proxy")
+        assert_error(await client.post("/admin/proxies/assign", json={"account_ids": [], "proxy": "auto"}), 400,
+                     "account_ids")
