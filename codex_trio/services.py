@@ -135,9 +135,13 @@ class Services:
         `proxies.NoRoute` when its pool route has no usable proxy (never falls back to direct)."""
         if self.proxies is not None:
             return self.proxies.route_for(account)
-        from .accounts.proxies import DIRECT
+        from .accounts.proxies import DIRECT, NoRoute
 
-        return None if account.proxy == DIRECT else account.proxy or self.settings_source.settings.tls.proxy_url
+        if account.proxy is None:
+            return self.settings_source.settings.tls.proxy_url
+        if account.proxy == DIRECT or "://" in account.proxy:
+            return None if account.proxy == DIRECT else account.proxy
+        raise NoRoute(account.id, "the proxy pool is not open")
 
     def clients_for(self, account: "Account") -> Clients:
         return self.clients.for_proxy(self.proxy_for(account), decompress=self.identity.decompress)

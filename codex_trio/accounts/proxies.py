@@ -31,7 +31,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from cryptography.fernet import Fernet, InvalidToken
 
 from ..errors import ErrorKind, GatewayError, invalid_request
-from .fields import PROXY_SCHEMES, checked_proxy as checked_assignment  # noqa: F401 (re-exported)
+from .fields import PROXY_SCHEMES
 
 if TYPE_CHECKING:
     from .model import Account

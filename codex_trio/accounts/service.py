@@ -362,7 +362,7 @@ class AccountService:
             raise _not_found(account_id)
         account = await self._account(account_id)
         self.pool.upsert(account)
-        return {"success": True, "account_id": account_id, "proxy": account.proxy}
+        return {"success": True, "account_id": account_id, "proxy": mask_assignment(account.proxy)}
 
     # ---- probing --------------------------------------------------------------------------------------
 
