@@ -316,6 +316,7 @@ async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
             async with trio.open_nursery() as nursery:
                 await services.proxy_admin.rebalance()  # auto accounts imported since the last run get a proxy
                 await nursery.start(checker.run)
+                await nursery.start(services.proxies.run)
                 await nursery.start(services.pool.run)
                 await nursery.start(services.refresher.run)
                 await nursery.start(poller.run)

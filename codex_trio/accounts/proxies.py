@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import trio
 from cryptography.fernet import Fernet, InvalidToken
 
 from ..errors import ErrorKind, GatewayError, invalid_request
@@ -272,6 +273,7 @@ class ProxyPool:
         self.proxies: dict[str, Proxy] = {}
         self.choices: dict[str, str] = {}  # account id → pool proxy id, for auto assignments
         self._unsaved: dict[str, str | None] = {}  # choices made while routing, written by `flush`
+        self._choice_made = trio.Event()
 
     async def load(self) -> None:
         proxies, self.choices = await self._store.load()
@@ -375,6 +377,7 @@ class ProxyPool:
                 counts[chosen.id] = counts.get(chosen.id, 0) + 1
             self.choices[account.id] = chosen.id
             self._unsaved[account.id] = chosen.id
+            self._choice_made.set()
         return chosen.url
 
     def place(self, accounts: list["Account"]) -> dict[str, str | None]:
@@ -395,6 +398,14 @@ class ProxyPool:
                 if dropped in counts:
                     counts[dropped] -= 1
         return dict(self._unsaved)
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Background job: store an auto choice made while routing a request soon, so it survives a restart."""
+        task_status.started()
+        while True:
+            await self._choice_made.wait()
+            self._choice_made = trio.Event()
+            await self.flush()
 
     async def flush(self) -> None:
         unsaved, self._unsaved = self._unsaved, {}

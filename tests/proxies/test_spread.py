@@ -57,3 +57,28 @@ async def test_two_hundred_accounts_spread_evenly_over_twenty_proxies_and_stay_p
         assert all(pool.route_for(a) == kept[a.id] for a in await store.list() if a.id in kept)
     finally:
         await store.close()
+
+
+async def test_a_choice_made_while_routing_a_request_is_stored_by_the_background_job(tmp_path):
+    import trio
+
+    path = tmp_path / "accounts.sqlite3"
+    store, pool = await open_pool(path)
+    try:
+        proxy = await pool.add("http://127.0.0.1:3128")
+        account = auto_accounts(1)[0]
+        await store.insert(account)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pool.run)
+            assert pool.route_for(account) == proxy.url  # chosen on the request path, no write there
+            with trio.fail_after(10):
+                while not await store.query("SELECT * FROM proxy_auto_choices"):
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    finally:
+        await store.close()
+    store, pool = await open_pool(path)
+    try:
+        assert pool.choices == {account.id: proxy.id}
+    finally:
+        await store.close()
