@@ -1,9 +1,11 @@
-"""`codex-trio proxies add|list|remove|check|assign`: the egress proxy pool, on the data dir directly (the
+"""`codex-trio proxies add|list|remove|check|assign|export|import`: the egress proxy pool, on the data dir directly (the
 gateway need not run; a running gateway reads the pool when it starts — use the admin API to change it live)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -107,6 +109,40 @@ def cmd_proxies_assign(args: argparse.Namespace) -> int:
     return _run(args, work, upstream=False)
 
 
+def cmd_proxies_export(args: argparse.Namespace) -> int:
+    async def work(services: "Services", _accounts: "AccountService") -> int:
+        text = services.proxy_admin.export_yaml()
+        if not args.output:
+            sys.stdout.write(text)
+            return 0
+        try:  # the URLs carry credentials: the file is private from its creation
+            fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            _say(f"codex-trio: cannot write {args.output}: {exc.strerror}; choose another file with -o", err=True)
+            return 1
+        _say(f"wrote {len(services.proxy_admin.proxies.proxies)} proxies to {args.output}", err=True)
+        return 0
+
+    return _run(args, work, upstream=False)
+
+
+def cmd_proxies_import(args: argparse.Namespace) -> int:
+    try:
+        text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError) as exc:
+        _say(f"codex-trio: cannot read {args.file}: {exc}", err=True)
+        return 1
+
+    async def work(services: "Services", _accounts: "AccountService") -> int:
+        result = await services.proxy_admin.import_yaml(text)
+        _say(f"{result['added']} added, {result['updated']} updated")
+        return 0
+
+    return _run(args, work, upstream=False)
+
+
 def add_proxy_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print the JSON the admin API returns")
@@ -132,6 +168,14 @@ def add_proxy_commands(commands: "argparse._SubParsersAction", common: argparse.
                               help="check proxies now (all by default): connect + TLS, latency, exit IP")
     checking.add_argument("ids", nargs="*", metavar="ID")
     checking.set_defaults(handler=cmd_proxies_check)
+
+    exporting = sub.add_parser("export", parents=[common], help="write the pool as YAML (contains credentials)")
+    exporting.add_argument("-o", "--output", help="write to this file (mode 0600) instead of stdout")
+    exporting.set_defaults(handler=cmd_proxies_export)
+
+    importing = sub.add_parser("import", parents=[common], help="add the proxies of a YAML list or an export")
+    importing.add_argument("file", metavar="FILE", help="the file to import (- for stdin)")
+    importing.set_defaults(handler=cmd_proxies_import)
 
     assigning = sub.add_parser("assign", parents=[common, output], help="route accounts: default, direct, auto, "
                                                                         "auto:GROUP, a proxy id or a proxy URL")

@@ -4,7 +4,11 @@ routes (one, many, all), check health. Routes and commands only map their input 
 from __future__ import annotations
 
 import fnmatch
+import io
 from typing import TYPE_CHECKING, Any, Callable
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from ..errors import ErrorKind, GatewayError, invalid_request
 from .fields import checked_proxy, text_field
@@ -102,6 +106,50 @@ class ProxyService:
         await self.rebalance()  # its auto accounts move; accounts assigned to it by id are paused (reason shown)
         pinned = [a.id for a in await self._all_accounts() if a.proxy == proxy_id]
         return {"removed": proxy.view(), "paused_accounts": pinned}
+
+    # ---- export / import (YAML; the URLs carry their credentials: treat the file like an account export)
+
+    def export_yaml(self) -> str:
+        entries = [{"url": p.url, "label": p.label, "group": p.group, "enabled": p.enabled}
+                   for p in self.proxies.proxies.values()]
+        out = io.StringIO()
+        YAML(typ="safe", pure=True).dump({"proxies": entries}, out)
+        return out.getvalue()
+
+    async def import_yaml(self, text: str) -> dict[str, Any]:
+        """Add the proxies of an export (or `{"proxies": [...]}` / a bare list; a bare URL string per entry
+        is fine); a URL already in the pool gets the entry's label, group and enabled. All entries are checked
+        before anything changes: a bad one is a 400 naming it."""
+        try:
+            data = YAML(typ="safe", pure=True).load(text)
+        except YAMLError as exc:
+            raise invalid_request(f"the proxy list is not valid YAML: {str(exc).splitlines()[0]}") from None
+        entries = data.get("proxies") if isinstance(data, dict) else data
+        if not isinstance(entries, list):
+            raise invalid_request("send a YAML list of proxies, or {proxies: [...]} as `proxies export` writes")
+        checked = []
+        for index, entry in enumerate(entries):
+            entry = {"url": entry} if isinstance(entry, str) else entry
+            if not isinstance(entry, dict):
+                raise invalid_request(f"proxy #{index + 1}: an entry is a URL or {{url, label, group, enabled}}")
+            try:
+                checked.append(_proxy_fields({k: v for k, v in entry.items() if v is not None}, creating=True))
+            except GatewayError as exc:
+                raise invalid_request(f"proxy #{index + 1}: {exc.message}", param=exc.param) from None
+        by_url = {p.url: p for p in self.proxies.proxies.values()}
+        added = updated = 0
+        for fields in checked:
+            url = fields.pop("url")
+            existing = by_url.get(url)
+            if existing is None:
+                by_url[url] = await self.proxies.add(url, **fields)
+                added += 1
+            else:
+                if fields:
+                    await self.proxies.update(existing.id, **fields)
+                updated += 1
+        await self.rebalance()
+        return {"added": added, "updated": updated, "proxies": self.proxies.list()}
 
     # ---- assignments
 

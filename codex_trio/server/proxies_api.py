@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from quart import Response
+from quart import Response, request
 
 from ..errors import ErrorKind, GatewayError, invalid_request
 from .admin import read_json_object
@@ -52,6 +52,21 @@ def register_proxies_api(app: Any, gateway: "Gateway") -> None:
         proxies = service()
         ids = await proxies.matching(body["match"]) if "match" in body else _account_ids(body)
         return json_response(await proxies.assign(ids, body["proxy"]))
+
+    @app.get("/admin/proxies/export")
+    async def export_proxies() -> Response:
+        return Response(service().export_yaml(), content_type="application/yaml; charset=utf-8",
+                        headers={"content-disposition": 'attachment; filename="codex-trio-proxies.yaml"',
+                                 "cache-control": "no-store"})
+
+    @app.post("/admin/proxies/import")
+    async def import_proxies() -> Response:
+        raw = await request.get_data()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise invalid_request("the proxy list must be UTF-8 text (YAML or JSON)") from None
+        return json_response(await service().import_yaml(text))
 
     @app.post("/admin/proxies/check")
     async def check_all_proxies() -> Response:

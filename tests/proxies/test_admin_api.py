@@ -124,3 +124,30 @@ async def test_bulk_and_rule_based_assignment(data_dir, sim):
         assert_error(await client.post("/admin/proxies/assign", json={"account_ids": ids}), 400, "proxy")
         assert_error(await client.post("/admin/proxies/assign", json={"account_ids": [], "proxy": "auto"}), 400,
                      "account_ids")
+
+
+async def test_export_and_import_carry_the_pool_to_another_data_dir(tmp_path, sim):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with admin_client(tmp_path / "a", sim) as (_gateway, client):
+        await client.post("/admin/proxies", json={"url": f"socks5h://eve:{SECRET}@127.0.0.1:1080", "group": "eu"})
+        await client.post("/admin/proxies", json={"url": "http://127.0.0.1:3128", "enabled": False, "label": "x"})
+        exported = await client.get("/admin/proxies/export")
+        assert exported.status_code == 200 and exported.headers["cache-control"] == "no-store"
+        assert SECRET in exported.text  # restorable: the export is the one place credentials are given out
+    cli = ProxiesCli(tmp_path / "b", sim)
+    (tmp_path / "pool.yaml").write_text(exported.text)
+    imported = await cli.run("import", str(tmp_path / "pool.yaml"))
+    assert imported.returncode == 0 and "2 added, 0 updated" in imported.stdout.decode(), imported.stderr
+    again = await cli.run("import", "-", stdin=b"- http://127.0.0.1:3128\n- url: socks5://127.0.0.1:9050\n")
+    assert "1 added, 1 updated" in again.stdout.decode()
+    written = await cli.run("export", "-o", str(tmp_path / "out.yaml"))
+    assert written.returncode == 0 and (tmp_path / "out.yaml").stat().st_mode & 0o777 == 0o600
+    text = (tmp_path / "out.yaml").read_text()
+    assert f"socks5h://eve:{SECRET}@127.0.0.1:1080" in text and "group: eu" in text and "enabled: false" in text
+    bad = await cli.run("import", "-", stdin=b"- http://127.0.0.1:1\n- ftp://nope\n")
+    assert bad.returncode == 1 and b"proxy #2" in bad.stderr
+    assert text.count("url:") == 3 and (await cli.run("export")).stdout.decode().count("url:") == 3  # nothing added
+    async with admin_client(tmp_path / "b", sim) as (_gateway, client):
+        assert_error(await client.post("/admin/proxies/import", content=b"proxies: {not: a list}"), 400, "list")
+        assert_error(await client.post("/admin/proxies/import", content=b"- [unclosed"), 400, "YAML")
