@@ -272,6 +272,7 @@ class ProxyPool:
         self._clock = clock
         self.proxies: dict[str, Proxy] = {}
         self.choices: dict[str, str] = {}  # account id → pool proxy id, for auto assignments
+        self.pinned: dict[str, int] = {}  # pool proxy id → accounts assigned to it by id (as of the last `place`)
         self._unsaved: dict[str, str | None] = {}  # choices made while routing, written by `flush`
         self._choice_made = trio.Event()
 
@@ -289,14 +290,15 @@ class ProxyPool:
         return proxy
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(self.proxies, 0)
+        """Accounts per proxy: pinned to it, and auto accounts on it (what `auto` spreads evenly)."""
+        counts = {proxy_id: self.pinned.get(proxy_id, 0) for proxy_id in self.proxies}
         for proxy_id in self.choices.values():
             if proxy_id in counts:
                 counts[proxy_id] += 1
         return counts
 
-    def list(self, assigned: dict[str, int] | None = None) -> list[dict[str, Any]]:
-        counts = assigned if assigned is not None else self.counts()
+    def list(self) -> list[dict[str, Any]]:
+        counts = self.counts()
         return [p.view(counts.get(p.id, 0)) for p in self.proxies.values()]
 
     async def add(self, url: str, *, label: str | None = None, group: str | None = None,
@@ -380,9 +382,16 @@ class ProxyPool:
             self._choice_made.set()
         return chosen.url
 
+    def count_pinned(self, accounts: list["Account"]) -> None:
+        self.pinned = {}
+        for account in accounts:
+            if account.proxy and account.proxy.startswith(ID_PREFIX):
+                self.pinned[account.proxy] = self.pinned.get(account.proxy, 0) + 1
+
     def place(self, accounts: list["Account"]) -> dict[str, str | None]:
         """Give each auto account without a usable choice one (fewest accounts first); the changes are returned
         and kept for `flush`. Accounts no longer auto lose their stored choice."""
+        self.count_pinned(accounts)
         counts = self.counts()
         for account in accounts:
             group = auto_group(account.proxy)

@@ -82,10 +82,13 @@ class ProxyService:
     # ---- proxies
 
     async def list(self) -> dict[str, Any]:
+        self.proxies.count_pinned(await self._all_accounts())
         return {"proxies": self.proxies.list()}
 
     async def get(self, proxy_id: str) -> dict[str, Any]:
-        return self.proxies.get(proxy_id).view(self.proxies.counts().get(proxy_id, 0))
+        proxy = self.proxies.get(proxy_id)
+        self.proxies.count_pinned(await self._all_accounts())
+        return proxy.view(self.proxies.counts().get(proxy_id, 0))
 
     async def add(self, body: dict[str, Any]) -> dict[str, Any]:
         fields = _proxy_fields(body, creating=True)

@@ -101,6 +101,10 @@ async def test_bulk_and_rule_based_assignment(data_dir, sim):
         assert sorted(a["account_id"] for a in by_rule.json()["assignments"]) == sorted(ids[:2])
         assert {a["proxy_id"] for a in by_rule.json()["assignments"]} == {proxy["id"]}
 
+        pinned = await client.post("/admin/proxies/assign", json={"account_id": ids[2], "proxy": proxy["id"]})
+        assert pinned.json()["assignments"][0]["mode"] == "specific"
+        assert (await client.get(f"/admin/proxies/{proxy['id']}")).json()["accounts"] == 3
+
         bulk = await client.post("/admin/proxies/assign", json={"account_ids": ids, "proxy": "direct"})
         assert bulk.json()["assigned"] == 3
         assert {r["mode"] for r in (await client.get("/admin/proxies/assignments")).json()["assignments"]} == {"direct"}

@@ -82,3 +82,17 @@ async def test_a_choice_made_while_routing_a_request_is_stored_by_the_background
         assert pool.choices == {account.id: proxy.id}
     finally:
         await store.close()
+
+
+async def test_auto_counts_the_accounts_pinned_to_a_proxy_too(tmp_path):
+    store, pool = await open_pool(tmp_path / "accounts.sqlite3")
+    try:
+        busy = await pool.add("http://127.0.0.1:1001")
+        quiet = await pool.add("http://127.0.0.1:1002")
+        pinned = [Account(id=f"pin-{n}", tokens=Tokens("at"), proxy=busy.id, installation_id="i") for n in range(3)]
+        await store.insert_many(pinned + auto_accounts(3))
+        pool.place(await store.list())
+        assert Counter(pool.choices.values()) == {quiet.id: 3}
+        assert {p["id"]: p["accounts"] for p in pool.list()} == {busy.id: 3, quiet.id: 3}
+    finally:
+        await store.close()
