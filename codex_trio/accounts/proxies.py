@@ -301,12 +301,15 @@ class ProxyPool:
         counts = self.counts()
         return [p.view(counts.get(p.id, 0)) for p in self.proxies.values()]
 
+    def _refuse_duplicate(self, url: str, *, but: str | None = None) -> None:
+        if any(p.url == url and p.id != but for p in self.proxies.values()):
+            raise GatewayError(409, f"{mask_url(url)} is in the pool already", ErrorKind.INVALID_REQUEST,
+                               code="proxy_exists")
+
     async def add(self, url: str, *, label: str | None = None, group: str | None = None,
                   enabled: bool = True) -> Proxy:
         url = checked_proxy_url(url)
-        if any(p.url == url for p in self.proxies.values()):
-            raise GatewayError(409, f"{mask_url(url)} is in the pool already", ErrorKind.INVALID_REQUEST,
-                               code="proxy_exists")
+        self._refuse_duplicate(url)
         proxy = Proxy(id=new_proxy_id(), url=url, label=label, group=group or DEFAULT_GROUP, enabled=enabled,
                       created_at=self._clock())
         await self._store.save(proxy)
@@ -317,6 +320,7 @@ class ProxyPool:
         proxy = self.get(proxy_id)
         if "url" in changes:
             changes["url"] = checked_proxy_url(changes["url"])
+            self._refuse_duplicate(changes["url"], but=proxy_id)
         for name, value in changes.items():
             setattr(proxy, name, value)
         if "url" in changes:  # a new address: its old health says nothing

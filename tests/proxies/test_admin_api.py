@@ -29,6 +29,10 @@ async def test_crud_through_the_admin_api_never_shows_credentials(data_dir, sim)
 
         assert_error(await client.post("/admin/proxies", json={"url": f"socks5://carol:{SECRET}@127.0.0.1:1080"}),
                      409, "already")
+        other = (await client.post("/admin/proxies", json={"url": "http://127.0.0.1:3128"})).json()
+        assert_error(await client.patch(f"/admin/proxies/{other['id']}",
+                                        json={"url": f"socks5://carol:{SECRET}@127.0.0.1:1080"}), 409, "already")
+        assert (await client.delete(f"/admin/proxies/{other['id']}")).status_code == 200
         assert_error(await client.post("/admin/proxies", json={"url": "ftp://127.0.0.1:21"}), 400, "url")
         assert_error(await client.post("/admin/proxies", json={"label": "no url"}), 400, "url")
         assert_error(await client.post("/admin/proxies", json={"url": "http://127.0.0.1:1", "colour": "red"}), 400,
