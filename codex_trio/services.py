@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import urlsplit
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from .accounts.cookies_store import AccountCookies
     from .accounts.model import Account
     from .accounts.pool import AccountPool
+    from .accounts.proxies import ProxyPool
+    from .accounts.proxy_health import ProxyChecker
+    from .accounts.proxy_service import ProxyService
     from .accounts.refresh import TokenRefresher
     from .accounts.service import AccountService
     from .accounts.store import AccountStore
@@ -90,6 +94,15 @@ class ClientCache:
                                         connect_timeout=self._connect_timeout, decompress=decompress)
         return self._clients[key]
 
+    def for_checks(self, proxy: str | None, *, read_timeout: float, decompress: bool = False) -> "Client":
+        """A client for proxy health checks, kept apart from the accounts' pooled connections (its own read
+        timeout makes it a separate native pool): with `connection: close` on each check, every check connects
+        and handshakes through the proxy instead of reusing a tunnel opened before the proxy died."""
+        from .native import Client
+
+        return Client(profile="openssl", proxy=proxy, ca_file=self._ca_file, resolve=self._resolve,
+                      connect_timeout=self._connect_timeout, read_timeout=read_timeout, decompress=decompress)
+
     def for_proxy(self, proxy: str | None, *, decompress: bool = False) -> Clients:
         # The real client's HTTPS goes through OpenSSL; its Responses WebSocket through rustls.
         return Clients(http=self.get("openssl", proxy, decompress=decompress),
@@ -109,15 +122,29 @@ class Services:
     oauth_http: Any = None  # the issuer client (OAuthHttp) logins use
     quota_warnings: "QuotaWarnings | None" = None  # threshold crossings, for /auth/quota/warnings
     cookies: "AccountCookies | None" = None
+    proxies: "ProxyPool | None" = None  # the egress proxy pool and each account's route through it
+    proxy_admin: "ProxyService | None" = None  # what the admin API and CLI do with it
     clock: Callable[[], float] = time.time  # the gateway's clock (`Gateway.clock`; tests use the simulator's)
     catalog: "Catalog" = field(default_factory=lambda: _new_catalog())
     dispatcher: "Dispatcher | None" = None
     telemetry: "Telemetry | None" = None  # usage, request log, metrics, client keys (telemetry.install)
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def proxy_for(self, account: "Account") -> str | None:
+        """The proxy URL every upstream call of this account goes through (None: direct); raises
+        `proxies.NoRoute` when its pool route has no usable proxy (never falls back to direct)."""
+        if self.proxies is not None:
+            return self.proxies.route_for(account)
+        from .accounts.proxies import DIRECT, NoRoute
+
+        if account.proxy is None:
+            return self.settings_source.settings.tls.proxy_url
+        if account.proxy == DIRECT or "://" in account.proxy:
+            return None if account.proxy == DIRECT else account.proxy
+        raise NoRoute(account.id, "the proxy pool is not open")
+
     def clients_for(self, account: "Account") -> Clients:
-        return self.clients.for_proxy(account.proxy or self.settings_source.settings.tls.proxy_url,
-                                      decompress=self.identity.decompress)
+        return self.clients.for_proxy(self.proxy_for(account), decompress=self.identity.decompress)
 
     def cookie_jar_for(self, account: "Account") -> "CookieJar":
         """The account's Cloudflare cookies as a jar (send `jar.header_for(url)`, feed `jar.capture(url,
@@ -171,6 +198,45 @@ def usage_fetcher(services: Services):
     return fetch
 
 
+def _account_client(services: Services, account: "Account") -> Callable[[], "Client"]:
+    """The HTTPS client of the account's egress route, asked at each call. No usable route is a ProxyError:
+    nothing was sent (a refresh token is never spent on a guess), and the account is never sent direct."""
+    from .accounts.proxies import NoRoute
+    from .native import ProxyError
+
+    def client() -> "Client":
+        try:
+            return services.clients_for(account).http
+        except NoRoute as exc:
+            raise ProxyError(exc.message) from None
+
+    return client
+
+
+def proxy_check_url(settings: Settings) -> str:
+    """Where proxy checks read the exit IP: `proxies.check_url`, else /cdn-cgi/trace on the backend's host."""
+    if settings.proxies.check_url:
+        return settings.proxies.check_url
+    parts = urlsplit(settings.api.base_url)
+    return f"{parts.scheme}://{parts.netloc}/cdn-cgi/trace"
+
+
+def proxy_checker(services: Services, config: Any, proxies: "ProxyPool", on_change) -> "ProxyChecker":
+    """The pool's health checker; every setting is read at use, so changes apply to the next check."""
+    from .accounts.proxy_health import ProxyChecker
+
+    def settings():
+        return config.settings.proxies
+
+    return ProxyChecker(proxies, lambda url: services.clients.for_checks(url, read_timeout=settings().check_timeout_seconds,
+                                                                        decompress=services.identity.decompress),
+                        check_url=lambda: proxy_check_url(config.settings),
+                        failure_threshold=lambda: settings().failure_threshold,
+                        interval=lambda: settings().check_interval_seconds,
+                        max_backoff=lambda: settings().max_backoff_seconds,
+                        timeout=lambda: settings().check_timeout_seconds, on_change=on_change, clock=services.clock)
+
+
 @asynccontextmanager
 async def open_accounts(services: Services, config: Any) -> AsyncIterator["AccountService"]:
     """Open the account store of `config.data_dir` and build refresher, pool and service onto `services`;
@@ -179,6 +245,8 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
     from .accounts.native_http import NativeOAuthHttp
     from .accounts.oauth import token_url
     from .accounts.pool import AccountPool
+    from .accounts.proxies import ProxyPool, ProxyStore
+    from .accounts.proxy_service import ProxyService
     from .accounts.quota_poller import QuotaWarnings
     from .accounts.refresh import TokenRefresher
     from .accounts.service import AccountService
@@ -188,6 +256,9 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
     clock = services.clock
     store = await AccountStore.open(config.data_dir / ACCOUNTS_DB, clock=clock)
     try:
+        proxies = ProxyPool(ProxyStore.of(store), default_proxy=lambda: config.settings.tls.proxy_url, clock=clock)
+        await proxies.load()
+        services.proxies = proxies
         # Asked at every call: the issuer client follows the presented release (what it accepts) and the egress
         # proxy setting as they change.
         http = NativeOAuthHttp(lambda: services.clients.get("openssl", config.settings.tls.proxy_url,
@@ -195,7 +266,8 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
         refresher = TokenRefresher(store, http, identity=services.identity,
                                    token_url=token_url(services.endpoint.auth_url),
                                    margin_seconds=settings.auth.refresh_margin_seconds, clock=clock,
-                                   max_in_flight=lambda: config.settings.auth.max_refreshes_in_flight)
+                                   max_in_flight=lambda: config.settings.auth.max_refreshes_in_flight,
+                                   http_for=lambda account: NativeOAuthHttp(_account_client(services, account)))
         fetch_quota = usage_fetcher(services)
         warnings = QuotaWarnings(clock)
         pool = AccountPool(store, refresher, pool_config(settings), clock=clock, verify_quota=fetch_quota,
@@ -204,6 +276,8 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
         services.quota_warnings, services.cookies = warnings, AccountCookies(store, pool)
         services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(services.endpoint.auth_url),
                                            fetch_quota=fetch_quota, clock=clock)
+        services.proxy_admin = ProxyService(proxies, services.accounts)
+        services.proxy_admin.checker = proxy_checker(services, config, proxies, services.proxy_admin.rebalance)
 
         def follow_settings(change: "Change") -> None:
             if {"auth", "quota"} & change.sections():
@@ -229,10 +303,20 @@ async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
     async with open_accounts(services, gateway.config):
         gateway.drain_hooks.append(services.refresher.drain)  # SIGTERM waits for refreshes in flight
         poller = QuotaPoller(services.pool, interval=lambda: gateway.config.settings.quota.refresh_interval_minutes * 60)
-        stop_following = gateway.config.subscribe(
-            lambda change: poller.reschedule() if "quota" in change.sections() else None)
+        checker = services.proxy_admin.checker
+
+        def on_change(change: "Change") -> None:
+            if "quota" in change.sections():
+                poller.reschedule()
+            if "proxies" in change.sections():
+                checker.reschedule()
+
+        stop_following = gateway.config.subscribe(on_change)
         try:
             async with trio.open_nursery() as nursery:
+                await services.proxy_admin.rebalance()  # auto accounts imported since the last run get a proxy
+                await nursery.start(checker.run)
+                await nursery.start(services.proxies.run)
                 await nursery.start(services.pool.run)
                 await nursery.start(services.refresher.run)
                 await nursery.start(poller.run)
@@ -251,6 +335,9 @@ async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
     services.catalog.custom = list(gateway.config.settings.model.custom_models)
     services.dispatcher = Dispatcher(services, services.catalog, settings_source=gateway.config)
     services.dispatcher.conversations.limit = gateway.descriptors.upstream_sockets
+    if services.proxy_admin is not None:  # an account moved to another egress route: retire its open sockets
+        services.proxy_admin.route_listeners.append(
+            lambda account_ids: [services.dispatcher.conversations.forget_account(i) for i in account_ids])
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(services.dispatcher.conversations.run_closer)

@@ -22,14 +22,15 @@ def install_surfaces(gateway: "Gateway") -> None:
     from .server.audio_routes import register_audio
     from .server.ollama_routes import register_ollama
     from .server.openai_routes import register_openai
+    from .server.proxies_api import register_proxies_api
     from .services import build_services, run_accounts, run_dispatch
     from .telemetry.install import install_telemetry
     from .upstream.versions import run_release_watch
 
     gateway.services = build_services(gateway)
     gateway.background_jobs.extend([run_accounts, run_dispatch, run_release_watch])
-    gateway.route_registrars.extend([register_admin, register_accounts_api, register_openai, register_audio,
-                                     register_anthropic, register_gemini])
+    gateway.route_registrars.extend([register_admin, register_accounts_api, register_proxies_api, register_openai,
+                                     register_audio, register_anthropic, register_gemini])
     gateway.ollama_route_registrars.append(register_ollama)
     install_telemetry(gateway)
 
@@ -37,6 +38,7 @@ def install_surfaces(gateway: "Gateway") -> None:
 def add_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
     """Add the CLI subcommands features provide."""
     from .accounts.cli import add_account_commands
+    from .accounts.proxies_cli import add_proxy_commands
     from .demo import add_commands as add_demo_commands
     from .identity_check.run import add_commands as add_identity_commands
     from .telemetry.cli import add_telemetry_commands
@@ -45,6 +47,7 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
     from .transcribe_cli import cmd_transcribe
 
     add_account_commands(commands, common)
+    add_proxy_commands(commands, common)
     add_telemetry_commands(commands, common)
     add_demo_commands(commands)
     add_identity_commands(commands)

@@ -13,17 +13,24 @@ PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 
 def checked_proxy(value: Any) -> str | None:
-    """An account's egress proxy as given by a user (PATCH, an import): a proxy URL, or None for the default
-    route. Anything else is a 400, before it can break the account's requests later."""
-    if value is None or value == "":
+    """An account's egress route as given by a user (PATCH, an import, an assignment): None (or "default") for
+    the global default, "direct", "auto" / "auto:<group>" (a pool proxy chosen once), a pool proxy id (`px-…`)
+    or a proxy URL (see accounts/proxies.py). Anything else is a 400, before it can break the account's requests
+    later."""
+    if value is None or value == "" or value == "default":
         return None
     if not isinstance(value, str):
-        raise invalid_request("`proxy` must be a URL string or null", param="proxy")
-    parts = urlsplit(value.strip())
+        raise invalid_request("`proxy` must be a string (default, direct, auto, auto:<group>, a pool proxy id or "
+                              "a proxy URL) or null", param="proxy")
+    value = value.strip()
+    if value in ("direct", "auto") or (value.startswith("auto:") and value[5:].strip()) or value.startswith("px-"):
+        return value
+    parts = urlsplit(value)
     if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
         raise invalid_request(f"`proxy` must look like {PROXY_SCHEMES[0]}://host:port (schemes: "
-                              f"{', '.join(PROXY_SCHEMES)})", param="proxy")
-    return value.strip()
+                              f"{', '.join(PROXY_SCHEMES)}) or be default, direct, auto, auto:<group> or a pool proxy "
+                              "id (px-…)", param="proxy")
+    return value
 
 
 def _json_kind(value: Any) -> str:

@@ -111,9 +111,12 @@ class TokenRefresher:
         on_refreshed: Callable[[Account], None] | None = None,
         max_in_flight: int | Callable[[], int] = 4,
         spend_timeout: float = 60.0,
+        http_for: Callable[[Account], OAuthHttp] | None = None,
     ) -> None:
         self._store = store
         self._http = http
+        # an account's refreshes leave through its own egress route (accounts/proxies.py), like its requests
+        self._http_for = http_for or (lambda account: http)
         self._token_url = token_url
         self.identity = identity
         self.margin_seconds = margin_seconds
@@ -293,7 +296,7 @@ class TokenRefresher:
         headers, body = self.refresh_request(account.tokens.refresh_token, reason)  # type: ignore[arg-type]
         await self._set_status(account, AccountStatus.REFRESHING, "refresh in flight")
         try:
-            response = await self._http.post(self._token_url, headers, body)
+            response = await self._http_for(account).post(self._token_url, headers, body)
         except NotDelivered as exc:
             attempt.last_error = f"issuer unreachable: {exc}"
             await self._set_status(account, AccountStatus.REFRESHING if attempt.delivery_unknown else

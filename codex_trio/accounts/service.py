@@ -19,6 +19,7 @@ from codex_trio.errors import ErrorKind, GatewayError, invalid_request
 from . import oauth
 from .authjson import AuthJsonError, is_auth_json, read_auth_json
 from .fields import checked_proxy, text_field
+from .proxies import mask_assignment
 from .formats import ImportEntry, ImportFormatError, export_full, export_minimal, export_refresh_tokens, parse_import
 from .http import OAuthHttp
 from .jwt import identity_from_tokens
@@ -85,7 +86,7 @@ class AccountService:
             "last_refresh": account.last_refresh,
             "has_refresh_token": bool(account.tokens.refresh_token),
             "installation_id": account.installation_id,
-            "proxy": account.proxy,
+            "proxy": mask_assignment(account.proxy),
             "auth_json_path": account.auth_json_path,
             "usage": {"request_count": account.request_count, "input_tokens": account.input_tokens,
                       "output_tokens": account.output_tokens, "last_used_at": account.last_used_at},
@@ -361,7 +362,7 @@ class AccountService:
             raise _not_found(account_id)
         account = await self._account(account_id)
         self.pool.upsert(account)
-        return {"success": True, "account_id": account_id, "proxy": account.proxy}
+        return {"success": True, "account_id": account_id, "proxy": mask_assignment(account.proxy)}
 
     # ---- probing --------------------------------------------------------------------------------------
 

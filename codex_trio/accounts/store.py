@@ -28,6 +28,7 @@ import trio
 
 from ..sqlite_files import create_private_file, open_private_db
 from .model import Account, AccountStatus, Tokens
+from .proxies import PROXY_MIGRATION
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -123,6 +124,7 @@ MIGRATIONS: list[list[MigrationStep]] = [
         "CREATE UNIQUE INDEX accounts_identity ON accounts (account_id, coalesce(user_id, '')) "
         "WHERE account_id IS NOT NULL",
     ],
+    PROXY_MIGRATION,  # the egress proxy pool (accounts/proxies.py)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -294,6 +296,13 @@ class AccountStore:
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         return await trio.to_thread.run_sync(fn, *args, limiter=self._read_limiter)
+
+    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` as one write transaction (for the other tables of the store)."""
+        return await self._write(work)
+
+    async def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        return await self._read(lambda: self._sync.reader.execute(sql, params).fetchall())
 
     async def list(self) -> list[Account]:
         return await self._read(self._sync.read_all)

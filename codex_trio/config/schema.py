@@ -212,6 +212,19 @@ class QuotaSettings(Section):
         return sorted(value)
 
 
+class ProxiesSettings(Section):
+    check_interval_seconds: float = Field(300.0, ge=0, description="How often every proxy of the egress pool is "
+                                          "checked (connect + TLS, latency, exit IP); 0 checks only on demand.")
+    failure_threshold: int = Field(3, ge=1, description="Failed checks in a row after which a proxy is excluded; its "
+                                   "auto accounts move to a healthy proxy, accounts assigned to it pause.")
+    max_backoff_seconds: float = Field(3600.0, gt=0, description="An excluded proxy is re-checked with doubling "
+                                       "delays (from check_interval_seconds, or 30 s) up to this.")
+    check_timeout_seconds: float = Field(10.0, gt=0, description="Time a check may take through the proxy.")
+    check_url: HttpUrl | None = Field(None, description="The IP-echo URL checks fetch through each proxy "
+                                      "(Cloudflare trace format `ip=…`, JSON {\"ip\": …} or a bare address). Default: "
+                                      "/cdn-cgi/trace on the host of api.base_url.")
+
+
 class SessionSettings(Section):
     ttl_minutes: float = Field(1440.0, gt=0, description="Dashboard login session lifetime (reserved for the dashboard "
                                                                "login).")
@@ -292,6 +305,7 @@ class Settings(Section):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
     quota: QuotaSettings = Field(default_factory=QuotaSettings)
+    proxies: ProxiesSettings = Field(default_factory=ProxiesSettings)
     session: SessionSettings = Field(default_factory=SessionSettings)
     ollama: OllamaSettings = Field(default_factory=OllamaSettings)
     logs: LogSettings = Field(default_factory=LogSettings)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import trio
 
+from ..accounts.proxies import NoRoute
 from ..errors import ErrorKind, GatewayError
 from ..native import UpstreamError
 from ..turn import Turn
@@ -237,7 +238,10 @@ class Dispatcher:
                 raise GatewayError(400, "previous_response_id belongs to an account that cannot serve this request "
                                    "now; send the full conversation instead.", ErrorKind.INVALID_REQUEST,
                                    code="previous_response_not_found", param="previous_response_id")
-            conversation = await self._claim_conversation(stack, lease, key, request)
+            try:
+                conversation = await self._claim_conversation(stack, lease, key, request)
+            except NoRoute as exc:  # its proxy is excluded or gone: paused, never sent direct; try another account
+                raise _TryAnother(lease.account.id, exc) from None
             quota: list[QuotaSnapshot] = []
             transport = conversation.transport
             transport.on_quota = quota.append  # this turn's snapshots go to this lease

@@ -423,8 +423,9 @@ def register_accounts_api(app: Any, gateway: "Gateway") -> None:
         await service.get(account_id)  # 404 before any change
         if "label" in body:
             await service.set_label(account_id, label)
-        if "proxy" in body:
-            await service.set_proxy(account_id, proxy)
+        if "proxy" in body:  # through the proxy pool: an auto route gets its proxy, open sockets are retired
+            proxies = gateway.services.proxy_admin
+            await (proxies.assign([account_id], proxy) if proxies is not None else service.set_proxy(account_id, proxy))
         if "enabled" in body:
             await service.set_enabled(account_id, body["enabled"])
         return json_response(await service.get(account_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -46,6 +47,18 @@ def decode_body(request: HTTPRequest) -> tuple[Any, str | None]:
     return data.decode("utf-8", "replace"), None
 
 
+def trace_response(request: HTTPRequest) -> HTTPResponse:
+    """Cloudflare's `/cdn-cgi/trace` (served on chatgpt.com): key=value lines, `ip=` the caller's address as the
+    edge saw it — through a proxy, the proxy's exit IP. The gateway's proxy health check reads it."""
+    if request.method not in ("GET", "HEAD"):
+        return json_response(405, {"detail": "Method Not Allowed"})
+    peer = request.connection.peer if request.connection is not None else None
+    host = request.header("host") or request.header(":authority") or ""
+    lines = [f"h={host}", f"ip={peer or ''}", f"ts={time.time():.3f}", "visit_scheme=https", "http=http/1.1",
+             "tls=TLSv1.3", "sni=plaintext", "warp=off"]
+    return HTTPResponse(200, [("content-type", "text/plain")], ("\n".join(lines) + "\n").encode())
+
+
 class SimApp:
     def __init__(self, state: SimState) -> None:
         self.state = state
@@ -72,6 +85,8 @@ class SimApp:
             self.state.requests.append(record)
         if problem is not None:
             result: HTTPResponse | WebSocketAccept = json_response(400, {"detail": problem})
+        elif request.path == "/cdn-cgi/trace":
+            result = trace_response(request)
         elif request.path.startswith("/backend-api/"):
             result = await self.backend.handle(request, record, request.path[len("/backend-api"):])
         else:

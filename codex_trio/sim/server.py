@@ -59,12 +59,21 @@ class _PrefixedStream(trio.abc.Stream):
         await self._stream.aclose()
 
 
+def _peer_address(stream: trio.abc.Stream) -> str | None:
+    sock = getattr(stream, "socket", None)
+    try:
+        return sock.getpeername()[0] if sock is not None else None
+    except OSError:
+        return None
+
+
 async def serve_connection(stream: trio.abc.Stream, handler: Handler, ssl_context: ssl.SSLContext | None) -> None:
     try:
         first = await stream.receive_some(_READ)
         if not first:
             return
-        info = ConnectionInfo("http")
+        peer = _peer_address(stream)
+        info = ConnectionInfo("http", peer=peer)
         if first[0] == 0x16 and ssl_context is not None:
             while len(first) < 5 or len(first) < 5 + int.from_bytes(first[3:5], "big"):
                 more = await stream.receive_some(_READ)
@@ -74,7 +83,7 @@ async def serve_connection(stream: trio.abc.Stream, handler: Handler, ssl_contex
             hello = first[5:5 + int.from_bytes(first[3:5], "big")]
             tls = trio.SSLStream(_PrefixedStream(stream, first), ssl_context, server_side=True, https_compatible=True)
             await tls.do_handshake()
-            info = ConnectionInfo("https", tls.selected_alpn_protocol(), hello)
+            info = ConnectionInfo("https", tls.selected_alpn_protocol(), hello, peer=peer)
             stream, first = tls, b""
         if info.alpn == "h2" or first.startswith(_H2_PREFACE[:14]):
             await _H2Server(stream, handler, info).run(first)

@@ -20,6 +20,7 @@ class ConnectionInfo:
     client_hello: bytes | None = None  # the TLS ClientHello handshake message, record header stripped
     # HTTP/2: the client's frames before its first HEADERS, like fixtures' `h2_connection_start`
     h2_connection_start: list[dict] = field(default_factory=list)
+    peer: str | None = None  # the address the connection came from (the exit IP of a proxy, for /cdn-cgi/trace)
 
 
 @dataclass(slots=True)

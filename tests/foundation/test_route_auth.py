@@ -22,7 +22,8 @@ from tests.conftest import api_key, running_gateway
 # A plausible value for every path variable the routes use. A route with a new variable name fails the walk
 # until a value is added here (and its authentication thought about).
 PATH_VALUES = {"model_id": "gpt-5.5", "name": "gemini-2.5-pro", "tail": "gemini-2.5-pro:generateContent",
-               "login_id": "login-0123", "account_id": "acct-0123", "key_id": "ck-0123"}
+               "login_id": "login-0123", "account_id": "acct-0123", "key_id": "ck-0123",
+               "proxy_id": "px-0123"}
 WRONG_KEYS = {"missing": {}, "wrong": {"authorization": "Bearer ct-not-the-key"}}
 
 
