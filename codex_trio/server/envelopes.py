@@ -14,8 +14,8 @@ def protocol_for_path(path: str) -> str:
         return "anthropic"
     if path.startswith("/v1beta"):
         return "gemini"
-    if path.startswith("/api/"):
-        return "ollama"
+    if path.startswith("/api/") and not path.startswith("/api/proxies"):  # the proxy pool's admin paths speak JSON
+        return "ollama"                                                      # like the rest of the admin API
     return "openai"
 
 

@@ -1,5 +1,9 @@
 """Admin API of the egress proxy pool (`/admin/proxies*`; the app's before_request requires the gateway key).
-Routes only map HTTP onto `ProxyService`; the endpoint table is in docs/admin-api.md."""
+Routes only map HTTP onto `ProxyService`; the endpoint table is in docs/admin-api.md.
+
+The reference gateway's `/api/proxies*` paths are served too (`REFERENCE_PATHS`), so scripts written for it keep
+working: the same views under its names, `PUT` for an update, `check-all`, and `assign-bulk` / `assign-rule`, which
+are `assign` with `account_ids` or `match` in the body."""
 
 from __future__ import annotations
 
@@ -76,7 +80,7 @@ def register_proxies_api(app: Any, gateway: "Gateway") -> None:
     async def get_proxy(proxy_id: str) -> Response:
         return json_response(await service().get(proxy_id))
 
-    @app.patch("/admin/proxies/<proxy_id>")
+    @app.route("/admin/proxies/<proxy_id>", methods=["PATCH", "PUT"])
     async def update_proxy(proxy_id: str) -> Response:
         return json_response(await service().update(proxy_id, await read_json_object()))
 
@@ -92,3 +96,16 @@ def register_proxies_api(app: Any, gateway: "Gateway") -> None:
     async def check_progress() -> Response:
         checker = service().checker
         return json_response({"progress": dict(checker.progress) if checker is not None else None})
+
+    for path, methods, view in (
+            ("/api/proxies", ["GET"], list_proxies), ("/api/proxies", ["POST"], add_proxy),
+            ("/api/proxies/<proxy_id>", ["GET"], get_proxy),
+            ("/api/proxies/<proxy_id>", ["PUT", "PATCH"], update_proxy),
+            ("/api/proxies/<proxy_id>", ["DELETE"], remove_proxy),
+            ("/api/proxies/<proxy_id>/check", ["POST"], check_proxy),
+            ("/api/proxies/check-all", ["POST"], check_all_proxies),
+            ("/api/proxies/assign", ["POST"], assign_proxy), ("/api/proxies/assign-bulk", ["POST"], assign_proxy),
+            ("/api/proxies/assign-rule", ["POST"], assign_proxy),
+            ("/api/proxies/assignments", ["GET"], proxy_assignments),
+            ("/api/proxies/export", ["GET"], export_proxies), ("/api/proxies/import", ["POST"], import_proxies)):
+        app.add_url_rule(path, endpoint=view.__name__, view_func=view, methods=methods)

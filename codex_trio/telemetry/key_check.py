@@ -12,7 +12,8 @@ from ..errors import ErrorKind, GatewayError
 if TYPE_CHECKING:
     from ..app import Gateway
 
-CLIENT_KEY_FORBIDDEN = ("/admin", "/auth")  # the admin surfaces; everything else the key check guards is an API
+CLIENT_KEY_FORBIDDEN = ("/admin", "/auth", "/api/")  # the admin surfaces (/api/proxies*: the reference
+# gateway's names for the proxy pool); everything else the key check guards is a model API
 
 
 def client_key_admits(gateway: "Gateway", presented: str | None, path: str) -> bool:

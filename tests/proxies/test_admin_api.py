@@ -159,3 +159,34 @@ async def test_export_and_import_carry_the_pool_to_another_data_dir(tmp_path, si
     async with admin_client(tmp_path / "b", sim) as (_gateway, client):
         assert_error(await client.post("/admin/proxies/import", content=b"proxies: {not: a list}"), 400, "list")
         assert_error(await client.post("/admin/proxies/import", content=b"- [unclosed"), 400, "YAML")
+
+
+async def test_the_reference_gateways_api_proxies_paths_work_too(data_dir, sim):
+    """Scripts written for the reference gateway's `/api/proxies*` endpoints keep working: its paths and verbs
+    (PUT to update, check-all, assign-bulk, assign-rule) reach the same pool."""
+    async with admin_client(data_dir, sim) as (_gateway, client):
+        ids = []
+        for account, label in zip(sim.accounts[:2], ("team-a", "solo")):
+            added = await client.post("/auth/accounts", json={"token": account.access_token, "label": label})
+            ids.append(added.json()["account"]["id"])
+        proxy = (await client.post("/api/proxies", json={"url": f"http://erin:{SECRET}@127.0.0.1:9"})).json()
+        assert proxy["url"] == "http://e***:***@127.0.0.1:9"
+        assert [p["id"] for p in (await client.get("/api/proxies")).json()["proxies"]] == [proxy["id"]]
+        updated = await client.put(f"/api/proxies/{proxy['id']}", json={"label": "office"})
+        assert updated.status_code == 200 and updated.json()["label"] == "office"
+
+        bulk = await client.post("/api/proxies/assign-bulk", json={"account_ids": ids, "proxy": proxy["id"]})
+        assert bulk.status_code == 200 and bulk.json()["assigned"] == 2
+        rule = await client.post("/api/proxies/assign-rule", json={"match": {"label": "team-*"}, "proxy": "direct"})
+        assert [a["account_id"] for a in rule.json()["assignments"]] == [ids[0]]
+        modes = {a["account_id"]: a["mode"] for a in (await client.get("/api/proxies/assignments")).json()["assignments"]}
+        assert modes == {ids[0]: "direct", ids[1]: "specific"}
+
+        checked = await client.post(f"/api/proxies/{proxy['id']}/check")  # port 9: nothing listens there
+        assert checked.status_code == 200 and checked.json()["failures"] == 1 and checked.json()["last_error"]
+        assert (await client.post("/api/proxies/check-all")).status_code == 200
+        exported = await client.get("/api/proxies/export")
+        assert exported.status_code == 200 and SECRET in exported.text  # the export carries the credentials
+        assert (await client.post("/api/proxies/import", content=exported.content)).status_code == 200
+        assert (await client.delete(f"/api/proxies/{proxy['id']}")).status_code == 200
+        assert (await client.get("/api/proxies")).json()["proxies"] == []

@@ -224,3 +224,10 @@ async def test_a_key_made_with_the_cli_works_on_the_running_gateway_and_revoking
         assert (await admin.post("/v1/chat/completions", json=say(), headers=headers)).status_code == 401
         missing = await trio.to_thread.run_sync(cli, "keys", "revoke", "key_nope")
         assert missing.returncode == 1 and "no client key" in missing.stderr
+
+
+async def test_client_keys_never_reach_the_proxy_pool_under_its_reference_paths(data_dir):
+    async with stack(data_dir) as (sim, gateway, admin):
+        secret = (await create_key(admin))["key"]
+        response = await admin.get("/api/proxies", headers={"authorization": f"Bearer {secret}"})
+        assert response.status_code == 403 and "admin key" in response.json()["error"]["message"]
