@@ -3,35 +3,18 @@ subprocess (RSS from /proc) before and after four chunked 64 MiB multipart uploa
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.audio import speech_wav
+from tests.gateway_process import gateway_process, rss_mib
 
 KEY = "ct-upload-memory-test-key-0123456789"
 MIB = 1024 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def _upload(port: int, size: int) -> tuple[int, int]:
@@ -66,32 +49,13 @@ def _upload(port: int, size: int) -> tuple[int, int]:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
 def test_oversized_uploads_are_refused_without_memory_growth(tmp_path: Path):
-    port = _free_port()
-    data_dir = tmp_path / "data"
-    data_dir.mkdir(mode=0o700)
-    (data_dir / "local.yaml").write_text(f"server:\n  proxy_api_key: {KEY}\n  max_upload_file_mb: 4\n")
-    env = {**os.environ, "CODEX_TRIO_DATA_DIR": str(data_dir), "PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "codex_trio.cli", "run"], env=env, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None, "gateway did not start"
-                time.sleep(0.1)
+    with gateway_process(tmp_path / "data", KEY, local={"server": {"max_upload_file_mb": 4}},
+                         stderr=subprocess.DEVNULL) as (proc, port):
         assert _upload(port, 0)[0] == 503  # an upload within the cap is read; no account: 503 (and code is warm)
-        before = _rss_mib(proc.pid)
+        before = rss_mib(proc.pid)
         results = [_upload(port, 64 * MIB) for _ in range(4)]
         time.sleep(0.5)
-        after = _rss_mib(proc.pid)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        finally:
-            proc.kill()
+        after = rss_mib(proc.pid)
     assert [status for status, _ in results] == [413] * 4
     print(f"RSS before {before:.0f} MiB, after {after:.0f} MiB; sent before the refusal: "
           f"{[round(sent / MIB, 1) for _, sent in results]} MiB")

@@ -8,21 +8,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.foundation.run_subprocess import gateway_process
+from tests.gateway_process import gateway_process, rss_mib
 
 KEY = "ct-body-memory-test-key-0123456789"
 MB = 1024 * 1024
-
-
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def _head(port: int, path: str, extra: bytes) -> bytes:
@@ -69,14 +60,14 @@ def test_rejected_and_finished_large_bodies_leave_no_resident_memory(tmp_path: P
     with gateway_process(tmp_path / "data", KEY, stderr=subprocess.DEVNULL) as (proc, port):
         # a first ordinary request, so lazily imported code is counted in the baseline
         assert _upload_declared(port, b'{"model": "gpt-5.5", "messages": []}') == 400
-        before = _rss_mb(proc.pid)
+        before = rss_mib(proc.pid)
 
         statuses = [_upload_chunked(port, 100 * MB) for _ in range(4)]
         statuses += [_upload_declared(port, 100 * MB) for _ in range(2)]
         big_message = b'{"model": "gpt-5.5", "messages": [{"role": "user", "content": "' + b"a" * (40 * MB) + b'"}]}'
         accepted = [_upload_declared(port, big_message) for _ in range(2)]
         time.sleep(0.5)
-        after = _rss_mb(proc.pid)
+        after = rss_mib(proc.pid)
     assert statuses == [413] * 6
     assert all(status < 500 or status == 503 for status in accepted), accepted  # read, parsed, then no account
     print(f"RSS before {before:.0f} MB, after {after:.0f} MB")

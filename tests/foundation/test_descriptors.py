@@ -22,7 +22,7 @@ from codex_trio.sim import running_sim
 from tests.conftest import sim_settings
 from tests.foundation.test_serving import _free_port
 from tests.foundation.test_shutdown import _wait_healthy
-from tests.foundation.run_subprocess import gateway_process
+from tests.gateway_process import gateway_process
 
 KEY = "ct-descriptor-test-key-0123456789"
 LIMIT = 256
