@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .accounts.proxies import ProxyPool
     from .accounts.proxy_health import ProxyChecker
     from .accounts.proxy_service import ProxyService
+    from .accounts.quota_poller import QuotaWarnings
     from .accounts.refresh import TokenRefresher
     from .accounts.service import AccountService
     from .accounts.store import AccountStore

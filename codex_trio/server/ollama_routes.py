@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from quart import Response, request
+from quart import Response
 
 from ..errors import GatewayError
 from ..protocols import ollama

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 
 import httpx
-import pytest
 
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\nreference").decode()
 

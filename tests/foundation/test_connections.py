@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
 import trio
 
 from tests.conftest import api_key, running_gateway

@@ -3,8 +3,6 @@ what the higher-level clients hide (ping frames, the close code)."""
 
 from __future__ import annotations
 
-import base64
-import os
 from typing import Any
 
 import orjson
