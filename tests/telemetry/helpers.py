@@ -28,12 +28,16 @@ async def stack(data_dir: Path, *, accounts: int = 1, local: dict[str, Any] | No
 
 
 async def wait_for_records(client: httpx.AsyncClient, count: int, *, timeout: float = 15.0) -> list[dict]:
+    """Every record of the request log once it holds `count` (read a page of 1,000 at a time)."""
     with trio.fail_after(timeout):
-        while True:
-            page = (await client.get("/admin/logs", params={"limit": 1000})).json()
-            if page["total"] >= count:
-                return page["records"]
+        while (await client.get("/admin/logs", params={"limit": 1})).json()["total"] < count:
             await trio.sleep(0.05)
+    records: list[dict] = []
+    while True:
+        page = (await client.get("/admin/logs", params={"limit": 1000, "offset": len(records)})).json()
+        records += page["records"]
+        if not page["records"] or len(records) >= page["total"]:
+            return records
 
 
 def query_db(data_dir: Path, sql: str, *params: Any) -> list[tuple]:

@@ -11,7 +11,7 @@ import trio
 from tests.telemetry.helpers import query_db, stack, wait_for_records
 
 CHAT = "/v1/chat/completions"
-ROUNDS = 20  # each: a streamed and a collected Chat turn, a streamed Responses turn
+ROUNDS = 333  # each: a streamed and a collected Chat turn, a streamed Responses turn (1,004 requests in all)
 CANCELLED = 3
 
 
@@ -39,7 +39,7 @@ async def test_usage_totals_equal_what_the_simulator_reported_for_a_mixed_batch(
         expected["cached"] += (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
         expected["output"] += usage["completion_tokens"]
 
-    async with stack(data_dir, accounts=2) as (sim, gateway, client):
+    async with stack(data_dir, accounts=2, local={"logs": {"request_log_size": 2000}}) as (sim, gateway, client):
         sim.script({"match": {"user_text": "SLOW"}, "reply": {"text_length": 8000, "chunk_size": 4, "pacing_ms": 5}})
         sim.script({"match": {"user_text": "FAILOVER"}, "times": 1, "reply": {"rate_limit": {"resets_in_seconds": 30}}})
         sent = 0
