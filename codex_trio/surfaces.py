@@ -22,6 +22,7 @@ def install_surfaces(gateway: "Gateway") -> None:
     from .server.audio_routes import register_audio
     from .server.ollama_routes import register_ollama
     from .server.openai_routes import register_openai
+    from .providers.hooks import install_providers
     from .server.proxies_api import register_proxies_api
     from .services import build_services, run_accounts, run_dispatch
     from .telemetry.install import install_telemetry
@@ -33,6 +34,7 @@ def install_surfaces(gateway: "Gateway") -> None:
                                      register_audio, register_anthropic, register_gemini])
     gateway.ollama_route_registrars.append(register_ollama)
     install_telemetry(gateway)
+    install_providers(gateway)
 
 
 def add_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:

@@ -297,6 +297,20 @@ class MetricsSettings(Section):
     public: bool = Field(False, description="Serve GET /metrics (Prometheus) without the admin key.")
 
 
+class ProviderSettings(Section):
+    fallback: bool = Field(False, description="When no subscription account can serve a model before the first byte "
+                           "(all exhausted, cooling down or failing), send the request to a provider instead; the "
+                           "response says so in the x-codex-trio-fallback header. Off: the usual 429 / 503.")
+    fallback_model: str | None = Field(None, description="The provider model every fallback goes to, e.g. "
+                                       "openrouter/openai/gpt-4o (a `<label>/<model>` or a model a provider lists).")
+    fallback_models: dict[str, str] = Field(default_factory=dict, description="Per requested model: the provider "
+                                            "model its fallback goes to (wins over fallback_model; with fallback on).")
+    key_cooldown_seconds: float = Field(60.0, ge=0, description="How long a provider API key rests after a 429 "
+                                        "without Retry-After (a refused key rests ten times as long).")
+    timeout_seconds: float = Field(600.0, gt=0, description="How long a provider may take to start answering, and "
+                                   "stay silent mid-stream.")
+
+
 class Settings(Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -311,6 +325,7 @@ class Settings(Section):
     logs: LogSettings = Field(default_factory=LogSettings)
     usage_stats: UsageStatsSettings = Field(default_factory=UsageStatsSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    providers: ProviderSettings = Field(default_factory=ProviderSettings)
 
 
 # Settings read once at start: a change is written but applies after a restart (the admin API lists them in

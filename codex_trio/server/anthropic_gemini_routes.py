@@ -11,6 +11,7 @@ from ..protocols.stops import early_stops
 from ..protocols.token_count import count_anthropic, count_gemini
 from .api import json_response
 from .pipeline import collect, stream_response
+from ..providers.hooks import provider_reply
 from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
 
 if TYPE_CHECKING:
@@ -44,10 +45,14 @@ def register_anthropic(app: Any, gateway: "Gateway") -> None:
 
     @app.post("/v1/messages")
     async def messages() -> Response:
-        turn = anthropic.parse_request(await body_bytes(), session_id=request.headers.get("x-claude-code-session-id"))
+        body = await body_bytes()
+        turn = anthropic.parse_request(body, session_id=request.headers.get("x-claude-code-session-id"))
         turn.inline_images = gateway.config.settings.model.images_as_markdown
         resolved = resolve(gateway, turn, fallback_to_default=True)
         meta = meta_for("msg_", resolved.display_name)
+        if (reply := await provider_reply(gateway, app.nursery, turn, "anthropic", body,
+                                          anthropic.StreamEncoder(turn, meta))) is not None:
+            return reply
         upstream = await open_turn(gateway, turn)
         if turn.stream:
             return stream_response(gateway, app.nursery, upstream, anthropic.StreamEncoder(turn, meta))
@@ -80,6 +85,9 @@ def register_gemini(app: Any, gateway: "Gateway") -> None:
         turn = gemini.parse_request(model_name, body, action == "streamGenerateContent", conversation_id=conversation)
         resolved = resolve(gateway, turn, fallback_to_default=True)
         meta = meta_for("", resolved.model_id)
+        if (reply := await provider_reply(gateway, app.nursery, turn, "gemini", body, gemini.StreamEncoder(
+                turn, meta, sse=request.args.get("alt") == "sse"))) is not None:
+            return reply
         upstream = await open_turn(gateway, turn)
         if turn.stream:
             sse = request.args.get("alt") == "sse"

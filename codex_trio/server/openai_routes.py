@@ -12,6 +12,7 @@ from ..protocols.stops import early_stops
 from .api import json_response
 from .pipeline import collect, stream_response
 from .responses_socket import serve_responses_socket
+from ..providers.hooks import provider_reply
 from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
 from .uploads import is_multipart, read_upload_form
 
@@ -55,10 +56,14 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
     @app.post("/v1/chat/completions")
     async def chat_completions() -> Response:
         user_agent = request.headers.get("user-agent", "").lower()
-        turn = openai_chat.parse_request(await body_bytes(), custom_as_function=user_agent.startswith("cursor/"))
+        body = await body_bytes()
+        turn = openai_chat.parse_request(body, custom_as_function=user_agent.startswith("cursor/"))
         turn.inline_images = gateway.config.settings.model.images_as_markdown
         resolved = resolve(gateway, turn, fallback_to_default=False)
         meta = meta_for("chatcmpl-", resolved.display_name)
+        if (reply := await provider_reply(gateway, app.nursery, turn, "openai_chat", body,
+                                          openai_chat.StreamEncoder(turn, meta))) is not None:
+            return reply
         upstream = await open_turn(gateway, turn)
         if turn.stream:
             encoder = openai_chat.StreamEncoder(turn, meta)
@@ -67,9 +72,13 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
         return json_reply(openai_chat.encode_response(turn, events, meta), upstream)
 
     async def serve_responses(subagent: str | None) -> Response:
-        turn = responses.parse_request(await body_bytes(), subagent=subagent or request.headers.get("x-openai-subagent"))
+        body = await body_bytes()
+        turn = responses.parse_request(body, subagent=subagent or request.headers.get("x-openai-subagent"))
         resolved = resolve(gateway, turn, fallback_to_default=True, passthrough=True)
         meta = meta_for("resp_", resolved.model_id)
+        if (reply := await provider_reply(gateway, app.nursery, turn, "responses", body,
+                                          responses.StreamEncoder(turn, meta))) is not None:
+            return reply
         upstream = await open_turn(gateway, turn)
         if turn.stream:
             encoder = responses.StreamEncoder(turn, meta)

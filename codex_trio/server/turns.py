@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from quart import Response, request
 
 from ..protocols.meta import ResponseMeta
+from ..providers.hooks import open_turn_with_providers, resolve_for_provider
 from ..routing.models import ModelRouter, ResolvedModel
 from ..turn import Turn
 from .api import json_response
@@ -50,6 +51,9 @@ def resolve(gateway: "Gateway", turn: Turn, *, fallback_to_default: bool,
             headers: Mapping[str, str] | None = None, passthrough: bool = False) -> ResolvedModel:
     """Resolve the client's model name and apply it (model, effort, tier) and the default tools to the turn.
     `passthrough` (Responses) keeps the client's own instructions placement."""
+    provider = resolve_for_provider(gateway, turn)  # a model an API-key provider serves (docs/providers.md)
+    if provider is not None:
+        return provider
     router = model_router(gateway)
     resolved = router.resolve(turn.requested_model, fallback_to_default=fallback_to_default)
     router.apply(turn, resolved)
@@ -97,7 +101,8 @@ async def body_bytes() -> bytes:
 
 
 async def open_turn(gateway: "Gateway", turn: Turn) -> "OpenedTurn":
-    return await gateway.services.dispatcher.open(turn)
+    # a provider's model, or the provider fallback when no account could start the turn (docs/providers.md)
+    return await open_turn_with_providers(gateway, turn, gateway.services.dispatcher.open)
 
 
 def json_reply(body: dict[str, Any], upstream: "OpenedTurn") -> Response:

@@ -33,6 +33,7 @@ _EXACT_ROUTES = {
     "/api/chat": "ollama", "/api/generate": "ollama",
     "/v1/images/generations": "images", "/v1/images/edits": "images", "/v1/codex/image-analysis": "images",
     "/v1/audio/transcriptions": "audio",
+    "/v1/embeddings": "embeddings",
 }
 _GEMINI_ACTIONS = (":generateContent", ":streamGenerateContent")
 

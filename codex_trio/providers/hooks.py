@@ -1,0 +1,129 @@
+"""Where providers plug into a request's path, each called from one clearly named line elsewhere:
+
+* `install_providers` (surfaces): the service, its background job, its routes;
+* `resolve_for_provider` (server/turns.resolve): a model a provider serves skips the Codex model router;
+* `open_turn_with_providers` (server/turns.open_turn): a provider's model opens a provider turn; with fallback
+  on, a turn no account could start goes to the fallback provider model;
+* `provider_reply` (the protocol routes): the same protocol on both sides passes through untranslated.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import trio
+from quart import Response, request
+
+from ..errors import ErrorKind, GatewayError
+from ..routing.models import ResolvedModel
+from ..routing.providers import ProviderTarget, resolve_provider
+from ..telemetry.recorder import current_recorder
+from ..turn import Turn
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+    from .service import ProviderService
+
+SERVICE_KEY = "providers"
+TARGET_OPTION = "provider_target"  # Turn.options key: the provider that serves this turn
+FALLBACK_HEADER = "x-codex-trio-fallback"
+# Failures that say "no account could serve it now", not "the request is wrong": these may fall back.
+FALLBACK_KINDS = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.OVERLOADED, ErrorKind.UPSTREAM, ErrorKind.TIMEOUT})
+# The client protocols that have a provider wire of their own.
+CLIENT_WIRES = {"openai_chat": "chat", "responses": "responses", "anthropic": "anthropic", "gemini": "gemini"}
+
+
+def providers_of(gateway: "Gateway") -> "ProviderService | None":
+    return gateway.services.extras.get(SERVICE_KEY)
+
+
+def install_providers(gateway: "Gateway") -> None:
+    from ..server.providers_api import register_providers_api
+    from .service import ProviderService
+
+    settings = lambda: gateway.config.settings.providers  # noqa: E731 - read at use: changes apply at once
+    service = ProviderService(gateway.config.data_dir, clock=lambda: gateway.services.clock(),
+                              timeout=lambda: settings().timeout_seconds,
+                              key_cooldown=lambda: settings().key_cooldown_seconds)
+    gateway.services.extras[SERVICE_KEY] = service
+    gateway.background_jobs.append(run_providers)
+    gateway.route_registrars.append(register_providers_api)
+
+
+async def run_providers(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    service = providers_of(gateway)
+    assert service is not None
+    service.open()
+    try:
+        task_status.started()
+        await trio.sleep_forever()
+    finally:
+        await service.aclose()
+
+
+def _codex_models(gateway: "Gateway") -> frozenset[str]:
+    from ..server.turns import model_router
+
+    return model_router(gateway).catalog_ids() | {gateway.config.settings.model.default}
+
+
+def target_for(gateway: "Gateway", name: str, *, codex_first: bool = True) -> ProviderTarget | None:
+    service = providers_of(gateway)
+    if service is None:
+        return None
+    return resolve_provider(name, service.providers(), aliases=gateway.config.settings.model.aliases,
+                            codex_models=_codex_models(gateway) if codex_first else frozenset())
+
+
+def resolve_for_provider(gateway: "Gateway", turn: Turn) -> ResolvedModel | None:
+    """When a provider serves the requested model: point the turn at it and return what the routes echo."""
+    target = target_for(gateway, turn.requested_model)
+    if target is None:
+        return None
+    turn.request["model"] = target.model
+    turn.options[TARGET_OPTION] = target
+    return ResolvedModel(target.model, None, None, turn.requested_model or target.model)
+
+
+def _fallback_target(gateway: "Gateway", turn: Turn) -> ProviderTarget | None:
+    settings = gateway.config.settings.providers
+    if not settings.fallback:
+        return None
+    name = (settings.fallback_models.get(turn.requested_model) or settings.fallback_models.get(turn.request.get("model"))
+            or settings.fallback_model)
+    return target_for(gateway, name, codex_first=False) if name else None
+
+
+async def open_turn_with_providers(gateway: "Gateway", turn: Turn, open_on_accounts: Callable[[Turn], Awaitable[Any]]):
+    from .relay import open_provider_turn
+
+    service = providers_of(gateway)
+    target: ProviderTarget | None = turn.options.get(TARGET_OPTION)
+    if target is not None and service is not None:
+        recorder = current_recorder()
+        recorder.admit(turn)
+        return await open_provider_turn(service, target.provider, turn.request, target.model, recorder)
+    try:
+        return await open_on_accounts(turn)
+    except GatewayError as exc:
+        fallback = _fallback_target(gateway, turn) if exc.kind in FALLBACK_KINDS else None
+        if fallback is None or service is None:
+            raise
+        label = f"{fallback.provider.label}/{fallback.model}"
+        return await open_provider_turn(service, fallback.provider, turn.request, fallback.model, current_recorder(),
+                                        [(FALLBACK_HEADER, label)])
+
+
+async def provider_reply(gateway: "Gateway", nursery: trio.Nursery, turn: Turn, protocol: str, raw_body: bytes,
+                         encoder: Any) -> Response | None:
+    """The passthrough answer when the client's protocol is the provider's; None otherwise (the route goes on,
+    and `open_turn` translates). `encoder` gives the terminal error frame and the heartbeat of the protocol."""
+    from .passthrough import passthrough
+
+    target: ProviderTarget | None = turn.options.get(TARGET_OPTION)
+    service = providers_of(gateway)
+    if target is None or service is None or CLIENT_WIRES.get(protocol) != target.provider.wire:
+        return None
+    return await passthrough(gateway, nursery, service, target, turn, raw_body, request.headers,
+                             terminate=encoder.fail, heartbeat=encoder.heartbeat(),
+                             gemini_sse=request.args.get("alt") == "sse")

@@ -1,0 +1,155 @@
+"""No needless translation: when the client speaks the provider's protocol (an OpenAI SDK → a Chat or Responses
+provider, Claude Code → an Anthropic provider, a Gemini SDK → a Gemini provider), its body goes out with only
+the model (and auth) replaced, and the provider's answer comes back byte for byte.
+
+The stream is still watched on the side (a second decoder, never on the bytes' path): it yields the usage for
+the records and tells a complete stream from one cut short, which then ends with the client protocol's
+terminal error frame exactly as a backend stream would.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import orjson
+import trio
+from quart import Response
+
+from ..errors import GatewayError
+from ..protocols.failures import premature_close
+from ..server.streaming import relay
+from ..telemetry.recorder import current_recorder
+from ..turn import Turn
+from ..upstream.events import Usage
+from ..upstream.sse import SseDecoder
+from .relay import ProviderRefused, _chunks, account_of, send
+from .responses_stream import ResponsesStream
+from .translate import DECODERS
+from .wire import turn_url
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+    from ..routing.providers import ProviderTarget
+    from .service import ProviderService
+
+PROVIDER_HEADER = "x-codex-trio-provider"
+FORWARDED_ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta")
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def outgoing_body(wire: str, raw: bytes, model: str) -> bytes:
+    """The client's body for the provider: Gemini names the model in the URL (body unchanged), the others in
+    the body (only `model` replaced; orjson keeps the client's key order)."""
+    if wire == "gemini":
+        return raw
+    body = orjson.loads(raw)
+    body["model"] = model
+    return orjson.dumps(body)
+
+
+def collected_usage(wire: str, body: bytes) -> Usage | None:
+    """The usage of a provider's collected (non-streamed) answer, for the records."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    if wire == "gemini":
+        u = data.get("usageMetadata") or {}
+        return Usage(input_tokens=u.get("promptTokenCount") or 0,
+                     output_tokens=(u.get("candidatesTokenCount") or 0) + (u.get("thoughtsTokenCount") or 0),
+                     reported=bool(u))
+    u = data.get("usage")
+    if not isinstance(u, dict):
+        return None
+    if wire == "chat":
+        return Usage(input_tokens=u.get("prompt_tokens") or 0, output_tokens=u.get("completion_tokens") or 0,
+                     reported=True)
+    if wire == "anthropic":
+        cached = u.get("cache_read_input_tokens") or 0
+        return Usage(input_tokens=(u.get("input_tokens") or 0) + cached + (u.get("cache_creation_input_tokens") or 0),
+                     output_tokens=u.get("output_tokens") or 0, cached_tokens=cached, reported=True)
+    return Usage.from_response(data)
+
+
+class StreamWatch:
+    """Decodes a copy of a passthrough stream: completeness and usage. Gemini's JSON-array stream (no
+    `alt=sse`) is only checked for its closing bracket."""
+
+    def __init__(self, wire: str, sse: bool) -> None:
+        self.sse = sse
+        self.stream = ResponsesStream("watch", "")
+        self.decoder = DECODERS[wire](self.stream)
+        self.sse_decoder = SseDecoder()
+        self.usage: Usage | None = None
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if not self.sse:
+            self._tail = (self._tail + chunk)[-16:]
+            return
+        for event in self.sse_decoder.feed(chunk):
+            self._note(self.decoder.feed(event))
+
+    def complete(self) -> bool:
+        if not self.sse:
+            return self._tail.rstrip().endswith(b"]")
+        self._note([out for event in self.sse_decoder.close() for out in self.decoder.feed(event)] + self.decoder.end())
+        return self.stream.finished
+
+    def _note(self, events) -> None:
+        for event in events:
+            if event.type in ("response.completed", "response.incomplete"):
+                self.usage = Usage.from_response(event.data.get("response"))
+
+
+async def passthrough(gateway: "Gateway", nursery: trio.Nursery, service: "ProviderService",
+                      target: "ProviderTarget", turn: Turn, raw_body: bytes, client_headers: Any, *,
+                      terminate: Callable[[GatewayError], bytes], heartbeat: bytes, gemini_sse: bool = True) -> Response:
+    provider, model = target.provider, target.model
+    recorder = current_recorder()
+    recorder.admit(turn)
+    headers = {name: client_headers[name] for name in FORWARDED_ANTHROPIC_HEADERS
+               if provider.wire == "anthropic" and client_headers.get(name)}
+    url = turn_url(provider, model, stream=turn.stream)
+    if provider.wire == "gemini" and turn.stream and not gemini_sse:
+        url = url.removesuffix("?alt=sse")
+    try:
+        opened = await send(service, provider, url, outgoing_body(provider.wire, raw_body, model), headers, recorder)
+    except ProviderRefused as exc:  # the client's own mistake, already in its protocol's envelope
+        return Response(exc.body, status=exc.status, content_type=exc.content_type,
+                        headers={PROVIDER_HEADER: provider.label})
+    recorder.opened(account_of(provider), model, "provider")
+    response = opened.response
+    content_type = response.headers.get("content-type", "application/json")
+    reply_headers = {PROVIDER_HEADER: provider.label}
+    if not turn.stream:
+        body = b""
+        try:
+            body = b"".join([chunk async for chunk in _chunks(response, service.timeout())])
+        finally:
+            await response.aclose()
+            recorder.closed(collected_usage(provider.wire, body) if body else None, None)
+        return Response(body, status=200, content_type=content_type, headers=reply_headers)
+
+    watch = StreamWatch(provider.wire, sse=provider.wire != "gemini" or gemini_sse)
+
+    async def produce(out: trio.MemorySendChannel[bytes]) -> None:
+        try:
+            async for chunk in _chunks(response, service.timeout()):
+                await out.send(chunk)
+                watch.feed(chunk)
+            if not watch.complete():
+                raise premature_close()
+        except GatewayError as exc:
+            recorder.broke(exc)
+            raise
+        finally:
+            with trio.CancelScope(shield=True):
+                await response.aclose()
+            recorder.closed(watch.usage, None)
+
+    body = relay(nursery, produce, heartbeat=heartbeat, heartbeat_seconds=gateway.config.settings.server.heartbeat_seconds,
+                 terminate=terminate, shutdown=gateway.shutdown)
+    return Response(body, content_type=content_type, headers={**SSE_HEADERS, **reply_headers})
