@@ -53,19 +53,19 @@ def register_providers_api(app: Any, gateway: "Gateway") -> None:
         return json_response({"provider": provider.public()})
 
     @app.get("/auth/api-keys/catalog")
-    async def provider_catalog() -> Response:
+    async def api_keys_provider_catalog() -> Response:
         return json_response({"providers": catalog()})
 
     @app.get("/auth/api-keys")
-    async def list_providers() -> Response:
+    async def api_keys_list_providers() -> Response:
         return json_response({"keys": service().status()})
 
     @app.post("/auth/api-keys")
-    async def add_provider() -> Response:
+    async def api_keys_add_provider() -> Response:
         return json_response({"provider": (await service().add(await read_json_object())).public()}, 201)
 
     @app.post("/auth/api-keys/models")
-    async def fetch_models() -> Response:
+    async def api_keys_fetch_models() -> Response:
         """An existing provider's list refreshed (`id`), or a candidate's listed before adding it."""
         body = await read_json_object()
         providers = service()
@@ -78,7 +78,7 @@ def register_providers_api(app: Any, gateway: "Gateway") -> None:
         return json_response({"models": await providers.fetch_models(candidate)})
 
     @app.get("/auth/api-keys/export")
-    async def export_providers() -> Response:
+    async def api_keys_export_providers() -> Response:
         reveal = request.args.get("reveal", "").lower() in ("1", "true", "yes")
         return Response(orjson.dumps(service().export(reveal=reveal), option=orjson.OPT_INDENT_2),
                         content_type="application/json",
@@ -86,7 +86,7 @@ def register_providers_api(app: Any, gateway: "Gateway") -> None:
                                  "cache-control": "no-store"})
 
     @app.post("/auth/api-keys/import")
-    async def import_providers() -> Response:
+    async def api_keys_import_providers() -> Response:
         try:
             body = orjson.loads(await request.get_data())
         except orjson.JSONDecodeError as exc:
@@ -94,39 +94,39 @@ def register_providers_api(app: Any, gateway: "Gateway") -> None:
         return json_response(await service().import_entries(body))
 
     @app.post("/auth/api-keys/batch-delete")
-    async def batch_delete() -> Response:
+    async def api_keys_batch_delete() -> Response:
         return json_response({"deleted": await service().remove(_ids(await read_json_object()))})
 
     @app.get("/auth/api-keys/settings")
-    async def routing_settings() -> Response:
+    async def api_keys_routing_settings() -> Response:
         return json_response(gateway.config.settings.providers.model_dump(mode="json"))
 
     @app.route("/auth/api-keys/settings", methods=["PATCH", "POST"])
-    async def change_routing_settings() -> Response:
+    async def api_keys_change_routing_settings() -> Response:
         apply_changes(gateway, {"providers": await read_json_object()})
         return json_response(gateway.config.settings.providers.model_dump(mode="json"))
 
     @app.get("/auth/api-keys/<provider_id>")
-    async def get_provider(provider_id: str) -> Response:
+    async def api_keys_get_provider(provider_id: str) -> Response:
         return one(service().get(provider_id))
 
     @app.route("/auth/api-keys/<provider_id>", methods=["PATCH", "PUT"])
-    async def update_provider(provider_id: str) -> Response:
+    async def api_keys_update_provider(provider_id: str) -> Response:
         return one(await service().update(provider_id, await read_json_object()))
 
     @app.delete("/auth/api-keys/<provider_id>")
-    async def delete_provider(provider_id: str) -> Response:
+    async def api_keys_delete_provider(provider_id: str) -> Response:
         return json_response({"deleted": await service().remove([provider_id])})
 
     @app.patch("/auth/api-keys/<provider_id>/label")
-    async def label_provider(provider_id: str) -> Response:
+    async def api_keys_label_provider(provider_id: str) -> Response:
         body = await read_json_object()
         if not isinstance(body.get("label"), str):
             raise invalid_request("send `label`", param="label")
         return one(await service().update(provider_id, {"label": body["label"]}))
 
     @app.patch("/auth/api-keys/<provider_id>/status")
-    async def provider_status(provider_id: str) -> Response:
+    async def api_keys_provider_status(provider_id: str) -> Response:
         return one(await service().set_enabled(provider_id, _enabled(await read_json_object())))
 
     @app.post("/v1/embeddings")
