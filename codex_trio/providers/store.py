@@ -83,8 +83,10 @@ class ProviderStore:
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.execute(f"INSERT OR REPLACE INTO providers ({', '.join(_COLUMNS)}) VALUES "
-                                   f"({', '.join('?' for _ in _COLUMNS)})", row)
+                # An upsert by id only: INSERT OR REPLACE would also silently replace the row holding the label.
+                updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
+                self._conn.execute(f"INSERT INTO providers ({', '.join(_COLUMNS)}) VALUES "
+                                   f"({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT(id) DO UPDATE SET {updates}", row)
                 self._conn.execute("COMMIT")
             except sqlite3.IntegrityError:
                 self._conn.execute("ROLLBACK")

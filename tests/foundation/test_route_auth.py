@@ -23,7 +23,7 @@ from tests.conftest import api_key, running_gateway
 # until a value is added here (and its authentication thought about).
 PATH_VALUES = {"model_id": "gpt-5.5", "name": "gemini-2.5-pro", "tail": "gemini-2.5-pro:generateContent",
                "login_id": "login-0123", "account_id": "acct-0123", "key_id": "ck-0123",
-               "proxy_id": "px-0123"}
+               "proxy_id": "px-0123", "provider_id": "pv-0123"}
 WRONG_KEYS = {"missing": {}, "wrong": {"authorization": "Bearer ct-not-the-key"}}
 
 
