@@ -25,6 +25,7 @@ ANTHROPIC_KEY = "sk-ant-fake-0123456789"
 GEMINI_KEY = "AIza-fake-gemini-0123456789"
 LIMITED_KEY = "sk-fake-limited-000000000"  # always answered with 429
 ARGS = {"city": "Paris"}
+CUT_MODEL = "fake-cut"  # a Chat model whose streams end early
 
 
 @dataclass
@@ -156,6 +157,8 @@ def build_app(state: FakeProviders) -> QuartTrio:
                                             "finish_reason": "stop" if kind == "text" else "tool_calls"}]})
         if (body.get("stream_options") or {}).get("include_usage"):
             chunks.append({**base, "choices": [], "usage": usage})
+        if model == CUT_MODEL:  # the connection ends after the first words: no finish, no [DONE]
+            return reply(_sse(chunks[:2]), content_type="text/event-stream")
         return reply(_sse(chunks + ["[DONE]"]), content_type="text/event-stream")
 
     @app.post("/v1/responses")

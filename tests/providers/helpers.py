@@ -27,7 +27,7 @@ class ProviderStack:
 def provider_bodies(fakes: FakeProviders) -> list[dict[str, Any]]:
     return [
         {"provider": "custom", "label": "fakeai", "baseUrl": f"{fakes.url}/v1", "apiKey": OPENAI_KEY,
-         "models": ["fake-gpt", "fake-embed"]},
+         "models": ["fake-gpt", "fake-embed", "fake-cut"]},
         {"provider": "custom", "label": "fakeresp", "wire": "responses", "baseUrl": f"{fakes.url}/v1",
          "apiKey": OPENAI_KEY, "models": ["fake-resp"]},
         {"provider": "anthropic", "label": "fakeclaude", "baseUrl": fakes.url, "apiKey": ANTHROPIC_KEY,
