@@ -41,6 +41,7 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
     """Add the CLI subcommands features provide."""
     from .accounts.cli import add_account_commands
     from .accounts.proxies_cli import add_proxy_commands
+    from .commands.providers import add_provider_commands
     from .demo import add_commands as add_demo_commands
     from .identity_check.run import add_commands as add_identity_commands
     from .telemetry.cli import add_telemetry_commands
@@ -49,6 +50,7 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
     from .transcribe_cli import cmd_transcribe
 
     add_account_commands(commands, common)
+    add_provider_commands(commands, common)
     add_proxy_commands(commands, common)
     add_telemetry_commands(commands, common)
     add_demo_commands(commands)
