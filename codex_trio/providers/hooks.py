@@ -4,7 +4,8 @@
 * `resolve_for_provider` (server/turns.resolve): a model a provider serves skips the Codex model router;
 * `open_turn_with_providers` (server/turns.open_turn): a provider's model opens a provider turn; with fallback
   on, a turn no account could start goes to the fallback provider model;
-* `provider_reply` (the protocol routes): the same protocol on both sides passes through untranslated.
+* `provider_reply` (the protocol routes): the same protocol on both sides passes through untranslated;
+* `listed_provider_models` (GET /v1/models): the providers' models, prefixed with their label.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from quart import Response, request
 
 from ..errors import ErrorKind, GatewayError
 from ..routing.models import ResolvedModel
-from ..routing.providers import ProviderTarget, resolve_provider
+from ..routing.providers import ProviderTarget, provider_models, resolve_provider
 from ..telemetry.recorder import current_recorder
 from ..turn import Turn
 
@@ -73,6 +74,12 @@ def target_for(gateway: "Gateway", name: str, *, codex_first: bool = True) -> Pr
         return None
     return resolve_provider(name, service.providers(), aliases=gateway.config.settings.model.aliases,
                             codex_models=_codex_models(gateway) if codex_first else frozenset())
+
+
+def listed_provider_models(gateway: "Gateway") -> list[str]:
+    """`<label>/<model>` of every enabled provider's models, for the model lists clients pick from."""
+    service = providers_of(gateway)
+    return provider_models(service.providers()) if service is not None else []
 
 
 def resolve_for_provider(gateway: "Gateway", turn: Turn) -> ResolvedModel | None:

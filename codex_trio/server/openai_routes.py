@@ -12,7 +12,7 @@ from ..protocols.stops import early_stops
 from .api import json_response
 from .pipeline import collect, stream_response
 from .responses_socket import serve_responses_socket
-from ..providers.hooks import provider_reply
+from ..providers.hooks import listed_provider_models, provider_reply
 from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
 from .uploads import is_multipart, read_upload_form
 
@@ -30,6 +30,7 @@ def model_list(gateway: "Gateway") -> list[dict[str, Any]]:
     ordered = [m for m in gateway.services.catalog.model_ids() if m in ids]
     ordered += sorted(ids - set(ordered))
     ordered += [alias for alias in gateway.config.settings.model.aliases if alias not in ids]
+    ordered += listed_provider_models(gateway)  # `<label>/<model>` of the API-key providers
     return [{"id": model_id, "object": "model", "created": created, "owned_by": OPENAI_OWNER} for model_id in ordered]
 
 

@@ -118,3 +118,10 @@ async def test_gemini_sdk_to_gemini_provider_streamed_and_not_with_tools(data_di
                                       headers={"x-goog-api-key": stack.key})
         assert response.content == stack.fakes.sent[-1]
         client.close()
+
+
+async def test_the_providers_models_are_listed_with_their_label(data_dir):
+    async with provider_stack(data_dir) as stack:
+        client = openai.AsyncOpenAI(base_url=f"{stack.url}/v1", api_key=stack.key, max_retries=0)
+        ids = [m.id async for m in client.models.list()]
+        assert {"fakeai/fake-gpt", "fakeresp/fake-resp", "fakeclaude/claude-fake-1", "fakegem/gemini-fake"} <= set(ids)
