@@ -92,6 +92,15 @@ def resolve_for_provider(gateway: "Gateway", turn: Turn) -> ResolvedModel | None
     return ResolvedModel(target.model, None, None, turn.requested_model or target.model)
 
 
+def refuse_provider_compaction(turn: Turn) -> None:
+    """Compaction (`/v1/responses/compact`) is the backend's own feature: a provider model cannot do it."""
+    target: ProviderTarget | None = turn.options.get(TARGET_OPTION)
+    if target is not None:
+        raise GatewayError(400, f"{turn.requested_model} is served by API-key provider {target.provider.label}, which "
+                           "has no compaction; compact with a subscription model (e.g. model.default).",
+                           ErrorKind.INVALID_REQUEST, code="compaction_unsupported", param="model")
+
+
 def _fallback_target(gateway: "Gateway", turn: Turn) -> ProviderTarget | None:
     settings = gateway.config.settings.providers
     if not settings.fallback:

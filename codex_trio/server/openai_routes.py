@@ -12,7 +12,7 @@ from ..protocols.stops import early_stops
 from .api import json_response
 from .pipeline import collect, stream_response
 from .responses_socket import serve_responses_socket
-from ..providers.hooks import listed_provider_models, provider_reply
+from ..providers.hooks import listed_provider_models, provider_reply, refuse_provider_compaction
 from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
 from .uploads import is_multipart, read_upload_form
 
@@ -101,6 +101,7 @@ def register_openai(app: Any, gateway: "Gateway") -> None:
     async def responses_compact() -> Response:
         turn = responses.parse_compact_request(await body_bytes())
         resolve(gateway, turn, fallback_to_default=True, passthrough=True)
+        refuse_provider_compaction(turn)  # a provider model cannot compact (docs/providers.md)
         return json_response(await gateway.services.dispatcher.compact(turn))
 
     @app.websocket("/v1/responses")

@@ -125,3 +125,9 @@ async def test_the_providers_models_are_listed_with_their_label(data_dir):
         client = openai.AsyncOpenAI(base_url=f"{stack.url}/v1", api_key=stack.key, max_retries=0)
         ids = [m.id async for m in client.models.list()]
         assert {"fakeai/fake-gpt", "fakeresp/fake-resp", "fakeclaude/claude-fake-1", "fakegem/gemini-fake"} <= set(ids)
+
+
+async def test_compaction_of_a_provider_model_is_a_400_that_says_why(data_dir):
+    async with provider_stack(data_dir) as stack:
+        response = await stack.admin.post("/v1/responses/compact", json={"model": "fake-gpt", "input": "x"})
+        assert response.status_code == 400 and response.json()["error"]["code"] == "compaction_unsupported"
