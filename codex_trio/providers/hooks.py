@@ -70,9 +70,10 @@ def _codex_models(gateway: "Gateway") -> frozenset[str]:
 
 def target_for(gateway: "Gateway", name: str, *, codex_first: bool = True) -> ProviderTarget | None:
     service = providers_of(gateway)
-    if service is None:
+    providers = service.providers() if service is not None else []
+    if not providers:  # the common case costs one lookup
         return None
-    return resolve_provider(name, service.providers(), aliases=gateway.config.settings.model.aliases,
+    return resolve_provider(name, providers, aliases=gateway.config.settings.model.aliases,
                             codex_models=_codex_models(gateway) if codex_first else frozenset())
 
 

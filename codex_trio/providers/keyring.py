@@ -15,8 +15,8 @@ class KeyRing:
         self._next: dict[str, int] = {}
 
     def order(self, provider_id: str, keys: tuple[str, ...]) -> list[str]:
-        """The keys to try for one request: rested ones round-robin from the next in turn, then (as a last
-        resort, soonest rested first) the ones still cooling down."""
+        """The keys to try for one request: the rested ones, round-robin from the next in turn (none when every
+        key is resting: the caller answers 429 with `soonest_ready`)."""
         now = self._clock()
         start = self._next.get(provider_id, 0) % max(1, len(keys))
         self._next[provider_id] = start + 1

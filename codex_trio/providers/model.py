@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ..errors import invalid_request
@@ -49,7 +49,6 @@ class Provider:
     proxy: str | None = None  # egress proxy URL for this provider's calls; None: direct
     created_at: float = 0.0
     updated_at: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def public(self, *, reveal: bool = False) -> dict[str, Any]:
         """The admin API / export view; keys masked unless `reveal`."""

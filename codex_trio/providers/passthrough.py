@@ -22,7 +22,7 @@ from ..telemetry.recorder import current_recorder
 from ..turn import Turn
 from ..upstream.events import Usage
 from ..upstream.sse import SseDecoder
-from .relay import ProviderRefused, _chunks, account_of, send
+from .relay import ProviderRefused, provider_chunks, account_of, send
 from .responses_stream import ResponsesStream
 from .translate import DECODERS
 from .wire import turn_url
@@ -127,7 +127,7 @@ async def passthrough(gateway: "Gateway", nursery: trio.Nursery, service: "Provi
     if not turn.stream:
         body = b""
         try:
-            body = b"".join([chunk async for chunk in _chunks(response, service.timeout())])
+            body = b"".join([chunk async for chunk in provider_chunks(response, service.timeout())])
         finally:
             await response.aclose()
             recorder.closed(collected_usage(provider.wire, body) if body else None, None)
@@ -137,7 +137,7 @@ async def passthrough(gateway: "Gateway", nursery: trio.Nursery, service: "Provi
 
     async def produce(out: trio.MemorySendChannel[bytes]) -> None:
         try:
-            async for chunk in _chunks(response, service.timeout()):
+            async for chunk in provider_chunks(response, service.timeout()):
                 await out.send(chunk)
                 watch.feed(chunk)
             if not watch.complete():

@@ -149,7 +149,7 @@ async def _read_capped(response: httpx.Response) -> bytes:
     return b"".join(chunks)[:ERROR_BODY_LIMIT]
 
 
-async def _chunks(response: httpx.Response, idle_timeout: float) -> AsyncIterator[bytes]:
+async def provider_chunks(response: httpx.Response, idle_timeout: float) -> AsyncIterator[bytes]:
     """The provider's body; a silence longer than `idle_timeout` or a broken connection is a GatewayError."""
     iterator = response.aiter_bytes().__aiter__()
     while True:
@@ -193,7 +193,7 @@ class ProviderTurn:
         decoder = DECODERS[provider.wire](stream)
         sse = SseDecoder()
         try:
-            async for chunk in _chunks(self.opened.response, self.idle_timeout):
+            async for chunk in provider_chunks(self.opened.response, self.idle_timeout):
                 batch = [out for event in sse.feed(chunk) for out in decoder.feed(event)]
                 if batch:
                     self._observe(batch)

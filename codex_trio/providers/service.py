@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -97,7 +98,7 @@ class ProviderService:
         provider = provider_from_body(body, provider_id=uuid.uuid4().hex[:12], now=self.clock())
         if not provider.models and body.get("fetchModels", body.get("fetch_models", True)):
             try:
-                provider = Provider(**{**provider.__dict__, "models": tuple(await self.fetch_models(provider))})
+                provider = replace(provider, models=tuple(await self.fetch_models(provider)))
             except GatewayError as exc:
                 log.warning("provider %s: model list not fetched: %s", provider.label, exc.message)
         await self._write(lambda store: store.put(provider))

@@ -12,10 +12,14 @@ from quart import Response, request
 
 from ..errors import ErrorKind, GatewayError, invalid_request
 from ..providers.hooks import providers_of, target_for
-from ..providers.model import Provider
+from ..providers.model import Provider, provider_from_body
+from ..providers.passthrough import PROVIDER_HEADER, outgoing_body
+from ..providers.relay import ProviderRefused, account_of, send
 from ..providers.service import ProviderService, catalog
+from ..providers.wire import embeddings_url, offers_embeddings
 from ..telemetry.recorder import current_recorder
 from ..turn import Turn
+from ..upstream.events import Usage
 from .admin import apply_changes, read_json_object
 from .api import json_response
 
@@ -72,8 +76,6 @@ def register_providers_api(app: Any, gateway: "Gateway") -> None:
         if isinstance(body.get("id"), str):
             provider = await providers.refresh_models(body["id"])
             return json_response({"id": provider.id, "models": list(provider.models)})
-        from ..providers.model import provider_from_body
-
         candidate = provider_from_body(body, provider_id="candidate", now=providers.clock())
         return json_response({"models": await providers.fetch_models(candidate)})
 
@@ -131,10 +133,6 @@ def register_providers_api(app: Any, gateway: "Gateway") -> None:
 
     @app.post("/v1/embeddings")
     async def embeddings() -> Response:
-        from ..providers.passthrough import PROVIDER_HEADER, outgoing_body
-        from ..providers.relay import ProviderRefused, account_of, send
-        from ..providers.wire import embeddings_url, offers_embeddings
-
         raw = await request.get_data()
         try:
             body = orjson.loads(raw)
@@ -158,8 +156,6 @@ def register_providers_api(app: Any, gateway: "Gateway") -> None:
         except ProviderRefused as exc:
             return Response(exc.body, status=exc.status, content_type=exc.content_type)
         recorder.opened(account_of(target.provider), target.model, "provider")
-        from ..upstream.events import Usage
-
         try:
             answer = await opened.response.aread()
         finally:
