@@ -19,7 +19,7 @@ from ..protocols import responses
 from ..protocols.failures import premature_close
 from ..upstream.events import EventNormalizer
 from .shutdown import shutdown_error
-from .turns import meta_for, resolve
+from .turns import meta_for, open_turn, resolve
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -83,7 +83,7 @@ class _Progress:
 
 async def _run_turn(gateway: "Gateway", turn: "Turn", encoder: responses.StreamEncoder, progress: _Progress) -> None:
     try:
-        upstream = await gateway.services.dispatcher.open(turn)
+        upstream = await open_turn(gateway, turn)  # accounts, or an API-key provider (docs/providers.md)
     except GatewayError as error:
         await websocket.send(responses.ws_error_message(error))
         return

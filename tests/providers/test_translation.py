@@ -118,3 +118,20 @@ async def test_gemini_sdk_to_anthropic_provider(data_dir):
             model="claude-fake-1", contents="hi") if c.text])
         assert "".join(texts) == "Hello from fake-anthropic!"
         client.close()
+
+
+async def test_the_responses_websocket_reaches_a_provider(data_dir):
+    from tests.foundation.ws_client import GatewaySocket
+
+    async with provider_stack(data_dir) as stack:
+        socket = await GatewaySocket.connect(stack.url, stack.key)
+        await socket.send({"type": "response.create", "model": "claude-fake-1", "input": [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]})
+        events = []
+        with trio.fail_after(20):
+            while not events or events[-1]["type"] not in ("response.completed", "response.failed", "error"):
+                events.append(await socket.receive())
+        assert events[-1]["type"] == "response.completed", events[-1]
+        assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == \
+            "Hello from fake-anthropic!"
+        await socket.aclose()
