@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import invalid_request
 
@@ -55,12 +56,24 @@ class Provider:
         return {"id": self.id, "label": self.label, "provider": self.kind, "wire": self.wire,
                 "baseUrl": self.base_url, "keys": list(self.keys) if reveal else [mask(k) for k in self.keys],
                 "models": list(self.models), "enabled": self.enabled, "status": "active" if self.enabled else "disabled",
-                "priority": self.priority, "proxy": self.proxy, "createdAt": self.created_at,
+                "priority": self.priority, "proxy": self.proxy if reveal else mask_proxy(self.proxy),
+                "createdAt": self.created_at,
                 "updatedAt": self.updated_at}
 
 
 def mask(key: str) -> str:
     return MASK if len(key) < 12 else f"{key[:3]}{MASK}{key[-4:]}"
+
+
+def mask_proxy(url: str | None) -> str | None:
+    """A proxy URL with its password masked (its credentials are as secret as the keys)."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _first(body: Mapping[str, Any], *names: str) -> Any:

@@ -15,7 +15,7 @@ import trio
 
 from ..errors import ErrorKind, GatewayError, invalid_request, not_found
 from .keyring import KeyRing
-from .model import PRESETS, Provider, provider_from_body, with_status
+from .model import MASK, PRESETS, Provider, provider_from_body, with_status
 from .store import ProviderStore, ProviderStoreError
 from .wire import auth_headers, model_ids, models_url
 
@@ -133,7 +133,9 @@ class ProviderService:
             if not isinstance(entry, dict):
                 errors.append(f"entry {position}: not an object")
                 continue
-            entry = {**entry, "keys": [k for k in entry.get("keys") or [] if isinstance(k, str) and "****" not in k]}
+            entry = {**entry, "keys": [k for k in entry.get("keys") or [] if isinstance(k, str) and MASK not in k]}
+            if isinstance(entry.get("proxy"), str) and MASK in entry["proxy"]:
+                del entry["proxy"]  # masked in the export: keep the one we have
             existing = next((p for p in self.providers() if p.label == entry.get("label")), None)
             try:
                 if existing is not None:

@@ -52,3 +52,12 @@ def test_aliases_lead_to_providers_and_cycles_to_nobody():
     assert route("fast", providers, {"fast": "ds/deepseek-chat"}) == ("ds", "deepseek-chat")
     assert route("codex", providers, {"codex": "gpt-5.5"}) is None
     assert route("a", providers, {"a": "b", "b": "a"}) is None
+
+
+def test_proxy_credentials_are_masked_unless_revealed():
+    from dataclasses import replace
+
+    with_proxy = replace(provider("p"), proxy="socks5://user:secret@10.0.0.1:1080")
+    assert with_proxy.public()["proxy"] == "socks5://user:********@10.0.0.1:1080"
+    assert with_proxy.public(reveal=True)["proxy"] == "socks5://user:secret@10.0.0.1:1080"
+    assert replace(provider("p"), proxy="http://10.0.0.1:3128").public()["proxy"] == "http://10.0.0.1:3128"
