@@ -17,6 +17,7 @@ from quart import Response
 
 from ..errors import GatewayError
 from ..protocols.failures import premature_close
+from ..server.pipeline import SSE_HEADERS
 from ..server.streaming import relay
 from ..telemetry.recorder import current_recorder
 from ..turn import Turn
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 PROVIDER_HEADER = "x-codex-trio-provider"
 FORWARDED_ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta")
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 def outgoing_body(wire: str, raw: bytes, model: str) -> bytes:
