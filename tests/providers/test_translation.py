@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 
 import anthropic
+import httpx
 import openai
 import trio
 
-from .fakes import ARGS
-from .helpers import provider_stack
+from tests.e2e.test_ollama_client import ollama_bridge
+from tests.foundation.ws_client import GatewaySocket
+
+from .fakes import ARGS, running_fakes
+from .helpers import add_providers, provider_bodies, provider_stack
 from .test_passthrough import WEATHER_TOOL, gemini_client
 
 ANTHROPIC_TOOL = {"name": "get_weather", "description": "Weather of a city",
@@ -121,8 +125,6 @@ async def test_gemini_sdk_to_anthropic_provider(data_dir):
 
 
 async def test_the_responses_websocket_reaches_a_provider(data_dir):
-    from tests.foundation.ws_client import GatewaySocket
-
     async with provider_stack(data_dir) as stack:
         socket = await GatewaySocket.connect(stack.url, stack.key)
         await socket.send({"type": "response.create", "model": "claude-fake-1", "input": [
@@ -135,3 +137,17 @@ async def test_the_responses_websocket_reaches_a_provider(data_dir):
         assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == \
             "Hello from fake-anthropic!"
         await socket.aclose()
+
+
+async def test_the_ollama_client_reaches_a_provider(data_dir):
+    async with running_fakes() as fakes:
+        async with ollama_bridge(data_dir) as (_, gateway, url, client):
+            admin_url = gateway.main_listener.status.url
+            async with httpx.AsyncClient(base_url=admin_url, headers={
+                    "authorization": f"Bearer {gateway.config.settings.server.proxy_api_key}"}) as admin:
+                await add_providers(admin, provider_bodies(fakes))
+            reply = await client.chat(model="claude-fake-1:latest", messages=[{"role": "user", "content": "hi"}])
+            assert reply.message.content == "Hello from fake-anthropic!"
+            parts = [part.message.content async for part in await client.chat(
+                model="fakegem/gemini-fake", messages=[{"role": "user", "content": "hi"}], stream=True)]
+            assert "".join(parts) == "Hello from fake-gemini!"
