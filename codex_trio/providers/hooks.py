@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import trio
@@ -24,6 +25,8 @@ from ..turn import Turn
 if TYPE_CHECKING:
     from ..app import Gateway
     from .service import ProviderService
+
+log = logging.getLogger(__name__)
 
 SERVICE_KEY = "providers"
 TARGET_OPTION = "provider_target"  # Turn.options key: the provider that serves this turn
@@ -112,6 +115,8 @@ def _fallback_target(gateway: "Gateway", turn: Turn) -> ProviderTarget | None:
 
 
 async def open_turn_with_providers(gateway: "Gateway", turn: Turn, open_on_accounts: Callable[[Turn], Awaitable[Any]]):
+    """The turn's upstream: its provider, else the accounts; with fallback on, a turn no account could start
+    goes to the fallback provider model (the original error stands when there is none, or it is misnamed)."""
     from .relay import open_provider_turn
 
     service = providers_of(gateway)
@@ -125,8 +130,13 @@ async def open_turn_with_providers(gateway: "Gateway", turn: Turn, open_on_accou
     except GatewayError as exc:
         fallback = _fallback_target(gateway, turn) if exc.kind in FALLBACK_KINDS else None
         if fallback is None or service is None:
+            if exc.kind in FALLBACK_KINDS and gateway.config.settings.providers.fallback:
+                log.warning("provider fallback is on but no enabled provider serves its model for %s; fix "
+                            "providers.fallback_model / fallback_models", turn.requested_model)
             raise
         label = f"{fallback.provider.label}/{fallback.model}"
+        log.info("no account could serve %s (%s): falling back to %s", turn.requested_model, exc.code or exc.kind,
+                 label)
         return await open_provider_turn(service, fallback.provider, turn.request, fallback.model, current_recorder(),
                                         [(FALLBACK_HEADER, label)])
 
