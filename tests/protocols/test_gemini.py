@@ -12,6 +12,7 @@ from google.genai import types
 
 from codex_trio.errors import ErrorKind, GatewayError
 from codex_trio.protocols import gemini
+from codex_trio.protocols.codex_request import DEFAULT_INSTRUCTIONS
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
 from tests.conftest import FIXTURES
@@ -126,7 +127,7 @@ def test_google_genai_python_snake_case_schema_and_synthesised_ids():
         "gemini-mock", (CLIENTS / "google-genai-python.generateContent.function-response.json").read_bytes(), False)
     assert turn.request == {
         "model": "gemini-mock",
-        "instructions": gemini.DEFAULT_INSTRUCTIONS,
+        "instructions": DEFAULT_INSTRUCTIONS,
         "input": [
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "TOOLCALL weather in Paris?"}]},
             {"type": "function_call", "call_id": "fc_0", "name": "get_weather", "arguments": '{"city":"Paris"}'},
