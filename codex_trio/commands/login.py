@@ -29,7 +29,7 @@ def _describe_login(result: dict[str, Any]) -> str:
 
 def cmd_login(args: argparse.Namespace) -> int:
     async def work(services: "Services", accounts: "AccountService") -> int:
-        client = OAuthClient(services.oauth_http, issuer=services.endpoint.auth_url)
+        client = OAuthClient(services.oauth_http, identity=services.identity, issuer=services.endpoint.auth_url)
         if args.device:
             grant = await _device_login(client)
         elif args.paste:

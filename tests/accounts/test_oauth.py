@@ -8,6 +8,7 @@ import pytest
 
 from codex_trio.accounts import oauth
 from codex_trio.accounts.refresh import TokenRefresher
+from codex_trio.upstream import body as bodies
 
 from .helpers import fixture_identity
 from tests.conftest import FIXTURES
@@ -23,14 +24,15 @@ def test_authorize_url_matches_the_real_client_byte_for_byte():
     fx = fixture("login-authorize-url.json")
     q = dict(fx["query_in_order"])
     pkce = oauth.Pkce(verifier="unused", challenge=q["code_challenge"])
-    url = oauth.authorize_url(oauth.redirect_uri_for(1455), pkce, q["state"])
+    url = oauth.authorize_url(oauth.redirect_uri_for(1455), pkce, q["state"],
+                              client_id=fixture_identity().oauth_client_id)
     assert url == fx["url"]
     assert parse_qsl(urlsplit(url).query) == [tuple(p) for p in fx["query_in_order"]]
 
 
 def test_authorize_url_follows_issuer_and_fallback_port():
     pkce = oauth.new_pkce()
-    url = oauth.authorize_url(oauth.redirect_uri_for(1457), pkce, "s", issuer="http://127.0.0.1:9/")
+    url = oauth.authorize_url(oauth.redirect_uri_for(1457), pkce, "s", client_id="app_x", issuer="http://127.0.0.1:9/")
     assert url.startswith("http://127.0.0.1:9/oauth/authorize?response_type=code&")
     assert dict(parse_qsl(urlsplit(url).query))["redirect_uri"] == "http://127.0.0.1:1457/auth/callback"
 
@@ -47,21 +49,22 @@ def test_pkce_shapes_match_codex():
 def test_code_exchange_body_matches_fixture():
     fx = fixture("login-authorization-code.json")
     form = dict(fx["body_form"])
-    body = oauth.code_exchange_body(form["code"], form["redirect_uri"], form["code_verifier"])
+    body = bodies.authorization_code_body(fixture_identity(), form["code"], form["redirect_uri"], form["code_verifier"])
     assert body.decode() == fx["body_text"]
 
 
 def test_device_code_exchange_body_matches_fixture():
     fx = fixture("device-authorization-code.json")
     form = dict(fx["body_form"])
-    body = oauth.code_exchange_body(form["code"], oauth.device_redirect_uri(), form["code_verifier"])
+    body = bodies.authorization_code_body(fixture_identity(), form["code"], oauth.device_redirect_uri(),
+                                         form["code_verifier"])
     assert body.decode() == fx["body_text"]
 
 
 def test_api_key_exchange_body_matches_fixture():
     fx = fixture("login-token-exchange-api-key.json")
     token = "eyJhbGciOiJSUzI1NiJ9.eyJlbWFpbCI6IngifQ.c2ln-_"  # JWT characters need no escaping
-    assert oauth.api_key_exchange_body(token).decode() == fx["body_text"].replace("<ID_TOKEN>", token)
+    assert bodies.api_key_exchange_body(fixture_identity(), token).decode() == fx["body_text"].replace("<ID_TOKEN>", token)
 
 
 @pytest.mark.parametrize("name,reason", [
@@ -79,9 +82,9 @@ def test_refresh_request_matches_fixture_bytes(name, reason):
 
 
 def test_device_bodies_match_fixtures():
-    assert orjson.loads(oauth.device_usercode_body()) == fixture("device-usercode.json")["body"]
+    assert orjson.loads(bodies.device_usercode_body(fixture_identity())) == fixture("device-usercode.json")["body"]
     poll = fixture("device-token-poll.json")["body"]
-    assert oauth.device_poll_body(poll["device_auth_id"], poll["user_code"]) == \
+    assert bodies.device_token_body(poll["device_auth_id"], poll["user_code"]) == \
         json.dumps(poll, separators=(",", ":")).encode()
 
 
