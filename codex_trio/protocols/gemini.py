@@ -31,7 +31,8 @@ from codex_trio.protocols.failures import error_from_failed, premature_close
 from codex_trio.protocols.json_body import load_json_object, parse_json_object
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.protocols.reasoning import decode_reasoning_signature, effort_from_budget, encode_reasoning_signature
-from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, restore_tuples
+from codex_trio.protocols.schema import (OPT_TUPLE_SCHEMA, SUBSCHEMA_KEYS, SUBSCHEMA_LIST_KEYS, SUBSCHEMA_MAP_KEYS,
+                                         restore_tuples)
 from codex_trio.protocols.stops import StopScanner
 from codex_trio.protocols.token_count import Counter, count_turn_tokens
 from codex_trio.protocols.validators import expect_field as _expect, invalid_field as _fail
@@ -58,9 +59,8 @@ def _get(obj: Mapping[str, Any], camel: str) -> Any:
     return obj.get(snake)
 
 
-_SCHEMA_CHILDREN = ("items", "not", "additionalProperties", "if", "then", "else", "contains")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
+# additionalProperties too: Gemini schemas use it for map values
+_SCHEMA_CHILDREN = (*SUBSCHEMA_KEYS, "additionalProperties", *SUBSCHEMA_LIST_KEYS)
 
 
 def json_schema(schema: Any) -> Any:
@@ -80,9 +80,9 @@ def json_schema(schema: Any) -> Any:
         if key == "type":
             value = [v.lower() if isinstance(v, str) else v for v in value] if isinstance(value, list) else (
                 value.lower() if isinstance(value, str) else value)
-        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+        elif key in SUBSCHEMA_MAP_KEYS and isinstance(value, dict):
             value = {k: json_schema(v) for k, v in value.items()}
-        elif key in _SCHEMA_LISTS or key in _SCHEMA_CHILDREN:
+        elif key in _SCHEMA_CHILDREN:
             value = json_schema(value)
         elif key == "any_of":
             key, value = "anyOf", json_schema(value)
