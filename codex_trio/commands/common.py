@@ -1,7 +1,8 @@
 """What several subcommands share: the data dir a command works on, its configuration, logging, output, and
 the accounts of the data dir opened for one command.
 
-Kept light at import time: every command module is imported to build the parser, also for `--version`.
+Kept light at import time, like every command module: all of them are imported to build the parser, also for
+`--version`, so what a command needs to run is imported when it runs.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
-from ..config.checks import upstream_problems
-from ..config.loader import ConfigError, default_data_dir
-from ..config.store import ConfigStore
-
 if TYPE_CHECKING:
     from ..accounts.service import AccountService
+    from ..config.store import ConfigStore
     from ..services import Services
     from ..telemetry.store import OperatorStore
 
@@ -32,6 +30,8 @@ def say(*parts: Any, err: bool = False) -> None:
 
 def data_dir_of(args: argparse.Namespace) -> tuple[Path, str]:
     """The data dir a command works on, and where that choice came from (for messages)."""
+    from ..config.loader import default_data_dir
+
     if getattr(args, "data_dir", None):
         return Path(args.data_dir).expanduser(), "--data-dir"
     if os.environ.get("CODEX_TRIO_DATA_DIR"):
@@ -39,10 +39,13 @@ def data_dir_of(args: argparse.Namespace) -> tuple[Path, str]:
     return default_data_dir(), "the default location"
 
 
-def open_store(args: argparse.Namespace, *, allow_missing: bool = False) -> ConfigStore:
+def open_store(args: argparse.Namespace, *, allow_missing: bool = False) -> "ConfigStore":
     """The configuration of the command's data dir. Only commands that set a data dir up (run, demo, login)
     pass `allow_missing`: for the others a missing directory is a mistyped path, and silently creating an
     empty store there would hide the user's accounts."""
+    from ..config.loader import ConfigError
+    from ..config.store import ConfigStore
+
     data_dir, source = data_dir_of(args)
     if not allow_missing and not data_dir.is_dir():
         state = "is not a directory" if data_dir.exists() else "does not exist"
@@ -51,8 +54,11 @@ def open_store(args: argparse.Namespace, *, allow_missing: bool = False) -> Conf
     return ConfigStore(data_dir, Path(args.config) if args.config else None)
 
 
-def require_upstream_settings(store: ConfigStore) -> None:
+def require_upstream_settings(store: "ConfigStore") -> None:
     """Stop before any upstream call when the settings name a CA file that is gone or a malformed proxy."""
+    from ..config.checks import upstream_problems
+    from ..config.loader import ConfigError
+
     problems = upstream_problems(store.loaded)
     if problems:
         raise ConfigError("\n".join(str(p) for p in problems))

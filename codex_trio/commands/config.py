@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config.checks import upstream_problems
-from ..config.schema import SECRET_KEYS
 from .common import open_store
 
 
@@ -18,6 +16,9 @@ def _mask(secret: str | None) -> str | None:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     import orjson
+
+    from ..config.checks import upstream_problems
+    from ..config.schema import SECRET_KEYS
 
     store = open_store(args)
     effective = store.settings.model_dump(mode="json")

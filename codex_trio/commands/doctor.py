@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config.checks import proxy_reachable, upstream_problems
-from ..config.store import ConfigStore
 from .common import open_store
+
+if TYPE_CHECKING:
+    from ..config.store import ConfigStore
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -22,8 +24,10 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def doctor_checks(store: ConfigStore) -> list[tuple[bool, str, str]]:
+def doctor_checks(store: "ConfigStore") -> list[tuple[bool, str, str]]:
     """(ok, what was checked, what to do when it is not ok)."""
+    from ..config.checks import proxy_reachable, upstream_problems
+
     checks: list[tuple[bool, str, str]] = []
     try:
         from .. import _native

@@ -7,13 +7,11 @@ import sys
 import webbrowser
 from typing import TYPE_CHECKING, Any
 
-import trio
-
-from ..accounts import oauth
-from ..accounts.login import DEVICE_LOGIN_TIMEOUT, LoginError, LoginServer, OAuthClient
 from .common import issuer_option, run_with_accounts, say
 
 if TYPE_CHECKING:
+    from ..accounts.login import OAuthClient
+    from ..accounts.oauth import TokenGrant
     from ..accounts.service import AccountService
     from ..services import Services
 
@@ -28,6 +26,8 @@ def _describe_login(result: dict[str, Any]) -> str:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
+    from ..accounts.login import OAuthClient
+
     async def work(services: "Services", accounts: "AccountService") -> int:
         client = OAuthClient(services.oauth_http, identity=services.identity, issuer=services.endpoint.auth_url)
         if args.device:
@@ -42,7 +42,12 @@ def cmd_login(args: argparse.Namespace) -> int:
     return run_with_accounts(args, work, sets_up=True)
 
 
-async def _browser_login(client: OAuthClient, port: int | None) -> oauth.TokenGrant:
+async def _browser_login(client: "OAuthClient", port: int | None) -> "TokenGrant":
+    import trio
+
+    from ..accounts import oauth
+    from ..accounts.login import LoginError, LoginServer
+
     server = await LoginServer.bind(client, (port,) if port is not None else oauth.CALLBACK_PORTS)
     try:
         say(f"Open this address in a browser to sign in:\n\n    {server.login.url}\n")
@@ -57,7 +62,11 @@ async def _browser_login(client: OAuthClient, port: int | None) -> oauth.TokenGr
         await server.aclose()
 
 
-async def _paste_login(client: OAuthClient) -> oauth.TokenGrant:
+async def _paste_login(client: "OAuthClient") -> "TokenGrant":
+    import trio
+
+    from ..accounts.login import LoginError
+
     login = client.begin_browser()
     say(f"Open this address in a browser (on any machine) to sign in:\n\n    {login.url}\n")
     say("The browser then ends on an address starting with http://127.0.0.1:1455/auth/callback that does not "
@@ -68,7 +77,9 @@ async def _paste_login(client: OAuthClient) -> oauth.TokenGrant:
     return await client.complete_pasted(login, line)
 
 
-async def _device_login(client: OAuthClient) -> oauth.TokenGrant:
+async def _device_login(client: "OAuthClient") -> "TokenGrant":
+    from ..accounts.login import DEVICE_LOGIN_TIMEOUT
+
     code = await client.device_begin()
     say(f"Open {code.verification_url} and enter this code:\n\n    {code.user_code}\n")
     say("Waiting for the confirmation (Ctrl-C to stop) …")

@@ -6,12 +6,16 @@ import argparse
 import os
 import sys
 
+from typing import TYPE_CHECKING
+
 from .. import __version__
-from ..config.store import ConfigStore
 from .common import open_store, require_upstream_settings, setup_logging
 
+if TYPE_CHECKING:
+    from ..config.store import ConfigStore
 
-def build_gateway(store: ConfigStore):
+
+def build_gateway(store: "ConfigStore"):
     """The gateway with every surface this build provides (imported here to keep `--version` fast)."""
     from ..app import Gateway
     from ..surfaces import install_surfaces
