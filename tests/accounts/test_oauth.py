@@ -3,12 +3,10 @@ import hashlib
 import json
 from urllib.parse import parse_qsl, urlsplit
 
-import orjson
 import pytest
 
 from codex_trio.accounts import oauth
 from codex_trio.accounts.refresh import TokenRefresher
-from codex_trio.upstream import body as bodies
 
 from .helpers import fixture_identity
 from tests.conftest import FIXTURES
@@ -37,6 +35,10 @@ def test_authorize_url_follows_issuer_and_fallback_port():
     assert dict(parse_qsl(urlsplit(url).query))["redirect_uri"] == "http://127.0.0.1:1457/auth/callback"
 
 
+# The token-endpoint and device-auth requests themselves are golden-tested where they are built:
+# tests/upstream/test_golden_requests.py (test_login_code_exchange_and_api_key_exchange, test_device_auth_calls).
+
+
 def test_pkce_shapes_match_codex():
     p = oauth.new_pkce()
     assert len(p.verifier) == 86 and "=" not in p.verifier
@@ -44,27 +46,6 @@ def test_pkce_shapes_match_codex():
     assert p.challenge == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     assert len(oauth.new_state()) == 43
     assert oauth.new_pkce().verifier != p.verifier
-
-
-def test_code_exchange_body_matches_fixture():
-    fx = fixture("login-authorization-code.json")
-    form = dict(fx["body_form"])
-    body = bodies.authorization_code_body(fixture_identity(), form["code"], form["redirect_uri"], form["code_verifier"])
-    assert body.decode() == fx["body_text"]
-
-
-def test_device_code_exchange_body_matches_fixture():
-    fx = fixture("device-authorization-code.json")
-    form = dict(fx["body_form"])
-    body = bodies.authorization_code_body(fixture_identity(), form["code"], oauth.device_redirect_uri(),
-                                         form["code_verifier"])
-    assert body.decode() == fx["body_text"]
-
-
-def test_api_key_exchange_body_matches_fixture():
-    fx = fixture("login-token-exchange-api-key.json")
-    token = "eyJhbGciOiJSUzI1NiJ9.eyJlbWFpbCI6IngifQ.c2ln-_"  # JWT characters need no escaping
-    assert bodies.api_key_exchange_body(fixture_identity(), token).decode() == fx["body_text"].replace("<ID_TOKEN>", token)
 
 
 @pytest.mark.parametrize("name,reason", [
@@ -79,13 +60,6 @@ def test_refresh_request_matches_fixture_bytes(name, reason):
     headers, body = refresher.refresh_request("<REFRESH_TOKEN>", reason)
     assert [list(h) for h in headers] == fx["headers"][:-2]
     assert body == json.dumps(fx["body"], separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def test_device_bodies_match_fixtures():
-    assert orjson.loads(bodies.device_usercode_body(fixture_identity())) == fixture("device-usercode.json")["body"]
-    poll = fixture("device-token-poll.json")["body"]
-    assert bodies.device_token_body(poll["device_auth_id"], poll["user_code"]) == \
-        json.dumps(poll, separators=(",", ":")).encode()
 
 
 def test_device_answers_parse():
