@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 from . import __version__
-
-Command = Callable[[argparse.Namespace], int]
+from .commands.common import Command
 
 
 def build_parser() -> argparse.ArgumentParser:
