@@ -35,7 +35,7 @@ async def serve_gateway(sim: dict[str, Any], mode: str) -> None:
     from codex_trio.app import Gateway
     from codex_trio.config.store import ConfigStore
     from codex_trio.config.writer import update_local_file
-    from codex_trio.dispatch.catalog import refresh_catalog
+    from codex_trio.routing.catalog import refresh_catalog
     from codex_trio.surfaces import install_surfaces
     from codex_trio.telemetry.install import run_telemetry
     from codex_trio.telemetry.routes import register_telemetry, register_telemetry_ollama

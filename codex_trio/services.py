@@ -20,7 +20,7 @@ from .upstream.transport import Clients, Endpoint
 if TYPE_CHECKING:
     from .accounts.pool import PoolConfig
     from .config.store import Change
-    from .dispatch.catalog import Catalog
+    from .routing.catalog import Catalog
     from .dispatch.dispatcher import Dispatcher
     from .accounts.cookies_store import AccountCookies
     from .accounts.model import Account
@@ -160,7 +160,7 @@ class Services:
 
 
 def _new_catalog() -> "Catalog":
-    from .dispatch.catalog import Catalog
+    from .routing.catalog import Catalog
 
     return Catalog()
 
@@ -329,7 +329,7 @@ async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
 async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Background job (after the accounts job): the model catalog, then the dispatcher; idle upstream
     sockets are closed as conversations go quiet."""
-    from .dispatch.catalog import run_catalog
+    from .routing.catalog import run_catalog
     from .dispatch.dispatcher import Dispatcher
 
     services: Services = gateway.services

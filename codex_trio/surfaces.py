@@ -38,33 +38,28 @@ def install_surfaces(gateway: "Gateway") -> None:
 
 
 def add_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
-    """Add the CLI subcommands features provide."""
-    from .accounts.cli import add_account_commands
-    from .accounts.proxies_cli import add_proxy_commands
-    from .commands.providers import add_provider_commands
-    from .demo import add_commands as add_demo_commands
-    from .identity_check.run import add_commands as add_identity_commands
-    from .telemetry.cli import add_telemetry_commands
-    from .image_cli import DESCRIPTION as IMAGE_DESCRIPTION, add_arguments as add_image_arguments, cmd_image
-    from .transcribe_cli import DESCRIPTION as TRANSCRIBE_DESCRIPTION, add_arguments as add_transcribe_arguments
-    from .transcribe_cli import cmd_transcribe
+    """Add the CLI subcommands: one module of `codex_trio.commands` each, registered with one line here."""
+    from .commands import (accounts, config, demo, doctor, identity, image, keys, login, providers, proxies, run,
+                           sim, transcribe, usage)
 
-    add_account_commands(commands, common)
-    add_provider_commands(commands, common)
-    add_proxy_commands(commands, common)
-    add_telemetry_commands(commands, common)
-    add_demo_commands(commands)
-    add_identity_commands(commands)
-    image = commands.add_parser("image", help="generate an image through a running gateway and save it",
-                                description=IMAGE_DESCRIPTION)
-    add_image_arguments(image).set_defaults(handler=cmd_image)
-    transcribe = commands.add_parser("transcribe", help="transcribe an audio file through a running gateway",
-                                     description=TRANSCRIBE_DESCRIPTION)
-    add_transcribe_arguments(transcribe).set_defaults(handler=cmd_transcribe)
+    run.register(commands, common)
+    config.register(commands, common)
+    doctor.register(commands, common)
+    login.register(commands, common)
+    accounts.register(commands, common)
+    proxies.register(commands, common)
+    providers.register(commands, common)
+    usage.register(commands, common)
+    keys.register(commands, common)
+    demo.register(commands, common)
+    sim.register(commands, common)
+    identity.register(commands, common)
+    image.register(commands, common)
+    transcribe.register(commands, common)
 
 
 def doctor_extra_checks(store: "ConfigStore") -> list[tuple[bool, str, str]]:
-    from .accounts.cli import accounts_present_check
+    from .commands.accounts import accounts_present_check
     from .upstream.versions import doctor_check
 
     return [accounts_present_check(store), *doctor_check(store.data_dir, store.settings.client.version)]

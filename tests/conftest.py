@@ -82,7 +82,7 @@ async def gateway_on_sim(data_dir: Path, sim, *, local: Mapping[str, Any] | None
     """The whole gateway (every surface) on the simulator, with the sim's accounts logged in (by their
     tokens, as `POST /auth/accounts` would) and the model catalog fetched."""
     from codex_trio.config.writer import update_local_file as write_local
-    from codex_trio.dispatch.catalog import refresh_catalog
+    from codex_trio.routing.catalog import refresh_catalog
 
     settings = sim_settings(sim, real_hosts=real_hosts)
     for section, values in (local or {}).items():

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 import pytest
 
-from codex_trio import image_cli
+from codex_trio.commands import image as image_cli
 from codex_trio.errors import ErrorKind, GatewayError
 from codex_trio.protocols import images, openai_chat
 from codex_trio.protocols.meta import ResponseMeta

@@ -18,6 +18,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import h11
 import trio
 
+from ..upstream import body as bodies
+from ..upstream import headers as hdrs
+from ..upstream.identity import Identity
 from . import oauth
 from .http import OAuthHttp
 from .jwt import identity_from_tokens
@@ -41,10 +44,11 @@ class BrowserLogin:
 
 
 class OAuthClient:
-    def __init__(self, http: OAuthHttp, *, issuer: str = oauth.DEFAULT_ISSUER,
+    def __init__(self, http: OAuthHttp, *, identity: Identity, issuer: str = oauth.DEFAULT_ISSUER,
                  sleep: Callable[[float], Awaitable[None]] = trio.sleep,
                  exchange_api_key: bool = True) -> None:
         self.http = http
+        self.identity = identity  # its client id and the request shapes of its release (upstream/body.py, headers.py)
         self.issuer = issuer.rstrip("/")
         self._sleep = sleep
         self._exchange_api_key = exchange_api_key  # the browser login of the real client does it too
@@ -54,7 +58,8 @@ class OAuthClient:
     def begin_browser(self, port: int = oauth.CALLBACK_PORTS[0]) -> BrowserLogin:
         pkce, state = oauth.new_pkce(), oauth.new_state()
         redirect_uri = oauth.redirect_uri_for(port)
-        return BrowserLogin(oauth.authorize_url(redirect_uri, pkce, state, issuer=self.issuer), state, pkce,
+        return BrowserLogin(oauth.authorize_url(redirect_uri, pkce, state, client_id=self.identity.oauth_client_id,
+                                                issuer=self.issuer), state, pkce,
                             redirect_uri)
 
     @staticmethod
@@ -83,7 +88,8 @@ class OAuthClient:
     async def exchange_code(self, code: str, redirect_uri: str, verifier: str, *,
                             api_key: bool = False) -> oauth.TokenGrant:
         url = oauth.token_url(self.issuer)
-        response = await self.http.post(url, list(oauth.FORM), oauth.code_exchange_body(code, redirect_uri, verifier))
+        response = await self.http.post(url, hdrs.form_token_headers(),
+                                        bodies.authorization_code_body(self.identity, code, redirect_uri, verifier))
         try:
             grant = oauth.parse_token_grant(response.status, response.body)
         except oauth.OAuthError as err:
@@ -93,7 +99,8 @@ class OAuthClient:
             raise LoginError("the issuer answered without a refresh token / id_token; start the login again")
         if api_key:
             try:
-                await self.http.post(url, list(oauth.FORM), oauth.api_key_exchange_body(grant.id_token))
+                await self.http.post(url, hdrs.form_token_headers(),
+                                     bodies.api_key_exchange_body(self.identity, grant.id_token))
             except Exception as exc:  # noqa: BLE001 - best effort, as in the real client; the key is unused
                 log.debug("API-key exchange after login failed: %s", exc)
         return grant
@@ -101,8 +108,8 @@ class OAuthClient:
     # ---- device code ----------------------------------------------------------------------------------
 
     async def device_begin(self) -> oauth.DeviceCode:
-        response = await self.http.post(oauth.device_usercode_url(self.issuer), list(oauth.JSON),
-                                        oauth.device_usercode_body())
+        response = await self.http.post(oauth.device_usercode_url(self.issuer), hdrs.device_auth_headers(),
+                                        bodies.device_usercode_body(self.identity))
         try:
             return oauth.parse_device_usercode(response.status, response.body, self.issuer)
         except oauth.OAuthError as err:
@@ -112,9 +119,9 @@ class OAuthClient:
                               timeout: float = DEVICE_LOGIN_TIMEOUT) -> oauth.TokenGrant:
         """Poll until the user confirms the code (then exchange it), or give up after `timeout`."""
         deadline = trio.current_time() + timeout
-        body = oauth.device_poll_body(code.device_auth_id, code.user_code)
+        body = bodies.device_token_body(code.device_auth_id, code.user_code)
         while True:
-            response = await self.http.post(oauth.device_token_url(self.issuer), list(oauth.JSON), body)
+            response = await self.http.post(oauth.device_token_url(self.issuer), hdrs.device_auth_headers(), body)
             try:
                 done = oauth.parse_device_poll(response.status, response.body)
             except oauth.OAuthError as err:

@@ -1,6 +1,10 @@
-"""The OAuth wire format of the real client (sans-IO): PKCE, the authorize URL, token-endpoint bodies, and the
-reading of the issuer's answers. Everything byte-for-byte as captured in fixtures/chatgpt-mode/oauth/
-(spec/chatgpt-mode.md §7, §8 win over upstream.md §2 where they differ: `+` for spaces, 127.0.0.1 redirect).
+"""The OAuth flows of the real client (sans-IO): PKCE, the authorize URL, the issuer's addresses, and the reading
+of its answers. Byte-for-byte as captured in fixtures/chatgpt-mode/oauth/ (spec/chatgpt-mode.md §7, §8 win over
+upstream.md §2 where they differ: `+` for spaces, 127.0.0.1 redirect).
+
+The requests themselves (bodies and headers of `/oauth/token` and `/api/accounts/deviceauth/*`) are upstream wire
+artefacts of one identity, with its client id: they live in upstream/body.py and upstream/headers.py, next to
+every other request the gateway sends, and are golden-tested there.
 """
 
 from __future__ import annotations
@@ -9,22 +13,19 @@ import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 import orjson
 
-CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
+from ..upstream.body import RefreshReason  # noqa: F401 - the one definition; the refresher's callers name it here
+
 DEFAULT_ISSUER = "https://auth.openai.com"
 SCOPES = "openid profile email offline_access api.connectors.read api.connectors.invoke"
 LOGIN_ORIGINATOR = "codex_cli_rs"  # sent by `codex login` too (measured)
 CALLBACK_PORTS = (1455, 1457)  # 1457 is the registered fallback
 CALLBACK_PATH = "/auth/callback"
 DEVICE_VERIFY_PATH = "/codex/device"
-
-FORM = [("content-type", "application/x-www-form-urlencoded")]
-JSON = [("content-type", "application/json")]
 
 
 def _b64url(data: bytes) -> str:
@@ -63,16 +64,13 @@ def token_url(issuer: str = DEFAULT_ISSUER) -> str:
     return issuer.rstrip("/") + "/oauth/token"
 
 
-def _form(pairs: list[tuple[str, str]]) -> bytes:
-    return urlencode(pairs, quote_via=quote_plus).encode("ascii")
-
-
 def authorize_url(
-    redirect_uri: str, pkce: Pkce, state: str, *, issuer: str = DEFAULT_ISSUER, originator: str = LOGIN_ORIGINATOR
+    redirect_uri: str, pkce: Pkce, state: str, *, client_id: str, issuer: str = DEFAULT_ISSUER,
+    originator: str = LOGIN_ORIGINATOR,
 ) -> str:
     query = [
         ("response_type", "code"),
-        ("client_id", CLIENT_ID),
+        ("client_id", client_id),
         ("redirect_uri", redirect_uri),
         ("code_challenge", pkce.challenge),
         ("code_challenge_method", "S256"),
@@ -85,46 +83,12 @@ def authorize_url(
     return issuer.rstrip("/") + "/oauth/authorize?" + urlencode(query, quote_via=quote_plus)
 
 
-def code_exchange_body(code: str, redirect_uri: str, verifier: str) -> bytes:
-    return _form([
-        ("grant_type", "authorization_code"),
-        ("client_id", CLIENT_ID),
-        ("code", code),
-        ("redirect_uri", redirect_uri),
-        ("code_verifier", verifier),
-    ])
-
-
-def api_key_exchange_body(id_token: str) -> bytes:
-    """RFC 8693 exchange the browser login does right after the code exchange (its answer is unused here)."""
-    return _form([
-        ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
-        ("client_id", CLIENT_ID),
-        ("requested_token", "openai-api-key"),
-        ("subject_token", id_token),
-        ("subject_token_type", "urn:ietf:params:oauth:token-type:id_token"),
-    ])
-
-
-class RefreshReason(StrEnum):
-    PROACTIVE_EXPIRY = "proactive_expiry"
-    UNAUTHORIZED_RECOVERY = "unauthorized_recovery"
-
-
 def device_usercode_url(issuer: str = DEFAULT_ISSUER) -> str:
     return issuer.rstrip("/") + "/api/accounts/deviceauth/usercode"
 
 
 def device_token_url(issuer: str = DEFAULT_ISSUER) -> str:
     return issuer.rstrip("/") + "/api/accounts/deviceauth/token"
-
-
-def device_usercode_body() -> bytes:
-    return orjson.dumps({"client_id": CLIENT_ID})
-
-
-def device_poll_body(device_auth_id: str, user_code: str) -> bytes:
-    return orjson.dumps({"device_auth_id": device_auth_id, "user_code": user_code})
 
 
 # ---- reading answers ----------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The `codex-trio` subcommands, one module each; `surfaces.add_commands` registers them."""

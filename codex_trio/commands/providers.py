@@ -11,14 +11,10 @@ import orjson
 import trio
 
 from ..errors import GatewayError
-
-
-def _say(*parts: Any, err: bool = False) -> None:
-    print(*parts, file=sys.stderr if err else sys.stdout, flush=True)
+from .common import open_store, say as _say
 
 
 def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
-    from ..cli import open_store
     from ..files import ensure_private_dir
     from ..providers.secrets import KeyFileError
     from ..providers.service import ProviderService
@@ -105,7 +101,7 @@ def cmd_providers_models(args: argparse.Namespace) -> int:
     return _run(args, work)
 
 
-def add_provider_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
+def register(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
     from ..providers.model import PRESETS, WIRES
 
     output = argparse.ArgumentParser(add_help=False)

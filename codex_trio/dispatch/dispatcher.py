@@ -25,7 +25,7 @@ from ..upstream.errors import Action, UpstreamFailure, classify_event
 from ..upstream.events import TERMINAL_TYPES, CodexEvent, Usage
 from ..upstream.quota import QuotaSnapshot, to_headers
 from ..upstream.transport import ConversationTransport, UpstreamFailed, compact
-from .catalog import Catalog, with_model_defaults
+from ..routing.catalog import Catalog, with_model_defaults
 from .conversations import Conversation, ConversationRegistry, conversation_key, variant_key
 
 from ..accounts.pool import Failure

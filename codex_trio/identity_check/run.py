@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +121,7 @@ def replayed_turn(records: list[Any]) -> dict[str, Any] | None:
 
 async def run_gateway_turn(sim: Any, data_dir: Path, version: str, request: dict[str, Any]) -> None:
     from ..app import Gateway
-    from ..dispatch.catalog import refresh_catalog
+    from ..routing.catalog import refresh_catalog
     from ..surfaces import install_surfaces
 
     base = f"https://localhost:{sim.urls.port}"
@@ -172,32 +171,3 @@ async def check(codex: Path, *, websocket: bool = True, timeout: float = 180.0) 
         report.differences.append("the real client made no turn against the stand-in (it did not follow "
                                   "chatgpt_base_url, or failed before its turn): nothing to compare")
     return CheckResult("websocket" if websocket else "sse", version, exit_code, len(theirs), len(ours), report)
-
-
-def cmd_identity_check(args: Any) -> int:
-    from ..cli import setup_logging
-
-    setup_logging("warning")
-    try:
-        find_binary(Path(args.codex))
-    except FileNotFoundError as exc:
-        print(f"codex-trio identity check: {exc}", file=sys.stderr)
-        return 2
-    equal = True
-    for websocket in (True, False):
-        result = trio.run(lambda: check(Path(args.codex), websocket=websocket, timeout=args.timeout))
-        print(result.render(), flush=True)
-        equal = equal and result.report.equal and result.codex_exit == 0
-    return 0 if equal else 1
-
-
-def add_commands(commands: Any) -> None:
-    identity = commands.add_parser("identity", help="check the upstream identity against a real Codex CLI")
-    sub = identity.add_subparsers(dest="identity_command", metavar="SUBCOMMAND", required=True)
-    checker = sub.add_parser("check", help="run one turn of a real codex binary and the same turn through the "
-                                           "gateway against a loopback stand-in, and print the differences "
-                                           "(exit 0 when there are none)")
-    checker.add_argument("--codex", required=True, help="the codex executable, or the directory npm installed "
-                                                        "@openai/codex into")
-    checker.add_argument("--timeout", type=float, default=180.0, help="seconds the real client may take (180)")
-    checker.set_defaults(handler=cmd_identity_check)

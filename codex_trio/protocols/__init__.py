@@ -9,4 +9,10 @@
 * `encode_error(GatewayError) -> tuple[int, dict]` — status and body in the protocol's error envelope.
 
 No network, no clock, no globals: ids and timestamps come in through `ResponseMeta`.
+
+Adapters: openai_chat, responses, anthropic, gemini, ollama, images, transcriptions. No adapter imports another;
+what several need lives in a shared module here: json_body (request bodies), validators, failures (error mapping,
+premature close), openai_envelope, stops, codex_request (default instructions, function tools, structured
+output), schema, reasoning (signature carrier, effort from a budget), response_items, image_tool,
+generated_images, token_count, meta, multipart_form, cors (tests/test_layout.py keeps it so).
 """

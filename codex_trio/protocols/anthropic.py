@@ -12,33 +12,30 @@ Multi-turn reasoning: upstream reasoning items carry `encrypted_content`. Outbou
 block whose signature decodes becomes a `reasoning` input item again, so the model keeps its chain of thought
 across turns. Signatures we did not mint (real Anthropic ones) cannot be replayed upstream and are dropped.
 
-A few helpers here are protocol-neutral and shared with `gemini.py` (signature codec, effort from a thinking
-budget, `structured_format` over protocols/schema.py); stop sequences and upstream failures have their own
-shared modules (stops.py, failures.py).
+What it shares with the other adapters lives in shared modules: reasoning.py (signature codec, effort from a
+thinking budget), codex_request.py (function tools, structured output), json_body.py, validators.py, stops.py,
+failures.py.
 Structured output whose schema has tuples is held back and sent once, through `restore_tuples`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import orjson
 
-from codex_trio.errors import ErrorKind, GatewayError, invalid_request
+from codex_trio.errors import ErrorKind, GatewayError
+from codex_trio.protocols.codex_request import DEFAULT_INSTRUCTIONS, function_tool, structured_format
 from codex_trio.protocols.failures import error_from_failed, premature_close
 from codex_trio.protocols.generated_images import image_markdown
+from codex_trio.protocols.json_body import load_json_object, parse_json_object
 from codex_trio.protocols.meta import ResponseMeta
-from codex_trio.protocols.schema import (
-    OPT_TUPLE_SCHEMA,
-    prepare_schema,
-    requires_every_property,
-    restore_tuples,
-    text_format,
-)
+from codex_trio.protocols.reasoning import decode_reasoning_signature, effort_from_budget, encode_reasoning_signature
+from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, restore_tuples
 from codex_trio.protocols.stops import StopScanner
+from codex_trio.protocols.token_count import Counter, count_turn_tokens
+from codex_trio.protocols.validators import expect_field as _expect, invalid_field as _fail
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import (
     Completed,
@@ -54,107 +51,15 @@ from codex_trio.upstream.events import (
     ToolCallStarted,
 )
 
-DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 # Claude Code prepends a system block whose values rotate on every request; keeping it would defeat the
 # upstream prompt cache, and it means nothing to the model.
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
-REASONING_SIGNATURE_PREFIX = "ctr1."
 IMAGE_TOOL = "image_generation"
 OPT_TOOL_NAMES = "tool_names"  # Turn.options: the names of the client's own tools
-
-# ---- shared helpers (also used by gemini.py) --------------------------------------------------------------
-
-
-def encode_reasoning_signature(item_id: str, encrypted_content: str) -> str:
-    """Compact, reversible carrier of an upstream reasoning item inside a client-visible signature field."""
-    token = base64.urlsafe_b64encode(item_id.encode()).rstrip(b"=").decode()
-    return f"{REASONING_SIGNATURE_PREFIX}{token}.{encrypted_content}"
-
-
-def decode_reasoning_signature(signature: Any) -> dict[str, Any] | None:
-    """The `reasoning` input item a signature carries, or None for signatures we did not mint."""
-    if not isinstance(signature, str) or not signature.startswith(REASONING_SIGNATURE_PREFIX):
-        return None
-    token, sep, encrypted = signature[len(REASONING_SIGNATURE_PREFIX):].partition(".")
-    if not sep or not token or not encrypted:
-        return None
-    try:
-        item_id = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    if not item_id:
-        return None
-    return {"type": "reasoning", "id": item_id, "summary": [], "encrypted_content": encrypted}
-
-
-def effort_from_budget(budget: int | None) -> str | None:
-    """Thinking-token budget → Codex effort (≤0 or absent: no explicit effort)."""
-    if budget is None or budget <= 0:
-        return None
-    if budget < 2000:
-        return "low"
-    if budget < 8000:
-        return "medium"
-    if budget < 20000:
-        return "high"
-    return "xhigh"
-
-
-def parse_json_object(text: str) -> dict[str, Any]:
-    """Tool arguments as an object ({} when the model produced nothing usable)."""
-    if not text:
-        return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def load_json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise invalid_request(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise invalid_request("The request body must be a JSON object.")
-    return data
-
-
-def function_tool(name: str, description: Any, parameters: Any) -> dict[str, Any]:
-    """A client function tool as the backend takes it: name, description and parameters only (it rejects other
-    fields). Shared by the Anthropic and Gemini adapters."""
-    tool: dict[str, Any] = {"type": "function", "name": name}
-    if isinstance(description, str):
-        tool["description"] = description
-    tool["strict"] = False
-    tool["parameters"] = object_schema(parameters)
-    return tool
-
-
-def object_schema(schema: Any) -> dict[str, Any]:
-    """Tool parameters: an object schema always has `properties` (the backend rejects one without)."""
-    if not isinstance(schema, dict):
-        return {"type": "object", "properties": {}}
-    if schema.get("type") == "object" and not isinstance(schema.get("properties"), dict):
-        return {**schema, "properties": {}}
-    return schema
-
-
 
 # ---- request --------------------------------------------------------------------------------------------
 
 _THINKING_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "xhigh", "xhigh": "xhigh"}
-
-
-def _fail(message: str, param: str) -> GatewayError:
-    return invalid_request(f"{param}: {message}", param=param)
-
-
-def _expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _fail(f"must be {what}", param)
-    return value
 
 
 def _positive_int(value: Any, param: str) -> int:
@@ -365,16 +270,6 @@ def _output_format(data: dict[str, Any], options: dict[str, Any]) -> dict[str, A
         raise _fail("type must be 'json_schema'", f"{param}.type")
     schema = _expect(fmt.get("schema"), dict, f"{param}.schema", "an object")
     return structured_format("output", schema, options)
-
-
-def structured_format(name: str, schema: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """The Codex `text.format` for a client's JSON schema (shared with gemini.py). Strict only when the schema
-    allows it; when tuples were converted, the client's schema goes into `options` for the reverse mapping."""
-    prepared = prepare_schema(schema)
-    if prepared.has_tuples:
-        options[OPT_TUPLE_SCHEMA] = prepared.original
-    return text_format("json_schema", name=name, prepared=prepared,
-                       strict=requires_every_property(prepared.schema))
 
 
 def _conversation_id(metadata: Any) -> str | None:
@@ -778,6 +673,15 @@ def _collect(blocks: _Blocks, event: NormalizedEvent) -> list[dict[str, Any]]:
     if isinstance(event, Failed):
         raise error_from_failed(event)
     return blocks.feed(event)
+
+
+# ---- count_tokens ----------------------------------------------------------------------------------------
+
+
+def count_tokens(body: bytes, count: Counter) -> dict[str, int]:
+    """`POST /v1/messages/count_tokens` → `{"input_tokens": n}`; bad bodies raise GatewayError (400)."""
+    turn = parse_request(body, count_only=True)
+    return {"input_tokens": count_turn_tokens(turn, count)}
 
 
 # ---- models ----------------------------------------------------------------------------------------------

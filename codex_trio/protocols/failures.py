@@ -16,21 +16,14 @@ def premature_close() -> GatewayError:
                         ErrorKind.UPSTREAM, code="premature_close")
 
 
+# The status a terminal upstream failure implies, by a fragment of its code; first match wins, 502 when none.
+_CODE_STATUS = (("server_is_overloaded", 503), ("server_error", 500), ("invalid_request", 400), ("not_found", 400),
+                ("context_length", 400), ("rate_limit", 429), ("usage_limit", 429), ("unauthorized", 401),
+                ("invalid_api_key", 401), ("forbidden", 403), ("banned", 403), ("payment", 402), ("quota", 402))
+
+
 def error_from_failed(failed: Failed) -> GatewayError:
     """A terminal upstream failure as a GatewayError, so each protocol can render its own error object."""
     code = failed.code.lower()
-    if code == "server_is_overloaded":
-        status = 503
-    elif code == "server_error":
-        status = 500
-    elif "context_length" in code or "invalid_request" in code or "not_found" in code:
-        status = 400
-    elif "rate_limit" in code or "usage_limit" in code:
-        status = 429
-    elif "unauthorized" in code or "invalid_api_key" in code:
-        status = 401
-    elif "forbidden" in code or "banned" in code:
-        status = 403
-    else:
-        status = 502
+    status = next((s for fragment, s in _CODE_STATUS if fragment in code), 502)
     return GatewayError(status, failed.message, status_to_kind(status), code=failed.code)

@@ -26,20 +26,16 @@ from typing import Any, Iterable, Mapping
 import orjson
 
 from codex_trio.errors import ErrorKind, GatewayError, invalid_request
-from codex_trio.protocols.anthropic import (
-    DEFAULT_INSTRUCTIONS,
-    decode_reasoning_signature,
-    effort_from_budget,
-    encode_reasoning_signature,
-    function_tool,
-    load_json_object,
-    parse_json_object,
-    structured_format,
-)
+from codex_trio.protocols.codex_request import DEFAULT_INSTRUCTIONS, function_tool, structured_format
 from codex_trio.protocols.failures import error_from_failed, premature_close
+from codex_trio.protocols.json_body import load_json_object, parse_json_object
 from codex_trio.protocols.meta import ResponseMeta
-from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, restore_tuples
+from codex_trio.protocols.reasoning import decode_reasoning_signature, effort_from_budget, encode_reasoning_signature
+from codex_trio.protocols.schema import (OPT_TUPLE_SCHEMA, SUBSCHEMA_KEYS, SUBSCHEMA_LIST_KEYS, SUBSCHEMA_MAP_KEYS,
+                                         restore_tuples)
 from codex_trio.protocols.stops import StopScanner
+from codex_trio.protocols.token_count import Counter, count_turn_tokens
+from codex_trio.protocols.validators import expect_field as _expect, invalid_field as _fail
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import (
     Completed,
@@ -63,19 +59,8 @@ def _get(obj: Mapping[str, Any], camel: str) -> Any:
     return obj.get(snake)
 
 
-def _fail(message: str, param: str) -> GatewayError:
-    return invalid_request(f"{param}: {message}", param=param)
-
-
-def _expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _fail(f"must be {what}", param)
-    return value
-
-
-_SCHEMA_CHILDREN = ("items", "not", "additionalProperties", "if", "then", "else", "contains")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
+# additionalProperties too: Gemini schemas use it for map values
+_SCHEMA_CHILDREN = (*SUBSCHEMA_KEYS, "additionalProperties", *SUBSCHEMA_LIST_KEYS)
 
 
 def json_schema(schema: Any) -> Any:
@@ -95,9 +80,9 @@ def json_schema(schema: Any) -> Any:
         if key == "type":
             value = [v.lower() if isinstance(v, str) else v for v in value] if isinstance(value, list) else (
                 value.lower() if isinstance(value, str) else value)
-        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+        elif key in SUBSCHEMA_MAP_KEYS and isinstance(value, dict):
             value = {k: json_schema(v) for k, v in value.items()}
-        elif key in _SCHEMA_LISTS or key in _SCHEMA_CHILDREN:
+        elif key in _SCHEMA_CHILDREN:
             value = json_schema(value)
         elif key == "any_of":
             key, value = "anyOf", json_schema(value)
@@ -587,6 +572,19 @@ def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: Respons
 _STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                  409: "ABORTED", 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED",
                  500: "INTERNAL", 501: "NOT_IMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
+def count_tokens(model: str, body: bytes, count: Counter) -> dict[str, int]:
+    """`POST /v1beta/models/{m}:countTokens` → `{"totalTokens": n}`. The body is either `{contents}` or
+    `{generateContentRequest: {...}}`; bad bodies raise GatewayError (400)."""
+    data = load_json_object(body)
+    inner = data.get("generateContentRequest", data.get("generate_content_request"))
+    if inner is not None:
+        if not isinstance(inner, dict):
+            raise invalid_request("generateContentRequest: must be an object", param="generateContentRequest")
+        body = orjson.dumps(inner)
+    turn = parse_request(model, body, False)
+    return {"totalTokens": count_turn_tokens(turn, count)}
 
 
 def encode_error(error: GatewayError) -> tuple[int, dict[str, Any]]:

@@ -26,12 +26,17 @@ from typing import Any
 
 import orjson
 
-from codex_trio.errors import ErrorKind, GatewayError, invalid_request, status_to_kind
-from codex_trio.protocols import images
+from codex_trio.errors import ErrorKind, GatewayError, invalid_request
+from codex_trio.protocols.failures import error_from_failed
 from codex_trio.protocols.generated_images import image_arguments, image_markdown
+from codex_trio.protocols.image_tool import validate_image_tool
+from codex_trio.protocols.json_body import load_openai_json_object
 from codex_trio.protocols.meta import ResponseMeta
+from codex_trio.protocols.openai_envelope import encode_error
+from codex_trio.protocols.response_items import sanitize_input
 from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, prepare_schema, restore_tuples, text_format
 from codex_trio.protocols.stops import StopScanner, apply_stops
+from codex_trio.protocols.validators import REASONING_EFFORTS, SERVICE_TIERS, expect_type
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import (
     Completed, Failed, ImageGenerated, NormalizedEvent, OutputItemDone, ReasoningDelta, TextDelta, ToolCallDelta,
@@ -43,8 +48,6 @@ DROPPED_PARAMS: tuple[str, ...] = (
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty",
     "logit_bias", "seed", "logprobs", "top_logprobs", "metadata", "store", "prediction", "audio",
 )
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
-SERVICE_TIERS = ("auto", "default", "flex", "priority", "fast", "scale")
 # Turn.options keys this module sets (the encoders read them).
 OPT_INCLUDE_USAGE = "include_usage"
 OPT_CUSTOM_AS_FUNCTION = "custom_as_function"  # Cursor: custom tool calls in the function envelope
@@ -54,32 +57,6 @@ _INT_PARAMS = ("max_tokens", "max_completion_tokens", "seed", "top_logprobs")
 
 
 # ---- request ------------------------------------------------------------------------------------------------
-
-def _type_name(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
-            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
-
-
-def expect_type(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
-    """`value` if it has type `kind` (booleans are not numbers here), else a 400 naming `param`."""
-    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple)
-                                                                               else (kind,))):
-        raise invalid_request(f"Invalid type for '{param}': expected {what}, but got {_type_name(value)} instead.",
-                              param=param, code="invalid_type")
-    return value
-
-
-def load_json_object(body: bytes) -> dict[str, Any]:
-    """Parse a request body that must be one JSON object (OpenAI-style 400 otherwise)."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise invalid_request("We could not parse the JSON body of your request. The body must be valid JSON "
-                              "(check quoting and commas).", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise invalid_request(f"The request body must be a JSON object, not {_type_name(data)}.", code="invalid_json")
-    return data
-
 
 def _text_of(content: Any, param: str, *, allow_refusal: bool = False) -> str:
     """Text of a message content (string or array of text parts), parts joined with newlines."""
@@ -188,7 +165,7 @@ def _convert_tools(raw: Any, param: str) -> tuple[list[dict[str, Any]], set[str]
                     out[key] = tool[key]
             tools.append(out)
         elif kind == "image_generation":
-            tools.append(images.validate_image_tool(tool, where))
+            tools.append(validate_image_tool(tool, where))
         else:
             raise invalid_request(f"Unsupported tool type '{kind}' in '{where}': use 'function', 'custom', "
                                   "'web_search' or 'image_generation'.", param=f"{where}.type")
@@ -309,8 +286,6 @@ def _convert_messages(messages: Any, custom_names: set[str]) -> tuple[str, list[
 def _responses_shaped_input(data: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """Some clients (Cursor) post a Responses-shaped body (`input`, `instructions`) to Chat Completions: its items
     are already Codex items, so they are taken as the Responses passthrough takes them."""
-    from codex_trio.protocols.responses import sanitize_input  # imported here: responses builds on this module
-
     instructions = data.get("instructions")
     if instructions is not None:
         expect_type(instructions, str, "instructions", "a string")
@@ -364,7 +339,7 @@ def parse_request(body: bytes, *, custom_as_function: bool = False) -> Turn:
     `custom_as_function`: emit custom tool calls in the function envelope (Cursor, detected by the route from
     its `User-Agent: cursor/...`).
     """
-    data = load_json_object(body)
+    data = load_openai_json_object(body)
     model = data.get("model")
     if model is None:
         raise invalid_request("You must provide a model parameter.", param="model", code="missing_required_parameter")
@@ -487,17 +462,6 @@ def usage_object(usage: Usage) -> dict[str, Any]:
     }
 
 
-_CODE_STATUS = (("server_is_overloaded", 503), ("server_error", 500), ("invalid_request", 400), ("not_found", 400),
-                ("context_length", 400), ("rate_limit", 429), ("usage_limit", 429), ("unauthorized", 401),
-                ("invalid_api_key", 401), ("forbidden", 403), ("banned", 403), ("payment", 402), ("quota", 402))
-
-
-def error_from_failure(failure: Failed) -> GatewayError:
-    """A terminal upstream failure as a GatewayError with the status its code implies (502 when unknown)."""
-    status = next((s for fragment, s in _CODE_STATUS if fragment in failure.code), 502)
-    return GatewayError(status, failure.message, status_to_kind(status), code=failure.code)
-
-
 def message_text(item: dict[str, Any]) -> str:
     """The text of a finished assistant `message` item (for streams that sent it without deltas)."""
     if item.get("type") != "message" or not isinstance(item.get("content"), list):
@@ -609,7 +573,7 @@ class StreamEncoder:
         if kind is Completed:
             return out + self._on_completed(event)
         if kind is Failed:
-            return out + self.fail(error_from_failure(event))
+            return out + self.fail(error_from_failed(event))
         return out
 
     def _stopped(self) -> bool:
@@ -781,7 +745,7 @@ def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: Respons
             completed = event
             break
         elif kind is Failed:
-            raise error_from_failure(event)
+            raise error_from_failed(event)
     content = "".join(text)
     tuple_schema = turn.options.get(OPT_TUPLE_SCHEMA)
     if tuple_schema is not None and content:
@@ -807,25 +771,3 @@ def encode_response(turn: Turn, events: Iterable[NormalizedEvent], meta: Respons
                      "finish_reason": _finish_reason(completed, bool(calls), stopped)}],
         "usage": usage_object(completed.usage if completed is not None else Usage()),
     }
-
-
-# ---- errors -----------------------------------------------------------------------------------------------------
-
-_ERROR_TYPES = {
-    ErrorKind.INVALID_REQUEST: "invalid_request_error",
-    ErrorKind.AUTHENTICATION: "authentication_error",
-    ErrorKind.PERMISSION: "permission_error",
-    ErrorKind.NOT_FOUND: "not_found_error",
-    ErrorKind.REQUEST_TOO_LARGE: "invalid_request_error",
-    ErrorKind.RATE_LIMIT: "rate_limit_error",
-    ErrorKind.OVERLOADED: "server_error",
-    ErrorKind.UPSTREAM: "server_error",
-    ErrorKind.TIMEOUT: "server_error",
-    ErrorKind.SERVER: "server_error",
-}
-
-
-def encode_error(err: GatewayError) -> tuple[int, dict[str, Any]]:
-    """(status, `{"error": {message, type, param, code}}`). Headers (Retry-After, ...) are in `err.headers`."""
-    return err.status, {"error": {"message": err.message, "type": _ERROR_TYPES.get(err.kind, "server_error"),
-                                  "param": err.param, "code": err.code}}

@@ -26,12 +26,14 @@ from typing import Any
 import orjson
 
 from codex_trio.errors import ErrorKind, GatewayError, invalid_request
-from codex_trio.protocols import images
+from codex_trio.protocols.failures import error_from_failed
+from codex_trio.protocols.image_tool import validate_image_tool
+from codex_trio.protocols.json_body import load_openai_json_object
 from codex_trio.protocols.meta import ResponseMeta
-from codex_trio.protocols.openai_chat import (
-    REASONING_EFFORTS, SERVICE_TIERS, expect_type, encode_error as _chat_error, error_from_failure, load_json_object,
-)
+from codex_trio.protocols.openai_envelope import encode_error as _openai_error
+from codex_trio.protocols.response_items import sanitize_input
 from codex_trio.protocols.schema import OPT_TUPLE_SCHEMA, prepare_schema, restore_tuples
+from codex_trio.protocols.validators import REASONING_EFFORTS, SERVICE_TIERS, expect_type
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import TERMINAL_TYPES, CodexEvent, Failed, error_fields
 
@@ -44,54 +46,6 @@ DROPPED_PARAMS: tuple[str, ...] = (
 OPT_CLIENT_METADATA = "client_metadata"  # the client's string-valued metadata, for the upstream client to merge
 OPT_COMPACT = "compact"
 _SUBAGENTS = ("review", "compact", "memory_consolidation", "collab_spawn")
-
-
-# ---- input sanitation ----------------------------------------------------------------------------------------------
-
-def _sanitize_reasoning(item: dict[str, Any]) -> dict[str, Any] | None:
-    """A reasoning item reduced to what the backend replays; None when it cannot be replayed (no id)."""
-    if not isinstance(item.get("id"), str) or not item["id"]:
-        return None
-    summary = item.get("summary")
-    if not isinstance(summary, list):
-        return None
-    out: dict[str, Any] = {"type": "reasoning", "id": item["id"],
-                           "summary": [{"type": "summary_text", "text": p["text"]} for p in summary
-                                       if isinstance(p, dict) and p.get("type") == "summary_text"
-                                       and isinstance(p.get("text"), str)]}
-    if isinstance(item.get("status"), str):
-        out["status"] = item["status"]
-    if isinstance(item.get("encrypted_content"), str) and item["encrypted_content"]:
-        out["encrypted_content"] = item["encrypted_content"]
-    content = item.get("content")
-    if isinstance(content, list):
-        kept = [{"type": "reasoning_text", "text": p["text"]} for p in content
-                if isinstance(p, dict) and p.get("type") == "reasoning_text" and isinstance(p.get("text"), str)]
-        if kept:
-            out["content"] = kept
-    return out
-
-
-def sanitize_input(raw: Any, param: str = "input") -> list[dict[str, Any]]:
-    """The client's `input` as backend items: a string becomes one user message; items are kept except that
-    reasoning and compaction items are reduced (and dropped when they cannot be replayed)."""
-    if isinstance(raw, str):
-        return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": raw}]}]
-    expect_type(raw, list, param, "a string or an array of input items")
-    items: list[dict[str, Any]] = []
-    for i, item in enumerate(raw):
-        item = expect_type(item, dict, f"{param}[{i}]", "an input item object")
-        kind = item.get("type")
-        if kind == "reasoning":
-            reduced = _sanitize_reasoning(item)
-            if reduced is not None:
-                items.append(reduced)
-        elif kind == "compaction":
-            if isinstance(item.get("encrypted_content"), str) and item["encrypted_content"]:
-                items.append({k: item[k] for k in ("type", "id", "encrypted_content") if isinstance(item.get(k), str)})
-        else:
-            items.append(item)
-    return items
 
 
 # ---- request -----------------------------------------------------------------------------------------------------
@@ -121,7 +75,7 @@ def _tools(raw: Any) -> list[dict[str, Any]]:
     tools = []
     for i, tool in enumerate(raw):
         tool = expect_type(tool, dict, f"tools[{i}]", "a tool object")
-        tools.append(images.validate_image_tool(tool, f"tools[{i}]") if tool.get("type") == "image_generation"
+        tools.append(validate_image_tool(tool, f"tools[{i}]") if tool.get("type") == "image_generation"
                      else tool)
     return tools
 
@@ -201,13 +155,13 @@ def parse_body(data: dict[str, Any], *, subagent: str | None = None, default_str
 def parse_request(body: bytes, *, subagent: str | None = None) -> Turn:
     """`POST /v1/responses` body → Turn. `subagent="review"` for the review paths (or the client's
     `x-openai-subagent` header when it is one of review/compact/memory_consolidation/collab_spawn)."""
-    return parse_body(load_json_object(body), subagent=subagent)
+    return parse_body(load_openai_json_object(body), subagent=subagent)
 
 
 def parse_compact_request(body: bytes) -> Turn:
     """`POST /v1/responses/compact` → Turn (non-streaming; the route posts it to `/codex/responses/compact`).
     Only `model, input, instructions, tools, parallel_tool_calls, reasoning, text` are kept."""
-    data = load_json_object(body)
+    data = load_openai_json_object(body)
     turn = parse_body(data)
     request = {k: v for k, v in turn.request.items()
                if k in ("model", "input", "instructions", "tools", "parallel_tool_calls", "reasoning", "text")}
@@ -234,7 +188,7 @@ def sse_frame(event_type: str, data: dict[str, Any]) -> bytes:
 def failed_event(err: GatewayError, response_id: str, *, model: str | None = None,
                  created_at: int | None = None) -> dict[str, Any]:
     """A `response.failed` event object carrying `err` (OpenAI error types)."""
-    _, body = _chat_error(err)
+    _, body = _openai_error(err)
     error = {"type": body["error"]["type"], "code": err.code or body["error"]["type"], "message": err.message}
     response: dict[str, Any] = {"id": response_id, "object": "response", "status": "failed", "error": error,
                                 "output": []}
@@ -295,7 +249,7 @@ class StreamEncoder:
             # A bare `error` ends the backend's stream; Responses clients wait for `response.failed` (the SDK's
             # final response, Codex's turn end), so it follows the relayed error.
             code, message = error_fields(data)
-            out.extend(self.failure(error_from_failure(Failed(code, message))))
+            out.extend(self.failure(error_from_failed(Failed(code, message))))
         elif event.type in TERMINAL_TYPES:
             self._finished = True
         return out
@@ -400,7 +354,7 @@ def encode_response(turn: Turn, events: Iterable[CodexEvent], meta: ResponseMeta
             break
         elif event.type in ("response.failed", "error"):
             code, message = error_fields(event.data)
-            raise error_from_failure(Failed(code, message))
+            raise error_from_failed(Failed(code, message))
     if final is None:
         raise GatewayError(502, "Upstream stream closed before response.completed. Retry the request.",
                            ErrorKind.UPSTREAM, code="stream_disconnected")
@@ -424,14 +378,14 @@ def encode_response(turn: Turn, events: Iterable[CodexEvent], meta: ResponseMeta
 
 def encode_error(err: GatewayError) -> tuple[int, dict[str, Any]]:
     """Same envelope as Chat (`{"error": {message, type, param, code}}`): the official Responses API uses it."""
-    return _chat_error(err)
+    return _openai_error(err)
 
 
 # ---- WebSocket downstream (`GET /v1/responses` upgraded) ----------------------------------------------------------
 
 def parse_ws_message(text: str | bytes) -> Turn:
     """One client text frame (`{"type":"response.create", ...body}`) → Turn (always streaming)."""
-    data = load_json_object(text.encode() if isinstance(text, str) else text)
+    data = load_openai_json_object(text.encode() if isinstance(text, str) else text)
     if data.get("type") != "response.create":
         raise invalid_request(f"Unsupported WebSocket message type {orjson.dumps(data.get('type')).decode()}: send "
                               "'response.create'.", param="type", code="unsupported_message_type")
@@ -444,7 +398,7 @@ def parse_ws_message(text: str | bytes) -> Turn:
 def ws_error_message(err: GatewayError) -> str:
     """An error frame in the backend's own WebSocket shape (`{"type":"error","status_code",...}`), which Codex
     clients map back to an HTTP error with that status."""
-    _, body = _chat_error(err)
+    _, body = _openai_error(err)
     frame: dict[str, Any] = {"type": "error", "status_code": err.status,
                              "error": {"type": body["error"]["type"], "code": err.code, "message": err.message}}
     if err.param:

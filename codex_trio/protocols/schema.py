@@ -18,13 +18,14 @@ from typing import Any
 
 import orjson
 
+# Where JSON Schema nests subschemas (shared with the adapters that rewrite schemas, e.g. gemini.json_schema).
 # Keys whose value is one subschema.
-_SINGLE = ("items", "additionalItems", "contains", "not", "if", "then", "else", "propertyNames",
+SUBSCHEMA_KEYS = ("items", "additionalItems", "contains", "not", "if", "then", "else", "propertyNames",
            "unevaluatedItems", "unevaluatedProperties")
 # Keys whose value is a list of subschemas.
-_LISTS = ("prefixItems", "oneOf", "anyOf", "allOf")
+SUBSCHEMA_LIST_KEYS = ("prefixItems", "oneOf", "anyOf", "allOf")
 # Keys whose value maps names to subschemas.
-_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+SUBSCHEMA_MAP_KEYS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 _COMBINATORS = ("oneOf", "anyOf", "allOf")
 # The Turn.options key under which every protocol keeps the client's original schema when tuples were converted;
 # its presence tells the encoders to buffer the text and run it through `restore_tuples`.
@@ -76,15 +77,15 @@ def _is_object_node(node: dict[str, Any]) -> bool:
 
 
 def _children(node: dict[str, Any]):
-    for key in _SINGLE:
+    for key in SUBSCHEMA_KEYS:
         child = node.get(key)
         if isinstance(child, dict):
             yield child
-    for key in _LISTS:
+    for key in SUBSCHEMA_LIST_KEYS:
         children = node.get(key)
         if isinstance(children, list):
             yield from (c for c in children if isinstance(c, dict))
-    for key in _MAPS:
+    for key in SUBSCHEMA_MAP_KEYS:
         children = node.get(key)
         if isinstance(children, dict):
             yield from (c for c in children.values() if isinstance(c, dict))

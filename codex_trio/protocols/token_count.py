@@ -1,4 +1,5 @@
-"""Local input-token counts for `POST /v1/messages/count_tokens` and Gemini `:countTokens`, sans-IO.
+"""Local input-token counts for `POST /v1/messages/count_tokens` and Gemini `:countTokens`, sans-IO (each adapter
+parses its body, `anthropic.count_tokens` / `gemini.count_tokens`; the count is taken here).
 
 The count is taken over the Codex request the gateway would send (so it measures what the backend sees, after
 the same translation), with an injected text counter `count(text) -> int` — the native o200k_base tokenizer
@@ -29,8 +30,6 @@ from typing import Any, Callable
 
 import orjson
 
-from codex_trio.errors import invalid_request
-from codex_trio.protocols import anthropic, gemini
 from codex_trio.turn import Turn
 
 Counter = Callable[[str], int]
@@ -178,22 +177,3 @@ def count_request_tokens(request: dict[str, Any], count: Counter) -> int:
 
 def count_turn_tokens(turn: Turn, count: Counter) -> int:
     return count_request_tokens(turn.request, count)
-
-
-def count_anthropic(body: bytes, count: Counter) -> dict[str, int]:
-    """`POST /v1/messages/count_tokens` → `{"input_tokens": n}`; bad bodies raise GatewayError (400)."""
-    turn = anthropic.parse_request(body, count_only=True)
-    return {"input_tokens": count_turn_tokens(turn, count)}
-
-
-def count_gemini(model: str, body: bytes, count: Counter) -> dict[str, int]:
-    """`POST /v1beta/models/{m}:countTokens` → `{"totalTokens": n}`. The body is either `{contents}` or
-    `{generateContentRequest: {...}}`; bad bodies raise GatewayError (400)."""
-    data = anthropic.load_json_object(body)
-    inner = data.get("generateContentRequest", data.get("generate_content_request"))
-    if inner is not None:
-        if not isinstance(inner, dict):
-            raise invalid_request("generateContentRequest: must be an object", param="generateContentRequest")
-        body = orjson.dumps(inner)
-    turn = gemini.parse_request(model, body, False)
-    return {"totalTokens": count_turn_tokens(turn, count)}

@@ -112,7 +112,7 @@ class LoginSessions:
 
     def _client(self) -> OAuthClient:
         services = self._gateway.services
-        return OAuthClient(services.oauth_http, issuer=services.endpoint.auth_url)
+        return OAuthClient(services.oauth_http, identity=services.identity, issuer=services.endpoint.auth_url)
 
     def _new(self, kind: str, label: str | None, timeout: float) -> LoginSession:
         now = time.time()

@@ -8,7 +8,6 @@ from quart import Response, request
 
 from ..protocols import anthropic, gemini
 from ..protocols.stops import early_stops
-from ..protocols.token_count import count_anthropic, count_gemini
 from .api import json_response
 from .pipeline import collect, stream_response
 from ..providers.hooks import provider_reply
@@ -61,7 +60,7 @@ def register_anthropic(app: Any, gateway: "Gateway") -> None:
 
     @app.post("/v1/messages/count_tokens")
     async def messages_count_tokens() -> Response:
-        return json_response(count_anthropic(await body_bytes(), count_tokens))
+        return json_response(anthropic.count_tokens(await body_bytes(), count_tokens))
 
 
 def register_gemini(app: Any, gateway: "Gateway") -> None:
@@ -80,7 +79,7 @@ def register_gemini(app: Any, gateway: "Gateway") -> None:
         model_name, action = gemini.split_model_action(tail)
         body = await body_bytes()
         if action == "countTokens":
-            return json_response(count_gemini(model_name, body, count_tokens))
+            return json_response(gemini.count_tokens(model_name, body, count_tokens))
         conversation = request.headers.get("x-conversation-id") or request.headers.get("x-session-id")
         turn = gemini.parse_request(model_name, body, action == "streamGenerateContent", conversation_id=conversation)
         resolved = resolve(gateway, turn, fallback_to_default=True)

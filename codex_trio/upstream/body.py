@@ -10,6 +10,7 @@ the thread's prompt_cache_key, client_metadata as codex builds it, previous_resp
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -293,7 +294,10 @@ def ws_frame_text(body: dict[str, Any]) -> str:
 
 # ---- auth.openai.com bodies ------------------------------------------------------------------------------
 
-RefreshReason = Literal["proactive_expiry", "unauthorized_recovery"]
+class RefreshReason(StrEnum):
+    """Why a refresh is made; sent as `refresh_reason`, and it decides the headers (refresh_headers)."""
+    PROACTIVE_EXPIRY = "proactive_expiry"
+    UNAUTHORIZED_RECOVERY = "unauthorized_recovery"
 
 
 def refresh_body(identity: Identity, refresh_token: str, reason: RefreshReason) -> bytes:

@@ -28,7 +28,7 @@ async def build(tmp_path, sim, **pool_config):
                                clock=sim.clock.now)
     pool = AccountPool(store, refresher, PoolConfig(**pool_config), clock=sim.clock.now)
     service = AccountService(store, pool, refresher, http, token_url=oauth.token_url(base), clock=sim.clock.now)
-    return http, OAuthClient(http, issuer=base), service
+    return http, OAuthClient(http, identity=fixture_identity(), issuer=base), service
 
 
 async def test_browser_login_through_the_local_callback_server(tmp_path, sim_issuer):

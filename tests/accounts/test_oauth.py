@@ -3,7 +3,6 @@ import hashlib
 import json
 from urllib.parse import parse_qsl, urlsplit
 
-import orjson
 import pytest
 
 from codex_trio.accounts import oauth
@@ -23,16 +22,21 @@ def test_authorize_url_matches_the_real_client_byte_for_byte():
     fx = fixture("login-authorize-url.json")
     q = dict(fx["query_in_order"])
     pkce = oauth.Pkce(verifier="unused", challenge=q["code_challenge"])
-    url = oauth.authorize_url(oauth.redirect_uri_for(1455), pkce, q["state"])
+    url = oauth.authorize_url(oauth.redirect_uri_for(1455), pkce, q["state"],
+                              client_id=fixture_identity().oauth_client_id)
     assert url == fx["url"]
     assert parse_qsl(urlsplit(url).query) == [tuple(p) for p in fx["query_in_order"]]
 
 
 def test_authorize_url_follows_issuer_and_fallback_port():
     pkce = oauth.new_pkce()
-    url = oauth.authorize_url(oauth.redirect_uri_for(1457), pkce, "s", issuer="http://127.0.0.1:9/")
+    url = oauth.authorize_url(oauth.redirect_uri_for(1457), pkce, "s", client_id="app_x", issuer="http://127.0.0.1:9/")
     assert url.startswith("http://127.0.0.1:9/oauth/authorize?response_type=code&")
     assert dict(parse_qsl(urlsplit(url).query))["redirect_uri"] == "http://127.0.0.1:1457/auth/callback"
+
+
+# The token-endpoint and device-auth requests themselves are golden-tested where they are built:
+# tests/upstream/test_golden_requests.py (test_login_code_exchange_and_api_key_exchange, test_device_auth_calls).
 
 
 def test_pkce_shapes_match_codex():
@@ -42,26 +46,6 @@ def test_pkce_shapes_match_codex():
     assert p.challenge == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     assert len(oauth.new_state()) == 43
     assert oauth.new_pkce().verifier != p.verifier
-
-
-def test_code_exchange_body_matches_fixture():
-    fx = fixture("login-authorization-code.json")
-    form = dict(fx["body_form"])
-    body = oauth.code_exchange_body(form["code"], form["redirect_uri"], form["code_verifier"])
-    assert body.decode() == fx["body_text"]
-
-
-def test_device_code_exchange_body_matches_fixture():
-    fx = fixture("device-authorization-code.json")
-    form = dict(fx["body_form"])
-    body = oauth.code_exchange_body(form["code"], oauth.device_redirect_uri(), form["code_verifier"])
-    assert body.decode() == fx["body_text"]
-
-
-def test_api_key_exchange_body_matches_fixture():
-    fx = fixture("login-token-exchange-api-key.json")
-    token = "eyJhbGciOiJSUzI1NiJ9.eyJlbWFpbCI6IngifQ.c2ln-_"  # JWT characters need no escaping
-    assert oauth.api_key_exchange_body(token).decode() == fx["body_text"].replace("<ID_TOKEN>", token)
 
 
 @pytest.mark.parametrize("name,reason", [
@@ -76,13 +60,6 @@ def test_refresh_request_matches_fixture_bytes(name, reason):
     headers, body = refresher.refresh_request("<REFRESH_TOKEN>", reason)
     assert [list(h) for h in headers] == fx["headers"][:-2]
     assert body == json.dumps(fx["body"], separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def test_device_bodies_match_fixtures():
-    assert orjson.loads(oauth.device_usercode_body()) == fixture("device-usercode.json")["body"]
-    poll = fixture("device-token-poll.json")["body"]
-    assert oauth.device_poll_body(poll["device_auth_id"], poll["user_code"]) == \
-        json.dumps(poll, separators=(",", ":")).encode()
 
 
 def test_device_answers_parse():

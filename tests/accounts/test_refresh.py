@@ -46,7 +46,7 @@ async def test_proactive_refresh_persists_before_returning_and_sends_the_real_bo
     store, refresher, [account] = await setup(tmp_path, clock, issuer)
     old_rt = account.tokens.refresh_token
     fresh = await refresher.ensure_fresh(account)
-    assert issuer.refresh_calls == [{"client_id": oauth.CLIENT_ID, "grant_type": "refresh_token",
+    assert issuer.refresh_calls == [{"client_id": fixture_identity().oauth_client_id, "grant_type": "refresh_token",
                                      "refresh_reason": "proactive_expiry", "refresh_token": old_rt}]
     assert issuer.headers_seen[0] == PROACTIVE_HEADERS
     stored = await store.get(account.id)

@@ -82,7 +82,7 @@ async def test_export_import_remove_refresh(tmp_path, sim):
 
 
 async def test_doctor_reports_missing_accounts(tmp_path, sim):
-    from codex_trio.accounts.cli import accounts_present_check
+    from codex_trio.commands.accounts import accounts_present_check
     from codex_trio.config.store import ConfigStore
 
     cli = Cli(tmp_path, sim)

@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from codex_trio.protocols import token_count
+from codex_trio.protocols import anthropic
 from codex_trio.sim import running_sim
 from codex_trio.sim.turns import _encrypted as minted_encrypted
 from tests.conftest import api_key, gateway_on_sim
@@ -197,10 +197,10 @@ async def test_count_tokens_uses_o200k(data_dir, o200k):
     async with claude(data_dir) as (client, sim, _, _):
         counted = await client.messages.count_tokens(**wanted)
         small = await client.messages.count_tokens(model="claude-haiku-4-5", messages=[user("hello world")])
-    assert counted.input_tokens == token_count.count_anthropic(orjson.dumps(wanted), o200k)["input_tokens"]
+    assert counted.input_tokens == anthropic.count_tokens(orjson.dumps(wanted), o200k)["input_tokens"]
     reference = sum(o200k(p) for p in anthropic_text(wanted))
     assert reference > 10000 and abs(counted.input_tokens - reference) <= 0.02 * reference
-    assert small.input_tokens == token_count.count_anthropic(orjson.dumps(
+    assert small.input_tokens == anthropic.count_tokens(orjson.dumps(
         {"model": "m", "messages": [user("hello world")]}), o200k)["input_tokens"]
     assert not upstream_turns(sim)  # counted locally
 

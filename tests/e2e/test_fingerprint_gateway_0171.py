@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from codex_trio.dispatch.catalog import refresh_catalog
+from codex_trio.routing.catalog import refresh_catalog
 from codex_trio.upstream.identity import load_fingerprint
 from tests.accounts.helpers import fixture_identity
 from tests.conftest import FIXTURES

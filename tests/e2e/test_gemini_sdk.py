@@ -16,7 +16,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from codex_trio.protocols import token_count
+from codex_trio.protocols import gemini as gemini_protocol
 from codex_trio.sim import running_sim
 from codex_trio.sim.turns import _encrypted as minted_encrypted
 from tests.conftest import api_key, gateway_on_sim
@@ -204,12 +204,12 @@ async def test_count_tokens(data_dir, o200k):
             whole = await http.post(f"/v1beta/models/{MODEL}:countTokens", headers={"x-goog-api-key": key},
                                     json={"generateContentRequest": {"model": f"models/{MODEL}", **fixture}})
     sent_contents = {"contents": [c.model_dump(mode="json", exclude_none=True, by_alias=True) for c in contents]}
-    assert counted.total_tokens == token_count.count_gemini(MODEL, orjson.dumps(sent_contents), o200k)["totalTokens"]
+    assert counted.total_tokens == gemini_protocol.count_tokens(MODEL, orjson.dumps(sent_contents), o200k)["totalTokens"]
     assert whole.status_code == 200
     total = whole.json()["totalTokens"]
-    assert total == token_count.count_gemini(MODEL, orjson.dumps(fixture), o200k)["totalTokens"]
+    assert total == gemini_protocol.count_tokens(MODEL, orjson.dumps(fixture), o200k)["totalTokens"]
     reference = sum(o200k(p) for p in gemini_text(fixture))
-    request = token_count.gemini.parse_request(MODEL, orjson.dumps(fixture), False).request
+    request = gemini_protocol.parse_request(MODEL, orjson.dumps(fixture), False).request
     overhead = 3 + 3 + o200k("system") + sum(3 + o200k(i["role"]) for i in request["input"]) + (
         12 + 7 * len(request["tools"]))
     assert abs(total - overhead - reference) <= 0.02 * reference

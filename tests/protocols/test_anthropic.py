@@ -11,6 +11,8 @@ import pytest
 
 from codex_trio.errors import ErrorKind, GatewayError
 from codex_trio.protocols import anthropic
+from codex_trio.protocols.codex_request import DEFAULT_INSTRUCTIONS
+from codex_trio.protocols.reasoning import decode_reasoning_signature, encode_reasoning_signature
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
 from codex_trio.upstream.events import Failed
@@ -138,7 +140,7 @@ def test_anthropic_python_tool_result_exact():
     assert turn.stream is False and turn.conversation_id is None and not turn.expose_reasoning
     assert turn.request == {
         "model": "claude-mock",
-        "instructions": anthropic.DEFAULT_INSTRUCTIONS,
+        "instructions": DEFAULT_INSTRUCTIONS,
         "input": [
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "TOOLCALL weather in Paris?"}]},
             {"type": "function_call", "call_id": "toolu_fed898a386a6474bb82e457a", "name": "get_weather",
@@ -212,7 +214,7 @@ def test_assistant_text_thinking_order_and_unknown_signature_dropped():
 def test_system_as_string_and_blank_system():
     assert turn_for({"system": " Be brief. ", "messages": [user("x")]}).request["instructions"] == "Be brief."
     blank = turn_for({"system": [{"type": "text", "text": "  "}], "messages": [user("x")]})
-    assert blank.request["instructions"] == anthropic.DEFAULT_INSTRUCTIONS
+    assert blank.request["instructions"] == DEFAULT_INSTRUCTIONS
 
 
 # ---- tools, tool_choice, thinking ------------------------------------------------------------------------------
@@ -339,7 +341,7 @@ def test_stream_text_fixture_exact():
 
 def test_stream_reasoning_and_tool_use_exact():
     turn = turn_for({"messages": [user("weather?")], "thinking": {"type": "adaptive"}})
-    signature = anthropic.encode_reasoning_signature("rs_1", "gAAAAB-secret==")
+    signature = encode_reasoning_signature("rs_1", "gAAAAB-secret==")
     assert frames(stream(turn, normalize(REASONING_TOOL_TURN)))[1:] == [
         ("content_block_start", {"type": "content_block_start", "index": 0,
                                  "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
@@ -394,17 +396,17 @@ def test_reasoning_without_summary_still_carries_signature():
     turn = turn_for({"messages": [user("x")], "thinking": {"type": "enabled", "budget_tokens": 4000}})
     message = anthropic.encode_response(turn, normalize(raw), META)
     assert message["content"][0] == {"type": "thinking", "thinking": "",
-                                     "signature": anthropic.encode_reasoning_signature("rs_9", "enc")}
+                                     "signature": encode_reasoning_signature("rs_9", "enc")}
     assert message["content"][1] == {"type": "text", "text": "ok"}
 
 
 def test_signature_codec_rejects_foreign_values():
-    assert anthropic.decode_reasoning_signature("ctr1.") is None
-    assert anthropic.decode_reasoning_signature("ctr1.!!!.x") is None
-    assert anthropic.decode_reasoning_signature(None) is None
-    sig = anthropic.encode_reasoning_signature("rs_a.b:c", "x.y.z")
-    assert anthropic.decode_reasoning_signature(sig)["id"] == "rs_a.b:c"
-    assert anthropic.decode_reasoning_signature(sig)["encrypted_content"] == "x.y.z"
+    assert decode_reasoning_signature("ctr1.") is None
+    assert decode_reasoning_signature("ctr1.!!!.x") is None
+    assert decode_reasoning_signature(None) is None
+    sig = encode_reasoning_signature("rs_a.b:c", "x.y.z")
+    assert decode_reasoning_signature(sig)["id"] == "rs_a.b:c"
+    assert decode_reasoning_signature(sig)["encrypted_content"] == "x.y.z"
 
 
 def test_stop_sequence_across_deltas():

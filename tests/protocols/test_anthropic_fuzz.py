@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from codex_trio.errors import GatewayError
 from codex_trio.protocols import anthropic, token_count
 from codex_trio.protocols.meta import ResponseMeta
+from codex_trio.protocols.reasoning import encode_reasoning_signature
 from codex_trio.turn import Turn
 from codex_trio.upstream import events as ev
 from tests.protocols.helpers import corrupted, json_values
@@ -23,7 +24,7 @@ text = st.text(max_size=10)
 image_source = st.one_of(
     st.fixed_dictionaries({"type": st.just("base64"), "media_type": st.just("image/png"), "data": st.just("iVBO")}),
     st.fixed_dictionaries({"type": st.just("url"), "url": st.just("https://x.test/i.png")}))
-signature = st.sampled_from([anthropic.encode_reasoning_signature("rs_1", "enc"), "ctr1.", "ctr1.$$.x", "EqQB"])
+signature = st.sampled_from([encode_reasoning_signature("rs_1", "enc"), "ctr1.", "ctr1.$$.x", "EqQB"])
 block = st.one_of(
     st.fixed_dictionaries({"type": st.just("text"), "text": text}, optional={"cache_control": st.just({"type": "ephemeral"})}),
     st.fixed_dictionaries({"type": st.just("image"), "source": image_source}),

@@ -12,6 +12,7 @@ from google.genai import types
 
 from codex_trio.errors import ErrorKind, GatewayError
 from codex_trio.protocols import gemini
+from codex_trio.protocols.codex_request import DEFAULT_INSTRUCTIONS
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.turn import Turn
 from tests.conftest import FIXTURES
@@ -126,7 +127,7 @@ def test_google_genai_python_snake_case_schema_and_synthesised_ids():
         "gemini-mock", (CLIENTS / "google-genai-python.generateContent.function-response.json").read_bytes(), False)
     assert turn.request == {
         "model": "gemini-mock",
-        "instructions": gemini.DEFAULT_INSTRUCTIONS,
+        "instructions": DEFAULT_INSTRUCTIONS,
         "input": [
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "TOOLCALL weather in Paris?"}]},
             {"type": "function_call", "call_id": "fc_0", "name": "get_weather", "arguments": '{"city":"Paris"}'},
@@ -484,3 +485,22 @@ def test_inline_data_in_url_safe_base64_goes_up_standard():
         {"inlineData": {"mimeType": "image/png", "data": "iVBORw0K-M_A8B8"}}]}]})
     assert turn.request["input"][0]["content"][0] == {"type": "input_image",
                                                       "image_url": "data:image/png;base64,iVBORw0K+M/A8B8="}
+
+
+def test_schema_conversion_walks_every_place_json_schema_nests_a_subschema():
+    # the walk uses protocols/schema.py's list of subschema keys (one list for every protocol), plus
+    # additionalProperties: upper-case types are lowered wherever they are nested
+    converted = gemini.json_schema({
+        "type": "OBJECT",
+        "propertyNames": {"type": "STRING"},
+        "dependentSchemas": {"a": {"type": "OBJECT", "nullable": True}},
+        "additionalProperties": {"type": "INTEGER"},
+        "prefixItems": [{"type": "NUMBER"}],
+    })
+    assert converted == {
+        "type": "object",
+        "propertyNames": {"type": "string"},
+        "dependentSchemas": {"a": {"type": ["object", "null"]}},
+        "additionalProperties": {"type": "integer"},
+        "prefixItems": [{"type": "number"}],
+    }

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from codex_trio.errors import GatewayError
-from codex_trio.protocols import images
+from codex_trio.protocols import image_tool, images
 from codex_trio.protocols.meta import ResponseMeta
 from codex_trio.upstream.events import CodexEvent, EventNormalizer
 
@@ -16,7 +16,7 @@ META = ResponseMeta(id="img_1", model="gpt-5.5", created=1700000000)
 @pytest.mark.parametrize("size", ["auto", "1024x1024", "1536x1024", "1024x1536", "2048x2048", "2048x3072",
                                   "3072x2048", "3840x2160", "2160x3840", "2304x3072", "2048x1152"])
 def test_sizes_accepted(size):
-    assert images.validate_image_tool({"type": "image_generation", "size": size}, "tools[0]")["size"] == size
+    assert image_tool.validate_image_tool({"type": "image_generation", "size": size}, "tools[0]")["size"] == size
 
 
 @pytest.mark.parametrize("size,why", [("1000x1000", "divisible by 16"), ("3072x3072", "at most"),
@@ -24,18 +24,18 @@ def test_sizes_accepted(size):
                                       ("1024*1024", "WIDTHxHEIGHT"), ("x", "WIDTHxHEIGHT")])
 def test_sizes_rejected(size, why):
     with pytest.raises(GatewayError) as info:
-        images.validate_image_tool({"type": "image_generation", "size": size}, "tools[0]")
+        image_tool.validate_image_tool({"type": "image_generation", "size": size}, "tools[0]")
     assert info.value.status == 400 and info.value.param == "tools[0].size" and why in info.value.message
 
 
 def test_tool_fields_validated_and_normalized():
-    tool = images.validate_image_tool({"type": "image_generation", "output_format": "webp", "output_compression": 80,
+    tool = image_tool.validate_image_tool({"type": "image_generation", "output_format": "webp", "output_compression": 80,
                                        "background": "opaque", "moderation": "low", "partial_images": 3,
                                        "quality": "high", "model": "gpt-image-1"}, "t")
     assert tool == {"type": "image_generation", "output_format": "webp", "output_compression": 80,
                     "background": "opaque", "moderation": "low", "partial_images": 3}
     # png takes compression 100 only (and then it is a no-op)
-    assert images.validate_image_tool({"type": "image_generation", "output_compression": 100}, "t") == {
+    assert image_tool.validate_image_tool({"type": "image_generation", "output_compression": 100}, "t") == {
         "type": "image_generation"}
 
 
@@ -45,7 +45,7 @@ def test_tool_fields_validated_and_normalized():
                                          ("n", 2), ("mask", {}), ("input_fidelity", "high"), ("quality", "ultra")])
 def test_tool_fields_rejected(field, value):
     with pytest.raises(GatewayError) as info:
-        images.validate_image_tool({"type": "image_generation", field: value}, "t")
+        image_tool.validate_image_tool({"type": "image_generation", field: value}, "t")
     assert info.value.status == 400 and info.value.param == f"t.{field}"
 
 

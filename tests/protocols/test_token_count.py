@@ -22,7 +22,8 @@ import pytest
 from PIL import Image
 
 from codex_trio.errors import GatewayError
-from codex_trio.protocols import token_count
+from codex_trio.protocols import anthropic, gemini, token_count
+from codex_trio.protocols.codex_request import DEFAULT_INSTRUCTIONS
 from tests.conftest import FIXTURES
 
 CLIENTS = FIXTURES / "clients"
@@ -126,22 +127,22 @@ def test_inline_image_uses_its_real_size():
 
 def test_anthropic_count_tokens_body_and_errors():
     body = orjson.dumps({"model": "claude-x", "system": "sys", "messages": [{"role": "user", "content": "hi"}]})
-    assert token_count.count_anthropic(body, chars) == {"input_tokens": 3 + (3 + 6 + 3) + (3 + 4 + 2)}
+    assert anthropic.count_tokens(body, chars) == {"input_tokens": 3 + (3 + 6 + 3) + (3 + 4 + 2)}
     with pytest.raises(GatewayError) as caught:
-        token_count.count_anthropic(b'{"model": "m"}', chars)
+        anthropic.count_tokens(b'{"model": "m"}', chars)
     assert caught.value.status == 400
 
 
 def test_gemini_count_tokens_both_shapes():
     contents = [{"role": "user", "parts": [{"text": "hi"}]}]
-    plain = token_count.count_gemini("m", orjson.dumps({"contents": contents}), chars)
-    wrapped = token_count.count_gemini("m", orjson.dumps({"generateContentRequest": {
+    plain = gemini.count_tokens("m", orjson.dumps({"contents": contents}), chars)
+    wrapped = gemini.count_tokens("m", orjson.dumps({"generateContentRequest": {
         "model": "models/m", "contents": contents, "systemInstruction": {"parts": [{"text": "sys"}]}}}), chars)
-    default = len(token_count.anthropic.DEFAULT_INSTRUCTIONS)
+    default = len(DEFAULT_INSTRUCTIONS)
     assert plain == {"totalTokens": 3 + (3 + 6 + default) + (3 + 4 + 2)}
     assert wrapped == {"totalTokens": 3 + (3 + 6 + 3) + (3 + 4 + 2)}
     with pytest.raises(GatewayError):
-        token_count.count_gemini("m", b'{"generateContentRequest": 3}', chars)
+        gemini.count_tokens("m", b'{"generateContentRequest": 3}', chars)
 
 
 # ---- accuracy on real fixtures -------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def compact(value) -> str:
 def fixed_overhead(request: dict, count) -> int:
     """The documented per-request, per-item and per-tool constants that plain text content does not have."""
     total = 3 + 3 + count("system")
-    if request["instructions"] == token_count.anthropic.DEFAULT_INSTRUCTIONS:
+    if request["instructions"] == DEFAULT_INSTRUCTIONS:
         total += count(request["instructions"])
     for item in request["input"]:
         total += 3 + (count(item["role"]) if item["type"] == "message" else 0)
@@ -207,8 +208,8 @@ def check(counted: int, reference: int, overhead: int) -> None:
 def test_anthropic_fixture_accuracy(o200k, name):
     raw = (CLIENTS / name).read_bytes()
     reference = sum(o200k(p) for p in anthropic_text(json.loads(raw)))
-    overhead = fixed_overhead(token_count.anthropic.parse_request(raw).request, o200k)
-    check(token_count.count_anthropic(raw, o200k)["input_tokens"], reference, overhead)
+    overhead = fixed_overhead(anthropic.parse_request(raw).request, o200k)
+    check(anthropic.count_tokens(raw, o200k)["input_tokens"], reference, overhead)
 
 
 @pytest.mark.parametrize("name", ["gemini-cli.streamGenerateContent.json",
@@ -219,8 +220,8 @@ def test_anthropic_fixture_accuracy(o200k, name):
 def test_gemini_fixture_accuracy(o200k, name):
     raw = (CLIENTS / name).read_bytes()
     reference = sum(o200k(p) for p in gemini_text(json.loads(raw)))
-    overhead = fixed_overhead(token_count.gemini.parse_request("gemini-mock", raw, False).request, o200k)
-    check(token_count.count_gemini("gemini-mock", raw, o200k)["totalTokens"], reference, overhead)
+    overhead = fixed_overhead(gemini.parse_request("gemini-mock", raw, False).request, o200k)
+    check(gemini.count_tokens("gemini-mock", raw, o200k)["totalTokens"], reference, overhead)
 
 
 @pytest.mark.parametrize("name", ["claude-code.messages.json", "claude-code.messages.tool-result.json"])
@@ -229,7 +230,7 @@ def test_large_fixture_total_is_within_two_percent(o200k, name):
     raw = (CLIENTS / name).read_bytes()
     reference = sum(o200k(p) for p in anthropic_text(json.loads(raw)))
     assert reference > 10000
-    assert abs(token_count.count_anthropic(raw, o200k)["input_tokens"] - reference) <= 0.02 * reference
+    assert abs(anthropic.count_tokens(raw, o200k)["input_tokens"] - reference) <= 0.02 * reference
 
 
 # ---- what the SDKs send to the count endpoints, and that they accept our answer -----------------------------
@@ -240,7 +241,7 @@ def test_anthropic_sdk_count_tokens_round_trip():
     import httpx2
 
     def handler(request):
-        return httpx2.Response(200, json=token_count.count_anthropic(request.content, chars))
+        return httpx2.Response(200, json=anthropic.count_tokens(request.content, chars))
 
     client = sdk.Anthropic(api_key="k", base_url="http://127.0.0.1:9", max_retries=0,
                            http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
@@ -255,11 +256,11 @@ def test_genai_sdk_count_tokens_round_trip():
 
     def handler(request):
         model = request.url.path.rsplit("/", 1)[-1].split(":")[0]
-        return httpx.Response(200, json=token_count.count_gemini(model, request.content, chars))
+        return httpx.Response(200, json=gemini.count_tokens(model, request.content, chars))
 
     client = genai.Client(api_key="k", http_options=types.HttpOptions(
         base_url="http://127.0.0.1:9/", api_version="v1beta",
         httpx_client=httpx.Client(transport=httpx.MockTransport(handler))))
     result = client.models.count_tokens(model="gemini-mock", contents="hi")
-    default = len(token_count.anthropic.DEFAULT_INSTRUCTIONS)
+    default = len(DEFAULT_INSTRUCTIONS)
     assert result.total_tokens == 3 + (3 + 6 + default) + (3 + 4 + 2)

@@ -1,5 +1,6 @@
 //! WebSocket framing (RFC 6455 §5), sans-IO: client frame encoding, server frame decoding, and message
-//! reassembly (fragments, control frames, permessage-deflate's RSV1).
+//! reassembly (fragments, control frames, permessage-deflate's RSV1). Fuzzed against a reference decoder in
+//! rust/tests/ws_frame_fuzz.rs.
 
 use super::deflate::{Inflater, MAX_MESSAGE};
 
@@ -54,8 +55,12 @@ impl Decoder {
         if b[0] & 0x30 != 0 {
             return Err("frame with RSV2/RSV3 set".into());
         }
-        let masked = b[1] & 0x80 != 0;
-        let (len, mut at) = match b[1] & 0x7f {
+        // RFC 6455 §5.1: a client must fail the connection on a masked frame, as tungstenite (the real client's
+        // WebSocket library) does; the backend never masks.
+        if b[1] & 0x80 != 0 {
+            return Err("masked frame from the server".into());
+        }
+        let (len, at) = match b[1] & 0x7f {
             126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as u64, 4),
             127 if b.len() >= 10 => (u64::from_be_bytes(b[2..10].try_into().unwrap()), 10),
             126 | 127 => return Ok(None),
@@ -64,23 +69,11 @@ impl Decoder {
         if len > MAX_MESSAGE as u64 {
             return Err("frame larger than 64 MiB".into());
         }
-        let mask = if masked {
-            if b.len() < at + 4 {
-                return Ok(None);
-            }
-            at += 4;
-            Some([b[at - 4], b[at - 3], b[at - 2], b[at - 1]])
-        } else {
-            None
-        };
         let end = at + len as usize;
         if b.len() < end {
             return Ok(None);
         }
-        let mut payload = b[at..end].to_vec();
-        if let Some(mask) = mask {
-            payload.iter_mut().enumerate().for_each(|(i, byte)| *byte ^= mask[i & 3]);
-        }
+        let payload = b[at..end].to_vec();
         let frame = Frame { fin: b[0] & 0x80 != 0, rsv1: b[0] & 0x40 != 0, opcode: b[0] & 0x0f, payload };
         self.buf.drain(..end);
         Ok(Some(frame))

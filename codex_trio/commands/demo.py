@@ -13,9 +13,10 @@ from pathlib import Path
 
 import trio
 
-from . import __version__
-from .config.store import ConfigStore
-from .config.writer import update_local_file
+from .. import __version__
+from ..config.store import ConfigStore
+from ..config.writer import update_local_file
+from .common import setup_logging
 
 SAMPLE_PROMPTS = ("weather in Paris and Tokyo", "draw a cat", "search the web", "write a patch", "tell a story")
 
@@ -55,10 +56,10 @@ def banner(url: str, key: str, ollama_url: str | None, data_dir: Path) -> str:
 
 async def run_demo(data_dir: Path, port: int, ollama_port: int | None, *, accounts: int = 1,
                    task_status=trio.TASK_STATUS_IGNORED) -> None:
-    from .app import Gateway, stop_on_signals
-    from .dispatch.catalog import refresh_catalog
-    from .sim import DEMO_SCENARIO, Simulator, SimConfig
-    from .surfaces import install_surfaces
+    from ..app import Gateway, stop_on_signals
+    from ..routing.catalog import refresh_catalog
+    from ..sim import DEMO_SCENARIO, Simulator, SimConfig
+    from ..surfaces import install_surfaces
 
     sim = Simulator(SimConfig(accounts=accounts, scenario=str(DEMO_SCENARIO)))
     try:
@@ -89,8 +90,6 @@ async def run_demo(data_dir: Path, port: int, ollama_port: int | None, *, accoun
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .cli import setup_logging
-
     setup_logging("warning")
     data_dir = Path(args.data_dir).expanduser() if args.data_dir else Path(tempfile.mkdtemp(prefix="codex-trio-demo-"))
     ollama_port = args.ollama_port if args.ollama else None
@@ -98,13 +97,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sim(args: argparse.Namespace) -> int:
-    from .sim.cli import run_from_args
-
-    return run_from_args(args)
-
-
-def add_commands(commands: "argparse._SubParsersAction") -> None:
+def register(commands: "argparse._SubParsersAction", _common: argparse.ArgumentParser) -> None:
     demo = commands.add_parser("demo", help="run the gateway offline on the built-in simulated backend")
     demo.add_argument("--port", type=int, default=8080, help="gateway port (default 8080; 0 = any free port)")
     demo.add_argument("--ollama", action=argparse.BooleanOptionalAction, default=True,
@@ -112,8 +105,3 @@ def add_commands(commands: "argparse._SubParsersAction") -> None:
     demo.add_argument("--ollama-port", type=int, default=11434, help="Ollama listener port (default 11434)")
     demo.add_argument("--data-dir", help="keep the demo's data here (default: a new temporary directory)")
     demo.set_defaults(handler=cmd_demo)
-
-    from .sim.cli import add_arguments as add_sim_arguments
-
-    sim = commands.add_parser("sim", help="run only the simulated ChatGPT backend and OAuth issuer")
-    add_sim_arguments(sim).set_defaults(handler=cmd_sim)

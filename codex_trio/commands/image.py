@@ -159,5 +159,6 @@ def run(args: argparse.Namespace, *, env: dict[str, str] | None = None, cwd: Pat
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def register(commands: "argparse._SubParsersAction", _common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("image", help="generate an image through a running gateway and save it", description=DESCRIPTION)
+    add_arguments(parser).set_defaults(handler=cmd_image)

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .cli import _run, _say
+from .common import run_with_accounts, say
 
 if TYPE_CHECKING:
+    from ..accounts.service import AccountService
     from ..services import Services
-    from .service import AccountService
 
 
 def _line(proxy: dict[str, Any]) -> str:
@@ -33,13 +33,13 @@ def _line(proxy: dict[str, Any]) -> str:
 
 def _print(result: Any, as_json: bool) -> None:
     if as_json:
-        _say(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        say(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         return
     proxies = result["proxies"] if "proxies" in result else [result]
     if not proxies:
-        _say("No proxies yet: add one with `codex-trio proxies add socks5://user:pass@host:1080`.")
+        say("No proxies yet: add one with `codex-trio proxies add socks5://user:pass@host:1080`.")
     for proxy in proxies:
-        _say(_line(proxy))
+        say(_line(proxy))
 
 
 def cmd_proxies_add(args: argparse.Namespace) -> int:
@@ -52,7 +52,7 @@ def cmd_proxies_add(args: argparse.Namespace) -> int:
         _print(await services.proxy_admin.add(body), args.json)
         return 0
 
-    return _run(args, work, upstream=False)
+    return run_with_accounts(args, work, upstream=False)
 
 
 def cmd_proxies_list(args: argparse.Namespace) -> int:
@@ -60,19 +60,19 @@ def cmd_proxies_list(args: argparse.Namespace) -> int:
         _print(await services.proxy_admin.list(), args.json)
         return 0
 
-    return _run(args, work, upstream=False)
+    return run_with_accounts(args, work, upstream=False)
 
 
 def cmd_proxies_remove(args: argparse.Namespace) -> int:
     async def work(services: "Services", _accounts: "AccountService") -> int:
         for proxy_id in args.ids:
             result = await services.proxy_admin.remove(proxy_id)
-            _say(f"removed {proxy_id} ({result['removed']['url']})")
+            say(f"removed {proxy_id} ({result['removed']['url']})")
             if result["paused_accounts"]:
-                _say(f"  accounts assigned to it are paused until reassigned: {', '.join(result['paused_accounts'])}")
+                say(f"  accounts assigned to it are paused until reassigned: {', '.join(result['paused_accounts'])}")
         return 0
 
-    return _run(args, work, upstream=False)
+    return run_with_accounts(args, work, upstream=False)
 
 
 def cmd_proxies_check(args: argparse.Namespace) -> int:
@@ -85,7 +85,7 @@ def cmd_proxies_check(args: argparse.Namespace) -> int:
         _print(results, args.json)
         return 0 if all(p["failures"] == 0 for p in results["proxies"]) else 1  # 1: a check failed now
 
-    return _run(args, work)
+    return run_with_accounts(args, work)
 
 
 def cmd_proxies_assign(args: argparse.Namespace) -> int:
@@ -93,20 +93,20 @@ def cmd_proxies_assign(args: argparse.Namespace) -> int:
         rule = {name: value for name, value in (("label", args.label), ("email", args.email), ("plan", args.plan))
                 if value}
         if bool(rule) == bool(args.accounts):
-            _say("codex-trio: name the accounts, or pick them with --label / --email / --plan (not both)", err=True)
+            say("codex-trio: name the accounts, or pick them with --label / --email / --plan (not both)", err=True)
             return 2
         ids = args.accounts or await services.proxy_admin.matching(rule)
         result = await services.proxy_admin.assign(ids, args.route)
         if args.json:
-            _say(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+            say(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
             return 0
         for route in result["assignments"]:
             where = route["proxy_id"] or route["proxy_url"] or "direct"
-            _say(f"{route['account_id']}  {route['mode']}  → {where}"
+            say(f"{route['account_id']}  {route['mode']}  → {where}"
                  + (f"  PAUSED: {route['reason']}" if route["paused"] else ""))
         return 0
 
-    return _run(args, work, upstream=False)
+    return run_with_accounts(args, work, upstream=False)
 
 
 def cmd_proxies_export(args: argparse.Namespace) -> int:
@@ -120,30 +120,30 @@ def cmd_proxies_export(args: argparse.Namespace) -> int:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)
         except OSError as exc:
-            _say(f"codex-trio: cannot write {args.output}: {exc.strerror}; choose another file with -o", err=True)
+            say(f"codex-trio: cannot write {args.output}: {exc.strerror}; choose another file with -o", err=True)
             return 1
-        _say(f"wrote {len(services.proxy_admin.proxies.proxies)} proxies to {args.output}", err=True)
+        say(f"wrote {len(services.proxy_admin.proxies.proxies)} proxies to {args.output}", err=True)
         return 0
 
-    return _run(args, work, upstream=False)
+    return run_with_accounts(args, work, upstream=False)
 
 
 def cmd_proxies_import(args: argparse.Namespace) -> int:
     try:
         text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
     except (OSError, UnicodeDecodeError) as exc:
-        _say(f"codex-trio: cannot read {args.file}: {exc}", err=True)
+        say(f"codex-trio: cannot read {args.file}: {exc}", err=True)
         return 1
 
     async def work(services: "Services", _accounts: "AccountService") -> int:
         result = await services.proxy_admin.import_yaml(text)
-        _say(f"{result['added']} added, {result['updated']} updated")
+        say(f"{result['added']} added, {result['updated']} updated")
         return 0
 
-    return _run(args, work, upstream=False)
+    return run_with_accounts(args, work, upstream=False)
 
 
-def add_proxy_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
+def register(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print the JSON the admin API returns")
 

@@ -76,3 +76,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def register(commands: "argparse._SubParsersAction", _common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("transcribe", help="transcribe an audio file through a running gateway",
+                                 description=DESCRIPTION)
+    add_arguments(parser).set_defaults(handler=cmd_transcribe)

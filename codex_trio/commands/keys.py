@@ -1,98 +1,23 @@
-"""`codex-trio usage` and `codex-trio keys …`: work on the data dir's operator store directly (the gateway need
-not run; a running gateway picks up key changes within a second)."""
+"""`codex-trio keys create|list|update|revoke`: client keys, on the data dir's operator store directly (the gateway
+need not run; a running gateway picks up key changes within a second)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any
 
 import orjson
 
 from ..errors import GatewayError
-from .client_keys import (KeyLimits, apply_update, delete_key, insert_key, key_token_window_totals, make_key,
-                          read_keys, save_key)
-from .store import GROUP_COLUMNS, OPERATOR_DB, OperatorStore, read_summary
-from .timeparse import parse_span, parse_time
-
-if TYPE_CHECKING:
-    from ..config.store import ConfigStore
+from ..telemetry.client_keys import (KeyLimits, apply_update, delete_key, insert_key, key_token_window_totals,
+                                     make_key, read_keys, save_key)
+from ..telemetry.store import OperatorStore
+from ..telemetry.timeparse import parse_span, parse_time
+from .common import guarded, open_operator_store, say, table
 
 NO_LIMIT = 0  # on the command line, 0 clears a limit
 
-
-def _say(*parts: Any, err: bool = False) -> None:
-    print(*parts, file=sys.stderr if err else sys.stdout, flush=True)
-
-
-def _open(args: argparse.Namespace) -> OperatorStore:
-    from ..cli import open_store
-
-    config: "ConfigStore" = open_store(args)
-    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return OperatorStore.open_sync(config.data_dir / OPERATOR_DB)
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, numeric_from: int = 1) -> str:
-    """An aligned text table: text columns left-aligned, numbers right-aligned."""
-    cells = [list(map(str, headers))] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        parts = [value.rjust(widths[i]) if i >= numeric_from else value.ljust(widths[i]) for i, value in enumerate(row)]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.4f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-# ---- usage --------------------------------------------------------------------------------------------------------
-
-def cmd_usage(args: argparse.Namespace) -> int:
-    now = time.time()
-    try:
-        since = parse_time(args.since, now)
-    except ValueError as exc:
-        _say(f"codex-trio: --since: {exc}", err=True)
-        return 2
-    store = _open(args)
-    try:
-        summary = read_summary(store.sync.reader, since, now)
-        names = {k.id: k.name for k in read_keys(store.sync.reader)}
-    finally:
-        store.sync.close()
-    if args.json:
-        _say(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
-        return 0
-    column = {"model": "model", "account": "account", "key": "key_id"}[args.by]
-    rows = []
-    for row in summary[f"by_{args.by}"]:
-        name = row[column] or ("(admin key)" if args.by == "key" else "(none)")
-        if args.by == "key" and row[column]:
-            name = f"{names.get(row[column], '(revoked)')} ({row[column]})"
-        rows.append(_usage_row(name, row))
-    totals = summary["totals"]
-    rows.append(_usage_row("TOTAL", totals))
-    _say(f"usage since {time.strftime('%Y-%m-%d %H:%M', time.localtime(since))} (by {args.by})")
-    _say(table([args.by.upper(), "REQUESTS", "ERRORS", "INPUT", "CACHED", "OUTPUT", "REASONING", "COST USD"], rows))
-    return 0
-
-
-def _usage_row(name: str, sums: dict[str, Any]) -> list[Any]:
-    return [name, sums["requests"], sums["errors"], sums["input_tokens"], sums["cached_tokens"],
-            sums["output_tokens"], sums["reasoning_tokens"], float(sums["cost_usd"])]
-
-
-# ---- keys ---------------------------------------------------------------------------------------------------------
 
 def _limit_changes(args: argparse.Namespace) -> dict[str, Any]:
     changes: dict[str, Any] = {}
@@ -119,7 +44,7 @@ def _expiry(text: str) -> float | None:
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    store = _open(args)
+    store = open_operator_store(args)
     try:
         changes = _limit_changes(args)
         if args.disabled:
@@ -129,22 +54,22 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         store.sync.transaction(lambda conn: insert_key(conn, key))
     finally:
         store.sync.close()
-    _say(f"Created client key {key.id} ({key.name}). This is the only time it is shown:\n\n    {secret}\n")
+    say(f"Created client key {key.id} ({key.name}). This is the only time it is shown:\n\n    {secret}\n")
     return 0
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    store = _open(args)
+    store = open_operator_store(args)
     try:
         keys = read_keys(store.sync.reader)
         used = key_token_window_totals(store.sync.reader, time.time())
     finally:
         store.sync.close()
     if args.json:
-        _say(orjson.dumps([{**k.public(), **used.get(k.id, {})} for k in keys], option=orjson.OPT_INDENT_2).decode())
+        say(orjson.dumps([{**k.public(), **used.get(k.id, {})} for k in keys], option=orjson.OPT_INDENT_2).decode())
         return 0
     if not keys:
-        _say("no client keys (create one with `codex-trio keys create NAME`)")
+        say("no client keys (create one with `codex-trio keys create NAME`)")
         return 0
     rows = []
     for k in keys:
@@ -155,7 +80,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
                      _budget(usage.get("tokens_this_day", 0), limits.tokens_per_day),
                      _budget(usage.get("tokens_this_week", 0), limits.tokens_per_week),
                      _budget(usage.get("tokens_this_month", 0), limits.tokens_per_month), _when(k.last_used_at)])
-    _say(table(["ID", "NAME", "PREFIX", "ENABLED", "EXPIRES", "MODELS", "CONCURRENCY", "RPM", "TOKENS TODAY",
+    say(table(["ID", "NAME", "PREFIX", "ENABLED", "EXPIRES", "MODELS", "CONCURRENCY", "RPM", "TOKENS TODAY",
                 "THIS WEEK", "THIS MONTH", "LAST USED"], rows, numeric_from=99))
     return 0
 
@@ -176,7 +101,7 @@ def _find(store: OperatorStore, key_id: str):
 
 
 def cmd_keys_update(args: argparse.Namespace) -> int:
-    store = _open(args)
+    store = open_operator_store(args)
     try:
         key = _find(store, args.id)
         changes = _limit_changes(args)
@@ -185,38 +110,25 @@ def cmd_keys_update(args: argparse.Namespace) -> int:
         if args.enable or args.disable:
             changes["enabled"] = bool(args.enable)
         if not changes:
-            _say("codex-trio: nothing to change (see `codex-trio keys update --help`)", err=True)
+            say("codex-trio: nothing to change (see `codex-trio keys update --help`)", err=True)
             return 2
         key = apply_update(key, changes)
         store.sync.transaction(lambda conn: save_key(conn, key))
     finally:
         store.sync.close()
-    _say(f"Updated client key {key.id} ({key.name}).")
+    say(f"Updated client key {key.id} ({key.name}).")
     return 0
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    store = _open(args)
+    store = open_operator_store(args)
     try:
         key = _find(store, args.id)
         store.sync.transaction(lambda conn: delete_key(conn, key.id))
     finally:
         store.sync.close()
-    _say(f"Revoked client key {key.id} ({key.name}); it stops working within a second on a running gateway.")
+    say(f"Revoked client key {key.id} ({key.name}); it stops working within a second on a running gateway.")
     return 0
-
-
-def _guarded(handler):
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except GatewayError as exc:
-            _say(f"codex-trio: {exc}", err=True)
-            return 1
-        except ValueError as exc:
-            _say(f"codex-trio: {exc}", err=True)
-            return 2
-    return run
 
 
 def _limit_options(parser: argparse.ArgumentParser) -> None:
@@ -231,25 +143,17 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
                                           "seconds, or never")
 
 
-def add_telemetry_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
-    usage = commands.add_parser("usage", parents=[common], help="token usage and cost estimate per model, account "
-                                                                 "or client key")
-    usage.add_argument("--since", default="7d", help="a span back from now (24h, 7d), ISO 8601 or unix seconds "
-                                                     "(default 7d)")
-    usage.add_argument("--by", choices=sorted(GROUP_COLUMNS), default="model", help="one row per (default model)")
-    usage.add_argument("--json", action="store_true", help="the full summary as JSON")
-    usage.set_defaults(handler=_guarded(cmd_usage))
-
+def register(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
     keys = commands.add_parser("keys", help="client keys: API keys for the model APIs only, with limits")
     sub = keys.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", required=True)
     create = sub.add_parser("create", parents=[common], help="create a key (printed once)")
     create.add_argument("name")
     _limit_options(create)
     create.add_argument("--disabled", action="store_true", help="create it disabled")
-    create.set_defaults(handler=_guarded(cmd_keys_create))
+    create.set_defaults(handler=guarded(cmd_keys_create))
     listing = sub.add_parser("list", parents=[common], help="the keys, their limits and this day/week/month's tokens")
     listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=_guarded(cmd_keys_list))
+    listing.set_defaults(handler=guarded(cmd_keys_list))
     update = sub.add_parser("update", parents=[common], help="change a key's name, state or limits")
     update.add_argument("id", help="the key's id (or its prefix)")
     update.add_argument("--name")
@@ -257,7 +161,7 @@ def add_telemetry_commands(commands: "argparse._SubParsersAction", common: argpa
     state.add_argument("--enable", action="store_true")
     state.add_argument("--disable", action="store_true")
     _limit_options(update)
-    update.set_defaults(handler=_guarded(cmd_keys_update))
+    update.set_defaults(handler=guarded(cmd_keys_update))
     revoke = sub.add_parser("revoke", parents=[common], help="delete a key (its usage rows stay)")
     revoke.add_argument("id", help="the key's id (or its prefix)")
-    revoke.set_defaults(handler=_guarded(cmd_keys_revoke))
+    revoke.set_defaults(handler=guarded(cmd_keys_revoke))
