@@ -238,14 +238,13 @@ async def overview_of(gateway: "Gateway") -> dict[str, Any]:
 
 
 async def live_counters(gateway: "Gateway") -> dict[str, Any]:
-    """The live numbers: requests in flight and the request log's recent outcomes (from memory, no store read)."""
-    telemetry = gateway.services.telemetry
+    """The live numbers, from memory only (no store read): streams under way and the pool by state."""
     pool = gateway.services.pool
-    log = telemetry.request_log if telemetry is not None else None
-    return {"open_streams": gateway.shutdown.open_streams,
-            "in_memory_requests": len(log) if log is not None else 0,
-            "accounts_in_pool": len(pool.accounts) if pool is not None and hasattr(pool, "accounts") else None,
-            "time": time.time()}
+    by_state: dict[str, int] = {}
+    for account in (pool.accounts() if pool is not None else ()):
+        state = str(account.status)
+        by_state[state] = by_state.get(state, 0) + 1
+    return {"open_streams": gateway.shutdown.open_streams, "accounts_by_state": by_state, "time": time.time()}
 
 
 async def live_events(gateway: "Gateway"):

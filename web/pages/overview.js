@@ -1,7 +1,7 @@
 // Overview: the pool at a glance, the last hour, quota headroom with reset countdowns, Ollama and the client.
 import { onLive } from "../app.js";
 import { api } from "../lib/api.js";
-import { countdown, fmtNumber, fmtTime, h } from "../lib/dom.js";
+import { countdown, fmtNumber, fmtTime, h, table } from "../lib/dom.js";
 import { t } from "../public/i18n.js";
 
 function card(label, value, id) {
@@ -35,8 +35,8 @@ export async function render(main) {
       h("table", {}, h("tbody", {}, states.length ? states : h("tr", {}, h("td", {}, t("common.none")))))),
     h("section", { class: "panel" }, h("h2", {}, t("overview.by_plan")), h("table", {}, h("tbody", {}, plans))),
     h("section", { class: "panel" }, h("h2", {}, t("overview.headroom")),
-      h("table", {}, h("thead", {}, h("tr", {}, [t("overview.window"), t("overview.headroom_pct"), t("overview.accounts"),
-        t("overview.next_reset")].map((x) => h("th", {}, x)))), h("tbody", {}, windows))),
+      windows.length ? table([t("overview.window"), t("overview.headroom_pct"), t("overview.accounts"),
+        t("overview.next_reset")], windows) : h("p", { class: "muted" }, t("overview.no_quota"))),
     h("section", { class: "panel" }, h("h2", {}, t("overview.services")),
       h("p", {}, t("overview.ollama"), ": ", h("strong", { id: "ov-ollama" }, data.ollama.state),
         data.ollama.url ? ` — ${data.ollama.url}` : ""),

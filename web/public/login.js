@@ -13,10 +13,10 @@ form.addEventListener("submit", async (event) => {
   const response = await fetch("/ui/session", {
     method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key }),
   });
+  const body = await response.json().catch(() => ({}));
   if (response.ok) {
     location.replace("/");
     return;
   }
-  const body = await response.json().catch(() => ({}));
   problem.textContent = response.status === 401 ? t("login.wrong_key") : (body.error?.message || response.statusText);
 });

@@ -52,6 +52,7 @@ export default {
   "overview.by_state": "Accounts by state",
   "overview.by_plan": "Accounts by plan",
   "overview.headroom": "Quota headroom",
+  "overview.no_quota": "No quota reading yet: run a health check on the Accounts page.",
   "overview.window": "Window",
   "overview.headroom_pct": "Headroom",
   "overview.next_reset": "Next reset",

@@ -52,6 +52,7 @@ export default {
   "overview.by_state": "按状态",
   "overview.by_plan": "按套餐",
   "overview.headroom": "剩余额度",
+  "overview.no_quota": "尚无额度数据：请在账号页运行健康检查。",
   "overview.window": "窗口",
   "overview.headroom_pct": "剩余",
   "overview.next_reset": "下次重置",
