@@ -124,3 +124,13 @@ def log_in(page, demo: Demo) -> None:
 def open_page(page, name: str) -> None:
     page.goto(f"/#/{name}")
     page.wait_for_selector(f"main[data-ready='{name}']")
+
+
+def sim_control(demo: Demo, method: str, path: str, body=None) -> httpx.Response:
+    """The demo simulator's control API (/_sim/...), reached by its address with the real host name's SNI."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=demo.sim_ca())
+    with httpx.Client(verify=context, timeout=30) as client:
+        return client.request(method, demo.sim_base() + path, json=body,
+                              headers={"host": "auth.openai.com"}, extensions={"sni_hostname": "auth.openai.com"})
