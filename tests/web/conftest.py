@@ -122,7 +122,11 @@ def log_in(page, demo: Demo) -> None:
 
 
 def open_page(page, name: str) -> None:
-    page.goto(f"/#/{name}")
+    """Show a dashboard page with fresh data (reloaded when it is already the one shown)."""
+    if page.url.endswith(f"#/{name}"):
+        page.reload()
+    else:
+        page.goto(f"/#/{name}")
     page.wait_for_selector(f"main[data-ready='{name}']")
 
 

@@ -52,7 +52,7 @@ export async function render(main) {
   async function load() {
     const query = new URLSearchParams({ limit: "100" });
     if (source.value === "errors") query.set("source", "errors");
-    else for (const name of FILTERS) if (inputs[name].value.trim()) query.set(name, inputs[name].value.trim());
+    else for (const name of FILTERS) if (inputs[name].value.trim()) query.set(name === "key" ? "client_key" : name, inputs[name].value.trim());
     const page = await api(`/admin/logs?${query}`);
     records = page.records;
     document.getElementById("log-total").textContent = t("logs.total", { total: page.total ?? records.length });

@@ -21,9 +21,13 @@ export async function render(main) {
     const [granularity, span] = RANGES[range.value];
     const from = Math.floor(Date.now() / 1000) - span;
     const data = await api(`/admin/usage-stats/history?granularity=${granularity}&group_by=${group.value}&from=${from}`);
+    // client keys are stored by id; show their names
+    const names = group.value === "key"
+      ? Object.fromEntries((await api("/admin/client-keys")).keys.map((k) => [k.id, k.name])) : {};
     const groups = {};
     for (const point of data.points) {
-      const name = point[group.value] ?? point.value ?? point.group ?? "";
+      const value = point[group.value] ?? "";
+      const name = names[value] ?? value;
       (groups[name] ||= []).push(point);
     }
     charts.replaceChildren(...METRICS.map((metric) => {
