@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 PUBLIC_PREFIX = "/ui/public/"
 SESSION_PATH = "/ui/session"
+LOG_IN_ROUTE = ("POST", SESSION_PATH)  # open without a key (the key is in the body), with the Origin check
 COUNTER_SECONDS = 2.0  # how often the live stream sends counters
 HEARTBEAT_SECONDS = 15.0
 
@@ -113,7 +114,7 @@ class BrowserGate:
         method = method.upper()
         root = path == "/" and method in ("GET", "HEAD") and wants_html(headers)
         public = path.startswith(PUBLIC_PREFIX) and method in ("GET", "HEAD")
-        logging_in = path == SESSION_PATH and method == "POST"
+        logging_in = (method, path) == LOG_IN_ROUTE
         session_id = cookies.get(COOKIE_NAME)
         if not (root or public or logging_in or session_id):
             return False, None
