@@ -1,6 +1,7 @@
 """The web dashboard on the main listener: the browser gate (log-in page, session cookie, one-time link, Host and
-Origin checks), the static files of `web/`, and the few admin calls only the dashboard needs (`/ui/session`,
-`/admin/overview`, `/admin/events`).
+Origin checks), the static files of `web/`, and the log-in and log-out calls (`/ui/session`).
+
+The data calls only the dashboard makes (overview, a page of accounts, the live stream) are in `dashboard_data.py`.
 
 Who gets what at `/`:
 
@@ -21,15 +22,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-import trio
 from quart import Response, request
 
 from ..errors import ErrorKind, GatewayError, invalid_request
 from .admin import read_json_object
 from .api import error_response, json_response
 from .auth import key_matches, presented_key
-from .dashboard_sessions import COOKIE_NAME, SessionBook, origin_refusal, own_origins
+from .dashboard_data import register_dashboard_data
+from .dashboard_sessions import COOKIE_NAME, SessionBook, origin_refusal
 from .site_guard import SitePolicy
 
 if TYPE_CHECKING:
@@ -39,8 +39,6 @@ WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 PUBLIC_PREFIX = "/ui/public/"
 SESSION_PATH = "/ui/session"
 LOG_IN_ROUTE = ("POST", SESSION_PATH)  # open without a key (the key is in the body), with the Origin check
-COUNTER_SECONDS = 2.0  # how often the live stream sends counters
-HEARTBEAT_SECONDS = 15.0
 
 # The dashboard loads nothing from elsewhere and runs no inline script, so the policy can be this strict; the
 # referrer policy keeps a one-time link out of any Referer header.
@@ -182,88 +180,4 @@ def register_dashboard(app: Any, gateway: "Gateway") -> None:
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Strict")
         return response
 
-    @app.get("/admin/overview")
-    async def overview() -> Response:
-        return json_response(await overview_of(gateway))
-
-    @app.get("/admin/events")
-    async def events() -> Response:
-        return Response(live_events(gateway), content_type="text/event-stream",
-                        headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
-
-
-async def overview_of(gateway: "Gateway") -> dict[str, Any]:
-    """Everything the overview page shows at once: the pool by state and plan, quota headroom per window, the last
-    hour's traffic, the Ollama listener and the presented client identity."""
-    from ..telemetry.store import read_summary
-
-    services = gateway.services
-    accounts = (await services.accounts.list(quota=True))["accounts"] if services.accounts is not None else []
-    by_state: dict[str, int] = {}
-    by_plan: dict[str, int] = {}
-    windows: dict[str, dict[str, Any]] = {}
-    in_flight = 0
-    for account in accounts:
-        state = account["status"] if account["enabled"] else "disabled"
-        by_state[state] = by_state.get(state, 0) + 1
-        plan = account.get("plan_type") or "unknown"
-        by_plan[plan] = by_plan.get(plan, 0) + 1
-        in_flight += account.get("in_flight") or 0
-        quota = account.get("quota") or {}
-        for name in ("primary", "secondary"):
-            window = quota.get(name)
-            if not window:
-                continue
-            entry = windows.setdefault(name, {"window_minutes": window.get("window_minutes"), "accounts": 0,
-                                              "headroom_percent": 0.0, "next_reset": None})
-            entry["accounts"] += 1
-            entry["headroom_percent"] += max(0.0, 100.0 - float(window.get("used_percent") or 0))
-            reset = window.get("resets_at")
-            if reset and (entry["next_reset"] is None or reset < entry["next_reset"]):
-                entry["next_reset"] = reset
-    for entry in windows.values():  # the pool's headroom: the mean over the accounts that report the window
-        entry["headroom_percent"] = round(entry["headroom_percent"] / entry["accounts"], 1)
-    telemetry = services.telemetry
-    now = time.time()
-    last_hour = None
-    if telemetry is not None and telemetry.store is not None:
-        await telemetry.writer.flush(telemetry.store)
-        last_hour = (await telemetry.store.read(lambda conn: read_summary(conn, now - 3600, now)))["totals"]
-    identity = services.identity
-    return {"accounts": {"total": len(accounts), "by_state": by_state, "by_plan": by_plan, "in_flight": in_flight},
-            "quota_windows": windows, "last_hour": last_hour, "ollama": gateway.ollama.status(),
-            "client": {"version": getattr(identity, "version", None),
-                       "profile": getattr(identity, "profile", None) and str(identity.profile),
-                       "configured_version": gateway.config.settings.client.version},
-            "now": now}
-
-
-async def live_counters(gateway: "Gateway") -> dict[str, Any]:
-    """The live numbers, from memory only (no store read): streams under way and the pool by state."""
-    pool = gateway.services.pool
-    by_state: dict[str, int] = {}
-    for account in (pool.accounts() if pool is not None else ()):
-        state = str(account.status)
-        by_state[state] = by_state.get(state, 0) + 1
-    return {"open_streams": gateway.shutdown.open_streams, "accounts_by_state": by_state, "time": time.time()}
-
-
-async def live_events(gateway: "Gateway"):
-    """One stream per open dashboard: `counters` every COUNTER_SECONDS, `request` for each finished request."""
-    telemetry = gateway.services.telemetry
-    yield b": codex-trio dashboard events\nretry: 3000\n\n"
-    yield b"event: counters\ndata: " + orjson.dumps(await live_counters(gateway)) + b"\n\n"
-    if telemetry is None:
-        return
-    with telemetry.request_log.subscribe() as records:
-        next_counters = trio.current_time() + COUNTER_SECONDS
-        while True:
-            with trio.move_on_at(next_counters):
-                record = await records.receive()
-                yield b"event: request\ndata: " + orjson.dumps(record.to_json()) + b"\n\n"
-                continue
-            next_counters = trio.current_time() + COUNTER_SECONDS
-            yield b"event: counters\ndata: " + orjson.dumps(await live_counters(gateway)) + b"\n\n"
-
-
-__all__ = ["BrowserGate", "login_link", "register_dashboard", "own_origins"]
+    register_dashboard_data(app, gateway)

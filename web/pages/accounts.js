@@ -13,12 +13,6 @@ function quotaCell(quota) {
       ` ${quota[w].used_percent}% · ${countdown(quota[w].resets_at)}`)));
 }
 
-function stateOf(account) {
-  if (!account.enabled) return "disabled";
-  if (account.cooldown_until && account.cooldown_until > Date.now() / 1000) return "cooldown";
-  return account.status;
-}
-
 export async function render(main) {
   const selected = new Set();
   const status = h("p", { role: "status", id: "acc-status" });
@@ -31,15 +25,42 @@ export async function render(main) {
     h("button", { type: "button", id: "health-check", onclick: () => healthCheck() }, t("accounts.health_check")),
     h("a", { href: "/auth/accounts/export?format=full", download: "" }, t("accounts.export_full")),
     h("a", { href: "/auth/accounts/export?format=minimal", download: "" }, t("accounts.export_minimal")));
-  main.append(h("h1", {}, t("nav.accounts")), addPanel(reload, status), h("section", { class: "panel" }, bulk, progress,
-    status, list));
+
+  const PAGE = 100;
+  let offset = 0;
+  let total = 0;
+  const search = h("input", { id: "acc-search", type: "search", placeholder: t("accounts.search"), "aria-label": t("accounts.search") });
+  const stateFilter = h("select", { id: "acc-state", "aria-label": t("accounts.state") },
+    h("option", { value: "" }, t("accounts.all_states")),
+    ["active", "cooldown", "rate_limited", "expired", "banned", "disabled", "refreshing"].map((s) => h("option", { value: s }, t(`state.${s}`))));
+  const pager = h("div", { class: "row", id: "acc-pager" });
+  const selectAll = h("button", { type: "button", id: "acc-select-all", onclick: async () => {
+    const { ids } = await api(`/admin/accounts-page?${query(0, 1)}&ids=1`);
+    ids.forEach((id) => selected.add(id));
+    for (const box of list.querySelectorAll("tbody input[type=checkbox]")) box.checked = true;
+    status.textContent = t("accounts.selected", { count: selected.size });
+  } }, t("accounts.select_all"));
+  let typing = null;
+  search.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => { offset = 0; reload(); }, 250); });
+  stateFilter.addEventListener("change", () => { offset = 0; reload(); });
+  bulk.prepend(search, stateFilter, selectAll);
+  main.append(h("h1", {}, t("nav.accounts")), addPanel(() => reload(), status), h("section", { class: "panel" }, bulk,
+    progress, status, list, pager));
+
+  function query(from, limit) {
+    const params = new URLSearchParams({ offset: String(from), limit: String(limit) });
+    if (search.value.trim()) params.set("q", search.value.trim());
+    if (stateFilter.value) params.set("state", stateFilter.value);
+    return params.toString();
+  }
 
   async function reload() {
-    const data = await api("/auth/accounts?quota=true");
-    selected.clear();
+    const data = await api(`/admin/accounts-page?${query(offset, PAGE)}`);
+    total = data.total;
     const rows = data.accounts.map((account) => {
-      const state = stateOf(account);
-      const box = h("input", { type: "checkbox", "aria-label": t("accounts.select", { name: account.label || account.email }),
+      const state = account.state;
+      const box = h("input", { type: "checkbox", checked: selected.has(account.id),
+        "aria-label": t("accounts.select", { name: account.label || account.email }),
         onchange: (e) => (e.target.checked ? selected.add(account.id) : selected.delete(account.id)) });
       return h("tr", { dataset: { id: account.id } },
         h("td", {}, box),
@@ -60,15 +81,20 @@ export async function render(main) {
           h("button", { type: "button", onclick: () => refresh(account) }, t("accounts.refresh")),
           h("button", { type: "button", class: "danger", onclick: () => remove(account) }, t("accounts.delete")))));
     });
+    pager.replaceChildren(h("span", { class: "muted", id: "acc-range" },
+      t("accounts.range", { from: total ? offset + 1 : 0, to: offset + rows.length, total })),
+      h("button", { type: "button", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); reload(); } }, "‹"),
+      h("button", { type: "button", disabled: offset + PAGE >= total, onclick: () => { offset += PAGE; reload(); } }, "›"));
     list.replaceChildren(rows.length ? table(["", t("accounts.account"), t("accounts.plan"), t("accounts.state"),
       t("accounts.quota"), t("accounts.last_used"), t("accounts.in_flight"), t("accounts.proxy"), ""], rows)
       : h("p", { class: "muted", id: "acc-empty" }, t("accounts.empty")));
   }
 
-  async function act(work, done) {
+  async function act(work, done, clear = false) {
     try {
       await work();
       status.textContent = done;
+      if (clear) selected.clear();
     } catch (error) {
       status.textContent = error.message;
     }
@@ -95,11 +121,11 @@ export async function render(main) {
     if (!selected.size) { status.textContent = t("accounts.select_some"); return; }
     if (confirm(t("accounts.confirm_delete", { count: selected.size }))) {
       await act(() => api("/auth/accounts/batch-delete", { method: "POST", body: { ids: [...selected] } }),
-        t("common.deleted"));
+        t("common.deleted"), true);
     }
   }
   async function healthCheck() {
-    const ids = selected.size ? [...selected] : (await api("/auth/accounts")).accounts.map((a) => a.id);
+    const ids = selected.size ? [...selected] : (await api(`/admin/accounts-page?${query(0, 1)}&ids=1`)).ids;
     progress.hidden = false;
     progress.max = ids.length || 1;
     progress.value = 0;

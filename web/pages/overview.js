@@ -28,15 +28,17 @@ export async function render(main) {
     h("tr", {}, h("td", {}, plan), h("td", {}, fmtNumber(count))));
   const windows = Object.entries(data.quota_windows).map(([name, w]) =>
     h("tr", {}, h("td", {}, t(`quota.${name}`), " ", h("span", { class: "muted" }, `${w.window_minutes} min`)),
-      h("td", {}, `${w.headroom_percent}%`), h("td", {}, fmtNumber(w.accounts)),
-      h("td", {}, countdown(w.next_reset), " ", h("span", { class: "muted" }, fmtTime(w.next_reset)))));
+      h("td", {}, `${w.headroom_percent}%`),
+      h("td", {}, fmtNumber(w.accounts), w.exhausted ? h("div", { class: "warn" }, t("overview.exhausted", { count: w.exhausted })) : null),
+      h("td", {}, countdown(w.next_reset), " ", h("span", { class: "muted" }, fmtTime(w.next_reset))),
+      h("td", {}, fmtTime(w.oldest_check))));
   main.append(h("div", { class: "grid2" },
     h("section", { class: "panel" }, h("h2", {}, t("overview.by_state")),
       h("table", {}, h("tbody", {}, states.length ? states : h("tr", {}, h("td", {}, t("common.none")))))),
     h("section", { class: "panel" }, h("h2", {}, t("overview.by_plan")), h("table", {}, h("tbody", {}, plans))),
     h("section", { class: "panel" }, h("h2", {}, t("overview.headroom")),
       windows.length ? table([t("overview.window"), t("overview.headroom_pct"), t("overview.accounts"),
-        t("overview.next_reset")], windows) : h("p", { class: "muted" }, t("overview.no_quota"))),
+        t("overview.next_reset"), t("overview.oldest_check")], windows) : h("p", { class: "muted" }, t("overview.no_quota"))),
     h("section", { class: "panel" }, h("h2", {}, t("overview.services")),
       h("p", {}, t("overview.ollama"), ": ", h("strong", { id: "ov-ollama" }, data.ollama.state),
         data.ollama.url ? ` — ${data.ollama.url}` : ""),
