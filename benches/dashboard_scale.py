@@ -27,8 +27,9 @@ from codex_trio.telemetry.store import OPERATOR_DB, OperatorStore
 
 PAGE_CALLS = {
     "overview": ["/admin/overview"],
-    "accounts": ["/auth/accounts?quota=true"],
-    "keys": ["/admin/client-keys", "/admin/usage-stats/summary"],
+    "accounts": ["/admin/accounts-page?offset=0&limit=100", "/admin/accounts-page?offset=4900&limit=100&q=bench",
+                 "/admin/accounts-page?offset=0&limit=1&ids=1"],
+    "keys": ["/admin/client-keys", "/admin/usage-stats/history?granularity=day&group_by=key&from=30d"],
     "usage": ["/admin/usage-stats/history?granularity=hour&group_by=model&from=24h",
               "/admin/usage-stats/history?granularity=day&group_by=account&from=30d",
               "/admin/usage-stats/history?granularity=hour&group_by=key&from=7d"],
@@ -68,8 +69,9 @@ def start_demo(data_dir: Path):
 
 def time_calls(demo, repeat: int) -> list[tuple[str, float, float, int]]:
     rows = []
+    extra = ["/auth/accounts?quota=true", "/admin/usage-stats/summary"]  # not made by the pages; for comparison
     with httpx.Client(base_url=demo.url, headers={"authorization": f"Bearer {demo.key}"}, timeout=60) as client:
-        for path in dict.fromkeys(p for calls in PAGE_CALLS.values() for p in calls):
+        for path in dict.fromkeys([*(p for calls in PAGE_CALLS.values() for p in calls), *extra]):
             timings, size = [], 0
             for _ in range(repeat):
                 began = time.perf_counter()

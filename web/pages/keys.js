@@ -28,8 +28,16 @@ export async function render(main) {
     h("section", { class: "panel" }, list));
 
   async function reload() {
-    const [{ keys }, summary] = await Promise.all([api("/admin/client-keys"), api("/admin/usage-stats/summary")]);
-    const usage = Object.fromEntries(summary.by_key.map((row) => [row.key_id, row]));
+    // the last 30 days per key from the daily rollups (a few hundred points, not a scan of the usage rows)
+    const from = Math.floor(Date.now() / 1000 / 86400) * 86400 - 29 * 86400;
+    const [{ keys }, history] = await Promise.all([api("/admin/client-keys"),
+      api(`/admin/usage-stats/history?granularity=day&group_by=key&from=${from}`)]);
+    const usage = {};
+    for (const point of history.points) {
+      const row = (usage[point.key] ||= { requests: 0, total_tokens: 0 });
+      row.requests += point.requests;
+      row.total_tokens += point.total_tokens;
+    }
     const LIMITS = ["requests_per_minute", "max_concurrency", "tokens_per_day", "tokens_per_week", "tokens_per_month"];
     const rows = keys.map((key) => h("tr", { dataset: { id: key.id } },
       h("td", {}, key.name), h("td", { class: "secret" }, key.prefix || key.id),
@@ -45,7 +53,7 @@ export async function render(main) {
         await reload();
       } }, t("keys.revoke")))));
     list.replaceChildren(rows.length ? table([t("keys.name"), t("keys.prefix"), t("accounts.state"), t("keys.limits"),
-      t("usage.requests"), t("usage.tokens"), t("accounts.last_used"), ""], rows) : h("p", { class: "muted" }, t("keys.empty")));
+      t("keys.requests_30d"), t("keys.tokens_30d"), t("accounts.last_used"), ""], rows) : h("p", { class: "muted" }, t("keys.empty")));
   }
   await reload();
 }

@@ -110,6 +110,8 @@ export default {
   "keys.revoke": "Revoke",
   "keys.confirm_revoke": "Revoke the key {name}? Clients using it stop working at once.",
   "keys.empty": "No client keys yet.",
+  "keys.requests_30d": "Requests (30 days)",
+  "keys.tokens_30d": "Tokens (30 days)",
   "keys.today": "today",
   "keys.requests_per_minute": "req/min",
   "keys.max_concurrency": "concurrent",

@@ -110,6 +110,8 @@ export default {
   "keys.revoke": "吊销",
   "keys.confirm_revoke": "吊销密钥 {name}？使用它的客户端将立即失效。",
   "keys.empty": "还没有客户端密钥。",
+  "keys.requests_30d": "请求数（30 天）",
+  "keys.tokens_30d": "Token（30 天）",
   "keys.today": "今日",
   "keys.requests_per_minute": "请求/分钟",
   "keys.max_concurrency": "并发",
