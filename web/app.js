@@ -14,8 +14,10 @@ const PAGES = {
 
 // One EventSource per open dashboard; pages subscribe to its events instead of polling.
 const listeners = { counters: new Set(), request: new Set() };
+let lastCounters = null; // a page that opens between two counter events starts from the last one
 export function onLive(kind, callback) {
   listeners[kind].add(callback);
+  if (kind === "counters" && lastCounters) callback(lastCounters);
   return () => listeners[kind].delete(callback);
 }
 
@@ -27,6 +29,7 @@ function connectLive() {
   for (const kind of Object.keys(listeners)) {
     source.addEventListener(kind, (event) => {
       const data = JSON.parse(event.data);
+      if (kind === "counters") lastCounters = data;
       for (const callback of listeners[kind]) callback(data);
     });
   }

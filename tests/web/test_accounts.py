@@ -3,8 +3,11 @@ bulk health check's progress bar."""
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlsplit
+
+from playwright.sync_api import expect
 
 from .conftest import log_in, open_page, sim_control
 
@@ -31,8 +34,7 @@ def test_add_an_account_with_a_device_code(context, demo):
     approved = sim_control(demo, "POST", "/_sim/device/approve", {"user_code": code, "account_id": account["account_id"]})
     assert approved.status_code == 200, approved.text
     page.wait_for_selector("#add-result.ok", timeout=20_000)
-    page.wait_for_function("[...document.querySelectorAll('#acc-list tbody tr')].some(r => "
-                           "r.innerText.includes('from the device page'))")
+    page.wait_for_selector("#acc-list tbody tr:has-text('from the device page')")
     row = next(r for r in account_rows(page) if "from the device page" in r)
     assert "pro" in row and account["email"] in row
 
@@ -58,8 +60,7 @@ def test_add_an_account_by_pasting_the_callback_address(context, demo):
     page.fill("#paste-url", callback)
     page.click("#paste-submit")
     page.wait_for_selector("#add-result.ok", timeout=20_000)
-    page.wait_for_function("[...document.querySelectorAll('#acc-list tbody tr')].some(r => "
-                           "r.innerText.includes('from the paste page'))")
+    page.wait_for_selector("#acc-list tbody tr:has-text('from the paste page')")
     row = next(r for r in account_rows(page) if "from the paste page" in r)
     assert "team" in row and account["email"] in row
 
@@ -119,3 +120,20 @@ def test_relabel_disable_and_delete_with_confirmation(context, demo):
     page.wait_for_selector(f"#acc-list tr[data-id='{account_id}']", state="detached")
     with demo.admin() as admin:
         assert admin.get(f"/auth/accounts/{account_id}").status_code == 404
+
+
+def test_import_an_auth_json_file(context, demo, tmp_path):
+    account = new_sim_account(demo, "pro")
+    auth_json = tmp_path / "auth.json"
+    auth_json.write_text(json.dumps({"OPENAI_API_KEY": None, "tokens": {
+        "id_token": account["id_token"], "access_token": account["access_token"],
+        "refresh_token": account["refresh_token"], "account_id": account["account_id"]}, "last_refresh": None}))
+    page = context.new_page()
+    log_in(page, demo)
+    open_page(page, "accounts")
+    page.set_input_files("#import-file", str(auth_json))
+    page.wait_for_selector("#import-result")
+    assert page.text_content("#import-result") == "Imported: 1 added, 0 updated."
+    page.fill("#acc-search", account["email"])
+    expect(page.locator("#acc-list tbody tr")).to_have_count(1)
+    assert "pro" in page.locator("#acc-list tbody tr").inner_text()

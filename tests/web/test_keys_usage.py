@@ -4,6 +4,7 @@ Usage and Logs pages show exactly those N requests (and their tokens)."""
 from __future__ import annotations
 
 import openai
+from playwright.sync_api import expect
 
 from .conftest import PageProblems, log_in, open_page
 
@@ -45,7 +46,7 @@ def test_a_key_made_in_the_page_is_used_from_the_sdk_and_its_requests_are_shown_
     page.wait_for_selector("#usage-charts section[data-metric='requests'] tr:has-text('sdk-web')")
     section = page.locator("#usage-charts section[data-metric='requests']")
     assert section.locator("tr", has_text="sdk-web").locator(".total-requests").inner_text() == str(N)
-    assert section.locator("svg.chart path").count() >= 1
+    assert f"sdk-web: {N}" in section.locator("svg.chart path title").all_text_contents()
     inputs = page.locator("#usage-charts section[data-metric='input_tokens'] tr", has_text="sdk-web")
     assert inputs.locator(".total-input_tokens").inner_text().replace(",", "") == str(prompt_tokens)
     outputs = page.locator("#usage-charts section[data-metric='output_tokens'] tr", has_text="sdk-web")
@@ -64,5 +65,5 @@ def test_a_key_made_in_the_page_is_used_from_the_sdk_and_its_requests_are_shown_
 
     # live tail: one more request appears without reloading
     client.chat.completions.create(model="gpt-5.5", messages=[{"role": "user", "content": "live"}])
-    page.wait_for_function(f"document.querySelectorAll('#log-list tbody tr').length === {N + 1}", timeout=10_000)
+    expect(page.locator("#log-list tbody tr")).to_have_count(N + 1, timeout=10_000)
     assert problems.messages == [], "\n".join(problems.messages)

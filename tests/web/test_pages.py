@@ -3,9 +3,27 @@ and dark theme, in English and Chinese, and at 360 px; screenshots of each are s
 
 from __future__ import annotations
 
+import openai
 import pytest
 
-from .conftest import PAGES, SCREENSHOTS, PageProblems, log_in, open_page
+from .conftest import PAGES, SCREENSHOTS, PageProblems, log_in, open_page, sim_control
+
+
+@pytest.fixture(scope="module", autouse=True)
+def traffic(demo):
+    """Something on every page: a few more accounts with their quota read, a client key, some requests."""
+    with demo.admin() as admin:
+        for plan in ("pro", "team", "plus"):
+            account = sim_control(demo, "POST", "/_sim/accounts", {"plan": plan}).json()
+            assert admin.post("/auth/accounts", json={"refresh_token": account["refresh_token"],
+                                                      "label": f"{plan} seat"}).status_code == 201
+        assert admin.post("/auth/accounts/health-check", json={}).status_code == 200
+        key = admin.post("/admin/client-keys", json={"name": "laptop", "requests_per_minute": 60}).json()["key"]
+    client = openai.OpenAI(base_url=f"{demo.url}/v1", api_key=key, max_retries=0)
+    for prompt in ("tell a story", "weather in Paris and Tokyo", "hello"):
+        client.chat.completions.create(model="gpt-5.5", messages=[{"role": "user", "content": prompt}])
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
@@ -32,7 +50,7 @@ def test_pages_fit_a_360_px_screen_and_speak_chinese(chromium, demo):
         problems = PageProblems(page)
         log_in(page, demo)
         page.click("#lang")
-        page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+        page.wait_for_selector("html[lang='zh-CN']")
         for name in PAGES:
             open_page(page, name)
             # nothing wider than the screen except inside a horizontally scrolling table wrapper

@@ -7,11 +7,14 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, { method = "GET", body, raw = false } = {}) {
+export async function api(path, { method = "GET", body, text, raw = false } = {}) {
   const init = { method, headers: {}, credentials: "same-origin" };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
+  } else if (text !== undefined) { // a file's content as it is (account imports in any supported format)
+    init.headers["content-type"] = "text/plain";
+    init.body = text;
   }
   const response = await fetch(path, init);
   if (response.status === 401) {

@@ -9,7 +9,7 @@ const HEALTH_BATCH = 5; // accounts checked per call, so the progress bar moves 
 function quotaCell(quota) {
   if (!quota) return h("span", { class: "muted" }, "–");
   return h("div", {}, ["primary", "secondary"].filter((w) => quota[w]).map((w) =>
-    h("div", {}, h("span", { class: "muted" }, `${t(`quota.${w}`)} `), quotaBar(quota[w].used_percent),
+    h("div", { class: "nowrap" }, h("span", { class: "muted" }, `${t(`quota.${w}`)} `), quotaBar(quota[w].used_percent),
       ` ${quota[w].used_percent}% · ${countdown(quota[w].resets_at)}`)));
 }
 
@@ -178,6 +178,7 @@ function addPanel(reload, status) {
           waitFor(login.login_id);
         } catch (e) { error.textContent = e.message; }
       } }, t("accounts.finish"))), error);
+    waitFor(login.login_id); // the callback server on this machine may receive the redirect first
   }
   async function tokens() {
     const area = h("textarea", { id: "token-text", rows: 4, cols: 50, placeholder: t("accounts.token_hint") });
@@ -191,11 +192,23 @@ function addPanel(reload, status) {
       } catch (e) { output.append(h("p", { class: "error" }, e.message)); }
     } }, t("accounts.add"))));
   }
+  async function upload(event) {
+    const file = event.target.files[0];
+    if (!file) return;
+    const result = await api("/auth/accounts/import", { method: "POST", text: await file.text() });
+    event.target.value = "";
+    output.replaceChildren(h("p", { id: "import-result", class: "ok" },
+      t("accounts.imported", { added: result.added, updated: result.updated })),
+      ...(result.errors || []).map((e) => h("p", { class: "error" }, String(e))));
+    await reload();
+  }
   const run = (fn) => async () => { try { await fn(); } catch (e) { output.replaceChildren(h("p", { class: "error" }, e.message)); } };
   return h("section", { class: "panel" }, h("h2", {}, t("accounts.add")),
     h("div", { class: "row" }, label,
       h("button", { type: "button", id: "add-device", onclick: run(device) }, t("accounts.device")),
       h("button", { type: "button", id: "add-paste", onclick: run(paste) }, t("accounts.paste")),
-      h("button", { type: "button", id: "add-tokens", onclick: run(tokens) }, t("accounts.tokens"))),
+      h("button", { type: "button", id: "add-tokens", onclick: run(tokens) }, t("accounts.tokens")),
+      h("label", { class: "button-like" }, t("accounts.import_file"), " ",
+        h("input", { type: "file", id: "import-file", accept: ".json,.txt,application/json,text/plain", onchange: (event) => run(() => upload(event))() }))),
     output);
 }

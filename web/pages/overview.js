@@ -36,14 +36,14 @@ export async function render(main) {
     h("section", { class: "panel" }, h("h2", {}, t("overview.by_state")),
       h("table", {}, h("tbody", {}, states.length ? states : h("tr", {}, h("td", {}, t("common.none")))))),
     h("section", { class: "panel" }, h("h2", {}, t("overview.by_plan")), h("table", {}, h("tbody", {}, plans))),
-    h("section", { class: "panel" }, h("h2", {}, t("overview.headroom")),
-      windows.length ? table([t("overview.window"), t("overview.headroom_pct"), t("overview.accounts"),
-        t("overview.next_reset"), t("overview.oldest_check")], windows) : h("p", { class: "muted" }, t("overview.no_quota"))),
     h("section", { class: "panel" }, h("h2", {}, t("overview.services")),
       h("p", {}, t("overview.ollama"), ": ", h("strong", { id: "ov-ollama" }, data.ollama.state),
         data.ollama.url ? ` — ${data.ollama.url}` : ""),
       h("p", {}, t("overview.client"), ": ", h("strong", {}, data.client.version || "–"), " ",
-        h("span", { class: "muted" }, data.client.profile || "")))));
+        h("span", { class: "muted" }, data.client.profile || ""))),
+    h("section", { class: "panel wide" }, h("h2", {}, t("overview.headroom")),
+      windows.length ? table([t("overview.window"), t("overview.headroom_pct"), t("overview.accounts"),
+        t("overview.next_reset"), t("overview.oldest_check")], windows) : h("p", { class: "muted" }, t("overview.no_quota")))));
 
   onLive("counters", (counters) => {
     document.getElementById("ov-streams").textContent = fmtNumber(counters.open_streams);

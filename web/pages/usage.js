@@ -5,6 +5,7 @@ import { fmtNumber, h, table } from "../lib/dom.js";
 import { t } from "../public/i18n.js";
 
 const RANGES = { "1h": ["minute", 3600], "24h": ["hour", 86400], "7d": ["hour", 7 * 86400], "30d": ["day", 30 * 86400] };
+const STEP = { minute: 60, hour: 3600, day: 86400 };
 const METRICS = ["requests", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "cost_usd"];
 
 export async function render(main) {
@@ -19,7 +20,8 @@ export async function render(main) {
 
   async function draw() {
     const [granularity, span] = RANGES[range.value];
-    const from = Math.floor(Date.now() / 1000) - span;
+    const now = Math.floor(Date.now() / 1000);
+    const from = now - span;
     const data = await api(`/admin/usage-stats/history?granularity=${granularity}&group_by=${group.value}&from=${from}`);
     // client keys are stored by id; show their names
     const names = group.value === "key"
@@ -37,7 +39,7 @@ export async function render(main) {
         h("tr", {}, h("td", {}, name || "–"), h("td", { class: `total-${metric}` },
           fmtNumber(points.reduce((sum, p) => sum + Number(p[metric] || 0), 0)))));
       return h("section", { class: "panel", dataset: { metric } }, h("h2", {}, t(`usage.${metric}`)),
-        lineChart(series, { label: t(`usage.${metric}`) }),
+        lineChart(series, { label: t(`usage.${metric}`), start: from, end: now + 1, step: STEP[granularity] }),
         table([t(`usage.by_${group.value}`), t("usage.total")], totals));
     }));
   }

@@ -67,6 +67,8 @@ export default {
   "accounts.select_all": "Select all matching",
   "accounts.selected": "{count} selected.",
   "accounts.range": "{from}–{to} of {total}",
+  "accounts.import_file": "Import a file (auth.json, export, token list):",
+  "accounts.imported": "Imported: {added} added, {updated} updated.",
   "accounts.add": "Add an account",
   "accounts.label": "Label (optional)",
   "accounts.device": "Device code",

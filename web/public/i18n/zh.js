@@ -67,6 +67,8 @@ export default {
   "accounts.select_all": "全选匹配项",
   "accounts.selected": "已选择 {count} 个。",
   "accounts.range": "第 {from}–{to} 个，共 {total} 个",
+  "accounts.import_file": "导入文件（auth.json、导出文件、令牌列表）：",
+  "accounts.imported": "已导入：新增 {added} 个，更新 {updated} 个。",
   "accounts.add": "添加账号",
   "accounts.label": "备注（可选）",
   "accounts.device": "设备码",
