@@ -4,6 +4,9 @@ probing / keep what they got before the dashboard existed."""
 
 from __future__ import annotations
 
+import re
+import time
+
 import httpx
 
 from .conftest import PageProblems, log_in
@@ -87,3 +90,24 @@ def test_log_out_ends_the_session(context, demo):
     page.wait_for_selector("#admin-key")
     replay = httpx.get(demo.url + "/admin/settings", cookies={"codex_trio_session": cookie})
     assert replay.status_code == 401  # the old cookie is dead on the server, not only deleted in the browser
+
+
+def test_codex_trio_run_prints_a_one_time_link(tmp_path):
+    from tests.gateway_process import gateway_process
+
+    log = tmp_path / "run.log"
+    with log.open("wb") as stderr, gateway_process(tmp_path / "data", "ct-" + "k" * 40, stderr=stderr) as (_, port):
+        deadline = time.monotonic() + 20
+        while "dashboard:" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        link = re.search(r"dashboard: (\S+)", log.read_text()).group(1)
+        assert link.startswith(f"http://127.0.0.1:{port}/?token=")
+        browser = {"accept": "text/html"}
+        first = httpx.get(link, headers=browser)
+        assert first.status_code == 303 and first.headers["location"] == "/"
+        session = first.cookies["codex_trio_session"]
+        assert httpx.get(f"http://127.0.0.1:{port}/admin/settings", cookies={"codex_trio_session": session}).status_code == 200
+        second = httpx.get(link, headers=browser)
+        assert second.status_code == 303 and second.headers["location"] == "/?link=used"
+        assert "codex_trio_session" not in second.cookies
