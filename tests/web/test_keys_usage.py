@@ -4,6 +4,7 @@ Usage and Logs pages show exactly those N requests (and their tokens)."""
 from __future__ import annotations
 
 import openai
+import pytest
 from playwright.sync_api import expect
 
 from .conftest import PageProblems, log_in, open_page
@@ -39,6 +40,14 @@ def test_a_key_made_in_the_page_is_used_from_the_sdk_and_its_requests_are_shown_
     open_page(page, "keys")
     row = page.locator("#key-list tr", has_text="sdk-web")
     assert row.locator(".key-requests").inner_text() == str(N)
+
+    # switched off in the page, the key stops working at once; switched on, it works again
+    row.locator(".key-toggle").click()
+    page.wait_for_selector("#key-list tr:has-text('sdk-web') .key-toggle:has-text('Enable')")
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model="gpt-5.5", messages=[{"role": "user", "content": "refused"}])
+    row.locator(".key-toggle").click()
+    page.wait_for_selector("#key-list tr:has-text('sdk-web') .key-toggle:has-text('Disable')")
 
     open_page(page, "usage")
     page.select_option("#usage-range", "1h")

@@ -47,11 +47,15 @@ export async function render(main) {
       h("td", {}, fmtNumber(usage[key.id]?.total_tokens ?? 0),
         h("div", { class: "muted" }, t("keys.today"), " ", fmtNumber(key.tokens_this_day))),
       h("td", {}, fmtTime(key.last_used_at)),
-      h("td", {}, h("button", { type: "button", class: "danger", onclick: async () => {
+      h("td", {}, h("div", { class: "row" }, h("button", { type: "button", class: "key-toggle", onclick: async () => {
+        await api(`/admin/client-keys/${key.id}`, { method: "PATCH", body: { enabled: !key.enabled } });
+        await reload();
+      } }, key.enabled ? t("accounts.disable") : t("accounts.enable")),
+      h("button", { type: "button", class: "danger", onclick: async () => {
         if (!confirm(t("keys.confirm_revoke", { name: key.name }))) return;
         await api(`/admin/client-keys/${key.id}`, { method: "DELETE" });
         await reload();
-      } }, t("keys.revoke")))));
+      } }, t("keys.revoke"))))));
     list.replaceChildren(rows.length ? table([t("keys.name"), t("keys.prefix"), t("accounts.state"), t("keys.limits"),
       t("keys.requests_30d"), t("keys.tokens_30d"), t("accounts.last_used"), ""], rows) : h("p", { class: "muted" }, t("keys.empty")));
   }
