@@ -137,3 +137,22 @@ def test_import_an_auth_json_file(context, demo, tmp_path):
     page.fill("#acc-search", account["email"])
     expect(page.locator("#acc-list tbody tr")).to_have_count(1)
     assert "pro" in page.locator("#acc-list tbody tr").inner_text()
+
+
+def test_check_quota_now_shows_the_backends_numbers_and_when_they_were_read(context, demo):
+    account = new_sim_account(demo, "plus")
+    with demo.admin() as admin:
+        added = admin.post("/auth/accounts", json={"refresh_token": account["refresh_token"], "label": "quota seat"})
+        account_id = added.json()["account"]["id"]
+    page = context.new_page()
+    log_in(page, demo)
+    open_page(page, "accounts")
+    row = page.locator(f"#acc-list tr[data-id='{account_id}']")
+    assert "checked –" in row.inner_text()
+    row.locator(".check-quota").click()
+    page.wait_for_selector("#acc-status:has-text('Quota checked.')")
+    assert "checked –" not in row.inner_text() and "0%" in row.inner_text()
+    exhausted = sim_control(demo, "POST", f"/_sim/accounts/{account['account_id']}/exhaust", {})
+    assert exhausted.status_code == 200, exhausted.text
+    row.locator(".check-quota").click()
+    expect(row).to_contain_text("100%")

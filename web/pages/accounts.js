@@ -8,9 +8,12 @@ const HEALTH_BATCH = 5; // accounts checked per call, so the progress bar moves 
 
 function quotaCell(quota) {
   if (!quota) return h("span", { class: "muted" }, "–");
+  const credits = quota.credits;
   return h("div", {}, ["primary", "secondary"].filter((w) => quota[w]).map((w) =>
     h("div", { class: "nowrap" }, h("span", { class: "muted" }, `${t(`quota.${w}`)} `), quotaBar(quota[w].used_percent),
-      ` ${quota[w].used_percent}% · ${countdown(quota[w].resets_at)}`)));
+      ` ${quota[w].used_percent}% · ${countdown(quota[w].resets_at)}`)),
+    credits && (credits.has_credits || credits.unlimited)
+      ? h("div", { class: "muted" }, t("accounts.credits"), " ", credits.unlimited ? "∞" : credits.balance) : null);
 }
 
 export async function render(main) {
@@ -78,6 +81,7 @@ export async function render(main) {
           h("button", { type: "button", onclick: () => toggle(account) },
             account.enabled ? t("accounts.disable") : t("accounts.enable")),
           h("button", { type: "button", onclick: () => relabel(account) }, t("accounts.relabel")),
+          h("button", { type: "button", class: "check-quota", onclick: () => checkQuota(account) }, t("accounts.check_quota")),
           h("button", { type: "button", onclick: () => refresh(account) }, t("accounts.refresh")),
           h("button", { type: "button", class: "danger", onclick: () => remove(account) }, t("accounts.delete")))));
     });
@@ -102,6 +106,10 @@ export async function render(main) {
   }
   const toggle = (a) => act(() => api(`/auth/accounts/${a.id}`, { method: "PATCH", body: { enabled: !a.enabled } }),
     t("common.saved"));
+  const checkQuota = (a) => act(async () => {
+    const { results } = await api("/auth/accounts/health-check", { method: "POST", body: { ids: [a.id] } });
+    if (!results[0]?.ok) throw new Error(results[0]?.error || t("accounts.check_failed"));
+  }, t("accounts.checked_now"));
   const refresh = (a) => act(() => api(`/auth/accounts/${a.id}/refresh`, { method: "POST" }), t("common.saved"));
   async function relabel(account) {
     const label = prompt(t("accounts.relabel"), account.label || "");
