@@ -143,13 +143,17 @@ class BrowserGate:
             response = Response("", status=303, headers={**SECURITY_HEADERS,
                                                          "location": "/" if session_id else "/?link=used"})
             if session_id:
-                self._set_cookie(response, session_id)
+                self.set_session_cookie(response, session_id)
             return response
         return file_response("index.html" if live else "public/login.html")
 
-    def _set_cookie(self, response: Response, session_id: str) -> None:
-        response.set_cookie(COOKIE_NAME, session_id, max_age=int(self.gateway.config.settings.session.ttl_minutes * 60),
-                            path="/", httponly=True, samesite="Strict")
+    def set_session_cookie(self, response: Response, session_id: str) -> None:
+        settings = self.gateway.config.settings
+        # Secure when the browser reached us over https (directly, or through a trusted TLS proxy in front)
+        secure = request.scheme == "https" or (settings.server.trust_proxy and
+                                               request.headers.get("x-forwarded-proto", "").lower() == "https")
+        response.set_cookie(COOKIE_NAME, session_id, max_age=int(settings.session.ttl_minutes * 60), path="/",
+                            httponly=True, samesite="Strict", secure=secure)
 
 
 def register_dashboard(app: Any, gateway: "Gateway") -> None:
@@ -170,7 +174,7 @@ def register_dashboard(app: Any, gateway: "Gateway") -> None:
             raise GatewayError(401, "That is not the admin key (server.proxy_api_key).", ErrorKind.AUTHENTICATION,
                                code="invalid_api_key")
         response = json_response({"logged_in": True})
-        gate._set_cookie(response, sessions_of(gateway).open_session())
+        gate.set_session_cookie(response, sessions_of(gateway).open_session())
         return response
 
     @app.delete(SESSION_PATH)

@@ -57,3 +57,20 @@ def test_static_files_never_leave_the_web_folder():
     for escape in ("../pyproject.toml", "public/../../codex_trio/app.py", "/etc/passwd", "pages/../../README.md"):
         assert web_file(escape) is None, escape
     assert web_file("pages") is None  # a folder is not a file
+
+
+async def test_the_cookie_is_secure_behind_a_trusted_tls_proxy(data_dir):
+    import httpx
+
+    from tests.conftest import api_key, running_gateway
+
+    async with running_gateway(data_dir, install=True, local={"server": {"trust_proxy": True}}) as (gateway, url):
+        async with httpx.AsyncClient(base_url=url) as client:
+            body = {"key": api_key(gateway)}
+            plain = await client.post("/ui/session", json=body, headers={"origin": url})
+            proxied = await client.post("/ui/session", json=body, headers={"origin": url.replace("http:", "https:"),
+                                                                           "x-forwarded-proto": "https"})
+    assert plain.status_code == proxied.status_code == 200
+    assert "secure" not in plain.headers["set-cookie"].lower()
+    cookie = proxied.headers["set-cookie"].lower()
+    assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
