@@ -3,6 +3,7 @@ its field. The Set-up page's snippets carry this gateway's address, and its test
 
 from __future__ import annotations
 
+import httpx
 import openai
 from ruamel.yaml import YAML
 
@@ -53,3 +54,23 @@ def test_setup_snippets_use_this_gateway_and_the_test_button_answers(context, de
     page.wait_for_selector("#test-answer:not([hidden])")
     assert page.text_content("#test-answer") == "gpt-5.5: Echo: Say hello from the dashboard."
     assert problems.messages == [], "\n".join(problems.messages)
+
+
+def test_the_ollama_listener_is_switched_on_and_off_from_the_page(context, demo):
+    from tests.foundation.test_serving import _free_port
+
+    port = _free_port()
+    page = context.new_page()
+    log_in(page, demo)
+    open_page(page, "settings")
+    page.fill("#set-ollama-port", str(port))
+    page.click("#set-ollama-port-save")
+    page.check("#set-ollama-enabled")
+    page.click("#set-ollama-enabled-save")
+    page.wait_for_selector(f"#ollama-state:has-text('running — http://127.0.0.1:{port}')")
+    assert httpx.get(f"http://127.0.0.1:{port}/api/version").status_code == 200
+    page.uncheck("#set-ollama-enabled")
+    page.click("#set-ollama-enabled-save")
+    page.wait_for_selector("#ollama-state:has-text('stopped')")
+    local = YAML(typ="safe").load((demo.data_dir / "local.yaml").read_text())
+    assert local["ollama"]["enabled"] is False and local["ollama"]["port"] == port

@@ -43,10 +43,10 @@ function parsed(kind, input) {
 export async function render(main) {
   let settings = await api("/admin/settings");
   const ollama = h("span", { id: "ollama-state" });
-  async function ollamaState() {
-    const status = await api("/admin/ollama-status");
+  function showOllama(status) {
     ollama.textContent = `${status.state}${status.url ? " — " + status.url : ""}${status.error ? " — " + status.error : ""}`;
   }
+  const ollamaState = async () => showOllama(await api("/admin/ollama-status"));
   const sections = {};
   for (const [section, key, kind, choices] of FIELDS) {
     const id = `set-${section}-${key}`;
@@ -62,10 +62,15 @@ export async function render(main) {
       problem.textContent = "";
       saved.textContent = "";
       try {
-        const result = await api("/admin/settings", { method: "PATCH", body: { [section]: { [key]: parsed(kind, input) } } });
-        settings = result.settings;
-        saved.textContent = result.restart_required ? t("settings.restart") : t("common.saved");
-        if (section === "ollama") await ollamaState();
+        if (section === "ollama") { // applied at once; the answer carries the listener's resulting state
+          const result = await api("/admin/ollama-settings", { method: "POST", body: { [key]: parsed(kind, input) } });
+          showOllama(result.status);
+          saved.textContent = t("common.saved");
+        } else {
+          const result = await api("/admin/settings", { method: "PATCH", body: { [section]: { [key]: parsed(kind, input) } } });
+          settings = result.settings;
+          saved.textContent = result.restart_required ? t("settings.restart") : t("common.saved");
+        }
       } catch (error) { problem.textContent = error.message; }
     } }, t("common.save"));
     const field = h("div", { class: "field" }, h("label", { for: id }, t(`settings.${section}.${key}`)),
