@@ -31,10 +31,11 @@ def demo_settings(sim, port: int, ollama_port: int | None) -> dict:
     return settings
 
 
-def banner(url: str, key: str, ollama_url: str | None, data_dir: Path) -> str:
+def banner(url: str, key: str, ollama_url: str | None, data_dir: Path, dashboard_link: str | None = None) -> str:
     lines = [
         f"codex-trio {__version__} demo — offline, on the built-in simulated ChatGPT backend",
         f"  gateway:  {url}   (every API and the admin API)",
+        *([f"  dashboard: {dashboard_link}   (one-time log-in link)"] if dashboard_link else []),
         f"  API key:  {key}",
         f"  data:     {data_dir}",
     ]
@@ -82,7 +83,10 @@ async def run_demo(data_dir: Path, port: int, ollama_port: int | None, *, accoun
                     access_token=account.access_token, refresh_token=account.refresh_token,
                     id_token=account.id_token, label=f"demo ({account.plan})")
             await refresh_catalog(gateway.services, gateway.services.catalog)
-            print(banner(url, store.settings.server.proxy_api_key, gateway.ollama.listener.status.url, data_dir),
+            from ..server.dashboard import login_link
+
+            print(banner(url, store.settings.server.proxy_api_key, gateway.ollama.listener.status.url, data_dir,
+                         login_link(gateway, url)),
                   file=sys.stderr, flush=True)
             task_status.started((gateway, url))
     finally:

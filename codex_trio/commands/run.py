@@ -39,7 +39,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     gateway = build_gateway(store)
 
     def ready(url: str) -> None:
+        from ..server.dashboard import login_link
+
         print(f"codex-trio {__version__} listening on {url}  (data: {store.data_dir})", file=sys.stderr)
+        print(f"dashboard: {login_link(gateway, url)}  (one-time log-in link)", file=sys.stderr)
         if new_key:
             print(f"\nGenerated your API key (stored as server.proxy_api_key in {store.local_file}):\n\n"
                   f"    {new_key}\n\nClients send it as `Authorization: Bearer <key>` (or x-api-key).\n",

@@ -226,9 +226,20 @@ class ProxiesSettings(Section):
 
 
 class SessionSettings(Section):
-    ttl_minutes: float = Field(1440.0, gt=0, description="Dashboard login session lifetime (reserved for the dashboard "
-                                                               "login).")
+    ttl_minutes: float = Field(1440.0, gt=0, description="How long a dashboard log-in session lasts (minutes).")
     cleanup_interval_minutes: float = Field(15.0, gt=0, description="How often expired sessions are removed (reserved).")
+    allowed_hosts: list[Host] = Field(
+        default_factory=list, description="Host names the dashboard answers to besides localhost, loopback addresses "
+                                          "and server.host (e.g. the name of a reverse proxy in front); any other Host "
+                                          "is refused with 403, against DNS rebinding (comma-separated in env).")
+    allowed_origins: list[WebOrigin] = Field(
+        default_factory=list, description="Origins besides the dashboard's own whose pages may change things with the "
+                                          "dashboard session (normally none).")
+
+    @field_validator("allowed_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return comma_separated(value)
 
 
 class OllamaSettings(Section):

@@ -82,6 +82,14 @@ def create_api_app(gateway: "Gateway") -> QuartTrio:
     async def _require_key() -> Response | None:
         if not needs_key(request.method, request.path) or open_by_settings(gateway, request.method, request.path):
             return None
+        # The dashboard's browser gate (server/dashboard.py) answers keyless browser requests: its log-in page,
+        # a live session cookie (with its Origin check), or a refusal; anything it does not decide needs the key.
+        gate = app.extensions.get("browser_gate")
+        if gate is not None:
+            decided, response = gate.screen(request.method, request.path, request.headers, request.cookies,
+                                            request.args)
+            if decided:
+                return response
         return refusal(request.path, request.headers, request.args)
 
     # A refused WebSocket upgrade gets the same HTTP 401 and JSON body as the HTTP routes (not a bare 403), so

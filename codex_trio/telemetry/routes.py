@@ -274,6 +274,10 @@ def register_telemetry(app: Any, gateway: "Gateway") -> None:
             return json_response({"source": "errors", "limit": limit, "records": records})
         filters = {name: request.args[name] for name in ("status", "model", "account", "key", "protocol", "outcome",
                                                           "text") if request.args.get(name)}
+        if request.args.get("client_key"):
+            # `?key=` is also where Gemini clients put their API key, so the key check reads it as the caller's
+            # key: a filter by client key must be sent under this name
+            filters["key"] = request.args["client_key"]
         page = telemetry.request_log.query(filters, offset=_arg_int("offset", 0, 0, 10_000_000), limit=limit)
         return json_response({"source": "memory", **page})
 

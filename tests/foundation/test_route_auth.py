@@ -17,6 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from codex_trio.server.api import create_api_app
 from codex_trio.server.auth import OPEN_ROUTES
+from codex_trio.server.dashboard import LOG_IN_ROUTE
 from tests.conftest import api_key, running_gateway
 
 # A plausible value for every path variable the routes use. A route with a new variable name fails the walk
@@ -72,7 +73,9 @@ async def test_every_route_in_the_table_needs_the_key(data_dir: Path):
         http_routes, _ = route_table(gateway)
         # the aliases outside /v1 that used to be open are part of the walk
         assert ("POST", "/responses") in http_routes and ("POST", "/responses/review") in http_routes
-        refused = [route for route in http_routes if route not in OPEN_ROUTES]
+        # logging in to the dashboard needs no key (the key is in the body); tests/web/test_login_gate.py and
+        # the test below pin what it does without one
+        refused = [route for route in http_routes if route not in OPEN_ROUTES and route != LOG_IN_ROUTE]
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             for method, path in refused:
                 for headers in WRONG_KEYS.values():
@@ -146,3 +149,19 @@ async def test_openai_sdk_websocket_with_a_wrong_key_sees_401_and_the_json_error
     assert isinstance(error, InvalidStatus), repr(error)
     assert error.response.status_code == 401
     assert json.loads(error.response.body)["error"]["message"] == "Invalid API key."
+
+
+async def test_the_dashboard_log_in_route_is_open_only_to_the_dashboard_page_with_the_key(data_dir: Path):
+    async with running_gateway(data_dir, install=True) as (gateway, url):
+        method, path = LOG_IN_ROUTE
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            own = {"origin": url}
+            no_origin = await client.request(method, path, json={"key": api_key(gateway)})
+            assert no_origin.status_code == 403 and "Origin" in no_origin.json()["error"]["message"]
+            foreign = await client.request(method, path, json={"key": api_key(gateway)},
+                                           headers={"origin": "http://127.0.0.1:1"})
+            assert foreign.status_code == 403
+            wrong = await client.request(method, path, json={"key": "ct-not-the-key"}, headers=own)
+            assert_refused_in_envelope(wrong, method, path)
+            right = await client.request(method, path, json={"key": api_key(gateway)}, headers=own)
+            assert right.status_code == 200 and "codex_trio_session" in right.cookies
