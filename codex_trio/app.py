@@ -24,6 +24,7 @@ from .server.envelopes import error_body
 from .server.listener import ConnectionLimits, Listener
 from .server.ollama_app import create_ollama_app
 from .server.ollama_listener import OllamaController
+from .server.request_tasks import own_request_tasks
 from .server.shutdown import ShutdownCoordinator, answer_when_cut
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,11 @@ class Gateway:
         self.config.subscribe(self._on_config_change)
 
     def _guarded(self, app: Any) -> Any:
-        """Around each listener's app: the body cap before anything is buffered, and a 503 in the protocol's
-        envelope for requests still waiting for an answer when shutdown cuts them."""
-        return answer_when_cut(limit_body(app, MAX_REQUEST_BYTES, error_body), self.shutdown, error_body)
+        """Around each listener's app: the body cap before anything is buffered, a 503 in the protocol's
+        envelope for requests still waiting for an answer when shutdown cuts them, and a nursery per request for
+        the tasks that work for it (a streamed turn's pump), ended with the request."""
+        return answer_when_cut(limit_body(own_request_tasks(app), MAX_REQUEST_BYTES, error_body), self.shutdown,
+                               error_body)
 
     def upstream_conversations(self) -> Any:
         """The dispatcher's ConversationRegistry (the upstream sockets), once the dispatch job runs."""
