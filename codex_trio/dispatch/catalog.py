@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import trio
 
-from ..upstream.context import AccountAuth, ModelTraits
+from ..upstream.context import ModelTraits
 from ..upstream.transport import UpstreamFailed, fetch_models
 
 if TYPE_CHECKING:
@@ -124,13 +124,13 @@ def one_account_per_plan(accounts: Iterable["Account"]) -> dict[str, "Account"]:
 
 async def refresh_catalog(services: "Services", catalog: Catalog) -> int:
     """Fetch each plan's catalog through one of its accounts. Returns how many plans were fetched."""
-    pool = services.pool
+    pool, connector = services.pool, services.connector
     accounts = await services.store.list() if services.store is not None else []
     fetched = 0
     for plan, account in one_account_per_plan(accounts).items():
         try:
-            payload = await fetch_models(services.clients_for(account).http, services.identity, services.endpoint,
-                                         AccountAuth(account.tokens.access_token, account.account_id or ""))
+            payload = await fetch_models(connector.clients_for(account).http, connector.identity, connector.endpoint,
+                                         connector.auth_for(account))
         except (UpstreamFailed, OSError, Exception) as exc:  # noqa: BLE001 - a failed fetch keeps the old catalog
             log.warning("model catalog for plan %s not fetched: %s", plan, exc)
             continue
