@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 import trio
 
@@ -15,7 +15,9 @@ from ..upstream.transport import UpstreamFailed, fetch_models
 
 if TYPE_CHECKING:
     from ..accounts.model import Account
-    from ..services import Services
+    from ..accounts.pool import AccountPool
+    from ..accounts.store import AccountStore
+    from .connector import UpstreamConnector
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,15 @@ def one_account_per_plan(accounts: Iterable["Account"]) -> dict[str, "Account"]:
     return chosen
 
 
-async def refresh_catalog(services: "Services", catalog: Catalog) -> int:
+class CatalogSources(Protocol):
+    """Where the catalog is fetched from (`services.Services` has these)."""
+
+    store: "AccountStore | None"
+    pool: "AccountPool | None"
+    connector: "UpstreamConnector"
+
+
+async def refresh_catalog(services: CatalogSources, catalog: Catalog) -> int:
     """Fetch each plan's catalog through one of its accounts. Returns how many plans were fetched."""
     pool, connector = services.pool, services.connector
     accounts = await services.store.list() if services.store is not None else []
@@ -141,7 +151,7 @@ async def refresh_catalog(services: "Services", catalog: Catalog) -> int:
     return fetched
 
 
-async def run_catalog(services: "Services", catalog: Catalog, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def run_catalog(services: CatalogSources, catalog: Catalog, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Background job: fetch once before serving (best effort), then hourly (±15 %), sooner while empty."""
     await refresh_catalog(services, catalog)
     task_status.started()

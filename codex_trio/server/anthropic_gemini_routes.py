@@ -13,7 +13,7 @@ from .api import json_response
 from .turns import ProtocolDeps, body_bytes, json_reply, meta_for, model_router, protocol_deps, resolve
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
 
 
 def count_tokens(text: str) -> int:
@@ -35,7 +35,7 @@ def gemini_model_infos(deps: ProtocolDeps) -> list[dict[str, Any]]:
     return infos
 
 
-def register_anthropic(app: Any, gateway: "Gateway") -> None:
+def register_anthropic(app: Any, gateway: "GatewayHost") -> None:
     deps = protocol_deps(gateway)
 
     @app.route("/", methods=["GET", "HEAD"])
@@ -59,7 +59,7 @@ def register_anthropic(app: Any, gateway: "Gateway") -> None:
         return json_response(count_anthropic(await body_bytes(), count_tokens))
 
 
-def register_gemini(app: Any, gateway: "Gateway") -> None:
+def register_gemini(app: Any, gateway: "GatewayHost") -> None:
     deps = protocol_deps(gateway)
 
     @app.get("/v1beta/models")

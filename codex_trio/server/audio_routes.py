@@ -14,10 +14,10 @@ from .api import json_response
 from .uploads import read_upload_form
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
 
 
-def register_audio(app: Any, gateway: "Gateway") -> None:
+def register_audio(app: Any, gateway: "GatewayHost") -> None:
     @app.post("/v1/audio/transcriptions")
     async def audio_transcriptions() -> Response:
         request = parse_transcription_form(await read_upload_form(gateway, max_files=1))

@@ -21,7 +21,7 @@ from .openai_routes import register_openai
 from .turns import ProtocolDeps, body_bytes, json_reply, meta_for, model_router, protocol_deps, resolve
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
 
 KEEP_LOADED_SECONDS = 24 * 3600
 DEFAULT_THINK_EFFORT = "medium"
@@ -88,7 +88,7 @@ def ollama_models(deps: ProtocolDeps) -> list[ollama.OllamaModel]:
     return models
 
 
-def register_ollama(app: Any, gateway: "Gateway") -> None:
+def register_ollama(app: Any, gateway: "GatewayHost") -> None:
     deps = protocol_deps(gateway)
     started_iso = ollama.iso_timestamp(deps.started_at)
 

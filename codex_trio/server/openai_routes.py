@@ -15,7 +15,7 @@ from .turns import ProtocolDeps, body_bytes, json_reply, meta_for, model_router,
 from .uploads import is_multipart, read_upload_form
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
 
 OPENAI_OWNER = "openai"
 ANTHROPIC_VERSION = "anthropic-version"  # the header every Anthropic client sends
@@ -50,7 +50,7 @@ def model_info(deps: ProtocolDeps, model_id: str) -> dict[str, Any]:
             "reasoning_effort": resolved.effort, "service_tier": resolved.service_tier, "info": entry}
 
 
-def register_openai(app: Any, gateway: "Gateway") -> None:
+def register_openai(app: Any, gateway: "GatewayHost") -> None:
     deps = protocol_deps(gateway)
 
     @app.post("/v1/chat/completions")

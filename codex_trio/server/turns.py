@@ -21,7 +21,7 @@ from .api import json_response
 from .pipeline import CollectedTurn, StreamEncoder, collect_turn, stream_turn
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
     from ..config.schema import Settings
     from ..dispatch.catalog import Catalog
     from ..dispatch.dispatcher import Dispatcher
@@ -73,7 +73,7 @@ class ProtocolDeps:
         return await collect_turn(self.pump, turn, stop_sequences)
 
 
-def protocol_deps(gateway: "Gateway") -> ProtocolDeps:
+def protocol_deps(gateway: "GatewayHost") -> ProtocolDeps:
     """The routes' dependencies, taken from the composition root once per app."""
     services = gateway.services
     return ProtocolDeps(config=gateway.config, catalog=services.catalog, shutdown=gateway.shutdown,
