@@ -64,8 +64,8 @@ class Gateway:
 
     def _guarded(self, app: Any) -> Any:
         """Around each listener's app: the body cap before anything is buffered, a 503 in the protocol's
-        envelope for requests still waiting for an answer when shutdown cuts them, and a nursery per request for
-        the tasks that work for it (a streamed turn's pump), ended with the request."""
+        envelope for requests still waiting for an answer when shutdown cuts them, and the tasks that work for a
+        request (a streamed turn's pump) ended with it."""
         return answer_when_cut(limit_body(own_request_tasks(app), MAX_REQUEST_BYTES, error_body), self.shutdown,
                                error_body)
 

@@ -14,8 +14,8 @@ the frames go). The loop
   under a shield with a deadline, whether it finished, failed, or was cancelled because its client went away.
 
 Because the task that opens the turn is the task that closes it, a response whose body is never read cannot
-keep a turn: the pump runs in a nursery owned by the request (`server/request_tasks.py`), which is cancelled
-when the request ends, however it ends.
+keep a turn: the pump is a task of the request (`server/request_tasks.py`), cancelled when the request ends,
+however it ends.
 """
 
 from __future__ import annotations

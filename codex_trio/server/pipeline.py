@@ -1,7 +1,6 @@
 """Serving one turn over HTTP: streamed (SSE / NDJSON) or collected, both by the turn pump (`dispatch/pump.py`).
 
-A streamed turn's pump runs in the request's own nursery (`request_tasks.py`) and is started with
-`nursery.start`: the route learns whether the turn opened — and answers an error status in its protocol's
+A streamed turn's pump is a task of the request (`request_tasks.py`), started with `nursery.start`: the route learns whether the turn opened — and answers an error status in its protocol's
 envelope if not — before it returns the streaming response. The pump then opens, feeds and closes the turn in
 that one task; the body only relays its frames (`streaming.relay`). A collected reply runs the same pump in the
 handler's own task.
@@ -18,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import trio
-from quart import Response
+from quart import Response, current_app
 
 from ..dispatch.pump import Collected, TurnPump, discard
 from ..errors import GatewayError
 from ..upstream.events import CodexEvent, NormalizedEvent
-from .request_tasks import request_nursery
+from .request_tasks import request_tasks
 from .streaming import STREAM_BUFFER, relay
 
 if TYPE_CHECKING:
@@ -95,7 +94,7 @@ async def stream_turn(pump: TurnPump, turn: "Turn", encoder: StreamEncoder, *, h
         async with send:
             await pump.run(turn, EncodedStream(encoder, raw=raw, prefix=prefix), deliver, task_status=task_status)
 
-    upstream: "UpstreamTurn" = await request_nursery().start(serve)
+    upstream: "UpstreamTurn" = await request_tasks().start(current_app.nursery, serve)
     body = relay(receive, heartbeat=encoder.heartbeat(), heartbeat_seconds=heartbeat_seconds)
     return Response(body, content_type=content_type, headers={**SSE_HEADERS, **dict(upstream.forward_headers)})
 
