@@ -39,7 +39,9 @@ def in_flight(gateway) -> int:
 
 
 def conversations_busy(gateway) -> int:
-    return sum(1 for c in gateway.services.dispatcher.conversations._items.values() if not c.busy.value)
+    """Conversations whose socket a turn still holds (their lock was a Semaphore before turns had one owner)."""
+    locks = [c.busy for c in gateway.services.dispatcher.conversations._items.values()]
+    return sum(1 for lock in locks if (lock.locked() if isinstance(lock, trio.Lock) else lock.value == 0))
 
 
 async def run_lifespan(app: Any, nursery: trio.Nursery) -> None:
