@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import trio
 from quart import websocket
 
+from ..dispatch.pump import Ending
 from ..errors import GatewayError
 from ..protocols import responses
 from ..upstream.events import CodexEvent, NormalizedEvent
@@ -81,7 +82,8 @@ async def serve_responses_socket(deps: "ProtocolDeps") -> None:
             turn = responses.parse_ws_message(text)
             resolved = resolve(deps, turn, fallback_to_default=True, headers=websocket.headers, passthrough=True)
             encoder = responses.StreamEncoder(turn, meta_for("resp_", resolved.model_id))
-            await deps.pump.run(turn, SocketFrames(encoder), _send_all)
+            if await deps.pump.run(turn, SocketFrames(encoder), _send_all) is Ending.CUT:
+                break
         except GatewayError as error:  # not opened (a bad frame, no account, cut while opening): one error frame
             await websocket.send(responses.ws_error_message(error))
     if deps.shutdown.draining.is_set():
