@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .accounts.refresh import TokenRefresher
     from .accounts.service import AccountService
     from .accounts.store import AccountStore
-    from .app import Gateway
+    from .server.host import GatewayHost
     from .native import Client
     from .telemetry.service import Telemetry
 
@@ -100,7 +100,7 @@ class Services:
         self.connector.clock = clock
 
 
-def build_services(gateway: "Gateway") -> Services:
+def build_services(gateway: "GatewayHost") -> Services:
     return build_services_for(gateway.config, clock=gateway.clock)
 
 
@@ -226,7 +226,7 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
             await store.close()
 
 
-async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def run_accounts(gateway: "GatewayHost", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Background job: open the account store, build refresher, pool and service, keep them running with
     the quota poller (every `quota.refresh_interval_minutes`, and when a cooldown ends)."""
     from .accounts.quota_poller import QuotaPoller
@@ -257,7 +257,7 @@ async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
             stop_following()
 
 
-async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def run_dispatch(gateway: "GatewayHost", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Background job (after the accounts job): the model catalog, then the dispatcher; idle upstream
     sockets are closed as conversations go quiet."""
     from .dispatch.catalog import run_catalog

@@ -21,6 +21,8 @@ class GatewayHost(Protocol):
     route_registrars: list[Callable[[Any, "GatewayHost"], None]]
     ollama_route_registrars: list[Callable[[Any, "GatewayHost"], None]]
     drain_hooks: list[Any]
+    clock: Callable[[], float]  # the one clock of accounts, cooldowns and quota
+    descriptors: Any  # the DescriptorBudget (server/descriptors.py)
 
     def health(self) -> dict[str, Any]: ...
     def listener_grace(self) -> float: ...

@@ -56,3 +56,8 @@ def test_the_rules_above_see_imports_of_every_kind():
     """The check would pass vacuously if it missed lazy or type-only imports: app.py imports server/ both ways."""
     assert "codex_trio.server.api" in imported_modules(PACKAGE / "app.py")
     assert "codex_trio.dispatch.dispatcher" in imported_modules(PACKAGE / "services.py")  # inside a function
+
+
+def test_the_builders_never_import_the_gateway():
+    """services.py builds components for the gateway and is typed against `server.host.GatewayHost`."""
+    assert "codex_trio.app" not in imported_modules(PACKAGE / "services.py")
