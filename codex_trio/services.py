@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .accounts.store import AccountStore
     from .server.host import GatewayHost
     from .native import Client
+    from .server.accounts_api import LoginSessions
     from .telemetry.service import Telemetry
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Services:
     catalog: Catalog = field(default_factory=Catalog)
     dispatcher: "Dispatcher | None" = None
     telemetry: "Telemetry | None" = None  # usage, request log, metrics, client keys (telemetry.install)
-    extras: dict[str, Any] = field(default_factory=dict)
+    logins: "LoginSessions | None" = None  # the admin API's OAuth logins in progress (server/accounts_api.py)
 
     # The connector's identity, endpoint and clock, where the CLI and the admin API read them.
     @property

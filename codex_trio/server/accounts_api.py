@@ -311,7 +311,9 @@ async def _run_import(service: "AccountService") -> dict[str, Any]:
 
 
 def register_accounts_api(app: Any, gateway: "GatewayHost") -> None:
-    logins = gateway.services.extras.setdefault("logins", LoginSessions(gateway))
+    if gateway.services.logins is None:
+        gateway.services.logins = LoginSessions(gateway)
+    logins = gateway.services.logins
 
     def accounts() -> "AccountService":
         service = gateway.services.accounts
