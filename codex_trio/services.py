@@ -40,6 +40,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACCOUNTS_DB = "accounts.sqlite3"
+# Shielded clean-ups at shutdown, each with a deadline: a store that cannot close, or sockets that do not answer
+# their close, must not keep the process from stopping.
+CLOSE_STORE_SECONDS = 10.0
+CLOSE_SOCKETS_SECONDS = 5.0
+
+
+def _shielded_for(seconds: float) -> trio.CancelScope:
+    return trio.CancelScope(shield=True, deadline=trio.current_time() + seconds)
 
 
 def pool_config(settings: Settings) -> "PoolConfig":
@@ -223,7 +231,7 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
         finally:
             stop_following()
     finally:
-        with trio.CancelScope(shield=True):
+        with _shielded_for(CLOSE_STORE_SECONDS):  # the last writes land even when shutdown cancels the job
             await store.close()
 
 
@@ -296,5 +304,5 @@ async def run_dispatch(gateway: "GatewayHost", *, task_status=trio.TASK_STATUS_I
             finally:
                 stop_following()
     finally:
-        with trio.CancelScope(shield=True):
+        with _shielded_for(CLOSE_SOCKETS_SECONDS):  # close handshakes, each bounded, all at once
             await services.dispatcher.close()
