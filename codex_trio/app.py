@@ -1,4 +1,4 @@
-"""Composition root: builds the services and runs everything in one root nursery.
+"""Composition root: builds the components and runs everything in one root nursery.
 
 Order matters and is explicit: config watcher and background jobs first (started with `nursery.start`, so
 they are ready before the first request), then the main listener, then the Ollama listener. Shutdown is the
@@ -11,7 +11,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import trio
 
@@ -24,7 +24,12 @@ from .server.envelopes import error_body
 from .server.listener import ConnectionLimits, Listener
 from .server.ollama_app import create_ollama_app
 from .server.ollama_listener import OllamaController
+from .server.request_tasks import own_request_tasks
 from .server.shutdown import ShutdownCoordinator, answer_when_cut
+
+if TYPE_CHECKING:
+    from .dispatch.conversations import ConversationRegistry
+    from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +54,9 @@ class Gateway:
     stop_requested: trio.Event = field(default_factory=trio.Event)
     # The open-file limit (raised to the hard limit when the gateway starts) and the upstream socket budget.
     descriptors: DescriptorBudget = field(default_factory=DescriptorBudget.current)
-    # The feature services (upstream identity, clients, accounts), installed by `surfaces.install_surfaces`.
-    services: Any = None
+    # The feature components (upstream connector, accounts, catalog, dispatcher), built by
+    # `surfaces.install_surfaces`; each component is handed the pieces it uses from here.
+    services: "Services | None" = None
     # The one clock of accounts, cooldowns, quota and upstream timestamps. Tests hand in the simulator's
     # movable clock, so moving it moves the gateway's cooldowns and token expiry too.
     clock: Callable[[], float] = time.time
@@ -62,13 +68,15 @@ class Gateway:
         self.config.subscribe(self._on_config_change)
 
     def _guarded(self, app: Any) -> Any:
-        """Around each listener's app: the body cap before anything is buffered, and a 503 in the protocol's
-        envelope for requests still waiting for an answer when shutdown cuts them."""
-        return answer_when_cut(limit_body(app, MAX_REQUEST_BYTES, error_body), self.shutdown, error_body)
+        """Around each listener's app: the body cap before anything is buffered, a 503 in the protocol's
+        envelope for requests still waiting for an answer when shutdown cuts them, and the tasks that work for a
+        request (a streamed turn's pump) ended with it."""
+        return answer_when_cut(limit_body(own_request_tasks(app), MAX_REQUEST_BYTES, error_body), self.shutdown,
+                               error_body)
 
-    def upstream_conversations(self) -> Any:
+    def upstream_conversations(self) -> "ConversationRegistry | None":
         """The dispatcher's ConversationRegistry (the upstream sockets), once the dispatch job runs."""
-        dispatcher = getattr(self.services, "dispatcher", None)
+        dispatcher = self.services.dispatcher if self.services is not None else None
         return dispatcher.conversations if dispatcher is not None else None
 
     def on_descriptors_exhausted(self) -> None:

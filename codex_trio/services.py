@@ -1,6 +1,6 @@
-"""The long-lived services behind the routes: upstream identity and native clients, the account store and
-pool. Built from the settings; started as background jobs of the root nursery (ready before the first
-request)."""
+"""Building the long-lived components behind the routes — the upstream connector, the account store, pool and
+refresher, the dispatcher — and running them as background jobs of the root nursery (ready before the first
+request). `app.Gateway` stays the composition root; `surfaces.install_surfaces` calls in here."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 import trio
 
 from .config.schema import Settings
-from .upstream.identity import Identity, Platform, load_fingerprint, presented_release
-from .upstream.transport import Clients, Endpoint
+from .routing.catalog import Catalog
+from .dispatch.connector import UpstreamConnector, build_identity
+from .upstream.identity import Identity
+from .upstream.transport import Endpoint
 
 if TYPE_CHECKING:
     from .accounts.pool import PoolConfig
     from .config.store import Change
-    from .routing.catalog import Catalog
     from .dispatch.dispatcher import Dispatcher
-    from .accounts.cookies_store import AccountCookies
     from .accounts.model import Account
     from .accounts.pool import AccountPool
     from .accounts.proxies import ProxyPool
@@ -32,31 +32,24 @@ if TYPE_CHECKING:
     from .accounts.refresh import TokenRefresher
     from .accounts.service import AccountService
     from .accounts.store import AccountStore
-    from .app import Gateway
-    from .cookies import CookieJar
+    from .server.host import GatewayHost
+    from .providers.service import ProviderService
+    from .server.dashboard_sessions import SessionBook
     from .native import Client
+    from .server.accounts_api import LoginSessions
     from .telemetry.service import Telemetry
 
 log = logging.getLogger(__name__)
 
 ACCOUNTS_DB = "accounts.sqlite3"
+# Shielded clean-ups at shutdown, each with a deadline: a store that cannot close, or sockets that do not answer
+# their close, must not keep the process from stopping.
+CLOSE_STORE_SECONDS = 10.0
+CLOSE_SOCKETS_SECONDS = 5.0
 
 
-def build_identity(settings: Settings) -> Identity:
-    """The fingerprint profile of the release `client.version` names, with the settings' platform / arch /
-    client name applied. A version without a verified profile is never presented: the newest verified
-    release is (and `presented_release` says why)."""
-    fingerprint = load_fingerprint()
-    platform = fingerprint.platform.model_copy(update={
-        key: value for key, value in (("os_name", settings.client.platform), ("arch", settings.client.arch))
-        if value})
-    fingerprint = fingerprint.model_copy(update={"platform": platform})
-    release, problem = presented_release(fingerprint, settings.client.version)
-    if problem:
-        log.warning("%s", problem)
-    client_name = settings.client.app_server_client_name if settings.client.identity == "app-server" else None
-    return Identity.from_config(fingerprint, settings.client.identity, release=release, client_name=client_name,
-                                platform=Platform.resolve(platform))
+def _shielded_for(seconds: float) -> trio.CancelScope:
+    return trio.CancelScope(shield=True, deadline=trio.current_time() + seconds)
 
 
 def pool_config(settings: Settings) -> "PoolConfig":
@@ -71,127 +64,77 @@ def pool_config(settings: Settings) -> "PoolConfig":
                       default_cooldown_seconds=settings.auth.rate_limit_backoff_seconds)
 
 
-def build_endpoint(settings: Settings) -> Endpoint:
-    return Endpoint(settings.api.base_url.rstrip("/"), settings.api.auth_base_url.rstrip("/"))
-
-
-class ClientCache:
-    """One pooled native client per (TLS profile, egress proxy, decompression), shared by every account that
-    uses it. `decompress` follows the presented release (Codex 0.171.0 accepts zstd/gzip, 0.169.0 nothing)."""
-
-    def __init__(self, *, ca_file: str | None, resolve: dict[str, str] | None = None,
-                 connect_timeout: float = 10.0) -> None:
-        self._ca_file = ca_file
-        self._resolve = dict(resolve or {})
-        self._connect_timeout = connect_timeout
-        self._clients: dict[tuple[str, str | None, bool], "Client"] = {}
-
-    def get(self, profile: str, proxy: str | None, *, decompress: bool = False) -> "Client":
-        from .native import Client
-
-        key = (profile, proxy, decompress)
-        if key not in self._clients:
-            self._clients[key] = Client(profile=profile, proxy=proxy, ca_file=self._ca_file, resolve=self._resolve,
-                                        connect_timeout=self._connect_timeout, decompress=decompress)
-        return self._clients[key]
-
-    def for_checks(self, proxy: str | None, *, read_timeout: float, decompress: bool = False) -> "Client":
-        """A client for proxy health checks, kept apart from the accounts' pooled connections (its own read
-        timeout makes it a separate native pool): with `connection: close` on each check, every check connects
-        and handshakes through the proxy instead of reusing a tunnel opened before the proxy died."""
-        from .native import Client
-
-        return Client(profile="openssl", proxy=proxy, ca_file=self._ca_file, resolve=self._resolve,
-                      connect_timeout=self._connect_timeout, read_timeout=read_timeout, decompress=decompress)
-
-    def for_proxy(self, proxy: str | None, *, decompress: bool = False) -> Clients:
-        # The real client's HTTPS goes through OpenSSL; its Responses WebSocket through rustls.
-        return Clients(http=self.get("openssl", proxy, decompress=decompress),
-                       websocket=self.get("rustls", proxy, decompress=decompress))
-
-
 @dataclass
 class Services:
+    """What the composition root builds for the feature surfaces, each a typed component of its own: the
+    upstream connector (identity, endpoint, clients, clock, cookies: how to reach the backend as an account), the
+    account components opened by `open_accounts`, the model catalog and the dispatcher built from (pool,
+    connector, catalog) by `run_dispatch`. Components receive the pieces they use, never this object."""
+
     settings_source: Any  # ConfigStore: read `.settings` at use time so hot reloads apply
-    identity: Identity
-    endpoint: Endpoint
-    clients: ClientCache
+    connector: UpstreamConnector
     store: "AccountStore | None" = None
     refresher: "TokenRefresher | None" = None
     pool: "AccountPool | None" = None
     accounts: "AccountService | None" = None
     oauth_http: Any = None  # the issuer client (OAuthHttp) logins use
     quota_warnings: "QuotaWarnings | None" = None  # threshold crossings, for /auth/quota/warnings
-    cookies: "AccountCookies | None" = None
-    proxies: "ProxyPool | None" = None  # the egress proxy pool and each account's route through it
-    proxy_admin: "ProxyService | None" = None  # what the admin API and CLI do with it
-    clock: Callable[[], float] = time.time  # the gateway's clock (`Gateway.clock`; tests use the simulator's)
-    catalog: "Catalog" = field(default_factory=lambda: _new_catalog())
+    proxy_admin: "ProxyService | None" = None  # what the admin API and CLI do with the egress proxy pool
+    catalog: Catalog = field(default_factory=Catalog)
     dispatcher: "Dispatcher | None" = None
     telemetry: "Telemetry | None" = None  # usage, request log, metrics, client keys (telemetry.install)
-    extras: dict[str, Any] = field(default_factory=dict)
+    logins: "LoginSessions | None" = None  # the admin API's OAuth logins in progress (server/accounts_api.py)
+    providers: "ProviderService | None" = None  # the API-key providers (providers.hooks.install_providers)
+    dashboard_sessions: "SessionBook | None" = None  # the dashboard's log-in sessions (server/dashboard.py)
 
-    def proxy_for(self, account: "Account") -> str | None:
-        """The proxy URL every upstream call of this account goes through (None: direct); raises
-        `proxies.NoRoute` when its pool route has no usable proxy (never falls back to direct)."""
-        if self.proxies is not None:
-            return self.proxies.route_for(account)
-        from .accounts.proxies import DIRECT, NoRoute
+    # The connector's identity, endpoint and clock, where the CLI and the admin API read them.
+    @property
+    def identity(self) -> Identity:
+        return self.connector.identity
 
-        if account.proxy is None:
-            return self.settings_source.settings.tls.proxy_url
-        if account.proxy == DIRECT or "://" in account.proxy:
-            return None if account.proxy == DIRECT else account.proxy
-        raise NoRoute(account.id, "the proxy pool is not open")
+    @identity.setter
+    def identity(self, identity: Identity) -> None:
+        self.connector.identity = identity
 
-    def clients_for(self, account: "Account") -> Clients:
-        return self.clients.for_proxy(self.proxy_for(account), decompress=self.identity.decompress)
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.connector.endpoint
 
-    def cookie_jar_for(self, account: "Account") -> "CookieJar":
-        """The account's Cloudflare cookies as a jar (send `jar.header_for(url)`, feed `jar.capture(url,
-        response_headers)`, then `save_cookies`)."""
-        assert self.cookies is not None, "the accounts are not open"
-        return self.cookies.jar_for(account)
+    @endpoint.setter
+    def endpoint(self, endpoint: Endpoint) -> None:
+        self.connector.endpoint = endpoint
 
-    async def save_cookies(self, account: "Account", jar: "CookieJar") -> None:
-        """Persist the jar in the account record when it changed."""
-        assert self.cookies is not None, "the accounts are not open"
-        await self.cookies.save(account, jar)
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.connector.clock
 
-
-def _new_catalog() -> "Catalog":
-    from .routing.catalog import Catalog
-
-    return Catalog()
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self.connector.clock = clock
 
 
-def build_services(gateway: "Gateway") -> Services:
+def build_services(gateway: "GatewayHost") -> Services:
     return build_services_for(gateway.config, clock=gateway.clock)
 
 
 def build_services_for(config: Any, *, clock: Callable[[], float] = time.time) -> Services:
     """The services of one ConfigStore, without a gateway (the CLI's `login` / `accounts` use this)."""
-    settings = config.settings
-    return Services(settings_source=config, identity=build_identity(settings), endpoint=build_endpoint(settings),
-                    clients=ClientCache(ca_file=settings.tls.ca_file, resolve=settings.tls.resolve), clock=clock)
+    return Services(settings_source=config, connector=UpstreamConnector.of(config, clock=clock))
 
 
-def usage_fetcher(services: Services):
+def usage_fetcher(refresher: "TokenRefresher", connector: UpstreamConnector):
     """`GET /wham/usage` for one account (tokens made fresh first): the pool's verify_quota and the
     AccountService's quota probe. A refusal or a transport failure becomes a 502 GatewayError that names
     the account."""
     from .errors import ErrorKind, GatewayError
     from .native import UpstreamError
-    from .upstream.context import AccountAuth
     from .upstream.transport import UpstreamFailed, fetch_usage
 
     async def fetch(account: "Account"):
-        assert services.refresher is not None
-        account = await services.refresher.ensure_fresh(account)
+        account = await refresher.ensure_fresh(account)
         try:
-            return await fetch_usage(services.clients_for(account).http, services.identity, services.endpoint,
-                                     AccountAuth(account.tokens.access_token, account.account_id or ""),
-                                     clock=services.clock)
+            return await fetch_usage(connector.clients_for(account).http, connector.identity, connector.endpoint,
+                                     connector.auth_for(account), clock=connector.clock)
         except (UpstreamFailed, UpstreamError) as exc:
             raise GatewayError(502, f"the usage check of account {account.id} failed: {exc}", ErrorKind.UPSTREAM,
                                code="quota_check_failed") from None
@@ -199,7 +142,7 @@ def usage_fetcher(services: Services):
     return fetch
 
 
-def _account_client(services: Services, account: "Account") -> Callable[[], "Client"]:
+def _account_client(connector: UpstreamConnector, account: "Account") -> Callable[[], "Client"]:
     """The HTTPS client of the account's egress route, asked at each call. No usable route is a ProxyError:
     nothing was sent (a refresh token is never spent on a guess), and the account is never sent direct."""
     from .accounts.proxies import NoRoute
@@ -207,7 +150,7 @@ def _account_client(services: Services, account: "Account") -> Callable[[], "Cli
 
     def client() -> "Client":
         try:
-            return services.clients_for(account).http
+            return connector.clients_for(account).http
         except NoRoute as exc:
             raise ProxyError(exc.message) from None
 
@@ -222,20 +165,20 @@ def proxy_check_url(settings: Settings) -> str:
     return f"{parts.scheme}://{parts.netloc}/cdn-cgi/trace"
 
 
-def proxy_checker(services: Services, config: Any, proxies: "ProxyPool", on_change) -> "ProxyChecker":
+def proxy_checker(connector: UpstreamConnector, config: Any, proxies: "ProxyPool", on_change) -> "ProxyChecker":
     """The pool's health checker; every setting is read at use, so changes apply to the next check."""
     from .accounts.proxy_health import ProxyChecker
 
     def settings():
         return config.settings.proxies
 
-    return ProxyChecker(proxies, lambda url: services.clients.for_checks(url, read_timeout=settings().check_timeout_seconds,
-                                                                        decompress=services.identity.decompress),
+    return ProxyChecker(proxies, lambda url: connector.clients.for_checks(url, read_timeout=settings().check_timeout_seconds,
+                                                                         decompress=connector.identity.decompress),
                         check_url=lambda: proxy_check_url(config.settings),
                         failure_threshold=lambda: settings().failure_threshold,
                         interval=lambda: settings().check_interval_seconds,
                         max_backoff=lambda: settings().max_backoff_seconds,
-                        timeout=lambda: settings().check_timeout_seconds, on_change=on_change, clock=services.clock)
+                        timeout=lambda: settings().check_timeout_seconds, on_change=on_change, clock=connector.clock)
 
 
 @asynccontextmanager
@@ -254,31 +197,32 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
     from .accounts.store import AccountStore
 
     settings = config.settings
-    clock = services.clock
+    connector = services.connector
+    clock = connector.clock
     store = await AccountStore.open(config.data_dir / ACCOUNTS_DB, clock=clock)
     try:
         proxies = ProxyPool(ProxyStore.of(store), default_proxy=lambda: config.settings.tls.proxy_url, clock=clock)
         await proxies.load()
-        services.proxies = proxies
+        connector.proxies = proxies
         # Asked at every call: the issuer client follows the presented release (what it accepts) and the egress
         # proxy setting as they change.
-        http = NativeOAuthHttp(lambda: services.clients.get("openssl", config.settings.tls.proxy_url,
-                                                            decompress=services.identity.decompress))
-        refresher = TokenRefresher(store, http, identity=services.identity,
-                                   token_url=token_url(services.endpoint.auth_url),
+        http = NativeOAuthHttp(lambda: connector.clients.get("openssl", config.settings.tls.proxy_url,
+                                                             decompress=connector.identity.decompress))
+        refresher = TokenRefresher(store, http, identity=connector.identity,
+                                   token_url=token_url(connector.endpoint.auth_url),
                                    margin_seconds=settings.auth.refresh_margin_seconds, clock=clock,
                                    max_in_flight=lambda: config.settings.auth.max_refreshes_in_flight,
-                                   http_for=lambda account: NativeOAuthHttp(_account_client(services, account)))
-        fetch_quota = usage_fetcher(services)
+                                   http_for=lambda account: NativeOAuthHttp(_account_client(connector, account)))
+        fetch_quota = usage_fetcher(refresher, connector)
         warnings = QuotaWarnings(clock)
         pool = AccountPool(store, refresher, pool_config(settings), clock=clock, verify_quota=fetch_quota,
                            on_warning=warnings)
         services.store, services.refresher, services.pool, services.oauth_http = store, refresher, pool, http
-        services.quota_warnings, services.cookies = warnings, AccountCookies(store, pool)
-        services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(services.endpoint.auth_url),
+        services.quota_warnings, connector.cookies = warnings, AccountCookies(store, pool)
+        services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(connector.endpoint.auth_url),
                                            fetch_quota=fetch_quota, clock=clock)
         services.proxy_admin = ProxyService(proxies, services.accounts)
-        services.proxy_admin.checker = proxy_checker(services, config, proxies, services.proxy_admin.rebalance)
+        services.proxy_admin.checker = proxy_checker(connector, config, proxies, services.proxy_admin.rebalance)
 
         def follow_settings(change: "Change") -> None:
             if {"auth", "quota"} & change.sections():
@@ -291,11 +235,11 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
         finally:
             stop_following()
     finally:
-        with trio.CancelScope(shield=True):
+        with _shielded_for(CLOSE_STORE_SECONDS):  # the last writes land even when shutdown cancels the job
             await store.close()
 
 
-async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def run_accounts(gateway: "GatewayHost", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Background job: open the account store, build refresher, pool and service, keep them running with
     the quota poller (every `quota.refresh_interval_minutes`, and when a cooldown ends)."""
     from .accounts.quota_poller import QuotaPoller
@@ -317,7 +261,7 @@ async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
             async with trio.open_nursery() as nursery:
                 await services.proxy_admin.rebalance()  # auto accounts imported since the last run get a proxy
                 await nursery.start(checker.run)
-                await nursery.start(services.proxies.run)
+                await nursery.start(services.connector.proxies.run)
                 await nursery.start(services.pool.run)
                 await nursery.start(services.refresher.run)
                 await nursery.start(poller.run)
@@ -326,15 +270,17 @@ async def run_accounts(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
             stop_following()
 
 
-async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def run_dispatch(gateway: "GatewayHost", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Background job (after the accounts job): the model catalog, then the dispatcher; idle upstream
     sockets are closed as conversations go quiet."""
     from .routing.catalog import run_catalog
     from .dispatch.dispatcher import Dispatcher
 
     services: Services = gateway.services
+    assert services.pool is not None, "run_dispatch starts after run_accounts"
     services.catalog.custom = list(gateway.config.settings.model.custom_models)
-    services.dispatcher = Dispatcher(services, services.catalog, settings_source=gateway.config)
+    services.dispatcher = Dispatcher(services.pool, services.connector, services.catalog,
+                                     settings_source=gateway.config)
     services.dispatcher.conversations.limit = gateway.descriptors.upstream_sockets
     if services.proxy_admin is not None:  # an account moved to another egress route: retire its open sockets
         services.proxy_admin.route_listeners.append(
@@ -347,9 +293,9 @@ async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
                 if "client" in change.sections():
                     # A new version or profile: new requests present the new identity; open upstream
                     # sockets were opened under the old one, so they are retired.
-                    services.identity = build_identity(change.new)
+                    services.connector.identity = build_identity(change.new)
                     if services.refresher is not None:
-                        services.refresher.identity = services.identity
+                        services.refresher.identity = services.connector.identity
                     nursery.start_soon(services.dispatcher.conversations.close_all)
 
             stop_following = gateway.config.subscribe(on_change)
@@ -362,5 +308,5 @@ async def run_dispatch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNOR
             finally:
                 stop_following()
     finally:
-        with trio.CancelScope(shield=True):
+        with _shielded_for(CLOSE_SOCKETS_SECONDS):  # close handshakes, each bounded, all at once
             await services.dispatcher.close()

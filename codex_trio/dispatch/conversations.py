@@ -64,9 +64,9 @@ def variant_key(request: dict[str, Any]) -> str:
 class Conversation:
     thread: ThreadContext
     transport: ConversationTransport
-    # One turn at a time per socket. A semaphore, not a Lock: the turn is opened in the request's task but
-    # finished in the stream's producer task, and trio Locks belong to the task that acquired them.
-    busy: trio.Semaphore = field(default_factory=lambda: trio.Semaphore(1))
+    # One turn at a time per socket. A trio Lock belongs to the task that acquired it: the turn pump opens and
+    # closes its turn in one task (dispatch/pump.py), and a release from any other task would raise.
+    busy: trio.Lock = field(default_factory=trio.Lock)
     last_used: float = field(default_factory=time.monotonic)
 
     async def use_auth(self, auth: AccountAuth) -> None:
@@ -121,7 +121,7 @@ class ConversationRegistry:
     def shed(self, fraction: float = 0.5) -> int:
         """Retire the least recently used idle conversations (`fraction` of the idle ones, at least one): for
         when the process runs out of descriptors. Returns how many."""
-        idle = [k for k, c in self._items.items() if c.busy.value and c.transport.socket is not None]
+        idle = [k for k, c in self._items.items() if not c.busy.locked() and c.transport.socket is not None]
         count = max(1, int(len(idle) * fraction)) if idle else 0
         for key in idle[:count]:
             self._retire(self._items.pop(key))
@@ -134,8 +134,8 @@ class ConversationRegistry:
     def _take_closable(self) -> list[Conversation]:
         """The retired conversations no turn uses; busy ones stay retired until their turn is over."""
         retired, self._retired = self._retired, []
-        self._retired.extend(c for c in retired if not c.busy.value)
-        return [c for c in retired if c.busy.value]
+        self._retired.extend(c for c in retired if c.busy.locked())
+        return [c for c in retired if not c.busy.locked()]
 
     async def close_retired(self) -> None:
         """Close every closable retired conversation, concurrently (thousands at shutdown must not add up)."""
@@ -157,7 +157,7 @@ class ConversationRegistry:
 
     async def close_idle(self, max_idle: float) -> None:
         now = time.monotonic()
-        for key in [k for k, c in self._items.items() if now - c.last_used > max_idle and c.busy.value]:
+        for key in [k for k, c in self._items.items() if now - c.last_used > max_idle and not c.busy.locked()]:
             self._retire(self._items.pop(key))
         await self.close_retired()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncContextManager, AsyncIterator
 
 import trio
 
@@ -20,20 +20,19 @@ from ..accounts.proxies import NoRoute
 from ..errors import ErrorKind, GatewayError
 from ..native import UpstreamError
 from ..turn import Turn
-from ..upstream.context import AccountAuth, ThreadContext, TurnContext
+from ..upstream.context import ThreadContext, TurnContext
 from ..upstream.errors import Action, UpstreamFailure, classify_event
 from ..upstream.events import TERMINAL_TYPES, CodexEvent, Usage
 from ..upstream.quota import QuotaSnapshot, to_headers
 from ..upstream.transport import ConversationTransport, UpstreamFailed, compact
-from ..routing.catalog import Catalog, with_model_defaults
-from .conversations import Conversation, ConversationRegistry, conversation_key, variant_key
-
 from ..accounts.pool import Failure
 from ..telemetry.recorder import NULL_RECORDER, TurnRecorder, current_recorder, transport_of
+from ..routing.catalog import Catalog, with_model_defaults
+from .connector import UpstreamConnector
+from .conversations import Conversation, ConversationRegistry, conversation_key, variant_key
 
 if TYPE_CHECKING:
-    from ..accounts.pool import Lease
-    from ..services import Services
+    from ..accounts.pool import AccountPool, Lease
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +136,12 @@ class OpenedTurn:
 
 
 class Dispatcher:
-    def __init__(self, services: "Services", catalog: Catalog, *, settings_source) -> None:
-        self.services = services
+    """Turns on accounts: built from the account pool, the upstream connector and the model catalog."""
+
+    def __init__(self, pool: "AccountPool", connector: UpstreamConnector, catalog: Catalog, *,
+                 settings_source: Any) -> None:
+        self.pool = pool
+        self.connector = connector
         self.catalog = catalog
         self._settings = settings_source
         self.conversations = ConversationRegistry()
@@ -146,7 +149,14 @@ class Dispatcher:
 
     def now(self) -> float:
         """The accounts' clock (tests run it on the simulator's), so cooldowns end at the backend's resets."""
-        return self.services.clock()
+        return self.connector.clock()
+
+    def choose(self, model: str, key: str, excluded: set[str], *,
+               previous_response_id: str | None = None) -> AsyncContextManager["Lease"]:
+        """Who serves this turn: a lease on an account of the pool (the seam where other providers plug in).
+        Held until the turn is closed; `excluded` are the accounts already tried for it."""
+        return self.pool.acquire(model=model, conversation_id=key, previous_response_id=previous_response_id,
+                                 exclude=excluded)
 
     def remember_response(self, response_id: str, key: str) -> None:
         self._response_conversation[response_id] = key
@@ -156,12 +166,11 @@ class Dispatcher:
 
     def _new_conversation(self, lease: "Lease", request: dict) -> Conversation:
         account = lease.account
-        services = self.services
+        connector = self.connector
         thread = ThreadContext.new(account.installation_id)
         transport = ConversationTransport(
-            services.clients_for(account), services.identity, services.endpoint,
-            AccountAuth(account.tokens.access_token, account.account_id or ""), thread,
-            self.catalog.traits(request["model"]), clock=services.clock)
+            connector.clients_for(account), connector.identity, connector.endpoint, connector.auth_for(account),
+            thread, self.catalog.traits(request["model"]), clock=connector.clock)
         return Conversation(thread, transport)
 
     async def _claim_conversation(self, stack: AsyncExitStack, lease: "Lease", key: str,
@@ -193,9 +202,6 @@ class Dispatcher:
         """Start the turn on some account. Raises GatewayError when no account can serve it."""
         recorder = current_recorder()
         recorder.admit(turn)  # client-key limits: before any upstream call, never counted against an account
-        pool = self.services.pool
-        if pool is None:
-            raise GatewayError(503, "The account pool is not ready yet.", ErrorKind.OVERLOADED)
         turn.request = request = with_model_defaults(turn.request, self.catalog.entry(turn.request["model"]))
         if turn.options.get("client_metadata"):  # a Responses client's metadata: the upstream body merges it
             request["client_metadata"] = turn.options["client_metadata"]
@@ -225,15 +231,13 @@ class Dispatcher:
         raise last_error or GatewayError(503, "No account could serve the request.", ErrorKind.OVERLOADED)
 
     async def _open_on_one_account(self, turn: Turn, key: str, excluded: set[str]) -> OpenedTurn:
-        pool = self.services.pool
         request = turn.request
         settings = self._settings.settings
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:
-            lease = await stack.enter_async_context(pool.acquire(
-                model=request["model"], conversation_id=key, previous_response_id=request.get("previous_response_id"),
-                exclude=excluded))
+            lease = await stack.enter_async_context(self.choose(
+                request["model"], key, excluded, previous_response_id=request.get("previous_response_id")))
             if request.get("previous_response_id") and lease.preferred_missed:
                 raise GatewayError(400, "previous_response_id belongs to an account that cannot serve this request "
                                    "now; send the full conversation instead.", ErrorKind.INVALID_REQUEST,
@@ -247,17 +251,15 @@ class Dispatcher:
             transport.on_quota = quota.append  # this turn's snapshots go to this lease
             for attempt in range(SAME_ACCOUNT_RETRIES + 2):
                 account = lease.account
-                await conversation.use_auth(AccountAuth(account.tokens.access_token, account.account_id or ""))
-                cookies = self.services.cookie_jar_for(account) if self.services.cookies is not None else None
+                await conversation.use_auth(self.connector.auth_for(account))
+                cookies = self.connector.cookie_jar_for(account)
                 current_recorder().sending()
                 stream = transport.turn(request, TurnContext.new(), cookies=cookies)
                 try:
                     try:
                         buffered = await self._until_started(stream, settings.api.timeout_seconds)
-                    finally:
-                        if cookies is not None:  # before any failure handling: an empty 404 then clears them
-                            with trio.CancelScope(shield=True):
-                                await self.services.save_cookies(account, cookies)
+                    finally:  # before any failure handling: an empty 404 then clears them
+                        await self.connector.save_cookies(account, cookies)
                 except UpstreamFailed as exc:
                     await stream.aclose()
                     if await self._retry_same_account(lease, exc.failure, attempt):
@@ -345,29 +347,24 @@ class Dispatcher:
     async def compact(self, turn: Turn) -> Any:
         """`POST /codex/responses/compact` on some account, failing over like a turn does."""
         current_recorder().admit(turn)  # client-key limits apply to compaction too
-        pool = self.services.pool
-        if pool is None:
-            raise GatewayError(503, "The account pool is not ready yet.", ErrorKind.OVERLOADED)
         request = turn.request
         key = conversation_key(turn)
         excluded: set[str] = set()
         last_error: GatewayError | None = None
+        connector = self.connector
         for _ in range(MAX_ACCOUNTS_TRIED):
-            async with pool.acquire(model=request["model"], conversation_id=key, exclude=excluded) as lease:
+            async with self.choose(request["model"], key, excluded) as lease:
                 account = lease.account
                 conversation = self._conversation(lease, key, request)
                 try:
-                    cookies = self.services.cookie_jar_for(account) if self.services.cookies is not None else None
+                    cookies = connector.cookie_jar_for(account)
                     try:
-                        return await compact(self.services.clients_for(account).http, self.services.identity,
-                                             self.services.endpoint,
-                                             AccountAuth(account.tokens.access_token, account.account_id or ""),
-                                             conversation.thread, TurnContext.new(), request,
-                                             self.catalog.traits(request["model"]), cookies=cookies)
+                        return await compact(connector.clients_for(account).http, connector.identity,
+                                             connector.endpoint, connector.auth_for(account), conversation.thread,
+                                             TurnContext.new(), request, self.catalog.traits(request["model"]),
+                                             cookies=cookies)
                     finally:
-                        if cookies is not None:
-                            with trio.CancelScope(shield=True):
-                                await self.services.save_cookies(account, cookies)
+                        await connector.save_cookies(account, cookies)
                 except UpstreamFailed as exc:
                     if exc.failure.action in CLIENT_MISTAKES:
                         raise exc.failure.to_gateway_error(self.now()) from None

@@ -17,7 +17,6 @@ from ..native import UpstreamError
 from ..protocols.transcriptions import TranscriptionRequest, transcript_text
 from ..telemetry.recorder import current_recorder
 from ..turn import Turn
-from ..upstream.context import AccountAuth
 from ..upstream.errors import Action
 from ..upstream.transcribe import transcribe
 from ..upstream.transport import UpstreamFailed
@@ -28,19 +27,17 @@ if TYPE_CHECKING:
 
 
 async def _call(dispatcher: Dispatcher, lease: "Lease", request: TranscriptionRequest) -> str:
-    services = dispatcher.services
+    connector = dispatcher.connector
     account = lease.account
-    cookies = services.cookie_jar_for(account) if services.cookies is not None else None
+    cookies = connector.cookie_jar_for(account)
     current_recorder().sending()
     try:
-        answer = await transcribe(services.clients_for(account).http, services.identity, services.endpoint,
-                                  AccountAuth(account.tokens.access_token, account.account_id or ""),
-                                  audio=request.audio, filename=request.filename, content_type=request.content_type,
-                                  language=request.language, clock=services.clock, cookies=cookies)
-    finally:
-        if cookies is not None:  # a challenge's cookies too: they are what lets the next call through
-            with trio.CancelScope(shield=True):
-                await services.save_cookies(account, cookies)
+        answer = await transcribe(connector.clients_for(account).http, connector.identity, connector.endpoint,
+                                  connector.auth_for(account), audio=request.audio, filename=request.filename,
+                                  content_type=request.content_type, language=request.language,
+                                  clock=connector.clock, cookies=cookies)
+    finally:  # a challenge's cookies too: they are what lets the next call through
+        await connector.save_cookies(account, cookies)
     return transcript_text(answer)
 
 
@@ -70,9 +67,7 @@ async def _on_one_account(dispatcher: Dispatcher, lease: "Lease", request: Trans
 async def transcribe_on_some_account(dispatcher: Dispatcher, request: TranscriptionRequest) -> str:
     recorder = current_recorder()
     recorder.admit(Turn(request={"model": request.model}, requested_model=request.model, stream=False))
-    pool = dispatcher.services.pool
-    if pool is None:
-        raise GatewayError(503, "The account pool is not ready yet.", ErrorKind.OVERLOADED)
+    pool = dispatcher.pool
     excluded: set[str] = set()
     last_error: GatewayError | None = None
     for _ in range(MAX_ACCOUNTS_TRIED):

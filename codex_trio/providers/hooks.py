@@ -23,12 +23,12 @@ from ..telemetry.recorder import current_recorder
 from ..turn import Turn
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from ..server.host import GatewayHost
+    from ..server.turns import ProtocolDeps
     from .service import ProviderService
 
 log = logging.getLogger(__name__)
 
-SERVICE_KEY = "providers"
 TARGET_OPTION = "provider_target"  # Turn.options key: the provider that serves this turn
 FALLBACK_HEADER = "x-codex-trio-fallback"
 # Failures that say "no account could serve it now", not "the request is wrong": these may fall back.
@@ -37,11 +37,11 @@ FALLBACK_KINDS = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.OVERLOADED, ErrorKin
 CLIENT_WIRES = {"openai_chat": "chat", "responses": "responses", "anthropic": "anthropic", "gemini": "gemini"}
 
 
-def providers_of(gateway: "Gateway") -> "ProviderService | None":
-    return gateway.services.extras.get(SERVICE_KEY)
+def providers_of(gateway: "GatewayHost") -> "ProviderService | None":
+    return gateway.services.providers
 
 
-def install_providers(gateway: "Gateway") -> None:
+def install_providers(gateway: "GatewayHost") -> None:
     from ..server.providers_api import register_providers_api
     from .service import ProviderService
 
@@ -49,12 +49,12 @@ def install_providers(gateway: "Gateway") -> None:
     service = ProviderService(gateway.config.data_dir, clock=lambda: gateway.services.clock(),
                               timeout=lambda: settings().timeout_seconds,
                               key_cooldown=lambda: settings().key_cooldown_seconds)
-    gateway.services.extras[SERVICE_KEY] = service
+    gateway.services.providers = service
     gateway.background_jobs.append(run_providers)
     gateway.route_registrars.append(register_providers_api)
 
 
-async def run_providers(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def run_providers(gateway: "GatewayHost", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     service = providers_of(gateway)
     assert service is not None
     service.open()
@@ -65,30 +65,29 @@ async def run_providers(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNO
         await service.aclose()
 
 
-def _codex_models(gateway: "Gateway") -> frozenset[str]:
+def _codex_models(deps: "ProtocolDeps") -> frozenset[str]:
     from ..server.turns import model_router
 
-    return model_router(gateway).catalog_ids() | {gateway.config.settings.model.default}
+    return model_router(deps).catalog_ids() | {deps.settings.model.default}
 
 
-def target_for(gateway: "Gateway", name: str, *, codex_first: bool = True) -> ProviderTarget | None:
-    service = providers_of(gateway)
+def target_for(deps: "ProtocolDeps", name: str, *, codex_first: bool = True) -> ProviderTarget | None:
+    service = deps.providers
     providers = service.providers() if service is not None else []
     if not providers:  # the common case costs one lookup
         return None
-    return resolve_provider(name, providers, aliases=gateway.config.settings.model.aliases,
-                            codex_models=_codex_models(gateway) if codex_first else frozenset())
+    return resolve_provider(name, providers, aliases=deps.settings.model.aliases,
+                            codex_models=_codex_models(deps) if codex_first else frozenset())
 
 
-def listed_provider_models(gateway: "Gateway") -> list[str]:
+def listed_provider_models(deps: "ProtocolDeps") -> list[str]:
     """`<label>/<model>` of every enabled provider's models, for the model lists clients pick from."""
-    service = providers_of(gateway)
-    return provider_models(service.providers()) if service is not None else []
+    return provider_models(deps.providers.providers()) if deps.providers is not None else []
 
 
-def resolve_for_provider(gateway: "Gateway", turn: Turn) -> ResolvedModel | None:
+def resolve_for_provider(deps: "ProtocolDeps", turn: Turn) -> ResolvedModel | None:
     """When a provider serves the requested model: point the turn at it and return what the routes echo."""
-    target = target_for(gateway, turn.requested_model)
+    target = target_for(deps, turn.requested_model)
     if target is None:
         return None
     turn.request["model"] = target.model
@@ -105,21 +104,21 @@ def refuse_provider_compaction(turn: Turn) -> None:
                            ErrorKind.INVALID_REQUEST, code="compaction_unsupported", param="model")
 
 
-def _fallback_target(gateway: "Gateway", turn: Turn) -> ProviderTarget | None:
-    settings = gateway.config.settings.providers
+def _fallback_target(deps: "ProtocolDeps", turn: Turn) -> ProviderTarget | None:
+    settings = deps.settings.providers
     if not settings.fallback:
         return None
     name = (settings.fallback_models.get(turn.requested_model) or settings.fallback_models.get(turn.request.get("model"))
             or settings.fallback_model)
-    return target_for(gateway, name, codex_first=False) if name else None
+    return target_for(deps, name, codex_first=False) if name else None
 
 
-async def open_turn_with_providers(gateway: "Gateway", turn: Turn, open_on_accounts: Callable[[Turn], Awaitable[Any]]):
+async def open_turn_with_providers(deps: "ProtocolDeps", turn: Turn, open_on_accounts: Callable[[Turn], Awaitable[Any]]):
     """The turn's upstream: its provider, else the accounts; with fallback on, a turn no account could start
     goes to the fallback provider model (the original error stands when there is none, or it is misnamed)."""
     from .relay import open_provider_turn
 
-    service = providers_of(gateway)
+    service = deps.providers
     target: ProviderTarget | None = turn.options.get(TARGET_OPTION)
     if target is not None and service is not None:
         recorder = current_recorder()
@@ -128,9 +127,9 @@ async def open_turn_with_providers(gateway: "Gateway", turn: Turn, open_on_accou
     try:
         return await open_on_accounts(turn)
     except GatewayError as exc:
-        fallback = _fallback_target(gateway, turn) if exc.kind in FALLBACK_KINDS else None
+        fallback = _fallback_target(deps, turn) if exc.kind in FALLBACK_KINDS else None
         if fallback is None or service is None:
-            if exc.kind in FALLBACK_KINDS and gateway.config.settings.providers.fallback:
+            if exc.kind in FALLBACK_KINDS and deps.settings.providers.fallback:
                 log.warning("provider fallback is on but no enabled provider serves its model for %s; fix "
                             "providers.fallback_model / fallback_models", turn.requested_model)
             raise
@@ -141,16 +140,16 @@ async def open_turn_with_providers(gateway: "Gateway", turn: Turn, open_on_accou
                                         [(FALLBACK_HEADER, label)])
 
 
-async def provider_reply(gateway: "Gateway", nursery: trio.Nursery, turn: Turn, protocol: str, raw_body: bytes,
+async def provider_reply(deps: "ProtocolDeps", turn: Turn, protocol: str, raw_body: bytes,
                          encoder: Any) -> Response | None:
     """The passthrough answer when the client's protocol is the provider's; None otherwise (the route goes on,
     and `open_turn` translates). `encoder` gives the terminal error frame and the heartbeat of the protocol."""
     from .passthrough import passthrough
 
     target: ProviderTarget | None = turn.options.get(TARGET_OPTION)
-    service = providers_of(gateway)
+    service = deps.providers
     if target is None or service is None or CLIENT_WIRES.get(protocol) != target.provider.wire:
         return None
-    return await passthrough(gateway, nursery, service, target, turn, raw_body, request.headers,
+    return await passthrough(deps, service, target, turn, raw_body, request.headers,
                              terminate=encoder.fail, heartbeat=encoder.heartbeat(),
                              gemini_sse=request.args.get("alt") == "sse")

@@ -9,16 +9,19 @@ terminal error frame exactly as a backend stream would.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 import trio
-from quart import Response
+from quart import Response, current_app
 
 from ..errors import GatewayError
 from ..protocols.failures import premature_close
 from ..server.pipeline import SSE_HEADERS
-from ..server.streaming import relay
+from ..dispatch.pump import CLOSE_DEADLINE_SECONDS
+from ..server.request_tasks import request_tasks
+from ..server.streaming import STREAM_BUFFER, relay
 from ..telemetry.recorder import current_recorder
 from ..turn import Turn
 from ..upstream.events import Usage
@@ -29,7 +32,7 @@ from .translate import DECODERS
 from .wire import turn_url
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from ..server.turns import ProtocolDeps
     from ..routing.providers import ProviderTarget
     from .service import ProviderService
 
@@ -104,9 +107,9 @@ class StreamWatch:
                 self.usage = Usage.from_response(event.data.get("response"))
 
 
-async def passthrough(gateway: "Gateway", nursery: trio.Nursery, service: "ProviderService",
-                      target: "ProviderTarget", turn: Turn, raw_body: bytes, client_headers: Any, *,
-                      terminate: Callable[[GatewayError], bytes], heartbeat: bytes, gemini_sse: bool = True) -> Response:
+async def passthrough(deps: "ProtocolDeps", service: "ProviderService", target: "ProviderTarget", turn: Turn,
+                      raw_body: bytes, client_headers: Any, *, terminate: Callable[[GatewayError], bytes],
+                      heartbeat: bytes, gemini_sse: bool = True) -> Response:
     provider, model = target.provider, target.model
     recorder = current_recorder()
     recorder.admit(turn)
@@ -115,41 +118,76 @@ async def passthrough(gateway: "Gateway", nursery: trio.Nursery, service: "Provi
     url = turn_url(provider, model, stream=turn.stream)
     if provider.wire == "gemini" and turn.stream and not gemini_sse:
         url = url.removesuffix("?alt=sse")
-    try:
-        opened = await send(service, provider, url, outgoing_body(provider.wire, raw_body, model), headers, recorder)
-    except ProviderRefused as exc:  # the client's own mistake, already in its protocol's envelope
-        return Response(exc.body, status=exc.status, content_type=exc.content_type,
-                        headers={PROVIDER_HEADER: provider.label})
-    recorder.opened(account_of(provider), model, "provider")
-    response = opened.response
-    content_type = response.headers.get("content-type", "application/json")
+    body = outgoing_body(provider.wire, raw_body, model)
     reply_headers = {PROVIDER_HEADER: provider.label}
-    if not turn.stream:
-        body = b""
+
+    async def open_reply():
+        """The provider's response, or its refusal (the client's own mistake, already in its protocol's
+        envelope) as the answer."""
         try:
-            body = b"".join([chunk async for chunk in provider_chunks(response, service.timeout())])
+            opened = await send(service, provider, url, body, headers, recorder)
+        except ProviderRefused as exc:
+            return None, Response(exc.body, status=exc.status, content_type=exc.content_type, headers=reply_headers)
+        recorder.opened(account_of(provider), model, "provider")
+        return opened.response, None
+
+    if not turn.stream:  # opened, read and closed in this task
+        response, refusal = await open_reply()
+        if refusal is not None:
+            return refusal
+        collected = b""
+        try:
+            collected = b"".join([chunk async for chunk in provider_chunks(response, service.timeout())])
         finally:
             await response.aclose()
-            recorder.closed(collected_usage(provider.wire, body) if body else None, None)
-        return Response(body, status=200, content_type=content_type, headers=reply_headers)
+            recorder.closed(collected_usage(provider.wire, collected) if collected else None, None)
+        return Response(collected, status=200, content_type=response.headers.get("content-type", "application/json"),
+                        headers=reply_headers)
 
+    # Streamed: one task of the request opens, relays and closes the provider's response (as the turn pump does
+    # for a turn); the body only writes what it sends.
+    send_frames, receive = trio.open_memory_channel[bytes](STREAM_BUFFER)
     watch = StreamWatch(provider.wire, sse=provider.wire != "gemini" or gemini_sse)
 
-    async def produce(out: trio.MemorySendChannel[bytes]) -> None:
-        try:
-            async for chunk in provider_chunks(response, service.timeout()):
-                await out.send(chunk)
-                watch.feed(chunk)
-            if not watch.complete():
-                raise premature_close()
-        except GatewayError as exc:
-            recorder.broke(exc)
-            raise
-        finally:
-            with trio.CancelScope(shield=True):
-                await response.aclose()
-            recorder.closed(watch.usage, None)
+    async def serve(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with send_frames:
+            with trio.CancelScope() as work:
+                deps.shutdown.register(work)
+                try:
+                    response, refusal = await open_reply()
+                    task_status.started((response, refusal))
+                    if refusal is None:
+                        await _relay_chunks(response, service.timeout(), watch, recorder, send_frames, terminate)
+                finally:
+                    cut = deps.shutdown.was_cut(work)
+                    deps.shutdown.unregister(work)
+            if cut:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await send_frames.send(terminate(deps.shutdown.cut_error()))
 
-    body = relay(nursery, produce, heartbeat=heartbeat, heartbeat_seconds=gateway.config.settings.server.heartbeat_seconds,
-                 terminate=terminate, shutdown=gateway.shutdown)
-    return Response(body, content_type=content_type, headers={**SSE_HEADERS, **reply_headers})
+    response, refusal = await request_tasks().start(current_app.nursery, serve)
+    if refusal is not None:
+        return refusal
+    content_type = response.headers.get("content-type", "application/json")
+    stream = relay(receive, heartbeat=heartbeat, heartbeat_seconds=deps.settings.server.heartbeat_seconds)
+    return Response(stream, content_type=content_type, headers={**SSE_HEADERS, **reply_headers})
+
+
+async def _relay_chunks(response: Any, idle_timeout: float, watch: StreamWatch, recorder: Any,
+                        out: trio.MemorySendChannel[bytes], terminate: Callable[[GatewayError], bytes]) -> None:
+    """The provider's bytes as they come; a stream that breaks off or fails ends with the client protocol's
+    terminal error frame. The response is closed (shielded, with a deadline) however this ends."""
+    try:
+        async for chunk in provider_chunks(response, idle_timeout):
+            await out.send(chunk)
+            watch.feed(chunk)
+        if not watch.complete():
+            raise premature_close()
+    except GatewayError as exc:
+        recorder.broke(exc)
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await out.send(terminate(exc))
+    finally:
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_DEADLINE_SECONDS):
+            await response.aclose()
+        recorder.closed(watch.usage, None)

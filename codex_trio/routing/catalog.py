@@ -6,16 +6,18 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 import trio
 
-from ..upstream.context import AccountAuth, ModelTraits
+from ..upstream.context import ModelTraits
 from ..upstream.transport import UpstreamFailed, fetch_models
 
 if TYPE_CHECKING:
     from ..accounts.model import Account
-    from ..services import Services
+    from ..accounts.pool import AccountPool
+    from ..accounts.store import AccountStore
+    from .connector import UpstreamConnector
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +124,23 @@ def one_account_per_plan(accounts: Iterable["Account"]) -> dict[str, "Account"]:
     return chosen
 
 
-async def refresh_catalog(services: "Services", catalog: Catalog) -> int:
+class CatalogSources(Protocol):
+    """Where the catalog is fetched from (`services.Services` has these)."""
+
+    store: "AccountStore | None"
+    pool: "AccountPool | None"
+    connector: "UpstreamConnector"
+
+
+async def refresh_catalog(services: CatalogSources, catalog: Catalog) -> int:
     """Fetch each plan's catalog through one of its accounts. Returns how many plans were fetched."""
-    pool = services.pool
+    pool, connector = services.pool, services.connector
     accounts = await services.store.list() if services.store is not None else []
     fetched = 0
     for plan, account in one_account_per_plan(accounts).items():
         try:
-            payload = await fetch_models(services.clients_for(account).http, services.identity, services.endpoint,
-                                         AccountAuth(account.tokens.access_token, account.account_id or ""))
+            payload = await fetch_models(connector.clients_for(account).http, connector.identity, connector.endpoint,
+                                         connector.auth_for(account))
         except (UpstreamFailed, OSError, Exception) as exc:  # noqa: BLE001 - a failed fetch keeps the old catalog
             log.warning("model catalog for plan %s not fetched: %s", plan, exc)
             continue
@@ -141,7 +151,7 @@ async def refresh_catalog(services: "Services", catalog: Catalog) -> int:
     return fetched
 
 
-async def run_catalog(services: "Services", catalog: Catalog, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def run_catalog(services: CatalogSources, catalog: Catalog, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Background job: fetch once before serving (best effort), then hourly (±15 %), sooner while empty."""
     await refresh_catalog(services, catalog)
     task_status.started()

@@ -34,7 +34,7 @@ from .api import json_response
 
 if TYPE_CHECKING:
     from ..accounts.service import AccountService
-    from ..app import Gateway
+    from .host import GatewayHost
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _unreachable(exc: Exception) -> GatewayError:
 class LoginSessions:
     """Logins in progress. Each runs as a task of the gateway's root nursery (cancelled on shutdown)."""
 
-    def __init__(self, gateway: "Gateway", *, callback_ports: tuple[int, ...] = oauth.CALLBACK_PORTS) -> None:
+    def __init__(self, gateway: "GatewayHost", *, callback_ports: tuple[int, ...] = oauth.CALLBACK_PORTS) -> None:
         self._gateway = gateway
         self.callback_ports = callback_ports
         self._sessions: dict[str, LoginSession] = {}
@@ -310,8 +310,10 @@ async def _run_import(service: "AccountService") -> dict[str, Any]:
     return await service.import_accounts(payload, link=link)
 
 
-def register_accounts_api(app: Any, gateway: "Gateway") -> None:
-    logins = gateway.services.extras.setdefault("logins", LoginSessions(gateway))
+def register_accounts_api(app: Any, gateway: "GatewayHost") -> None:
+    if gateway.services.logins is None:
+        gateway.services.logins = LoginSessions(gateway)
+    logins = gateway.services.logins
 
     def accounts() -> "AccountService":
         service = gateway.services.accounts

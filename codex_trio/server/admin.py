@@ -14,7 +14,7 @@ from ..upstream.versions import release_watch_report
 from .api import json_response
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
 
 OLLAMA_FIELDS = ("enabled", "host", "port", "version", "disable_vision", "allow_non_loopback", "allowed_origins",
                  "allowed_hosts")
@@ -31,7 +31,7 @@ async def read_json_object() -> dict[str, Any]:
     return body
 
 
-def masked_settings(gateway: "Gateway") -> dict[str, Any]:
+def masked_settings(gateway: "GatewayHost") -> dict[str, Any]:
     settings = gateway.config.settings.model_dump(mode="json")
     for section, key in SECRET_KEYS:
         if settings[section][key]:
@@ -39,7 +39,7 @@ def masked_settings(gateway: "Gateway") -> dict[str, Any]:
     return settings
 
 
-def apply_changes(gateway: "Gateway", changes: dict[str, Any]) -> dict[str, Any]:
+def apply_changes(gateway: "GatewayHost", changes: dict[str, Any]) -> dict[str, Any]:
     try:
         change = gateway.config.update(changes)
     except OverriddenByEnvironment as exc:
@@ -50,7 +50,7 @@ def apply_changes(gateway: "Gateway", changes: dict[str, Any]) -> dict[str, Any]
     return {"settings": masked_settings(gateway), "restart_required": change.needs_restart()}
 
 
-def register_admin(app: Any, gateway: "Gateway") -> None:
+def register_admin(app: Any, gateway: "GatewayHost") -> None:
     @app.get("/admin/settings")
     async def get_settings() -> Response:
         return json_response(masked_settings(gateway))

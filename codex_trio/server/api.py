@@ -16,7 +16,7 @@ from .auth import key_problem, needs_key, presented_key
 from .envelopes import error_body, error_headers
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def configure(app: QuartTrio) -> QuartTrio:
     return app
 
 
-def create_api_app(gateway: "Gateway") -> QuartTrio:
+def create_api_app(gateway: "GatewayHost") -> QuartTrio:
     # No static folder: Quart's default would serve `./static` of whatever directory the gateway was started in.
     app = configure(QuartTrio("codex_trio.api", static_folder=None))
     app.extensions["gateway"] = gateway

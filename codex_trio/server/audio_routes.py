@@ -11,17 +11,20 @@ from quart import Response
 from ..dispatch.transcription import transcribe_on_some_account
 from ..protocols.transcriptions import encode_transcription, parse_transcription_form
 from .api import json_response
+from .turns import protocol_deps
 from .uploads import read_upload_form
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
 
 
-def register_audio(app: Any, gateway: "Gateway") -> None:
+def register_audio(app: Any, gateway: "GatewayHost") -> None:
+    deps = protocol_deps(gateway)
+
     @app.post("/v1/audio/transcriptions")
     async def audio_transcriptions() -> Response:
         request = parse_transcription_form(await read_upload_form(gateway, max_files=1))
-        text = await transcribe_on_some_account(gateway.services.dispatcher, request)
+        text = await transcribe_on_some_account(deps.dispatcher(), request)
         content_type, body = encode_transcription(request, text)
         if isinstance(body, str):
             return Response(body, content_type=content_type)

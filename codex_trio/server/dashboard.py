@@ -33,7 +33,7 @@ from .dashboard_sessions import COOKIE_NAME, SessionBook, origin_refusal
 from .site_guard import SitePolicy
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 PUBLIC_PREFIX = "/ui/public/"
@@ -55,22 +55,21 @@ CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; cha
                  ".png": "image/png", ".txt": "text/plain; charset=utf-8"}
 
 
-def sessions_of(gateway: "Gateway") -> SessionBook:
+def sessions_of(gateway: "GatewayHost") -> SessionBook:
     """The gateway's one session book (it outlives the app, which is rebuilt when the listener restarts)."""
-    extras = gateway.services.extras
-    book = extras.get("dashboard_sessions")
-    if book is None:
-        book = extras["dashboard_sessions"] = SessionBook(
+    services = gateway.services
+    if services.dashboard_sessions is None:
+        services.dashboard_sessions = SessionBook(
             clock=time.time, ttl_seconds=lambda: gateway.config.settings.session.ttl_minutes * 60)
-    return book
+    return services.dashboard_sessions
 
 
-def login_link(gateway: "Gateway", base_url: str) -> str:
+def login_link(gateway: "GatewayHost", base_url: str) -> str:
     """A one-time link that logs a browser in (printed by `codex-trio run` and `demo`)."""
     return f"{base_url.rstrip('/')}/?token={sessions_of(gateway).issue_link_token()}"
 
 
-def site_policy(gateway: "Gateway") -> SitePolicy:
+def site_policy(gateway: "GatewayHost") -> SitePolicy:
     settings = gateway.config.settings
     return SitePolicy.of(settings.server.host, settings.session.allowed_hosts, settings.session.allowed_origins)
 
@@ -101,7 +100,7 @@ def wants_html(headers: Any) -> bool:
 class BrowserGate:
     """Decides, before the key check, what a request without a key gets (`api.create_api_app` asks it)."""
 
-    def __init__(self, gateway: "Gateway") -> None:
+    def __init__(self, gateway: "GatewayHost") -> None:
         self.gateway = gateway
 
     def screen(self, method: str, path: str, headers: Any, cookies: Any, args: Any) -> tuple[bool, Response | None]:
@@ -156,7 +155,7 @@ class BrowserGate:
                             httponly=True, samesite="Strict", secure=secure)
 
 
-def register_dashboard(app: Any, gateway: "Gateway") -> None:
+def register_dashboard(app: Any, gateway: "GatewayHost") -> None:
     gate = BrowserGate(gateway)
     app.extensions["browser_gate"] = gate
 

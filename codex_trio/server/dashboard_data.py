@@ -20,7 +20,7 @@ from .api import json_response
 
 if TYPE_CHECKING:
     from ..accounts.model import Account
-    from ..app import Gateway
+    from .host import GatewayHost
 
 COUNTER_SECONDS = 2.0  # how often the live stream sends counters
 MAX_PAGE = 500
@@ -36,7 +36,7 @@ def state_of(account: "Account", now: float) -> str:
     return str(account.status)
 
 
-def _pool(gateway: "Gateway"):
+def _pool(gateway: "GatewayHost"):
     pool = gateway.services.pool
     if pool is None:
         raise GatewayError(503, "The account pool is not loaded yet; try again in a moment.", ErrorKind.OVERLOADED)
@@ -81,7 +81,7 @@ def pool_summary(accounts: Iterable["Account"], runtime, now: float) -> dict[str
     return {"total": total, "by_state": by_state, "by_plan": by_plan, "in_flight": in_flight, "windows": windows}
 
 
-async def overview_of(gateway: "Gateway") -> dict[str, Any]:
+async def overview_of(gateway: "GatewayHost") -> dict[str, Any]:
     from ..telemetry.store import read_summary
 
     services = gateway.services
@@ -112,7 +112,7 @@ def _matches(account: "Account", text: str, state: str, now: float) -> bool:
                                                            account.account_id))
 
 
-def accounts_page(gateway: "Gateway", *, offset: int, limit: int, text: str, state: str,
+def accounts_page(gateway: "GatewayHost", *, offset: int, limit: int, text: str, state: str,
                   with_ids: bool) -> dict[str, Any]:
     service = gateway.services.accounts
     if service is None:
@@ -136,7 +136,7 @@ def _int_arg(name: str, default: int, high: int) -> int:
     return int(value)
 
 
-async def live_counters(gateway: "Gateway") -> dict[str, Any]:
+async def live_counters(gateway: "GatewayHost") -> dict[str, Any]:
     """The live numbers, from memory only (no store read): streams under way and the pool by state."""
     pool = gateway.services.pool
     now = time.time()
@@ -147,7 +147,7 @@ async def live_counters(gateway: "Gateway") -> dict[str, Any]:
     return {"open_streams": gateway.shutdown.open_streams, "accounts_by_state": by_state, "time": now}
 
 
-async def live_events(gateway: "Gateway"):
+async def live_events(gateway: "GatewayHost"):
     """One stream per open dashboard: `counters` every COUNTER_SECONDS, `request` for each finished request."""
     telemetry = gateway.services.telemetry
     yield b": codex-trio dashboard events\nretry: 3000\n\n"
@@ -165,7 +165,7 @@ async def live_events(gateway: "Gateway"):
             yield b"event: counters\ndata: " + orjson.dumps(await live_counters(gateway)) + b"\n\n"
 
 
-def register_dashboard_data(app: Any, gateway: "Gateway") -> None:
+def register_dashboard_data(app: Any, gateway: "GatewayHost") -> None:
     @app.get("/admin/overview")
     async def overview() -> Response:
         return json_response(await overview_of(gateway))

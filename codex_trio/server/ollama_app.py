@@ -15,10 +15,10 @@ from . import site_guard
 from .api import configure, error_response, json_response
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
 
 
-def create_ollama_app(gateway: "Gateway") -> QuartTrio:
+def create_ollama_app(gateway: "GatewayHost") -> QuartTrio:
     app = configure(QuartTrio("codex_trio.ollama", static_folder=None))  # no ./static (see create_api_app)
     app.extensions["gateway"] = gateway
 

@@ -12,7 +12,7 @@ from ..config.schema import OllamaSettings
 from .listener import ConnectionLimits, Listener, ListenerError
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def advertised_url(url: str) -> str:
 
 
 class OllamaController:
-    def __init__(self, gateway: "Gateway", app_factory):
+    def __init__(self, gateway: "GatewayHost", app_factory):
         self._gateway = gateway
         self.listener = Listener("ollama", app_factory, on_exhausted=gateway.on_descriptors_exhausted)
         self._applied: OllamaSettings | None = None

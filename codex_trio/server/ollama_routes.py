@@ -18,11 +18,10 @@ from ..upstream.body import reasoning_effort_of
 from ..upstream.events import Completed, NormalizedEvent, TextDelta
 from .api import json_response
 from .openai_routes import register_openai
-from .pipeline import collect, stream_response
-from .turns import body_bytes, json_reply, meta_for, model_router, open_turn, resolve
+from .turns import ProtocolDeps, body_bytes, json_reply, meta_for, model_router, protocol_deps, resolve
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
 
 KEEP_LOADED_SECONDS = 24 * 3600
 DEFAULT_THINK_EFFORT = "medium"
@@ -33,16 +32,19 @@ LATEST_TAG = ":latest"
 class TimedEncoder:
     """Ollama's done line reports durations; this measures them around the sans-IO encoder."""
 
-    def __init__(self, encoder: ollama.StreamEncoder, started: float, accepted: float) -> None:
+    def __init__(self, encoder: ollama.StreamEncoder, started: float) -> None:
         self._encoder = encoder
         self._started = started
-        self._accepted = accepted
+        self._accepted: float | None = None  # the turn had started upstream: its first event reaches us
         self._first_token: float | None = None
 
     def _timings(self) -> ollama.Timings:
-        return ollama.Timings.from_marks(self._started, self._accepted, self._first_token, time.monotonic())
+        now = time.monotonic()
+        return ollama.Timings.from_marks(self._started, self._accepted or now, self._first_token, now)
 
     def feed(self, event: NormalizedEvent) -> bytes:
+        if self._accepted is None:
+            self._accepted = time.monotonic()
         if self._first_token is None and isinstance(event, TextDelta):
             self._first_token = time.monotonic()
         timings = self._timings() if isinstance(event, Completed) else None
@@ -62,11 +64,11 @@ class TimedEncoder:
         return self._encoder.finish(now_iso=ollama.iso_timestamp(time.time()), timings=self._timings())
 
 
-def ollama_models(gateway: "Gateway") -> list[ollama.OllamaModel]:
-    catalog = gateway.services.catalog
-    router = model_router(gateway)
+def ollama_models(deps: ProtocolDeps) -> list[ollama.OllamaModel]:
+    catalog = deps.catalog
+    router = model_router(deps)
     names = [m for m in catalog.model_ids()] + sorted(router.catalog_ids() - set(catalog.model_ids()))
-    names += [alias for alias in gateway.config.settings.model.aliases if alias not in names]
+    names += [alias for alias in deps.settings.model.aliases if alias not in names]
     models = []
     for name in names:
         try:
@@ -86,49 +88,50 @@ def ollama_models(gateway: "Gateway") -> list[ollama.OllamaModel]:
     return models
 
 
-def register_ollama(app: Any, gateway: "Gateway") -> None:
-    started_iso = ollama.iso_timestamp(gateway.started_at)
+def register_ollama(app: Any, gateway: "GatewayHost") -> None:
+    deps = protocol_deps(gateway)
+    started_iso = ollama.iso_timestamp(deps.started_at)
 
     @app.get("/api/tags")
     async def tags() -> Response:
-        return json_response(ollama.tags_body(ollama_models(gateway), modified_at=started_iso))
+        return json_response(ollama.tags_body(ollama_models(deps), modified_at=started_iso))
 
     @app.post("/api/show")
     async def show() -> Response:
-        return json_response(ollama.show_body(await body_bytes(), ollama_models(gateway), modified_at=started_iso,
-                                              disable_vision=gateway.config.settings.ollama.disable_vision))
+        return json_response(ollama.show_body(await body_bytes(), ollama_models(deps), modified_at=started_iso,
+                                              disable_vision=deps.settings.ollama.disable_vision))
 
     @app.get("/api/ps")
     async def ps() -> Response:
         expires = ollama.iso_timestamp(time.time() + KEEP_LOADED_SECONDS)
-        return json_response(ollama.ps_body(ollama_models(gateway), expires_at=expires))
+        return json_response(ollama.ps_body(ollama_models(deps), expires_at=expires))
 
     @app.post("/api/pull")
     async def pull() -> Response:
-        content_type, body = ollama.pull_reply(await body_bytes(), ollama_models(gateway))
+        content_type, body = ollama.pull_reply(await body_bytes(), ollama_models(deps))
         return Response(body, content_type=content_type)
 
     def resolve_tagged(turn: Turn) -> ResolvedModel:
         """Resolve the model; Ollama's implicit `:latest` tag ("gpt-5.5:latest", as /api/show and /api/tags
         accept it) is dropped when the full name is unknown."""
         try:
-            return resolve(gateway, turn, fallback_to_default=False)
+            return resolve(deps, turn, fallback_to_default=False)
         except GatewayError as error:
             if error.status != 404 or not turn.requested_model.endswith(LATEST_TAG):
                 raise
         turn.requested_model = turn.requested_model[: -len(LATEST_TAG)]
-        return resolve(gateway, turn, fallback_to_default=False)
+        return resolve(deps, turn, fallback_to_default=False)
 
     def apply_think(turn: Turn, resolved: ResolvedModel) -> None:
         """`think` true / false without a level, unless the model name or the config already chose an effort."""
         think = turn.options.get("think")
         if think is None or reasoning_effort_of(turn.request) is not None:
             return
-        router = model_router(gateway)
+        router = model_router(deps)
         if think:
             # The model's default effort, with its reasoning summary requested (without `reasoning` the
             # backend sends no summary and the client would see no thinking).
-            entry = gateway.services.catalog.entry(resolved.model_id) or {}
+            entry = deps.catalog.entry(resolved.model_id) or {}
             turn.reasoning_effort = entry.get("default_reasoning_level") or DEFAULT_THINK_EFFORT
         elif router.supported_efforts(resolved.model_id):
             turn.reasoning_effort = WEAKEST_EFFORT  # fitted by the router to the weakest the model supports
@@ -145,15 +148,14 @@ def register_ollama(app: Any, gateway: "Gateway") -> None:
         meta = meta_for("", asked_for)  # Ollama answers with the name as the client wrote it
         if turn.options.get("load_only"):
             return json_response(ollama.load_reply(turn, meta, now_iso=ollama.iso_timestamp(time.time())))
-        upstream = await open_turn(gateway, turn)
-        accepted = time.monotonic()
         if turn.stream:
-            encoder = TimedEncoder(ollama.StreamEncoder(turn, meta), started, accepted)
-            return stream_response(gateway, app.nursery, upstream, encoder, content_type=ollama.NDJSON_CONTENT_TYPE)
-        events, _ = await collect(upstream, early_stops(turn))
-        timings = ollama.Timings.from_marks(started, accepted, None, time.monotonic())
-        return json_reply(ollama.encode_response(turn, events, meta, now_iso=ollama.iso_timestamp(time.time()),
-                                                 timings=timings), upstream)
+            encoder = TimedEncoder(ollama.StreamEncoder(turn, meta), started)
+            return await deps.stream(turn, encoder, content_type=ollama.NDJSON_CONTENT_TYPE)
+        collected = await deps.collect(turn, early_stops(turn))
+        timings = ollama.Timings.from_marks(started, collected.opened_at, None, time.monotonic())
+        return json_reply(ollama.encode_response(turn, collected.events, meta,
+                                                 now_iso=ollama.iso_timestamp(time.time()), timings=timings),
+                          collected)
 
     @app.post("/api/chat")
     async def chat() -> Response:

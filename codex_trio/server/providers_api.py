@@ -12,6 +12,7 @@ from quart import Response, request
 
 from ..errors import ErrorKind, GatewayError, invalid_request
 from ..providers.hooks import providers_of, target_for
+from .turns import protocol_deps
 from ..providers.model import Provider, provider_from_body
 from ..providers.passthrough import PROVIDER_HEADER, outgoing_body
 from ..providers.relay import ProviderRefused, account_of, send
@@ -24,7 +25,7 @@ from .admin import apply_changes, read_json_object
 from .api import json_response
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from .host import GatewayHost
 
 NO_EMBEDDINGS_PROVIDER = ("Embeddings need an OpenAI-compatible API-key provider: the ChatGPT subscription backend "
                           "has none. Add one (`codex-trio providers add --provider openai --key sk-...` or POST "
@@ -46,7 +47,7 @@ def _enabled(body: dict[str, Any]) -> bool:
     raise invalid_request("send `status`: \"active\" or \"disabled\" (or `enabled`: true / false)", param="status")
 
 
-def register_providers_api(app: Any, gateway: "Gateway") -> None:
+def register_providers_api(app: Any, gateway: "GatewayHost") -> None:
     def service() -> ProviderService:
         providers = providers_of(gateway)
         if providers is None:
@@ -143,7 +144,7 @@ def register_providers_api(app: Any, gateway: "Gateway") -> None:
         providers = providers_of(gateway)
         if providers is None or not any(offers_embeddings(p) and p.enabled for p in providers.providers()):
             raise invalid_request(NO_EMBEDDINGS_PROVIDER, param="model", code="no_embeddings_provider")
-        target = target_for(gateway, body["model"], codex_first=False)
+        target = target_for(protocol_deps(gateway), body["model"], codex_first=False)
         if target is None or not offers_embeddings(target.provider):
             raise invalid_request(f"No OpenAI-compatible provider offers the embedding model {body['model']!r}: add "
                                   "it to a provider's models, or name it as <provider label>/<model>.",

@@ -17,7 +17,7 @@ from .api import json_response
 
 if TYPE_CHECKING:
     from ..accounts.proxy_service import ProxyService
-    from ..app import Gateway
+    from .host import GatewayHost
 
 
 def _account_ids(body: dict[str, Any]) -> list[str]:
@@ -28,7 +28,7 @@ def _account_ids(body: dict[str, Any]) -> list[str]:
     return ids
 
 
-def register_proxies_api(app: Any, gateway: "Gateway") -> None:
+def register_proxies_api(app: Any, gateway: "GatewayHost") -> None:
     def service() -> "ProxyService":
         proxies = gateway.services.proxy_admin
         if proxies is None:

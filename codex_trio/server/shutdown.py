@@ -3,7 +3,7 @@
 When shutdown starts, listeners stop accepting and idle connections close. Open work — a request still
 waiting for its answer, a streamed response, a downstream WebSocket turn — may finish for a grace period;
 then every piece still open is cut, and whoever registered it ends it in its protocol's way: a stream with its
-terminal error frame (`streaming.relay`), a request without an answer yet with a 503 in its protocol's error
+terminal error frame (the turn pump, `dispatch/pump.py`), a request without an answer yet with a 503 in its protocol's error
 envelope (`answer_when_cut`), a WebSocket turn with its failure events. No client sees a silent EOF.
 
 Work registered after the cut (a stream whose body starts a moment later) is cut at once.
@@ -61,6 +61,10 @@ class ShutdownCoordinator:
 
     def was_cut(self, scope: trio.CancelScope) -> bool:
         return scope in self._cut
+
+    def cut_error(self) -> GatewayError:
+        """What work cut by shutdown tells its client."""
+        return shutdown_error()
 
     @contextmanager
     def cuttable(self) -> Iterator[trio.CancelScope]:

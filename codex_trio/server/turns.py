@@ -1,32 +1,98 @@
-"""What every protocol route does around its adapter: read the body, resolve the model, open the upstream
-turn, and answer streamed or collected. Protocol differences stay in the adapters."""
+"""What every protocol route does around its adapter: read the body, resolve the model, and serve the turn
+streamed or collected (`pipeline.py`). Protocol differences stay in the adapters.
+
+The routes receive `ProtocolDeps`, the few collaborators they use, instead of the whole gateway."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from quart import Response, request
 
+from ..dispatch.pump import TurnPump
+from ..errors import ErrorKind, GatewayError
 from ..protocols.meta import ResponseMeta
 from ..providers.hooks import open_turn_with_providers, resolve_for_provider
 from ..routing.models import ModelRouter, ResolvedModel
 from ..turn import Turn
 from .api import json_response
+from .pipeline import CollectedTurn, StreamEncoder, collect_turn, stream_turn
 
 if TYPE_CHECKING:
-    from ..app import Gateway
-    from ..dispatch.dispatcher import OpenedTurn
+    from .host import GatewayHost
+    from ..config.schema import Settings
+    from ..routing.catalog import Catalog
+    from ..dispatch.dispatcher import Dispatcher
+    from ..dispatch.upstream_turn import UpstreamTurn
+    from ..providers.service import ProviderService
+    from .shutdown import ShutdownCoordinator
+
+
+class SettingsSource(Protocol):
+    """Anything with the live `settings` (the ConfigStore): read at use, so edits apply at once."""
+
+    @property
+    def settings(self) -> "Settings": ...
+
+
+@dataclass
+class ProtocolDeps:
+    """What the protocol routes (OpenAI, Anthropic, Gemini, Ollama, the Responses WebSocket) use."""
+
+    config: SettingsSource
+    catalog: "Catalog"
+    shutdown: "ShutdownCoordinator"
+    # The dispatcher, once the dispatch job runs (None before: requests get a 503).
+    current_dispatcher: Callable[[], "Dispatcher | None"]
+    started_at: float
+    providers: "ProviderService | None" = None  # the API-key providers (providers/), when installed
+    pump: TurnPump = field(init=False)  # serves every turn of these routes (dispatch/pump.py)
+
+    def __post_init__(self) -> None:
+        self.pump = TurnPump(self.open_turn, self.shutdown)
+
+    @property
+    def settings(self) -> "Settings":
+        return self.config.settings
+
+    def dispatcher(self) -> "Dispatcher":
+        dispatcher = self.current_dispatcher()
+        if dispatcher is None:
+            raise GatewayError(503, "The gateway is still starting; retry in a moment.", ErrorKind.OVERLOADED)
+        return dispatcher
+
+    async def open_turn(self, turn: Turn) -> "UpstreamTurn":
+        """The turn's upstream: an API-key provider's when its model is one, else an account's (with fallback
+        to a provider when configured; docs/providers.md)."""
+        return await open_turn_with_providers(self, turn, lambda turn: self.dispatcher().open(turn))
+
+    async def stream(self, turn: Turn, encoder: StreamEncoder, **options: Any) -> Response:
+        """Answer with the turn's stream (`pipeline.stream_turn`); GatewayError when it cannot open."""
+        options.setdefault("heartbeat_seconds", self.settings.server.heartbeat_seconds)
+        return await stream_turn(self.pump, turn, encoder, **options)
+
+    async def collect(self, turn: Turn, stop_sequences: list[str] | None = None) -> CollectedTurn:
+        return await collect_turn(self.pump, turn, stop_sequences)
+
+
+def protocol_deps(gateway: "GatewayHost") -> ProtocolDeps:
+    """The routes' dependencies, taken from the composition root once per app."""
+    services = gateway.services
+    return ProtocolDeps(config=gateway.config, catalog=services.catalog, shutdown=gateway.shutdown,
+                        current_dispatcher=lambda: services.dispatcher, started_at=gateway.started_at,
+                        providers=services.providers)
 
 DEFAULT_TOOLS_OFF = frozenset({"off", "false", "0", "none", "disable", "disabled"})
 WEB_SEARCH_TYPES = frozenset({"web_search", "web_search_preview", "web_search_20250305"})
 
 
-def model_router(gateway: "Gateway") -> ModelRouter:
+def model_router(deps: ProtocolDeps) -> ModelRouter:
     """Built per request from the live settings and catalog, so config edits apply at once."""
-    settings = gateway.config.settings.model
-    catalog = gateway.services.catalog
+    settings = deps.settings.model
+    catalog = deps.catalog
 
     def known_ids() -> set[str]:
         # Before the first catalog fetch the configured default counts as known. Alias targets are not ids:
@@ -47,19 +113,19 @@ def model_router(gateway: "Gateway") -> ModelRouter:
                        settings.aliases, known_ids, custom, efforts)
 
 
-def resolve(gateway: "Gateway", turn: Turn, *, fallback_to_default: bool,
+def resolve(deps: ProtocolDeps, turn: Turn, *, fallback_to_default: bool,
             headers: Mapping[str, str] | None = None, passthrough: bool = False) -> ResolvedModel:
     """Resolve the client's model name and apply it (model, effort, tier) and the default tools to the turn.
     `passthrough` (Responses) keeps the client's own instructions placement."""
-    provider = resolve_for_provider(gateway, turn)  # a model an API-key provider serves (docs/providers.md)
+    provider = resolve_for_provider(deps, turn)  # a model an API-key provider serves (docs/providers.md)
     if provider is not None:
         return provider
-    router = model_router(gateway)
+    router = model_router(deps)
     resolved = router.resolve(turn.requested_model, fallback_to_default=fallback_to_default)
     router.apply(turn, resolved)
-    add_default_tools(gateway, turn, request.headers if headers is None else headers)
+    add_default_tools(deps, turn, request.headers if headers is None else headers)
     if not passthrough:
-        place_system_prompt(turn, gateway.config.settings.model.system_prompt_strategy)
+        place_system_prompt(turn, deps.settings.model.system_prompt_strategy)
     return resolved
 
 
@@ -75,12 +141,12 @@ def place_system_prompt(turn: Turn, strategy: str) -> None:
     del turn.request["instructions"]
 
 
-def add_default_tools(gateway: "Gateway", turn: Turn, headers: Mapping[str, str]) -> None:
+def add_default_tools(deps: ProtocolDeps, turn: Turn, headers: Mapping[str, str]) -> None:
     """`model.default_tools` (hosted tools such as web_search) unless the client opts out by header."""
     if (headers.get("x-codex-default-tools", "").lower() in DEFAULT_TOOLS_OFF
             or headers.get("x-codex-no-default-tools", "").lower() in ("1", "true", "yes")):
         return
-    wanted = gateway.config.settings.model.default_tools
+    wanted = deps.settings.model.default_tools
     if not wanted:
         return
     tools = list(turn.request.get("tools") or [])
@@ -100,10 +166,5 @@ async def body_bytes() -> bytes:
     return await request.get_data(cache=False)
 
 
-async def open_turn(gateway: "Gateway", turn: Turn) -> "OpenedTurn":
-    # a provider's model, or the provider fallback when no account could start the turn (docs/providers.md)
-    return await open_turn_with_providers(gateway, turn, gateway.services.dispatcher.open)
-
-
-def json_reply(body: dict[str, Any], upstream: "OpenedTurn") -> Response:
-    return json_response(body, headers=dict(upstream.forward_headers))
+def json_reply(body: dict[str, Any], collected: CollectedTurn) -> Response:
+    return json_response(body, headers=dict(collected.forward_headers))

@@ -10,13 +10,13 @@ from quart import g
 from ..errors import ErrorKind, GatewayError
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from ..server.host import GatewayHost
 
 CLIENT_KEY_FORBIDDEN = ("/admin", "/auth", "/api/")  # the admin surfaces (/api/proxies*: the reference
 # gateway's names for the proxy pool); everything else the key check guards is a model API
 
 
-def client_key_admits(gateway: "Gateway", presented: str | None, path: str) -> bool:
+def client_key_admits(gateway: "GatewayHost", presented: str | None, path: str) -> bool:
     """Whether `presented` is a client key that may use `path`: True (and the key is remembered for the
     request's trace), False when it is no client key. A client key on the admin surfaces is refused with 403,
     a disabled or expired one with 401."""
@@ -33,7 +33,7 @@ def client_key_admits(gateway: "Gateway", presented: str | None, path: str) -> b
     return True
 
 
-def open_by_settings(gateway: "Gateway", method: str, path: str) -> bool:
+def open_by_settings(gateway: "GatewayHost", method: str, path: str) -> bool:
     """Routes a setting opens without any key: `GET /metrics` with `metrics.public: true` (for a key check that
     guards every route; the /metrics route checks the admin key itself otherwise)."""
     return method.upper() in ("GET", "HEAD") and path == "/metrics" and gateway.config.settings.metrics.public

@@ -28,7 +28,7 @@ from ..config.loader import ConfigError
 from .identity import FingerprintConfig, load_fingerprint, presented_release, verified_releases
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from ..server.host import GatewayHost
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def write_status(data_dir: Path, status: WatchStatus) -> None:
     temporary.replace(path)
 
 
-async def check_release(gateway: "Gateway") -> str | None:
+async def check_release(gateway: "GatewayHost") -> str | None:
     """Read the feed once; adopt a newer verified release, report an unverified one. Returns the adopted
     version, if any."""
     from ..native import Client, UpstreamError
@@ -179,7 +179,7 @@ def doctor_check(data_dir: Path, current: str) -> list[tuple[bool, str, str]]:
     return checks
 
 
-async def run_release_watch(gateway: "Gateway", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def run_release_watch(gateway: "GatewayHost", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Background job: while `client.learn_versions` is on, check the feed every `release_check_hours`."""
     task_status.started()
     waiting: trio.CancelScope | None = None

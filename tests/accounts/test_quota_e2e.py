@@ -111,7 +111,7 @@ async def turn_on(services: Services, lease, model: str = "gpt-5.5") -> None:
     request = {"model": model, "input": [{"type": "message", "role": "user",
                                               "content": [{"type": "input_text", "text": "hi"}]}]}
     snapshots = []
-    async with aclosing(sse_turn(services.clients_for(account).http, services.identity, services.endpoint, auth,
+    async with aclosing(sse_turn(services.connector.clients_for(account).http, services.identity, services.endpoint, auth,
                                  thread, TurnContext.new(), request, ModelTraits(), clock=services.clock,
                                  on_quota=snapshots.append)) as stream:
         async for _ in stream:
@@ -242,8 +242,8 @@ async def test_services_keep_each_accounts_cookie_jar(tmp_path):
     async with running_sim(accounts=2) as sim, gateway_services(tmp_path, sim) as services:
         first, second = await add_sim_accounts(services, sim)
         url = "https://chatgpt.com/backend-api/codex/responses"
-        jar = services.cookie_jar_for(services.pool.get(first))
+        jar = services.connector.cookie_jar_for(services.pool.get(first))
         jar.capture(url, [("set-cookie", "cf_clearance=ok; Domain=chatgpt.com; Path=/; Max-Age=3600")])
-        await services.save_cookies(services.pool.get(first), jar)
-        assert services.cookie_jar_for(await services.store.get(first)).header_for(url) == "cf_clearance=ok"
-        assert services.cookie_jar_for(services.pool.get(second)).header_for(url) is None
+        await services.connector.save_cookies(services.pool.get(first), jar)
+        assert services.connector.cookie_jar_for(await services.store.get(first)).header_for(url) == "cf_clearance=ok"
+        assert services.connector.cookie_jar_for(services.pool.get(second)).header_for(url) is None

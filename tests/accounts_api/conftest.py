@@ -34,7 +34,7 @@ async def sim():
 async def admin_client(data_dir: Path, sim: Simulator) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """(gateway, httpx client with the gateway key). Browser logins bind their callback server on port 0."""
     async with running_gateway(data_dir, local=sim_settings(sim), install=True) as (gateway, url):
-        gateway.services.extras["logins"].callback_ports = (0,)
+        gateway.services.logins.callback_ports = (0,)
         async with httpx.AsyncClient(base_url=url, timeout=30,
                                      headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:
             yield gateway, client

@@ -39,7 +39,7 @@ async def test_browser_login_finishes_on_the_local_callback_server(data_dir, sim
 async def test_paste_login_completes_with_the_pasted_callback_url(data_dir, sim):
     sim.login_as(sim.accounts[1].account_id)
     async with admin_client(data_dir, sim) as (gateway, client):
-        gateway.services.extras["logins"].callback_ports = ()  # no local server: only the paste can finish it
+        gateway.services.logins.callback_ports = ()  # no local server: only the paste can finish it
         login = (await client.post("/auth/login", json={"mode": "paste"})).json()
         assert login["callback_server"] is False
         assert login["redirect_uri"] == "http://127.0.0.1:1455/auth/callback"

@@ -102,7 +102,8 @@ async def test_a_connection_stays_usable_after_404s_for_unknown_paths(data_dir: 
     async with running_gateway(data_dir, local=local, install=True) as (gateway, url):
         auth = f"authorization: Bearer {api_key(gateway)}\r\n".encode()
         ollama_url = gateway.ollama.listener.status.url
-        for base, unknown, known in ((url, b"/v1/embeddings", b"/v1/models"), (ollama_url, b"/api/embed", b"/api/ps")):
+        for base, unknown, known in ((url, b"/v1/fine_tuning/jobs", b"/v1/models"),
+                                     (ollama_url, b"/api/embed", b"/api/ps")):
             stream = await _connect(base)
             for _ in range(20):
                 with trio.fail_after(5):

@@ -15,7 +15,9 @@ import pytest
 import trio
 from quart import Response
 
-from codex_trio.server.streaming import relay
+from codex_trio.dispatch.pump import TurnPump
+from codex_trio.server.pipeline import stream_turn
+from codex_trio.upstream.events import CodexEvent, TextDelta
 from tests.conftest import api_key, running_gateway
 
 PROTECTED = ["/v1/models", "/v1beta/models", "/admin/settings", "/auth/accounts", "/v1/messages"]
@@ -60,26 +62,60 @@ def key_header(gateway) -> dict[str, str]:
     return {"authorization": f"Bearer {api_key(gateway)}"}
 
 
-def _stream_route(events: dict, *, chunks: int, interval: float, key: str = "stream"):
-    """A test route: streams `chunks` frames through the real relay, recording cancellation."""
+class ScriptedTurn:
+    """An upstream turn (the dispatcher's `UpstreamTurn` interface) that says `chunks` words `interval` apart,
+    recording cancellation and its close. The serving model is under test here, not the backend."""
+
+    account_id, model, forward_headers = "scripted", "scripted", []
+
+    def __init__(self, events: dict, chunks: int, interval: float, text: str = "") -> None:
+        self._events, self._chunks, self._interval, self._text = events, chunks, interval, text
+
+    async def batches(self):
+        try:
+            for i in range(self._chunks):
+                yield [CodexEvent("response.output_text.delta", {"delta": self._text or str(i), "item_id": "m"})]
+                await trio.sleep(self._interval)
+            yield [CodexEvent("response.completed", {"response": {"id": "resp_1", "status": "completed"}})]
+        except trio.Cancelled:
+            self._events["cancelled"] = True
+            raise
+
+    async def aclose(self) -> None:
+        self._events["closed"] = True
+
+
+class DataFrames:
+    """A minimal stream encoder: one `data:` frame per text delta."""
+
+    stopped = False
+
+    def feed(self, event) -> bytes:
+        return f"data: {event.delta}\n\n".encode() if isinstance(event, TextDelta) else b""
+
+    def heartbeat(self) -> bytes:
+        return b": ping\n\n"
+
+    def fail(self, error) -> bytes:
+        return f'data: {{"error": "{error.code}"}}\n\n'.encode()
+
+    def finish(self) -> bytes:
+        return b"data: [DONE]\n\n"
+
+
+def _stream_route(events: dict, *, chunks: int, interval: float, key: str = "stream", text: str = "",
+                  heartbeat_seconds: float = 0.2):
+    """A test route: streams `chunks` frames through the real turn pump and relay."""
 
     def register(app, gateway):
+        async def open_turn(_turn):
+            return ScriptedTurn(events, chunks, interval, text)
+
+        pump = TurnPump(open_turn, gateway.shutdown)
+
         @app.get(f"/test/{key}")
         async def stream() -> Response:
-            async def produce(send):
-                try:
-                    for i in range(chunks):
-                        await send.send(f"data: {i}\n\n".encode())
-                        await trio.sleep(interval)
-                    await send.send(b"data: [DONE]\n\n")
-                except trio.Cancelled:
-                    events["cancelled"] = True
-                    raise
-
-            body = relay(app.nursery, produce, heartbeat=b": ping\n\n", heartbeat_seconds=0.2,
-                         terminate=lambda err: f"data: {{\"error\": \"{err.code}\"}}\n\n".encode(),
-                         shutdown=gateway.shutdown)
-            return Response(body, content_type="text/event-stream")
+            return await stream_turn(pump, None, DataFrames(), heartbeat_seconds=heartbeat_seconds)
 
     return register
 
@@ -95,7 +131,7 @@ async def test_client_disconnect_cancels_the_producer(data_dir: Path):
         with trio.fail_after(5):
             while "cancelled" not in events or gateway.shutdown.open_streams:
                 await trio.sleep(0.01)
-    assert events["cancelled"] is True
+    assert events["cancelled"] is True and events["closed"] is True
 
 
 async def test_a_long_stream_is_not_cut_by_a_response_timeout(data_dir: Path, monkeypatch):
@@ -135,18 +171,7 @@ async def test_shutdown_ends_open_streams_with_a_terminal_frame(data_dir: Path):
 async def test_shutdown_with_a_stalled_client_completes(data_dir: Path):
     """A client that never reads must not keep the process from stopping (TCP_USER_TIMEOUT)."""
     local = {"server": {"graceful_shutdown_seconds": 0.5, "tcp_user_timeout_ms": 1500}}
-    big = "x" * 60_000
-
-    def register(app, gateway):
-        @app.get("/test/flood")
-        async def flood() -> Response:
-            async def produce(send):
-                while True:
-                    await send.send(f"data: {big}\n\n".encode())
-
-            return Response(relay(app.nursery, produce, heartbeat=b"", heartbeat_seconds=10,
-                                  terminate=lambda err: b"data: end\n\n", shutdown=gateway.shutdown),
-                            content_type="text/event-stream")
+    register = _stream_route({}, chunks=10**9, interval=0, key="flood", text="x" * 60_000, heartbeat_seconds=10)
 
     started = None
     with trio.fail_after(30):

@@ -186,15 +186,19 @@ def test_scanner_matches_character_by_character_generation(case):
 
 def test_nothing_after_the_stop_reaches_the_client_not_even_a_failure():
     """A failure the cancelled turn would have reported, arriving in the same upstream batch as the stop."""
-    from codex_trio.server.pipeline import encode_batch
+    from codex_trio.server.pipeline import EncodedStream
     from codex_trio.upstream.events import CodexEvent, EventNormalizer
 
     raw = raw_turn(["Hello STOP and more"], complete=False) + [
         {"type": "response.failed", "response": {"id": "resp_1", "error": {"code": "server_error",
                                                                           "message": "boom"}}}]
     encoder = anthropic.StreamEncoder(anthropic_turn(["STOP"], True), META)
-    data = encode_batch([CodexEvent(e["type"], e) for e in raw], EventNormalizer(), encoder, None)
-    data += encoder.finish()
+    output, normalizer, data = EncodedStream(encoder), EventNormalizer(), b""
+    for event in [CodexEvent(e["type"], e) for e in raw]:  # one upstream batch, as the turn pump reads it
+        data += b"".join(output.feed(event, normalizer.feed(event)))
+        if output.stopped:
+            break
+    data += b"".join(output.finish())
     frames = [orjson.loads(line[6:]) for line in data.decode().splitlines() if line.startswith("data: ")]
     assert [f["type"] for f in frames][-2:] == ["message_delta", "message_stop"]
     assert frames[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "STOP"}
