@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 SERVICE_KEY = "providers"
 TARGET_OPTION = "provider_target"  # Turn.options key: the provider that serves this turn
+# Turn.options key: the request as the client's adapter built it, before the Codex model router and the
+# dispatcher added what only the backend takes (suffix efforts, `reasoning.summary` / `.context`, a default
+# `text.verbosity`, default hosted tools, `client_metadata`); a fallback provider is sent this instead.
+CLIENT_REQUEST_OPTION = "client_request"
 FALLBACK_HEADER = "x-codex-trio-fallback"
 # Failures that say "no account could serve it now", not "the request is wrong": these may fall back.
 FALLBACK_KINDS = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.OVERLOADED, ErrorKind.UPSTREAM, ErrorKind.TIMEOUT})
@@ -90,6 +94,9 @@ def resolve_for_provider(gateway: "Gateway", turn: Turn) -> ResolvedModel | None
     """When a provider serves the requested model: point the turn at it and return what the routes echo."""
     target = target_for(gateway, turn.requested_model)
     if target is None:
+        if gateway.config.settings.providers.fallback:
+            # shallow is enough: the router and the dispatcher replace nested values, never edit them
+            turn.options[CLIENT_REQUEST_OPTION] = dict(turn.request)
         return None
     turn.request["model"] = target.model
     turn.options[TARGET_OPTION] = target
@@ -103,6 +110,16 @@ def refuse_provider_compaction(turn: Turn) -> None:
         raise GatewayError(400, f"{turn.requested_model} is served by API-key provider {target.provider.label}, which "
                            "has no compaction; compact with a subscription model (e.g. model.default).",
                            ErrorKind.INVALID_REQUEST, code="compaction_unsupported", param="model")
+
+
+def provider_request(turn: Turn) -> dict[str, Any]:
+    """What a provider is sent for `turn`: the client's request (see CLIENT_REQUEST_OPTION) with the effort the
+    client asked for in its protocol's own field, and nothing the Codex backend path added."""
+    request = dict(turn.options.get(CLIENT_REQUEST_OPTION) or turn.request)
+    request["model"] = turn.request.get("model")
+    if turn.reasoning_effort:
+        request["reasoning"] = {**(request.get("reasoning") or {}), "effort": turn.reasoning_effort}
+    return request
 
 
 def _fallback_target(gateway: "Gateway", turn: Turn) -> ProviderTarget | None:
@@ -124,7 +141,7 @@ async def open_turn_with_providers(gateway: "Gateway", turn: Turn, open_on_accou
     if target is not None and service is not None:
         recorder = current_recorder()
         recorder.admit(turn)
-        return await open_provider_turn(service, target.provider, turn.request, target.model, recorder)
+        return await open_provider_turn(service, target.provider, provider_request(turn), target.model, recorder)
     try:
         return await open_on_accounts(turn)
     except GatewayError as exc:
@@ -137,7 +154,8 @@ async def open_turn_with_providers(gateway: "Gateway", turn: Turn, open_on_accou
         label = f"{fallback.provider.label}/{fallback.model}"
         log.info("no account could serve %s (%s): falling back to %s", turn.requested_model, exc.code or exc.kind,
                  label)
-        return await open_provider_turn(service, fallback.provider, turn.request, fallback.model, current_recorder(),
+        return await open_provider_turn(service, fallback.provider, provider_request(turn), fallback.model,
+                                        current_recorder(),
                                         [(FALLBACK_HEADER, label)])
 
 
