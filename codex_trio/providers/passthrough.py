@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 import trio
-from quart import Response
+from quart import Response, request
 
 from ..errors import GatewayError
 from ..protocols.failures import premature_close
+from ..server.envelopes import error_headers
 from ..server.pipeline import SSE_HEADERS
 from ..server.streaming import relay
 from ..telemetry.recorder import current_recorder
@@ -118,8 +119,9 @@ async def passthrough(gateway: "Gateway", nursery: trio.Nursery, service: "Provi
     try:
         opened = await send(service, provider, url, outgoing_body(provider.wire, raw_body, model), headers, recorder)
     except ProviderRefused as exc:  # the client's own mistake, already in its protocol's envelope
+        # with the headers the protocol's errors carry (Anthropic's x-should-retry), as the backend path's do
         return Response(exc.body, status=exc.status, content_type=exc.content_type,
-                        headers={PROVIDER_HEADER: provider.label})
+                        headers={PROVIDER_HEADER: provider.label, **error_headers(request.path, exc.status)})
     recorder.opened(account_of(provider), model, "provider")
     response = opened.response
     content_type = response.headers.get("content-type", "application/json")
