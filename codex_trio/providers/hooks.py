@@ -20,6 +20,7 @@ from ..errors import ErrorKind, GatewayError
 from ..routing.models import ResolvedModel
 from ..routing.providers import ProviderTarget, provider_models, resolve_provider
 from ..telemetry.recorder import current_recorder
+from ..telemetry.trace import ALLOW_LIST_MODEL
 from ..turn import Turn
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ def resolve_for_provider(gateway: "Gateway", turn: Turn) -> ResolvedModel | None
         return None
     turn.request["model"] = target.model
     turn.options[TARGET_OPTION] = target
+    turn.options[ALLOW_LIST_MODEL] = target.qualified_name
     return ResolvedModel(target.model, None, None, turn.requested_model or target.model)
 
 
@@ -151,7 +153,7 @@ async def open_turn_with_providers(gateway: "Gateway", turn: Turn, open_on_accou
                 log.warning("provider fallback is on but no enabled provider serves its model for %s; fix "
                             "providers.fallback_model / fallback_models", turn.requested_model)
             raise
-        label = f"{fallback.provider.label}/{fallback.model}"
+        label = fallback.qualified_name
         log.info("no account could serve %s (%s): falling back to %s", turn.requested_model, exc.code or exc.kind,
                  label)
         return await open_provider_turn(service, fallback.provider, provider_request(turn), fallback.model,
