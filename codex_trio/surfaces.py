@@ -18,7 +18,7 @@ def install_surfaces(gateway: "Gateway") -> None:
     """Register every feature's routes and background jobs on the gateway."""
     from .server.accounts_api import register_accounts_api
     from .server.admin import register_admin
-    from .server.dashboard import register_dashboard
+    from .server.dashboard import register_dashboard, run_session_sweep
     from .server.anthropic_gemini_routes import register_anthropic, register_gemini
     from .server.audio_routes import register_audio
     from .server.ollama_routes import register_ollama
@@ -30,7 +30,7 @@ def install_surfaces(gateway: "Gateway") -> None:
     from .upstream.versions import run_release_watch
 
     gateway.services = build_services(gateway)
-    gateway.background_jobs.extend([run_accounts, run_dispatch, run_release_watch])
+    gateway.background_jobs.extend([run_accounts, run_dispatch, run_release_watch, run_session_sweep])
     gateway.route_registrars.extend([register_admin, register_accounts_api, register_proxies_api, register_openai,
                                      register_audio, register_anthropic, register_gemini, register_dashboard])
     gateway.ollama_route_registrars.append(register_ollama)

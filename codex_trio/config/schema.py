@@ -227,7 +227,8 @@ class ProxiesSettings(Section):
 
 class SessionSettings(Section):
     ttl_minutes: float = Field(1440.0, gt=0, description="How long a dashboard log-in session lasts (minutes).")
-    cleanup_interval_minutes: float = Field(15.0, gt=0, description="How often expired sessions are removed (reserved).")
+    cleanup_interval_minutes: float = Field(15.0, gt=0, description="How often expired dashboard sessions are "
+                                                                     "removed from memory (minutes).")
     allowed_hosts: list[Host] = Field(
         default_factory=list, description="Host names the dashboard answers to besides localhost, loopback addresses "
                                           "and server.host (e.g. the name of a reverse proxy in front); any other Host "

@@ -20,6 +20,7 @@ from ..errors import ErrorKind, GatewayError
 from ..routing.models import ResolvedModel
 from ..routing.providers import ProviderTarget, provider_models, resolve_provider
 from ..telemetry.recorder import current_recorder
+from ..telemetry.trace import ALLOW_LIST_MODEL
 from ..turn import Turn
 
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TARGET_OPTION = "provider_target"  # Turn.options key: the provider that serves this turn
+# Turn.options key: the request as the client's adapter built it, before the Codex model router and the
+# dispatcher added what only the backend takes (suffix efforts, `reasoning.summary` / `.context`, a default
+# `text.verbosity`, default hosted tools, `client_metadata`); a fallback provider is sent this instead.
+CLIENT_REQUEST_OPTION = "client_request"
 FALLBACK_HEADER = "x-codex-trio-fallback"
 # Failures that say "no account could serve it now", not "the request is wrong": these may fall back.
 FALLBACK_KINDS = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.OVERLOADED, ErrorKind.UPSTREAM, ErrorKind.TIMEOUT})
@@ -89,9 +94,13 @@ def resolve_for_provider(deps: "ProtocolDeps", turn: Turn) -> ResolvedModel | No
     """When a provider serves the requested model: point the turn at it and return what the routes echo."""
     target = target_for(deps, turn.requested_model)
     if target is None:
+        if deps.settings.providers.fallback:
+            # shallow is enough: the router and the dispatcher replace nested values, never edit them
+            turn.options[CLIENT_REQUEST_OPTION] = dict(turn.request)
         return None
     turn.request["model"] = target.model
     turn.options[TARGET_OPTION] = target
+    turn.options[ALLOW_LIST_MODEL] = target.qualified_name
     return ResolvedModel(target.model, None, None, turn.requested_model or target.model)
 
 
@@ -102,6 +111,16 @@ def refuse_provider_compaction(turn: Turn) -> None:
         raise GatewayError(400, f"{turn.requested_model} is served by API-key provider {target.provider.label}, which "
                            "has no compaction; compact with a subscription model (e.g. model.default).",
                            ErrorKind.INVALID_REQUEST, code="compaction_unsupported", param="model")
+
+
+def provider_request(turn: Turn) -> dict[str, Any]:
+    """What a provider is sent for `turn`: the client's request (see CLIENT_REQUEST_OPTION) with the effort the
+    client asked for in its protocol's own field, and nothing the Codex backend path added."""
+    request = dict(turn.options.get(CLIENT_REQUEST_OPTION) or turn.request)
+    request["model"] = turn.request.get("model")
+    if turn.reasoning_effort:
+        request["reasoning"] = {**(request.get("reasoning") or {}), "effort": turn.reasoning_effort}
+    return request
 
 
 def _fallback_target(deps: "ProtocolDeps", turn: Turn) -> ProviderTarget | None:
@@ -123,7 +142,7 @@ async def open_turn_with_providers(deps: "ProtocolDeps", turn: Turn, open_on_acc
     if target is not None and service is not None:
         recorder = current_recorder()
         recorder.admit(turn)
-        return await open_provider_turn(service, target.provider, turn.request, target.model, recorder)
+        return await open_provider_turn(service, target.provider, provider_request(turn), target.model, recorder)
     try:
         return await open_on_accounts(turn)
     except GatewayError as exc:
@@ -133,10 +152,11 @@ async def open_turn_with_providers(deps: "ProtocolDeps", turn: Turn, open_on_acc
                 log.warning("provider fallback is on but no enabled provider serves its model for %s; fix "
                             "providers.fallback_model / fallback_models", turn.requested_model)
             raise
-        label = f"{fallback.provider.label}/{fallback.model}"
+        label = fallback.qualified_name
         log.info("no account could serve %s (%s): falling back to %s", turn.requested_model, exc.code or exc.kind,
                  label)
-        return await open_provider_turn(service, fallback.provider, turn.request, fallback.model, current_recorder(),
+        return await open_provider_turn(service, fallback.provider, provider_request(turn), fallback.model,
+                                        current_recorder(),
                                         [(FALLBACK_HEADER, label)])
 
 

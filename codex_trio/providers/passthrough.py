@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 import trio
-from quart import Response, current_app
+from quart import Response, current_app, request
 
 from ..errors import GatewayError
 from ..protocols.failures import premature_close
+from ..server.envelopes import error_headers
 from ..server.pipeline import SSE_HEADERS
 from ..dispatch.pump import CLOSE_DEADLINE_SECONDS
 from ..server.request_tasks import request_tasks
@@ -120,6 +121,7 @@ async def passthrough(deps: "ProtocolDeps", service: "ProviderService", target: 
         url = url.removesuffix("?alt=sse")
     body = outgoing_body(provider.wire, raw_body, model)
     reply_headers = {PROVIDER_HEADER: provider.label}
+    path = request.path  # read here: the streamed reply opens in a task outside the request's context
 
     async def open_reply():
         """The provider's response, or its refusal (the client's own mistake, already in its protocol's
@@ -127,7 +129,9 @@ async def passthrough(deps: "ProtocolDeps", service: "ProviderService", target: 
         try:
             opened = await send(service, provider, url, body, headers, recorder)
         except ProviderRefused as exc:
-            return None, Response(exc.body, status=exc.status, content_type=exc.content_type, headers=reply_headers)
+            # with the headers the protocol's errors carry (Anthropic's x-should-retry), as the backend path's do
+            return None, Response(exc.body, status=exc.status, content_type=exc.content_type,
+                                  headers={**reply_headers, **error_headers(path, exc.status)})
         recorder.opened(account_of(provider), model, "provider")
         return opened.response, None
 

@@ -22,6 +22,11 @@ class ProviderTarget:
     provider: Provider
     model: str  # the model id as the provider knows it
 
+    @property
+    def qualified_name(self) -> str:
+        """How clients, model lists and client-key allow-lists name it."""
+        return f"{self.provider.label}/{self.model}"
+
 
 def _by_priority(providers: Iterable[Provider]) -> list[Provider]:
     return sorted((p for p in providers if p.enabled), key=lambda p: (p.priority, p.created_at))

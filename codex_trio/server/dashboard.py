@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import trio
 from quart import Response, request
 
 from ..errors import ErrorKind, GatewayError, invalid_request
@@ -62,6 +63,16 @@ def sessions_of(gateway: "GatewayHost") -> SessionBook:
         services.dashboard_sessions = SessionBook(
             clock=time.time, ttl_seconds=lambda: gateway.config.settings.session.ttl_minutes * 60)
     return services.dashboard_sessions
+
+
+async def run_session_sweep(gateway: "GatewayHost", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Background job: every `session.cleanup_interval_minutes`, forget expired sessions and link tokens. A
+    session is also refused the moment it expires; this frees those nobody presents again (a browser closed
+    for good). A changed interval applies from the next sweep."""
+    task_status.started()
+    while True:
+        await trio.sleep(gateway.config.settings.session.cleanup_interval_minutes * 60)
+        sessions_of(gateway).sweep()
 
 
 def login_link(gateway: "GatewayHost", base_url: str) -> str:

@@ -19,6 +19,7 @@ from ..providers.relay import ProviderRefused, account_of, send
 from ..providers.service import ProviderService, catalog
 from ..providers.wire import embeddings_url, offers_embeddings
 from ..telemetry.recorder import current_recorder
+from ..telemetry.trace import ALLOW_LIST_MODEL
 from ..turn import Turn
 from ..upstream.events import Usage
 from .admin import apply_changes, read_json_object
@@ -150,7 +151,8 @@ def register_providers_api(app: Any, gateway: "GatewayHost") -> None:
                                   "it to a provider's models, or name it as <provider label>/<model>.",
                                   param="model", code="model_not_found")
         recorder = current_recorder()
-        recorder.admit(Turn(request={"model": target.model}, requested_model=body["model"], stream=False))
+        recorder.admit(Turn(request={"model": target.model}, requested_model=body["model"], stream=False,
+                            options={ALLOW_LIST_MODEL: target.qualified_name}))
         try:
             opened = await send(providers, target.provider, embeddings_url(target.provider),
                                 outgoing_body("chat", raw, target.model), {}, recorder)

@@ -129,8 +129,9 @@ def apply_update(key: ClientKey, changes: dict[str, Any]) -> ClientKey:
     try:
         limits = KeyLimits.model_validate({**key.limits.model_dump(),
                                            **{k: v for k, v in changes.items() if k in LIMIT_FIELDS}})
-    except ValidationError as exc:
-        raise GatewayError(400, f"Invalid client-key limits: {_first_error(exc)}", ErrorKind.INVALID_REQUEST) from None
+    except ValidationError as exc:  # `param` names the field, so the dashboard shows the message next to it
+        raise GatewayError(400, f"Invalid client-key limits: {_first_error(exc)}", ErrorKind.INVALID_REQUEST,
+                           param=str(exc.errors()[0].get("loc", ("",))[0]) or None) from None
     name = changes.get("name", key.name)
     if not isinstance(name, str) or not name.strip():
         raise GatewayError(400, "name must be a non-empty string.", ErrorKind.INVALID_REQUEST, param="name")

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from .client_keys import ClientKey, KeyLease
 
 CLIENT_CLOSED = 499  # the client went away before the response was sent (nginx's convention)
+# Turn.options key: the name a client key's model allow-list is matched against when it is not the request's
+# model (an API-key provider's model is `<provider label>/<model>`, as clients name it).
+ALLOW_LIST_MODEL = "allow_list_model"
 
 
 class RequestTrace:
@@ -52,7 +55,7 @@ class RequestTrace:
         record.model = str(turn.request.get("model") or "")
         record.stream = bool(turn.stream)
         if self.key is not None and self.lease is None and self._admit is not None:
-            self.lease = self._admit(self.key, record.model)
+            self.lease = self._admit(self.key, turn.options.get(ALLOW_LIST_MODEL) or record.model)
 
     def sending(self) -> None:
         self.sent_at = time.monotonic()

@@ -26,6 +26,7 @@ GEMINI_KEY = "AIza-fake-gemini-0123456789"
 LIMITED_KEY = "sk-fake-limited-000000000"  # always answered with 429
 ARGS = {"city": "Paris"}
 CUT_MODEL = "fake-cut"  # a Chat model whose streams end early
+ANTHROPIC_MODELS = ("claude-fake-1",)  # any other model is a 404 not_found_error, as Anthropic's API answers
 
 
 @dataclass
@@ -220,6 +221,8 @@ def build_app(state: FakeProviders) -> QuartTrio:
         if (not isinstance(body, dict) or not isinstance(body.get("max_tokens"), int)
                 or not isinstance(body.get("messages"), list) or not body["messages"]):
             return anthropic_error(400, "invalid_request_error", "model, max_tokens and messages are required")
+        if body.get("model") not in ANTHROPIC_MODELS:
+            return anthropic_error(404, "not_found_error", f"model: {body.get('model')}")
         for message in body["messages"]:
             if message.get("role") not in ("user", "assistant"):
                 return anthropic_error(400, "invalid_request_error", "roles must be user or assistant")

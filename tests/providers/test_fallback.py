@@ -74,3 +74,25 @@ async def test_fallback_off_gives_the_usual_429_in_the_clients_envelope(data_dir
                 await sdk.messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "hi"}])
             assert limited.value.body["type"] == "error"
             assert not [r for r in fakes.received if "/v1/messages" in r.path or "/chat/" in r.path]
+
+
+async def test_fallback_to_a_responses_provider_carries_only_what_the_client_sent(data_dir):
+    """The accounts path adds backend-only fields from the Codex catalog entry (`reasoning.context` on
+    responses-lite models, a default `text.verbosity`) and `client_metadata`; a fallback provider must get
+    the client's request, not that."""
+    async with running_fakes() as fakes:
+        lite = "gpt-6.2-sol"  # a responses-lite model of the simulator's catalog (every plan)
+        local = {"providers": {"fallback": True, "fallback_model": "fakeresp/fake-resp"}}
+        async with gateway_and_sim(data_dir, accounts=1, local=local) as (sim, gateway, client):
+            await add_providers(client, provider_bodies(fakes))
+            exhaust_every_account(sim)
+            sent = {"model": lite, "input": "hello", "reasoning": {"effort": "low"},
+                    "metadata": {"app": "mine"}, "stream": True}
+            response = await client.post("/v1/responses", json=sent)
+            assert response.status_code == 200, response.text
+            assert response.headers["x-codex-trio-fallback"] == "fakeresp/fake-resp"
+            assert "Hello from fake-responses!" in response.text
+            body = fakes.last("/v1/responses").body
+            assert body["model"] == "fake-resp"
+            assert body["reasoning"] == {"effort": "low"}
+            assert "text" not in body and "client_metadata" not in body

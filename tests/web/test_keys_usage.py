@@ -76,3 +76,51 @@ def test_a_key_made_in_the_page_is_used_from_the_sdk_and_its_requests_are_shown_
     client.chat.completions.create(model="gpt-5.5", messages=[{"role": "user", "content": "live"}])
     expect(page.locator("#log-list tbody tr")).to_have_count(N + 1, timeout=10_000)
     assert problems.messages == [], "\n".join(problems.messages)
+
+
+def test_a_keys_limits_are_edited_in_the_page_and_apply_at_once(context, demo):
+    with demo.admin() as admin:
+        created = admin.post("/admin/client-keys", json={"name": "edit-me"})
+        assert created.status_code == 201
+        key_id, secret = created.json()["id"], created.json()["key"]
+    page = context.new_page()
+    problems = PageProblems(page)
+    log_in(page, demo)
+    open_page(page, "keys")
+    row = page.locator("#key-list tr", has_text="edit-me")
+    row.locator(".key-edit").click()
+    editor = page.locator("#key-editor")
+
+    # a refused value: its message under its own field, nothing written
+    editor.locator("#key-edit-requests_per_minute").fill("0")
+    editor.locator("#key-edit-save").click()
+    expect(page.locator("#key-edit-requests_per_minute-error")).to_contain_text("greater than or equal to 1")
+    with demo.admin() as admin:
+        assert admin.get(f"/admin/client-keys/{key_id}").json()["requests_per_minute"] is None
+
+    editor.locator("#key-edit-requests_per_minute").fill("30")
+    editor.locator("#key-edit-tokens_per_day").fill("100000")
+    editor.locator("#key-edit-allowed_models").fill("gpt-5.4*, fakeai/*")
+    editor.locator("#key-edit-save").click()
+    expect(page.locator("#key-editor")).to_have_count(0)
+    expect(row.locator(".key-limits")).to_contain_text("30")
+    with demo.admin() as admin:
+        key = admin.get(f"/admin/client-keys/{key_id}").json()
+    assert key["requests_per_minute"] == 30 and key["tokens_per_day"] == 100000
+    assert key["allowed_models"] == ["gpt-5.4*", "fakeai/*"]
+    client = openai.OpenAI(base_url=f"{demo.url}/v1", api_key=secret, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):  # the new allow-list applies to the next request
+        client.chat.completions.create(model="gpt-5.5", messages=[{"role": "user", "content": "hi"}])
+
+    # emptied fields clear the limits
+    row.locator(".key-edit").click()
+    editor.locator("#key-edit-allowed_models").fill("")
+    editor.locator("#key-edit-requests_per_minute").fill("")
+    editor.locator("#key-edit-tokens_per_day").fill("")
+    editor.locator("#key-edit-save").click()
+    expect(page.locator("#key-editor")).to_have_count(0)
+    expect(row.locator(".key-limits")).to_have_text("–")
+    assert client.chat.completions.create(model="gpt-5.5", messages=[{"role": "user", "content": "hi"}]).choices
+    # the one refused save (its 400, and Chromium's console line about it) is all that went wrong
+    assert problems.messages == [f"HTTP 400: {demo.url}/admin/client-keys/{key_id}",
+                                 "console: Failed to load resource: the server responded with a status of 400 ()"]

@@ -74,3 +74,24 @@ async def test_the_cookie_is_secure_behind_a_trusted_tls_proxy(data_dir):
     assert "secure" not in plain.headers["set-cookie"].lower()
     cookie = proxied.headers["set-cookie"].lower()
     assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+
+
+async def test_expired_sessions_are_swept_every_cleanup_interval_without_being_looked_up(data_dir):
+    """`session.cleanup_interval_minutes`: a background job removes expired sessions even when nobody presents
+    them again (a browser closed for good); the cookie then no longer works either."""
+    import httpx
+    import trio
+
+    from codex_trio.server.dashboard import sessions_of
+    from tests.conftest import api_key, running_gateway
+
+    local = {"session": {"ttl_minutes": 0.01, "cleanup_interval_minutes": 0.01}}  # 0.6 s each
+    async with running_gateway(data_dir, install=True, local=local) as (gateway, url):
+        async with httpx.AsyncClient(base_url=url) as client:
+            logged_in = await client.post("/ui/session", json={"key": api_key(gateway)}, headers={"origin": url})
+            assert logged_in.status_code == 200
+            assert len(sessions_of(gateway).sessions) == 1
+            with trio.fail_after(10):
+                while sessions_of(gateway).sessions:
+                    await trio.sleep(0.1)
+            assert (await client.get("/admin/overview")).status_code == 401
