@@ -30,6 +30,7 @@ from .conversations import Conversation, ConversationRegistry, conversation_key,
 
 from ..accounts.pool import Failure
 from ..telemetry.recorder import NULL_RECORDER, TurnRecorder, current_recorder, transport_of
+from ..telemetry import stage_timing
 
 if TYPE_CHECKING:
     from ..accounts.pool import Lease
@@ -234,6 +235,7 @@ class Dispatcher:
             lease = await stack.enter_async_context(pool.acquire(
                 model=request["model"], conversation_id=key, previous_response_id=request.get("previous_response_id"),
                 exclude=excluded))
+            stage_timing.mark("leased")
             if request.get("previous_response_id") and lease.preferred_missed:
                 raise GatewayError(400, "previous_response_id belongs to an account that cannot serve this request "
                                    "now; send the full conversation instead.", ErrorKind.INVALID_REQUEST,

@@ -17,6 +17,7 @@ from quart import Response
 from ..errors import GatewayError
 from ..protocols.failures import premature_close
 from ..protocols.stops import StopScanner
+from ..telemetry import stage_timing
 from ..upstream.events import CodexEvent, EventNormalizer, NormalizedEvent, TextDelta
 from .streaming import relay
 
@@ -70,6 +71,7 @@ def stream_response(gateway: "Gateway", app_nursery: trio.Nursery, upstream: "Up
                 await send.send(prefix)
             async for batch in upstream.batches():
                 frames = encode_batch(batch, normalizer, encoder, raw)
+                stage_timing.mark("translated")
                 if frames:
                     await send.send(frames)
                 if normalizer.terminal is not None or encoder.stopped:

@@ -11,6 +11,7 @@ from quart import Response, request
 
 from ..protocols.meta import ResponseMeta
 from ..routing.models import ModelRouter, ResolvedModel
+from ..telemetry import stage_timing
 from ..turn import Turn
 from .api import json_response
 
@@ -56,6 +57,7 @@ def resolve(gateway: "Gateway", turn: Turn, *, fallback_to_default: bool,
     add_default_tools(gateway, turn, request.headers if headers is None else headers)
     if not passthrough:
         place_system_prompt(turn, gateway.config.settings.model.system_prompt_strategy)
+    stage_timing.mark("routed")
     return resolved
 
 
@@ -93,7 +95,9 @@ def meta_for(prefix: str, model: str) -> ResponseMeta:
 
 
 async def body_bytes() -> bytes:
-    return await request.get_data(cache=False)
+    body = await request.get_data(cache=False)
+    stage_timing.mark("body")
+    return body
 
 
 async def open_turn(gateway: "Gateway", turn: Turn) -> "OpenedTurn":
