@@ -74,9 +74,9 @@ async def serve_gateway(sim: dict[str, Any]) -> None:
         print(orjson.dumps({"url": url, "key": gateway.config.settings.server.proxy_api_key}).decode(), flush=True)
 
 
-def spawn(tree: Path, *args: str) -> tuple[subprocess.Popen, dict[str, Any]]:
+def spawn(tree: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, dict[str, Any]]:
     """This script in a server mode, importing codex_trio from `tree`; the process and the JSON line it prints."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env = {**os.environ, **(env or {}), "PYTHONPATH": str(tree)}
     proc = subprocess.Popen([sys.executable, str(HERE / "benches" / "stream_memory.py"), *args], cwd=tree, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
@@ -151,6 +151,8 @@ def main() -> int:
     parser.add_argument("--pacing-ms", type=float, default=50, help="delay between upstream events")
     parser.add_argument("--warm", type=int, default=20)
     parser.add_argument("--tree", action="append", type=Path, help="a checkout whose gateway to measure (repeatable)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
+                        help="also measure each tree's gateway with these environment variables (repeatable)")
     parser.add_argument("--serve-sim", choices=["deflate", "plain"], help=argparse.SUPPRESS)
     parser.add_argument("--serve-gateway", metavar="SIM_JSON", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -164,18 +166,20 @@ def main() -> int:
     print(f"load average before: {os.getloadavg()}")
     print(f"{args.streams} concurrent streams of {args.events} events every {args.pacing_ms:g} ms; RSS of the gateway")
     print(f"{'gateway tree':<28}{'upstream':<10}{'idle MiB':>9}{'peak MiB':>10}{'after MiB':>10}{'KiB/stream':>12}")
+    variants = [{}] + [dict(pair.split("=", 1) for pair in spec.split(",")) for spec in args.env]
     for mode in ("deflate", "plain"):
         sim_proc, sim = spawn(HERE, "--serve-sim", mode, "--events", str(args.events), "--pacing-ms",
                               str(args.pacing_ms))
         try:
-            for tree in trees:
-                gw_proc, gw = spawn(tree, "--serve-gateway", orjson.dumps(sim).decode())
+            for tree, env in ((tree, env) for tree in trees for env in variants):
+                gw_proc, gw = spawn(tree, "--serve-gateway", orjson.dumps(sim).decode(), env=env)
                 try:
                     r = trio.run(measure, gw, gw_proc.pid, args.streams, args.warm)
                 finally:
                     gw_proc.terminate()
                     gw_proc.wait(20)
-                print(f"{str(tree)[-28:]:<28}{mode:<10}{r['idle_mib']:>9.1f}{r['peak_mib']:>10.1f}"
+                label = (str(tree)[-16:] + " " + ",".join(env.values()))[-27:]
+                print(f"{label:<28}{mode:<10}{r['idle_mib']:>9.1f}{r['peak_mib']:>10.1f}"
                       f"{r['after_mib']:>10.1f}{r['per_stream_kib']:>12.1f}", flush=True)
         finally:
             sim_proc.terminate()
