@@ -55,6 +55,17 @@ def conversation_key(turn: Turn) -> str:
     return "d:" + _digest(str(request.get("model")), instructions[:2000], _first_user_text(request.get("input") or []))
 
 
+def continues_conversation(key: str, request: dict[str, Any]) -> bool:
+    """Whether a turn carries on a conversation already under way: it names the client's own conversation id,
+    a previous response, or has history beyond the opening messages (an answer, a tool call or output). Only such
+    a turn waits for its conversation's busy socket; identical first messages from different clients are
+    different conversations that merely derive the same key."""
+    if key.startswith("c:") or request.get("previous_response_id"):
+        return True
+    return any(not isinstance(item, dict) or item.get("role") not in ("user", "system", "developer")
+               for item in request.get("input") or [])
+
+
 def variant_key(request: dict[str, Any]) -> str:
     instructions = request.get("instructions") if isinstance(request.get("instructions"), str) else ""
     return _digest(instructions, orjson.dumps(request.get("tools") or [], option=orjson.OPT_SORT_KEYS).decode())
@@ -68,6 +79,19 @@ class Conversation:
     # finished in the stream's producer task, and trio Locks belong to the task that acquired them.
     busy: trio.Semaphore = field(default_factory=lambda: trio.Semaphore(1))
     last_used: float = field(default_factory=time.monotonic)
+
+    async def claim(self, wait: float) -> bool:
+        """Take the socket for a turn: at once if free, else within `wait` seconds (0: not at all)."""
+        try:
+            self.busy.acquire_nowait()
+            return True
+        except trio.WouldBlock:
+            if wait <= 0:
+                return False
+        with trio.move_on_after(wait):
+            await self.busy.acquire()
+            return True
+        return False
 
     async def use_auth(self, auth: AccountAuth) -> None:
         """The WebSocket is authenticated at its handshake: new tokens need a new socket."""

@@ -26,7 +26,7 @@ from ..upstream.events import TERMINAL_TYPES, CodexEvent, Usage
 from ..upstream.quota import QuotaSnapshot, to_headers
 from ..upstream.transport import ConversationTransport, UpstreamFailed, compact
 from .catalog import Catalog, with_model_defaults
-from .conversations import Conversation, ConversationRegistry, conversation_key, variant_key
+from .conversations import Conversation, ConversationRegistry, continues_conversation, conversation_key, variant_key
 
 from ..accounts.pool import Failure
 from ..telemetry.recorder import NULL_RECORDER, TurnRecorder, current_recorder, transport_of
@@ -174,8 +174,8 @@ class Dispatcher:
         (parallel agents sharing a prompt) and gets its own upstream connection. A turn chained with an
         explicit previous_response_id can only run on the socket that holds that response, so it waits."""
         conversation = self._conversation(lease, key, request)
-        with trio.move_on_after(BUSY_GRACE_SECONDS):
-            await conversation.busy.acquire()
+        # A first message never waits: its socket is busy with another client's identical first message.
+        if await conversation.claim(BUSY_GRACE_SECONDS if continues_conversation(key, request) else 0):
             stack.callback(conversation.busy.release)
             return conversation
         if request.get("previous_response_id"):
