@@ -58,9 +58,10 @@ pub const REPLAY_LIMIT: usize = 64 << 10;
 /// zlib's state for a 15-bit window is about 256 KiB, and a socket compresses one or two messages per turn, so
 /// the state is held only while compressing. Compression is deterministic: a fresh compressor fed the same
 /// messages, each ended by the same sync flush, is in exactly the state a kept one would be in. So while the
-/// messages sent so far total at most `REPLAY_LIMIT` bytes only they are kept, and each new message rebuilds the
-/// compressor by replaying them first (output discarded) and drops it afterwards; past the limit the compressor is
-/// kept for the socket's life, as it always was. Either way the bytes sent are those of one long-lived compressor.
+/// messages sent so far total at most `REPLAY_LIMIT` bytes only they are kept, and each new message takes the
+/// thread's spare compressor (reset), replays them into it (output discarded), compresses, and gives it back;
+/// past the limit the socket keeps a compressor of its own for its life, as it always did. Either way the bytes
+/// sent are those of one long-lived compressor.
 pub struct Deflater {
     window_bits: u8,
     reset_each_message: bool,
@@ -80,19 +81,17 @@ impl Deflater {
         }
     }
 
-    fn fresh(&self) -> Compress {
-        Compress::new_with_window_bits(Compression::default(), false, self.window_bits)
-    }
-
     pub fn compress(&mut self, payload: &[u8]) -> Vec<u8> {
-        if self.reset_each_message {
-            // No context takeover: every message starts from a fresh state anyway.
-            return compress_message(&mut self.fresh(), payload);
-        }
         if let Some(inner) = self.kept.as_mut() {
             return compress_message(inner, payload);
         }
-        let mut inner = self.fresh();
+        let mut inner = scratch(self.window_bits);
+        if self.reset_each_message {
+            // No context takeover: every message starts from a fresh state anyway.
+            let out = compress_message(&mut inner, payload);
+            give_back(self.window_bits, inner);
+            return out;
+        }
         let (sent, ends) = self.sent.as_mut().expect("either kept or replayable");
         let mut start = 0;
         for &end in ends.iter() {
@@ -103,6 +102,7 @@ impl Deflater {
         if sent.len() + payload.len() <= REPLAY_LIMIT {
             sent.extend_from_slice(payload);
             ends.push(sent.len());
+            give_back(self.window_bits, inner);
         } else {
             self.sent = None;
             self.kept = Some(inner);
@@ -118,6 +118,27 @@ impl Deflater {
             (None, None) => 0,
         }
     }
+}
+
+thread_local! {
+    /// One compressor per thread (the I/O runtime has two), reset for each use: replaying sockets then neither
+    /// allocate nor free ~256 KiB per message, which glibc would keep in its arenas at the peak's size.
+    static SCRATCH: std::cell::RefCell<Option<(u8, Compress)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A compressor in its initial state (`reset` is zlib's deflateReset: the same state as a new one).
+fn scratch(window_bits: u8) -> Compress {
+    match SCRATCH.with(|slot| slot.borrow_mut().take()) {
+        Some((bits, mut inner)) if bits == window_bits => {
+            inner.reset();
+            inner
+        }
+        _ => Compress::new_with_window_bits(Compression::default(), false, window_bits),
+    }
+}
+
+fn give_back(window_bits: u8, inner: Compress) {
+    SCRATCH.with(|slot| *slot.borrow_mut() = Some((window_bits, inner)));
 }
 
 /// One message through `inner`, ended by a sync flush, with the flush's `00 00 ff ff` tail removed (RFC 7692).
@@ -246,6 +267,18 @@ mod tests {
         for (wire, message) in sent.iter().zip(&messages) {
             assert_eq!(&inflater.decompress(wire).unwrap(), message);
         }
+    }
+
+    #[test]
+    fn a_reset_compressor_sends_what_a_new_one_does() {
+        let messages = turn_messages(6);
+        let mut used = Compress::new_with_window_bits(Compression::default(), false, 15);
+        for message in &messages {
+            compress_message(&mut used, message);
+        }
+        used.reset();
+        let again: Vec<Vec<u8>> = messages.iter().map(|m| compress_message(&mut used, m)).collect();
+        assert_eq!(again, kept_forever(&messages));
     }
 
     #[test]
