@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -134,14 +133,13 @@ async def measure(gw: dict[str, Any], pid: int, streams: int, warm: int) -> dict
                     clients.start_soon(one, i)
                 for _ in range(streams):
                     await started.acquire()
-                all_streaming = time.monotonic()
                 for _ in range(10):  # all N are open now: sample a second more, then let them finish
                     peak = max(peak, rss_kib(pid))
                     await trio.sleep(0.1)
             done.set()
         after = rss_kib(pid)
     return {"idle_mib": idle / 1024, "peak_mib": peak / 1024, "after_mib": after / 1024,
-            "per_stream_kib": (peak - idle) / streams, "open_s": all_streaming}
+            "per_stream_kib": (peak - idle) / streams}
 
 
 def main() -> int:

@@ -39,10 +39,6 @@ _sink: int | None = None  # the output file's descriptor while timing is on
 _sink_path: str | None = None
 
 
-def enabled() -> bool:
-    return _sink is not None
-
-
 def mark(stage: str, *, again: bool = False) -> None:
     """Record `stage` for the current request: its first occurrence, or with `again` its latest."""
     if _sink is None:
