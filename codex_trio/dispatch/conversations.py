@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 MAX_CONVERSATIONS = 2048
 CLOSE_HANDSHAKE_SECONDS = 1.0
+# After a 426 the real client uses SSE for the rest of its session; here an account's new conversations go straight
+# to SSE for this long, instead of each paying the refused upgrade again.
+WEBSOCKET_REFUSED_SECONDS = 3600.0
 
 
 def _digest(*parts: str) -> str:
@@ -79,6 +82,10 @@ class Conversation:
     # finished in the stream's producer task, and trio Locks belong to the task that acquired them.
     busy: trio.Semaphore = field(default_factory=lambda: trio.Semaphore(1))
     last_used: float = field(default_factory=time.monotonic)
+    offered_websocket: bool = field(init=False)  # whether it started out trying the WebSocket
+
+    def __post_init__(self) -> None:
+        self.offered_websocket = self.transport.websocket_allowed
 
     async def claim(self, wait: float) -> bool:
         """Take the socket for a turn: at once if free, else within `wait` seconds (0: not at all)."""
@@ -122,6 +129,17 @@ class ConversationRegistry:
         self._items: OrderedDict[tuple[str, str, str], Conversation] = OrderedDict()
         self._retired: list[Conversation] = []
         self._retired_added = trio.Event()
+        self._websocket_refused: dict[str, float] = {}  # account id -> when an upgrade was refused for good
+
+    def websocket_allowed(self, account_id: str) -> bool:
+        """Whether a new conversation of this account should try the WebSocket (no 426 within the last hour)."""
+        refused = self._websocket_refused.get(account_id)
+        return refused is None or time.monotonic() - refused >= WEBSOCKET_REFUSED_SECONDS
+
+    def learn_fallback(self, account_id: str, conversation: Conversation) -> None:
+        """After a turn started: a 426 it met holds for the account's other conversations too."""
+        if conversation.offered_websocket and not conversation.transport.websocket_allowed:
+            self._websocket_refused[account_id] = time.monotonic()
 
     def get(self, key: tuple[str, str, str], create: Callable[[], Conversation]) -> Conversation:
         conversation = self._items.get(key)

@@ -162,7 +162,8 @@ class Dispatcher:
         transport = ConversationTransport(
             services.clients_for(account), services.identity, services.endpoint,
             AccountAuth(account.tokens.access_token, account.account_id or ""), thread,
-            self.catalog.traits(request["model"]), clock=services.clock)
+            self.catalog.traits(request["model"]), prefer_websocket=self.conversations.websocket_allowed(account.id),
+            clock=services.clock)
         return Conversation(thread, transport)
 
     async def _claim_conversation(self, stack: AsyncExitStack, lease: "Lease", key: str,
@@ -273,6 +274,7 @@ class Dispatcher:
                         continue
                     await lease.report_failure(Failure.NETWORK)
                     raise _TryAnother(lease.account.id, error) from None
+                self.conversations.learn_fallback(lease.account.id, conversation)
                 stack.push_async_callback(stream.aclose)
                 headers = transport.rate_headers or self._quota_headers(lease, quota)
                 return OpenedTurn(self, lease, stack, stream, buffered, request["model"], conversation, key,

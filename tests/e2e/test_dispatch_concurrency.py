@@ -90,3 +90,19 @@ async def test_identical_first_messages_do_not_queue_on_one_socket(data_dir: Pat
         assert order.index("b first") < order.index("a done"), order
         turns = [r for r in sim.requests if r.path.endswith("/codex/responses")]
         assert len({r.header("session-id") for r in turns}) == 2  # a's conversation (reused by the follow-up) and b's
+
+
+async def test_a_refused_upgrade_is_remembered_for_the_accounts_new_conversations(data_dir: Path):
+    """After a 426 the account's next conversations go straight to SSE: before #20 each new conversation paid the
+    refused upgrade again (a TCP + TLS round trip and the 426, about 3 ms)."""
+    async with running_sim(accounts=1, websocket=False) as sim:
+        async with gateway_on_sim(data_dir, sim) as (gateway, url):
+            async with httpx.AsyncClient(base_url=url, timeout=30,
+                                         headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:
+                for text in ("one conversation", "another conversation", "a third one"):
+                    reply = await client.post("/v1/chat/completions", json={
+                        "model": "gpt-5.5", "messages": [{"role": "user", "content": text}]})
+                    assert reply.status_code == 200, reply.text
+        upgrades = sim.requests_to("/codex/responses", "GET")
+        assert [r.status for r in upgrades] == [426]
+        assert len(sim.requests_to("/codex/responses", "POST")) == 3
