@@ -10,7 +10,11 @@ this client. In the same run the client sends
 * one long reply (many small text deltas) both ways, and reports upstream events relayed per second through the
   Chat translator, plus events per CPU-second of the gateway process (goal ≥ 50 000 events/s on one core).
 
-    /work/venv/bin/python -m benches.gateway_ttfb [--samples 300] [--long-chars 200000] [--chunk 4]
+* with `--stages`, the gateway records per-stage timing (`CODEX_TRIO_STAGE_TIMING`), the run adds `--new` turns
+  that each start a new conversation (a new upstream WebSocket: TCP, TLS, upgrade, prewarm) next to as many
+  direct ones, and it prints the p50 of every stage for turns on a reused socket and on a new one.
+
+    /work/venv/bin/python -m benches.gateway_ttfb [--samples 300] [--long-chars 200000] [--chunk 4] [--stages]
 
 (from the repository root; the run is bounded: samples x 2 short turns, 3 long replies each way.)
 """
@@ -76,10 +80,10 @@ async def serve_gateway(sim: dict[str, Any]) -> None:
         print(orjson.dumps({"url": url, "key": gateway.config.settings.server.proxy_api_key}).decode(), flush=True)
 
 
-def spawn(*args: str) -> tuple[subprocess.Popen, dict[str, Any]]:
+def spawn(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, dict[str, Any]]:
     """Start this script in a server mode; returns the process and the JSON line it prints when ready."""
     proc = subprocess.Popen([sys.executable, "-m", "benches.gateway_ttfb", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})
     line = proc.stdout.readline()  # the server prints exactly one line once it listens
     if not line:
         proc.kill()
@@ -135,7 +139,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def measure(sim: dict[str, Any], gw: dict[str, Any], gateway_pid: int, samples: int, long_chars: int,
-                  chunk: int) -> None:
+                  chunk: int, new: int) -> None:
     import ssl
 
     context = ssl.create_default_context(cafile=sim["ca_file"])
@@ -151,7 +155,8 @@ async def measure(sim: dict[str, Any], gw: dict[str, Any], gateway_pid: int, sam
         direct = Target(
             "direct", sim_client, "/codex/responses",
             {"authorization": f"Bearer {sim['access_token']}", "chatgpt-account-id": sim["account_id"],
-             "content-type": "application/json", "accept": "text/event-stream"},
+             "content-type": "application/json", "accept": "text/event-stream",
+             "accept-encoding": "identity"},  # the simulator compresses for clients that accept it (raw bytes here)
             lambda text: orjson.dumps({"model": "gpt-5.5", "instructions": "", "stream": True, "store": False,
                                        "tool_choice": "auto", "parallel_tool_calls": False, "tools": [],
                                        "input": [{"type": "message", "role": "user",
@@ -177,6 +182,16 @@ async def measure(sim: dict[str, Any], gw: dict[str, Any], gateway_pid: int, sam
         print(f"{'added':<10}{'':>20}{percentile(g, .5) - percentile(d, .5):>10.3f}"
               f"{percentile(g, .99) - percentile(d, .99):>10.3f}   (first text, gateway - direct)")
 
+        if new:
+            fresh: dict[str, list[float]] = {"gateway": [], "direct": []}
+            for i in range(new):  # a prompt never seen before: a new conversation, so a new upstream socket
+                for target in ((gateway, direct) if i % 2 else (direct, gateway)):
+                    fresh[target.name].append((await target.first_byte_and_text(f"{PROMPT} number {i}"))[1])
+            g, d = fresh["gateway"], fresh["direct"]
+            print(f"\nnew conversation each turn, {new} samples each: first text p50 gateway {percentile(g, .5):.3f}"
+                  f" ms, direct {percentile(d, .5):.3f} ms, added {percentile(g, .5) - percentile(d, .5):.3f} ms"
+                  f" (p99 added {percentile(g, .99) - percentile(d, .99):.3f})")
+
         upstream_events = -(-long_chars // chunk)
         print(f"\nlong reply: {long_chars} characters in {upstream_events} text deltas of {chunk} characters")
         print(f"{'path':<10}{'seconds':>9}{'frames':>9}{'MB':>8}{'events/s':>11}{'gw CPU s':>10}{'events/CPU-s':>14}")
@@ -189,9 +204,38 @@ async def measure(sim: dict[str, Any], gw: dict[str, Any], gateway_pid: int, sam
                   f"{cpu if target is gateway else 0:>10.2f}{per_cpu}")
 
 
+def print_stages(path: Path) -> None:
+    """p50 of each stage (ms since the stage before it) of the streamed Chat turns, reused socket vs new one."""
+    from codex_trio.telemetry.stage_timing import breakdown
+
+    groups: dict[str, list[dict[str, int]]] = {"reused socket": [], "new socket": []}
+    for line in path.read_bytes().splitlines():
+        record = orjson.loads(line)
+        if record["path"] == "/v1/chat/completions" and record["status"] == 200:
+            stages = record["stages"]
+            groups["new socket" if "ws_connected" in stages else "reused socket"].append(stages)
+    for name, records in groups.items():
+        if not records:
+            continue
+        records = records[10:] if name == "reused socket" else records  # the warm-up turns
+        steps: dict[str, list[float]] = {}
+        totals = []
+        for stages in records:
+            for stage, ms in breakdown(stages):
+                steps.setdefault(stage, []).append(ms)
+            totals.append((max(stages.values()) - stages["head"]) / 1e6)
+        print(f"\ngateway stages, {name} ({len(records)} turns): p50 ms since the stage before")
+        order = sorted(steps, key=lambda stage: percentile([records[0].get(stage, 0)], .5))
+        for stage in order:
+            print(f"  {stage:<14}{percentile(steps[stage], .5):>8.3f}   (p99 {percentile(steps[stage], .99):.3f})")
+        print(f"  {'head -> last':<14}{percentile(totals, .5):>8.3f}   (p99 {percentile(totals, .99):.3f})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--stages", action="store_true", help="record and print the gateway's per-stage timing")
+    parser.add_argument("--new", type=int, default=100, help="with --stages: turns that each open a new socket")
     parser.add_argument("--long-chars", type=int, default=200_000)
     parser.add_argument("--chunk", type=int, default=4)
     parser.add_argument("--serve-sim", action="store_true", help=argparse.SUPPRESS)
@@ -204,13 +248,19 @@ def main() -> int:
         trio.run(serve_gateway, orjson.loads(args.serve_gateway))
         return 0
     sim_proc, sim = spawn("--serve-sim", "--long-chars", str(args.long_chars), "--chunk", str(args.chunk))
+    stages = Path(tempfile.mkdtemp(prefix="gateway-stages-")) / "stages.jsonl"
     try:
-        gw_proc, gw = spawn("--serve-gateway", orjson.dumps(sim).decode())
+        gw_proc, gw = spawn("--serve-gateway", orjson.dumps(sim).decode(),
+                            env={"CODEX_TRIO_STAGE_TIMING": str(stages)} if args.stages else None)
         try:
-            trio.run(measure, sim, gw, gw_proc.pid, args.samples, args.long_chars, args.chunk)
+            print(f"load average: {os.getloadavg()}")
+            trio.run(measure, sim, gw, gw_proc.pid, args.samples, args.long_chars, args.chunk,
+                     args.new if args.stages else 0)
         finally:
             gw_proc.terminate()
             gw_proc.wait(10)
+        if args.stages:
+            print_stages(stages)
     finally:
         sim_proc.terminate()
         sim_proc.wait(10)

@@ -14,6 +14,7 @@ account is re-verified through /wham/usage before it is trusted again; nothing s
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -21,6 +22,7 @@ from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from operator import itemgetter
 from typing import AsyncIterator, Awaitable, Callable, Iterable
 
 import trio
@@ -318,15 +320,21 @@ class AccountPool:
 
     # ---- choosing -------------------------------------------------------------------------------------
 
-    def _plan_allows(self, account: Account, model: str | None) -> bool:
+    def _plans_offering(self, model: str | None) -> frozenset[str] | None:
+        """The plans whose fetched catalog lists `model`; None when every plan may serve it (no model, no
+        catalog fetched, or no fetched catalog lists it: the backend decides). Computed once per choice."""
         if model is None or not self._plan_models:
+            return None
+        offering = frozenset(plan for plan, models in self._plan_models.items() if model in models)
+        return offering or None
+
+    def _plan_allows(self, account: Account, offering: frozenset[str] | None) -> bool:
+        if offering is None:
             return True
-        offering = {plan for plan, models in self._plan_models.items() if model in models}
-        if not offering:
-            return True  # no fetched catalog lists it; let the backend decide
         return account.plan is None or account.plan in offering or account.plan not in self._plan_models
 
-    def _blocked_reason(self, rt: _Runtime, model: str | None, now: float) -> str | None:
+    def _blocked_reason(self, rt: _Runtime, model: str | None, offering: frozenset[str] | None,
+                        now: float) -> str | None:
         account = rt.account
         if not account.enabled or account.status is AccountStatus.DISABLED:
             return "disabled"
@@ -340,7 +348,7 @@ class AccountPool:
             rt.verify_required = True  # the reset has passed: trust it only after a check
         if rt.cf_until > now:
             return "cloudflare_cooldown"
-        if not self._plan_allows(account, model):
+        if not self._plan_allows(account, offering):
             return "plan"
         if self.config.skip_exhausted and rt.quota is not None:
             limit_id = self.config.model_limit_ids.get(model or "")
@@ -370,21 +378,22 @@ class AccountPool:
         Resets within RESET_TIE_SECONDS of the earliest known one count as equal: windows last hours, so
         windows opened by requests seconds apart are the same for this purpose. Accounts whose reset lies
         beyond that come after, earliest first."""
-        resets = {id(r): r.quota.earliest_reset(now) if r.quota else None for r in candidates}
-        known = [t for t in resets.values() if t is not None]
+        resets = [r.quota.earliest_reset(now) if r.quota else None for r in candidates]
+        known = [t for t in resets if t is not None]
         horizon = min(known) + RESET_TIE_SECONDS if known else math.inf
-
-        def key(r: _Runtime) -> tuple[bool, float, int, float]:
-            reset = resets[id(r)]
+        # Each candidate's key is computed once (with 5,000 accounts the key function dominated the choice).
+        keyed = []
+        for r, reset in zip(candidates, resets):
             later = reset if reset is not None and reset >= horizon else 0.0
             exhausted = r.quota is not None and r.quota.blocks(now)
-            return (exhausted, later, r.account.request_count + r.in_flight, r.account.last_used_at or 0.0)
-
-        ranked = sorted(candidates, key=key)
-        ties = [r for r in ranked if key(r) == key(ranked[0])]
+            keyed.append(((exhausted, later, r.account.request_count + r.in_flight, r.account.last_used_at or 0.0), r))
+        keyed.sort(key=itemgetter(0))  # stable, like sorting the candidates by the key
+        ranked = [r for _, r in keyed]
+        best = keyed[0][0]
+        ties = list(itertools.takewhile(lambda item: item[0] == best, keyed))
         if len(ties) > 1:
             self._tie_turn += 1
-            pick = ties[self._tie_turn % len(ties)]
+            pick = ties[self._tie_turn % len(ties)][1]
             ranked.remove(pick)
             ranked.insert(0, pick)
         return ranked
@@ -408,12 +417,13 @@ class AccountPool:
         deadline = trio.current_time() + self.config.slot_wait_seconds
         while True:
             now = self.clock()
+            offering = self._plans_offering(model)
             reasons: dict[str, str] = {}
             candidates, full = [], []
             for account_id, rt in self._accounts.items():
                 if account_id in excluded:
                     continue
-                reason = self._blocked_reason(rt, model, now)
+                reason = self._blocked_reason(rt, model, offering, now)
                 if reason is not None:
                     reasons[account_id] = reason
                 elif rt.in_flight >= self.config.max_concurrent_per_account:

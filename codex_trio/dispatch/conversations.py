@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 MAX_CONVERSATIONS = 2048
 CLOSE_HANDSHAKE_SECONDS = 1.0
+# After a 426 the real client uses SSE for the rest of its session; here an account's new conversations go straight
+# to SSE for this long, instead of each paying the refused upgrade again.
+WEBSOCKET_REFUSED_SECONDS = 3600.0
 
 
 def _digest(*parts: str) -> str:
@@ -55,6 +58,17 @@ def conversation_key(turn: Turn) -> str:
     return "d:" + _digest(str(request.get("model")), instructions[:2000], _first_user_text(request.get("input") or []))
 
 
+def continues_conversation(key: str, request: dict[str, Any]) -> bool:
+    """Whether a turn carries on a conversation already under way: it names the client's own conversation id,
+    a previous response, or has history beyond the opening messages (an answer, a tool call or output). Only such
+    a turn waits for its conversation's busy socket; identical first messages from different clients are
+    different conversations that merely derive the same key."""
+    if key.startswith("c:") or request.get("previous_response_id"):
+        return True
+    return any(not isinstance(item, dict) or item.get("role") not in ("user", "system", "developer")
+               for item in request.get("input") or [])
+
+
 def variant_key(request: dict[str, Any]) -> str:
     instructions = request.get("instructions") if isinstance(request.get("instructions"), str) else ""
     return _digest(instructions, orjson.dumps(request.get("tools") or [], option=orjson.OPT_SORT_KEYS).decode())
@@ -68,6 +82,23 @@ class Conversation:
     # closes its turn in one task (dispatch/pump.py), and a release from any other task would raise.
     busy: trio.Lock = field(default_factory=trio.Lock)
     last_used: float = field(default_factory=time.monotonic)
+    offered_websocket: bool = field(init=False)  # whether it started out trying the WebSocket
+
+    def __post_init__(self) -> None:
+        self.offered_websocket = self.transport.websocket_allowed
+
+    async def claim(self, wait: float) -> bool:
+        """Take the socket for a turn: at once if free, else within `wait` seconds (0: not at all)."""
+        try:
+            self.busy.acquire_nowait()
+            return True
+        except trio.WouldBlock:
+            if wait <= 0:
+                return False
+        with trio.move_on_after(wait):
+            await self.busy.acquire()
+            return True
+        return False
 
     async def use_auth(self, auth: AccountAuth) -> None:
         """The WebSocket is authenticated at its handshake: new tokens need a new socket."""
@@ -98,6 +129,17 @@ class ConversationRegistry:
         self._items: OrderedDict[tuple[str, str, str], Conversation] = OrderedDict()
         self._retired: list[Conversation] = []
         self._retired_added = trio.Event()
+        self._websocket_refused: dict[str, float] = {}  # account id -> when an upgrade was refused for good
+
+    def websocket_allowed(self, account_id: str) -> bool:
+        """Whether a new conversation of this account should try the WebSocket (no 426 within the last hour)."""
+        refused = self._websocket_refused.get(account_id)
+        return refused is None or time.monotonic() - refused >= WEBSOCKET_REFUSED_SECONDS
+
+    def learn_fallback(self, account_id: str, conversation: Conversation) -> None:
+        """After a turn started: a 426 it met holds for the account's other conversations too."""
+        if conversation.offered_websocket and not conversation.transport.websocket_allowed:
+            self._websocket_refused[account_id] = time.monotonic()
 
     def get(self, key: tuple[str, str, str], create: Callable[[], Conversation]) -> Conversation:
         conversation = self._items.get(key)

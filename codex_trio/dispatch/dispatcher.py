@@ -26,10 +26,11 @@ from ..upstream.events import TERMINAL_TYPES, CodexEvent, Usage
 from ..upstream.quota import QuotaSnapshot, to_headers
 from ..upstream.transport import ConversationTransport, UpstreamFailed, compact
 from ..accounts.pool import Failure
+from ..telemetry import stage_timing
 from ..telemetry.recorder import NULL_RECORDER, TurnRecorder, current_recorder, transport_of
 from ..routing.catalog import Catalog, with_model_defaults
 from .connector import UpstreamConnector
-from .conversations import Conversation, ConversationRegistry, conversation_key, variant_key
+from .conversations import Conversation, ConversationRegistry, continues_conversation, conversation_key, variant_key
 
 if TYPE_CHECKING:
     from ..accounts.pool import AccountPool, Lease
@@ -170,7 +171,8 @@ class Dispatcher:
         thread = ThreadContext.new(account.installation_id)
         transport = ConversationTransport(
             connector.clients_for(account), connector.identity, connector.endpoint, connector.auth_for(account),
-            thread, self.catalog.traits(request["model"]), clock=connector.clock)
+            thread, self.catalog.traits(request["model"]),
+            prefer_websocket=self.conversations.websocket_allowed(account.id), clock=connector.clock)
         return Conversation(thread, transport)
 
     async def _claim_conversation(self, stack: AsyncExitStack, lease: "Lease", key: str,
@@ -182,8 +184,8 @@ class Dispatcher:
         (parallel agents sharing a prompt) and gets its own upstream connection. A turn chained with an
         explicit previous_response_id can only run on the socket that holds that response, so it waits."""
         conversation = self._conversation(lease, key, request)
-        with trio.move_on_after(BUSY_GRACE_SECONDS):
-            await conversation.busy.acquire()
+        # A first message never waits: its socket is busy with another client's identical first message.
+        if await conversation.claim(BUSY_GRACE_SECONDS if continues_conversation(key, request) else 0):
             stack.callback(conversation.busy.release)
             return conversation
         if request.get("previous_response_id"):
@@ -238,6 +240,7 @@ class Dispatcher:
         try:
             lease = await stack.enter_async_context(self.choose(
                 request["model"], key, excluded, previous_response_id=request.get("previous_response_id")))
+            stage_timing.mark("leased")
             if request.get("previous_response_id") and lease.preferred_missed:
                 raise GatewayError(400, "previous_response_id belongs to an account that cannot serve this request "
                                    "now; send the full conversation instead.", ErrorKind.INVALID_REQUEST,
@@ -273,6 +276,7 @@ class Dispatcher:
                         continue
                     await lease.report_failure(Failure.NETWORK)
                     raise _TryAnother(lease.account.id, error) from None
+                self.conversations.learn_fallback(lease.account.id, conversation)
                 stack.push_async_callback(stream.aclose)
                 headers = transport.rate_headers or self._quota_headers(lease, quota)
                 return OpenedTurn(self, lease, stack, stream, buffered, request["model"], conversation, key,

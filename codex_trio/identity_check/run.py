@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
 
 from ..config.store import ConfigStore
@@ -120,6 +119,8 @@ def replayed_turn(records: list[Any]) -> dict[str, Any] | None:
 
 
 async def run_gateway_turn(sim: Any, data_dir: Path, version: str, request: dict[str, Any]) -> None:
+    import httpx  # here: importing httpx (it loads click, pygments, rich) costs `codex-trio run` 10 MiB
+
     from ..app import Gateway
     from ..routing.catalog import refresh_catalog
     from ..surfaces import install_surfaces

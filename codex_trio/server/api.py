@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import ErrorKind, GatewayError, status_to_kind
 from ..telemetry.key_check import client_key_admits, open_by_settings
+from ..telemetry import stage_timing
 from .auth import key_problem, needs_key, presented_key
 from .envelopes import error_body, error_headers
 
@@ -90,7 +91,9 @@ def create_api_app(gateway: "GatewayHost") -> QuartTrio:
                                             request.args)
             if decided:
                 return response
-        return refusal(request.path, request.headers, request.args)
+        refused = refusal(request.path, request.headers, request.args)
+        stage_timing.mark("auth")
+        return refused
 
     # A refused WebSocket upgrade gets the same HTTP 401 and JSON body as the HTTP routes (not a bare 403), so
     # SDKs can tell a wrong key from a broken server.

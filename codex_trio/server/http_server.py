@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import time
 from functools import partial
 from typing import Any, Awaitable, Callable
 
@@ -34,6 +35,8 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
+
+from ..telemetry import stage_timing
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,7 @@ class HeadDeadlineStream(trio.abc.HalfCloseableStream):
         self.on_read_end = on_read_end
         self._idle = True  # between requests (or before the first): waiting for a request head
         self._deadline = math.inf
+        self.head_started_ns: int | None = None  # perf_counter_ns of the current head's first bytes (stage timing)
 
     @property
     def socket(self) -> Any:  # hypercorn reads the peer and local addresses from it
@@ -124,6 +128,7 @@ class HeadDeadlineStream(trio.abc.HalfCloseableStream):
             await self._read_ended()
         elif self._idle and self._deadline == math.inf:
             self._deadline = trio.current_time() + self._timeout
+            self.head_started_ns = time.perf_counter_ns()
         return data
 
     async def _read_ended(self) -> None:
@@ -151,6 +156,10 @@ class GuardedConnection(TCPServer):
         self.head_stream = HeadDeadlineStream(stream, config.header_timeout)
         super().__init__(app, config, context, state, self.head_stream)
         self.head_stream.on_read_end = self.idle_task.stop  # nothing more can arrive: no keep-alive to wait for
+
+    async def run(self) -> None:
+        stage_timing.on_connection(self.head_stream)  # the app tasks of this connection inherit it
+        await super().run()
 
     async def protocol_send(self, event: Any) -> None:
         if isinstance(event, Updated):
@@ -211,7 +220,7 @@ async def serve(app: Any, config: ServingConfig, *, name: str,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve `app` on `config.bind` until `shutdown_trigger` returns; then stop accepting, close idle
     connections, and give open ones `config.graceful_timeout` seconds before cancelling them."""
-    wrapped = wrap_app(shield_response_end(app), config.wsgi_max_body_size, "asgi")
+    wrapped = wrap_app(stage_timing.timed(shield_response_end(app)), config.wsgi_max_body_size, "asgi")
     lifespan_state: dict[str, Any] = {}
     lifespan = Lifespan(wrapped, config, lifespan_state)
     context = WorkerContext(None)

@@ -21,6 +21,7 @@ from quart import Response, current_app
 
 from ..dispatch.pump import Collected, TurnPump, discard
 from ..errors import GatewayError
+from ..telemetry import stage_timing
 from ..upstream.events import CodexEvent, NormalizedEvent
 from .request_tasks import request_tasks
 from .streaming import STREAM_BUFFER, relay
@@ -88,6 +89,7 @@ async def stream_turn(pump: TurnPump, turn: "Turn", encoder: StreamEncoder, *, h
     send, receive = trio.open_memory_channel[bytes](STREAM_BUFFER)
 
     async def deliver(frames: list[bytes]) -> None:
+        stage_timing.mark("translated")
         await send.send(b"".join(frames))
 
     async def serve(task_status=trio.TASK_STATUS_IGNORED) -> None:

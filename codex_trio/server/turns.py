@@ -17,6 +17,7 @@ from ..errors import ErrorKind, GatewayError
 from ..protocols.meta import ResponseMeta
 from ..providers.hooks import open_turn_with_providers, resolve_for_provider
 from ..routing.models import ModelRouter, ResolvedModel
+from ..telemetry import stage_timing
 from ..turn import Turn
 from .api import json_response
 from .pipeline import CollectedTurn, StreamEncoder, collect_turn, stream_turn
@@ -126,6 +127,7 @@ def resolve(deps: ProtocolDeps, turn: Turn, *, fallback_to_default: bool,
     add_default_tools(deps, turn, request.headers if headers is None else headers)
     if not passthrough:
         place_system_prompt(turn, deps.settings.model.system_prompt_strategy)
+    stage_timing.mark("routed")
     return resolved
 
 
@@ -163,7 +165,9 @@ def meta_for(prefix: str, model: str) -> ResponseMeta:
 
 
 async def body_bytes() -> bytes:
-    return await request.get_data(cache=False)
+    body = await request.get_data(cache=False)
+    stage_timing.mark("body")
+    return body
 
 
 def json_reply(body: dict[str, Any], collected: CollectedTurn) -> Response:

@@ -64,10 +64,29 @@ and pure logic: validation.py (request rules), turns.py (event plans), scenario.
 schema_instance.py (structured output), clock.py.
 """
 
-from .scenario import DEMO_SCENARIO, Reply, Rule, Scenario
-from .simulator import SimURLs, Simulator
-from .state import RecordedRequest, SimAccount, SimConfig
-from .testing import running_sim
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .scenario import DEMO_SCENARIO, Reply, Rule, Scenario
+    from .simulator import SimURLs, Simulator
+    from .state import RecordedRequest, SimAccount, SimConfig
+    from .testing import running_sim
+
+# Loaded on first use (PEP 562): `codex-trio run` builds its argument parser with `codex_trio.sim.cli`, and the
+# simulator itself pulls trustme/cryptography, Pillow and the h2/wsproto servers (+24 MiB of idle RSS).
+_HOME = {"DEMO_SCENARIO": "scenario", "Reply": "scenario", "Rule": "scenario", "Scenario": "scenario",
+         "SimURLs": "simulator", "Simulator": "simulator", "RecordedRequest": "state", "SimAccount": "state",
+         "SimConfig": "state", "running_sim": "testing"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["DEMO_SCENARIO", "RecordedRequest", "Reply", "Rule", "Scenario", "SimAccount", "SimConfig", "SimURLs", "Simulator",
            "running_sim"]

@@ -12,9 +12,6 @@ from typing import Sequence
 import orjson
 import trio
 
-from .simulator import Simulator
-from .state import SimConfig
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -30,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 async def run_sim(host: str, port: int, https: bool, accounts: int, scenario_path: str | None,
                   plans: Sequence[str] = ("plus",)) -> None:
+    from .simulator import Simulator  # here, not at the top: `codex-trio run` builds its parser with this module
+    from .state import SimConfig
+
     sim = Simulator(SimConfig(accounts=accounts, plans=tuple(plans), https=https, scenario=scenario_path))
     try:
         async with trio.open_nursery() as nursery:

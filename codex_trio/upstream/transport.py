@@ -26,6 +26,7 @@ import orjson
 
 from codex_trio.errors import ErrorKind, GatewayError
 from codex_trio.native import Client, ProtocolError, UpstreamError
+from codex_trio.telemetry import stage_timing
 from codex_trio.upstream import body as bodies
 from codex_trio.upstream import headers as hdrs
 from codex_trio.upstream.context import AccountAuth, ModelTraits, ThreadContext, TurnContext
@@ -314,6 +315,7 @@ class CodexWebSocket:
         self.chain.sent(body, full_input, self._clock())
         try:
             await self._ws.send_text(bodies.ws_frame_text(body))
+            stage_timing.mark("sent", again=True)  # again: a new socket's prewarm was sent first
             while True:
                 # One batch = the message waited for plus every message that has already arrived behind it,
                 # so a burst of small deltas costs one relay write downstream instead of one per delta.
@@ -392,13 +394,16 @@ class ConversationTransport:
             if socket is not None:
                 async with aclosing(socket.stream_turn(request, turn)) as stream:
                     async for batch in stream:
+                        stage_timing.mark("first_event")
                         yield batch
                 return
+        stage_timing.mark("sent")
         async with aclosing(sse_turn(self._clients.http, self._identity, self._endpoint, self.auth, self._thread, turn,
                                      request, self._traits, clock=self._clock, on_quota=self.on_quota,
                                      on_headers=self._keep_rate_headers, cookies=cookies,
                                      after_refresh=after_refresh)) as stream:
             async for batch in stream:
+                stage_timing.mark("first_event")
                 yield batch
 
     def _keep_rate_headers(self, headers: list[tuple[str, str]]) -> None:
@@ -416,7 +421,9 @@ class ConversationTransport:
             model=request["model"], reasoning_effort=bodies.reasoning_effort_of(request), clock=self._clock,
             on_quota=self.on_quota, after_refresh=after_refresh)
         self.rate_headers = socket.rate_headers
+        stage_timing.mark("ws_connected")
         events = await socket.prewarm(request)
+        stage_timing.mark("prewarmed")
         if not events or events[-1].type != "response.completed":
             await socket.close()
             failure = classify_event(events[-1], now=self._clock()) if events else None

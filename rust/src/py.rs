@@ -241,6 +241,12 @@ fn count_tokens_batch(py: Python<'_>, texts: Vec<String>) -> Vec<usize> {
     py.detach(|| crate::tokens::count_batch(&texts))
 }
 
+/// Test and benchmark hook: drop the o200k table now, as an idle period would (`tokens::IDLE_RELEASE`).
+#[pyfunction]
+fn _release_token_counter(py: Python<'_>) -> bool {
+    py.detach(|| crate::tokens::release_if_idle(std::time::Duration::ZERO))
+}
+
 /// Test hook: a call whose task panics, to prove a panic surfaces as an error item.
 #[pyfunction]
 fn _panic_in_task() -> PyResult<HttpCall> {
@@ -264,5 +270,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_panic_in_task, m)?)?;
     m.add_function(wrap_pyfunction!(count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(count_tokens_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(_release_token_counter, m)?)?;
     Ok(())
 }

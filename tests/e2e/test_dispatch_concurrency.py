@@ -53,3 +53,56 @@ async def test_an_upstream_that_never_starts_answering_is_a_504_in_the_clients_e
                     "model": "claude-sonnet-4-6", "max_tokens": 20, "messages": [{"role": "user", "content": "slow"}]})
     assert reply.status_code == 504
     assert reply.json()["type"] == "error" and "did not start answering" in reply.json()["error"]["message"]
+
+
+async def test_identical_first_messages_do_not_queue_on_one_socket(data_dir: Path):
+    """Replies shorter than the wait for a busy conversation: before #20 the second client's identical first
+    message waited for the first one's socket, so every client with the same prompt ran one at a time."""
+    async with running_sim(accounts=1) as sim:
+        # ~12 events 20 ms apart: about 0.25 s, well inside the 0.5 s a busy conversation is waited for
+        sim.script({"match": {"user_text": "same words"}, "reply": {"text": "x" * 16, "chunk_size": 4,
+                                                                     "pacing_ms": 20}})
+        async with gateway_on_sim(data_dir, sim) as (gateway, url):
+            body = {"model": "gpt-5.5", "stream": True, "messages": [{"role": "user", "content": "same words"}]}
+            order: list[str] = []
+
+            async def stream(name: str, client: httpx.AsyncClient) -> None:
+                async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+                    assert response.status_code == 200
+                    first = True
+                    async for line in response.aiter_lines():
+                        if first and '"content":"x' in line:
+                            order.append(f"{name} first")
+                            first = False
+                    order.append(f"{name} done")
+
+            async with httpx.AsyncClient(base_url=url, timeout=30,
+                                         headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(stream, "a", client)
+                    await trio.sleep(0.05)
+                    nursery.start_soon(stream, "b", client)
+                # a continuing turn of that conversation still goes to its socket (waits, then chains)
+                follow = {**body, "stream": False, "messages": [
+                    {"role": "user", "content": "same words"}, {"role": "assistant", "content": "x" * 16},
+                    {"role": "user", "content": "same words"}]}
+                assert (await client.post("/v1/chat/completions", json=follow)).status_code == 200
+        assert order.index("b first") < order.index("a done"), order
+        turns = [r for r in sim.requests if r.path.endswith("/codex/responses")]
+        assert len({r.header("session-id") for r in turns}) == 2  # a's conversation (reused by the follow-up) and b's
+
+
+async def test_a_refused_upgrade_is_remembered_for_the_accounts_new_conversations(data_dir: Path):
+    """After a 426 the account's next conversations go straight to SSE: before #20 each new conversation paid the
+    refused upgrade again (a TCP + TLS round trip and the 426, about 3 ms)."""
+    async with running_sim(accounts=1, websocket=False) as sim:
+        async with gateway_on_sim(data_dir, sim) as (gateway, url):
+            async with httpx.AsyncClient(base_url=url, timeout=30,
+                                         headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:
+                for text in ("one conversation", "another conversation", "a third one"):
+                    reply = await client.post("/v1/chat/completions", json={
+                        "model": "gpt-5.5", "messages": [{"role": "user", "content": text}]})
+                    assert reply.status_code == 200, reply.text
+        upgrades = sim.requests_to("/codex/responses", "GET")
+        assert [r.status for r in upgrades] == [426]
+        assert len(sim.requests_to("/codex/responses", "POST")) == 3

@@ -258,7 +258,14 @@ async fn pump(
                 if let Err(e) = io.write_all(&out).await {
                     return io_error(e);
                 }
+                if out.capacity() > OUT_KEPT {
+                    // A turn's request frame can be tens of KiB; the socket then idles or streams for minutes.
+                    out = Vec::with_capacity(1024);
+                }
             }
         }
     }
 }
+
+/// Capacity of the outgoing-frame buffer a socket keeps between sends.
+const OUT_KEPT: usize = 16 * 1024;

@@ -50,52 +50,124 @@ impl DeflateParams {
     }
 }
 
-/// Compresses outgoing messages; keeps its window between messages unless told not to.
+/// Messages a socket may send before its compressor is kept instead of rebuilt (see `Deflater`).
+pub const REPLAY_LIMIT: usize = 64 << 10;
+
+/// Compresses outgoing messages, keeping the window between messages unless told not to (context takeover).
+///
+/// zlib's state for a 15-bit window is about 256 KiB, and a socket compresses one or two messages per turn, so
+/// the state is held only while compressing. Compression is deterministic: a fresh compressor fed the same
+/// messages, each ended by the same sync flush, is in exactly the state a kept one would be in. So while the
+/// messages sent so far total at most `REPLAY_LIMIT` bytes only they are kept, and each new message takes the
+/// thread's spare compressor (reset), replays them into it (output discarded), compresses, and gives it back;
+/// past the limit the socket keeps a compressor of its own for its life, as it always did. Either way the bytes
+/// sent are those of one long-lived compressor.
 pub struct Deflater {
-    inner: Compress,
+    window_bits: u8,
     reset_each_message: bool,
+    kept: Option<Compress>,
+    /// The messages sent so far, back to back, and where each ends; `None` once the compressor is kept.
+    sent: Option<(Vec<u8>, Vec<usize>)>,
 }
 
 impl Deflater {
     pub fn new(params: &DeflateParams) -> Self {
-        // zlib cannot produce an 8-bit raw window; 9 bits is within every 8-bit limit the peer can set.
-        let bits = params.client_max_window_bits.max(9);
         Self {
-            inner: Compress::new_with_window_bits(Compression::default(), false, bits),
+            // zlib cannot produce an 8-bit raw window; 9 bits is within every 8-bit limit the peer can set.
+            window_bits: params.client_max_window_bits.max(9),
             reset_each_message: params.client_no_context_takeover,
+            kept: None,
+            sent: Some((Vec::new(), Vec::new())),
         }
     }
 
     pub fn compress(&mut self, payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(payload.len() / 2 + 64);
-        let start_in = self.inner.total_in();
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(256));
-            }
-            let consumed = (self.inner.total_in() - start_in) as usize;
-            self.inner
-                .compress_vec(&payload[consumed..], &mut out, FlushCompress::Sync)
-                .expect("deflate of in-memory data cannot fail");
-            // zlib's rule: the sync flush is complete when it returns with output space left.
-            if (self.inner.total_in() - start_in) as usize == payload.len() && out.len() < out.capacity() {
-                break;
-            }
+        if let Some(inner) = self.kept.as_mut() {
+            return compress_message(inner, payload);
         }
-        if out.ends_with(&TAIL) {
-            out.truncate(out.len() - TAIL.len());
-        } else {
-            // Nothing new to flush (an empty message right after a flush): zlib writes no block, and
-            // RFC 7692 §7.2.3.6 allows a single empty stored block, which is "00" once the tail is removed.
-            debug_assert!(payload.is_empty(), "sync flush did not end with 00 00 ff ff");
-            out.clear();
-            out.push(0x00);
-        }
+        let mut inner = scratch(self.window_bits);
         if self.reset_each_message {
-            self.inner.reset();
+            // No context takeover: every message starts from a fresh state anyway.
+            let out = compress_message(&mut inner, payload);
+            give_back(self.window_bits, inner);
+            return out;
+        }
+        let (sent, ends) = self.sent.as_mut().expect("either kept or replayable");
+        let mut start = 0;
+        for &end in ends.iter() {
+            compress_message(&mut inner, &sent[start..end]);
+            start = end;
+        }
+        let out = compress_message(&mut inner, payload);
+        if sent.len() + payload.len() <= REPLAY_LIMIT {
+            sent.extend_from_slice(payload);
+            ends.push(sent.len());
+            give_back(self.window_bits, inner);
+        } else {
+            self.sent = None;
+            self.kept = Some(inner);
         }
         out
     }
+
+    /// Bytes this deflater holds between messages, beyond its own struct (for tests and benchmarks).
+    pub fn held_bytes(&self) -> usize {
+        match (&self.kept, &self.sent) {
+            (Some(_), _) => 256 << 10,
+            (None, Some((sent, ends))) => sent.capacity() + ends.capacity() * std::mem::size_of::<usize>(),
+            (None, None) => 0,
+        }
+    }
+}
+
+thread_local! {
+    /// One compressor per thread (the I/O runtime has two), reset for each use: replaying sockets then neither
+    /// allocate nor free ~256 KiB per message, which glibc would keep in its arenas at the peak's size.
+    static SCRATCH: std::cell::RefCell<Option<(u8, Compress)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A compressor in its initial state (`reset` is zlib's deflateReset: the same state as a new one).
+fn scratch(window_bits: u8) -> Compress {
+    match SCRATCH.with(|slot| slot.borrow_mut().take()) {
+        Some((bits, mut inner)) if bits == window_bits => {
+            inner.reset();
+            inner
+        }
+        _ => Compress::new_with_window_bits(Compression::default(), false, window_bits),
+    }
+}
+
+fn give_back(window_bits: u8, inner: Compress) {
+    SCRATCH.with(|slot| *slot.borrow_mut() = Some((window_bits, inner)));
+}
+
+/// One message through `inner`, ended by a sync flush, with the flush's `00 00 ff ff` tail removed (RFC 7692).
+fn compress_message(inner: &mut Compress, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    let start_in = inner.total_in();
+    loop {
+        if out.capacity() - out.len() < 64 {
+            out.reserve(out.capacity().max(256));
+        }
+        let consumed = (inner.total_in() - start_in) as usize;
+        inner
+            .compress_vec(&payload[consumed..], &mut out, FlushCompress::Sync)
+            .expect("deflate of in-memory data cannot fail");
+        // zlib's rule: the sync flush is complete when it returns with output space left.
+        if (inner.total_in() - start_in) as usize == payload.len() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    } else {
+        // Nothing new to flush (an empty message right after a flush): zlib writes no block, and
+        // RFC 7692 §7.2.3.6 allows a single empty stored block, which is "00" once the tail is removed.
+        debug_assert!(payload.is_empty(), "sync flush did not end with 00 00 ff ff");
+        out.clear();
+        out.push(0x00);
+    }
+    out
 }
 
 /// Decompresses incoming messages.
@@ -166,6 +238,73 @@ mod tests {
         let big: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
         assert_eq!(inflater.decompress(&deflater.compress(&big)).unwrap(), big);
         assert_eq!(inflater.decompress(&deflater.compress(b"")).unwrap(), b"");
+    }
+
+    /// The compressor of today's sockets: one state for the socket's life.
+    fn kept_forever(messages: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut inner = Compress::new_with_window_bits(Compression::default(), false, 15);
+        messages.iter().map(|m| compress_message(&mut inner, m)).collect()
+    }
+
+    fn turn_messages(count: usize) -> Vec<Vec<u8>> {
+        (0..count)
+            .map(|i| {
+                let text: String = (0..(i * 7919) % 3000).map(|j| char::from(b'a' + ((i * j) % 26) as u8)).collect();
+                format!(r#"{{"type":"response.create","model":"gpt-5.5","input":[{{"text":"{text}"}}],"turn":{i}}}"#).into_bytes()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn replaying_sends_the_same_bytes_as_a_kept_compressor() {
+        let mut messages = turn_messages(40);
+        messages.insert(3, Vec::new());
+        messages.insert(9, (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()); // crosses the limit
+        let mut deflater = Deflater::new(&params());
+        let mut inflater = Inflater::new(&params());
+        let sent: Vec<Vec<u8>> = messages.iter().map(|m| deflater.compress(m)).collect();
+        assert_eq!(sent, kept_forever(&messages));
+        for (wire, message) in sent.iter().zip(&messages) {
+            assert_eq!(&inflater.decompress(wire).unwrap(), message);
+        }
+    }
+
+    #[test]
+    fn a_reset_compressor_sends_what_a_new_one_does() {
+        let messages = turn_messages(6);
+        let mut used = Compress::new_with_window_bits(Compression::default(), false, 15);
+        for message in &messages {
+            compress_message(&mut used, message);
+        }
+        used.reset();
+        let again: Vec<Vec<u8>> = messages.iter().map(|m| compress_message(&mut used, m)).collect();
+        assert_eq!(again, kept_forever(&messages));
+    }
+
+    #[test]
+    fn between_messages_only_the_sent_messages_are_held() {
+        let messages = turn_messages(12);
+        let mut deflater = Deflater::new(&params());
+        let mut total = 0;
+        for message in &messages {
+            deflater.compress(message);
+            total += message.len();
+            assert!(deflater.kept.is_none());
+            assert!(deflater.held_bytes() < 2 * total + 1024, "{} held for {total} sent", deflater.held_bytes());
+        }
+        let big = vec![b'x'; REPLAY_LIMIT];
+        deflater.compress(&big);
+        assert!(deflater.kept.is_some() && deflater.sent.is_none(), "past the limit the compressor is kept");
+    }
+
+    #[test]
+    fn no_context_takeover_compresses_each_message_alone() {
+        let p = DeflateParams::parse("permessage-deflate; client_no_context_takeover").unwrap();
+        let mut deflater = Deflater::new(&p);
+        let message = br#"{"type":"response.create"}"#.repeat(20);
+        let first = deflater.compress(&message);
+        assert_eq!(deflater.compress(&message), first);
+        assert_eq!(deflater.held_bytes(), 0);
     }
 
     #[test]
