@@ -297,6 +297,13 @@ class MetricsSettings(Section):
     public: bool = Field(False, description="Serve GET /metrics (Prometheus) without the admin key.")
 
 
+class StoreSettings(Section):
+    url: str = Field("", description="Where accounts, client keys, proxies and usage are kept. Empty: SQLite files in "
+                                     "the data dir (one process); `sqlite:///path/to/dir` for SQLite files in another "
+                                     "folder; `postgresql://user:password@host:5432/db` for several gateway instances "
+                                     "on one database (docs/scale-out.md). Needs a restart.")
+
+
 class Settings(Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -311,6 +318,7 @@ class Settings(Section):
     logs: LogSettings = Field(default_factory=LogSettings)
     usage_stats: UsageStatsSettings = Field(default_factory=UsageStatsSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
 
 # Settings read once at start: a change is written but applies after a restart (the admin API lists them in
@@ -318,6 +326,7 @@ class Settings(Section):
 RESTART_REQUIRED = frozenset({
     ("server", "host"), ("server", "port"),  # the listener is bound once
     ("server", "tcp_user_timeout_ms"),  # an option of the listening socket
+    ("store", "url"),  # the stores are opened once at start
     ("server", "graceful_shutdown_seconds"),  # hypercorn's own grace period is fixed when the listener starts
     ("server", "keep_alive_timeout_seconds"), ("server", "header_timeout_seconds"),  # so are its connection timers
     ("api", "base_url"), ("api", "auth_base_url"),  # the endpoint, token URL and open upstream sockets
