@@ -252,10 +252,11 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
     from .accounts.refresh import TokenRefresher
     from .accounts.service import AccountService
     from .accounts.store import AccountStore
+    from .store.location import StoreLocation
 
     settings = config.settings
     clock = services.clock
-    store = await AccountStore.open(config.data_dir / ACCOUNTS_DB, clock=clock)
+    store = await AccountStore.open_at(StoreLocation.of(config), clock=clock)
     try:
         proxies = ProxyPool(ProxyStore.of(store), default_proxy=lambda: config.settings.tls.proxy_url, clock=clock)
         await proxies.load()

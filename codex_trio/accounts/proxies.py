@@ -198,8 +198,10 @@ class ProxyStore:
     async def save(self, proxy: Proxy) -> None:
         marks = ", ".join("?" for _ in _PROXY_COLUMNS)
         row = self._row(proxy)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _PROXY_COLUMNS if c != "id")
         await self._store.transaction(lambda c: c.execute(
-            f"INSERT OR REPLACE INTO proxies ({', '.join(_PROXY_COLUMNS)}) VALUES ({marks})", row))
+            f"INSERT INTO proxies ({', '.join(_PROXY_COLUMNS)}) VALUES ({marks}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates}", row))
 
     async def delete(self, proxy_id: str) -> None:
         def work(c: sqlite3.Connection) -> None:
@@ -215,7 +217,8 @@ class ProxyStore:
                 if proxy_id is None:
                     c.execute("DELETE FROM proxy_auto_choices WHERE account_id = ?", (account_id,))
                 else:
-                    c.execute("INSERT OR REPLACE INTO proxy_auto_choices (account_id, proxy_id) VALUES (?, ?)",
+                    c.execute("INSERT INTO proxy_auto_choices (account_id, proxy_id) VALUES (?, ?) "
+                              "ON CONFLICT (account_id) DO UPDATE SET proxy_id = excluded.proxy_id",
                               (account_id, proxy_id))
 
         if choices:

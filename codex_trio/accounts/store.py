@@ -21,20 +21,20 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable, TypeVar, Union
+from typing import Any, Callable, TypeVar
 
 import orjson
 import trio
 
-from ..sqlite_files import create_private_file, open_private_db
+from ..store.errors import SchemaError
+from ..store.location import StoreLocation, open_engine
+from ..store.schema import MigrationStep, Schema
 from .model import Account, AccountStatus, Tokens
 from .proxies import PROXY_MIGRATION
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A migration step is SQL statements, or a function given the connection (inside the migration transaction).
-MigrationStep = Union[str, Callable[[sqlite3.Connection], None]]
 _DEAD_STATUSES = ("expired", "banned")
 
 
@@ -78,7 +78,7 @@ def _merge_duplicate_identities(conn: sqlite3.Connection) -> None:
 # MIGRATIONS[n] takes the schema from version n to n+1. Append only; never edit a released step.
 MIGRATIONS: list[list[MigrationStep]] = [
     [
-        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",  # SQLite's version table
         """CREATE TABLE accounts (
             id TEXT PRIMARY KEY,
             access_token TEXT NOT NULL,
@@ -126,7 +126,8 @@ MIGRATIONS: list[list[MigrationStep]] = [
     ],
     PROXY_MIGRATION,  # the egress proxy pool (accounts/proxies.py)
 ]
-SCHEMA_VERSION = len(MIGRATIONS)
+SCHEMA = Schema("accounts", MIGRATIONS)
+SCHEMA_VERSION = SCHEMA.version
 
 _JSON_COLUMNS = frozenset({"cookies", "quota"})
 _TOKEN_FIELDS = ("access_token", "refresh_token", "id_token")
@@ -177,75 +178,19 @@ def _insert(conn: sqlite3.Connection, account: Account) -> None:
 
 
 class _SyncStore:
-    """The blocking half; only ever called from worker threads, one writer at a time."""
+    """The blocking half over one engine (`store/`); only ever called from worker threads, one writer at a time."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        create_private_file(self.path)
-        self.writer = self._connect()
-        self._check_and_migrate()
-        self.reader = self._connect()
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
         self.skipped_rows: list[str] = []
 
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            return open_private_db(self.path, synchronous="FULL")  # a committed refresh token must survive power loss
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a readable account store ({exc}); "
-                             "it was left untouched — restore a backup or move it away") from None
-
-    def _check_and_migrate(self) -> None:
-        conn = self.writer
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "schema_version" in tables:
-                row = conn.execute("SELECT version FROM schema_version").fetchone()
-                if row is None:
-                    raise StoreError(f"{self.path}: schema_version table is empty; refusing to guess")
-                version = int(row[0])
-            elif tables:
-                raise StoreError(f"{self.path}: has tables {sorted(tables)} but no schema_version; "
-                                 "not an account store of this program")
-            else:
-                version = 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: schema version {version} is newer than this program "
-                                 f"({SCHEMA_VERSION}); upgrade codex-trio")
-            for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step]:
-                    if callable(statement):
-                        statement(conn)
-                    else:
-                        conn.execute(statement)
-            if version == 0:
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif version < SCHEMA_VERSION:
-                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()
-            if isinstance(exc, sqlite3.DatabaseError):
-                raise StoreError(f"{self.path} could not be read as an account store ({exc}); "
-                                 "it was left untouched") from None
-            raise
-
-    def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self.writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+    def transaction(self, work: Callable[[Any], T]) -> T:
+        return self.engine.transaction(work)
 
     def read_all(self) -> list[Account]:
+        rows = self.engine.read(lambda conn: conn.execute("SELECT * FROM accounts ORDER BY created_at, id").fetchall())
         accounts, skipped = [], []
-        for row in self.reader.execute("SELECT * FROM accounts ORDER BY created_at, id"):
+        for row in rows:
             try:
                 accounts.append(_row_to_account(row))
             except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
@@ -255,12 +200,12 @@ class _SyncStore:
         return accounts
 
     def read_one(self, account_id: str) -> Account | None:
-        row = self.reader.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
+        row = self.engine.read(lambda conn: conn.execute("SELECT * FROM accounts WHERE id = ?",
+                                                         (account_id,)).fetchone())
         return _row_to_account(row) if row is not None else None
 
     def close(self) -> None:
-        self.reader.close()
-        self.writer.close()
+        self.engine.close()
 
 
 class AccountStore:
@@ -274,12 +219,35 @@ class AccountStore:
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> AccountStore:
-        sync = await trio.to_thread.run_sync(_SyncStore, Path(path))
-        return cls(sync, clock)
+        """The SQLite store file at `path`."""
+        from ..store.sqlite_engine import SqliteEngine
+
+        return await cls._open(lambda: SqliteEngine(Path(path), SCHEMA, synchronous="FULL", what="account store"),
+                               clock)
+
+    @classmethod
+    async def open_at(cls, location: StoreLocation, *, clock: Callable[[], float] = time.time) -> AccountStore:
+        """The account store at `location` (`store.url`), migrated to this program's schema."""
+        return await cls._open(lambda: open_engine(location, SCHEMA, what="account store"), clock)
+
+    @classmethod
+    async def _open(cls, connect: Callable[[], Any], clock: Callable[[], float]) -> AccountStore:
+        def opened() -> Any:
+            try:
+                return connect()
+            except SchemaError as exc:
+                raise StoreError(str(exc)) from None
+
+        return cls(_SyncStore(await trio.to_thread.run_sync(opened)), clock)
 
     @property
-    def path(self) -> Path:
-        return self._sync.path
+    def engine(self) -> Any:
+        return self._sync.engine
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL)."""
+        return getattr(self._sync.engine, "path", None)
 
     @property
     def skipped_rows(self) -> list[str]:
@@ -301,8 +269,8 @@ class AccountStore:
         """Run `work(connection)` as one write transaction (for the other tables of the store)."""
         return await self._write(work)
 
-    async def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        return await self._read(lambda: self._sync.reader.execute(sql, params).fetchall())
+    async def query(self, sql: str, params: tuple = ()) -> list[Any]:
+        return await self._read(self._sync.engine.read, lambda conn: conn.execute(sql, params).fetchall())
 
     async def list(self) -> list[Account]:
         return await self._read(self._sync.read_all)
@@ -398,4 +366,4 @@ class AccountStore:
         return await self._write(work)
 
     async def integrity_check(self) -> str:
-        return await self._read(lambda: self._sync.reader.execute("PRAGMA integrity_check").fetchone()[0])
+        return await self._read(self._sync.engine.integrity_check)

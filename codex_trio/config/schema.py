@@ -334,4 +334,4 @@ RESTART_REQUIRED = frozenset({
 })
 
 # Secrets are masked wherever settings are printed.
-SECRET_KEYS = frozenset({("server", "proxy_api_key")})
+SECRET_KEYS = frozenset({("server", "proxy_api_key"), ("store", "url")})  # a database URL may carry a password

@@ -13,7 +13,8 @@ import orjson
 from ..errors import GatewayError
 from .client_keys import (KeyLimits, apply_update, delete_key, insert_key, key_token_window_totals, make_key,
                           read_keys, save_key)
-from .store import GROUP_COLUMNS, OPERATOR_DB, OperatorStore, read_summary
+from ..store.location import StoreLocation
+from .store import GROUP_COLUMNS, OperatorStore, read_summary
 from .timeparse import parse_span, parse_time
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def _open(args: argparse.Namespace) -> OperatorStore:
 
     config: "ConfigStore" = open_store(args)
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return OperatorStore.open_sync(config.data_dir / OPERATOR_DB)
+    return OperatorStore.open_sync(StoreLocation.of(config))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, numeric_from: int = 1) -> str:
@@ -66,8 +67,8 @@ def cmd_usage(args: argparse.Namespace) -> int:
         return 2
     store = _open(args)
     try:
-        summary = read_summary(store.sync.reader, since, now)
-        names = {k.id: k.name for k in read_keys(store.sync.reader)}
+        summary = store.sync.read(lambda conn: read_summary(conn, since, now))
+        names = {k.id: k.name for k in store.sync.read(read_keys)}
     finally:
         store.sync.close()
     if args.json:
@@ -136,8 +137,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 def cmd_keys_list(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
-        keys = read_keys(store.sync.reader)
-        used = key_token_window_totals(store.sync.reader, time.time())
+        keys = store.sync.read(read_keys)
+        used = store.sync.read(lambda conn: key_token_window_totals(conn, time.time()))
     finally:
         store.sync.close()
     if args.json:
@@ -169,7 +170,7 @@ def _budget(used: int, limit: int | None) -> str:
 
 
 def _find(store: OperatorStore, key_id: str):
-    key = next((k for k in read_keys(store.sync.reader) if k.id == key_id or k.prefix == key_id), None)
+    key = next((k for k in store.sync.read(read_keys) if k.id == key_id or k.prefix == key_id), None)
     if key is None:
         raise GatewayError(404, f"no client key {key_id!r} (see `codex-trio keys list`)")
     return key

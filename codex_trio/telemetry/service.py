@@ -15,6 +15,7 @@ from .metrics import Metrics
 from .prices import estimate_cost
 from .record import RequestRecord
 from .request_log import RequestLog
+from ..store.location import StoreLocation
 from .store import OPERATOR_DB, OperatorStore
 from .trace import RequestTrace
 from .writer import UsageWriter
@@ -92,7 +93,7 @@ class Telemetry:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Background job: open the operator store, load the client keys and their budget counters, then write
         usage once a second until cancelled (the last batch is written on the way out)."""
-        self.store = store = await OperatorStore.open(self.db_path)
+        self.store = store = await OperatorStore.open_at(StoreLocation.of(self.config))
         try:
             await self.keys.load(store)
             self.writer.on_flushed = lambda: self.keys.reload_if_changed(store)

@@ -8,12 +8,12 @@ most the last second.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Callable
 
 import trio
 
 from .record import RequestRecord
+from ..store.errors import DATABASE_ERRORS
 from .store import OperatorStore, prune, write_batch
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class UsageWriter:
         self._records, self._errors = [], []
         try:
             await store.write(lambda conn: write_batch(conn, records, errors))
-        except sqlite3.Error as exc:
+        except DATABASE_ERRORS as exc:
             log.error("usage records could not be written (%s); retrying with the next batch", exc)
             self._records[:0], self._errors[:0] = records, errors
             return 0
