@@ -39,6 +39,7 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
     """Add the CLI subcommands features provide."""
     from .accounts.cli import add_account_commands
     from .accounts.proxies_cli import add_proxy_commands
+    from .commands.store import add_store_commands
     from .demo import add_commands as add_demo_commands
     from .identity_check.run import add_commands as add_identity_commands
     from .telemetry.cli import add_telemetry_commands
@@ -49,6 +50,7 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
     add_account_commands(commands, common)
     add_proxy_commands(commands, common)
     add_telemetry_commands(commands, common)
+    add_store_commands(commands, common)
     add_demo_commands(commands)
     add_identity_commands(commands)
     image = commands.add_parser("image", help="generate an image through a running gateway and save it",

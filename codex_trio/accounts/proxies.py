@@ -170,8 +170,14 @@ class ProxyStore:
         self._box = box
 
     @classmethod
-    def of(cls, store: "AccountStore") -> "ProxyStore":
-        return cls(store, SecretBox.beside(store.path))
+    def of(cls, store: "AccountStore", key_dir: Path | None = None) -> "ProxyStore":
+        """The key file lives in `key_dir` (the data dir; default: beside a SQLite store file). Instances sharing a
+        PostgreSQL store need the same key file in each data dir (docs/scale-out.md)."""
+        if key_dir is None:
+            if store.path is None:
+                raise ValueError("a store without a file needs the folder of its proxy key")
+            key_dir = store.path.parent
+        return cls(store, SecretBox.beside(key_dir / "accounts.sqlite3"))
 
     def _row(self, proxy: Proxy) -> tuple:
         return (proxy.id, self._box.seal(proxy.url), proxy.label, proxy.group, int(proxy.enabled), proxy.health,

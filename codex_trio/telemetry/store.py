@@ -112,7 +112,7 @@ _UPSERT_ROLLUP = (
     "INSERT INTO usage_rollups (granularity, dimension, bucket, value, " + ", ".join(SUM_COLUMNS) + ") "
     "VALUES (?, ?, ?, ?, " + ", ".join("?" for _ in SUM_COLUMNS) + ") "
     "ON CONFLICT (granularity, dimension, bucket, value) DO UPDATE SET "
-    + ", ".join(f"{c} = {c} + excluded.{c}" for c in SUM_COLUMNS))
+    + ", ".join(f"{c} = usage_rollups.{c} + excluded.{c}" for c in SUM_COLUMNS))
 KEY_COLUMNS = ("id", "name", "prefix", "key_hash", "enabled", "created_at", "last_used_at", "expires_at", "limits")
 
 
@@ -187,7 +187,8 @@ def read_summary(conn: sqlite3.Connection, since: float, until: float) -> dict[s
     """Totals and per-model / account / key totals from the rollups: whole days from the daily rollups, the
     ragged ends from the minute rollups (so a summary reads a few thousand rows at most)."""
     def grouped(dimension: str) -> list[sqlite3.Row]:
-        sql = (f"SELECT value, {_SUM_SQL} FROM ({_COVERING_ROLLUPS}) GROUP BY value ORDER BY requests DESC, value")
+        sql = (f"SELECT value, {_SUM_SQL} FROM ({_COVERING_ROLLUPS}) AS covering GROUP BY value "
+               "ORDER BY requests DESC, value")
         return conn.execute(sql, _covering_params(dimension, since, until)).fetchall()
 
     totals = grouped("")
