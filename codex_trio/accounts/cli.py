@@ -1,8 +1,8 @@
 """`codex-trio login` and `codex-trio accounts …`: work on the data dir directly (the gateway need not run).
 
 They build the same services as the gateway's `run_accounts` (`services.open_accounts`), without its
-background jobs. Don't refresh from here while a gateway uses the same data dir for long: refresh tokens are
-single-use and only one process should spend them (the store serialises writes, not the two refreshers).
+background jobs. Refreshing from here while a gateway runs on the same store is safe: a refresh holds the store's
+refresh lock of the account, which the gateway honours too (accounts/refresh.py).
 """
 
 from __future__ import annotations

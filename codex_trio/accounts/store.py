@@ -21,12 +21,13 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, AsyncContextManager, Callable, TypeVar
 
 import orjson
 import trio
 
 from ..store.errors import SchemaError
+from ..store.locks import AdvisoryLocks, FileLocks, Locks, holding
 from ..store.location import StoreLocation, open_engine
 from ..store.schema import MigrationStep, Schema
 from .model import Account, AccountStatus, Tokens
@@ -211,9 +212,10 @@ class _SyncStore:
 class AccountStore:
     """Async facade. Create with `await AccountStore.open(path)`."""
 
-    def __init__(self, sync: _SyncStore, clock: Callable[[], float]) -> None:
+    def __init__(self, sync: _SyncStore, clock: Callable[[], float], locks: Locks) -> None:
         self._sync = sync
         self._clock = clock
+        self._locks = locks
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(1)
 
@@ -223,22 +225,23 @@ class AccountStore:
         from ..store.sqlite_engine import SqliteEngine
 
         return await cls._open(lambda: SqliteEngine(Path(path), SCHEMA, synchronous="FULL", what="account store"),
-                               clock)
+                               clock, FileLocks(Path(path).parent / "locks"))
 
     @classmethod
     async def open_at(cls, location: StoreLocation, *, clock: Callable[[], float] = time.time) -> AccountStore:
         """The account store at `location` (`store.url`), migrated to this program's schema."""
-        return await cls._open(lambda: open_engine(location, SCHEMA, what="account store"), clock)
+        locks = FileLocks(location.lock_directory) if location.lock_directory else AdvisoryLocks(location.url)
+        return await cls._open(lambda: open_engine(location, SCHEMA, what="account store"), clock, locks)
 
     @classmethod
-    async def _open(cls, connect: Callable[[], Any], clock: Callable[[], float]) -> AccountStore:
+    async def _open(cls, connect: Callable[[], Any], clock: Callable[[], float], locks: Locks) -> AccountStore:
         def opened() -> Any:
             try:
                 return connect()
             except SchemaError as exc:
                 raise StoreError(str(exc)) from None
 
-        return cls(_SyncStore(await trio.to_thread.run_sync(opened)), clock)
+        return cls(_SyncStore(await trio.to_thread.run_sync(opened)), clock, locks)
 
     @property
     def engine(self) -> Any:
@@ -257,6 +260,12 @@ class AccountStore:
     async def close(self) -> None:
         async with self._write_limiter:
             await trio.to_thread.run_sync(self._sync.close)
+            await trio.to_thread.run_sync(self._locks.close)
+
+    def refresh_lock(self, account_id: str) -> AsyncContextManager[None]:
+        """Held while an account's tokens are refreshed: every process on this store honours it (an OS file lock
+        for SQLite, an advisory lock for PostgreSQL). Raises `StoreUnavailable` when the store cannot be reached."""
+        return holding(self._locks, f"refresh-{account_id}")
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         # not cancellable once started: a write either commits or rolls back as a whole
