@@ -410,8 +410,12 @@ class TokenRefresher:
         task_status.started()
         first = True
         while True:
+            try:
+                accounts = await self._store.list()
+            except StoreUnavailable:
+                accounts = []  # degraded: no refresh until the store is back
             async with trio.open_nursery() as nursery:
-                for account in await self._store.list():
+                for account in accounts:
                     if not account.enabled or account.status in (AccountStatus.EXPIRED, AccountStatus.BANNED,
                                                                  AccountStatus.DISABLED):
                         continue

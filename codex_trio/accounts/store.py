@@ -21,12 +21,13 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, AsyncContextManager, Callable, TypeVar
+from typing import Any, AsyncContextManager, Awaitable, Callable, TypeVar
 
 import orjson
 import trio
 
-from ..store.errors import SchemaError
+from ..store.errors import SchemaError, StoreUnavailable
+from ..store.follow import StoreHealth
 from ..store.locks import AdvisoryLocks, FileLocks, Locks, holding
 from ..store.location import StoreLocation, open_engine
 from ..store.schema import MigrationStep, Schema
@@ -132,6 +133,8 @@ SCHEMA_VERSION = SCHEMA.version
 
 _JSON_COLUMNS = frozenset({"cookies", "quota"})
 _TOKEN_FIELDS = ("access_token", "refresh_token", "id_token")
+_TOKEN_FIELDS_SET = frozenset(_TOKEN_FIELDS)
+MAX_DEFERRED = 10_000  # state writes kept while the store is away (then the oldest are dropped, counted)
 COLUMNS = tuple(f.name for f in dataclasses.fields(Account) if f.name != "tokens") + _TOKEN_FIELDS
 
 
@@ -216,6 +219,10 @@ class AccountStore:
         self._sync = sync
         self._clock = clock
         self._locks = locks
+        self.health = StoreHealth(engine=sync.engine.dialect)
+        self._deferred: list[tuple[str, dict[str, Any]]] = []  # (account id, columns) kept while the store is away
+        self._deferred_usage: dict[str, dict[str, int]] = {}
+        self.deferred_dropped = 0
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(1)
 
@@ -269,10 +276,57 @@ class AccountStore:
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         # not cancellable once started: a write either commits or rolls back as a whole
-        return await trio.to_thread.run_sync(self._sync.transaction, work, limiter=self._write_limiter)
+        return await self._reach(trio.to_thread.run_sync(self._sync.transaction, work, limiter=self._write_limiter))
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self._read_limiter)
+        return await self._reach(trio.to_thread.run_sync(fn, *args, limiter=self._read_limiter))
+
+    async def _reach(self, call: Awaitable[T]) -> T:
+        """Await a store call, keeping `health` current (PostgreSQL can go away; SQLite does not)."""
+        try:
+            result = await call
+        except StoreUnavailable as exc:
+            self.health.failed(self._clock(), str(exc))
+            raise
+        if not self.health.available:
+            self.health.ok(self._clock())
+        return result
+
+    # ---- degraded: writes that can wait --------------------------------------------------------------
+
+    def _defer(self, kind: str, key: str, fields: dict[str, Any]) -> None:
+        """Keep a state write (status, cooldown, quota, usage counters) for when the store is back. Bounded:
+        past `MAX_DEFERRED` the oldest is dropped and counted. Token writes are never deferred (a refresh
+        needs the store: it never runs without it)."""
+        if kind == "usage":
+            pending = self._deferred_usage.setdefault(key, {"requests": 0, "input_tokens": 0, "output_tokens": 0})
+            for name, value in fields.items():
+                pending[name] += value
+            return
+        self._deferred.append((key, fields))
+        if len(self._deferred) > MAX_DEFERRED:
+            del self._deferred[0]
+            self.deferred_dropped += 1
+
+    @property
+    def deferred(self) -> int:
+        return len(self._deferred) + len(self._deferred_usage)
+
+    async def replay_deferred(self) -> int:
+        """Write what waited for the store, in order (restamped now, so other instances see it). Returns how
+        many writes were replayed; stops at the first that fails again (the rest stays queued)."""
+        done = 0
+        while self._deferred:
+            key, fields = self._deferred[0]
+            await self.update(key, **fields)
+            self._deferred.pop(0)
+            done += 1
+        while self._deferred_usage:
+            account_id, counts = next(iter(self._deferred_usage.items()))
+            await self.add_usage(account_id, **counts)
+            self._deferred_usage.pop(account_id, None)
+            done += 1
+        return done
 
     async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work(connection)` as one write transaction (for the other tables of the store)."""
@@ -339,15 +393,26 @@ class AccountStore:
                                                   [tuple(r.values()) for r in rows]))
 
     async def update(self, key: str, /, **fields: Any) -> bool:
-        """Set columns of one account (token fields by their column names). False if it does not exist."""
+        """Set columns of one account (token fields by their column names). False if it does not exist.
+
+        While the store cannot be reached, a change without tokens is kept for later (`replay_deferred`) and
+        reported done; a change of tokens raises `StoreUnavailable`."""
         unknown = set(fields) - set(COLUMNS)
         if unknown or "id" in fields:
             raise ValueError(f"not updatable: {sorted(unknown | ({'id'} & set(fields)))}")
+        changes = dict(fields)
         fields["updated_at"] = self._clock()
         assignments = ", ".join(f"{name} = ?" for name in fields)
         values = tuple(_encode(name, value) for name, value in fields.items()) + (key,)
-        cursor = await self._write(lambda c: c.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", values))
-        return cursor.rowcount == 1
+        try:
+            rowcount = await self._write(lambda c: c.execute(f"UPDATE accounts SET {assignments} WHERE id = ?",
+                                                             values).rowcount)
+        except StoreUnavailable:
+            if _TOKEN_FIELDS_SET & changes.keys():
+                raise
+            self._defer("update", key, changes)
+            return True
+        return rowcount == 1
 
     async def update_many(self, keys: list[str], /, **fields: Any) -> int:
         fields["updated_at"] = self._clock()
@@ -363,10 +428,30 @@ class AccountStore:
     async def add_usage(self, account_id: str, *, requests: int = 1, input_tokens: int = 0,
                         output_tokens: int = 0) -> None:
         now = self._clock()
-        await self._write(lambda c: c.execute(
-            "UPDATE accounts SET request_count = request_count + ?, input_tokens = input_tokens + ?, "
-            "output_tokens = output_tokens + ?, last_used_at = ? WHERE id = ?",
-            (requests, input_tokens, output_tokens, now, account_id)))
+        try:
+            await self._write(lambda c: c.execute(
+                "UPDATE accounts SET request_count = request_count + ?, input_tokens = input_tokens + ?, "
+                "output_tokens = output_tokens + ?, last_used_at = ? WHERE id = ?",
+                (requests, input_tokens, output_tokens, now, account_id)))
+        except StoreUnavailable:
+            self._defer("usage", account_id, {"requests": requests, "input_tokens": input_tokens,
+                                              "output_tokens": output_tokens})
+
+    async def changed_since(self, since: float) -> list[Account]:
+        """The accounts whose row changed at or after `since` (another instance's cooldown, ban, refresh …)."""
+        rows = await self._read(self._sync.engine.read, lambda conn: conn.execute(
+            "SELECT * FROM accounts WHERE updated_at >= ? ORDER BY updated_at", (since,)).fetchall())
+        out = []
+        for row in rows:
+            try:
+                out.append(_row_to_account(row))
+            except (ValueError, TypeError, orjson.JSONDecodeError):
+                continue  # reported by `list()`; left as is
+        return out
+
+    async def ids(self) -> list[str]:
+        rows = await self._read(self._sync.engine.read, lambda conn: conn.execute("SELECT id FROM accounts").fetchall())
+        return [row[0] for row in rows]
 
     async def delete(self, account_ids: list[str]) -> int:
         def work(c: sqlite3.Connection) -> int:

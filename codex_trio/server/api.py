@@ -92,7 +92,15 @@ def create_api_app(gateway: "Gateway") -> QuartTrio:
 
     @app.get("/health")
     async def health() -> Response:
-        return json_response(gateway.health())
+        from ..store.follow import store_report
+
+        body = gateway.health()
+        store = store_report(gateway.services)
+        if store:
+            body["store"] = store
+            if not store["available"] and body["status"] == "ok":
+                body["status"] = "degraded"  # still serving (200): a load balancer keeps it in rotation
+        return json_response(body)
 
     for register in gateway.route_registrars:
         register(app, gateway)

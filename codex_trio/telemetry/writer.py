@@ -75,13 +75,16 @@ class UsageWriter:
             while True:
                 await trio.sleep(self._flush_seconds)
                 await self.flush(store)
-                if self.on_flushed is not None:
-                    await self.on_flushed()
-                if trio.current_time() >= next_prune:
-                    next_prune = trio.current_time() + PRUNE_SECONDS
-                    removed = await self.prune(store)
-                    if removed:
-                        log.info("usage: %d rows older than %d days removed", removed, self._retention_days())
+                try:
+                    if self.on_flushed is not None:
+                        await self.on_flushed()
+                    if trio.current_time() >= next_prune:
+                        next_prune = trio.current_time() + PRUNE_SECONDS
+                        removed = await self.prune(store)
+                        if removed:
+                            log.info("usage: %d rows older than %d days removed", removed, self._retention_days())
+                except DATABASE_ERRORS as exc:  # the store is away: keys and budgets as held, try next round
+                    log.warning("operator store: %s", exc)
         finally:
             with trio.move_on_after(FINAL_FLUSH_DEADLINE) as final:
                 final.shield = True

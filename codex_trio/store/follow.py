@@ -1,0 +1,129 @@
+"""Several instances on one PostgreSQL: what another instance changed in the account rows (a cooldown, a ban, a
+refresh, a quota snapshot, a new or removed account) reaches this instance's pool within a second.
+
+Polling, by design: every `interval` the rows whose `updated_at` moved since the last look are read (with a few
+seconds of overlap for clocks that differ between machines) and handed to the pool, which keeps its own
+in-flight counts and unflushed counters (`AccountPool.upsert`). A row is applied once per `updated_at`. Removed
+accounts are noticed by a cheaper id listing every few rounds. A poll that fails marks the store unavailable
+(`StoreHealth`, kept by the store itself) and the instance keeps serving from what it holds; the next poll that succeeds marks it back and
+writes the state changes the store kept meanwhile (`AccountStore.replay_deferred`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import trio
+
+from .errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from ..accounts.pool import AccountPool
+    from ..accounts.store import AccountStore
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+CLOCK_SKEW_SECONDS = 5.0  # rows stamped by another machine's clock up to this far behind ours are still seen
+MEMBERSHIP_EVERY = 10  # rounds between two id listings (removed accounts)
+
+
+@dataclass
+class StoreHealth:
+    """Whether this instance reaches its store (reported by /health, `doctor`, metrics)."""
+
+    engine: str = "sqlite"
+    available: bool = True
+    since: float = field(default_factory=time.time)
+    last_error: str | None = None
+
+    def ok(self, now: float) -> None:
+        if not self.available:
+            log.warning("store reachable again after %.1f s", now - self.since)
+            self.available, self.since, self.last_error = True, now, None
+
+    def failed(self, now: float, error: str) -> None:
+        if self.available:
+            log.error("store unreachable (%s): serving from what this instance holds; no refresh, no new accounts "
+                      "until it is back", error)
+            self.available, self.since = False, now
+        self.last_error = error
+
+    def public(self) -> dict[str, Any]:
+        return {"engine": self.engine, "available": self.available, "since": self.since, "last_error": self.last_error}
+
+
+class AccountFollower:
+    def __init__(self, store: "AccountStore", pool: "AccountPool", *, clock: Callable[[], float] = time.time,
+                 interval: float = POLL_SECONDS) -> None:
+        self._store = store  # keeps its own `health` current with every call
+        self._pool = pool
+        self._clock = clock
+        self._interval = interval
+        self._applied: dict[str, float] = {}  # account id -> updated_at of the row last applied
+        self._rounds = 0
+
+    async def poll_once(self, since: float) -> int:
+        """Apply the rows changed since `since`; returns how many were applied."""
+        applied = 0
+        for account in await self._store.changed_since(since - CLOCK_SKEW_SECONDS):
+            if self._applied.get(account.id, -1.0) >= account.updated_at:
+                continue
+            self._applied[account.id] = account.updated_at
+            self._pool.upsert(account)
+            applied += 1
+        self._rounds += 1
+        if self._rounds % MEMBERSHIP_EVERY == 0:
+            present = set(await self._store.ids())
+            gone = [a.id for a in self._pool.accounts() if a.id not in present]
+            if gone:
+                self._pool.remove(gone)
+                for account_id in gone:
+                    self._applied.pop(account_id, None)
+        return applied
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        since = self._clock()
+        while True:
+            await trio.sleep(self._interval)
+            started = self._clock()
+            try:
+                await self.poll_once(since)
+            except StoreUnavailable:
+                continue  # degraded: serve from what the pool holds; the store's health says so
+            since = started
+            if self._store.deferred:
+                try:
+                    replayed = await self._store.replay_deferred()
+                except StoreUnavailable:
+                    continue
+                log.info("store back: %d state write(s) kept while it was away written", replayed)
+
+
+def store_report(services: Any) -> dict[str, Any]:
+    """The store part of /health and `doctor`: reachable or not since when, and what waits for it."""
+    store = services.store
+    if store is None:
+        return {}
+    report = {**store.health.public(), "deferred_writes": store.deferred, "deferred_dropped": store.deferred_dropped}
+    telemetry = getattr(services, "telemetry", None)
+    if telemetry is not None:
+        report["usage_records_pending"] = telemetry.writer.pending
+        report["usage_records_dropped"] = telemetry.writer.dropped
+    return report
+
+
+async def run_shared_state(gateway: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Background job (after the accounts job): on a PostgreSQL store, follow the account rows other instances
+    change. On SQLite (one process) there is nothing to follow."""
+    services = gateway.services
+    store = services.store
+    if store is None or store.engine.dialect != "postgresql":
+        task_status.started()
+        return
+    follower = AccountFollower(store, services.pool, clock=services.clock)
+    await follower.run(task_status=task_status)
