@@ -1,0 +1,115 @@
+"""Several gateways on one PostgreSQL: a ban one instance records is honoured by the others within a second; with
+the database stopped for 10 s under load, requests keep being served, /health says degraded, nothing refreshes,
+and the usage of those requests is written once the database is back."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import orjson
+import psycopg
+import trio
+
+from codex_trio.sim import running_sim
+from tests.accounts_api.conftest import Cli
+
+CHAT = {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hello"}]}
+
+
+def _import_body(sim) -> bytes:
+    return orjson.dumps({"accounts": [{"token": a.access_token, "refreshToken": a.refresh_token}
+                                      for a in sim.accounts]})
+
+
+async def _gateways(tmp_path, sim, pg_url: str, count: int) -> list:
+    clis = [Cli(tmp_path / f"data{n}", sim) for n in range(count)]
+    for cli in clis:
+        cli.env["CODEX_TRIO__STORE__URL"] = pg_url
+    imported = await clis[0].run("accounts", "import", "-", stdin=_import_body(sim))
+    assert imported.returncode == 0, imported.stderr
+    return [await cli.serve() for cli in clis]
+
+
+async def _stop(gateways: list) -> None:
+    for gateway in gateways:
+        gateway.proc.terminate()
+    for gateway in gateways:
+        await gateway.proc.wait()
+
+
+def _banned_in_pool(metrics: str) -> int:
+    found = re.search(r'^codex_trio_accounts\{state="banned"\} (\d+)', metrics, re.M)
+    return int(found.group(1)) if found else 0
+
+
+async def test_a_ban_recorded_by_one_instance_is_honoured_by_the_others_within_a_second(tmp_path, pg_url):
+    async with running_sim(accounts=2) as sim:
+        first, second = await _gateways(tmp_path, sim, pg_url, 2)
+        try:
+            async with first.client() as a, second.client() as b:
+                banned = sim.accounts[0]
+                banned.banned = True
+                for _ in range(6):  # the first instance meets the ban and fails over to the other account
+                    assert (await a.post("/v1/chat/completions", json=CHAT)).status_code == 200
+                with psycopg.connect(pg_url) as db:
+                    assert db.execute("SELECT count(*) FROM accounts WHERE status = 'banned'").fetchone()[0] == 1
+                recorded = time.monotonic()
+                with trio.fail_after(5):
+                    while not _banned_in_pool((await b.get("/metrics")).text):
+                        await trio.sleep(0.05)
+                seen_after = time.monotonic() - recorded
+                since = len(sim.requests)
+                for _ in range(6):
+                    assert (await b.post("/v1/chat/completions", json=CHAT)).status_code == 200
+        finally:
+            await _stop([first, second])
+        assert seen_after < 1.0, f"the other instance saw the ban after {seen_after:.2f} s"
+        tokens = [r.header("authorization") for r in sim.requests[since:] if r.header("authorization")]
+        assert tokens and f"Bearer {banned.access_token}" not in tokens
+
+
+async def test_database_stopped_for_ten_seconds_under_load(tmp_path, pg_cluster, pg_url):
+    async with running_sim(accounts=3) as sim:
+        (gateway,) = await _gateways(tmp_path, sim, pg_url, 1)
+        statuses: list[int] = []
+        healths: list[dict] = []
+        try:
+            async with gateway.client() as client:
+                async def load(seconds: float) -> None:
+                    end = trio.current_time() + seconds
+                    while trio.current_time() < end:
+                        statuses.append((await client.post("/v1/chat/completions", json=CHAT)).status_code)
+
+                await load(1)
+                since = len(sim.requests)
+                pg_cluster.stop()
+                try:
+                    async with trio.open_nursery() as nursery:
+                        for _ in range(3):
+                            nursery.start_soon(load, 10)
+                        await trio.sleep(3)
+                        healths.append((await client.get("/health")).json())
+                    during = sim.requests[since:]
+                finally:
+                    pg_cluster.start()
+                with trio.fail_after(30):
+                    while (health := (await client.get("/health")).json())["status"] != "ok" or \
+                            health["store"]["usage_records_pending"]:
+                        await trio.sleep(0.2)
+                await trio.sleep(1.5)  # one more usage flush
+                metrics = (await client.get("/metrics")).text
+                health = (await client.get("/health")).json()
+        finally:
+            await _stop([gateway])
+        assert statuses and set(statuses) == {200}, sorted(set(statuses))
+        log = gateway.log.read_text()
+        assert "Traceback" not in log, log[-3000:]
+        assert "store unreachable" in log and "store reachable again" in log
+        assert healths[0]["status"] == "degraded" and healths[0]["store"]["available"] is False
+        assert "codex_trio_store_available 1.0" in metrics
+        assert not [r for r in during if r.path == "/oauth/token"], "a refresh while the store was away"
+        dropped = health["store"]["usage_records_dropped"]
+        with psycopg.connect(pg_url) as db:
+            recorded = db.execute("SELECT count(*) FROM usage_records").fetchone()[0]
+        assert recorded + dropped == len(statuses), (recorded, dropped, len(statuses))
