@@ -126,6 +126,13 @@ def test_store_migrate_and_copy_round_trip_keep_every_row(pg_url, tmp_path):
     assert f"accounts store: schema version {ACCOUNTS.version}" in migrated.stdout
     assert "secret" not in migrated.stdout
 
+    doctor = codex_trio("doctor", "--data-dir", str(data), env={"CODEX_TRIO__STORE__URL": pg_url})
+    assert "is reachable" in doctor.stdout and f"accounts schema at version {ACCOUNTS.version}" in doctor.stdout
+    assert "0 enabled account(s) of 0" in doctor.stdout  # nothing copied yet
+    unreachable = pg_url.rsplit(":", 1)[0] + ":1/nowhere"
+    down = codex_trio("doctor", "--data-dir", str(data), env={"CODEX_TRIO__STORE__URL": unreachable})
+    assert down.returncode != 0 and "cannot be reached" in down.stdout, down.stdout
+
     copied = codex_trio("store", "copy", "--data-dir", str(data), "--to", pg_url)
     assert copied.returncode == 0, copied.stderr
     assert "accounts.accounts: 12 rows" in copied.stdout and "operator.usage_records: 40 rows" in copied.stdout
