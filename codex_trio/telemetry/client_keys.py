@@ -19,7 +19,7 @@ import sqlite3
 from collections import deque
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -227,6 +227,26 @@ class ClientKeys:
         if version != self._data_version:
             self._data_version = version
             self._replace(await store.read(read_keys))
+
+    async def share_budgets(self, store: "OperatorStore", pending: Callable[[], Iterable[Any]]) -> None:
+        """Several instances on one store: the token counters become the store's totals (the usage every instance
+        has written, at most a second old) plus this instance's records not written yet (`pending`). Budgets then
+        hold across instances, overshooting by at most what the instances admitted within that second."""
+        from .store import key_token_totals
+
+        since = min(window_starts(self._clock()).values())
+        totals = await store.read(lambda conn: key_token_totals(conn, since))
+        counters: dict[str, dict[int, int]] = {}
+        for key_id, days in totals.items():
+            bucket = counters.setdefault(key_id, {})
+            for day, tokens in days:
+                bucket[day] = bucket.get(day, 0) + tokens
+        for record in pending():  # read after the await: nothing finished meanwhile is missed
+            if record.key_id and record.total_tokens:
+                bucket = counters.setdefault(record.key_id, {})
+                day = int(record.started_at // DAY * DAY)
+                bucket[day] = bucket.get(day, 0) + record.total_tokens
+        self._tokens = counters
 
     def put(self, key: ClientKey) -> None:
         old = self._by_id.get(key.id)

@@ -36,6 +36,9 @@ class UsageWriter:
         self.dropped = 0
         self.on_flushed: Callable[[], object] | None = None  # after each batch (the key cache's reload check)
 
+    def pending_records(self) -> list[RequestRecord]:
+        return list(self._records)
+
     @property
     def pending(self) -> int:
         return len(self._records) + len(self._errors)
