@@ -163,3 +163,47 @@ async def _create_key(tmp_path, sim, pg_url: str, name: str, tokens_per_day: int
     secret = re.search(r"(ctk_\S+)", created.stdout).group(1)
     await trio.sleep(1.5)  # the gateways poll the keys once a second
     return secret
+
+
+async def test_kill_9_of_one_instance_under_load(tmp_path, pg_url):
+    from codex_trio.accounts.store import AccountStore
+    from codex_trio.sim.scenario import Reply, Rule, Scenario
+    from codex_trio.store.location import StoreLocation
+
+    slow = Scenario(rules=[Rule(reply=Reply(text_length=120, chunk_size=4, pacing_ms=40))])  # ~1.2 s streams
+    async with running_sim(accounts=3, scenario=slow) as sim:
+        killed, survivor = await _gateways(tmp_path, sim, pg_url, 2)
+        outcomes: dict[str, list] = {"killed": [], "survivor": []}
+        try:
+            async def stream(name: str, gateway, count: int) -> None:
+                async with gateway.client() as client:
+                    for _ in range(count):
+                        try:
+                            async with client.stream("POST", "/v1/chat/completions",
+                                                     json={**CHAT, "stream": True}) as reply:
+                                body = b"".join([chunk async for chunk in reply.aiter_bytes()])
+                            outcomes[name].append((reply.status_code, body.rstrip().endswith(b"data: [DONE]")))
+                        except Exception as exc:  # noqa: BLE001 - the killed instance's clients see the cut
+                            outcomes[name].append(("cut", type(exc).__name__))
+                            return
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(stream, "killed", killed, 5)
+                    nursery.start_soon(stream, "survivor", survivor, 5)
+                await trio.sleep(1.8)  # mid-stream
+                killed.proc.kill()
+        finally:
+            await _stop([killed, survivor])
+        assert await killed.proc.wait() == -9
+        cut = [o for o in outcomes["killed"] if o[0] == "cut"]
+        assert cut, outcomes["killed"]  # its open streams ended with an error, none looked complete
+        assert outcomes["survivor"] and set(outcomes["survivor"]) == {(200, True)}, outcomes["survivor"]
+        store = await AccountStore.open_at(StoreLocation.parse(pg_url, tmp_path))
+        try:
+            accounts = await store.list()
+            assert len(accounts) == 3 and not store.skipped_rows
+            assert {a.status for a in accounts} == {"active"}
+            assert await store.integrity_check() == "ok"
+        finally:
+            await store.close()
