@@ -1,4 +1,5 @@
-"""The account store: one SQLite file (WAL, synchronous=FULL, mode 0600), one writer.
+"""The account store: one SQLite file (WAL, synchronous=FULL, mode 0600), one writer — or, for several instances,
+the same tables in PostgreSQL (`store.url`; `store/` has both engines, this module is the same for both).
 
 Rules that keep accounts from being lost (peers.md §3 A.6: a failed read once made a gateway overwrite its
 pool with an empty one):
@@ -27,7 +28,7 @@ import orjson
 import trio
 
 from ..store.errors import SchemaError, StoreUnavailable
-from ..store.follow import StoreHealth
+from ..store.health import StoreHealth
 from ..store.locks import AdvisoryLocks, FileLocks, Locks, holding
 from ..store.location import StoreLocation, open_engine
 from ..store.schema import MigrationStep, Schema

@@ -301,7 +301,7 @@ class StoreSettings(Section):
     url: str = Field("", description="Where accounts, client keys, proxies and usage are kept. Empty: SQLite files in "
                                      "the data dir (one process); `sqlite:///path/to/dir` for SQLite files in another "
                                      "folder; `postgresql://user:password@host:5432/db` for several gateway instances "
-                                     "on one database (docs/scale-out.md). Needs a restart.")
+                                     "on one database (docs/scale-out.md).")
 
 
 class Settings(Section):

@@ -92,7 +92,7 @@ def create_api_app(gateway: "Gateway") -> QuartTrio:
 
     @app.get("/health")
     async def health() -> Response:
-        from ..store.follow import store_report
+        from ..store.health import store_report
 
         body = gateway.health()
         store = store_report(gateway.services)

@@ -32,15 +32,6 @@ def _count(conn: Any, table: str) -> int:
     return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
-def _rows(conn: Any, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    cursor = conn.execute(f"SELECT * FROM {table}")
-    rows = cursor.fetchall()
-    if not rows:
-        return [], []
-    columns = list(rows[0].keys())
-    return columns, [tuple(row[c] for c in columns) for row in rows]
-
-
 def copy_stores(source: StoreLocation, destination: StoreLocation, schemas: list[Schema],
                 progress: Callable[[TableCopied], None] = lambda _: None) -> list[TableCopied]:
     if source == destination:
@@ -66,25 +57,29 @@ def _copy_schema(src: Any, dst: Any, schema: Schema, progress: Callable[[TableCo
     if occupied:
         raise CopyRefused(f"{dst.description} already holds rows in {occupied} ({schema.name} store); copy into an "
                           "empty database")
-    data = src.read(lambda conn: {t: _rows(conn, t) for t in tables})
+    read: dict[str, int] = {}
 
-    def write(conn: Any) -> None:
-        for table in tables:
-            columns, rows = data[table]
-            if not rows:
-                continue
-            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-            for start in range(0, len(rows), BATCH_ROWS):
-                conn.executemany(sql, rows[start:start + BATCH_ROWS])
+    def write(target: Any) -> None:
+        def stream(source: Any) -> None:  # batch by batch: a usage table may not fit in memory at once
+            for table in tables:
+                cursor = source.execute(f"SELECT * FROM {table}")
+                read[table] = 0
+                while rows := cursor.fetchmany(BATCH_ROWS):
+                    columns = list(rows[0].keys())
+                    target.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
+                                       f"VALUES ({', '.join('?' for _ in columns)})",
+                                       [tuple(row[c] for c in columns) for row in rows])
+                    read[table] += len(rows)
+
+        src.read(stream)
 
     dst.transaction(write)
     counts = dst.read(lambda conn: {t: _count(conn, t) for t in tables})
     result = []
     for table in tables:
-        expected = len(data[table][1])
-        if counts[table] != expected:
-            raise RuntimeError(f"{schema.name}.{table}: {expected} rows read but {counts[table]} in the destination")
-        done = TableCopied(schema.name, table, expected)
+        if counts[table] != read[table]:
+            raise RuntimeError(f"{schema.name}.{table}: {read[table]} rows read but {counts[table]} in the destination")
+        done = TableCopied(schema.name, table, read[table])
         progress(done)
         result.append(done)
     return result

@@ -5,7 +5,7 @@ Polling, by design: every `interval` the rows whose `updated_at` moved since the
 seconds of overlap for clocks that differ between machines) and handed to the pool, which keeps its own
 in-flight counts and unflushed counters (`AccountPool.upsert`). A row is applied once per `updated_at`. Removed
 accounts are noticed by a cheaper id listing every few rounds. A poll that fails marks the store unavailable
-(`StoreHealth`, kept by the store itself) and the instance keeps serving from what it holds; the next poll that succeeds marks it back and
+(`store/health.py`, kept by the store itself) and the instance keeps serving from what it holds; the next poll that succeeds marks it back and
 writes the state changes the store kept meanwhile (`AccountStore.replay_deferred`).
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import trio
@@ -29,31 +28,6 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 CLOCK_SKEW_SECONDS = 5.0  # rows stamped by another machine's clock up to this far behind ours are still seen
 MEMBERSHIP_EVERY = 10  # rounds between two id listings (removed accounts)
-
-
-@dataclass
-class StoreHealth:
-    """Whether this instance reaches its store (reported by /health, `doctor`, metrics)."""
-
-    engine: str = "sqlite"
-    available: bool = True
-    since: float = field(default_factory=time.time)
-    last_error: str | None = None
-
-    def ok(self, now: float) -> None:
-        if not self.available:
-            log.warning("store reachable again after %.1f s", now - self.since)
-            self.available, self.since, self.last_error = True, now, None
-
-    def failed(self, now: float, error: str) -> None:
-        if self.available:
-            log.error("store unreachable (%s): serving from what this instance holds; no refresh, no new accounts "
-                      "until it is back", error)
-            self.available, self.since = False, now
-        self.last_error = error
-
-    def public(self) -> dict[str, Any]:
-        return {"engine": self.engine, "available": self.available, "since": self.since, "last_error": self.last_error}
 
 
 class AccountFollower:
@@ -102,19 +76,6 @@ class AccountFollower:
                 except StoreUnavailable:
                     continue
                 log.info("store back: %d state write(s) kept while it was away written", replayed)
-
-
-def store_report(services: Any) -> dict[str, Any]:
-    """The store part of /health and `doctor`: reachable or not since when, and what waits for it."""
-    store = services.store
-    if store is None:
-        return {}
-    report = {**store.health.public(), "deferred_writes": store.deferred, "deferred_dropped": store.deferred_dropped}
-    telemetry = getattr(services, "telemetry", None)
-    if telemetry is not None:
-        report["usage_records_pending"] = telemetry.writer.pending
-        report["usage_records_dropped"] = telemetry.writer.dropped
-    return report
 
 
 async def run_shared_state(gateway: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -93,6 +93,9 @@ class PgCursor:
     def fetchall(self) -> list[Any]:
         return self._raw.fetchall()
 
+    def fetchmany(self, size: int) -> list[Any]:
+        return self._raw.fetchmany(size)
+
     @property
     def rowcount(self) -> int:
         return self._raw.rowcount
@@ -158,9 +161,6 @@ class PostgresEngine:
     def description(self) -> str:
         return redact(self.url)
 
-    def _connection(self) -> Any:
-        return self.pool.connection()
-
     def _migrate(self) -> None:
         def work(conn: PgConnection) -> None:
             # both stores and every instance may start at once: one migration at a time
@@ -187,7 +187,7 @@ class PostgresEngine:
 
     def _run(self, work: Callable[[PgConnection], T], *, lock: bool) -> T:
         try:
-            with self._connection() as raw:  # commits on a clean exit, rolls back on an exception
+            with self.pool.connection() as raw:  # commits on a clean exit, rolls back on an exception
                 if lock:
                     raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_lock,))
                 return work(PgConnection(raw))

@@ -5,7 +5,7 @@ second and queried in bulk, while the account store is the one file that must ne
 (`synchronous = FULL` there, `NORMAL` here: a kill -9 loses nothing committed, a power cut at most the last
 commits). Same rules otherwise: mode 0600, WAL, versioned migrations, a newer or foreign file is refused and
 left untouched, one writer connection (the background writer, behind a `CapacityLimiter(1)`), reads on
-their own connection.
+their own connection. With `store.url` on PostgreSQL the same tables live in that database (`store/`).
 """
 
 from __future__ import annotations
