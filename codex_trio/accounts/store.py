@@ -139,7 +139,7 @@ MAX_DEFERRED = 10_000  # state writes kept while the store is away (then the old
 COLUMNS = tuple(f.name for f in dataclasses.fields(Account) if f.name != "tokens") + _TOKEN_FIELDS
 
 
-class StoreError(Exception):
+class StoreError(SchemaError):
     """The store cannot be opened or read safely; nothing was written."""
 
 

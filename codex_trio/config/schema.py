@@ -303,6 +303,17 @@ class StoreSettings(Section):
                                      "folder; `postgresql://user:password@host:5432/db` for several gateway instances "
                                      "on one database (docs/scale-out.md).")
 
+    @field_validator("url")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        scheme = value.strip().partition("://")[0].lower()
+        if value.strip() and ("://" not in value or scheme not in ("sqlite", "postgresql", "postgres")):
+            raise ValueError("use sqlite:///path/to/dir or postgresql://user:password@host:5432/db (or leave it "
+                             "empty for SQLite in the data dir)")
+        if scheme == "sqlite" and value.strip() in ("sqlite://", "sqlite:///"):
+            raise ValueError("name the folder of the SQLite files: sqlite:///path/to/dir")
+        return value.strip()
+
 
 class Settings(Section):
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -116,7 +116,7 @@ _UPSERT_ROLLUP = (
 KEY_COLUMNS = ("id", "name", "prefix", "key_hash", "enabled", "created_at", "last_used_at", "expires_at", "limits")
 
 
-class OperatorStoreError(Exception):
+class OperatorStoreError(SchemaError):
     """The operator store cannot be opened safely; nothing was written."""
 
 

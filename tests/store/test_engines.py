@@ -143,3 +143,16 @@ def test_store_migrate_and_copy_round_trip_keep_every_row(pg_url, tmp_path):
     returned = codex_trio("store", "copy", "--data-dir", str(data), "--from", pg_url, "--to", f"sqlite://{back}")
     assert returned.returncode == 0, returned.stderr
     assert _dump_sqlite(back) == before
+
+
+def test_a_wrong_or_unreachable_store_url_is_one_line_not_a_traceback(tmp_path):
+    from tests.test_cli_errors import assert_one_line_error
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    wrong = codex_trio("run", "--data-dir", str(data), "--port", "0", env={"CODEX_TRIO__STORE__URL": "mysql://db/x"})
+    assert_one_line_error(wrong, "store.url", "postgresql://")
+    closed = codex_trio("run", "--data-dir", str(data), "--port", "0",
+                        env={"CODEX_TRIO__STORE__URL": "postgresql://codex:secret@127.0.0.1:1/nowhere"})
+    message = assert_one_line_error(closed, "could not connect to postgresql://codex@127.0.0.1:1/nowhere")
+    assert "secret" not in closed.stderr and "secret" not in message
