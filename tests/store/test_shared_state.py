@@ -23,10 +23,11 @@ def _import_body(sim) -> bytes:
                                       for a in sim.accounts]})
 
 
-async def _gateways(tmp_path, sim, pg_url: str, count: int) -> list:
+async def _gateways(tmp_path, sim, pg_url: str, count: int, env: dict[str, str] | None = None) -> list:
     clis = [Cli(tmp_path / f"data{n}", sim) for n in range(count)]
     for cli in clis:
         cli.env["CODEX_TRIO__STORE__URL"] = pg_url
+        cli.env.update(env or {})
     imported = await clis[0].run("accounts", "import", "-", stdin=_import_body(sim))
     assert imported.returncode == 0, imported.stderr
     return [await cli.serve() for cli in clis]
