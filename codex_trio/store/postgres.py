@@ -13,6 +13,8 @@ the pool reconnects by itself once the database is back.
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -141,6 +143,7 @@ class PostgresEngine:
         self.url = url
         self.schema = schema
         self._write_lock = lock_key(f"codex-trio store {schema.name}")
+        self.channel = f"codex_trio_{schema.name}"  # NOTIFY after every write: followers look at once
         self._changes = itertools.count()
         self.pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=False, configure=_configure,
                                    kwargs={"row_factory": _named_rows, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
@@ -190,7 +193,10 @@ class PostgresEngine:
             with self.pool.connection() as raw:  # commits on a clean exit, rolls back on an exception
                 if lock:
                     raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_lock,))
-                return work(PgConnection(raw))
+                result = work(PgConnection(raw))
+                if lock:
+                    raw.execute(f"NOTIFY {self.channel}")  # delivered when the transaction commits
+                return result
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             raise StoreUnavailable(f"{self.description}: {exc}") from None
 
@@ -209,3 +215,45 @@ class PostgresEngine:
 
     def close(self) -> None:
         self.pool.close()
+
+
+class ChangeListener:
+    """`LISTEN` on one channel, waited on from a worker thread: `wait` returns True as soon as another connection
+    wrote (NOTIFY), False after `timeout` (the caller polls either way, so a lost notification costs one interval).
+    A lost connection is reopened by the next wait; while the database is away each wait just sleeps."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        self._url = url
+        self._channel = channel
+        self._conn: Any = None
+        self._busy = threading.Lock()
+        self._closing = False
+
+    def wait(self, timeout: float) -> bool:
+        with self._busy:
+            try:
+                if self._conn is None or self._conn.closed or self._conn.broken:
+                    self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+                    self._conn.execute(f"LISTEN {self._channel}")
+                notified = any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+            except psycopg.Error:
+                self._conn = None
+                time.sleep(timeout)
+                notified = False
+            if self._closing:
+                self._close()
+            return notified
+
+    def close(self) -> None:
+        """From any thread: closes now, or at the end of a wait in progress (which ends within its timeout)."""
+        self._closing = True
+        if self._busy.acquire(blocking=False):
+            try:
+                self._close()
+            finally:
+                self._busy.release()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
