@@ -450,6 +450,11 @@ class AccountStore:
                 continue  # reported by `list()`; left as is
         return out
 
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers (checked before spending a single-use token whose
+        answer it must then record)."""
+        await self._read(self._sync.engine.read, lambda conn: conn.execute("SELECT 1").fetchone())
+
     async def ids(self) -> list[str]:
         rows = await self._read(self._sync.engine.read, lambda conn: conn.execute("SELECT id FROM accounts").fetchall())
         return [row[0] for row in rows]

@@ -92,6 +92,10 @@ async def test_database_stopped_for_ten_seconds_under_load(tmp_path, pg_cluster,
                             nursery.start_soon(load, 10)
                         await trio.sleep(3)
                         healths.append((await client.get("/health")).json())
+                        # a new account now would spend its single-use refresh token with nowhere to keep the next
+                        added = await client.post("/auth/accounts",
+                                                  json={"refreshToken": sim.accounts[0].refresh_token})
+                        refused = (added.status_code, added.json()["error"].get("code"))
                     during = sim.requests[since:]
                 finally:
                     pg_cluster.start()
@@ -109,6 +113,7 @@ async def test_database_stopped_for_ten_seconds_under_load(tmp_path, pg_cluster,
         assert "Traceback" not in log, log[-3000:]
         assert "store unreachable" in log and "store reachable again" in log
         assert healths[0]["status"] == "degraded" and healths[0]["store"]["available"] is False
+        assert refused == (503, "store_unavailable")
         assert "codex_trio_store_available 1.0" in metrics
         assert not [r for r in during if r.path == "/oauth/token"], "a refresh while the store was away"
         dropped = health["store"]["usage_records_dropped"]
