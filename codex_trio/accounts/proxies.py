@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import trio
 from cryptography.fernet import Fernet, InvalidToken
 
 from ..errors import ErrorKind, GatewayError, invalid_request
+from ..store.connection import Connection, Row
 from .fields import PROXY_SCHEMES
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ class ProxyStore:
                 proxy.failures, proxy.latency_ms, proxy.exit_ip, proxy.last_error, proxy.checked_at,
                 proxy.next_check_at, proxy.created_at)
 
-    def _proxy(self, row: sqlite3.Row) -> Proxy | None:
+    def _proxy(self, row: Row) -> Proxy | None:
         try:
             url = self._box.open(row["url_sealed"])
         except InvalidToken:
@@ -210,7 +210,7 @@ class ProxyStore:
             f"ON CONFLICT (id) DO UPDATE SET {updates}", row))
 
     async def delete(self, proxy_id: str) -> None:
-        def work(c: sqlite3.Connection) -> None:
+        def work(c: Connection) -> None:
             c.execute("DELETE FROM proxies WHERE id = ?", (proxy_id,))
             c.execute("DELETE FROM proxy_auto_choices WHERE proxy_id = ?", (proxy_id,))
 
@@ -218,7 +218,7 @@ class ProxyStore:
 
     async def save_choices(self, choices: dict[str, str | None]) -> None:
         """Set (or, for None, drop) the auto choice of each account, in one transaction."""
-        def work(c: sqlite3.Connection) -> None:
+        def work(c: Connection) -> None:
             for account_id, proxy_id in choices.items():
                 if proxy_id is None:
                     c.execute("DELETE FROM proxy_auto_choices WHERE account_id = ?", (account_id,))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any, AsyncContextManager, Awaitable, Callable, TypeVar
@@ -27,10 +26,11 @@ from typing import Any, AsyncContextManager, Awaitable, Callable, TypeVar
 import orjson
 import trio
 
+from ..store.connection import Connection, Row
 from ..store.errors import SchemaError, StoreUnavailable
 from ..store.health import StoreHealth
-from ..store.locks import AdvisoryLocks, FileLocks, Locks, holding
 from ..store.location import StoreLocation, open_engine
+from ..store.locks import AdvisoryLocks, FileLocks, Locks, holding
 from ..store.schema import MigrationStep, Schema
 from .model import Account, AccountStatus, Tokens
 from .proxies import PROXY_MIGRATION
@@ -41,7 +41,7 @@ T = TypeVar("T")
 _DEAD_STATUSES = ("expired", "banned")
 
 
-def _merge_duplicate_identities(conn: sqlite3.Connection) -> None:
+def _merge_duplicate_identities(conn: Connection) -> None:
     """Before the identity index becomes unique: fold every group of rows of one ChatGPT login into one.
 
     The row kept is the one whose tokens are most likely alive (not expired/banned, newest access token,
@@ -143,7 +143,7 @@ class StoreError(SchemaError):
     """The store cannot be opened or read safely; nothing was written."""
 
 
-def _row_to_account(row: sqlite3.Row) -> Account:
+def _row_to_account(row: Row) -> Account:
     data = {k: row[k] for k in row.keys()}
     tokens = Tokens(data.pop("access_token"), data.pop("refresh_token"), data.pop("id_token"))
     data["enabled"] = bool(data["enabled"])
@@ -176,7 +176,7 @@ def _encode(column: str, value: Any) -> Any:
 _IDENTITY_QUERY = "SELECT * FROM accounts WHERE account_id = ? AND coalesce(user_id, '') = ?"
 
 
-def _insert(conn: sqlite3.Connection, account: Account) -> None:
+def _insert(conn: Connection, account: Account) -> None:
     row = _account_to_row(account)
     conn.execute(f"INSERT INTO accounts ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
                  tuple(row.values()))
@@ -275,7 +275,7 @@ class AccountStore:
         for SQLite, an advisory lock for PostgreSQL). Raises `StoreUnavailable` when the store cannot be reached."""
         return holding(self._locks, f"refresh-{account_id}")
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, work: Callable[[Connection], T]) -> T:
         # not cancellable once started: a write either commits or rolls back as a whole
         return await self._reach(trio.to_thread.run_sync(self._sync.transaction, work, limiter=self._write_limiter))
 
@@ -329,7 +329,7 @@ class AccountStore:
             done += 1
         return done
 
-    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
         """Run `work(connection)` as one write transaction (for the other tables of the store)."""
         return await self._write(work)
 
@@ -359,7 +359,7 @@ class AccountStore:
             raise ValueError("an account without a ChatGPT account id has no identity")
         now = self._clock()
 
-        def work(conn: sqlite3.Connection) -> tuple[Account, bool]:
+        def work(conn: Connection) -> tuple[Account, bool]:
             row = conn.execute(_IDENTITY_QUERY, (account.account_id, account.user_id or "")).fetchone()
             if row is not None:
                 existing = _row_to_account(row)
@@ -420,7 +420,7 @@ class AccountStore:
         assignments = ", ".join(f"{name} = ?" for name in fields)
         values = tuple(_encode(name, value) for name, value in fields.items())
 
-        def work(c: sqlite3.Connection) -> int:
+        def work(c: Connection) -> int:
             return sum(c.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", values + (i,)).rowcount
                        for i in keys)
 
@@ -460,7 +460,7 @@ class AccountStore:
         return [row[0] for row in rows]
 
     async def delete(self, account_ids: list[str]) -> int:
-        def work(c: sqlite3.Connection) -> int:
+        def work(c: Connection) -> int:
             return sum(c.execute("DELETE FROM accounts WHERE id = ?", (i,)).rowcount for i in account_ids)
 
         return await self._write(work)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
@@ -20,6 +19,7 @@ from typing import Any, Callable, Iterable, TypeVar
 import orjson
 import trio
 
+from ..store.connection import Connection, Row
 from ..store.errors import SchemaError
 from ..store.location import StoreLocation, open_engine
 from ..store.schema import MigrationStep, Schema
@@ -154,14 +154,14 @@ class HistoryQuery:
     group_by: str | None = None
 
 
-def write_batch(conn: sqlite3.Connection, records: list[RequestRecord], errors: list[RequestRecord]) -> None:
+def write_batch(conn: Connection, records: list[RequestRecord], errors: list[RequestRecord]) -> None:
     conn.executemany(_INSERT_RECORD, [_record_row(r) for r in records])
     conn.executemany(_UPSERT_ROLLUP, [key + tuple(sums) for key, sums in rollup_increments(records).items()])
     conn.executemany("INSERT INTO request_errors (id, ts, record) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                      [(r.id, r.started_at, orjson.dumps(r.to_json()).decode()) for r in errors])
 
 
-def prune(conn: sqlite3.Connection, before: float) -> int:
+def prune(conn: Connection, before: float) -> int:
     """Drop raw rows, minute rollups and persisted errors older than `before`."""
     removed = conn.execute("DELETE FROM usage_records WHERE ts < ?", (before,)).rowcount
     conn.execute("DELETE FROM usage_rollups WHERE granularity = 60 AND bucket < ?", (int(before),))
@@ -169,7 +169,7 @@ def prune(conn: sqlite3.Connection, before: float) -> int:
     return removed
 
 
-def _sums(row: sqlite3.Row | None) -> dict[str, Any]:
+def _sums(row: Row | None) -> dict[str, Any]:
     out = {c: ((row[c] if row is not None else 0) or 0) for c in SUM_COLUMNS}
     out["cost_usd"] = round(float(out["cost_usd"]), 6)
     out["duration_ms"] = round(float(out["duration_ms"]), 3)
@@ -183,10 +183,10 @@ def _sums(row: sqlite3.Row | None) -> dict[str, Any]:
 _SUM_SQL = ", ".join(f"SUM({c}) AS {c}" for c in SUM_COLUMNS)
 
 
-def read_summary(conn: sqlite3.Connection, since: float, until: float) -> dict[str, Any]:
+def read_summary(conn: Connection, since: float, until: float) -> dict[str, Any]:
     """Totals and per-model / account / key totals from the rollups: whole days from the daily rollups, the
     ragged ends from the minute rollups (so a summary reads a few thousand rows at most)."""
-    def grouped(dimension: str) -> list[sqlite3.Row]:
+    def grouped(dimension: str) -> list[Row]:
         sql = (f"SELECT value, {_SUM_SQL} FROM ({_COVERING_ROLLUPS}) AS covering GROUP BY value "
                "ORDER BY requests DESC, value")
         return conn.execute(sql, _covering_params(dimension, since, until)).fetchall()
@@ -215,7 +215,7 @@ def _covering_params(dimension: str, since: float, until: float) -> tuple[Any, .
     return (60, dimension, start, first_day, 86400, dimension, first_day, last_day, 60, dimension, last_day, end)
 
 
-def read_history(conn: sqlite3.Connection, query: HistoryQuery) -> list[dict[str, Any]]:
+def read_history(conn: Connection, query: HistoryQuery) -> list[dict[str, Any]]:
     seconds = GRANULARITIES[query.granularity]
     sql = (f"SELECT bucket, value, {', '.join(SUM_COLUMNS)} FROM usage_rollups WHERE granularity = ? "
            "AND dimension = ? AND bucket >= ? AND bucket < ? ORDER BY bucket, value")
@@ -235,7 +235,7 @@ def read_history(conn: sqlite3.Connection, query: HistoryQuery) -> list[dict[str
     return out
 
 
-def key_token_totals(conn: sqlite3.Connection, since: float) -> dict[str, list[tuple[int, int]]]:
+def key_token_totals(conn: Connection, since: float) -> dict[str, list[tuple[int, int]]]:
     """Per client key: (day start, tokens) from the daily rollups since `since` (budget counters at start)."""
     out: dict[str, list[tuple[int, int]]] = {}
     for row in conn.execute("SELECT value, bucket, input_tokens + output_tokens AS tokens FROM usage_rollups "
@@ -245,7 +245,7 @@ def key_token_totals(conn: sqlite3.Connection, since: float) -> dict[str, list[t
     return out
 
 
-def read_errors(conn: sqlite3.Connection, limit: int, before: float | None) -> list[dict[str, Any]]:
+def read_errors(conn: Connection, limit: int, before: float | None) -> list[dict[str, Any]]:
     sql = "SELECT record FROM request_errors " + ("WHERE ts < ? " if before is not None else "") + \
         "ORDER BY ts DESC LIMIT ?"
     params: tuple[Any, ...] = (before, limit) if before is not None else (limit,)

@@ -80,7 +80,8 @@ async def test_the_stores_work_the_same_on_postgresql(pg_url, tmp_path):
         by_id = {a.id: a for a in listed}
         assert [a.id for a in listed] == sorted(f"acct-{n}" for n in range(12))  # created together: by id
         assert by_id["acct-3"].cookies == _account(3).cookies and by_id["acct-3"].input_tokens == 2**40 + 3
-        assert by_id["acct-3"].status is AccountStatus.RATE_LIMITED and by_id["acct-3"].cooldown_until == 1_900_000_100.25
+        assert by_id["acct-3"].status is AccountStatus.RATE_LIMITED
+        assert by_id["acct-3"].cooldown_until == 1_900_000_100.25
         # one row per ChatGPT identity, across processes: the unique index holds on PostgreSQL too
         stored, created = await accounts.upsert_identity(_account(3), lambda old: {"label": "again"}, lambda: "x")
         assert not created and stored.id == "acct-3" and stored.label == "again"
