@@ -101,14 +101,14 @@ def mask_assignment(value: str | None) -> str | None:
 
 
 class SecretBox:
-    """Encrypts proxy URLs (they carry credentials) with a key kept in a 0600 file beside the store."""
+    """Encrypts proxy URLs (they carry credentials) with a key kept in a 0600 file in the data dir."""
 
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
 
     @classmethod
-    def beside(cls, store_path: Path) -> "SecretBox":
-        path = store_path.parent / KEY_FILE
+    def in_dir(cls, directory: Path) -> "SecretBox":
+        path = directory / KEY_FILE
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -177,7 +177,7 @@ class ProxyStore:
             if store.path is None:
                 raise ValueError("a store without a file needs the folder of its proxy key")
             key_dir = store.path.parent
-        return cls(store, SecretBox.beside(key_dir / "accounts.sqlite3"))
+        return cls(store, SecretBox.in_dir(key_dir))
 
     def _row(self, proxy: Proxy) -> tuple:
         return (proxy.id, self._box.seal(proxy.url), proxy.label, proxy.group, int(proxy.enabled), proxy.health,

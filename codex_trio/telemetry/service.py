@@ -16,7 +16,7 @@ from .prices import estimate_cost
 from .record import RequestRecord
 from .request_log import RequestLog
 from ..store.location import StoreLocation
-from .store import OPERATOR_DB, OperatorStore
+from .store import OperatorStore
 from .trace import RequestTrace
 from .writer import UsageWriter
 
@@ -59,10 +59,6 @@ class Telemetry:
 
     def _now(self) -> float:
         return self.clock()
-
-    @property
-    def db_path(self):
-        return self.config.data_dir / OPERATOR_DB
 
     def begin(self, protocol: str, path: str, method: str, *, user_agent: str = "", client_ip: str = "",
               key=None) -> RequestTrace:
