@@ -258,7 +258,8 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
     clock = services.clock
     store = await AccountStore.open_at(StoreLocation.of(config), clock=clock)
     try:
-        proxies = ProxyPool(ProxyStore.of(store, config.data_dir), default_proxy=lambda: config.settings.tls.proxy_url, clock=clock)
+        proxies = ProxyPool(ProxyStore.of(store, config.data_dir), default_proxy=lambda: config.settings.tls.proxy_url,
+                            clock=clock)
         await proxies.load()
         services.proxies = proxies
         # Asked at every call: the issuer client follows the presented release (what it accepts) and the egress

@@ -63,21 +63,7 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
 
 
 def doctor_extra_checks(store: "ConfigStore") -> list[tuple[bool, str, str]]:
-    from .accounts.cli import accounts_present_check
-    from .store.location import StoreLocation
+    from .store.doctor import store_checks
     from .upstream.versions import doctor_check
 
-    try:
-        location = StoreLocation.of(store)
-    except ValueError as exc:
-        stored = [(False, str(exc), "fix store.url (CODEX_TRIO__STORE__URL)")]
-    else:
-        if location.dialect == "postgresql":
-            from .accounts.store import SCHEMA as ACCOUNTS
-            from .store.doctor import postgres_checks
-            from .telemetry.store import SCHEMA as OPERATOR
-
-            stored = postgres_checks(location, {ACCOUNTS.name: ACCOUNTS.version, OPERATOR.name: OPERATOR.version})
-        else:
-            stored = [accounts_present_check(store, location.directory)]
-    return [*stored, *doctor_check(store.data_dir, store.settings.client.version)]
+    return [*store_checks(store), *doctor_check(store.data_dir, store.settings.client.version)]

@@ -1,7 +1,7 @@
-"""`codex-trio doctor` on a PostgreSQL store: is it reachable, at which schema versions, how many accounts.
+"""`codex-trio doctor` on the store `store.url` names: for PostgreSQL, is it reachable, at which schema versions,
+how many accounts; for SQLite, the account check of the files (`accounts_present_check`).
 
-Read-only: doctor never migrates or creates anything (a mistyped URL must not look fine). SQLite stores are
-checked by the account check as before (`accounts_present_check`).
+Read-only: doctor never migrates or creates anything (a mistyped URL must not look fine).
 """
 
 from __future__ import annotations
@@ -11,6 +11,22 @@ from typing import Any
 from .location import StoreLocation
 
 MIGRATE = "run `codex-trio store migrate` (or start the gateway once)"
+
+
+def store_checks(config: Any) -> list[tuple[bool, str, str]]:
+    """(ok, what was checked, what to do) for the configured store (`config`: a ConfigStore)."""
+    from ..accounts.cli import accounts_present_check
+
+    try:
+        location = StoreLocation.of(config)
+    except ValueError as exc:
+        return [(False, str(exc), "fix store.url (CODEX_TRIO__STORE__URL)")]
+    if location.dialect == "sqlite":
+        return [accounts_present_check(config, location.directory)]
+    from ..accounts.store import SCHEMA as ACCOUNTS
+    from ..telemetry.store import SCHEMA as OPERATOR
+
+    return postgres_checks(location, {ACCOUNTS.name: ACCOUNTS.version, OPERATOR.name: OPERATOR.version})
 
 
 def postgres_checks(location: StoreLocation, expected: dict[str, int]) -> list[tuple[bool, str, str]]:

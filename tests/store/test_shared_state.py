@@ -52,18 +52,24 @@ async def test_a_ban_recorded_by_one_instance_is_honoured_by_the_others_within_a
             async with first.client() as a, second.client() as b:
                 banned = sim.accounts[0]
                 banned.banned = True
-                for _ in range(6):  # the first instance meets the ban and fails over to the other account
-                    assert (await a.post("/v1/chat/completions", json=CHAT)).status_code == 200
-                with psycopg.connect(pg_url) as db:
-                    assert db.execute("SELECT count(*) FROM accounts WHERE status = 'banned'").fetchone()[0] == 1
+                banned_rows = 0
+                for n in range(30):  # until the first instance meets the ban (and fails over to the other account)
+                    turn = {**CHAT, "messages": [{"role": "user", "content": f"turn {n}"}]}  # no affinity
+                    assert (await a.post("/v1/chat/completions", json=turn)).status_code == 200
+                    with psycopg.connect(pg_url) as db:
+                        banned_rows = db.execute("SELECT count(*) FROM accounts WHERE status = 'banned'").fetchone()[0]
+                    if banned_rows:
+                        break
+                assert banned_rows == 1
                 recorded = time.monotonic()
                 with trio.fail_after(5):
                     while not _banned_in_pool((await b.get("/metrics")).text):
                         await trio.sleep(0.05)
                 seen_after = time.monotonic() - recorded
                 since = len(sim.requests)
-                for _ in range(6):
-                    assert (await b.post("/v1/chat/completions", json=CHAT)).status_code == 200
+                for n in range(6):
+                    turn = {**CHAT, "messages": [{"role": "user", "content": f"after {n}"}]}
+                    assert (await b.post("/v1/chat/completions", json=turn)).status_code == 200
         finally:
             await _stop([first, second])
         assert seen_after < 1.0, f"the other instance saw the ban after {seen_after:.2f} s"
