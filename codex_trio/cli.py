@@ -49,13 +49,15 @@ def _user_mistake(exc: BaseException) -> BaseException | None:
     """The error a user can fix (bad settings, a port in use), also when a nursery wrapped it in a group."""
     from .config.loader import ConfigError
     from .server.listener import ListenerError  # only on this error path: keeps `--version` quick
+    from .store.errors import SchemaError  # a store that cannot be opened (unreachable, newer, foreign)
 
+    mistakes = (ConfigError, ListenerError, SchemaError)
     if isinstance(exc, BaseExceptionGroup):
-        found = exc.subgroup((ConfigError, ListenerError))
+        found = exc.subgroup(mistakes)
         while isinstance(found, BaseExceptionGroup):
             found = found.exceptions[0]
         return found
-    return exc if isinstance(exc, (ConfigError, ListenerError)) else None
+    return exc if isinstance(exc, mistakes) else None
 
 
 if __name__ == "__main__":

@@ -195,13 +195,15 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
     from .accounts.refresh import TokenRefresher
     from .accounts.service import AccountService
     from .accounts.store import AccountStore
+    from .store.location import StoreLocation
 
     settings = config.settings
     connector = services.connector
     clock = connector.clock
-    store = await AccountStore.open(config.data_dir / ACCOUNTS_DB, clock=clock)
+    store = await AccountStore.open_at(StoreLocation.of(config), clock=clock)
     try:
-        proxies = ProxyPool(ProxyStore.of(store), default_proxy=lambda: config.settings.tls.proxy_url, clock=clock)
+        proxies = ProxyPool(ProxyStore.of(store, config.data_dir), default_proxy=lambda: config.settings.tls.proxy_url,
+                            clock=clock)
         await proxies.load()
         connector.proxies = proxies
         # Asked at every call: the issuer client follows the presented release (what it accepts) and the egress

@@ -26,11 +26,13 @@ def install_surfaces(gateway: "Gateway") -> None:
     from .providers.hooks import install_providers
     from .server.proxies_api import register_proxies_api
     from .services import build_services, run_accounts, run_dispatch
+    from .store.follow import run_shared_state
     from .telemetry.install import install_telemetry
     from .upstream.versions import run_release_watch
 
     gateway.services = build_services(gateway)
-    gateway.background_jobs.extend([run_accounts, run_dispatch, run_release_watch, run_session_sweep])
+    gateway.background_jobs.extend([run_accounts, run_shared_state, run_dispatch, run_release_watch,
+                                    run_session_sweep])
     gateway.route_registrars.extend([register_admin, register_accounts_api, register_proxies_api, register_openai,
                                      register_audio, register_anthropic, register_gemini, register_dashboard])
     gateway.ollama_route_registrars.append(register_ollama)
@@ -41,7 +43,7 @@ def install_surfaces(gateway: "Gateway") -> None:
 def add_commands(commands: "argparse._SubParsersAction", common: argparse.ArgumentParser) -> None:
     """Add the CLI subcommands: one module of `codex_trio.commands` each, registered with one line here."""
     from .commands import (accounts, config, demo, doctor, identity, image, keys, login, providers, proxies, run,
-                           sim, transcribe, usage)
+                           sim, store, transcribe, usage)
 
     run.register(commands, common)
     config.register(commands, common)
@@ -50,6 +52,7 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
     accounts.register(commands, common)
     proxies.register(commands, common)
     providers.register(commands, common)
+    store.register(commands, common)
     usage.register(commands, common)
     keys.register(commands, common)
     demo.register(commands, common)
@@ -60,7 +63,7 @@ def add_commands(commands: "argparse._SubParsersAction", common: argparse.Argume
 
 
 def doctor_extra_checks(store: "ConfigStore") -> list[tuple[bool, str, str]]:
-    from .commands.accounts import accounts_present_check
+    from .store.doctor import store_checks
     from .upstream.versions import doctor_check
 
-    return [accounts_present_check(store), *doctor_check(store.data_dir, store.settings.client.version)]
+    return [*store_checks(store), *doctor_check(store.data_dir, store.settings.client.version)]

@@ -22,7 +22,6 @@ import base64
 import logging
 import os
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import trio
 
 from ..errors import ErrorKind, GatewayError, invalid_request
+from ..store.connection import Connection, Row
 from .fields import PROXY_SCHEMES
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class UnreadableSecret(Exception):
 
 
 class SecretBox:
-    """Encrypts proxy URLs (they carry credentials) with a key kept in a 0600 file beside the store.
+    """Encrypts proxy URLs (they carry credentials) with a key kept in a 0600 file in the data dir.
 
     `cryptography` is imported on the first seal/open, not at start-up: its Rust bindings are 6 MiB of resident
     memory that a gateway without proxies never needs."""
@@ -115,8 +115,8 @@ class SecretBox:
         self._fernet: Any = None
 
     @classmethod
-    def beside(cls, store_path: Path) -> "SecretBox":
-        path = store_path.parent / KEY_FILE
+    def in_dir(cls, directory: Path) -> "SecretBox":
+        path = directory / KEY_FILE
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -190,15 +190,21 @@ class ProxyStore:
         self._box = box
 
     @classmethod
-    def of(cls, store: "AccountStore") -> "ProxyStore":
-        return cls(store, SecretBox.beside(store.path))
+    def of(cls, store: "AccountStore", key_dir: Path | None = None) -> "ProxyStore":
+        """The key file lives in `key_dir` (the data dir; default: beside a SQLite store file). Instances sharing a
+        PostgreSQL store need the same key file in each data dir (docs/scale-out.md)."""
+        if key_dir is None:
+            if store.path is None:
+                raise ValueError("a store without a file needs the folder of its proxy key")
+            key_dir = store.path.parent
+        return cls(store, SecretBox.in_dir(key_dir))
 
     def _row(self, proxy: Proxy) -> tuple:
         return (proxy.id, self._box.seal(proxy.url), proxy.label, proxy.group, int(proxy.enabled), proxy.health,
                 proxy.failures, proxy.latency_ms, proxy.exit_ip, proxy.last_error, proxy.checked_at,
                 proxy.next_check_at, proxy.created_at)
 
-    def _proxy(self, row: sqlite3.Row) -> Proxy | None:
+    def _proxy(self, row: Row) -> Proxy | None:
         try:
             url = self._box.open(row["url_sealed"])
         except UnreadableSecret:
@@ -218,11 +224,13 @@ class ProxyStore:
     async def save(self, proxy: Proxy) -> None:
         marks = ", ".join("?" for _ in _PROXY_COLUMNS)
         row = self._row(proxy)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _PROXY_COLUMNS if c != "id")
         await self._store.transaction(lambda c: c.execute(
-            f"INSERT OR REPLACE INTO proxies ({', '.join(_PROXY_COLUMNS)}) VALUES ({marks})", row))
+            f"INSERT INTO proxies ({', '.join(_PROXY_COLUMNS)}) VALUES ({marks}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates}", row))
 
     async def delete(self, proxy_id: str) -> None:
-        def work(c: sqlite3.Connection) -> None:
+        def work(c: Connection) -> None:
             c.execute("DELETE FROM proxies WHERE id = ?", (proxy_id,))
             c.execute("DELETE FROM proxy_auto_choices WHERE proxy_id = ?", (proxy_id,))
 
@@ -230,12 +238,13 @@ class ProxyStore:
 
     async def save_choices(self, choices: dict[str, str | None]) -> None:
         """Set (or, for None, drop) the auto choice of each account, in one transaction."""
-        def work(c: sqlite3.Connection) -> None:
+        def work(c: Connection) -> None:
             for account_id, proxy_id in choices.items():
                 if proxy_id is None:
                     c.execute("DELETE FROM proxy_auto_choices WHERE account_id = ?", (account_id,))
                 else:
-                    c.execute("INSERT OR REPLACE INTO proxy_auto_choices (account_id, proxy_id) VALUES (?, ?)",
+                    c.execute("INSERT INTO proxy_auto_choices (account_id, proxy_id) VALUES (?, ?) "
+                              "ON CONFLICT (account_id) DO UPDATE SET proxy_id = excluded.proxy_id",
                               (account_id, proxy_id))
 
         if choices:

@@ -3,9 +3,12 @@
 Why it is built this way (spec/chatgpt-mode.md §7, upstream.md §2.3, peers.md §3 A.4 — rotation races that
 invalidated whole pools):
 
-* One `trio.Lock` per account. Whoever holds it re-reads the account from the store first; if the access
-  token is no longer the one the caller saw expire (someone else refreshed meanwhile), that result is reused
-  and nothing is sent. So N waiters cause exactly one refresh.
+* One `trio.Lock` per account, and then the store's refresh lock of the account, which every process on the
+  store honours (an OS file lock for SQLite — the CLI beside a gateway —, an advisory lock for PostgreSQL —
+  several instances). Whoever holds both re-reads the account from the store first; if the access token is no
+  longer the one the caller saw expire (someone else, in this process or another, refreshed meanwhile), that
+  result is reused and nothing is sent. So N waiters in M processes cause exactly one refresh. A process that
+  cannot reach the store cannot take the lock, and does not refresh.
 * The new tokens are committed to SQLite *before* anyone can use them, and only then written back to a
   linked auth.json. A crash after the issuer answered but before the commit would lose the new refresh token,
   so the commit is the first thing done with the answer.
@@ -36,12 +39,14 @@ import logging
 import random
 import time
 import zlib
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 import trio
 
+from ..store.errors import StoreUnavailable
 from ..upstream.body import refresh_body
 from ..upstream.headers import refresh_headers
 from ..upstream.identity import Identity
@@ -174,7 +179,7 @@ class TokenRefresher:
                       seen_access_token: str | None = None, force: bool = False, early: float = 0.0) -> Account:
         """Refresh once for everybody who saw `seen_access_token` fail or expire; later callers get the
         result. Raises RefreshFailed (`permanent` = the account now needs a new login)."""
-        async with self._lock(account_id):
+        async with self._lock(account_id), self._across_processes(account_id):
             account = await self.reload(account_id)
             if seen_access_token is not None and account.tokens.access_token != seen_access_token:
                 return account  # refreshed while we waited
@@ -186,6 +191,18 @@ class TokenRefresher:
             if adopted is not None:
                 return adopted
             return await self._refresh_locked(account, reason)
+
+    @asynccontextmanager
+    async def _across_processes(self, account_id: str) -> AsyncIterator[None]:
+        """The store's refresh lock of the account: another process (a second instance, the CLI) refreshing it
+        makes us wait, and then the re-read in `refresh` finds its tokens. Without the store there is no refresh:
+        a token spent now could not be recorded, and another instance may be spending it."""
+        try:
+            async with self._store.refresh_lock(account_id):
+                yield
+        except StoreUnavailable as exc:
+            raise RefreshFailed(account_id, f"the store cannot be reached ({exc}); no refresh until it is back",
+                                permanent=False) from None
 
     async def _adopt_linked(self, account: Account) -> Account | None:
         """If the linked auth.json holds a different refresh token for the same ChatGPT account, the CLI has
@@ -393,8 +410,12 @@ class TokenRefresher:
         task_status.started()
         first = True
         while True:
+            try:
+                accounts = await self._store.list()
+            except StoreUnavailable:
+                accounts = []  # degraded: no refresh until the store is back
             async with trio.open_nursery() as nursery:
-                for account in await self._store.list():
+                for account in accounts:
                     if not account.enabled or account.status in (AccountStatus.EXPIRED, AccountStatus.BANNED,
                                                                  AccountStatus.DISABLED):
                         continue

@@ -136,6 +136,7 @@ class AccountService:
 
     async def _redeem_refresh_token(self, refresh_token: str) -> oauth.TokenGrant:
         """Turn a bare refresh token into tokens (one request: a lost answer is reported, never resent)."""
+        await self.store.ping()  # without the store the new tokens could not be kept: do not spend this one
         headers, body = self.refresher.refresh_request(refresh_token, oauth.RefreshReason.PROACTIVE_EXPIRY)
         try:
             response = await self._http.post(self._token_url, headers, body)

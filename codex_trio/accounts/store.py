@@ -1,4 +1,5 @@
-"""The account store: one SQLite file (WAL, synchronous=FULL, mode 0600), one writer.
+"""The account store: one SQLite file (WAL, synchronous=FULL, mode 0600), one writer — or, for several instances,
+the same tables in PostgreSQL (`store.url`; `store/` has both engines, this module is the same for both).
 
 Rules that keep accounts from being lost (peers.md §3 A.6: a failed read once made a gateway overwrite its
 pool with an empty one):
@@ -18,27 +19,29 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable, TypeVar, Union
+from typing import Any, AsyncContextManager, Awaitable, Callable, TypeVar
 
 import orjson
 import trio
 
-from ..sqlite_files import create_private_file, open_private_db
+from ..store.connection import Connection, Row
+from ..store.errors import SchemaError, StoreUnavailable
+from ..store.health import StoreHealth
+from ..store.location import StoreLocation, open_engine
+from ..store.locks import AdvisoryLocks, FileLocks, Locks, holding
+from ..store.schema import MigrationStep, Schema
 from .model import Account, AccountStatus, Tokens
 from .proxies import PROXY_MIGRATION
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A migration step is SQL statements, or a function given the connection (inside the migration transaction).
-MigrationStep = Union[str, Callable[[sqlite3.Connection], None]]
 _DEAD_STATUSES = ("expired", "banned")
 
 
-def _merge_duplicate_identities(conn: sqlite3.Connection) -> None:
+def _merge_duplicate_identities(conn: Connection) -> None:
     """Before the identity index becomes unique: fold every group of rows of one ChatGPT login into one.
 
     The row kept is the one whose tokens are most likely alive (not expired/banned, newest access token,
@@ -78,7 +81,7 @@ def _merge_duplicate_identities(conn: sqlite3.Connection) -> None:
 # MIGRATIONS[n] takes the schema from version n to n+1. Append only; never edit a released step.
 MIGRATIONS: list[list[MigrationStep]] = [
     [
-        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",  # SQLite's version table
         """CREATE TABLE accounts (
             id TEXT PRIMARY KEY,
             access_token TEXT NOT NULL,
@@ -126,18 +129,21 @@ MIGRATIONS: list[list[MigrationStep]] = [
     ],
     PROXY_MIGRATION,  # the egress proxy pool (accounts/proxies.py)
 ]
-SCHEMA_VERSION = len(MIGRATIONS)
+SCHEMA = Schema("accounts", MIGRATIONS)
+SCHEMA_VERSION = SCHEMA.version
 
 _JSON_COLUMNS = frozenset({"cookies", "quota"})
 _TOKEN_FIELDS = ("access_token", "refresh_token", "id_token")
+_TOKEN_FIELDS_SET = frozenset(_TOKEN_FIELDS)
+MAX_DEFERRED = 10_000  # state writes kept while the store is away (then the oldest are dropped, counted)
 COLUMNS = tuple(f.name for f in dataclasses.fields(Account) if f.name != "tokens") + _TOKEN_FIELDS
 
 
-class StoreError(Exception):
+class StoreError(SchemaError):
     """The store cannot be opened or read safely; nothing was written."""
 
 
-def _row_to_account(row: sqlite3.Row) -> Account:
+def _row_to_account(row: Row) -> Account:
     data = {k: row[k] for k in row.keys()}
     tokens = Tokens(data.pop("access_token"), data.pop("refresh_token"), data.pop("id_token"))
     data["enabled"] = bool(data["enabled"])
@@ -170,82 +176,26 @@ def _encode(column: str, value: Any) -> Any:
 _IDENTITY_QUERY = "SELECT * FROM accounts WHERE account_id = ? AND coalesce(user_id, '') = ?"
 
 
-def _insert(conn: sqlite3.Connection, account: Account) -> None:
+def _insert(conn: Connection, account: Account) -> None:
     row = _account_to_row(account)
     conn.execute(f"INSERT INTO accounts ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
                  tuple(row.values()))
 
 
 class _SyncStore:
-    """The blocking half; only ever called from worker threads, one writer at a time."""
+    """The blocking half over one engine (`store/`); only ever called from worker threads, one writer at a time."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        create_private_file(self.path)
-        self.writer = self._connect()
-        self._check_and_migrate()
-        self.reader = self._connect()
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
         self.skipped_rows: list[str] = []
 
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            return open_private_db(self.path, synchronous="FULL")  # a committed refresh token must survive power loss
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a readable account store ({exc}); "
-                             "it was left untouched — restore a backup or move it away") from None
-
-    def _check_and_migrate(self) -> None:
-        conn = self.writer
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "schema_version" in tables:
-                row = conn.execute("SELECT version FROM schema_version").fetchone()
-                if row is None:
-                    raise StoreError(f"{self.path}: schema_version table is empty; refusing to guess")
-                version = int(row[0])
-            elif tables:
-                raise StoreError(f"{self.path}: has tables {sorted(tables)} but no schema_version; "
-                                 "not an account store of this program")
-            else:
-                version = 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: schema version {version} is newer than this program "
-                                 f"({SCHEMA_VERSION}); upgrade codex-trio")
-            for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step]:
-                    if callable(statement):
-                        statement(conn)
-                    else:
-                        conn.execute(statement)
-            if version == 0:
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif version < SCHEMA_VERSION:
-                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()
-            if isinstance(exc, sqlite3.DatabaseError):
-                raise StoreError(f"{self.path} could not be read as an account store ({exc}); "
-                                 "it was left untouched") from None
-            raise
-
-    def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self.writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+    def transaction(self, work: Callable[[Any], T]) -> T:
+        return self.engine.transaction(work)
 
     def read_all(self) -> list[Account]:
+        rows = self.engine.read(lambda conn: conn.execute("SELECT * FROM accounts ORDER BY created_at, id").fetchall())
         accounts, skipped = [], []
-        for row in self.reader.execute("SELECT * FROM accounts ORDER BY created_at, id"):
+        for row in rows:
             try:
                 accounts.append(_row_to_account(row))
             except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
@@ -255,31 +205,60 @@ class _SyncStore:
         return accounts
 
     def read_one(self, account_id: str) -> Account | None:
-        row = self.reader.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
+        row = self.engine.read(lambda conn: conn.execute("SELECT * FROM accounts WHERE id = ?",
+                                                         (account_id,)).fetchone())
         return _row_to_account(row) if row is not None else None
 
     def close(self) -> None:
-        self.reader.close()
-        self.writer.close()
+        self.engine.close()
 
 
 class AccountStore:
     """Async facade. Create with `await AccountStore.open(path)`."""
 
-    def __init__(self, sync: _SyncStore, clock: Callable[[], float]) -> None:
+    def __init__(self, sync: _SyncStore, clock: Callable[[], float], locks: Locks) -> None:
         self._sync = sync
         self._clock = clock
+        self._locks = locks
+        self.health = StoreHealth(engine=sync.engine.dialect)
+        self._deferred: list[tuple[str, dict[str, Any]]] = []  # (account id, columns) kept while the store is away
+        self._deferred_usage: dict[str, dict[str, int]] = {}
+        self.deferred_dropped = 0
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(1)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> AccountStore:
-        sync = await trio.to_thread.run_sync(_SyncStore, Path(path))
-        return cls(sync, clock)
+        """The SQLite store file at `path`."""
+        from ..store.sqlite_engine import SqliteEngine
+
+        return await cls._open(lambda: SqliteEngine(Path(path), SCHEMA, synchronous="FULL", what="account store"),
+                               clock, FileLocks(Path(path).parent / "locks"))
+
+    @classmethod
+    async def open_at(cls, location: StoreLocation, *, clock: Callable[[], float] = time.time) -> AccountStore:
+        """The account store at `location` (`store.url`), migrated to this program's schema."""
+        locks = FileLocks(location.lock_directory) if location.lock_directory else AdvisoryLocks(location.url)
+        return await cls._open(lambda: open_engine(location, SCHEMA, what="account store"), clock, locks)
+
+    @classmethod
+    async def _open(cls, connect: Callable[[], Any], clock: Callable[[], float], locks: Locks) -> AccountStore:
+        def opened() -> Any:
+            try:
+                return connect()
+            except SchemaError as exc:
+                raise StoreError(str(exc)) from None
+
+        return cls(_SyncStore(await trio.to_thread.run_sync(opened)), clock, locks)
 
     @property
-    def path(self) -> Path:
-        return self._sync.path
+    def engine(self) -> Any:
+        return self._sync.engine
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL)."""
+        return getattr(self._sync.engine, "path", None)
 
     @property
     def skipped_rows(self) -> list[str]:
@@ -289,20 +268,73 @@ class AccountStore:
     async def close(self) -> None:
         async with self._write_limiter:
             await trio.to_thread.run_sync(self._sync.close)
+            await trio.to_thread.run_sync(self._locks.close)
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def refresh_lock(self, account_id: str) -> AsyncContextManager[None]:
+        """Held while an account's tokens are refreshed: every process on this store honours it (an OS file lock
+        for SQLite, an advisory lock for PostgreSQL). Raises `StoreUnavailable` when the store cannot be reached."""
+        return holding(self._locks, f"refresh-{account_id}")
+
+    async def _write(self, work: Callable[[Connection], T]) -> T:
         # not cancellable once started: a write either commits or rolls back as a whole
-        return await trio.to_thread.run_sync(self._sync.transaction, work, limiter=self._write_limiter)
+        return await self._reach(trio.to_thread.run_sync(self._sync.transaction, work, limiter=self._write_limiter))
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self._read_limiter)
+        return await self._reach(trio.to_thread.run_sync(fn, *args, limiter=self._read_limiter))
 
-    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _reach(self, call: Awaitable[T]) -> T:
+        """Await a store call, keeping `health` current (PostgreSQL can go away; SQLite does not)."""
+        try:
+            result = await call
+        except StoreUnavailable as exc:
+            self.health.failed(self._clock(), str(exc))
+            raise
+        if not self.health.available:
+            self.health.ok(self._clock())
+        return result
+
+    # ---- degraded: writes that can wait --------------------------------------------------------------
+
+    def _defer(self, kind: str, key: str, fields: dict[str, Any]) -> None:
+        """Keep a state write (status, cooldown, quota, usage counters) for when the store is back. Bounded:
+        past `MAX_DEFERRED` the oldest is dropped and counted. Token writes are never deferred (a refresh
+        needs the store: it never runs without it)."""
+        if kind == "usage":
+            pending = self._deferred_usage.setdefault(key, {"requests": 0, "input_tokens": 0, "output_tokens": 0})
+            for name, value in fields.items():
+                pending[name] += value
+            return
+        self._deferred.append((key, fields))
+        if len(self._deferred) > MAX_DEFERRED:
+            del self._deferred[0]
+            self.deferred_dropped += 1
+
+    @property
+    def deferred(self) -> int:
+        return len(self._deferred) + len(self._deferred_usage)
+
+    async def replay_deferred(self) -> int:
+        """Write what waited for the store, in order (restamped now, so other instances see it). Returns how
+        many writes were replayed; stops at the first that fails again (the rest stays queued)."""
+        done = 0
+        while self._deferred:
+            key, fields = self._deferred[0]
+            await self.update(key, **fields)
+            self._deferred.pop(0)
+            done += 1
+        while self._deferred_usage:
+            account_id, counts = next(iter(self._deferred_usage.items()))
+            await self.add_usage(account_id, **counts)
+            self._deferred_usage.pop(account_id, None)
+            done += 1
+        return done
+
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
         """Run `work(connection)` as one write transaction (for the other tables of the store)."""
         return await self._write(work)
 
-    async def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        return await self._read(lambda: self._sync.reader.execute(sql, params).fetchall())
+    async def query(self, sql: str, params: tuple = ()) -> list[Any]:
+        return await self._read(self._sync.engine.read, lambda conn: conn.execute(sql, params).fetchall())
 
     async def list(self) -> list[Account]:
         return await self._read(self._sync.read_all)
@@ -327,7 +359,7 @@ class AccountStore:
             raise ValueError("an account without a ChatGPT account id has no identity")
         now = self._clock()
 
-        def work(conn: sqlite3.Connection) -> tuple[Account, bool]:
+        def work(conn: Connection) -> tuple[Account, bool]:
             row = conn.execute(_IDENTITY_QUERY, (account.account_id, account.user_id or "")).fetchone()
             if row is not None:
                 existing = _row_to_account(row)
@@ -362,22 +394,33 @@ class AccountStore:
                                                   [tuple(r.values()) for r in rows]))
 
     async def update(self, key: str, /, **fields: Any) -> bool:
-        """Set columns of one account (token fields by their column names). False if it does not exist."""
+        """Set columns of one account (token fields by their column names). False if it does not exist.
+
+        While the store cannot be reached, a change without tokens is kept for later (`replay_deferred`) and
+        reported done; a change of tokens raises `StoreUnavailable`."""
         unknown = set(fields) - set(COLUMNS)
         if unknown or "id" in fields:
             raise ValueError(f"not updatable: {sorted(unknown | ({'id'} & set(fields)))}")
+        changes = dict(fields)
         fields["updated_at"] = self._clock()
         assignments = ", ".join(f"{name} = ?" for name in fields)
         values = tuple(_encode(name, value) for name, value in fields.items()) + (key,)
-        cursor = await self._write(lambda c: c.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", values))
-        return cursor.rowcount == 1
+        try:
+            rowcount = await self._write(lambda c: c.execute(f"UPDATE accounts SET {assignments} WHERE id = ?",
+                                                             values).rowcount)
+        except StoreUnavailable:
+            if _TOKEN_FIELDS_SET & changes.keys():
+                raise
+            self._defer("update", key, changes)
+            return True
+        return rowcount == 1
 
     async def update_many(self, keys: list[str], /, **fields: Any) -> int:
         fields["updated_at"] = self._clock()
         assignments = ", ".join(f"{name} = ?" for name in fields)
         values = tuple(_encode(name, value) for name, value in fields.items())
 
-        def work(c: sqlite3.Connection) -> int:
+        def work(c: Connection) -> int:
             return sum(c.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", values + (i,)).rowcount
                        for i in keys)
 
@@ -386,16 +429,41 @@ class AccountStore:
     async def add_usage(self, account_id: str, *, requests: int = 1, input_tokens: int = 0,
                         output_tokens: int = 0) -> None:
         now = self._clock()
-        await self._write(lambda c: c.execute(
-            "UPDATE accounts SET request_count = request_count + ?, input_tokens = input_tokens + ?, "
-            "output_tokens = output_tokens + ?, last_used_at = ? WHERE id = ?",
-            (requests, input_tokens, output_tokens, now, account_id)))
+        try:
+            await self._write(lambda c: c.execute(
+                "UPDATE accounts SET request_count = request_count + ?, input_tokens = input_tokens + ?, "
+                "output_tokens = output_tokens + ?, last_used_at = ? WHERE id = ?",
+                (requests, input_tokens, output_tokens, now, account_id)))
+        except StoreUnavailable:
+            self._defer("usage", account_id, {"requests": requests, "input_tokens": input_tokens,
+                                              "output_tokens": output_tokens})
+
+    async def changed_since(self, since: float) -> list[Account]:
+        """The accounts whose row changed at or after `since` (another instance's cooldown, ban, refresh …)."""
+        rows = await self._read(self._sync.engine.read, lambda conn: conn.execute(
+            "SELECT * FROM accounts WHERE updated_at >= ? ORDER BY updated_at", (since,)).fetchall())
+        out = []
+        for row in rows:
+            try:
+                out.append(_row_to_account(row))
+            except (ValueError, TypeError, orjson.JSONDecodeError):
+                continue  # reported by `list()`; left as is
+        return out
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers (checked before spending a single-use token whose
+        answer it must then record)."""
+        await self._read(self._sync.engine.read, lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def ids(self) -> list[str]:
+        rows = await self._read(self._sync.engine.read, lambda conn: conn.execute("SELECT id FROM accounts").fetchall())
+        return [row[0] for row in rows]
 
     async def delete(self, account_ids: list[str]) -> int:
-        def work(c: sqlite3.Connection) -> int:
+        def work(c: Connection) -> int:
             return sum(c.execute("DELETE FROM accounts WHERE id = ?", (i,)).rowcount for i in account_ids)
 
         return await self._write(work)
 
     async def integrity_check(self) -> str:
-        return await self._read(lambda: self._sync.reader.execute("PRAGMA integrity_check").fetchone()[0])
+        return await self._read(self._sync.engine.integrity_check)

@@ -186,11 +186,12 @@ def register(commands: "argparse._SubParsersAction", common: argparse.ArgumentPa
     refreshing.set_defaults(handler=cmd_accounts_refresh)
 
 
-def accounts_present_check(store: "ConfigStore") -> tuple[bool, str, str]:
-    """Doctor: is there at least one enabled account? Reads the database read-only (never creates it)."""
+def accounts_present_check(store: "ConfigStore", directory: Path | None = None) -> tuple[bool, str, str]:
+    """Doctor: is there at least one enabled account? Reads the database read-only (never creates it).
+    `directory`: where the SQLite files are (store.url), default the data dir."""
     from ..services import ACCOUNTS_DB
 
-    path = store.data_dir / ACCOUNTS_DB
+    path = (directory or store.data_dir) / ACCOUNTS_DB
     fix = "add one with `codex-trio login` (or `--device` / `--paste`), or `codex-trio accounts import FILE`"
     if not path.exists():
         return False, f"no account store yet ({path})", fix

@@ -77,9 +77,8 @@ def run_with_accounts(args: argparse.Namespace, work: Callable[["Services", "Acc
     first.
 
     This builds the same services as the gateway's `run_accounts` (`services.open_accounts`), without its
-    background jobs. Don't refresh from here while a gateway uses the same data dir for long: refresh tokens
-    are single-use and only one process should spend them (the store serialises writes, not the two
-    refreshers)."""
+    background jobs. Refreshing from here while a gateway runs on the same store is safe: a refresh
+    holds the store's refresh lock of the account, which the gateway honours too (accounts/refresh.py)."""
     import trio
 
     from ..accounts.http import DeliveryUnknown, NotDelivered
@@ -128,11 +127,12 @@ def issuer_option() -> argparse.ArgumentParser:
 
 def open_operator_store(args: argparse.Namespace) -> "OperatorStore":
     """The data dir's operator store (client keys, usage), opened for synchronous use by one command."""
-    from ..telemetry.store import OPERATOR_DB, OperatorStore
+    from ..store.location import StoreLocation
+    from ..telemetry.store import OperatorStore
 
     config = open_store(args)
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return OperatorStore.open_sync(config.data_dir / OPERATOR_DB)
+    return OperatorStore.open_sync(StoreLocation.of(config))
 
 
 def guarded(handler: Command) -> Command:

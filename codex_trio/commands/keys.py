@@ -61,8 +61,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 def cmd_keys_list(args: argparse.Namespace) -> int:
     store = open_operator_store(args)
     try:
-        keys = read_keys(store.sync.reader)
-        used = key_token_window_totals(store.sync.reader, time.time())
+        keys = store.sync.read(read_keys)
+        used = store.sync.read(lambda conn: key_token_window_totals(conn, time.time()))
     finally:
         store.sync.close()
     if args.json:
@@ -94,7 +94,7 @@ def _budget(used: int, limit: int | None) -> str:
 
 
 def _find(store: OperatorStore, key_id: str):
-    key = next((k for k in read_keys(store.sync.reader) if k.id == key_id or k.prefix == key_id), None)
+    key = next((k for k in store.sync.read(read_keys) if k.id == key_id or k.prefix == key_id), None)
     if key is None:
         raise GatewayError(404, f"no client key {key_id!r} (see `codex-trio keys list`)")
     return key

@@ -24,8 +24,8 @@ def cmd_usage(args: argparse.Namespace) -> int:
         return 2
     store = open_operator_store(args)
     try:
-        summary = read_summary(store.sync.reader, since, now)
-        names = {k.id: k.name for k in read_keys(store.sync.reader)}
+        summary = store.sync.read(lambda conn: read_summary(conn, since, now))
+        names = {k.id: k.name for k in store.sync.read(read_keys)}
     finally:
         store.sync.close()
     if args.json:

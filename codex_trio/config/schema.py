@@ -323,6 +323,24 @@ class ProviderSettings(Section):
                                    "stay silent mid-stream.")
 
 
+class StoreSettings(Section):
+    url: str = Field("", description="Where accounts, client keys, proxies and usage are kept. Empty: SQLite files in "
+                                     "the data dir (one process); `sqlite:///path/to/dir` for SQLite files in another "
+                                     "folder; `postgresql://user:password@host:5432/db` for several gateway instances "
+                                     "on one database (docs/scale-out.md).")
+
+    @field_validator("url")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        scheme = value.strip().partition("://")[0].lower()
+        if value.strip() and ("://" not in value or scheme not in ("sqlite", "postgresql", "postgres")):
+            raise ValueError("use sqlite:///path/to/dir or postgresql://user:password@host:5432/db (or leave it "
+                             "empty for SQLite in the data dir)")
+        if scheme == "sqlite" and value.strip() in ("sqlite://", "sqlite:///"):
+            raise ValueError("name the folder of the SQLite files: sqlite:///path/to/dir")
+        return value.strip()
+
+
 class Settings(Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -338,6 +356,7 @@ class Settings(Section):
     usage_stats: UsageStatsSettings = Field(default_factory=UsageStatsSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     providers: ProviderSettings = Field(default_factory=ProviderSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
 
 # Settings read once at start: a change is written but applies after a restart (the admin API lists them in
@@ -345,6 +364,7 @@ class Settings(Section):
 RESTART_REQUIRED = frozenset({
     ("server", "host"), ("server", "port"),  # the listener is bound once
     ("server", "tcp_user_timeout_ms"),  # an option of the listening socket
+    ("store", "url"),  # the stores are opened once at start
     ("server", "graceful_shutdown_seconds"),  # hypercorn's own grace period is fixed when the listener starts
     ("server", "keep_alive_timeout_seconds"), ("server", "header_timeout_seconds"),  # so are its connection timers
     ("api", "base_url"), ("api", "auth_base_url"),  # the endpoint, token URL and open upstream sockets
@@ -352,4 +372,4 @@ RESTART_REQUIRED = frozenset({
 })
 
 # Secrets are masked wherever settings are printed.
-SECRET_KEYS = frozenset({("server", "proxy_api_key")})
+SECRET_KEYS = frozenset({("server", "proxy_api_key"), ("store", "url")})  # a database URL may carry a password

@@ -11,6 +11,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ErrorKind, GatewayError, status_to_kind
+from ..store.errors import StoreUnavailable
 from ..telemetry.key_check import client_key_admits, open_by_settings
 from ..telemetry import stage_timing
 from .auth import key_problem, needs_key, presented_key
@@ -56,6 +57,14 @@ def configure(app: QuartTrio) -> QuartTrio:
                    405: f"Method {request.method} is not allowed on {request.path}.",
                    413: "The request body is too large."}.get(status, error.description or "HTTP error")
         return error_response(GatewayError(status, message, status_to_kind(status)))
+
+    @app.errorhandler(StoreUnavailable)
+    async def _store_away(error: StoreUnavailable) -> Response:
+        log.warning("%s %s: %s", request.method, request.path, error)
+        return error_response(GatewayError(503, "The store (database) cannot be reached right now, so this was not "
+                                           "done; requests are still served. Try again when it is back (GET "
+                                           "/health shows it).", ErrorKind.OVERLOADED, code="store_unavailable",
+                                           retry_after=5))
 
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception) -> Response:
@@ -103,7 +112,15 @@ def create_api_app(gateway: "GatewayHost") -> QuartTrio:
 
     @app.get("/health")
     async def health() -> Response:
-        return json_response(gateway.health())
+        from ..store.health import store_report
+
+        body = gateway.health()
+        store = store_report(gateway.services)
+        if store:
+            body["store"] = store
+            if not store["available"] and body["status"] == "ok":
+                body["status"] = "degraded"  # still serving (200): a load balancer keeps it in rotation
+        return json_response(body)
 
     for register in gateway.route_registrars:
         register(app, gateway)

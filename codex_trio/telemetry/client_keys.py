@@ -15,16 +15,16 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-import sqlite3
 from collections import deque
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ErrorKind, GatewayError
+from ..store.connection import Connection, Row
 
 if TYPE_CHECKING:
     from .store import OperatorStore
@@ -75,7 +75,7 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def _row_to_key(row: sqlite3.Row) -> ClientKey:
+def _row_to_key(row: Row) -> ClientKey:
     return ClientKey(id=row["id"], name=row["name"], prefix=row["prefix"], key_hash=row["key_hash"],
                      enabled=bool(row["enabled"]), created_at=row["created_at"], last_used_at=row["last_used_at"],
                      expires_at=row["expires_at"], limits=KeyLimits.model_validate(orjson.loads(row["limits"])))
@@ -83,28 +83,28 @@ def _row_to_key(row: sqlite3.Row) -> ClientKey:
 
 # ---- the rows (used by the gateway through OperatorStore.write/read, and by the CLI directly) ------------------
 
-def read_keys(conn: sqlite3.Connection) -> list[ClientKey]:
+def read_keys(conn: Connection) -> list[ClientKey]:
     return [_row_to_key(r) for r in conn.execute("SELECT * FROM client_keys ORDER BY created_at, id")]
 
 
-def insert_key(conn: sqlite3.Connection, key: ClientKey) -> None:
+def insert_key(conn: Connection, key: ClientKey) -> None:
     conn.execute("INSERT INTO client_keys (id, name, prefix, key_hash, enabled, created_at, last_used_at, "
                  "expires_at, limits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  (key.id, key.name, key.prefix, key.key_hash, int(key.enabled), key.created_at, key.last_used_at,
                   key.expires_at, key.limits.model_dump_json()))
 
 
-def save_key(conn: sqlite3.Connection, key: ClientKey) -> bool:
+def save_key(conn: Connection, key: ClientKey) -> bool:
     return conn.execute("UPDATE client_keys SET name = ?, enabled = ?, expires_at = ?, limits = ? WHERE id = ?",
                         (key.name, int(key.enabled), key.expires_at, key.limits.model_dump_json(), key.id)
                         ).rowcount == 1
 
 
-def delete_key(conn: sqlite3.Connection, key_id: str) -> bool:
+def delete_key(conn: Connection, key_id: str) -> bool:
     return conn.execute("DELETE FROM client_keys WHERE id = ?", (key_id,)).rowcount == 1
 
 
-def save_last_used(conn: sqlite3.Connection, stamps: dict[str, float]) -> None:
+def save_last_used(conn: Connection, stamps: dict[str, float]) -> None:
     conn.executemany("UPDATE client_keys SET last_used_at = ? WHERE id = ?", [(t, i) for i, t in stamps.items()])
 
 
@@ -229,6 +229,26 @@ class ClientKeys:
             self._data_version = version
             self._replace(await store.read(read_keys))
 
+    async def share_budgets(self, store: "OperatorStore", pending: Callable[[], Iterable[Any]]) -> None:
+        """Several instances on one store: the token counters become the store's totals (the usage every instance
+        has written, at most a second old) plus this instance's records not written yet (`pending`). Budgets then
+        hold across instances, overshooting by at most what the instances admitted within that second."""
+        from .store import key_token_totals
+
+        since = min(window_starts(self._clock()).values())
+        totals = await store.read(lambda conn: key_token_totals(conn, since))
+        counters: dict[str, dict[int, int]] = {}
+        for key_id, days in totals.items():
+            bucket = counters.setdefault(key_id, {})
+            for day, tokens in days:
+                bucket[day] = bucket.get(day, 0) + tokens
+        for record in pending():  # read after the await: nothing finished meanwhile is missed
+            if record.key_id and record.total_tokens:
+                bucket = counters.setdefault(record.key_id, {})
+                day = int(record.started_at // DAY * DAY)
+                bucket[day] = bucket.get(day, 0) + record.total_tokens
+        self._tokens = counters
+
     def put(self, key: ClientKey) -> None:
         old = self._by_id.get(key.id)
         if old is not None:
@@ -324,7 +344,7 @@ class ClientKeys:
                 del days[old]
 
 
-def key_token_window_totals(conn: sqlite3.Connection, now: float) -> dict[str, dict[str, int]]:
+def key_token_window_totals(conn: Connection, now: float) -> dict[str, dict[str, int]]:
     """Per key: tokens this UTC day / week / month, from the daily rollups (for `keys list`)."""
     from .store import key_token_totals
 

@@ -21,7 +21,8 @@ def install_telemetry(gateway: "Gateway") -> Telemetry:
     telemetry = Telemetry(gateway.config, clock=lambda: services.clock())
     telemetry.metrics.bind(accounts=lambda: services.pool.accounts() if services.pool is not None else (),
                            open_streams=lambda: gateway.shutdown.open_streams,
-                           ollama_up=lambda: gateway.ollama.listener.status.state == "running")
+                           ollama_up=lambda: gateway.ollama.listener.status.state == "running",
+                           store_available=lambda: services.store is None or services.store.health.available)
     services.telemetry = telemetry
     gateway.background_jobs.insert(0, run_telemetry)  # first: keys and budgets are loaded before any request
     gateway.route_registrars.append(register_telemetry)

@@ -42,9 +42,10 @@ class Metrics:
         registry.register(self._live)
 
     def bind(self, *, accounts: Callable[[], Iterable[Any]], open_streams: Callable[[], int],
-             ollama_up: Callable[[], bool]) -> None:
+             ollama_up: Callable[[], bool], store_available: Callable[[], bool] = lambda: True) -> None:
         """Where the scrape-time values come from (set by the app, which knows the pool and listeners)."""
         self._live.accounts, self._live.open_streams, self._live.ollama_up = accounts, open_streams, ollama_up
+        self._live.store_available = store_available
 
     def observe(self, record: RequestRecord, upstream_failures: Iterable[str] = ()) -> None:
         model = record.model or "unknown"
@@ -72,6 +73,7 @@ class _LiveState:
         self.accounts: Callable[[], Iterable[Any]] = lambda: ()
         self.open_streams: Callable[[], int] = lambda: 0
         self.ollama_up: Callable[[], bool] = lambda: False
+        self.store_available: Callable[[], bool] = lambda: True
 
     def describe(self) -> list:
         return []  # values are produced at scrape time only
@@ -99,3 +101,6 @@ class _LiveState:
         yield GaugeMetricFamily("codex_trio_open_streams", "Streamed replies open now.", value=self.open_streams())
         yield GaugeMetricFamily("codex_trio_ollama_listener_up", "1 when the Ollama listener is serving.",
                                 value=1 if self.ollama_up() else 0)
+        yield GaugeMetricFamily("codex_trio_store_available", "1 when the store (SQLite or PostgreSQL) answers; 0 "
+                                "while this instance serves degraded from what it holds.",
+                                value=1 if self.store_available() else 0)

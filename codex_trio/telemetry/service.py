@@ -15,7 +15,8 @@ from .metrics import Metrics
 from .prices import estimate_cost
 from .record import RequestRecord
 from .request_log import RequestLog
-from .store import OPERATOR_DB, OperatorStore
+from ..store.location import StoreLocation
+from .store import OperatorStore
 from .trace import RequestTrace
 from .writer import UsageWriter
 
@@ -60,10 +61,6 @@ class Telemetry:
     def _now(self) -> float:
         return self.clock()
 
-    @property
-    def db_path(self):
-        return self.config.data_dir / OPERATOR_DB
-
     def begin(self, protocol: str, path: str, method: str, *, user_agent: str = "", client_ip: str = "",
               key=None) -> RequestTrace:
         self.metrics.in_flight.inc()
@@ -90,13 +87,18 @@ class Telemetry:
             self.request_log.add(record)
         self.metrics.observe(record, upstream_failures)
 
+    async def _after_flush(self, store: OperatorStore) -> None:
+        await self.keys.reload_if_changed(store)
+        if store.sync.dialect == "postgresql" and self.config.settings.usage_stats.enabled:
+            await self.keys.share_budgets(store, self.writer.pending_records)  # other instances' usage
+
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Background job: open the operator store, load the client keys and their budget counters, then write
         usage once a second until cancelled (the last batch is written on the way out)."""
-        self.store = store = await OperatorStore.open(self.db_path)
+        self.store = store = await OperatorStore.open_at(StoreLocation.of(self.config))
         try:
             await self.keys.load(store)
-            self.writer.on_flushed = lambda: self.keys.reload_if_changed(store)
+            self.writer.on_flushed = lambda: self._after_flush(store)
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.writer.run, store)
                 task_status.started()

@@ -5,14 +5,13 @@ second and queried in bulk, while the account store is the one file that must ne
 (`synchronous = FULL` there, `NORMAL` here: a kill -9 loses nothing committed, a power cut at most the last
 commits). Same rules otherwise: mode 0600, WAL, versioned migrations, a newer or foreign file is refused and
 left untouched, one writer connection (the background writer, behind a `CapacityLimiter(1)`), reads on
-their own connection.
+their own connection. With `store.url` on PostgreSQL the same tables live in that database (`store/`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
@@ -20,7 +19,10 @@ from typing import Any, Callable, Iterable, TypeVar
 import orjson
 import trio
 
-from ..sqlite_files import create_private_file, open_private_db
+from ..store.connection import Connection, Row
+from ..store.errors import SchemaError
+from ..store.location import StoreLocation, open_engine
+from ..store.schema import MigrationStep, Schema
 from .record import RequestRecord
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,9 @@ SUM_COLUMNS = ("requests", "errors", "input_tokens", "cached_tokens", "output_to
                "cost_usd", "duration_ms")
 
 # MIGRATIONS[n] takes the schema from version n to n+1. Append only; never edit a released step.
-MIGRATIONS: list[list[str]] = [
+MIGRATIONS: list[list[MigrationStep]] = [
     [
-        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",  # SQLite's version table
         """CREATE TABLE usage_records (
             id TEXT PRIMARY KEY,
             ts REAL NOT NULL,
@@ -98,22 +100,23 @@ MIGRATIONS: list[list[str]] = [
         )""",
     ],
 ]
-SCHEMA_VERSION = len(MIGRATIONS)
+SCHEMA = Schema("operator", MIGRATIONS)
+SCHEMA_VERSION = SCHEMA.version
 
 _RECORD_COLUMNS = ("id", "ts", "key_id", "protocol", "requested_model", "model", "account", "status", "outcome",
                    "stream", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "ttfb_ms",
                    "duration_ms", "error_kind", "cost_usd")
-_INSERT_RECORD = (f"INSERT OR IGNORE INTO usage_records ({', '.join(_RECORD_COLUMNS)}) "
-                  f"VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)})")
+_INSERT_RECORD = (f"INSERT INTO usage_records ({', '.join(_RECORD_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)}) ON CONFLICT DO NOTHING")
 _UPSERT_ROLLUP = (
     "INSERT INTO usage_rollups (granularity, dimension, bucket, value, " + ", ".join(SUM_COLUMNS) + ") "
     "VALUES (?, ?, ?, ?, " + ", ".join("?" for _ in SUM_COLUMNS) + ") "
     "ON CONFLICT (granularity, dimension, bucket, value) DO UPDATE SET "
-    + ", ".join(f"{c} = {c} + excluded.{c}" for c in SUM_COLUMNS))
+    + ", ".join(f"{c} = usage_rollups.{c} + excluded.{c}" for c in SUM_COLUMNS))
 KEY_COLUMNS = ("id", "name", "prefix", "key_hash", "enabled", "created_at", "last_used_at", "expires_at", "limits")
 
 
-class OperatorStoreError(Exception):
+class OperatorStoreError(SchemaError):
     """The operator store cannot be opened safely; nothing was written."""
 
 
@@ -151,83 +154,14 @@ class HistoryQuery:
     group_by: str | None = None
 
 
-class _SyncStore:
-    """The blocking half, called from worker threads only."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        create_private_file(path)
-        self.writer = self._connect()
-        self._migrate()
-        self.reader = self._connect()
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            return open_private_db(self.path, synchronous="NORMAL")  # losing the last second of usage is allowed
-        except sqlite3.DatabaseError as exc:
-            raise OperatorStoreError(f"{self.path} is not a readable operator store ({exc}); it was left "
-                                     "untouched — move it away to start a new one") from None
-
-    def _migrate(self) -> None:
-        conn = self.writer
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "schema_version" in tables:
-                version = int(conn.execute("SELECT version FROM schema_version").fetchone()[0])
-            elif tables:
-                raise OperatorStoreError(f"{self.path}: has tables {sorted(tables)} but no schema_version; not an "
-                                         "operator store of this program")
-            else:
-                version = 0
-            if version > SCHEMA_VERSION:
-                raise OperatorStoreError(f"{self.path}: schema version {version} is newer than this program "
-                                         f"({SCHEMA_VERSION}); upgrade codex-trio")
-            for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step]:
-                    conn.execute(statement)
-            if version == 0:
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif version < SCHEMA_VERSION:
-                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()
-            if isinstance(exc, (sqlite3.DatabaseError, TypeError)):
-                raise OperatorStoreError(f"{self.path} could not be read as an operator store ({exc}); it was "
-                                         "left untouched") from None
-            raise
-
-    def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self.writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
-    def changed_elsewhere(self) -> int:
-        """`PRAGMA data_version` of the writer: changes when another connection (the CLI) committed."""
-        return int(self.writer.execute("PRAGMA data_version").fetchone()[0])
-
-    def close(self) -> None:
-        self.reader.close()
-        self.writer.close()
-
-
-def write_batch(conn: sqlite3.Connection, records: list[RequestRecord], errors: list[RequestRecord]) -> None:
+def write_batch(conn: Connection, records: list[RequestRecord], errors: list[RequestRecord]) -> None:
     conn.executemany(_INSERT_RECORD, [_record_row(r) for r in records])
     conn.executemany(_UPSERT_ROLLUP, [key + tuple(sums) for key, sums in rollup_increments(records).items()])
-    conn.executemany("INSERT OR IGNORE INTO request_errors (id, ts, record) VALUES (?, ?, ?)",
+    conn.executemany("INSERT INTO request_errors (id, ts, record) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                      [(r.id, r.started_at, orjson.dumps(r.to_json()).decode()) for r in errors])
 
 
-def prune(conn: sqlite3.Connection, before: float) -> int:
+def prune(conn: Connection, before: float) -> int:
     """Drop raw rows, minute rollups and persisted errors older than `before`."""
     removed = conn.execute("DELETE FROM usage_records WHERE ts < ?", (before,)).rowcount
     conn.execute("DELETE FROM usage_rollups WHERE granularity = 60 AND bucket < ?", (int(before),))
@@ -235,7 +169,7 @@ def prune(conn: sqlite3.Connection, before: float) -> int:
     return removed
 
 
-def _sums(row: sqlite3.Row | None) -> dict[str, Any]:
+def _sums(row: Row | None) -> dict[str, Any]:
     out = {c: ((row[c] if row is not None else 0) or 0) for c in SUM_COLUMNS}
     out["cost_usd"] = round(float(out["cost_usd"]), 6)
     out["duration_ms"] = round(float(out["duration_ms"]), 3)
@@ -249,11 +183,12 @@ def _sums(row: sqlite3.Row | None) -> dict[str, Any]:
 _SUM_SQL = ", ".join(f"SUM({c}) AS {c}" for c in SUM_COLUMNS)
 
 
-def read_summary(conn: sqlite3.Connection, since: float, until: float) -> dict[str, Any]:
+def read_summary(conn: Connection, since: float, until: float) -> dict[str, Any]:
     """Totals and per-model / account / key totals from the rollups: whole days from the daily rollups, the
     ragged ends from the minute rollups (so a summary reads a few thousand rows at most)."""
-    def grouped(dimension: str) -> list[sqlite3.Row]:
-        sql = (f"SELECT value, {_SUM_SQL} FROM ({_COVERING_ROLLUPS}) GROUP BY value ORDER BY requests DESC, value")
+    def grouped(dimension: str) -> list[Row]:
+        sql = (f"SELECT value, {_SUM_SQL} FROM ({_COVERING_ROLLUPS}) AS covering GROUP BY value "
+               "ORDER BY requests DESC, value")
         return conn.execute(sql, _covering_params(dimension, since, until)).fetchall()
 
     totals = grouped("")
@@ -280,7 +215,7 @@ def _covering_params(dimension: str, since: float, until: float) -> tuple[Any, .
     return (60, dimension, start, first_day, 86400, dimension, first_day, last_day, 60, dimension, last_day, end)
 
 
-def read_history(conn: sqlite3.Connection, query: HistoryQuery) -> list[dict[str, Any]]:
+def read_history(conn: Connection, query: HistoryQuery) -> list[dict[str, Any]]:
     seconds = GRANULARITIES[query.granularity]
     sql = (f"SELECT bucket, value, {', '.join(SUM_COLUMNS)} FROM usage_rollups WHERE granularity = ? "
            "AND dimension = ? AND bucket >= ? AND bucket < ? ORDER BY bucket, value")
@@ -300,7 +235,7 @@ def read_history(conn: sqlite3.Connection, query: HistoryQuery) -> list[dict[str
     return out
 
 
-def key_token_totals(conn: sqlite3.Connection, since: float) -> dict[str, list[tuple[int, int]]]:
+def key_token_totals(conn: Connection, since: float) -> dict[str, list[tuple[int, int]]]:
     """Per client key: (day start, tokens) from the daily rollups since `since` (budget counters at start)."""
     out: dict[str, list[tuple[int, int]]] = {}
     for row in conn.execute("SELECT value, bucket, input_tokens + output_tokens AS tokens FROM usage_rollups "
@@ -310,7 +245,7 @@ def key_token_totals(conn: sqlite3.Connection, since: float) -> dict[str, list[t
     return out
 
 
-def read_errors(conn: sqlite3.Connection, limit: int, before: float | None) -> list[dict[str, Any]]:
+def read_errors(conn: Connection, limit: int, before: float | None) -> list[dict[str, Any]]:
     sql = "SELECT record FROM request_errors " + ("WHERE ts < ? " if before is not None else "") + \
         "ORDER BY ts DESC LIMIT ?"
     params: tuple[Any, ...] = (before, limit) if before is not None else (limit,)
@@ -318,39 +253,62 @@ def read_errors(conn: sqlite3.Connection, limit: int, before: float | None) -> l
 
 
 class OperatorStore:
-    """Async facade: `await OperatorStore.open(path)`; reads and writes run in worker threads."""
+    """Async facade over one engine (`store/`): `await OperatorStore.open(path)` or `open_at(location)`; reads and
+    writes run in worker threads."""
 
-    def __init__(self, sync: _SyncStore) -> None:
-        self._sync = sync
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(1)
 
+    @staticmethod
+    def _connect(connect: Callable[[], Any]) -> Any:
+        try:
+            return connect()
+        except SchemaError as exc:
+            raise OperatorStoreError(str(exc)) from None
+
+    @staticmethod
+    def _sqlite(path: str | os.PathLike[str]) -> Any:
+        from ..store.sqlite_engine import SqliteEngine
+
+        return SqliteEngine(Path(path), SCHEMA, synchronous="NORMAL", what="operator store")
+
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> "OperatorStore":
-        return cls(await trio.to_thread.run_sync(_SyncStore, Path(path)))
+        return cls(await trio.to_thread.run_sync(cls._connect, lambda: cls._sqlite(path)))
 
     @classmethod
-    def open_sync(cls, path: str | os.PathLike[str]) -> "OperatorStore":
-        return cls(_SyncStore(Path(path)))
+    async def open_at(cls, location: StoreLocation) -> "OperatorStore":
+        return cls(await trio.to_thread.run_sync(
+            cls._connect, lambda: open_engine(location, SCHEMA, what="operator store")))
+
+    @classmethod
+    def open_sync(cls, location: StoreLocation | str | os.PathLike[str]) -> "OperatorStore":
+        if isinstance(location, StoreLocation):
+            return cls(cls._connect(lambda: open_engine(location, SCHEMA, what="operator store")))
+        return cls(cls._connect(lambda: cls._sqlite(location)))
 
     @property
-    def path(self) -> Path:
-        return self._sync.path
+    def path(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL)."""
+        return getattr(self._engine, "path", None)
 
     @property
-    def sync(self) -> _SyncStore:
-        return self._sync
+    def sync(self) -> Any:
+        """The blocking engine (`transaction`, `read`, `close`), for the CLI."""
+        return self._engine
 
     async def close(self) -> None:
         async with self._write_limiter:
-            await trio.to_thread.run_sync(self._sync.close)
+            await trio.to_thread.run_sync(self._engine.close)
 
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, work: Callable[[Any], T]) -> T:
         # not cancellable once started: a batch commits or rolls back as a whole
-        return await trio.to_thread.run_sync(self._sync.transaction, work, limiter=self._write_limiter)
+        return await trio.to_thread.run_sync(self._engine.transaction, work, limiter=self._write_limiter)
 
-    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await trio.to_thread.run_sync(work, self._sync.reader, limiter=self._read_limiter)
+    async def read(self, work: Callable[[Any], T]) -> T:
+        return await trio.to_thread.run_sync(self._engine.read, work, limiter=self._read_limiter)
 
     async def changed_elsewhere(self) -> int:
-        return await trio.to_thread.run_sync(self._sync.changed_elsewhere, limiter=self._write_limiter)
+        return await trio.to_thread.run_sync(self._engine.change_counter, limiter=self._write_limiter)

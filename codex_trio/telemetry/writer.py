@@ -8,12 +8,12 @@ most the last second.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Callable
 
 import trio
 
 from .record import RequestRecord
+from ..store.errors import DATABASE_ERRORS
 from .store import OperatorStore, prune, write_batch
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ class UsageWriter:
         self.dropped = 0
         self.on_flushed: Callable[[], object] | None = None  # after each batch (the key cache's reload check)
 
+    def pending_records(self) -> list[RequestRecord]:
+        return list(self._records)
+
     @property
     def pending(self) -> int:
         return len(self._records) + len(self._errors)
@@ -57,7 +60,7 @@ class UsageWriter:
         self._records, self._errors = [], []
         try:
             await store.write(lambda conn: write_batch(conn, records, errors))
-        except sqlite3.Error as exc:
+        except DATABASE_ERRORS as exc:
             log.error("usage records could not be written (%s); retrying with the next batch", exc)
             self._records[:0], self._errors[:0] = records, errors
             return 0
@@ -75,13 +78,16 @@ class UsageWriter:
             while True:
                 await trio.sleep(self._flush_seconds)
                 await self.flush(store)
-                if self.on_flushed is not None:
-                    await self.on_flushed()
-                if trio.current_time() >= next_prune:
-                    next_prune = trio.current_time() + PRUNE_SECONDS
-                    removed = await self.prune(store)
-                    if removed:
-                        log.info("usage: %d rows older than %d days removed", removed, self._retention_days())
+                try:
+                    if self.on_flushed is not None:
+                        await self.on_flushed()
+                    if trio.current_time() >= next_prune:
+                        next_prune = trio.current_time() + PRUNE_SECONDS
+                        removed = await self.prune(store)
+                        if removed:
+                            log.info("usage: %d rows older than %d days removed", removed, self._retention_days())
+                except DATABASE_ERRORS as exc:  # the store is away: keys and budgets as held, try next round
+                    log.warning("operator store: %s", exc)
         finally:
             with trio.move_on_after(FINAL_FLUSH_DEADLINE) as final:
                 final.shield = True
