@@ -34,6 +34,7 @@ from ..store.locks import AdvisoryLocks, FileLocks, Locks, holding
 from ..store.schema import MigrationStep, Schema
 from .model import Account, AccountStatus, Tokens
 from .proxies import PROXY_MIGRATION
+from ..store.response_chains import MIGRATION as RESPONSE_CHAINS_MIGRATION
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,6 +129,7 @@ MIGRATIONS: list[list[MigrationStep]] = [
         "WHERE account_id IS NOT NULL",
     ],
     PROXY_MIGRATION,  # the egress proxy pool (accounts/proxies.py)
+    RESPONSE_CHAINS_MIGRATION,  # the shared response-id map of several instances (store/response_chains.py)
 ]
 SCHEMA = Schema("accounts", MIGRATIONS)
 SCHEMA_VERSION = SCHEMA.version
