@@ -30,7 +30,7 @@ from ..store.connection import Connection, Row
 from ..store.errors import SchemaError, StoreUnavailable
 from ..store.health import StoreHealth
 from ..store.location import StoreLocation, open_engine
-from ..store.locks import AdvisoryLocks, FileLocks, Locks, holding
+from ..store.locks import AdvisoryLocks, FileLocks, HeldLock, Locks, holding
 from ..store.schema import MigrationStep, Schema
 from .model import Account, AccountStatus, Tokens
 from .proxies import PROXY_MIGRATION
@@ -272,7 +272,7 @@ class AccountStore:
             await trio.to_thread.run_sync(self._sync.close)
             await trio.to_thread.run_sync(self._locks.close)
 
-    def refresh_lock(self, account_id: str) -> AsyncContextManager[None]:
+    def refresh_lock(self, account_id: str) -> AsyncContextManager[HeldLock]:
         """Held while an account's tokens are refreshed: every process on this store honours it (an OS file lock
         for SQLite, an advisory lock for PostgreSQL). Raises `StoreUnavailable` when the store cannot be reached."""
         return holding(self._locks, f"refresh-{account_id}")
