@@ -35,6 +35,7 @@ from ..store.schema import MigrationStep, Schema
 from .model import Account, AccountStatus, Tokens
 from .proxies import PROXY_MIGRATION
 from ..store.response_chains import MIGRATION as RESPONSE_CHAINS_MIGRATION
+from ..store.shared_settings import MIGRATION as SHARED_SETTINGS_MIGRATION
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -130,6 +131,7 @@ MIGRATIONS: list[list[MigrationStep]] = [
     ],
     PROXY_MIGRATION,  # the egress proxy pool (accounts/proxies.py)
     RESPONSE_CHAINS_MIGRATION,  # the shared response-id map of several instances (store/response_chains.py)
+    SHARED_SETTINGS_MIGRATION,  # settings changed through the admin API, shared (store/shared_settings.py)
 ]
 SCHEMA = Schema("accounts", MIGRATIONS)
 SCHEMA_VERSION = SCHEMA.version
