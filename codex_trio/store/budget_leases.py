@@ -10,7 +10,7 @@ and what every other live lease reserves, and grants part of what is left. Each 
 moves tokens from the one to the other; the usage flush moves them into the rollups), and `expires_at`, renewed
 every round, so a killed instance's reservation lapses after `LEASE_SECONDS`. An allowance idle for `IDLE_SECONDS`
 is given back. Until an instance first holds a lease for a key it admits by its counters (`share_budgets`) and asks
-for one at once.
+for one at once; so it does while the database is away (its allowances are dropped then).
 """
 
 from __future__ import annotations
@@ -158,6 +158,9 @@ class BudgetLeases:
             self._wake = trio.Event()
             try:
                 await self.round()
-            except DATABASE_ERRORS as exc:  # the store is away: allowances as held; the counters decide after
+            except DATABASE_ERRORS as exc:
+                # the store is away: no lease can be topped up, so the counters decide (degraded, not down);
+                # the reservations written lapse by themselves
                 log.warning("client-key budget leases: %s", exc)
+                self._allowance.clear()
             await trio.sleep(ROUND_SECONDS)
