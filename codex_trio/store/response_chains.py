@@ -13,7 +13,8 @@ Off the request path: a completed turn appends its link to a list (no I/O); `run
 inserted once, by the instance that served it). A lookup that finds nothing waits up to `LOOKUP_WAIT_SECONDS` for
 the owner's next flush before the turn is refused as before (`previous_response_not_found`). Links older than
 `auth.affinity_ttl_minutes` are pruned: after that the owner's socket is gone too. Only Responses turns are linked
-(the only protocol whose clients chain); SQLite stores (one process) link nothing.
+(the only protocol whose clients chain), and none that adds more than `MAX_LINK_BYTES` (a stateless client's whole
+history each turn would otherwise fill the table); SQLite stores (one process) link nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ LOOKUP_WAIT_SECONDS = 1.0
 LOOKUP_POLL_SECONDS = 0.1
 MAX_PENDING = 10_000  # links kept while the store is away; beyond that the oldest are dropped and counted
 MAX_CHAIN = 10_000
+MAX_LINK_BYTES = 1 << 20  # a turn adding more than this (encoded) is not linked: its chain cannot be replayed
 RESPONSES_TURN = "client_metadata"  # Turn.options key the Responses adapter always sets (protocols/responses.py)
 
 MIGRATION = [
@@ -87,6 +89,7 @@ class ResponseChains:
         self._pending: list[tuple[Any, ...]] = []
         self._limiter = trio.CapacityLimiter(1)
         self.dropped = 0
+        self.oversized = 0
 
     # ---- the dispatcher's hook (dispatch/dispatcher.py) ---------------------------------------------------
 
@@ -154,7 +157,13 @@ class ResponseChains:
         return len(rows)
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
-        encoded = [(*row[:4], orjson.dumps(row[4]).decode(), row[5]) for row in rows]
+        encoded = []
+        for row in rows:
+            items = orjson.dumps(row[4]).decode()
+            if len(items) > MAX_LINK_BYTES:
+                self.oversized += 1
+                continue
+            encoded.append((*row[:4], items, row[5]))
         cutoff = self._clock() - self._ttl_seconds()
 
         def work(conn: Any) -> None:
