@@ -31,7 +31,7 @@ class UsageWriter:
         self._retention_days = retention_days
         self._flush_seconds = flush_seconds
         self._records: list[RequestRecord] = []
-        self._flushing: list[RequestRecord] = []  # taken by the flush in progress, not committed yet
+        self._flushing: list[list[RequestRecord]] = []  # batches taken by flushes in progress, not committed yet
         self._errors: list[RequestRecord] = []
         self.written = 0
         self.dropped = 0
@@ -39,7 +39,7 @@ class UsageWriter:
 
     def pending_records(self) -> list[RequestRecord]:
         """The records not in the store yet (a flush in progress included)."""
-        return [*self._flushing, *self._records]
+        return [record for batch in self._flushing for record in batch] + self._records
 
     def unwritten_tokens(self, key_id: str) -> int:
         return sum(r.total_tokens for r in self.pending_records() if r.key_id == key_id)
@@ -62,7 +62,8 @@ class UsageWriter:
         records, errors = self._records, self._errors
         if not records and not errors:
             return 0
-        self._records, self._errors, self._flushing = [], [], records
+        self._records, self._errors = [], []
+        self._flushing.append(records)  # a flush may run beside the loop's (the dashboard's overview flushes)
         try:
             await store.write(lambda conn: write_batch(conn, records, errors))
         except DATABASE_ERRORS as exc:
@@ -70,7 +71,7 @@ class UsageWriter:
             self._records[:0], self._errors[:0] = records, errors
             return 0
         finally:
-            self._flushing = []
+            self._flushing = [batch for batch in self._flushing if batch is not records]
         self.written += len(records)
         return len(records)
 
