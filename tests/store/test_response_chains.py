@@ -4,7 +4,6 @@ of the chain (the backend keeps a response only on the socket that made it)."""
 
 from __future__ import annotations
 
-import trio
 
 from codex_trio.sim import running_sim
 from tests.store.test_shared_state import _gateways, _stop
