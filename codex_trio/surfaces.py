@@ -27,12 +27,14 @@ def install_surfaces(gateway: "Gateway") -> None:
     from .server.proxies_api import register_proxies_api
     from .services import build_services, run_accounts, run_dispatch
     from .store.follow import run_shared_state
+    from .store.response_chains import run_response_chains
+    from .store.shared_settings import run_shared_settings
     from .telemetry.install import install_telemetry
     from .upstream.versions import run_release_watch
 
     gateway.services = build_services(gateway)
-    gateway.background_jobs.extend([run_accounts, run_shared_state, run_dispatch, run_release_watch,
-                                    run_session_sweep])
+    gateway.background_jobs.extend([run_accounts, run_shared_state, run_shared_settings, run_dispatch,
+                                    run_response_chains, run_release_watch, run_session_sweep])
     gateway.route_registrars.extend([register_admin, register_accounts_api, register_proxies_api, register_openai,
                                      register_audio, register_anthropic, register_gemini, register_dashboard])
     gateway.ollama_route_registrars.append(register_ollama)

@@ -398,6 +398,10 @@ class AccountPool:
             ranked.insert(0, pick)
         return ranked
 
+    def prefer(self, conversation_id: str, account_id: str) -> None:
+        """A conversation that another instance served (store/response_chains.py): its account first."""
+        self._by_conversation.put(conversation_id, account_id, self.clock())
+
     @asynccontextmanager
     async def acquire(self, *, model: str | None = None, conversation_id: str | None = None,
                       previous_response_id: str | None = None,

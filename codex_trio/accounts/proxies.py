@@ -309,6 +309,27 @@ class ProxyPool:
         proxies, self.choices = await self._store.load()
         self.proxies = {p.id: p for p in proxies}
 
+    async def stored(self) -> tuple[list[Proxy], dict[str, str]]:
+        return await self._store.load()
+
+    def adopt(self, proxies: list[Proxy], choices: dict[str, str]) -> bool:
+        """The rows as the store holds them now (several instances on PostgreSQL: another instance added, changed
+        or removed a proxy). A proxy this instance knows keeps its object and its own health checks; what the
+        operator sets (url, label, group, enabled) is taken. Returns whether routes may have changed."""
+        changed = set(proxies_by_id := {p.id: p for p in proxies}) != set(self.proxies)
+        for proxy_id, stored in proxies_by_id.items():
+            mine = self.proxies.get(proxy_id)
+            if mine is None:
+                continue
+            if (mine.url, mine.label, mine.group, mine.enabled) != (stored.url, stored.label, stored.group,
+                                                                   stored.enabled):
+                mine.url, mine.label, mine.group, mine.enabled = stored.url, stored.label, stored.group, stored.enabled
+                changed = True
+            proxies_by_id[proxy_id] = mine
+        self.proxies = proxies_by_id
+        self.choices = {**choices, **{a: p for a, p in self.choices.items() if p in proxies_by_id}}
+        return changed
+
     # ---- CRUD
 
     def get(self, proxy_id: str) -> Proxy:

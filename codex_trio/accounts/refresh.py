@@ -47,6 +47,7 @@ from typing import AsyncIterator, Awaitable, Callable, TypeVar
 import trio
 
 from ..store.errors import StoreUnavailable
+from ..store.locks import HeldLock
 from ..upstream.body import refresh_body
 from ..upstream.headers import refresh_headers
 from ..upstream.identity import Identity
@@ -134,6 +135,7 @@ class TokenRefresher:
         # called with the account after every token or status change (the pool keeps its copy current)
         self.listeners: list[Callable[[Account], None]] = [on_refreshed] if on_refreshed else []
         self._locks: dict[str, trio.Lock] = {}
+        self._held_locks: dict[str, HeldLock] = {}  # the store's refresh locks this process holds now
         # refreshes in flight at once, across all accounts (read at each use, so a settings change applies)
         self._max_in_flight = max_in_flight if callable(max_in_flight) else (lambda: max_in_flight)
         self._slots = trio.CapacityLimiter(max(1, self._max_in_flight()))
@@ -198,8 +200,12 @@ class TokenRefresher:
         makes us wait, and then the re-read in `refresh` finds its tokens. Without the store there is no refresh:
         a token spent now could not be recorded, and another instance may be spending it."""
         try:
-            async with self._store.refresh_lock(account_id):
-                yield
+            async with self._store.refresh_lock(account_id) as held:
+                self._held_locks[account_id] = held
+                try:
+                    yield
+                finally:
+                    self._held_locks.pop(account_id, None)
         except StoreUnavailable as exc:
             raise RefreshFailed(account_id, f"the store cannot be reached ({exc}); no refresh until it is back",
                                 permanent=False) from None
@@ -225,8 +231,31 @@ class TokenRefresher:
         return await self._persist(account, login.access_token, login.refresh_token, login.id_token,
                                    write_linked=False)
 
+    async def _confirm_lock(self, account: Account) -> Account | None:
+        """Before new tokens are written: is the store's refresh lock still ours? A PostgreSQL lock ends early if
+        its connection dropped. Taken back with the row unchanged: write. Another process holds it now, or wrote
+        meanwhile: write nothing (its tokens stand; ours would overwrite a successor) — returns what the store
+        holds, or raises RefreshFailed."""
+        held = self._held_locks.get(account.id)
+        try:
+            if held is None or await held.confirm():
+                return None
+        except StoreUnavailable as exc:
+            log.error("account %s: the refresh lock was lost before the new tokens were written (%s); they are "
+                      "not written", account.id, exc)
+            raise RefreshFailed(account.id, f"the refresh lock was lost ({exc})", permanent=False) from None
+        stored = await self.reload(account.id)
+        if stored.tokens.refresh_token != account.tokens.refresh_token:
+            log.error("account %s: the refresh lock was lost and another process refreshed meanwhile; its tokens "
+                      "are kept, ours are not written", account.id)
+            return stored
+        return None
+
     async def _persist(self, account: Account, access: str, refresh: str | None, id_token: str | None, *,
                        write_linked: bool) -> Account:
+        stored = await self._confirm_lock(account)
+        if stored is not None:
+            return stored
         now = self._clock()
         ident = identity_from_tokens(access, id_token)
         previous_refresh = account.tokens.refresh_token

@@ -30,10 +30,12 @@ from ..store.connection import Connection, Row
 from ..store.errors import SchemaError, StoreUnavailable
 from ..store.health import StoreHealth
 from ..store.location import StoreLocation, open_engine
-from ..store.locks import AdvisoryLocks, FileLocks, Locks, holding
+from ..store.locks import AdvisoryLocks, FileLocks, HeldLock, Locks, holding
 from ..store.schema import MigrationStep, Schema
 from .model import Account, AccountStatus, Tokens
 from .proxies import PROXY_MIGRATION
+from ..store.response_chains import MIGRATION as RESPONSE_CHAINS_MIGRATION
+from ..store.shared_settings import MIGRATION as SHARED_SETTINGS_MIGRATION
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,6 +130,8 @@ MIGRATIONS: list[list[MigrationStep]] = [
         "WHERE account_id IS NOT NULL",
     ],
     PROXY_MIGRATION,  # the egress proxy pool (accounts/proxies.py)
+    RESPONSE_CHAINS_MIGRATION,  # the shared response-id map of several instances (store/response_chains.py)
+    SHARED_SETTINGS_MIGRATION,  # settings changed through the admin API, shared (store/shared_settings.py)
 ]
 SCHEMA = Schema("accounts", MIGRATIONS)
 SCHEMA_VERSION = SCHEMA.version
@@ -270,7 +274,7 @@ class AccountStore:
             await trio.to_thread.run_sync(self._sync.close)
             await trio.to_thread.run_sync(self._locks.close)
 
-    def refresh_lock(self, account_id: str) -> AsyncContextManager[None]:
+    def refresh_lock(self, account_id: str) -> AsyncContextManager[HeldLock]:
         """Held while an account's tokens are refreshed: every process on this store honours it (an OS file lock
         for SQLite, an advisory lock for PostgreSQL). Raises `StoreUnavailable` when the store cannot be reached."""
         return holding(self._locks, f"refresh-{account_id}")

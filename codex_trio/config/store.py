@@ -73,6 +73,8 @@ class ConfigStore:
         self.loaded: LoadedConfig = load(data_dir, base_file, environ)
         self._listeners: list[Listener] = []
         self._local_stamp = self._stamp()
+        # called with the changes of each `update` that was applied (store/shared_settings.py shares them)
+        self.update_hooks: list[Callable[[Mapping[str, Any]], None]] = []
 
     @property
     def settings(self) -> Settings:
@@ -118,7 +120,10 @@ class ConfigStore:
         else:
             update_local_file(self.local_file, changes)
         self._local_stamp = self._stamp()
-        return self._swap(candidate)
+        change = self._swap(candidate)
+        for hook in list(self.update_hooks):
+            hook(changes)
+        return change
 
     def _refuse_overridden(self, changes: Mapping[str, Any], document: Any, candidate: LoadedConfig) -> None:
         """A change is refused when it touches a setting an environment variable sets and asks for another

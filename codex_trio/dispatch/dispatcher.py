@@ -34,6 +34,7 @@ from .conversations import Conversation, ConversationRegistry, continues_convers
 
 if TYPE_CHECKING:
     from ..accounts.pool import AccountPool, Lease
+    from ..store.response_chains import ChainLink, ResponseChains
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class OpenedTurn:
     _failure: UpstreamFailure | None = None
     _closed: bool = False
     recorder: TurnRecorder = NULL_RECORDER  # the request's usage / log / metrics record
+    chain_link: "ChainLink | None" = None  # several instances: this turn's link in the shared response chains
 
     @property
     def account_id(self) -> str:
@@ -113,6 +115,8 @@ class OpenedTurn:
                 response = event.data.get("response") or {}
                 self._usage = Usage.from_response(response)
                 self._response_id = response.get("id")
+            elif event.type == "response.output_item.done" and self.chain_link is not None:
+                self.chain_link.outputs.append(event.data.get("item"))
             elif event.type in ("response.failed", "error"):
                 self._failure = classify_event(event, now=self.dispatcher.now())
 
@@ -132,6 +136,9 @@ class OpenedTurn:
                     output_tokens=self._usage.output_tokens)
                 if self._response_id:
                     self.dispatcher.remember_response(self._response_id, self.conversation_key)
+                    if self.chain_link is not None and self.dispatcher.shared_chains is not None:
+                        self.dispatcher.shared_chains.completed(self.chain_link, self._response_id, self.account_id,
+                                                                self.conversation_key)
         finally:
             await self.stack.aclose()
 
@@ -147,6 +154,7 @@ class Dispatcher:
         self._settings = settings_source
         self.conversations = ConversationRegistry()
         self._response_conversation: dict[str, str] = {}
+        self.shared_chains: "ResponseChains | None" = None  # set on PostgreSQL (store/response_chains.py)
 
     def now(self) -> float:
         """The accounts' clock (tests run it on the simulator's), so cooldowns end at the backend's resets."""
@@ -209,12 +217,18 @@ class Dispatcher:
             request["client_metadata"] = turn.options["client_metadata"]
         previous = request.get("previous_response_id")
         key = (self._response_conversation.get(previous) if previous else None) or conversation_key(turn)
+        chain_link = None
+        if self.shared_chains is not None:  # a chain served by another instance continues here, replayed
+            chain_link, owner_key = await self.shared_chains.begin(turn, self.pool,
+                                                                  known_here=previous in self._response_conversation)
+            request, key = turn.request, owner_key or key
         excluded: set[str] = set()
         last_error: GatewayError | None = None
         for _ in range(MAX_ACCOUNTS_TRIED):
             try:
                 opened = await self._open_on_one_account(turn, key, excluded)
                 opened.recorder = recorder
+                opened.chain_link = chain_link
                 recorder.opened(opened.account_id, opened.model, transport_of(opened.conversation.transport))
                 return opened
             except _TryAnother as exc:

@@ -1,5 +1,6 @@
 """Several instances on one PostgreSQL: what another instance changed in the account rows (a cooldown, a ban, a
-refresh, a quota snapshot, a new or removed account) reaches this instance's pool within a second.
+refresh, a quota snapshot, a new or removed account) reaches this instance's pool within a second; so do the egress
+proxies another instance added, changed or removed (`ProxyPool.adopt`).
 
 Every write to the PostgreSQL store sends a NOTIFY; the follower LISTENs, so it looks as soon as another instance
 wrote, and at the latest every `interval` (a missed notification, a lost listening connection). Each look reads
@@ -23,6 +24,7 @@ from .errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from ..accounts.pool import AccountPool
+    from ..accounts.proxy_service import ProxyService
     from ..accounts.store import AccountStore
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,10 @@ MEMBERSHIP_EVERY = 10  # rounds between two id listings (removed accounts)
 
 class AccountFollower:
     def __init__(self, store: "AccountStore", pool: "AccountPool", *, clock: Callable[[], float] = time.time,
-                 interval: float = POLL_SECONDS, listener: Any = None) -> None:
+                 interval: float = POLL_SECONDS, listener: Any = None, proxies: "ProxyService | None" = None) -> None:
         self._store = store  # keeps its own `health` current with every call
         self._pool = pool
+        self._proxies = proxies  # the egress proxy pool: rows another instance changed are adopted too
         self._listener = listener  # PostgreSQL LISTEN: wakes the follower as soon as another instance wrote
         self._clock = clock
         self._interval = interval
@@ -60,6 +63,10 @@ class AccountFollower:
                 self._pool.remove(gone)
                 for account_id in gone:
                     self._applied.pop(account_id, None)
+        if self._proxies is not None:
+            proxies = self._proxies.proxies
+            if proxies.adopt(*await proxies.stored()):
+                await self._proxies.rebalance()  # auto accounts on a removed or disabled proxy get another
         return applied
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -107,5 +114,6 @@ async def run_shared_state(gateway: Any, *, task_status: trio.TaskStatus[None] =
     from .postgres import ChangeListener
 
     listener = ChangeListener(store.engine.url, store.engine.channel)
-    follower = AccountFollower(store, services.pool, clock=services.clock, listener=listener)
+    follower = AccountFollower(store, services.pool, clock=services.clock, listener=listener,
+                               proxies=services.proxy_admin)
     await follower.run(task_status=task_status)

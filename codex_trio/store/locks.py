@@ -8,6 +8,11 @@
 Both are taken by polling a non-blocking attempt from a worker thread, so the trio thread never blocks and a
 waiter stays cancellable. A process that cannot reach the database cannot take a lock: `StoreUnavailable`, and the
 caller does not do the guarded work (a refresh while the store is away could spend a token nobody can record).
+
+A PostgreSQL session lock ends with its connection: if that connection drops while the lock is held, the server
+releases it early and another process may take it. The holder therefore `confirm`s the lock before it commits
+what the lock guards (`HeldLock.confirm`): still held; or lost and taken back (the guarded rows may have been
+changed meanwhile: the caller re-reads before writing); or lost to another process (`LockLost`: write nothing).
 """
 
 from __future__ import annotations
@@ -28,9 +33,15 @@ from .errors import StoreUnavailable
 POLL_SECONDS = 0.05
 
 
+class LockLost(StoreUnavailable):
+    """The lock was released under its holder (its connection dropped) and another process holds it now."""
+
+
 class Locks(Protocol):
     def try_acquire(self, name: str) -> Any | None:
         """A held lock's handle, or None when another process holds it (blocking: worker threads only)."""
+
+    def still_held(self, handle: Any) -> bool: ...
 
     def release(self, handle: Any) -> None: ...
 
@@ -59,6 +70,9 @@ class FileLocks:
                 return None
             raise StoreUnavailable(f"cannot lock {self._path(name)}: {exc}") from None
         return fd
+
+    def still_held(self, handle: int) -> bool:
+        return True  # an open descriptor keeps its flock; only this process closes it
 
     def release(self, handle: int) -> None:
         try:
@@ -95,19 +109,41 @@ class AdvisoryLocks:
         key = lock_key(f"codex-trio lock {name}")
         with self._mutex:
             try:
-                taken = self._connection().execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+                conn = self._connection()
+                taken = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
             except psycopg.Error as exc:
                 raise StoreUnavailable(f"cannot take lock {name}: {exc}") from None
-        return key if taken else None
+        return (key, conn) if taken else None
 
-    def release(self, handle: int) -> None:
+    def still_held(self, handle: tuple[int, Any]) -> bool:
+        """Whether the server still counts the lock as this session's (False once its connection dropped, even
+        if a new connection was opened since)."""
         import psycopg
 
+        key, conn = handle
         with self._mutex:
+            if conn is not self._conn or conn.closed or conn.broken:
+                return False
             try:
-                self._connection().execute("SELECT pg_advisory_unlock(%s)", (handle,))
+                # a bigint advisory key shows in pg_locks as classid (high 32 bits), objid (low), objsubid 1
+                return conn.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                    "AND granted AND classid = %s AND objid = %s AND objsubid = 1",
+                    ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)).fetchone()[0] == 1
             except psycopg.Error:
-                pass  # the connection is gone, and the server dropped its locks with it
+                return False
+
+    def release(self, handle: tuple[int, Any]) -> None:
+        import psycopg
+
+        key, conn = handle
+        with self._mutex:
+            if conn is not self._conn or conn.closed or conn.broken:
+                return  # that connection is gone, and the server dropped its locks with it
+            try:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            except psycopg.Error:
+                pass
 
     def close(self) -> None:
         with self._mutex:
@@ -115,16 +151,36 @@ class AdvisoryLocks:
                 self._conn.close()
 
 
+class HeldLock:
+    def __init__(self, locks: Locks, name: str, handle: Any) -> None:
+        self._locks = locks
+        self.name = name
+        self.handle = handle
+
+    async def confirm(self) -> bool:
+        """Before committing what the lock guards. True: held all along. False: it was lost (its connection
+        dropped) and is taken back now — another process may have changed the guarded rows in the gap, so the
+        caller re-reads them first. Raises `LockLost` when another process holds it now (or the store is away)."""
+        if await trio.to_thread.run_sync(self._locks.still_held, self.handle):
+            return True
+        handle = await trio.to_thread.run_sync(self._locks.try_acquire, self.name)
+        if handle is None:
+            raise LockLost(f"lock {self.name} was lost (its connection dropped) and another process holds it now")
+        self.handle = handle
+        return False
+
+
 @asynccontextmanager
-async def holding(locks: Locks, name: str) -> AsyncIterator[None]:
+async def holding(locks: Locks, name: str) -> AsyncIterator[HeldLock]:
     """Hold `name` across processes for the body (waits, cancellably, while another process holds it)."""
     while True:
         handle = await trio.to_thread.run_sync(locks.try_acquire, name)
         if handle is not None:
             break
         await trio.sleep(POLL_SECONDS)
+    held = HeldLock(locks, name, handle)
     try:
-        yield
+        yield held
     finally:
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(locks.release, handle)
+            await trio.to_thread.run_sync(locks.release, held.handle)

@@ -206,6 +206,11 @@ class PostgresEngine:
     def read(self, work: Callable[[PgConnection], T]) -> T:
         return self._run(work, lock=False)
 
+    def append(self, work: Callable[[PgConnection], T]) -> T:
+        """A write of rows only this instance inserts (`store/response_chains.py`): committed, but without the
+        store's write lock and without a NOTIFY (nobody follows these rows)."""
+        return self._run(work, lock=False)
+
     def change_counter(self) -> int:
         """Always "changed": PostgreSQL has no cheap data version, so callers re-read (a poll, once a second)."""
         return next(self._changes)

@@ -27,6 +27,7 @@ from ..errors import ErrorKind, GatewayError
 from ..store.connection import Connection, Row
 
 if TYPE_CHECKING:
+    from ..store.budget_leases import BudgetLeases
     from .store import OperatorStore
 
 KEY_PREFIX = "ctk_"
@@ -200,6 +201,7 @@ class ClientKeys:
         self._tokens: dict[str, dict[int, int]] = {}  # key id → UTC day start → tokens
         self._last_used: dict[str, float] = {}  # not yet written
         self._data_version: int | None = None
+        self.leases: "BudgetLeases | None" = None  # several instances: budgets held by leases (store/budget_leases.py)
 
     # ---- cache ----
 
@@ -310,6 +312,11 @@ class ClientKeys:
             raise GatewayError(429, f"The API key {key.name!r} reached its limit of {limits.requests_per_minute} "
                                "requests per minute.", ErrorKind.RATE_LIMIT, code="key_rate_limit",
                                retry_after=max(1.0, recent[0] + 60 - now))
+        if self.leases is not None and (limits.tokens_per_day or limits.tokens_per_week or limits.tokens_per_month) \
+                and self.leases.allows(key) is False:
+            raise GatewayError(429, f"The API key {key.name!r} used its token budget (counted across every instance); "
+                               "it resets at the start of the next UTC day, week or month as set.",
+                               ErrorKind.RATE_LIMIT, code="key_budget_exhausted", retry_after=60)
         for window, start in window_starts(now).items():
             budget = getattr(limits, f"tokens_per_{window}")
             if budget is None:
@@ -336,6 +343,8 @@ class ClientKeys:
     def account_tokens(self, key_id: str, ts: float, tokens: int) -> None:
         if not tokens:
             return
+        if self.leases is not None:
+            self.leases.consumed(key_id, tokens)
         days = self._tokens.setdefault(key_id, {})
         day = int(ts // DAY * DAY)
         days[day] = days.get(day, 0) + tokens

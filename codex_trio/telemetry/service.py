@@ -101,6 +101,12 @@ class Telemetry:
             self.writer.on_flushed = lambda: self._after_flush(store)
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.writer.run, store)
+                if store.sync.dialect == "postgresql" and self.config.settings.usage_stats.enabled:
+                    from ..store.budget_leases import BudgetLeases
+
+                    self.keys.leases = BudgetLeases(store.sync, self.keys, clock=self.clock,
+                                                    unwritten=self.writer.unwritten_tokens)
+                    await nursery.start(self.keys.leases.run)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True):

@@ -20,6 +20,7 @@ import orjson
 import trio
 
 from ..store.connection import Connection, Row
+from ..store.budget_leases import MIGRATION as BUDGET_LEASES_MIGRATION
 from ..store.errors import SchemaError
 from ..store.location import StoreLocation, open_engine
 from ..store.schema import MigrationStep, Schema
@@ -99,6 +100,7 @@ MIGRATIONS: list[list[MigrationStep]] = [
             limits TEXT NOT NULL
         )""",
     ],
+    BUDGET_LEASES_MIGRATION,  # several instances: leases of client-key budgets (store/budget_leases.py)
 ]
 SCHEMA = Schema("operator", MIGRATIONS)
 SCHEMA_VERSION = SCHEMA.version

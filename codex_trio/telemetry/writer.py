@@ -31,13 +31,18 @@ class UsageWriter:
         self._retention_days = retention_days
         self._flush_seconds = flush_seconds
         self._records: list[RequestRecord] = []
+        self._flushing: list[list[RequestRecord]] = []  # batches taken by flushes in progress, not committed yet
         self._errors: list[RequestRecord] = []
         self.written = 0
         self.dropped = 0
         self.on_flushed: Callable[[], object] | None = None  # after each batch (the key cache's reload check)
 
     def pending_records(self) -> list[RequestRecord]:
-        return list(self._records)
+        """The records not in the store yet (a flush in progress included)."""
+        return [record for batch in self._flushing for record in batch] + self._records
+
+    def unwritten_tokens(self, key_id: str) -> int:
+        return sum(r.total_tokens for r in self.pending_records() if r.key_id == key_id)
 
     @property
     def pending(self) -> int:
@@ -58,12 +63,15 @@ class UsageWriter:
         if not records and not errors:
             return 0
         self._records, self._errors = [], []
+        self._flushing.append(records)  # a flush may run beside the loop's (the dashboard's overview flushes)
         try:
             await store.write(lambda conn: write_batch(conn, records, errors))
         except DATABASE_ERRORS as exc:
             log.error("usage records could not be written (%s); retrying with the next batch", exc)
             self._records[:0], self._errors[:0] = records, errors
             return 0
+        finally:
+            self._flushing = [batch for batch in self._flushing if batch is not records]
         self.written += len(records)
         return len(records)
 
