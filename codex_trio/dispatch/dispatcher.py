@@ -219,8 +219,8 @@ class Dispatcher:
         key = (self._response_conversation.get(previous) if previous else None) or conversation_key(turn)
         chain_link = None
         if self.shared_chains is not None:  # a chain served by another instance continues here, replayed
-            chain_link, owner_key = await self.shared_chains.begin(turn, self.pool,
-                                                                  known_here=previous in self._response_conversation)
+            chain_link, owner_key = await self.shared_chains.begin(
+                turn, self.pool, known_here=previous in self._response_conversation)
             request, key = turn.request, owner_key or key
         excluded: set[str] = set()
         last_error: GatewayError | None = None
