@@ -11,6 +11,27 @@ from codex_trio.sim import running_sim
 from tests.conftest import api_key, gateway_on_sim
 
 
+async def two_overlapping_streams(client: httpx.AsyncClient, body: dict) -> list[str]:
+    """Stream `body` as client "a", then 50 ms later as client "b"; when each saw its first text and its end."""
+    order: list[str] = []
+
+    async def stream(name: str) -> None:
+        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            assert response.status_code == 200
+            first = True
+            async for line in response.aiter_lines():
+                if first and '"content":"x' in line:
+                    order.append(f"{name} first")
+                    first = False
+            order.append(f"{name} done")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stream, "a")
+        await trio.sleep(0.05)
+        nursery.start_soon(stream, "b")
+    return order
+
+
 async def test_look_alike_conversations_stream_in_parallel(data_dir: Path):
     async with running_sim(accounts=1) as sim:
         # a slow reply: 60 deltas, 30 ms apart (~1.8 s), far longer than the wait for a busy conversation
@@ -18,24 +39,9 @@ async def test_look_alike_conversations_stream_in_parallel(data_dir: Path):
                                                                    "pacing_ms": 30}})
         async with gateway_on_sim(data_dir, sim) as (gateway, url):
             body = {"model": "gpt-5.5", "stream": True, "messages": [{"role": "user", "content": "parallel"}]}
-            order: list[str] = []
-
-            async def stream(name: str, client: httpx.AsyncClient) -> None:
-                async with client.stream("POST", "/v1/chat/completions", json=body) as response:
-                    assert response.status_code == 200
-                    first = True
-                    async for line in response.aiter_lines():
-                        if first and '"content":"x' in line:
-                            order.append(f"{name} first")
-                            first = False
-                    order.append(f"{name} done")
-
             async with httpx.AsyncClient(base_url=url, timeout=30,
                                          headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(stream, "a", client)
-                    await trio.sleep(0.05)
-                    nursery.start_soon(stream, "b", client)
+                order = await two_overlapping_streams(client, body)
         # b streamed while a was still streaming: it did not wait for a's socket
         assert order.index("b first") < order.index("a done"), order
         turns = [r for r in sim.requests if r.path.endswith("/codex/responses")]
@@ -64,24 +70,9 @@ async def test_identical_first_messages_do_not_queue_on_one_socket(data_dir: Pat
                                                                      "pacing_ms": 20}})
         async with gateway_on_sim(data_dir, sim) as (gateway, url):
             body = {"model": "gpt-5.5", "stream": True, "messages": [{"role": "user", "content": "same words"}]}
-            order: list[str] = []
-
-            async def stream(name: str, client: httpx.AsyncClient) -> None:
-                async with client.stream("POST", "/v1/chat/completions", json=body) as response:
-                    assert response.status_code == 200
-                    first = True
-                    async for line in response.aiter_lines():
-                        if first and '"content":"x' in line:
-                            order.append(f"{name} first")
-                            first = False
-                    order.append(f"{name} done")
-
             async with httpx.AsyncClient(base_url=url, timeout=30,
                                          headers={"authorization": f"Bearer {api_key(gateway)}"}) as client:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(stream, "a", client)
-                    await trio.sleep(0.05)
-                    nursery.start_soon(stream, "b", client)
+                order = await two_overlapping_streams(client, body)
                 # a continuing turn of that conversation still goes to its socket (waits, then chains)
                 follow = {**body, "stream": False, "messages": [
                     {"role": "user", "content": "same words"}, {"role": "assistant", "content": "x" * 16},
