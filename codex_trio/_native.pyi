@@ -7,7 +7,7 @@ from os import PathLike
 from typing import Literal, TypeAlias, final
 
 __all__ = ["NativeError", "NativeClient", "HttpCall", "WsCall", "version", "in_flight", "shutdown", "_panic_in_task",
-           "count_tokens", "count_tokens_batch"]
+           "count_tokens", "count_tokens_batch", "_release_token_counter"]
 
 # What an upstream failure is, as `UpstreamError.kind` (rust/src/error.rs).
 _ErrorKind: TypeAlias = Literal["connect", "tls", "timeout", "proxy", "protocol", "internal"]
@@ -104,5 +104,7 @@ def count_tokens(text: str) -> int:
     """Number of o200k_base tokens in `text`."""
 
 def count_tokens_batch(texts: list[str]) -> list[int]: ...
+def _release_token_counter() -> bool:
+    """Test hook: drop the o200k table now (as an idle gateway does after a while); whether one was loaded."""
 def _panic_in_task() -> HttpCall:
     """Test hook: a call whose task panics, to prove a panic surfaces as an error item."""

@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
-import httpx
 import orjson
 import trio
 
@@ -33,9 +32,18 @@ from .translate import DECODERS, REQUEST_BUILDERS
 from .wire import auth_headers, turn_url
 
 if TYPE_CHECKING:
+    import httpx
+
     from .service import ProviderService
 
 log = logging.getLogger(__name__)
+
+
+def load_httpx():
+    """httpx, imported when a provider is first called: a gateway without providers never loads it (idle RSS)."""
+    import httpx
+
+    return httpx
 KEY_FAILURES = (401, 403, 429)  # the key's problem: another key may work
 RETRIED_STATUSES = (408, 500, 502, 503, 504, 529)  # the provider's trouble: another key (a new attempt) may work
 ERROR_BODY_LIMIT = 64 * 1024
@@ -106,7 +114,7 @@ async def send(service: "ProviderService", provider: Provider, url: str, body: b
         try:
             with trio.fail_after(service.timeout()):
                 response = await client.send(request, stream=True)
-        except (httpx.HTTPError, trio.TooSlowError) as exc:
+        except (load_httpx().HTTPError, trio.TooSlowError) as exc:
             log.warning("provider %s: request failed: %s", provider.label, type(exc).__name__)
             last = GatewayError(502, f"provider {provider.label} could not be reached ({type(exc).__name__}); check "
                                 "its base URL and egress proxy", ErrorKind.UPSTREAM, code="provider_unreachable")
@@ -142,7 +150,7 @@ async def _read_capped(response: httpx.Response) -> bytes:
             size += len(chunk)
             if size >= ERROR_BODY_LIMIT:
                 break
-    except httpx.HTTPError:
+    except load_httpx().HTTPError:
         pass
     finally:
         await response.aclose()
@@ -161,7 +169,7 @@ async def provider_chunks(response: httpx.Response, idle_timeout: float) -> Asyn
         except trio.TooSlowError:
             raise GatewayError(504, f"the provider sent nothing for {idle_timeout:.0f} s; the stream was ended.",
                                ErrorKind.TIMEOUT, code="upstream_idle_timeout") from None
-        except httpx.HTTPError:
+        except load_httpx().HTTPError:
             raise GatewayError(502, "the connection to the provider broke mid-stream; the response is incomplete. "
                                "Retry the request.", ErrorKind.UPSTREAM, code="upstream_stream_error") from None
         yield chunk

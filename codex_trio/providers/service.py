@@ -8,16 +8,19 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-import httpx
 import trio
 
 from ..errors import ErrorKind, GatewayError, invalid_request, not_found
 from .keyring import KeyRing
+from .relay import load_httpx
 from .model import MASK, PRESETS, Provider, provider_from_body, with_status
 from .store import ProviderStore, ProviderStoreError
 from .wire import auth_headers, model_ids, models_url
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 MODELS_TIMEOUT = 20.0
@@ -77,6 +80,8 @@ class ProviderService:
         """One pooled client per egress proxy. Compression off, so a passthrough relays the provider's bytes."""
         client = self._clients.get(provider.proxy)
         if client is None:
+            import httpx  # here, not at start-up: a gateway without providers never loads it
+
             client = httpx.AsyncClient(proxy=provider.proxy, timeout=httpx.Timeout(self.timeout(), connect=20.0),
                                        headers={"accept-encoding": "identity"}, follow_redirects=False)
             self._clients[provider.proxy] = client
@@ -160,7 +165,7 @@ class ProviderService:
             try:
                 response = await self.client_for(provider).get(models_url(provider), headers=auth_headers(provider, key),
                                                                timeout=MODELS_TIMEOUT)
-            except httpx.HTTPError as exc:
+            except load_httpx().HTTPError as exc:
                 last = f"could not reach {provider.base_url}: {type(exc).__name__}"
                 continue
             if response.status_code == 200:

@@ -16,13 +16,14 @@ PROBE = """
 import json, sys, tempfile
 from pathlib import Path
 from codex_trio import cli
+from codex_trio.commands.run import build_gateway
 cli.build_parser()
 from codex_trio.config.store import ConfigStore
 from codex_trio.accounts.proxies import SecretBox
 store = ConfigStore(Path(tempfile.mkdtemp()) / "data", environ={})
 store.ensure_first_start()
-cli.build_gateway(store)
-SecretBox.beside(store.data_dir / "accounts.db")
+build_gateway(store)
+SecretBox.in_dir(store.data_dir)
 print(json.dumps(sorted(sys.modules)))
 """
 

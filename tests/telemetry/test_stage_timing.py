@@ -37,8 +37,15 @@ async def test_a_streamed_turn_records_every_stage_in_order(data_dir, tmp_path, 
     assert len(turns) == 2 and all(turn["status"] == 200 for turn in turns)
     first = turns[0]["stages"]
     in_time_order = [name for name, _ in breakdown(first)]
-    # A new conversation opens its socket and prewarms it between the lease and the turn's frame.
-    assert in_time_order == TURN_ORDER[:6] + ["ws_connected", "prewarmed"] + TURN_ORDER[6:]
+    # A new conversation opens its socket and prewarms it between the lease and the turn's frame. The turn pump
+    # may encode the first batch before hypercorn has taken the response head (they run in separate tasks), so
+    # those two are compared with what precedes and follows them only.
+    expected = TURN_ORDER[:6] + ["ws_connected", "prewarmed"] + TURN_ORDER[6:]
+    racing = {"headers_sent", "translated"}
+    assert [name for name in in_time_order if name not in racing] == [n for n in expected if n not in racing]
+    assert set(in_time_order) == set(expected)
+    assert first["sent"] <= first["headers_sent"] <= first["first_write"]
+    assert first["first_event"] <= first["translated"] <= first["first_write"]
     assert all(ms >= 0 for _, ms in breakdown(first))
     health = next(line for line in lines if line["path"] == "/health")
     assert [name for name, _ in breakdown(health["stages"])] == ["head", "app", "headers_sent", "first_write"]
