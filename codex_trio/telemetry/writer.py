@@ -46,7 +46,8 @@ class UsageWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._records) + len(self._errors)
+        """Records not in the store yet, a flush in progress included."""
+        return len(self._records) + len(self._errors) + sum(len(batch) for batch in self._flushing)
 
     def add(self, record: RequestRecord, *, usage: bool, persist_error: bool) -> None:
         if usage:
@@ -70,6 +71,11 @@ class UsageWriter:
             log.error("usage records could not be written (%s); retrying with the next batch", exc)
             self._records[:0], self._errors[:0] = records, errors
             return 0
+        except BaseException:
+            # Cancelled while waiting for the store's writer (a thread, once it runs, is not cancelled): nothing
+            # was written, so the batch goes back for the next flush rather than being lost.
+            self._records[:0], self._errors[:0] = records, errors
+            raise
         finally:
             self._flushing = [batch for batch in self._flushing if batch is not records]
         self.written += len(records)
