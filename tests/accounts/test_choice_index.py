@@ -83,7 +83,7 @@ def random_quota(rng: random.Random, now: float) -> QuotaSnapshot:
                          QuotaWindow(10.0, 10080, now + 86400), limit_reached=rng.random() < 0.05, buckets=buckets)
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(30))
 async def test_index_chooses_what_the_scan_chooses(tmp_path, seed):
     rng = random.Random(seed)
     clock = FakeClock()
@@ -120,12 +120,12 @@ async def test_index_chooses_what_the_scan_chooses(tmp_path, seed):
                 pool.set_plan_models(plan, models)
             continue
         if action < 0.30 and held[0]:
-            # finish one open lease with an outcome
+            # an outcome on one open lease, which then ends or (sometimes) stays open while others choose
             i = rng.randrange(len(held[0]))
             outcome, quota, now = rng.random(), random_quota(rng, clock()), clock()
-            delay = rng.choice([30, 90, 400])
+            delay, keep_open = rng.choice([30, 90, 400]), rng.random() < 0.3
             for side in (0, 1):
-                cm, lease = held[side].pop(i)
+                cm, lease = held[side][i]
                 if outcome < 0.5:
                     await lease.report_success(quota if outcome < 0.3 else None, response_id=f"r{step}",
                                                input_tokens=3, output_tokens=4)
@@ -138,7 +138,9 @@ async def test_index_chooses_what_the_scan_chooses(tmp_path, seed):
                     await lease.mark_banned("test")
                 elif outcome < 0.9:
                     await lease.update_quota(quota)
-                await cm.__aexit__(None, None, None)
+                if not keep_open:
+                    del held[side][i]
+                    await cm.__aexit__(None, None, None)
             if outcome < 0.5:
                 responses.append(f"r{step}")
             continue
