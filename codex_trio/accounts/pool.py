@@ -382,8 +382,10 @@ class AccountPool:
             return True
         return account.plan is None or account.plan in offering or account.plan not in self._plan_models
 
-    def _blocked_reason(self, rt: _Runtime, model: str | None, offering: frozenset[str] | None,
+    def _blocked_reason(self, rt: _Runtime, limit_id: str | None, offering: frozenset[str] | None,
                         now: float) -> str | None:
+        """Why `rt` cannot serve now (None: it can), for a model offered by `offering` plans whose own
+        metered limit is `limit_id` (`config.model_limit_ids`)."""
         account = rt.account
         if not account.enabled or account.status is AccountStatus.DISABLED:
             return "disabled"
@@ -400,7 +402,6 @@ class AccountPool:
         if not self._plan_allows(account, offering):
             return "plan"
         if self.config.skip_exhausted and rt.quota is not None:
-            limit_id = self.config.model_limit_ids.get(model or "")
             if rt.quota.blocks(now, limit_id):
                 return "exhausted"
             if rt.quota.exhausted:
@@ -452,13 +453,13 @@ class AccountPool:
             for index in self._indexes.values():
                 index.dirty.add(rt)
 
-    def _index_for(self, model: str | None, offering: frozenset[str] | None, now: float) -> ChoiceIndex[_Runtime]:
+    def _index_for(self, limit_id: str | None, offering: frozenset[str] | None,
+                   now: float) -> ChoiceIndex[_Runtime]:
         while self._wakes and self._wakes[0][0] <= now:
             when, _, rt = heapq.heappop(self._wakes)
             if rt.wake == when:
                 rt.wake = math.inf
                 self._touch(rt)
-        limit_id = self.config.model_limit_ids.get(model or "")
         context = (offering, limit_id)
         index = self._indexes.get(context)
         if index is not None:
@@ -471,7 +472,7 @@ class AccountPool:
                 rt.wake = wake
                 if wake != math.inf:
                     heapq.heappush(self._wakes, (wake, rt.position, rt))
-            return (self._blocked_reason(rt, model, offering, now) is None
+            return (self._blocked_reason(rt, limit_id, offering, now) is None
                     and rt.in_flight < self.config.max_concurrent_per_account)
 
         strategy = self.config.strategy
@@ -486,13 +487,13 @@ class AccountPool:
         index.build(list(self._accounts.values()), now)
         return index
 
-    def _pick_indexed(self, model: str | None, offering: frozenset[str] | None, conversation_id: str | None,
+    def _pick_indexed(self, limit_id: str | None, offering: frozenset[str] | None, conversation_id: str | None,
                       previous_response_id: str | None, now: float) -> tuple[_Runtime, bool] | None:
         """The scan's choice read from the index, when it needs no await (no verification, no refresh);
         None leaves the choice to the scan (small pools, no candidate, or the first one needs a check)."""
         if len(self._accounts) < self.INDEX_MIN_ACCOUNTS:
             return None
-        index = self._index_for(model, offering, now)
+        index = self._index_for(limit_id, offering, now)
         if not index.entries:
             return None  # the scan waits for a slot or explains why nothing is usable
         strategy, ties = self.config.strategy, 0
@@ -537,8 +538,9 @@ class AccountPool:
         while True:
             now = self.clock()
             offering = self._plans_offering(model)
+            limit_id = self.config.model_limit_ids.get(model or "")
             if not excluded:
-                picked = self._pick_indexed(model, offering, conversation_id, previous_response_id, now)
+                picked = self._pick_indexed(limit_id, offering, conversation_id, previous_response_id, now)
                 if picked is not None:
                     return picked
             reasons: dict[str, str] = {}
@@ -546,7 +548,7 @@ class AccountPool:
             for account_id, rt in self._accounts.items():
                 if account_id in excluded:
                     continue
-                reason = self._blocked_reason(rt, model, offering, now)
+                reason = self._blocked_reason(rt, limit_id, offering, now)
                 if reason is not None:
                     reasons[account_id] = reason
                 elif rt.in_flight >= self.config.max_concurrent_per_account:

@@ -187,3 +187,26 @@ async def test_five_thousand_accounts_choice_does_not_scan(tmp_path):
         async with pool.acquire(model="gpt-5.5", conversation_id=f"c{i}") as lease:
             await lease.report_success(input_tokens=1)
     assert calls <= 2 * 200 * 2  # the chosen account moves when taken and when released (the scan: 5,000 each)
+
+
+async def test_models_sharing_an_index_keep_their_own_limit(tmp_path):
+    """A model that learns its own metered limit (a full `codex_bengalfox` bucket) moves to an index of its own;
+    another model that shared the index with it keeps seeing that account as usable."""
+    clock = FakeClock()
+    accounts = random_accounts(random.Random(1), 2, clock())
+    for account in accounts:
+        account.quota, account.request_count, account.last_used_at = None, 0, None
+    pools = [await make_pool(tmp_path, "scan", accounts, clock, indexed=False),
+             await make_pool(tmp_path, "index", accounts, clock, indexed=True)]
+    full_bucket = QuotaSnapshot(QuotaWindow(10.0, 300, clock() + 300), buckets=(
+        LimitBucket("codex_bengalfox", None, QuotaWindow(100.0, 300, clock() + 300)),))
+    choices: list[list[str]] = [[], []]
+    for side, pool in enumerate(pools):
+        async with pool.acquire(model="gpt-5.3-codex-spark") as lease:
+            await lease.mark_rate_limited(None, full_bucket)  # only the spark model's own limit is full
+        assert pool.config.model_limit_ids == {"gpt-5.3-codex-spark": "codex_bengalfox"}
+        for _ in range(4):
+            async with pool.acquire(model="gpt-5.5") as lease:
+                choices[side].append(lease.account.id)
+    assert choices[0] == choices[1]
+    assert len(set(choices[1])) == 2  # both accounts serve gpt-5.5
