@@ -2,8 +2,10 @@
 
 1. A data directory with `--accounts` accounts (realistic JWT-sized tokens, half with a quota snapshot) is
    written through the account store's own bulk import.
-2. `codex-trio run` on it, as a subprocess: seconds until /health answers and until the admin API lists every
-   account, its RSS then and after 5 listings of all accounts (goal: start-up <= 2 s, RSS <= 100 MB).
+2. `codex-trio run` on it, as a subprocess, its upstream a closed local port (refused at once; without it the
+   catalog fetch before serving waits for a DNS answer that this offline VM never gives): seconds until /health
+   answers and until the admin API lists every account, its RSS then and after 5 listings of all accounts
+   (goal: start-up <= 2 s, RSS <= 100 MB).
 3. In this process: the pool loaded from that store (seconds, RSS growth), then `--picks` acquire/release
    pairs with `report_success` for each strategy: microseconds per request (goal <= 50 us).
 
@@ -85,7 +87,11 @@ def gateway_start(data_dir: Path, count: int) -> tuple[float, float, float, floa
     from tests.foundation.test_serving import _free_port
 
     key = "bench-admin-key"
-    update_local_file(data_dir / "local.yaml", {"server": {"proxy_api_key": key}})
+    # No network here: the catalog fetch before serving and the quota poller's checks would wait for DNS (5 s
+    # each on this VM). A closed local port refuses at once, as a reachable backend would answer at once.
+    update_local_file(data_dir / "local.yaml", {"server": {"proxy_api_key": key},
+                                                "api": {"base_url": "https://127.0.0.1:9/backend-api",
+                                                        "auth_base_url": "https://127.0.0.1:9"}})
     port = _free_port()
     env = {**os.environ, "CODEX_TRIO_DATA_DIR": str(data_dir), "PORT": str(port), "PYTHONPATH": str(HERE)}
     base = f"http://127.0.0.1:{port}"

@@ -54,7 +54,7 @@ async def serve_gateway(sim: dict[str, Any]) -> None:
     from codex_trio.cli import build_gateway
     from codex_trio.config.store import ConfigStore
     from codex_trio.config.writer import update_local_file
-    from codex_trio.dispatch.catalog import refresh_catalog
+    from codex_trio.routing.catalog import refresh_catalog
 
     data = Path(tempfile.mkdtemp(prefix="stream-memory-")) / "data"
     data.mkdir(mode=0o700)

@@ -14,6 +14,7 @@ account is re-verified through /wham/usage before it is trusted again; nothing s
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import math
@@ -31,6 +32,7 @@ from codex_trio.errors import ErrorKind, GatewayError
 from codex_trio.upstream.quota import QuotaSnapshot, crossed_thresholds
 
 from . import oauth
+from .choice_index import ChoiceIndex, Rank
 from .model import Account, AccountStatus
 from .refresh import RefreshFailed, TokenRefresher
 from .store import AccountStore
@@ -75,9 +77,11 @@ class PoolConfig:
     model_limit_ids: dict[str, str] = field(default_factory=dict)  # model -> per-model limit id
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # hashed by identity: the choice index keeps runtimes in sets and dicts
 class _Runtime:
     account: Account
+    position: int = 0  # insertion order in the pool (the scan's order among equal ranks)
+    wake: float = math.inf  # the next time its blocked state or rank can change by itself (choice index)
     in_flight: int = 0
     quota: QuotaSnapshot | None = None
     verify_required: bool = False
@@ -127,6 +131,33 @@ def _ring_key(rt: _Runtime) -> tuple[float, str]:
     return (rt.account.created_at, rt.account.id)
 
 
+def _sticky_rank(rt: _Runtime, now: float = 0.0, horizon: float = 0.0) -> Rank:
+    return (-(rt.account.last_used_at or 0.0), rt.account.created_at)
+
+
+def _earliest_reset(rt: _Runtime, now: float) -> float | None:
+    return rt.quota.earliest_reset(now) if rt.quota else None
+
+
+def _least_used_rank(rt: _Runtime, now: float, horizon: float, reset: float | None = None) -> Rank:
+    if reset is None:
+        reset = _earliest_reset(rt, now)
+    later = reset if reset is not None and reset >= horizon else 0.0
+    exhausted = rt.quota is not None and rt.quota.blocks(now)
+    return (exhausted, later, rt.account.request_count + rt.in_flight, rt.account.last_used_at or 0.0)
+
+
+def _wake_time(rt: _Runtime, now: float) -> float:
+    """The next time something `_blocked_reason` or a rank reads changes without anyone touching the account:
+    a cooldown's end, the access token's expiry (a refreshing account), a quota window's reset."""
+    account = rt.account
+    times = [t for t in (account.cooldown_until, rt.cf_until, account.access_expires_at) if t and t > now]
+    if rt.quota is not None:
+        windows = rt.quota.windows() + [w for b in rt.quota.buckets for w in (b.primary, b.secondary) if w]
+        times += [w.resets_at for w in windows if w.resets_at is not None and w.resets_at > now]
+    return min(times, default=math.inf)
+
+
 class Lease:
     """One request's hold on one account (one concurrency slot until the `async with` ends)."""
 
@@ -161,6 +192,7 @@ class Lease:
         rt.account.last_used_at = now
         rt.unauthorized_seen = None
         rt.cf_strikes = 0
+        pool._touch(rt)
         if quota is not None:
             await pool._apply_quota(rt, quota)
 
@@ -179,6 +211,7 @@ class Lease:
             rt.account.quota = rt.quota.to_dict()
             rt.account.quota_updated_at = pool.clock()
             rt.quota_dirty = True
+            pool._touch(rt)
             now = pool.clock()
             full = [b.limit_id for b in quota.buckets if b.blocks(now)]
             if self._model and full and not quota.exhausted:
@@ -200,10 +233,12 @@ class Lease:
             if rt.unauthorized_seen != failed:
                 rt.unauthorized_seen = failed
                 rt.account = await pool.refresher.reload(rt.account.id)
+                pool._touch(rt)
                 return True
             rt.unauthorized_seen = None
             rt.account = await pool.refresher.refresh(rt.account.id, oauth.RefreshReason.UNAUTHORIZED_RECOVERY,
                                                       seen_access_token=failed)
+            pool._touch(rt)
             return True
         except RefreshFailed:
             return False  # a permanent failure has marked the account expired; either way, fail over
@@ -213,6 +248,11 @@ class Lease:
 
 
 class AccountPool:
+    # Below this many accounts every choice scans them (a few microseconds); from it on, a choice without
+    # exclusions is read from a ChoiceIndex kept up to date as accounts change (same choices, see _pick_indexed).
+    INDEX_MIN_ACCOUNTS = 64
+    MAX_INDEXES = 4  # one per model context (plans offering it, per-model limit) in use
+
     def __init__(
         self,
         store: AccountStore,
@@ -238,6 +278,9 @@ class AccountPool:
         self._rr_last: tuple[float, str] | None = None
         self._tie_turn = 0
         self._slot_freed = trio.Event()
+        self._positions = itertools.count()
+        self._indexes: dict[tuple[frozenset[str] | None, str | None], ChoiceIndex[_Runtime]] = {}
+        self._wakes: list[tuple[float, int, _Runtime]] = []  # (wake time, position, runtime), a heap
         refresher.listeners.append(self.upsert)
 
     def reconfigure(self, config: PoolConfig) -> None:
@@ -247,6 +290,7 @@ class AccountPool:
         config.model_limit_ids = self.config.model_limit_ids
         self.config = config
         self._by_response.ttl = self._by_conversation.ttl = config.affinity_ttl_seconds
+        self._indexes.clear()  # strategy, concurrency limit or skip_exhausted may have changed
         self._slot_freed.set()
         self._slot_freed = trio.Event()
 
@@ -260,7 +304,9 @@ class AccountPool:
         """Add an account or replace its record (keeps in-flight counts and runtime quota)."""
         rt = self._accounts.get(account.id)
         if rt is None:
-            self._accounts[account.id] = _Runtime(account, quota=QuotaSnapshot.from_dict(account.quota))
+            rt = self._accounts[account.id] = _Runtime(account, next(self._positions),
+                                                       quota=QuotaSnapshot.from_dict(account.quota))
+            self._touch(rt)
             return
         # counters and quota not flushed yet live only here: a record re-read from the store lacks them
         old = rt.account
@@ -273,17 +319,20 @@ class AccountPool:
         rt.account = account
         if account.quota is not None and rt.quota is None:
             rt.quota = QuotaSnapshot.from_dict(account.quota)
+        self._touch(rt)
 
     def remove(self, account_ids: Iterable[str]) -> None:
         for account_id in account_ids:
             self._accounts.pop(account_id, None)
             self._by_response.forget_account(account_id)
             self._by_conversation.forget_account(account_id)
+        self._indexes.clear()
 
     def set_plan_models(self, plan: str, models: Iterable[str]) -> None:
         """The catalog fetched for one plan: a model is routed only to accounts whose plan lists it
         (accounts of plans not fetched yet stay eligible)."""
         self._plan_models[plan] = frozenset(models)
+        self._indexes.clear()  # which accounts a plan filter lets through changed
 
     def get(self, account_id: str) -> Account | None:
         rt = self._accounts.get(account_id)
@@ -333,8 +382,10 @@ class AccountPool:
             return True
         return account.plan is None or account.plan in offering or account.plan not in self._plan_models
 
-    def _blocked_reason(self, rt: _Runtime, model: str | None, offering: frozenset[str] | None,
+    def _blocked_reason(self, rt: _Runtime, limit_id: str | None, offering: frozenset[str] | None,
                         now: float) -> str | None:
+        """Why `rt` cannot serve now (None: it can), for a model offered by `offering` plans whose own
+        metered limit is `limit_id` (`config.model_limit_ids`)."""
         account = rt.account
         if not account.enabled or account.status is AccountStatus.DISABLED:
             return "disabled"
@@ -351,7 +402,6 @@ class AccountPool:
         if not self._plan_allows(account, offering):
             return "plan"
         if self.config.skip_exhausted and rt.quota is not None:
-            limit_id = self.config.model_limit_ids.get(model or "")
             if rt.quota.blocks(now, limit_id):
                 return "exhausted"
             if rt.quota.exhausted:
@@ -366,7 +416,7 @@ class AccountPool:
             start = next((i for i, r in enumerate(ring) if _ring_key(r) > last), 0) if last else 0
             return ring[start:] + ring[:start]
         if strategy is Strategy.STICKY:
-            return sorted(candidates, key=lambda r: (-(r.account.last_used_at or 0.0), r.account.created_at))
+            return sorted(candidates, key=_sticky_rank)
         return self._least_used(candidates, now)
 
     def _least_used(self, candidates: list[_Runtime], now: float) -> list[_Runtime]:
@@ -378,15 +428,11 @@ class AccountPool:
         Resets within RESET_TIE_SECONDS of the earliest known one count as equal: windows last hours, so
         windows opened by requests seconds apart are the same for this purpose. Accounts whose reset lies
         beyond that come after, earliest first."""
-        resets = [r.quota.earliest_reset(now) if r.quota else None for r in candidates]
+        resets = [_earliest_reset(r, now) for r in candidates]
         known = [t for t in resets if t is not None]
         horizon = min(known) + RESET_TIE_SECONDS if known else math.inf
         # Each candidate's key is computed once (with 5,000 accounts the key function dominated the choice).
-        keyed = []
-        for r, reset in zip(candidates, resets):
-            later = reset if reset is not None and reset >= horizon else 0.0
-            exhausted = r.quota is not None and r.quota.blocks(now)
-            keyed.append(((exhausted, later, r.account.request_count + r.in_flight, r.account.last_used_at or 0.0), r))
+        keyed = [(_least_used_rank(r, now, horizon, reset), r) for r, reset in zip(candidates, resets)]
         keyed.sort(key=itemgetter(0))  # stable, like sorting the candidates by the key
         ranked = [r for _, r in keyed]
         best = keyed[0][0]
@@ -402,6 +448,79 @@ class AccountPool:
         """A conversation that another instance served (store/response_chains.py): its account first."""
         self._by_conversation.put(conversation_id, account_id, self.clock())
 
+    # ---- the choice index -----------------------------------------------------------------------------
+
+    def _touch(self, rt: _Runtime) -> None:
+        """Something the blocked check or a rank reads changed on `rt`: every index moves it before its next
+        choice. Call it after each change, before the next await (a choice may run there)."""
+        if self._indexes and self._accounts.get(rt.account.id) is rt:  # not for a removed account's lease
+            for index in self._indexes.values():
+                index.dirty.add(rt)
+
+    def _index_for(self, limit_id: str | None, offering: frozenset[str] | None,
+                   now: float) -> ChoiceIndex[_Runtime]:
+        while self._wakes and self._wakes[0][0] <= now:
+            when, _, rt = heapq.heappop(self._wakes)
+            if rt.wake == when:
+                rt.wake = math.inf
+                self._touch(rt)
+        context = (offering, limit_id)
+        index = self._indexes.get(context)
+        if index is not None:
+            index.apply(now)
+            return index
+
+        def is_candidate(rt: _Runtime, now: float) -> bool:
+            wake = _wake_time(rt, now)
+            if wake != rt.wake:
+                rt.wake = wake
+                if wake != math.inf:
+                    heapq.heappush(self._wakes, (wake, rt.position, rt))
+            return (self._blocked_reason(rt, limit_id, offering, now) is None
+                    and rt.in_flight < self.config.max_concurrent_per_account)
+
+        strategy = self.config.strategy
+        rank = {Strategy.ROUND_ROBIN: lambda rt, now, horizon: _ring_key(rt),
+                Strategy.STICKY: _sticky_rank}.get(strategy, _least_used_rank)
+        index = ChoiceIndex(is_candidate=is_candidate, rank=rank, horizon_slack=RESET_TIE_SECONDS,
+                            reset_of=_earliest_reset if rank is _least_used_rank else None,
+                            position=lambda rt: rt.position)
+        if len(self._indexes) >= self.MAX_INDEXES:
+            del self._indexes[next(iter(self._indexes))]
+        self._indexes[context] = index
+        index.build(list(self._accounts.values()), now)
+        return index
+
+    def _pick_indexed(self, limit_id: str | None, offering: frozenset[str] | None, conversation_id: str | None,
+                      previous_response_id: str | None, now: float) -> tuple[_Runtime, bool] | None:
+        """The scan's choice read from the index, when it needs no await (no verification, no refresh);
+        None leaves the choice to the scan (small pools, no candidate, or the first one needs a check)."""
+        if len(self._accounts) < self.INDEX_MIN_ACCOUNTS:
+            return None
+        index = self._index_for(limit_id, offering, now)
+        if not index.entries:
+            return None  # the scan waits for a slot or explains why nothing is usable
+        strategy, ties = self.config.strategy, 0
+        if strategy is Strategy.ROUND_ROBIN:
+            first = index.first_after(self._rr_last) if self._rr_last else index.entries[0][2]
+        elif strategy is Strategy.STICKY:
+            first = index.entries[0][2]
+        else:
+            ties = index.ties()
+            first = index.entries[(self._tie_turn + 1) % ties][2]
+        preferred_id = (self._by_response.get(previous_response_id, now)
+                        or self._by_conversation.get(conversation_id, now))
+        preferred = self._accounts.get(preferred_id) if preferred_id else None
+        chosen = preferred if preferred is not None and index.contains(preferred) else first
+        if chosen.verify_required or self.refresher.needs_refresh(chosen.account):
+            return None
+        if ties > 1:
+            self._tie_turn += 1
+        chosen.in_flight += 1
+        self._touch(chosen)
+        self._rr_last = _ring_key(chosen)
+        return chosen, bool(preferred_id) and chosen.account.id != preferred_id
+
     @asynccontextmanager
     async def acquire(self, *, model: str | None = None, conversation_id: str | None = None,
                       previous_response_id: str | None = None,
@@ -412,6 +531,7 @@ class AccountPool:
             yield Lease(self, rt, conversation_id, missed, model)
         finally:
             rt.in_flight -= 1
+            self._touch(rt)
             self._slot_freed.set()
             self._slot_freed = trio.Event()
 
@@ -422,12 +542,17 @@ class AccountPool:
         while True:
             now = self.clock()
             offering = self._plans_offering(model)
+            limit_id = self.config.model_limit_ids.get(model or "")
+            if not excluded:
+                picked = self._pick_indexed(limit_id, offering, conversation_id, previous_response_id, now)
+                if picked is not None:
+                    return picked
             reasons: dict[str, str] = {}
             candidates, full = [], []
             for account_id, rt in self._accounts.items():
                 if account_id in excluded:
                     continue
-                reason = self._blocked_reason(rt, model, offering, now)
+                reason = self._blocked_reason(rt, limit_id, offering, now)
                 if reason is not None:
                     reasons[account_id] = reason
                 elif rt.in_flight >= self.config.max_concurrent_per_account:
@@ -456,13 +581,16 @@ class AccountPool:
                     if not await self._verify(rt):
                         continue
                 rt.in_flight += 1  # hold the slot while refreshing, so others pick another account
+                self._touch(rt)
                 try:
                     fresh = await self._ensure_fresh(rt)
                 except BaseException:
                     rt.in_flight -= 1
+                    self._touch(rt)
                     raise
                 if not fresh:
                     rt.in_flight -= 1
+                    self._touch(rt)
                     excluded.add(rt.account.id)
                     continue
                 self._rr_last = _ring_key(rt)
@@ -475,6 +603,7 @@ class AccountPool:
             return True
         try:
             rt.account = await self.refresher.ensure_fresh(rt.account)
+            self._touch(rt)
             return True
         except RefreshFailed as exc:
             if exc.permanent:
@@ -497,6 +626,7 @@ class AccountPool:
         if rt.quota is not None and not rt.quota.blocks(self.clock()):
             rt.quota = rt.account.quota = None  # the stale snapshot's resets have passed; forget it
             rt.quota_dirty = True
+            self._touch(rt)
         await self._release(rt)
         return True
 
@@ -599,6 +729,7 @@ class AccountPool:
         rt.account.quota = quota.to_dict()
         rt.account.quota_updated_at = self.clock()
         rt.quota_dirty = True
+        self._touch(rt)
         if self._on_warning is not None:
             for threshold in crossed_thresholds(before, quota.max_used_percent(), self.config.warning_thresholds):
                 self._on_warning(rt.account, threshold, quota)
@@ -614,6 +745,7 @@ class AccountPool:
             until = current  # a later reset already known (other window) stays
         rt.account.cooldown_until = until
         rt.verify_required = False
+        self._touch(rt)
         await self.store.update(rt.account.id, cooldown_until=until, quota=rt.account.quota,
                                 quota_updated_at=rt.account.quota_updated_at)
         rt.quota_dirty = False
@@ -624,6 +756,7 @@ class AccountPool:
         account = rt.account
         changed = account.status is not status
         account.status, account.status_reason, account.status_changed_at = status, reason, now
+        self._touch(rt)
         await self.store.update(account.id, status=status, status_reason=reason, status_changed_at=now,
                                 cooldown_until=account.cooldown_until)
         if status in (AccountStatus.BANNED, AccountStatus.EXPIRED, AccountStatus.DISABLED):
@@ -643,12 +776,14 @@ class AccountPool:
             rt.cf_until = now + CLOUDFLARE_COOLDOWNS[min(rt.cf_strikes, len(CLOUDFLARE_COOLDOWNS) - 1)]
             rt.cf_strikes += 1
             rt.cf_last = now
+            self._touch(rt)
         elif failure is Failure.EMPTY_404:
             rt.empty_404s = [t for t in rt.empty_404s if now - t < EMPTY_404_WINDOW] + [now]
             rt.account.cookies = []
             await self.store.update(rt.account.id, cookies=[])
             if len(rt.empty_404s) >= EMPTY_404_LIMIT:
                 rt.account.enabled = False
+                self._touch(rt)
                 await self.store.update(rt.account.id, enabled=False)
                 await self._set_status(rt, AccountStatus.DISABLED, "3 empty 404s within an hour (blocked by "
                                        "the backend's bot management); re-enable after checking its proxy")
