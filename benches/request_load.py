@@ -7,7 +7,7 @@ own prompt, so its own conversation and upstream socket), in rounds that rotate 
 simulator reached directly (the same short turn as a streamed backend request, which is all the backend takes).
 
 Printed per round and target: requests/s, latency p50 / p99, and for a gateway the CPU its process used per
-request (`/proc/<pid>/stat`, user + system, all threads); at the end the medians and each gateway's requests/s
+request (`/proc/<pid>/stat`, user + system, all threads, and of it the Python thread's); at the end the medians and each gateway's requests/s
 as a ratio to the simulator's in the same rounds.
 
     python -m benches.request_load [--clients 50] [--requests 20] [--rounds 3] [--tree DIR ...]
@@ -44,8 +44,10 @@ def spawn(tree: Path, *args: str) -> tuple[subprocess.Popen, dict[str, Any]]:
     return proc, orjson.loads(line)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU (user + system) of the process `pid`, or of its one thread `thread`."""
+    stat = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -106,27 +108,31 @@ async def measure(sim: dict[str, Any], gateways: list[tuple[str, int, dict[str, 
                         gateway_sender(gw)))
     rates: dict[str, list[float]] = {name: [] for name, *_ in targets}
     cpu_ms: dict[str, list[float]] = {name: [] for name, *_ in targets}
+    python_ms: dict[str, list[float]] = {name: [] for name, *_ in targets}  # the Python (event loop) thread
     for _, _, client, send in targets:  # warm: every client's connection and conversation socket
         await load(client, send, clients, 2)
-    print(f"{'round':<6}{'target':<30}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}")
+    print(f"{'round':<6}{'target':<30}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}{'of it Python':>14}")
     for round_no in range(rounds):
         order = targets[round_no % len(targets):] + targets[:round_no % len(targets)]
         for name, pid, client, send in order:
             cpu_before = cpu_seconds(pid) if pid else 0.0
+            python_before = cpu_seconds(pid, pid) if pid else 0.0
             rate, latencies = await load(client, send, clients, requests)
             per_request = (cpu_seconds(pid) - cpu_before) * 1000 / (clients * requests) if pid else None
             rates[name].append(rate)
             if per_request is not None:
                 cpu_ms[name].append(per_request)
+                python_ms[name].append((cpu_seconds(pid, pid) - python_before) * 1000 / (clients * requests))
             pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
-            cpu_text = f"{per_request:>12.3f}" if per_request is not None else f"{'':>12}"
+            cpu_text = f"{per_request:>12.3f}{python_ms[name][-1]:>14.3f}" if per_request is not None else ""
             print(f"{round_no:<6}{name[-30:]:<30}{rate:>9.1f}{pick(.5):>9.1f}{pick(.99):>9.1f}{cpu_text}", flush=True)
     for _, _, client, _ in targets:
         await client.aclose()
     direct = statistics.median(rates["sim direct"])
     print(f"\nmedians over {rounds} rounds ({clients} clients x {requests} requests each per round)")
     for name, *_ in targets:
-        cpu_text = f", CPU {statistics.median(cpu_ms[name]):.3f} ms/request" if cpu_ms[name] else ""
+        cpu_text = (f", CPU {statistics.median(cpu_ms[name]):.3f} ms/request (Python thread "
+                    f"{statistics.median(python_ms[name]):.3f})" if cpu_ms[name] else "")
         print(f"  {name[-30:]:<30} {statistics.median(rates[name]):8.1f} req/s "
               f"({statistics.median(rates[name]) / direct:.2f} x sim direct){cpu_text}")
 
