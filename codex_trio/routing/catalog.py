@@ -55,12 +55,14 @@ class Catalog:
     def __init__(self) -> None:
         self.by_plan: dict[str, dict[str, dict[str, Any]]] = {}  # plan -> slug -> entry
         self.fetched_at: float | None = None
-        self.custom: list[Any] = []  # model.custom_models from the settings
+        self.custom: list[Any] = []  # model.custom_models from the settings (replaced, never edited in place)
+        self.revision = 0  # counts fetched updates: what was derived from an older revision is stale
 
     def update(self, plan: str, payload: Any) -> list[str]:
         entries = {slug: e for e in _entries(payload) if (slug := slug_of(e)) and slug not in HIDDEN_SLUGS}
         self.by_plan[plan] = entries
         self.fetched_at = time.time()
+        self.revision += 1
         return list(entries)
 
     def entry(self, model: str) -> dict[str, Any] | None:

@@ -75,12 +75,15 @@ class ModelRouter:
                 efforts = entry.get("supported_reasoning_efforts")
                 if isinstance(efforts, list):
                     self._custom_efforts[entry["id"]] = tuple(e for e in efforts if e in EFFORTS)
+        # A fixed catalog's ids are united with the custom ones once, not on every resolution.
+        self._fixed_ids = None if callable(self._catalog) else self._catalog | self._custom_ids
 
     # -- catalog -------------------------------------------------------------------------------------------
 
     def catalog_ids(self) -> frozenset[str]:
-        ids = self._catalog() if callable(self._catalog) else self._catalog
-        return frozenset(ids) | self._custom_ids
+        if self._fixed_ids is not None:
+            return self._fixed_ids
+        return frozenset(self._catalog()) | self._custom_ids
 
     def supported_efforts(self, model_id: str) -> tuple[str, ...] | None:
         """Efforts a model takes, when known; None = unknown, send as asked."""

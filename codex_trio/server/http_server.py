@@ -15,6 +15,10 @@
 * A connection whose peer has gone away is closed only when its keep-alive timer ends, holding its
   descriptor that long; `HeadDeadlineStream` stops the timer when reading ends.
 
+And one cost: hypercorn writes every ASGI message to the socket on its own (a short reply in three writes, a
+stream's head apart from its first chunk). `shield_response_end` holds a head back for the message that follows
+and corks the connection while hypercorn encodes them, so they leave in one write.
+
 Everything else (lifespan, protocol state machines, graceful shutdown) is hypercorn's own.
 """
 
@@ -24,12 +28,14 @@ import errno
 import logging
 import math
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import partial
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 import trio
 from hypercorn.config import Config
-from hypercorn.events import Updated
+from hypercorn.events import Closed, RawData, Updated
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
@@ -53,7 +59,7 @@ class ServingConfig(Config):
     header_timeout: float = 10.0  # seconds from a request head's first byte to its end
 
 
-# ---- the app's last send ------------------------------------------------------------------------------------
+# ---- the app's sends ----------------------------------------------------------------------------------------
 
 
 def _ends_response(message: dict[str, Any]) -> bool:
@@ -61,26 +67,88 @@ def _ends_response(message: dict[str, Any]) -> bool:
     return (kind == "http.response.body" and not message.get("more_body", False)) or kind == "websocket.close"
 
 
+class ResponseHead:
+    """Per request: the response head held back until its first body message, so both go out in one write."""
+
+    __slots__ = ("held", "waits_for_body")
+
+    def __init__(self) -> None:
+        self.held: dict[str, Any] | None = None
+        self.waits_for_body = False  # a streamed response whose first chunk is known to follow at once
+
+    def may_wait(self, start: dict[str, Any]) -> bool:
+        # A body of known length is sent right after its head (Quart does so); a streamed one only when its
+        # route said so (`head_waits_for_first_chunk`): another stream's first chunk may be far away.
+        return self.waits_for_body or any(name.lower() == b"content-length" for name, _ in start.get("headers", ()))
+
+
+_serving_connection: ContextVar["GuardedConnection | None"] = ContextVar("codex_trio_serving_connection",
+                                                                         default=None)
+_response_head: ContextVar[ResponseHead | None] = ContextVar("codex_trio_response_head", default=None)
+
+
+def head_waits_for_first_chunk() -> None:
+    """Called by a route returning a streamed response whose first chunk is ready or about to be (a turn that
+    has opened): its head then goes out with that chunk, in one socket write instead of two."""
+    head = _response_head.get()
+    if head is not None:
+        head.waits_for_body = True
+
+
 def shield_response_end(app: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """Wrap an ASGI app so that the `send` that completes a response is not cancelled half-way.
+    """Wrap an ASGI app so that the `send` that completes a response is not cancelled half-way, and a
+    response's head, first body chunk and (for a whole body) its end are written to the socket together.
 
     Quart-Trio runs the handler and the request's receive loop in one nursery and cancels it as soon as the
     response is out. hypercorn, inside that same last `send`, recycles the connection (or closes it); a
-    cancellation there leaves the socket open with nobody reading it."""
+    cancellation there leaves the socket open with nobody reading it.
+
+    hypercorn writes each ASGI message on its own (a short reply: head, body, end, three writes; a stream:
+    head, then each chunk). Each write is a send(2) and, for the client, often a separate wake-up: the head
+    alone measured 0.5-1 ms before the first chunk. Here the head is held until the next message, and the
+    connection is corked (`GuardedConnection.corked`) while hypercorn turns them into bytes."""
 
     async def guarded(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] not in ("http", "websocket"):
             await app(scope, receive, send)
             return
+        connection = _serving_connection.get() if scope["type"] == "http" else None
+        head = ResponseHead()
 
         async def send_to_end(message: dict[str, Any]) -> None:
-            if not _ends_response(message):
+            if message["type"] == "http.response.start":
+                if connection is not None and head.may_wait(message):
+                    head.held = message
+                    return
                 await send(message)
+                stage_timing.mark("headers_sent")
+                return
+            held, head.held = head.held, None
+            if not _ends_response(message):
+                if held is not None:
+                    with connection.corked():
+                        await send(held)
+                    stage_timing.mark("headers_sent")
+                await send(message)  # carries the held head's bytes along
                 return
             with trio.CancelScope(shield=True, deadline=trio.current_time() + RESPONSE_END_DEADLINE):
-                await send(message)
+                if connection is None:
+                    await send(message)
+                    return
+                with connection.corked():
+                    if held is not None:
+                        await send(held)
+                        stage_timing.mark("headers_sent")
+                    await send(message)
+                await connection.flush()
 
-        await app(scope, receive, send_to_end)
+        token = _response_head.set(head)
+        try:
+            await app(scope, receive, send_to_end)
+        finally:
+            _response_head.reset(token)
+        if head.held is not None:  # the app ended without a body message: the head still goes out
+            await send_to_end({"type": "http.response.body", "body": b"", "more_body": False})
 
     return guarded
 
@@ -149,20 +217,50 @@ class HeadDeadlineStream(trio.abc.HalfCloseableStream):
 
 
 class GuardedConnection(TCPServer):
-    """hypercorn's connection driver over a `HeadDeadlineStream`."""
+    """hypercorn's connection driver over a `HeadDeadlineStream`, whose writes can be corked: while corked,
+    the bytes hypercorn sends are kept and go out with the next write (or `flush`)."""
 
     def __init__(self, app: Any, config: ServingConfig, context: WorkerContext, state: Any,
                  stream: trio.SocketStream) -> None:
         self.head_stream = HeadDeadlineStream(stream, config.header_timeout)
         super().__init__(app, config, context, state, self.head_stream)
         self.head_stream.on_read_end = self.idle_task.stop  # nothing more can arrive: no keep-alive to wait for
+        self._corked = False
+        self._kept: list[bytes] = []
 
     async def run(self) -> None:
-        stage_timing.on_connection(self.head_stream)  # the app tasks of this connection inherit it
+        _serving_connection.set(self)  # the app tasks of this connection inherit both
+        stage_timing.on_connection(self.head_stream)
         await super().run()
 
+    @contextmanager
+    def corked(self) -> Iterator[None]:
+        self._corked = True
+        try:
+            yield
+        finally:
+            self._corked = False
+
+    async def flush(self) -> None:
+        if self._kept:
+            await super().protocol_send(RawData(data=self._take_kept()))
+
+    def _take_kept(self, then: bytes = b"") -> bytes:
+        self._kept.append(then)
+        data = b"".join(self._kept)
+        self._kept.clear()
+        return data
+
     async def protocol_send(self, event: Any) -> None:
-        if isinstance(event, Updated):
+        if isinstance(event, RawData):
+            if self._corked:
+                self._kept.append(event.data)
+                return
+            if self._kept:
+                event = RawData(data=self._take_kept(event.data))
+        elif isinstance(event, Closed):
+            await self.flush()  # a response's last bytes before the connection closes
+        elif isinstance(event, Updated):
             if event.idle:
                 self.head_stream.became_idle()
             else:

@@ -23,6 +23,7 @@ from ..dispatch.pump import Collected, TurnPump, discard
 from ..errors import GatewayError
 from ..telemetry import stage_timing
 from ..upstream.events import CodexEvent, NormalizedEvent
+from .http_server import head_waits_for_first_chunk
 from .request_tasks import request_tasks
 from .streaming import STREAM_BUFFER, relay
 
@@ -97,6 +98,7 @@ async def stream_turn(pump: TurnPump, turn: "Turn", encoder: StreamEncoder, *, h
             await pump.run(turn, EncodedStream(encoder, raw=raw, prefix=prefix), deliver, task_status=task_status)
 
     upstream: "UpstreamTurn" = await request_tasks().start(current_app.nursery, serve)
+    head_waits_for_first_chunk()  # the turn is open: its first frames are on their way
     body = relay(receive, heartbeat=encoder.heartbeat(), heartbeat_seconds=heartbeat_seconds)
     return Response(body, content_type=content_type, headers={**SSE_HEADERS, **dict(upstream.forward_headers)})
 

@@ -24,7 +24,7 @@ from .pipeline import CollectedTurn, StreamEncoder, collect_turn, stream_turn
 
 if TYPE_CHECKING:
     from .host import GatewayHost
-    from ..config.schema import Settings
+    from ..config.schema import ModelSettings, Settings
     from ..routing.catalog import Catalog
     from ..dispatch.dispatcher import Dispatcher
     from ..dispatch.upstream_turn import UpstreamTurn
@@ -51,6 +51,8 @@ class ProtocolDeps:
     started_at: float
     providers: "ProviderService | None" = None  # the API-key providers (providers/), when installed
     pump: TurnPump = field(init=False)  # serves every turn of these routes (dispatch/pump.py)
+    # The model router of the current settings and catalog, with what it was built from (`model_router`).
+    _router: "tuple[tuple[Any, ...], ModelRouter] | None" = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.pump = TurnPump(self.open_turn, self.shutdown)
@@ -91,15 +93,27 @@ WEB_SEARCH_TYPES = frozenset({"web_search", "web_search_preview", "web_search_20
 
 
 def model_router(deps: ProtocolDeps) -> ModelRouter:
-    """Built per request from the live settings and catalog, so config edits apply at once."""
+    """The router for the live settings and catalog, so config edits apply at once. Building one costs about
+    0.1 ms (the catalog's ids sorted, custom models dumped), so it is kept until its sources change: a config
+    change swaps in a new `settings.model` object, a catalog fetch bumps `catalog.revision`, and the catalog's
+    custom models are replaced as a list."""
     settings = deps.settings.model
     catalog = deps.catalog
+    cached = deps._router
+    if cached is not None:
+        (built_settings, built_revision, built_custom), router = cached
+        if built_settings is settings and built_revision == catalog.revision and built_custom is catalog.custom:
+            return router
+    router = _build_router(settings, catalog)
+    deps._router = ((settings, catalog.revision, catalog.custom), router)
+    return router
 
-    def known_ids() -> set[str]:
-        # Before the first catalog fetch the configured default counts as known. Alias targets are not ids:
-        # they may carry suffixes ("gpt-5.5-high"), which the router splits off; an alias whose target is
-        # unknown is still used as written.
-        return set(catalog.model_ids()) | {settings.default}
+
+def _build_router(settings: "ModelSettings", catalog: "Catalog") -> ModelRouter:
+    # Before the first catalog fetch the configured default counts as known. Alias targets are not ids: they
+    # may carry suffixes ("gpt-5.5-high"), which the router splits off; an alias whose target is unknown is
+    # still used as written.
+    known_ids = frozenset(catalog.model_ids()) | {settings.default}
 
     def efforts(model_id: str) -> list[str] | None:
         entry = catalog.entry(model_id)

@@ -17,8 +17,9 @@ Stages, in the order a streamed turn passes them (a stage that did not happen is
     prewarmed     its prewarm answered
     sent          the turn's request went upstream (WebSocket frame, or the SSE POST started)
     first_event   the first upstream batch arrived
-    headers_sent  hypercorn took the response head (sent once the upstream turn has started)
     translated    the first batch was encoded for the client (by the body's producer)
+    headers_sent  hypercorn took the response head (held until the first body chunk when that follows at once:
+                  both then leave in one write, see `server/http_server.py`)
     first_write   hypercorn took the first body chunk
 """
 
@@ -76,8 +77,7 @@ def timed(app: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]
             await send(message)
             kind = message["type"]
             if kind == "http.response.start":
-                status.append(message["status"])
-                marks.setdefault("headers_sent", time.perf_counter_ns())
+                status.append(message["status"])  # `headers_sent` is marked where hypercorn takes the head
             elif kind == "http.response.body" and message.get("body"):
                 marks.setdefault("first_write", time.perf_counter_ns())
 

@@ -285,3 +285,33 @@ def test_run_command_serves_health_and_stops_on_sigterm(tmp_path: Path):
         assert "Generated your API key" in stderr and "Traceback" not in stderr
     finally:
         proc.kill()
+
+
+def _data_segments_received(sock: socket.socket) -> int:
+    """tcpi_data_segs_in of Linux's struct tcp_info: segments with data this socket has received."""
+    import struct
+    return struct.unpack_from("I", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232), 152)[0]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads Linux's TCP_INFO")
+async def test_a_short_reply_leaves_in_one_write_and_a_closing_one_arrives_whole(data_dir: Path):
+    """hypercorn writes a reply's head and body separately; the gateway corks them into one send (one segment on
+    loopback). With `connection: close` the held bytes still go out before the socket closes."""
+    async with running_gateway(data_dir) as (gateway, url):
+        host, port = url.split("//")[1].rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as sock:
+            for _ in range(3):  # keep-alive: every reply on the connection
+                before = _data_segments_received(sock)
+                await trio.to_thread.run_sync(sock.sendall, b"GET /health HTTP/1.1\r\nhost: t\r\n\r\n")
+                head_and_body = b""
+                while b'"status"' not in head_and_body or not head_and_body.endswith(b"}"):
+                    head_and_body += await trio.to_thread.run_sync(sock.recv, 65536)
+                assert head_and_body.startswith(b"HTTP/1.1 200")
+                assert _data_segments_received(sock) - before == 1
+        with socket.create_connection((host, int(port))) as sock:
+            await trio.to_thread.run_sync(sock.sendall, b"GET /health HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+            whole = b""
+            while chunk := await trio.to_thread.run_sync(sock.recv, 65536):
+                whole += chunk
+    head, _, body = whole.partition(b"\r\n\r\n")
+    assert b"connection: close" in head.lower() and body.startswith(b"{") and body.endswith(b"}")

@@ -13,7 +13,8 @@ from tests.conftest import api_key, gateway_on_sim
 CHAT = "/v1/chat/completions"
 # The response head goes out once the upstream turn has started (the dispatcher waits for its first substantive
 # event, to fail over before answering); the body's producer translates after that.
-TURN_ORDER = ["head", "app", "auth", "body", "routed", "leased", "sent", "first_event", "headers_sent", "translated",
+# The head of a streamed turn waits for its first (translated) chunk: both leave in one write.
+TURN_ORDER = ["head", "app", "auth", "body", "routed", "leased", "sent", "first_event", "translated", "headers_sent",
               "first_write"]
 
 

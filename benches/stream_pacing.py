@@ -1,0 +1,227 @@
+"""Many concurrent slow streams (issue #20): how late does each event reach the client?
+
+The simulator sends every stream's text deltas `--pacing-ms` apart (default 50 ms: 20 events/s); `--streams`
+streamed Chat turns through the gateway run at once, each its own conversation (its own upstream WebSocket). The
+client (plain HTTP/1.1 over trio sockets, no HTTP library, so that it stays light) records when each chunk
+carrying a delta arrives. The same number of streams straight from the simulator (TLS, its SSE) runs first, in
+the same run: the gateway's added delay is its gap p99 minus the direct one (goal: ≤ 50 ms at 1,000 streams).
+Printed: gaps p50 / p99 / max per path, the gateway's CPU and RSS.
+
+Each stream's first gap is not counted (the turn's start is staggered by the connection ramp).
+
+    python -m benches.stream_pacing [--streams 1000] [--events 40] [--pacing-ms 50] [--tree DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+
+HERE = Path(__file__).resolve().parent.parent
+PACED_MARKER = "PACEDSTREAM"
+
+
+async def serve_sim(events: int, pacing_ms: float) -> None:
+    from codex_trio.sim import SimConfig, Simulator
+
+    sim = Simulator(SimConfig(accounts=1, record_requests=False))
+    sim.script({"match": {"user_text": PACED_MARKER},
+                "reply": {"text_length": events * 4, "chunk_size": 4, "pacing_ms": pacing_ms}})
+    try:
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(sim.serve, "127.0.0.1", 0)
+            account = sim.accounts[0]
+            print(orjson.dumps({"backend_base": urls.backend_base, "auth_base": urls.auth_base,
+                                "ca_file": str(sim.ca_file), "account_id": account.account_id,
+                                "access_token": account.access_token,
+                                "refresh_token": account.refresh_token, "id_token": account.id_token}).decode(),
+                  flush=True)
+    finally:
+        sim.close()
+
+
+async def serve_gateway(sim: dict[str, Any]) -> None:
+    from codex_trio.app import Gateway
+    from codex_trio.config.store import ConfigStore
+    from codex_trio.config.writer import update_local_file
+    from codex_trio.routing.catalog import refresh_catalog
+    from codex_trio.surfaces import install_surfaces
+
+    data = Path(tempfile.mkdtemp(prefix="stream-pacing-")) / "data"
+    data.mkdir(mode=0o700)
+    update_local_file(data / "local.yaml", {"api": {"base_url": sim["backend_base"], "auth_base_url": sim["auth_base"]},
+                                            "tls": {"ca_file": sim["ca_file"]},
+                                            "auth": {"max_concurrent_per_account": 100_000}})
+    store = ConfigStore(data, environ={})
+    store.ensure_first_start()
+    gateway = Gateway(config=store)
+    install_surfaces(gateway)
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(lambda task_status: gateway.run(port=0, task_status=task_status))
+        await gateway.services.accounts.add_tokens(access_token=sim["access_token"],
+                                                   refresh_token=sim["refresh_token"], id_token=sim["id_token"])
+        await refresh_catalog(gateway.services, gateway.services.catalog)
+        print(orjson.dumps({"url": url, "key": gateway.config.settings.server.proxy_api_key}).decode(), flush=True)
+
+
+def spawn(tree: Path, *args: str) -> tuple[subprocess.Popen, dict[str, Any]]:
+    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"}
+    proc = subprocess.Popen([sys.executable, str(HERE / "benches" / "stream_pacing.py"), *args], cwd=tree, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        raise SystemExit(f"server {args[0]} did not start from {tree}")
+    return proc, orjson.loads(line)
+
+
+def process_stats(pid: int) -> tuple[float, int]:
+    """(CPU seconds, RSS KiB) of `pid`."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+               if line.startswith("VmRSS:"))
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), rss
+
+
+class Target:
+    """Where a paced stream is asked for: the gateway (Chat, plain HTTP) or the simulator direct (TLS)."""
+
+    def __init__(self, url: str, path: str, headers: dict[str, str], body: Any, delta_marker: bytes,
+                 ssl_context: Any = None) -> None:
+        scheme, rest = url.split("://")
+        host_port, _, prefix = rest.partition("/")
+        self.host, port = host_port.rsplit(":", 1)
+        self.port = int(port)
+        self.path = f"/{prefix}{path}" if prefix else path
+        self.headers, self.body, self.delta_marker, self.ssl_context = headers, body, delta_marker, ssl_context
+
+    async def open(self) -> trio.abc.Stream:
+        stream: trio.abc.Stream = await trio.open_tcp_stream(self.host, self.port)
+        if self.ssl_context is not None:
+            stream = trio.SSLStream(stream, self.ssl_context, server_hostname=self.host)
+        return stream
+
+
+def gateway_target(gw: dict[str, Any]) -> Target:
+    return Target(gw["url"], "/v1/chat/completions", {"authorization": f"Bearer {gw['key']}"},
+                  lambda who: {"model": "gpt-5.5", "stream": True,
+                               "messages": [{"role": "user", "content": f"{PACED_MARKER} stream {who}"}]},
+                  b'"content":"')
+
+
+def direct_target(sim: dict[str, Any]) -> Target:
+    import ssl
+
+    return Target(sim["backend_base"], "/codex/responses",
+                  {"authorization": f"Bearer {sim['access_token']}", "chatgpt-account-id": sim["account_id"],
+                   "accept": "text/event-stream", "accept-encoding": "identity"},
+                  lambda who: {"model": "gpt-5.5", "instructions": "", "stream": True, "store": False,
+                               "tool_choice": "auto", "parallel_tool_calls": False, "tools": [],
+                               "input": [{"type": "message", "role": "user", "content": [
+                                   {"type": "input_text", "text": f"{PACED_MARKER} stream {who}"}]}]},
+                  b"output_text.delta", ssl.create_default_context(cafile=sim["ca_file"]))
+
+
+async def one_stream(target: Target, who: int, gaps: list[float], failures: list[str]) -> None:
+    body = orjson.dumps(target.body(who))
+    extra = "".join(f"{name}: {value}\r\n" for name, value in target.headers.items())
+    head = (f"POST {target.path} HTTP/1.1\r\nhost: {target.host}\r\n{extra}content-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode()
+    stream = await target.open()
+    async with stream:
+        await stream.send_all(head + body)
+        arrivals: list[float] = []
+        received = b""
+        while True:
+            try:
+                chunk = await stream.receive_some(65536)
+            except trio.BrokenResourceError:  # TLS peer closing without close_notify
+                break
+            if not chunk:
+                break
+            now = time.perf_counter()
+            if not received:
+                received = chunk[:12]
+            if target.delta_marker in chunk:
+                arrivals.append(now)
+        gaps.extend((later - earlier) * 1000 for earlier, later in zip(arrivals[1:], arrivals[2:]))
+        if not received.startswith(b"HTTP/1.1 200"):
+            failures.append(received.decode(errors="replace"))
+
+
+async def run_streams(name: str, target: Target, pid: int | None, streams: int, pacing_ms: float) -> None:
+    gaps: list[float] = []
+    failures: list[str] = []
+    cpu_before, rss_before = process_stats(pid) if pid else (0.0, 0)
+    peak_rss = rss_before
+    began = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for who in range(streams):
+            nursery.start_soon(one_stream, target, who, gaps, failures)
+            if who % 50 == 49:
+                await trio.sleep(0.01)  # a ramp, not one burst of connects
+        await trio.sleep(1.0)
+        if pid:
+            peak_rss = process_stats(pid)[1]
+    wall = time.perf_counter() - began
+    gaps.sort()
+    pick = lambda q: gaps[min(len(gaps) - 1, int(q * len(gaps)))]  # noqa: E731
+    print(f"{name}: {streams} streams, {len(gaps)} gaps measured, {len(failures)} failed, wall {wall:.1f} s")
+    if gaps:
+        print(f"  gap between deltas (pacing {pacing_ms:.0f} ms): p50 {pick(.5):.1f}  p99 {pick(.99):.1f}  "
+              f"max {gaps[-1]:.1f} ms", flush=True)
+    if pid:
+        cpu = process_stats(pid)[0] - cpu_before
+        print(f"  gateway CPU {cpu:.2f} s ({cpu / wall * 100:.0f} % of a core), RSS {rss_before / 1024:.1f} MiB "
+              f"before, {peak_rss / 1024:.1f} MiB with the streams open")
+    if failures:
+        print(f"  first failure: {failures[0]!r}")
+
+
+async def measure(sim: dict[str, Any], gw: dict[str, Any], pid: int, streams: int, pacing_ms: float) -> None:
+    await run_streams("sim direct", direct_target(sim), None, streams, pacing_ms)
+    await run_streams("gateway", gateway_target(gw), pid, streams, pacing_ms)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=40, help="text deltas per stream")
+    parser.add_argument("--pacing-ms", type=float, default=50)
+    parser.add_argument("--tree", type=Path, default=HERE)
+    parser.add_argument("--serve-sim", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-gateway", metavar="SIM_JSON", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_sim:
+        trio.run(serve_sim, args.events, args.pacing_ms)
+        return 0
+    if args.serve_gateway:
+        trio.run(serve_gateway, orjson.loads(args.serve_gateway))
+        return 0
+    print(f"load average before: {os.getloadavg()}")
+    sim_proc, sim = spawn(HERE, "--serve-sim", "--events", str(args.events), "--pacing-ms", str(args.pacing_ms))
+    try:
+        gw_proc, gw = spawn(args.tree.resolve(), "--serve-gateway", orjson.dumps(sim).decode())
+        try:
+            trio.run(measure, sim, gw, gw_proc.pid, args.streams, args.pacing_ms)
+        finally:
+            gw_proc.terminate()
+            gw_proc.wait(20)
+    finally:
+        sim_proc.terminate()
+        sim_proc.wait(20)
+    print(f"load average after: {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
