@@ -50,8 +50,8 @@ async def serve_sim(deflate: bool, events: int, pacing_ms: float) -> None:
 
 
 async def serve_gateway(sim: dict[str, Any]) -> None:
-    """The gateway as `codex-trio run` builds it (`cli.build_gateway`), with the simulator's account added."""
-    from codex_trio.cli import build_gateway
+    """The gateway as `codex-trio run` builds it (`commands.run.build_gateway`), with the simulator's account added."""
+    from codex_trio.commands.run import build_gateway
     from codex_trio.config.store import ConfigStore
     from codex_trio.config.writer import update_local_file
     from codex_trio.routing.catalog import refresh_catalog
