@@ -26,9 +26,9 @@ from quart import Response, request
 
 from ..errors import ErrorKind, GatewayError, invalid_request
 from .admin import read_json_object
+from .admin_deps import admin_deps, sessions_of
 from .api import error_response, json_response
 from .auth import key_matches, presented_key
-from .admin_deps import admin_deps, sessions_of
 from .dashboard_data import register_dashboard_data
 from .dashboard_sessions import COOKIE_NAME, SessionBook, origin_refusal
 from .site_guard import SitePolicy
