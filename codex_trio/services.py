@@ -16,8 +16,6 @@ import trio
 from .config.schema import Settings
 from .routing.catalog import Catalog
 from .dispatch.connector import UpstreamConnector, build_identity
-from .upstream.identity import Identity
-from .upstream.transport import Endpoint
 
 if TYPE_CHECKING:
     from .accounts.pool import PoolConfig
@@ -69,7 +67,10 @@ class Services:
     """What the composition root builds for the feature surfaces, each a typed component of its own: the
     upstream connector (identity, endpoint, clients, clock, cookies: how to reach the backend as an account), the
     account components opened by `open_accounts`, the model catalog and the dispatcher built from (pool,
-    connector, catalog) by `run_dispatch`. Components receive the pieces they use, never this object."""
+    connector, catalog) by `run_dispatch`. Components receive the pieces they use, never this object; the routes
+    get theirs through `server.turns.protocol_deps` / `server.admin_deps.admin_deps` (typed against
+    `server.host.Components`). The connector's identity, endpoint and clock are read where they live:
+    `services.connector.identity`."""
 
     settings_source: Any  # ConfigStore: read `.settings` at use time so hot reloads apply
     connector: UpstreamConnector
@@ -86,31 +87,6 @@ class Services:
     logins: "LoginSessions | None" = None  # the admin API's OAuth logins in progress (server/accounts_api.py)
     providers: "ProviderService | None" = None  # the API-key providers (providers.hooks.install_providers)
     dashboard_sessions: "SessionBook | None" = None  # the dashboard's log-in sessions (server/dashboard.py)
-
-    # The connector's identity, endpoint and clock, where the CLI and the admin API read them.
-    @property
-    def identity(self) -> Identity:
-        return self.connector.identity
-
-    @identity.setter
-    def identity(self, identity: Identity) -> None:
-        self.connector.identity = identity
-
-    @property
-    def endpoint(self) -> Endpoint:
-        return self.connector.endpoint
-
-    @endpoint.setter
-    def endpoint(self, endpoint: Endpoint) -> None:
-        self.connector.endpoint = endpoint
-
-    @property
-    def clock(self) -> Callable[[], float]:
-        return self.connector.clock
-
-    @clock.setter
-    def clock(self, clock: Callable[[], float]) -> None:
-        self.connector.clock = clock
 
 
 def build_services(gateway: "GatewayHost") -> Services:

@@ -70,9 +70,9 @@ async def test_a_release_with_a_verified_profile_is_adopted_with_its_wire(data_d
     feed = await start_feed(nursery, "0.171.0", seen)
     local = {"client": {"version": "0.169.0", "learn_versions": True, "release_feed_url": feed}}
     async with running_gateway(data_dir, local=local, install=True) as (gateway, url):
-        await wait_for(lambda: gateway.services.identity.version == "0.171.0")
+        await wait_for(lambda: gateway.services.connector.identity.version == "0.171.0")
         assert gateway.config.settings.client.version == "0.171.0"
-        assert gateway.services.identity.accept_encoding == "zstd,gzip"  # the version came with its wire
+        assert gateway.services.connector.identity.accept_encoding == "zstd,gzip"  # the version came with its wire
         assert "version: 0.171.0" in (data_dir / "local.yaml").read_text()
         assert await check_release(gateway) is None  # nothing newer on a second look
     assert seen and seen[0].startswith(b"GET /@openai/codex/latest HTTP/1.1")
@@ -86,7 +86,7 @@ async def test_a_release_without_a_profile_is_reported_and_not_adopted(data_dir:
     async with running_gateway(data_dir, local=local, install=True) as (gateway, url):
         await wait_for(lambda: (data_dir / "release-watch.json").exists())
         assert gateway.config.settings.client.version == "0.171.0"
-        assert gateway.services.identity.version == "0.171.0"
+        assert gateway.services.connector.identity.version == "0.171.0"
         assert "version: 0.172.0" not in (data_dir / "local.yaml").read_text()
         async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {api_key(gateway)}"}) as http:
             report = (await http.get("/admin/release-watch")).json()

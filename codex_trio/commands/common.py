@@ -98,7 +98,7 @@ def run_with_accounts(args: argparse.Namespace, work: Callable[["Services", "Acc
 
         services = build_services_for(config)
         if getattr(args, "issuer", None):
-            services.endpoint = dataclasses.replace(services.endpoint, auth_url=args.issuer.rstrip("/"))
+            services.connector.endpoint = dataclasses.replace(services.connector.endpoint, auth_url=args.issuer.rstrip("/"))
         async with open_accounts(services, config) as accounts:
             await services.pool.load()
             try:

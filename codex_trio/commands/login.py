@@ -29,7 +29,8 @@ def cmd_login(args: argparse.Namespace) -> int:
     from ..accounts.login import OAuthClient
 
     async def work(services: "Services", accounts: "AccountService") -> int:
-        client = OAuthClient(services.oauth_http, identity=services.identity, issuer=services.endpoint.auth_url)
+        client = OAuthClient(services.oauth_http, identity=services.connector.identity,
+                             issuer=services.connector.endpoint.auth_url)
         if args.device:
             grant = await _device_login(client)
         elif args.paste:

@@ -51,7 +51,7 @@ def install_providers(gateway: "GatewayHost") -> None:
     from .service import ProviderService
 
     settings = lambda: gateway.config.settings.providers  # noqa: E731 - read at use: changes apply at once
-    service = ProviderService(gateway.config.data_dir, clock=lambda: gateway.services.clock(),
+    service = ProviderService(gateway.config.data_dir, clock=lambda: gateway.services.connector.clock(),
                               timeout=lambda: settings().timeout_seconds,
                               key_cooldown=lambda: settings().key_cooldown_seconds)
     gateway.services.providers = service

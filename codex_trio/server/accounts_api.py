@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 import trio
@@ -30,6 +30,7 @@ from ..accounts.fields import checked_proxy, text_field
 from ..accounts.login import DEVICE_LOGIN_TIMEOUT, BrowserLogin, LoginError, LoginServer, OAuthClient
 from ..errors import ErrorKind, GatewayError, invalid_request
 from .admin import read_json_object
+from .admin_deps import admin_deps
 from .api import json_response
 
 if TYPE_CHECKING:
@@ -105,14 +106,14 @@ def _unreachable(exc: Exception) -> GatewayError:
 class LoginSessions:
     """Logins in progress. Each runs as a task of the gateway's root nursery (cancelled on shutdown)."""
 
-    def __init__(self, gateway: "GatewayHost", *, callback_ports: tuple[int, ...] = oauth.CALLBACK_PORTS) -> None:
-        self._gateway = gateway
+    def __init__(self, *, oauth_client: Callable[[], OAuthClient], accounts: Callable[[], "AccountService | None"],
+                 nursery: Callable[[], "trio.Nursery | None"],
+                 callback_ports: tuple[int, ...] = oauth.CALLBACK_PORTS) -> None:
+        self._client = oauth_client  # built at each use: the presented identity and issuer as they are now
+        self._accounts = accounts
+        self._nursery = nursery
         self.callback_ports = callback_ports
         self._sessions: dict[str, LoginSession] = {}
-
-    def _client(self) -> OAuthClient:
-        services = self._gateway.services
-        return OAuthClient(services.oauth_http, identity=services.identity, issuer=services.endpoint.auth_url)
 
     def _new(self, kind: str, label: str | None, timeout: float) -> LoginSession:
         now = time.time()
@@ -134,7 +135,7 @@ class LoginSessions:
         return session
 
     def _spawn(self, session: LoginSession, work: Any) -> None:
-        nursery = self._gateway.nursery
+        nursery = self._nursery()
         if nursery is None:
             raise GatewayError(503, "the gateway is not running", ErrorKind.OVERLOADED)
         self._sessions[session.id] = session
@@ -159,7 +160,8 @@ class LoginSessions:
     async def _save(self, session: LoginSession, grant: oauth.TokenGrant) -> None:
         if not session.pending:
             return  # the other path (callback server or paste) finished first
-        accounts: "AccountService" = self._gateway.services.accounts
+        accounts = self._accounts()
+        assert accounts is not None, "a login starts only once the account store is open"
         result = await accounts.add_from_grant(grant, label=session.label)
         if session.pending:
             session.account, session.created = result["account"], result["created"]
@@ -311,15 +313,8 @@ async def _run_import(service: "AccountService") -> dict[str, Any]:
 
 
 def register_accounts_api(app: Any, gateway: "GatewayHost") -> None:
-    if gateway.services.logins is None:
-        gateway.services.logins = LoginSessions(gateway)
-    logins = gateway.services.logins
-
-    def accounts() -> "AccountService":
-        service = gateway.services.accounts
-        if service is None:
-            raise GatewayError(503, "the account store is not open yet; try again in a moment", ErrorKind.OVERLOADED)
-        return service
+    deps = admin_deps(gateway)
+    logins, accounts = deps.logins, deps.accounts
 
     # ---- logins -------------------------------------------------------------------------------------------
 
@@ -426,7 +421,7 @@ def register_accounts_api(app: Any, gateway: "GatewayHost") -> None:
         if "label" in body:
             await service.set_label(account_id, label)
         if "proxy" in body:  # through the proxy pool: an auto route gets its proxy, open sockets are retired
-            proxies = gateway.services.proxy_admin
+            proxies = deps.current_proxies()
             await (proxies.assign([account_id], proxy) if proxies is not None else service.set_proxy(account_id, proxy))
         if "enabled" in body:
             await service.set_enabled(account_id, body["enabled"])
@@ -459,7 +454,7 @@ def register_accounts_api(app: Any, gateway: "GatewayHost") -> None:
 
     @app.get("/auth/quota/warnings")
     async def quota_warnings() -> Response:
-        pool = gateway.services.pool
+        pool = deps.current_pool()
         if pool is None:
             raise GatewayError(503, "the account pool is not loaded yet; try again in a moment", ErrorKind.OVERLOADED)
         return json_response({"warnings": pool.warnings(),

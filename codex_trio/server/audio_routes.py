@@ -23,7 +23,7 @@ def register_audio(app: Any, gateway: "GatewayHost") -> None:
 
     @app.post("/v1/audio/transcriptions")
     async def audio_transcriptions() -> Response:
-        request = parse_transcription_form(await read_upload_form(gateway, max_files=1))
+        request = parse_transcription_form(await read_upload_form(deps.config, max_files=1))
         text = await transcribe_on_some_account(deps.dispatcher(), request)
         content_type, body = encode_transcription(request, text)
         if isinstance(body, str):

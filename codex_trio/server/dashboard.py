@@ -18,7 +18,6 @@ something must also come from the dashboard's own Origin (`dashboard_sessions.or
 from __future__ import annotations
 
 import mimetypes
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from quart import Response, request
 
 from ..errors import ErrorKind, GatewayError, invalid_request
 from .admin import read_json_object
+from .admin_deps import admin_deps, sessions_of
 from .api import error_response, json_response
 from .auth import key_matches, presented_key
 from .dashboard_data import register_dashboard_data
@@ -34,6 +34,7 @@ from .dashboard_sessions import COOKIE_NAME, SessionBook, origin_refusal
 from .site_guard import SitePolicy
 
 if TYPE_CHECKING:
+    from ..config.store import ConfigStore
     from .host import GatewayHost
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
@@ -56,15 +57,6 @@ CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; cha
                  ".png": "image/png", ".txt": "text/plain; charset=utf-8"}
 
 
-def sessions_of(gateway: "GatewayHost") -> SessionBook:
-    """The gateway's one session book (it outlives the app, which is rebuilt when the listener restarts)."""
-    services = gateway.services
-    if services.dashboard_sessions is None:
-        services.dashboard_sessions = SessionBook(
-            clock=time.time, ttl_seconds=lambda: gateway.config.settings.session.ttl_minutes * 60)
-    return services.dashboard_sessions
-
-
 async def run_session_sweep(gateway: "GatewayHost", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Background job: every `session.cleanup_interval_minutes`, forget expired sessions and link tokens. A
     session is also refused the moment it expires; this frees those nobody presents again (a browser closed
@@ -80,8 +72,8 @@ def login_link(gateway: "GatewayHost", base_url: str) -> str:
     return f"{base_url.rstrip('/')}/?token={sessions_of(gateway).issue_link_token()}"
 
 
-def site_policy(gateway: "GatewayHost") -> SitePolicy:
-    settings = gateway.config.settings
+def site_policy(config: "ConfigStore") -> SitePolicy:
+    settings = config.settings
     return SitePolicy.of(settings.server.host, settings.session.allowed_hosts, settings.session.allowed_origins)
 
 
@@ -111,8 +103,9 @@ def wants_html(headers: Any) -> bool:
 class BrowserGate:
     """Decides, before the key check, what a request without a key gets (`api.create_api_app` asks it)."""
 
-    def __init__(self, gateway: "GatewayHost") -> None:
-        self.gateway = gateway
+    def __init__(self, config: "ConfigStore", sessions: SessionBook) -> None:
+        self.config = config
+        self.sessions = sessions
 
     def screen(self, method: str, path: str, headers: Any, cookies: Any, args: Any) -> tuple[bool, Response | None]:
         """(decided, response): decided with no response = admitted; decided with a response = answered here
@@ -127,17 +120,17 @@ class BrowserGate:
         if not (root or public or logging_in or session_id):
             return False, None
         host = headers.get("host")
-        if host is not None and not site_policy(self.gateway).host_allowed(host):
+        if host is not None and not site_policy(self.config).host_allowed(host):
             return True, self._refuse(path, f"Host {host!r} is not allowed here (DNS rebinding protection). Reach "
                                             "the dashboard as localhost or 127.0.0.1, or add the name to "
                                             "session.allowed_hosts.")
-        book = sessions_of(self.gateway)
+        book = self.sessions
         live = book.is_live(session_id)
         if root:
             return True, self._root(args, live)
         if logging_in or (live and not public):
             reason = origin_refusal(method, host, headers.get("origin"),
-                                    frozenset(self.gateway.config.settings.session.allowed_origins))
+                                    frozenset(self.config.settings.session.allowed_origins))
             if reason is not None:
                 return True, self._refuse(path, reason)
             return True, None
@@ -149,7 +142,7 @@ class BrowserGate:
     def _root(self, args: Any, live: bool) -> Response:
         token = args.get("token")
         if token:
-            session_id = sessions_of(self.gateway).spend_link_token(token)
+            session_id = self.sessions.spend_link_token(token)
             response = Response("", status=303, headers={**SECURITY_HEADERS,
                                                          "location": "/" if session_id else "/?link=used"})
             if session_id:
@@ -158,7 +151,7 @@ class BrowserGate:
         return file_response("index.html" if live else "public/login.html")
 
     def set_session_cookie(self, response: Response, session_id: str) -> None:
-        settings = self.gateway.config.settings
+        settings = self.config.settings
         # Secure when the browser reached us over https (directly, or through a trusted TLS proxy in front)
         secure = request.scheme == "https" or (settings.server.trust_proxy and
                                                request.headers.get("x-forwarded-proto", "").lower() == "https")
@@ -167,7 +160,8 @@ class BrowserGate:
 
 
 def register_dashboard(app: Any, gateway: "GatewayHost") -> None:
-    gate = BrowserGate(gateway)
+    deps = admin_deps(gateway)
+    gate = BrowserGate(deps.config, deps.sessions)
     app.extensions["browser_gate"] = gate
 
     @app.get("/ui/<path:name>")
@@ -180,18 +174,18 @@ def register_dashboard(app: Any, gateway: "GatewayHost") -> None:
         key = body.get("key")
         if not isinstance(key, str) or not key.strip():
             raise invalid_request("Send {\"key\": \"<the admin key>\"}.", param="key")
-        if not key_matches(key.strip(), gateway.config.settings.server.proxy_api_key):
+        if not key_matches(key.strip(), deps.config.settings.server.proxy_api_key):
             raise GatewayError(401, "That is not the admin key (server.proxy_api_key).", ErrorKind.AUTHENTICATION,
                                code="invalid_api_key")
         response = json_response({"logged_in": True})
-        gate.set_session_cookie(response, sessions_of(gateway).open_session())
+        gate.set_session_cookie(response, deps.sessions.open_session())
         return response
 
     @app.delete(SESSION_PATH)
     async def log_out() -> Response:
-        sessions_of(gateway).close_session(request.cookies.get(COOKIE_NAME))
+        deps.sessions.close_session(request.cookies.get(COOKIE_NAME))
         response = json_response({"logged_in": False})
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Strict")
         return response
 
-    register_dashboard_data(app, gateway)
+    register_dashboard_data(app, deps)

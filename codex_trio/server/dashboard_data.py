@@ -20,7 +20,7 @@ from .api import json_response
 
 if TYPE_CHECKING:
     from ..accounts.model import Account
-    from .host import GatewayHost
+    from .admin_deps import AdminDeps
 
 COUNTER_SECONDS = 2.0  # how often the live stream sends counters
 MAX_PAGE = 500
@@ -36,8 +36,8 @@ def state_of(account: "Account", now: float) -> str:
     return str(account.status)
 
 
-def _pool(gateway: "GatewayHost"):
-    pool = gateway.services.pool
+def _pool(deps: "AdminDeps"):
+    pool = deps.current_pool()
     if pool is None:
         raise GatewayError(503, "The account pool is not loaded yet; try again in a moment.", ErrorKind.OVERLOADED)
     return pool
@@ -81,25 +81,24 @@ def pool_summary(accounts: Iterable["Account"], runtime, now: float) -> dict[str
     return {"total": total, "by_state": by_state, "by_plan": by_plan, "in_flight": in_flight, "windows": windows}
 
 
-async def overview_of(gateway: "GatewayHost") -> dict[str, Any]:
+async def overview_of(deps: "AdminDeps") -> dict[str, Any]:
     from ..telemetry.store import read_summary
 
-    services = gateway.services
-    pool = _pool(gateway)
+    pool = _pool(deps)
     now = time.time()
     summary = pool_summary(pool.accounts(), pool.runtime_info, now)
-    telemetry = services.telemetry
+    telemetry = deps.telemetry
     last_hour = None
     if telemetry is not None and telemetry.store is not None:
         await telemetry.writer.flush(telemetry.store)
         last_hour = (await telemetry.store.read(lambda conn: read_summary(conn, now - 3600, now)))["totals"]
-    identity = services.identity
+    identity = deps.connector.identity
     windows = summary.pop("windows")
     return {"accounts": summary, "quota_windows": windows, "last_hour": last_hour,
-            "ollama": gateway.ollama.status(),
+            "ollama": deps.ollama.status(),
             "client": {"version": getattr(identity, "version", None),
-                       "profile": gateway.config.settings.client.identity,
-                       "configured_version": gateway.config.settings.client.version},
+                       "profile": deps.config.settings.client.identity,
+                       "configured_version": deps.config.settings.client.version},
             "now": now}
 
 
@@ -112,13 +111,13 @@ def _matches(account: "Account", text: str, state: str, now: float) -> bool:
                                                            account.account_id))
 
 
-def accounts_page(gateway: "GatewayHost", *, offset: int, limit: int, text: str, state: str,
+def accounts_page(deps: "AdminDeps", *, offset: int, limit: int, text: str, state: str,
                   with_ids: bool) -> dict[str, Any]:
-    service = gateway.services.accounts
+    service = deps.current_accounts()
     if service is None:
         raise GatewayError(503, "The account store is not open yet; try again in a moment.", ErrorKind.OVERLOADED)
     now = time.time()
-    matched = [a for a in _pool(gateway).accounts() if _matches(a, text.lower(), state, now)]
+    matched = [a for a in _pool(deps).accounts() if _matches(a, text.lower(), state, now)]
     matched.sort(key=lambda a: (a.created_at, a.id))
     page = {"total": len(matched), "offset": offset, "limit": limit,
             "accounts": [{**service.describe(a), "state": state_of(a, now)} for a in matched[offset:offset + limit]]}
@@ -136,22 +135,22 @@ def _int_arg(name: str, default: int, high: int) -> int:
     return int(value)
 
 
-async def live_counters(gateway: "GatewayHost") -> dict[str, Any]:
+async def live_counters(deps: "AdminDeps") -> dict[str, Any]:
     """The live numbers, from memory only (no store read): streams under way and the pool by state."""
-    pool = gateway.services.pool
+    pool = deps.current_pool()
     now = time.time()
     by_state: dict[str, int] = {}
     for account in (pool.accounts() if pool is not None else ()):
         state = state_of(account, now)
         by_state[state] = by_state.get(state, 0) + 1
-    return {"open_streams": gateway.shutdown.open_streams, "accounts_by_state": by_state, "time": now}
+    return {"open_streams": deps.shutdown.open_streams, "accounts_by_state": by_state, "time": now}
 
 
-async def live_events(gateway: "GatewayHost"):
+async def live_events(deps: "AdminDeps"):
     """One stream per open dashboard: `counters` every COUNTER_SECONDS, `request` for each finished request."""
-    telemetry = gateway.services.telemetry
+    telemetry = deps.telemetry
     yield b": codex-trio dashboard events\nretry: 3000\n\n"
-    yield b"event: counters\ndata: " + orjson.dumps(await live_counters(gateway)) + b"\n\n"
+    yield b"event: counters\ndata: " + orjson.dumps(await live_counters(deps)) + b"\n\n"
     if telemetry is None:
         return
     with telemetry.request_log.subscribe() as records:
@@ -162,17 +161,17 @@ async def live_events(gateway: "GatewayHost"):
                 yield b"event: request\ndata: " + orjson.dumps(record.to_json()) + b"\n\n"
                 continue
             next_counters = trio.current_time() + COUNTER_SECONDS
-            yield b"event: counters\ndata: " + orjson.dumps(await live_counters(gateway)) + b"\n\n"
+            yield b"event: counters\ndata: " + orjson.dumps(await live_counters(deps)) + b"\n\n"
 
 
-def register_dashboard_data(app: Any, gateway: "GatewayHost") -> None:
+def register_dashboard_data(app: Any, deps: "AdminDeps") -> None:
     @app.get("/admin/overview")
     async def overview() -> Response:
-        return json_response(await overview_of(gateway))
+        return json_response(await overview_of(deps))
 
     @app.get("/admin/accounts-page")
     async def accounts_listing() -> Response:
-        return json_response(accounts_page(gateway, offset=_int_arg("offset", 0, 10_000_000),
+        return json_response(accounts_page(deps, offset=_int_arg("offset", 0, 10_000_000),
                                            limit=max(1, _int_arg("limit", 100, MAX_PAGE)),
                                            text=request.args.get("q", "").strip(),
                                            state=request.args.get("state", "").strip(),
@@ -180,5 +179,5 @@ def register_dashboard_data(app: Any, gateway: "GatewayHost") -> None:
 
     @app.get("/admin/events")
     async def events() -> Response:
-        return Response(live_events(gateway), content_type="text/event-stream",
+        return Response(live_events(deps), content_type="text/event-stream",
                         headers={"cache-control": "no-cache", "x-accel-buffering": "no"})

@@ -148,7 +148,7 @@ def register_openai(app: Any, gateway: "GatewayHost") -> None:
     async def image_edits() -> Response:
         host_model = deps.settings.model.default
         if is_multipart():  # what the official SDKs send
-            form = await read_upload_form(gateway, max_files=images.MAX_EDIT_IMAGES + 1)  # the images and a mask
+            form = await read_upload_form(deps.config, max_files=images.MAX_EDIT_IMAGES + 1)  # the images and a mask
             turn = images.parse_edits_form(form, host_model=host_model)
         else:
             turn = images.parse_edits_request(await body_bytes(), host_model=host_model)

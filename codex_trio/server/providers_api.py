@@ -11,8 +11,7 @@ import orjson
 from quart import Response, request
 
 from ..errors import ErrorKind, GatewayError, invalid_request
-from ..providers.hooks import providers_of, target_for
-from .turns import protocol_deps
+from ..providers.hooks import target_for
 from ..providers.model import Provider, provider_from_body
 from ..providers.passthrough import PROVIDER_HEADER, outgoing_body
 from ..providers.relay import ProviderRefused, account_of, send
@@ -23,7 +22,9 @@ from ..telemetry.trace import ALLOW_LIST_MODEL
 from ..turn import Turn
 from ..upstream.events import Usage
 from .admin import apply_changes, read_json_object
+from .admin_deps import admin_deps
 from .api import json_response
+from .turns import protocol_deps
 
 if TYPE_CHECKING:
     from .host import GatewayHost
@@ -49,8 +50,11 @@ def _enabled(body: dict[str, Any]) -> bool:
 
 
 def register_providers_api(app: Any, gateway: "GatewayHost") -> None:
+    deps, protocol = admin_deps(gateway), protocol_deps(gateway)
+    config = deps.config
+
     def service() -> ProviderService:
-        providers = providers_of(gateway)
+        providers = deps.providers
         if providers is None:
             raise GatewayError(503, "the provider store is not open yet; try again in a moment", ErrorKind.OVERLOADED)
         return providers
@@ -103,12 +107,12 @@ def register_providers_api(app: Any, gateway: "GatewayHost") -> None:
 
     @app.get("/auth/api-keys/settings")
     async def api_keys_routing_settings() -> Response:
-        return json_response(gateway.config.settings.providers.model_dump(mode="json"))
+        return json_response(config.settings.providers.model_dump(mode="json"))
 
     @app.route("/auth/api-keys/settings", methods=["PATCH", "POST"])
     async def api_keys_change_routing_settings() -> Response:
-        apply_changes(gateway, {"providers": await read_json_object()})
-        return json_response(gateway.config.settings.providers.model_dump(mode="json"))
+        apply_changes(config, {"providers": await read_json_object()})
+        return json_response(config.settings.providers.model_dump(mode="json"))
 
     @app.get("/auth/api-keys/<provider_id>")
     async def api_keys_get_provider(provider_id: str) -> Response:
@@ -142,10 +146,10 @@ def register_providers_api(app: Any, gateway: "GatewayHost") -> None:
             raise invalid_request(f"The request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or "input" not in body:
             raise invalid_request("send `model` and `input`", param="model")
-        providers = providers_of(gateway)
+        providers = deps.providers
         if providers is None or not any(offers_embeddings(p) and p.enabled for p in providers.providers()):
             raise invalid_request(NO_EMBEDDINGS_PROVIDER, param="model", code="no_embeddings_provider")
-        target = target_for(protocol_deps(gateway), body["model"], codex_first=False)
+        target = target_for(protocol, body["model"], codex_first=False)
         if target is None or not offers_embeddings(target.provider):
             raise invalid_request(f"No OpenAI-compatible provider offers the embedding model {body['model']!r}: add "
                                   "it to a provider's models, or name it as <provider label>/<model>.",

@@ -13,6 +13,7 @@ from quart import Response, request
 
 from ..errors import ErrorKind, GatewayError, invalid_request
 from .admin import read_json_object
+from .admin_deps import admin_deps
 from .api import json_response
 
 if TYPE_CHECKING:
@@ -29,8 +30,10 @@ def _account_ids(body: dict[str, Any]) -> list[str]:
 
 
 def register_proxies_api(app: Any, gateway: "GatewayHost") -> None:
+    current_proxies = admin_deps(gateway).current_proxies
+
     def service() -> "ProxyService":
-        proxies = gateway.services.proxy_admin
+        proxies = current_proxies()
         if proxies is None:
             raise GatewayError(503, "the account store is not open yet; try again in a moment", ErrorKind.OVERLOADED)
         return proxies

@@ -16,23 +16,23 @@ from quart import request
 from ..protocols.multipart_form import MIB, FormReader, UploadForm, boundary_of, file_too_large
 
 if TYPE_CHECKING:
-    from .host import GatewayHost
+    from .turns import SettingsSource
 
 FORM_OVERHEAD_BYTES = 1024 * 1024  # part headers, boundaries and the text fields around the files
 
 
-def max_file_bytes(gateway: "GatewayHost") -> int:
-    return gateway.config.settings.server.max_upload_file_mb * MIB
+def max_file_bytes(config: "SettingsSource") -> int:
+    return config.settings.server.max_upload_file_mb * MIB
 
 
 def is_multipart() -> bool:
     return (request.headers.get("content-type") or "").lower().startswith("multipart/form-data")
 
 
-async def read_upload_form(gateway: "GatewayHost", *, max_files: int) -> UploadForm:
+async def read_upload_form(config: "SettingsSource", *, max_files: int) -> UploadForm:
     """The request's multipart form; GatewayError 400 (not a form, malformed) or 413 (a file over the cap)."""
     boundary = boundary_of(request.headers.get("content-type"))
-    limit = max_file_bytes(gateway)
+    limit = max_file_bytes(config)
     declared = request.content_length
     if declared is not None and declared > limit * max_files + FORM_OVERHEAD_BYTES:
         raise file_too_large(limit)

@@ -114,6 +114,6 @@ async def run_shared_state(gateway: Any, *, task_status: trio.TaskStatus[None] =
     from .postgres import ChangeListener
 
     listener = ChangeListener(store.engine.url, store.engine.channel)
-    follower = AccountFollower(store, services.pool, clock=services.clock, listener=listener,
+    follower = AccountFollower(store, services.pool, clock=services.connector.clock, listener=listener,
                                proxies=services.proxy_admin)
     await follower.run(task_status=task_status)

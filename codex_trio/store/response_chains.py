@@ -191,7 +191,7 @@ async def run_response_chains(gateway: Any, *, task_status: trio.TaskStatus[None
     if store is None or dispatcher is None or store.engine.dialect != "postgresql":
         task_status.started()
         return
-    chains = ResponseChains(store.engine, clock=services.clock,
+    chains = ResponseChains(store.engine, clock=services.connector.clock,
                             ttl_seconds=lambda: gateway.config.settings.auth.affinity_ttl_minutes * 60.0)
     dispatcher.shared_chains = chains
     try:

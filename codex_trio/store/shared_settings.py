@@ -143,4 +143,4 @@ async def run_shared_settings(gateway: Any, *, task_status: trio.TaskStatus[None
     if store is None or store.engine.dialect != "postgresql":
         task_status.started()
         return
-    await SharedSettings(store.engine, gateway.config, clock=gateway.services.clock).run(task_status=task_status)
+    await SharedSettings(store.engine, gateway.config, clock=gateway.services.connector.clock).run(task_status=task_status)

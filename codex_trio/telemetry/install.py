@@ -18,7 +18,7 @@ def install_telemetry(gateway: "Gateway") -> Telemetry:
 
     services = gateway.services
     # the accounts' clock, read at use time (tests move it with the simulator's)
-    telemetry = Telemetry(gateway.config, clock=lambda: services.clock())
+    telemetry = Telemetry(gateway.config, clock=lambda: services.connector.clock())
     telemetry.metrics.bind(accounts=lambda: services.pool.accounts() if services.pool is not None else (),
                            open_streams=lambda: gateway.shutdown.open_streams,
                            ollama_up=lambda: gateway.ollama.listener.status.state == "running",

@@ -14,6 +14,7 @@ from quart.wrappers.response import DataBody, IterableBody
 
 from ..config.loader import ConfigError
 from ..errors import ErrorKind, GatewayError, invalid_request
+from ..server.admin_deps import admin_deps
 from ..server.api import json_response
 from ..server.auth import key_matches, presented_key
 from .client_keys import ClientKey, KeyLimits, apply_update, delete_key, insert_key, make_key, save_key
@@ -27,7 +28,8 @@ from .store import GRANULARITIES, GROUP_COLUMNS, HistoryQuery, read_errors, read
 from .timeparse import parse_time
 
 if TYPE_CHECKING:
-    from ..app import Gateway
+    from ..server.admin_deps import AdminDeps
+    from ..server.host import GatewayHost
 
 OVERHEAD_HEADER = "x-codex-trio-overhead-ms"
 RESPONSES_SOCKETS = frozenset({"/v1/responses", "/responses"})  # the Responses API over a WebSocket
@@ -35,18 +37,18 @@ MAX_HISTORY_POINTS = 50_000
 TAIL_HEARTBEAT_SECONDS = 15.0
 
 
-def telemetry_of(gateway: "Gateway") -> Telemetry:
-    telemetry = gateway.services.telemetry
+def telemetry_of(deps: "AdminDeps") -> Telemetry:
+    telemetry = deps.telemetry
     assert telemetry is not None, "install_surfaces builds the telemetry"
     return telemetry
 
 
 # ---- hooks ------------------------------------------------------------------------------------------------------
 
-def _client_ip(gateway: "Gateway") -> str:
+def _client_ip(deps: "AdminDeps") -> str:
     """The client's address (of the request or WebSocket being served)."""
     current = websocket if has_websocket_context() else request
-    if gateway.config.settings.server.trust_proxy:
+    if deps.config.settings.server.trust_proxy:
         forwarded = current.headers.get("x-forwarded-for", "")
         if forwarded:
             return forwarded.split(",")[0].strip()
@@ -101,7 +103,7 @@ class _WatchedBody:
             await self._body.aclose()
 
 
-def install_hooks(app: Any, gateway: "Gateway") -> None:
+def install_hooks(app: Any, deps: "AdminDeps") -> None:
     @app.before_request
     async def _trace_request() -> None:
         g.telemetry_started = time.monotonic()
@@ -109,14 +111,14 @@ def install_hooks(app: Any, gateway: "Gateway") -> None:
         if protocol is None:
             set_current(NULL_RECORDER)  # whatever this task ran before, this request has no turn of ours
             return
-        trace = telemetry_of(gateway).begin(protocol, request.path, request.method,
+        trace = telemetry_of(deps).begin(protocol, request.path, request.method,
                                             user_agent=request.headers.get("user-agent", ""),
-                                            client_ip=_client_ip(gateway), key=g.get("client_key"))
+                                            client_ip=_client_ip(deps), key=g.get("client_key"))
         g.request_trace = trace
         set_current(trace)
-        if gateway.config.settings.logs.request_log_bodies:
+        if deps.config.settings.logs.request_log_bodies:
             # read with cache=True: the route's own (uncached) read then gets the same bytes
-            limit = gateway.config.settings.logs.request_log_body_bytes
+            limit = deps.config.settings.logs.request_log_body_bytes
             trace.bodies = {"request": redact_body(await request.get_data(cache=True), limit)}
 
     @app.after_request
@@ -128,7 +130,7 @@ def install_hooks(app: Any, gateway: "Gateway") -> None:
                 kind, text = _error_text(response, await response.get_data())
                 trace.note_error(kind or f"http_{response.status_code}", text)
             if trace.bodies is not None:
-                trace.bodies["response"] = (redact_body(await response.get_data(), gateway.config.settings.logs
+                trace.bodies["response"] = (redact_body(await response.get_data(), deps.config.settings.logs
                                                         .request_log_body_bytes) if collected
                                             else "[streamed reply: not captured]")
             if isinstance(response.response, IterableBody):
@@ -154,8 +156,8 @@ def install_hooks(app: Any, gateway: "Gateway") -> None:
         if websocket.path not in RESPONSES_SOCKETS:
             set_current(NULL_RECORDER)
             return
-        telemetry = telemetry_of(gateway)
-        user_agent, client_ip, key = websocket.headers.get("user-agent", ""), _client_ip(gateway), g.get("client_key")
+        telemetry = telemetry_of(deps)
+        user_agent, client_ip, key = websocket.headers.get("user-agent", ""), _client_ip(deps), g.get("client_key")
         turns = SocketTurns(lambda: telemetry.begin("responses", websocket.path, "WEBSOCKET", user_agent=user_agent,
                                                     client_ip=client_ip, key=key))
         g.socket_turns = turns
@@ -168,8 +170,8 @@ def install_hooks(app: Any, gateway: "Gateway") -> None:
             turns.end()
 
 
-def register_telemetry_ollama(app: Any, gateway: "Gateway") -> None:
-    install_hooks(app, gateway)
+def register_telemetry_ollama(app: Any, gateway: "GatewayHost") -> None:
+    install_hooks(app, admin_deps(gateway))
 
 
 # ---- admin API ------------------------------------------------------------------------------------------------
@@ -213,23 +215,24 @@ def _store(telemetry: Telemetry):
     return telemetry.store
 
 
-def register_telemetry(app: Any, gateway: "Gateway") -> None:
-    install_hooks(app, gateway)
+def register_telemetry(app: Any, gateway: "GatewayHost") -> None:
+    deps = admin_deps(gateway)
+    install_hooks(app, deps)
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        settings = gateway.config.settings
+        settings = deps.config.settings
         if not settings.metrics.public and not key_matches(presented_key(request.headers, request.args),
                                                            settings.server.proxy_api_key):
             raise GatewayError(401, "GET /metrics needs the admin key (or set metrics.public: true).",
                                ErrorKind.AUTHENTICATION, code="invalid_api_key")
-        return Response(telemetry_of(gateway).metrics.render(), content_type=CONTENT_TYPE)
+        return Response(telemetry_of(deps).metrics.render(), content_type=CONTENT_TYPE)
 
     # -- usage --
 
     @app.get("/admin/usage-stats/summary")
     async def usage_summary() -> Response:
-        telemetry = telemetry_of(gateway)
+        telemetry = telemetry_of(deps)
         now = telemetry.clock()
         since = _arg_time("since", _arg_time("from", now - 30 * 86400, now), now)
         until = _arg_time("to", now, now)
@@ -242,7 +245,7 @@ def register_telemetry(app: Any, gateway: "Gateway") -> None:
 
     @app.get("/admin/usage-stats/history")
     async def usage_history() -> Response:
-        telemetry = telemetry_of(gateway)
+        telemetry = telemetry_of(deps)
         now = telemetry.clock()
         granularity = request.args.get("granularity", "hour")
         if granularity not in GRANULARITIES:
@@ -265,7 +268,7 @@ def register_telemetry(app: Any, gateway: "Gateway") -> None:
 
     @app.get("/admin/logs")
     async def logs() -> Response:
-        telemetry = telemetry_of(gateway)
+        telemetry = telemetry_of(deps)
         limit = _arg_int("limit", 50, 1, 1000)
         if request.args.get("source") == "errors":  # the persisted errors, newest first
             before = _arg_time("before", telemetry.clock() + 1, telemetry.clock())
@@ -283,7 +286,7 @@ def register_telemetry(app: Any, gateway: "Gateway") -> None:
 
     @app.get("/admin/logs/state")
     async def logs_state() -> Response:
-        return json_response(_log_state(gateway))
+        return json_response(_log_state(deps))
 
     @app.post("/admin/logs/state")
     async def set_logs_state() -> Response:
@@ -300,14 +303,14 @@ def register_telemetry(app: Any, gateway: "Gateway") -> None:
             changes["request_log_bodies"] = body["capture_bodies"]
         if changes:
             try:
-                gateway.config.update({"logs": changes})
+                deps.config.update({"logs": changes})
             except ConfigError as exc:
                 raise invalid_request(str(exc)) from None
-        return json_response(_log_state(gateway))
+        return json_response(_log_state(deps))
 
     @app.get("/admin/logs/stream")
     async def logs_stream() -> Response:
-        request_log = telemetry_of(gateway).request_log
+        request_log = telemetry_of(deps).request_log
 
         async def events():
             yield b": live tail of the request log\n\n"
@@ -326,12 +329,12 @@ def register_telemetry(app: Any, gateway: "Gateway") -> None:
 
     @app.get("/admin/client-keys")
     async def list_keys() -> Response:
-        keys = telemetry_of(gateway).keys
-        return json_response({"keys": [_key_json(gateway, k) for k in keys.all()]})
+        keys = telemetry_of(deps).keys
+        return json_response({"keys": [_key_json(deps, k) for k in keys.all()]})
 
     @app.post("/admin/client-keys")
     async def create_key() -> Response:
-        telemetry = telemetry_of(gateway)
+        telemetry = telemetry_of(deps)
         body = await _json_object()
         name = body.pop("name", None)
         if not isinstance(name, str) or not name.strip():
@@ -340,43 +343,43 @@ def register_telemetry(app: Any, gateway: "Gateway") -> None:
         key = apply_update(key, body)  # the limits, expiry and state asked for (the hash and prefix stay)
         await _store(telemetry).write(lambda conn: insert_key(conn, key))
         telemetry.keys.put(key)
-        return json_response({**_key_json(gateway, key), "key": secret}, 201)
+        return json_response({**_key_json(deps, key), "key": secret}, 201)
 
     @app.get("/admin/client-keys/<key_id>")
     async def get_key(key_id: str) -> Response:
-        return json_response(_key_json(gateway, _known_key(gateway, key_id)))
+        return json_response(_key_json(deps, _known_key(deps, key_id)))
 
     @app.route("/admin/client-keys/<key_id>", methods=["PATCH"])
     async def update_key(key_id: str) -> Response:
-        telemetry = telemetry_of(gateway)
-        key = apply_update(_known_key(gateway, key_id), await _json_object())
+        telemetry = telemetry_of(deps)
+        key = apply_update(_known_key(deps, key_id), await _json_object())
         await _store(telemetry).write(lambda conn: save_key(conn, key))
         telemetry.keys.put(key)
-        return json_response(_key_json(gateway, key))
+        return json_response(_key_json(deps, key))
 
     @app.delete("/admin/client-keys/<key_id>")
     async def revoke_key(key_id: str) -> Response:
-        telemetry = telemetry_of(gateway)
-        _known_key(gateway, key_id)
+        telemetry = telemetry_of(deps)
+        _known_key(deps, key_id)
         await _store(telemetry).write(lambda conn: delete_key(conn, key_id))
         telemetry.keys.drop(key_id)
         return json_response({"success": True, "id": key_id})
 
 
-def _known_key(gateway: "Gateway", key_id: str) -> ClientKey:
-    key = telemetry_of(gateway).keys.get(key_id)
+def _known_key(deps: "AdminDeps", key_id: str) -> ClientKey:
+    key = telemetry_of(deps).keys.get(key_id)
     if key is None:
         raise GatewayError(404, f"No client key {key_id!r}.", ErrorKind.NOT_FOUND, code="key_not_found")
     return key
 
 
-def _key_json(gateway: "Gateway", key: ClientKey) -> dict[str, Any]:
-    return {**key.public(), **telemetry_of(gateway).keys.usage(key.id)}
+def _key_json(deps: "AdminDeps", key: ClientKey) -> dict[str, Any]:
+    return {**key.public(), **telemetry_of(deps).keys.usage(key.id)}
 
 
-def _log_state(gateway: "Gateway") -> dict[str, Any]:
-    telemetry = telemetry_of(gateway)
-    logs = gateway.config.settings.logs
+def _log_state(deps: "AdminDeps") -> dict[str, Any]:
+    telemetry = telemetry_of(deps)
+    logs = deps.config.settings.logs
     return {"enabled": logs.request_log, "size": logs.request_log_size, "capture_bodies": logs.request_log_bodies,
             "body_bytes": logs.request_log_body_bytes, "in_memory": len(telemetry.request_log),
             "subscribers": telemetry.request_log.subscribers, "missed": telemetry.request_log.missed,

@@ -46,8 +46,8 @@ async def gateway_services(tmp_path: Path, sim: Simulator, **local: Any) -> Asyn
     config.ensure_first_start()
     gateway = Gateway(config=config)
     services = gateway.services = build_services(gateway)
-    services.identity = fixture_identity()  # the captures' platform (Debian 12, x86_64, xterm)
-    services.clock = sim.clock.now
+    services.connector.identity = fixture_identity()  # the captures' platform (Debian 12, x86_64, xterm)
+    services.connector.clock = sim.clock.now
     async with trio.open_nursery() as nursery:
         await nursery.start(run_accounts, gateway)
         yield services
@@ -111,8 +111,9 @@ async def turn_on(services: Services, lease, model: str = "gpt-5.5") -> None:
     request = {"model": model, "input": [{"type": "message", "role": "user",
                                               "content": [{"type": "input_text", "text": "hi"}]}]}
     snapshots = []
-    async with aclosing(sse_turn(services.connector.clients_for(account).http, services.identity, services.endpoint, auth,
-                                 thread, TurnContext.new(), request, ModelTraits(), clock=services.clock,
+    connector = services.connector
+    async with aclosing(sse_turn(connector.clients_for(account).http, connector.identity, connector.endpoint, auth,
+                                 thread, TurnContext.new(), request, ModelTraits(), clock=connector.clock,
                                  on_quota=snapshots.append)) as stream:
         async for _ in stream:
             pass

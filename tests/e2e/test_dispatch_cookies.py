@@ -46,7 +46,7 @@ async def test_backend_cookies_are_captured_replayed_per_account_and_never_share
         # where reqwest puts it: its cookie layer runs inside the decompression layer (0.171.0's accept-encoding),
         # and hyper adds host and content-length after both
         tail = ["cookie", "host", "content-length"]
-        if gateway.services.identity.accept_encoding:
+        if gateway.services.connector.identity.accept_encoding:
             tail.insert(0, "accept-encoding")
         assert second.header_names()[-len(tail):] == tail
         # the WebSocket attempts (refused with 426) carried no cookie, though they went to the real host

@@ -83,7 +83,7 @@ def responses_request(**extra: Any) -> dict[str, Any]:
 
 async def test_websocket_turn_matches_the_capture(data_dir):
     async with gateway_and_sim(data_dir, accounts=1, real_hosts=True) as (sim, gateway, client):
-        gateway.services.identity = fixture_identity()  # the captures' client: codex exec on Debian 12, xterm
+        gateway.services.connector.identity = fixture_identity()  # the captures' client: codex exec on Debian 12, xterm
         response = await client.post("/v1/responses", json=responses_request())
         assert response.status_code == 200, response.text
 
@@ -100,7 +100,7 @@ async def test_websocket_turn_matches_the_capture(data_dir):
 async def test_sse_fallback_turn_matches_the_capture(data_dir):
     # the sim refuses the upgrade with 426, as the backend did in the exec-sse capture: codex falls back to SSE
     async with gateway_and_sim(data_dir, accounts=1, websocket=False, real_hosts=True) as (sim, gateway, client):
-        gateway.services.identity = fixture_identity()
+        gateway.services.connector.identity = fixture_identity()
         response = await client.post("/v1/responses", json=responses_request())
         assert response.status_code == 200, response.text
 
@@ -128,7 +128,7 @@ CLASSIC_TOOL = {"type": "function", "name": "get_weather", "description": "Weath
 async def test_classic_model_websocket_turn_matches_the_capture(data_dir):
     # gpt-5.5 (classic): tools, parallel_tool_calls:true, reasoning without `context`
     async with gateway_and_sim(data_dir, accounts=1, real_hosts=True) as (sim, gateway, client):
-        gateway.services.identity = fixture_identity()
+        gateway.services.connector.identity = fixture_identity()
         request = responses_request(model="gpt-5.5", tools=[CLASSIC_TOOL], reasoning={"effort": "medium"})
         response = await client.post("/v1/responses", json=request)
         assert response.status_code == 200, response.text
@@ -140,7 +140,7 @@ async def test_classic_model_websocket_turn_matches_the_capture(data_dir):
 
 async def test_classic_model_sse_turn_matches_the_capture(data_dir):
     async with gateway_and_sim(data_dir, accounts=1, websocket=False, real_hosts=True) as (sim, gateway, client):
-        gateway.services.identity = fixture_identity()
+        gateway.services.connector.identity = fixture_identity()
         request = responses_request(model="gpt-5.5", tools=[CLASSIC_TOOL], reasoning={"effort": "medium"})
         response = await client.post("/v1/responses", json=request)
         assert response.status_code == 200, response.text

@@ -38,8 +38,9 @@ def assert_same_headers(recorded, fixture: dict[str, Any]) -> None:
 
 
 def present_0171(gateway) -> None:
-    gateway.services.identity = fixture_identity(RELEASE)  # the captures' client: codex exec on Debian 12, xterm
-    assert gateway.services.identity.version == gateway.config.settings.client.version == RELEASE  # the default
+    connector = gateway.services.connector
+    connector.identity = fixture_identity(RELEASE)  # the captures' client: codex exec on Debian 12, xterm
+    assert connector.identity.version == gateway.config.settings.client.version == RELEASE  # the default
 
 
 def responses_request(**extra: Any) -> dict[str, Any]:

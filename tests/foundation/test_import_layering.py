@@ -61,3 +61,28 @@ def test_the_rules_above_see_imports_of_every_kind():
 def test_the_builders_never_import_the_gateway():
     """services.py builds components for the gateway and is typed against `server.host.GatewayHost`."""
     assert "codex_trio.app" not in imported_modules(PACKAGE / "services.py")
+
+
+# Where the routes' typed dependencies are built from the components (`server.host.Components`): the builders and
+# the app factory (its /health reads the store's state). Every other route module receives what it uses.
+DEPENDENCY_BUILDERS = ("codex_trio.server.turns", "codex_trio.server.admin_deps", "codex_trio.server.api")
+ROUTE_MODULES = ("codex_trio.server", "codex_trio.telemetry.routes")
+
+
+def reaches_into_services(path: Path) -> list[int]:
+    """The lines that read `<something>.services`: the whole bag of components, not a typed dependency."""
+    return sorted({node.lineno for node in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(node, ast.Attribute) and node.attr == "services"})
+
+
+def test_routes_receive_typed_dependencies_not_the_components():
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = module_name(path)
+        if name.startswith(ROUTE_MODULES) and name not in DEPENDENCY_BUILDERS:
+            offenders += [f"{name}:{line} reads .services" for line in reaches_into_services(path)]
+    assert offenders == []
+
+
+def test_the_services_rule_sees_a_reach_through():
+    assert reaches_into_services(PACKAGE / "server" / "admin_deps.py")  # the builder reads them, once per app
