@@ -82,6 +82,7 @@ def pool_summary(accounts: Iterable["Account"], runtime, now: float) -> dict[str
 
 
 async def overview_of(gateway: "GatewayHost") -> dict[str, Any]:
+    from ..store.health import store_report
     from ..telemetry.store import read_summary
 
     services = gateway.services
@@ -96,7 +97,7 @@ async def overview_of(gateway: "GatewayHost") -> dict[str, Any]:
     identity = services.identity
     windows = summary.pop("windows")
     return {"accounts": summary, "quota_windows": windows, "last_hour": last_hour,
-            "ollama": gateway.ollama.status(),
+            "ollama": gateway.ollama.status(), "store": store_report(services) or None,
             "client": {"version": getattr(identity, "version", None),
                        "profile": gateway.config.settings.client.identity,
                        "configured_version": gateway.config.settings.client.version},
