@@ -28,6 +28,7 @@ from ..store.connection import Connection, Row
 
 if TYPE_CHECKING:
     from ..store.budget_leases import BudgetLeases
+    from ..store.rate_leases import RateLeases
     from .store import OperatorStore
 
 KEY_PREFIX = "ctk_"
@@ -202,6 +203,7 @@ class ClientKeys:
         self._last_used: dict[str, float] = {}  # not yet written
         self._data_version: int | None = None
         self.leases: "BudgetLeases | None" = None  # several instances: budgets held by leases (store/budget_leases.py)
+        self.rate_leases: "RateLeases | None" = None  # several instances: RPM held by leases (store/rate_leases.py)
 
     # ---- cache ----
 
@@ -327,11 +329,20 @@ class ClientKeys:
                                    f"({used} of {budget} tokens); it resets at the start of the next UTC {window}.",
                                    ErrorKind.RATE_LIMIT, code="key_budget_exhausted",
                                    retry_after=max(1.0, window_end(window, start) - now))
+        if self.rate_leases is not None and limits.requests_per_minute is not None \
+                and not self.rate_leases.admits(key, limits.requests_per_minute):
+            raise GatewayError(429, f"The API key {key.name!r} reached its limit of {limits.requests_per_minute} "
+                               "requests per minute (counted across every instance).", ErrorKind.RATE_LIMIT,
+                               code="key_rate_limit", retry_after=1)
         recent.append(now)
         self._in_flight[key.id] = in_flight + 1
         key.last_used_at = now
         self._last_used[key.id] = now
         return KeyLease(self, key.id)
+
+    def requests_in_last_minute(self, key_id: str) -> int:
+        since = self._clock() - 60
+        return sum(1 for started in self._recent.get(key_id, ()) if started > since)
 
     def tokens_used(self, key_id: str, since: float) -> int:
         return sum(tokens for day, tokens in self._tokens.get(key_id, {}).items() if day >= since)

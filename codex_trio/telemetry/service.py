@@ -101,6 +101,11 @@ class Telemetry:
             self.writer.on_flushed = lambda: self._after_flush(store)
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.writer.run, store)
+                if store.sync.dialect == "postgresql":
+                    from ..store.rate_leases import RateLeases
+
+                    self.keys.rate_leases = RateLeases(store.sync, self.keys, clock=self.clock)
+                    await nursery.start(self.keys.rate_leases.run)
                 if store.sync.dialect == "postgresql" and self.config.settings.usage_stats.enabled:
                     from ..store.budget_leases import BudgetLeases
 
