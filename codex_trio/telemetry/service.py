@@ -102,10 +102,12 @@ class Telemetry:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.writer.run, store)
                 if store.sync.dialect == "postgresql":
-                    from ..store.rate_leases import RateLeases
+                    from ..store.rate_leases import CONCURRENCY, RPM, SlotLeases
 
-                    self.keys.rate_leases = RateLeases(store.sync, self.keys, clock=self.clock)
-                    await nursery.start(self.keys.rate_leases.run)
+                    self.keys.rpm_leases = SlotLeases(store.sync, self.keys, RPM, clock=self.clock)
+                    self.keys.concurrency_leases = SlotLeases(store.sync, self.keys, CONCURRENCY, clock=self.clock)
+                    await nursery.start(self.keys.rpm_leases.run)
+                    await nursery.start(self.keys.concurrency_leases.run)
                 if store.sync.dialect == "postgresql" and self.config.settings.usage_stats.enabled:
                     from ..store.budget_leases import BudgetLeases
 
