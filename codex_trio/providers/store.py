@@ -65,7 +65,7 @@ class ProviderStore:
         self._lock = threading.Lock()  # the gateway's worker threads share the engine's connections
         try:
             self._engine = open_engine(location or StoreLocation("sqlite", directory=data_dir), OPERATOR_SCHEMA,
-                                       what="operator store")
+                                       what="operator store", pg_connections=1)  # a handful of rows
         except SchemaError as exc:
             raise ProviderStoreError(str(exc)) from None
         self._seen_rows: list[tuple[Any, ...]] | None = None
