@@ -1,8 +1,8 @@
 """Several gateways on one PostgreSQL hold a client key's token budget with leases: three instances, each sending the
 key's requests back to back, stop at the budget, exceeding it by no more than the requests in flight when it ran out
 (the key's concurrency limit is 1, held across the instances by slot leases; an instance admits at most one request
-of it before it holds a lease, so here at most three run at once). Without leases each instance admits up to a second of
-traffic past the budget."""
+of it before it holds a lease; once they hold leases, as when the budget runs out, one runs at once, and the bound
+below allows three). Without leases each instance admits up to a second of traffic past the budget."""
 
 from __future__ import annotations
 
