@@ -94,6 +94,7 @@ def test_an_old_providers_file_is_imported_once_and_store_copy_carries_providers
         ("legacy", ["old-model"])]
     assert not (data / "providers.sqlite3").exists() and (data / "providers.sqlite3.imported").exists()
     assert "imported 1 provider(s)" in listed.stderr
+    assert orjson.loads(_providers(data).stdout) == orjson.loads(listed.stdout)  # once: nothing imported twice
 
     copied = subprocess.run([sys.executable, "-m", "codex_trio.cli", "store", "copy", "--data-dir", str(data),
                              "--to", pg_url], capture_output=True, text=True, timeout=120)
@@ -102,3 +103,15 @@ def test_an_old_providers_file_is_imported_once_and_store_copy_carries_providers
     on_pg = _providers(data, f"CODEX_TRIO__STORE__URL={pg_url}")
     assert on_pg.returncode == 0, on_pg.stderr
     assert orjson.loads(on_pg.stdout) == orjson.loads(listed.stdout)
+
+
+def test_store_copy_of_a_data_dir_never_opened_since_the_upgrade_carries_its_old_providers(tmp_path, pg_url):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    _legacy_providers_file(data)
+    copied = subprocess.run([sys.executable, "-m", "codex_trio.cli", "store", "copy", "--data-dir", str(data),
+                             "--to", pg_url], capture_output=True, text=True, timeout=120)
+    assert copied.returncode == 0, copied.stderr
+    assert "operator.providers: 1 rows" in copied.stdout
+    on_pg = _providers(data, f"CODEX_TRIO__STORE__URL={pg_url}")
+    assert [p["label"] for p in orjson.loads(on_pg.stdout)["providers"]] == ["legacy"]
