@@ -15,7 +15,13 @@ from pathlib import Path
 def create_private_file(path: Path) -> None:
     """Create `path` (mode 0600) if it is missing; never truncates an existing one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        # An existing file is not opened: closing any descriptor of a file drops every POSIX lock this process
+        # holds on it, SQLite's included — another process closing its last connection would then think it the
+        # last one and delete the WAL under this process's open connections (they would read stale data forever).
+        pass
     os.chmod(path, 0o600)
 
 

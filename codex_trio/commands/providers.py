@@ -19,12 +19,14 @@ def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int
     from ..providers.secrets import KeyFileError
     from ..providers.service import ProviderService
     from ..providers.store import ProviderStoreError
+    from ..store.location import StoreLocation
 
     config = open_store(args)
     ensure_private_dir(config.data_dir)
 
     async def main() -> int:
-        service = ProviderService(config.data_dir, timeout=lambda: config.settings.providers.timeout_seconds)
+        service = ProviderService(config.data_dir, StoreLocation.of(config),
+                                  timeout=lambda: config.settings.providers.timeout_seconds)
         service.open()
         try:
             return await work(service)

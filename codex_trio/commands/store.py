@@ -33,6 +33,23 @@ def _location(args: argparse.Namespace, url: str | None):
         raise ConfigError(str(exc)) from None
 
 
+def _import_old_providers(args: argparse.Namespace, source) -> bool:
+    """A data dir upgraded from 0.1.0 whose `providers.sqlite3` nothing has opened since: its providers join the
+    source store first (docs/providers.md), so the copy carries them."""
+    from .common import open_store
+    from ..providers.store import LEGACY_PROVIDERS_DB, ProviderStore, ProviderStoreError
+
+    data_dir = open_store(args).data_dir
+    if not (data_dir / LEGACY_PROVIDERS_DB).exists():
+        return True
+    try:
+        ProviderStore(data_dir, source).close()
+    except ProviderStoreError as exc:
+        print(f"codex-trio: {exc}; nothing was copied", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_store_migrate(args: argparse.Namespace) -> int:
     from ..store.errors import SchemaError, StoreUnavailable
     from ..store.location import open_engine
@@ -54,6 +71,8 @@ def cmd_store_copy(args: argparse.Namespace) -> int:
 
     source = _location(args, args.source)
     destination = _location(args, args.to)
+    if source.dialect == "sqlite" and not _import_old_providers(args, source):
+        return 1
 
     def say(done: TableCopied) -> None:
         print(f"{done.store}.{done.table}: {done.rows} rows")

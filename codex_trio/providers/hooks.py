@@ -48,10 +48,12 @@ def providers_of(gateway: "GatewayHost") -> "ProviderService | None":
 
 def install_providers(gateway: "GatewayHost") -> None:
     from ..server.providers_api import register_providers_api
+    from ..store.location import StoreLocation
     from .service import ProviderService
 
     settings = lambda: gateway.config.settings.providers  # noqa: E731 - read at use: changes apply at once
-    service = ProviderService(gateway.config.data_dir, clock=lambda: gateway.services.connector.clock(),
+    service = ProviderService(gateway.config.data_dir, StoreLocation.of(gateway.config),
+                              clock=lambda: gateway.services.connector.clock(),
                               timeout=lambda: settings().timeout_seconds,
                               key_cooldown=lambda: settings().key_cooldown_seconds)
     gateway.services.providers = service
@@ -62,10 +64,10 @@ def install_providers(gateway: "GatewayHost") -> None:
 async def run_providers(gateway: "GatewayHost", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     service = providers_of(gateway)
     assert service is not None
-    service.open()
+    await trio.to_thread.run_sync(service.open)
     try:
         task_status.started()
-        await trio.sleep_forever()
+        await service.follow()
     finally:
         await service.aclose()
 

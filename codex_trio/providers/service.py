@@ -17,6 +17,9 @@ from .keyring import KeyRing
 from .relay import load_httpx
 from .model import MASK, PRESETS, Provider, provider_from_body, with_status
 from .store import ProviderStore, ProviderStoreError
+
+if TYPE_CHECKING:
+    from ..store.location import StoreLocation
 from .wire import auth_headers, model_ids, models_url
 
 if TYPE_CHECKING:
@@ -24,13 +27,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MODELS_TIMEOUT = 20.0
-
+POLL_SECONDS = 0.5  # another instance's (or the CLI's) change is adopted within this
 
 class ProviderService:
-    def __init__(self, data_dir: Path, *, clock: Callable[[], float] = time.time,
+    def __init__(self, data_dir: Path, location: "StoreLocation | None" = None, *, clock: Callable[[], float] = time.time,
                  timeout: Callable[[], float] = lambda: 600.0,
                  key_cooldown: Callable[[], float] = lambda: 60.0) -> None:
         self.data_dir = data_dir
+        self.location = location  # the store (`store.url`); None: the SQLite files in the data dir
         self.clock = clock
         self.timeout = timeout  # seconds a provider may take to answer, and stay silent mid-stream
         self.key_cooldown = key_cooldown  # seconds a rate-limited key rests without Retry-After
@@ -42,10 +46,27 @@ class ProviderService:
     # ---- lifetime ---------------------------------------------------------------------------------------
 
     def open(self) -> "ProviderService":
-        self._store = ProviderStore(self.data_dir)
+        """Blocking (the store may be a database): the gateway calls it on a worker thread."""
+        self._store = ProviderStore(self.data_dir, self.location)
         self._snapshot = self._store.all()
-        self._store.changed_elsewhere()
         return self
+
+    async def follow(self, interval: float = POLL_SECONDS) -> None:
+        """Adopt changes by any process or instance: the rows re-read every `interval` (a handful of rows). While
+        the store is away the snapshot stays as it is."""
+        while True:
+            await trio.sleep(interval)
+            store = self._store
+            if store is None:
+                continue
+            try:
+                changed = await trio.to_thread.run_sync(store.rows_changed)
+            except Exception as exc:  # the store away: keep serving what we hold  # noqa: BLE001
+
+                log.debug("providers not re-read: %s", exc)
+                continue
+            if changed is not None:
+                self._snapshot = changed
 
     async def aclose(self) -> None:
         for client in self._clients.values():
@@ -64,10 +85,7 @@ class ProviderService:
     # ---- reading ----------------------------------------------------------------------------------------
 
     def providers(self) -> list[Provider]:
-        """The current providers (re-read when another process, such as the CLI, changed the store)."""
-        store = self._store
-        if store is not None and store.changed_elsewhere():
-            self._snapshot = store.all()
+        """The current providers: the snapshot `follow` keeps (no store round trip on the request path)."""
         return list(self._snapshot)
 
     def get(self, provider_id: str) -> Provider:
@@ -95,8 +113,7 @@ class ProviderService:
             result = await trio.to_thread.run_sync(action, store)
         except ProviderStoreError as exc:
             raise GatewayError(409, str(exc), ErrorKind.INVALID_REQUEST, code="provider_conflict") from None
-        self._snapshot = store.all()
-        store.changed_elsewhere()
+        self._snapshot = await trio.to_thread.run_sync(store.all)
         return result
 
     async def add(self, body: dict[str, Any]) -> Provider:
@@ -184,7 +201,6 @@ class ProviderService:
 
     def status(self) -> list[dict[str, Any]]:
         return [{**p.public(), "keysResting": self.keys.status(p.id, p.keys)} for p in self.providers()]
-
 
 def catalog() -> list[dict[str, Any]]:
     """Built-in providers and their suggested models (GET /auth/api-keys/catalog)."""

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ErrorKind, GatewayError
+from ..store.health import store_report
 from .dashboard_sessions import SessionBook
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class AdminDeps:
     logins: "LoginSessions"  # the OAuth logins in progress
     telemetry: "Telemetry | None" = None
     providers: "ProviderService | None" = None
+    store_report: Callable[[], dict[str, Any]] = dict  # the store's health (store/health.py), for the overview
 
     def accounts(self) -> "AccountService":
         service = self.current_accounts()
@@ -79,4 +81,4 @@ def admin_deps(gateway: "GatewayHost") -> AdminDeps:
                      connector=services.connector, current_pool=lambda: services.pool,
                      current_accounts=lambda: services.accounts, current_proxies=lambda: services.proxy_admin,
                      sessions=sessions_of(gateway), logins=logins_of(gateway), telemetry=services.telemetry,
-                     providers=services.providers)
+                     providers=services.providers, store_report=lambda: store_report(services))

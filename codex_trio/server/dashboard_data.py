@@ -95,7 +95,7 @@ async def overview_of(deps: "AdminDeps") -> dict[str, Any]:
     identity = deps.connector.identity
     windows = summary.pop("windows")
     return {"accounts": summary, "quota_windows": windows, "last_hour": last_hour,
-            "ollama": deps.ollama.status(),
+            "ollama": deps.ollama.status(), "store": deps.store_report() or None,
             "client": {"version": getattr(identity, "version", None),
                        "profile": deps.config.settings.client.identity,
                        "configured_version": deps.config.settings.client.version},

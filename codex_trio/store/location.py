@@ -64,7 +64,7 @@ class StoreLocation:
         return self.directory / "locks" if self.directory is not None else None
 
 
-def open_engine(location: StoreLocation, schema: Schema, *, what: str) -> Any:
+def open_engine(location: StoreLocation, schema: Schema, *, what: str, pg_connections: int = 4) -> Any:
     """Open (and migrate) `schema`'s store at `location`. Blocking: call from a worker thread."""
     if location.dialect == "sqlite":
         from .sqlite_engine import SqliteEngine
@@ -75,4 +75,4 @@ def open_engine(location: StoreLocation, schema: Schema, *, what: str) -> Any:
         from .postgres import PostgresEngine
     except ImportError as exc:  # pragma: no cover - psycopg is a dependency; a broken install says so
         raise SchemaError(f"store.url names PostgreSQL but psycopg is not importable ({exc})") from None
-    return PostgresEngine(location.url, schema)
+    return PostgresEngine(location.url, schema, max_connections=pg_connections)

@@ -28,6 +28,7 @@ from ..store.connection import Connection, Row
 
 if TYPE_CHECKING:
     from ..store.budget_leases import BudgetLeases
+    from ..store.rate_leases import SlotLeases
     from .store import OperatorStore
 
 KEY_PREFIX = "ctk_"
@@ -189,6 +190,8 @@ class KeyLease:
         if not self._released:
             self._released = True
             self._keys._in_flight[self._key_id] -= 1
+            if self._keys.concurrency_leases is not None:
+                self._keys.concurrency_leases.released(self._key_id)
 
 
 class ClientKeys:
@@ -202,6 +205,9 @@ class ClientKeys:
         self._last_used: dict[str, float] = {}  # not yet written
         self._data_version: int | None = None
         self.leases: "BudgetLeases | None" = None  # several instances: budgets held by leases (store/budget_leases.py)
+        # several instances: requests per minute and concurrency held by leases (store/rate_leases.py)
+        self.rpm_leases: "SlotLeases | None" = None
+        self.concurrency_leases: "SlotLeases | None" = None
 
     # ---- cache ----
 
@@ -327,11 +333,30 @@ class ClientKeys:
                                    f"({used} of {budget} tokens); it resets at the start of the next UTC {window}.",
                                    ErrorKind.RATE_LIMIT, code="key_budget_exhausted",
                                    retry_after=max(1.0, window_end(window, start) - now))
+        if self.rpm_leases is not None and limits.requests_per_minute is not None \
+                and not self.rpm_leases.admits(key, limits.requests_per_minute):
+            raise GatewayError(429, f"The API key {key.name!r} reached its limit of {limits.requests_per_minute} "
+                               "requests per minute (counted across every instance).", ErrorKind.RATE_LIMIT,
+                               code="key_rate_limit", retry_after=1)
+        if self.concurrency_leases is not None and limits.max_concurrency is not None \
+                and not self.concurrency_leases.admits(key, limits.max_concurrency):
+            if self.rpm_leases is not None and limits.requests_per_minute is not None:
+                self.rpm_leases.released(key.id)  # not started: its minute slot is not spent
+            raise GatewayError(429, f"The API key {key.name!r} has {limits.max_concurrency} requests running across "
+                               "every instance (its limit).", ErrorKind.RATE_LIMIT, code="key_concurrency_limit",
+                               retry_after=1)
         recent.append(now)
         self._in_flight[key.id] = in_flight + 1
         key.last_used_at = now
         self._last_used[key.id] = now
         return KeyLease(self, key.id)
+
+    def running(self, key_id: str) -> int:
+        return self._in_flight.get(key_id, 0)
+
+    def requests_in_last_minute(self, key_id: str) -> int:
+        since = self._clock() - 60
+        return sum(1 for started in self._recent.get(key_id, ()) if started > since)
 
     def tokens_used(self, key_id: str, since: float) -> int:
         return sum(tokens for day, tokens in self._tokens.get(key_id, {}).items() if day >= since)

@@ -101,6 +101,13 @@ class Telemetry:
             self.writer.on_flushed = lambda: self._after_flush(store)
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.writer.run, store)
+                if store.sync.dialect == "postgresql":
+                    from ..store.rate_leases import CONCURRENCY, RPM, SlotLeases
+
+                    self.keys.rpm_leases = SlotLeases(store.sync, self.keys, RPM, clock=self.clock)
+                    self.keys.concurrency_leases = SlotLeases(store.sync, self.keys, CONCURRENCY, clock=self.clock)
+                    await nursery.start(self.keys.rpm_leases.run)
+                    await nursery.start(self.keys.concurrency_leases.run)
                 if store.sync.dialect == "postgresql" and self.config.settings.usage_stats.enabled:
                     from ..store.budget_leases import BudgetLeases
 

@@ -20,7 +20,9 @@ import orjson
 import trio
 
 from ..store.connection import Connection, Row
+from ..providers.store import PROVIDERS_MIGRATION
 from ..store.budget_leases import MIGRATION as BUDGET_LEASES_MIGRATION
+from ..store.rate_leases import MIGRATION as RATE_LEASES_MIGRATION
 from ..store.errors import SchemaError
 from ..store.location import StoreLocation, open_engine
 from ..store.schema import MigrationStep, Schema
@@ -101,6 +103,8 @@ MIGRATIONS: list[list[MigrationStep]] = [
         )""",
     ],
     BUDGET_LEASES_MIGRATION,  # several instances: leases of client-key budgets (store/budget_leases.py)
+    PROVIDERS_MIGRATION,  # upstream API-key providers, formerly their own providers.sqlite3 (providers/store.py)
+    RATE_LEASES_MIGRATION,  # several instances: leases of client-key request slots (store/rate_leases.py)
 ]
 SCHEMA = Schema("operator", MIGRATIONS)
 SCHEMA_VERSION = SCHEMA.version

@@ -8,7 +8,7 @@ import stat
 
 import httpx
 
-from codex_trio.providers.store import PROVIDERS_DB, PROVIDERS_KEY
+from codex_trio.providers.store import PROVIDERS_KEY
 
 from .fakes import ANTHROPIC_KEY, GEMINI_KEY, OPENAI_KEY
 from .helpers import provider_stack
@@ -25,7 +25,7 @@ async def test_keys_are_encrypted_at_rest_and_masked_unless_asked(data_dir):
                 if path.is_file():
                     assert secret.encode() not in path.read_bytes(), path
         assert stat.S_IMODE((data_dir / PROVIDERS_KEY).stat().st_mode) == 0o600
-        assert stat.S_IMODE((data_dir / PROVIDERS_DB).stat().st_mode) == 0o600
+        assert stat.S_IMODE((data_dir / "operator.sqlite3").stat().st_mode) == 0o600
         revealed = (await stack.admin.get("/auth/api-keys/export?reveal=true")).json()
         assert {k for p in revealed["providers"] for k in p["keys"]} == {OPENAI_KEY, ANTHROPIC_KEY, GEMINI_KEY}
 

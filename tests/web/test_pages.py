@@ -76,3 +76,13 @@ def test_every_page_is_reachable_with_the_keyboard(context, demo):
     page.focus("#nav a[href='#/keys']")
     page.keyboard.press("Enter")
     page.wait_for_selector("main[data-ready='keys']")
+
+
+def test_overview_shows_the_store_engine_and_that_it_is_available(context, demo):
+    page = context.new_page()
+    problems = PageProblems(page)
+    log_in(page, demo)
+    open_page(page, "overview")
+    assert page.text_content("#ov-store-engine") == "SQLite"
+    assert page.text_content("#ov-store-state") == "available"
+    assert problems.messages == [], "\n".join(problems.messages)

@@ -8,6 +8,17 @@ function card(label, value, id) {
   return h("div", { class: "card" }, h("div", { class: "muted" }, label), h("div", { class: "value", id }, value));
 }
 
+// The store this instance keeps its data in (docs/scale-out.md): engine, reachable or not, writes waiting for it.
+function storeLine(store) {
+  if (!store) return null;
+  const engine = store.engine === "postgresql" ? "PostgreSQL" : "SQLite";
+  const waiting = (store.deferred_writes ?? 0) + (store.usage_records_pending ?? 0);
+  return h("p", {}, t("overview.store"), ": ", h("strong", { id: "ov-store-engine" }, engine), " ",
+    h("span", { id: "ov-store-state", class: `badge ${store.available ? "active" : "disabled"}` },
+      t(store.available ? "overview.store_available" : "overview.store_away", { since: fmtTime(store.since) })),
+    waiting ? h("span", { class: "muted" }, " ", t("overview.store_deferred", { count: fmtNumber(waiting) })) : null);
+}
+
 export async function render(main) {
   main.append(h("h1", {}, t("nav.overview")));
   const data = await api("/admin/overview");
@@ -40,7 +51,8 @@ export async function render(main) {
       h("p", {}, t("overview.ollama"), ": ", h("strong", { id: "ov-ollama" }, data.ollama.state),
         data.ollama.url ? ` — ${data.ollama.url}` : ""),
       h("p", {}, t("overview.client"), ": ", h("strong", {}, data.client.version || "–"), " ",
-        h("span", { class: "muted" }, data.client.profile || ""))),
+        h("span", { class: "muted" }, data.client.profile || "")),
+      storeLine(data.store)),
     h("section", { class: "panel wide" }, h("h2", {}, t("overview.headroom")),
       windows.length ? table([t("overview.window"), t("overview.headroom_pct"), t("overview.accounts"),
         t("overview.next_reset"), t("overview.oldest_check")], windows) : h("p", { class: "muted" }, t("overview.no_quota")))));

@@ -60,6 +60,10 @@ export default {
   "overview.next_reset": "Next reset",
   "overview.services": "Services",
   "overview.ollama": "Ollama listener",
+  "overview.store": "Store",
+  "overview.store_available": "available",
+  "overview.store_away": "away since {since}",
+  "overview.store_deferred": "{count} writes waiting",
   "overview.client": "Presented client",
 
   "accounts.search": "Search label, e-mail, id",

@@ -60,6 +60,10 @@ export default {
   "overview.next_reset": "下次重置",
   "overview.services": "服务",
   "overview.ollama": "Ollama 监听",
+  "overview.store": "存储",
+  "overview.store_available": "可用",
+  "overview.store_away": "自 {since} 起不可用",
+  "overview.store_deferred": "{count} 条写入等待中",
   "overview.client": "呈现的客户端",
 
   "accounts.search": "搜索备注、邮箱、ID",
