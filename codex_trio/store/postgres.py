@@ -196,6 +196,10 @@ class PostgresEngine:
                 result = work(PgConnection(raw))
                 if lock:
                     raw.execute(f"NOTIFY {self.channel}")  # delivered when the transaction commits
+                # Committed here, not by leaving the block: psycopg returns silently from a connection that broke
+                # after the last statement (the database going down), so that commit would be skipped without an
+                # error and the caller would take its rows for written. On a broken connection this raises.
+                raw.commit()
                 return result
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             raise StoreUnavailable(f"{self.description}: {exc}") from None
