@@ -31,7 +31,8 @@ class UsageWriter:
         self._retention_days = retention_days
         self._flush_seconds = flush_seconds
         self._records: list[RequestRecord] = []
-        self._flushing: list[list[RequestRecord]] = []  # batches taken by flushes in progress, not committed yet
+        self._flushing: list[list[RequestRecord]] = []  # the batch taken by the flush in progress, not committed yet
+        self._one_at_a_time = trio.Lock()
         self._errors: list[RequestRecord] = []
         self.written = 0
         self.dropped = 0
@@ -60,6 +61,12 @@ class UsageWriter:
             self.dropped += overflow
 
     async def flush(self, store: OperatorStore) -> int:
+        """Write what is pending. Flushes run one at a time: a route that flushes before it reads (the usage
+        summary) waits for a flush already under way, so it reads every record finished before it was asked."""
+        async with self._one_at_a_time:
+            return await self._flush(store)
+
+    async def _flush(self, store: OperatorStore) -> int:
         records, errors = self._records, self._errors
         if not records and not errors:
             return 0
