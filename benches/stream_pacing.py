@@ -15,6 +15,7 @@ Each stream's first gap is not counted (the turn's start is staggered by the con
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import subprocess
 import sys
@@ -144,18 +145,31 @@ async def one_stream(target: Target, who: int, gaps: list[float], failures: list
         while True:
             try:
                 chunk = await stream.receive_some(65536)
-            except trio.BrokenResourceError:  # TLS peer closing without close_notify
+            except trio.BrokenResourceError as exc:  # TLS peer closing without close_notify, or a reset
+                if not received:  # a reset before any byte: the request was lost
+                    received = f"reset before any byte ({exc.__cause__!r})".encode()
                 break
             if not chunk:
                 break
             now = time.perf_counter()
             if not received:
-                received = chunk[:12]
+                received = chunk
             if target.delta_marker in chunk:
                 arrivals.append(now)
         gaps.extend((later - earlier) * 1000 for earlier, later in zip(arrivals[1:], arrivals[2:]))
         if not received.startswith(b"HTTP/1.1 200"):
-            failures.append(received.decode(errors="replace"))
+            failures.append(failure_kind(received))
+
+
+def failure_kind(received: bytes) -> str:
+    """A failed stream in a few words: its status line and error code, or how it ended without one."""
+    if not received:
+        return "closed before any byte"
+    if not received.startswith(b"HTTP/"):
+        return received.decode(errors="replace")[:120]
+    status = received.split(b"\r\n", 1)[0].decode(errors="replace")
+    code = received.partition(b'"code":"')[2].partition(b'"')[0].decode(errors="replace")
+    return f"{status} {code}".strip()
 
 
 async def run_streams(name: str, target: Target, pid: int | None, streams: int, pacing_ms: float) -> None:
@@ -183,8 +197,8 @@ async def run_streams(name: str, target: Target, pid: int | None, streams: int, 
         cpu = process_stats(pid)[0] - cpu_before
         print(f"  gateway CPU {cpu:.2f} s ({cpu / wall * 100:.0f} % of a core), RSS {rss_before / 1024:.1f} MiB "
               f"before, {peak_rss / 1024:.1f} MiB with the streams open")
-    if failures:
-        print(f"  first failure: {failures[0]!r}")
+    for kind, count in collections.Counter(failures).most_common():
+        print(f"  failed: {count} x {kind}")
 
 
 async def measure(sim: dict[str, Any], gw: dict[str, Any], pid: int, streams: int, pacing_ms: float) -> None:

@@ -2,9 +2,11 @@
 
 `hypercorn.trio.serve` is not used as is, for four gaps found by probing a running gateway:
 
-* Its accept loop is `trio.serve_listeners`, which on EMFILE retries every 100 ms and logs a traceback each
-  time (thousands of lines while descriptors are exhausted). `PatientListener` backs off, says it once, and
-  asks the owner to free descriptors (idle upstream sockets).
+* Its accept loop is `trio.serve_listeners`, which takes one connection per two scheduler passes (under load
+  the backlog of 100 overflowed and clients got resets: `Acceptor` drains the backlog at each wake-up, and the
+  backlog is 4096), and on EMFILE retries every 100 ms and logs a traceback each time (thousands of lines while
+  descriptors are exhausted): `Acceptor` backs off, says it once, and asks the owner to free descriptors (idle
+  upstream sockets).
 * It has no header-read timeout: its keep-alive timer is the only deadline on a request head.
   `HeadDeadlineStream` cuts a connection whose request head has not fully arrived within
   `server.header_timeout_seconds` of its first byte.
@@ -30,7 +32,6 @@ import math
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import partial
 from typing import Any, Awaitable, Callable, Iterator
 
 import trio
@@ -48,8 +49,14 @@ log = logging.getLogger(__name__)
 
 # accept(2) failures that mean "the process or the system is out of something", not "this connection failed".
 CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+# accept(2) failures of one queued connection whose client has already gone: skip it, accept the next.
+PEER_GONE_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 ACCEPT_BACKOFF_FIRST = 0.05
 ACCEPT_BACKOFF_MAX = 2.0
+ACCEPT_BATCH = 256  # connections accepted per wake-up before other tasks run again
+# The listen backlog (hypercorn's default is 100; Linux caps it at net.core.somaxconn, 4096 since 5.4): room for a
+# burst of thousands of connections while the event loop is busy, instead of dropped handshakes.
+LISTEN_BACKLOG = 4096
 # How long the final `send` of a response may take once shielded. The bytes themselves are written by a
 # send hypercorn shields already (bounded by TCP_USER_TIMEOUT); this bounds the bookkeeping around it.
 RESPONSE_END_DEADLINE = 30.0
@@ -57,6 +64,7 @@ RESPONSE_END_DEADLINE = 30.0
 
 class ServingConfig(Config):
     header_timeout: float = 10.0  # seconds from a request head's first byte to its end
+    backlog: int = LISTEN_BACKLOG
 
 
 # ---- the app's sends ----------------------------------------------------------------------------------------
@@ -271,42 +279,72 @@ class GuardedConnection(TCPServer):
 # ---- the accept loop ----------------------------------------------------------------------------------------
 
 
-class PatientListener(trio.abc.Listener[trio.SocketStream]):
-    """A listener whose `accept` waits out descriptor exhaustion instead of failing.
+class Acceptor:
+    """Accepts every connection waiting in a listening socket's backlog at each wake-up.
 
-    trio's own loop would log a traceback every 100 ms; here the first refusal is logged once, `on_exhausted`
-    is called (the owner frees what it can: idle upstream sockets), and accept is retried with a growing
-    pause. The connection waits in the kernel's backlog meanwhile."""
+    trio's `serve_listeners` takes one connection per two scheduler passes; when a pass is long (a loaded machine,
+    hundreds of streams) the backlog filled and the kernel dropped handshakes, and a client whose handshake kept
+    being dropped for about a minute got a reset before any byte (a lost request). Here one wake-up drains up to
+    `ACCEPT_BATCH` connections.
 
-    def __init__(self, listener: trio.SocketListener, name: str, on_exhausted: Callable[[], None] | None) -> None:
-        self._listener = listener
+    When accept fails for want of descriptors, trio's loop logged a traceback every 100 ms. Here the first refusal
+    is logged once, `on_exhausted` is called (the owner frees what it can: idle upstream sockets), and accept is
+    retried with a growing pause; the connection waits in the kernel's backlog meanwhile."""
+
+    def __init__(self, sock: Any, name: str, on_exhausted: Callable[[], None] | None) -> None:
+        self._sock = sock  # a listening stdlib socket
         self._name = name
         self._on_exhausted = on_exhausted
+        self._refused = 0  # accept attempts refused for want of descriptors since the backlog was last drained
+        self._pause = ACCEPT_BACKOFF_FIRST
 
-    async def accept(self) -> trio.SocketStream:
-        pause = ACCEPT_BACKOFF_FIRST
-        refused = 0
-        while True:
+    async def serve(self, handler: Callable[[trio.SocketStream], Awaitable[None]], nursery: trio.Nursery) -> None:
+        self._sock.setblocking(False)
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(self._sock)
+                await self._accept_waiting(handler, nursery)
+        finally:
+            trio.lowlevel.notify_closing(self._sock)
+            self._sock.close()
+
+    async def _accept_waiting(self, handler: Callable[[trio.SocketStream], Awaitable[None]],
+                              nursery: trio.Nursery) -> None:
+        """Accept until the backlog is empty (or a batch is taken). An episode of refusals ends, and is reported
+        as ended, only when the backlog has been drained."""
+        for _ in range(ACCEPT_BATCH):
             try:
-                stream = await self._listener.accept()
+                conn, _ = self._sock.accept()
+            except BlockingIOError:
+                if self._refused:
+                    log.warning("%s listener: accepting again after %d refused attempts", self._name, self._refused)
+                    self._refused, self._pause = 0, ACCEPT_BACKOFF_FIRST
+                return
             except OSError as exc:
+                if exc.errno in PEER_GONE_ERRNOS:  # the client gave up while queued: nothing to serve
+                    continue
                 if exc.errno not in CAPACITY_ERRNOS:
                     raise
-                refused += 1
-                if refused == 1:
-                    log.warning("%s listener: cannot accept connections (%s); waiting for descriptors to free up",
-                                self._name, errno.errorcode.get(exc.errno, exc.errno))
-                if self._on_exhausted is not None:
-                    self._on_exhausted()
-                await trio.sleep(pause)
-                pause = min(pause * 2, ACCEPT_BACKOFF_MAX)
+                await self._wait_for_descriptors(exc)
                 continue
-            if refused:
-                log.warning("%s listener: accepting again after %d refused attempts", self._name, refused)
-            return stream
+            nursery.start_soon(_run_connection, handler, trio.SocketStream(trio.socket.from_stdlib_socket(conn)))
 
-    async def aclose(self) -> None:
-        await self._listener.aclose()
+    async def _wait_for_descriptors(self, exc: OSError) -> None:
+        self._refused += 1
+        if self._refused == 1:
+            log.warning("%s listener: cannot accept connections (%s); waiting for descriptors to free up",
+                        self._name, errno.errorcode.get(exc.errno or 0, exc.errno))
+        if self._on_exhausted is not None:
+            self._on_exhausted()
+        await trio.sleep(self._pause)
+        self._pause = min(self._pause * 2, ACCEPT_BACKOFF_MAX)
+
+
+async def _run_connection(handler: Callable[[trio.SocketStream], Awaitable[None]], stream: trio.SocketStream) -> None:
+    try:
+        await handler(stream)
+    finally:
+        await trio.aclose_forcefully(stream)
 
 
 # ---- serve --------------------------------------------------------------------------------------------------
@@ -327,12 +365,11 @@ async def serve(app: Any, config: ServingConfig, *, name: str,
         await lifespan.wait_for_startup()
         async with trio.open_nursery() as connections:
             sockets = config.create_sockets()
-            listeners: list[trio.abc.Listener[Any]] = []
+            acceptors: list[Acceptor] = []
             binds: list[str] = []
             for sock in sockets.insecure_sockets:
                 sock.listen(config.backlog)
-                listeners.append(PatientListener(trio.SocketListener(trio.socket.from_stdlib_socket(sock)), name,
-                                                 on_exhausted))
+                acceptors.append(Acceptor(sock, name, on_exhausted))
                 binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
 
             def connection(stream: trio.SocketStream) -> Awaitable[None]:
@@ -342,7 +379,8 @@ async def serve(app: Any, config: ServingConfig, *, name: str,
             task_status.started(binds)
             try:
                 async with trio.open_nursery() as accepting:
-                    accepting.start_soon(partial(trio.serve_listeners, connection, listeners, handler_nursery=connections))
+                    for acceptor in acceptors:
+                        accepting.start_soon(acceptor.serve, connection, connections)
                     await shutdown_trigger()
                     accepting.cancel_scope.cancel()
             finally:
