@@ -131,28 +131,30 @@ class Target:
         assert reply.status_code == 200 and first_text is not None, (self.name, reply.status_code)
         return (first_byte - start) * 1000, (first_text - start) * 1000
 
-    async def long_reply(self) -> tuple[int, int, float]:
-        """(bytes, client frames, seconds) for the long reply."""
+    async def long_reply(self) -> tuple[int, int, float, float]:
+        """(bytes, client frames, seconds, seconds to the first byte) for the long reply."""
         size = frames = 0
         tail = b""
         start = time.perf_counter()
+        first_byte = None
         async with self.client.stream("POST", self.path, headers=self.headers,
                                       content=self.body(f"{LONG_MARKER} please")) as reply:
             async for chunk in reply.aiter_raw():
+                first_byte = first_byte or time.perf_counter()
                 size += len(chunk)
                 frames += (tail + chunk).count(self.event_marker) - tail.count(self.event_marker)
                 tail = chunk[-16:]
-        assert reply.status_code == 200, (self.name, reply.status_code)
-        return size, frames, time.perf_counter() - start
+        assert reply.status_code == 200 and first_byte is not None, (self.name, reply.status_code)
+        return size, frames, time.perf_counter() - start, first_byte - start
 
-    async def long_reply_go(self, binary: Path) -> tuple[int, int, float]:
+    async def long_reply_go(self, binary: Path) -> tuple[int, int, float, float]:
         """The same, read by the Go load client (frames: its count of `data:` lines)."""
         from benches import go_client
 
         result = await go_client.stream(binary, f"{self.client.base_url}".rstrip("/") + self.path, self.headers,
                                         self.body(f"{LONG_MARKER} please"), ca_file=self.ca_file)
         assert result["status"] == 200, (self.name, result)
-        return result["bytes"], result["events"], result["seconds"]
+        return result["bytes"], result["events"], result["seconds"], result["ttfb_ms"] / 1000
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -205,27 +207,33 @@ async def measure(sim: dict[str, Any], gateways: list[tuple[str, int, dict[str, 
         upstream_events = -(-long_chars // chunk)
         print(f"\nlong reply: {long_chars} characters in {upstream_events} text deltas of {chunk} characters, "
               f"read by the {'Go load client' if binary else 'httpx client'}")
-        print(f"{'path':<20}{'seconds':>9}{'frames':>9}{'MB':>8}{'events/s':>11}{'gw CPU s':>10}{'events/CPU-s':>14}")
+        print("(events/s: over the whole reply; streaming: from its first byte, i.e. without the simulator's time to "
+              "prepare it)")
+        print(f"{'path':<20}{'seconds':>9}{'1st byte':>9}{'frames':>9}{'MB':>8}{'events/s':>11}{'streaming':>11}"
+              f"{'gw CPU s':>10}{'events/CPU-s':>14}")
         rates: dict[str, list[float]] = {target.name: [] for target in targets}
+        streaming: dict[str, list[float]] = {target.name: [] for target in targets}
         per_cpu: dict[str, list[float]] = {target.name: [] for target in targets}
         for round_no in range(long_rounds):
             shift = round_no % len(targets)
             for target in targets[shift:] + targets[:shift]:
                 cpu_before = cpu_seconds(target.pid) if target.pid else 0.0
                 if binary is not None:
-                    size, frames, seconds = await target.long_reply_go(binary)
+                    size, frames, seconds, first = await target.long_reply_go(binary)
                 else:
-                    size, frames, seconds = await target.long_reply()
+                    size, frames, seconds, first = await target.long_reply()
                 cpu = cpu_seconds(target.pid) - cpu_before if target.pid else 0.0
                 rates[target.name].append(upstream_events / seconds)
+                streaming[target.name].append(upstream_events / max(seconds - first, 1e-6))
                 if cpu > 0:
                     per_cpu[target.name].append(upstream_events / cpu)
-                print(f"{target.name:<20}{seconds:>9.3f}{frames:>9}{size / 1e6:>8.2f}"
-                      f"{upstream_events / seconds:>11,.0f}{cpu:>10.2f}"
+                print(f"{target.name:<20}{seconds:>9.3f}{first:>9.3f}{frames:>9}{size / 1e6:>8.2f}"
+                      f"{upstream_events / seconds:>11,.0f}{streaming[target.name][-1]:>11,.0f}{cpu:>10.2f}"
                       + (f"{upstream_events / cpu:>14,.0f}" if cpu > 0 else ""))
         print("\nmedians")
         for name in rates:
-            line = f"{name:<20}{statistics.median(rates[name]):>11,.0f} events/s"
+            line = (f"{name:<20}{statistics.median(rates[name]):>11,.0f} events/s"
+                    f"{statistics.median(streaming[name]):>11,.0f} streaming")
             if per_cpu[name]:
                 line += f"{statistics.median(per_cpu[name]):>12,.0f} events/CPU-s"
             if name != "direct":
