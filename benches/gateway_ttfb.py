@@ -42,64 +42,26 @@ import httpx
 import orjson
 import trio
 
+from benches import servers
+
 LONG_MARKER = "LONGREPLY"
 PROMPT = "Say hello to the benchmark"
-HERE = Path(__file__).resolve().parent.parent
+HERE = servers.HERE
 
 
-# ---- the two server processes ------------------------------------------------------------------------------------
+# ---- the two server processes (benches/servers.py) ----------------------------------------------------------
 
 async def serve_sim(long_chars: int, chunk: int) -> None:
-    from codex_trio.sim import SimConfig, Simulator
-
-    sim = Simulator(SimConfig(accounts=1, record_requests=False))
-    sim.script({"match": {"user_text": LONG_MARKER}, "reply": {"text_length": long_chars, "chunk_size": chunk}})
-    try:
-        async with trio.open_nursery() as nursery:
-            urls = await nursery.start(sim.serve, "127.0.0.1", 0)
-            account = sim.accounts[0]
-            print(orjson.dumps({"backend_base": urls.backend_base, "auth_base": urls.auth_base,
-                                "ca_file": str(sim.ca_file), "account_id": account.account_id,
-                                "access_token": account.access_token, "refresh_token": account.refresh_token,
-                                "id_token": account.id_token}).decode(), flush=True)
-    finally:
-        sim.close()
+    await servers.serve_sim({"text_length": long_chars, "chunk_size": chunk}, marker=LONG_MARKER)
 
 
 async def serve_gateway(sim: dict[str, Any]) -> None:
-    from codex_trio.app import Gateway
-    from codex_trio.config.store import ConfigStore
-    from codex_trio.config.writer import update_local_file
-    from codex_trio.routing.catalog import refresh_catalog
-    from codex_trio.surfaces import install_surfaces
-
-    data = Path(tempfile.mkdtemp(prefix="gateway-bench-")) / "data"
-    data.mkdir(mode=0o700)
-    update_local_file(data / "local.yaml", {"api": {"base_url": sim["backend_base"], "auth_base_url": sim["auth_base"]},
-                                            "tls": {"ca_file": sim["ca_file"]}})
-    store = ConfigStore(data, environ={})
-    store.ensure_first_start()
-    gateway = Gateway(config=store)
-    install_surfaces(gateway)
-    async with trio.open_nursery() as nursery:
-        url = await nursery.start(lambda task_status: gateway.run(port=0, task_status=task_status))
-        await gateway.services.accounts.add_tokens(access_token=sim["access_token"],
-                                                   refresh_token=sim["refresh_token"], id_token=sim["id_token"])
-        await refresh_catalog(gateway.services, gateway.services.catalog)
-        print(orjson.dumps({"url": url, "key": gateway.config.settings.server.proxy_api_key}).decode(), flush=True)
+    await servers.serve_gateway(sim)
 
 
 def spawn(*args: str, tree: Path = HERE, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, dict[str, Any]]:
-    """Start this script in a server mode, importing `codex_trio` from `tree`; returns the process and the JSON
-    line it prints when ready."""
-    env = {**os.environ, **(env or {}), "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"}
-    proc = subprocess.Popen([sys.executable, str(HERE / "benches" / "gateway_ttfb.py"), *args], cwd=tree,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    line = proc.stdout.readline()  # the server prints exactly one line once it listens
-    if not line:
-        proc.kill()
-        raise SystemExit(f"server {args[0]} did not start from {tree}")
-    return proc, orjson.loads(line)
+    """This script in a server mode, importing `codex_trio` from `tree`; the process and the JSON line it printed."""
+    return servers.spawn("gateway_ttfb.py", tree, *args, env=env)
 
 
 # ---- the client ------------------------------------------------------------------------------------------------
