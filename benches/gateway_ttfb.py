@@ -289,11 +289,12 @@ def main() -> int:
         return 0
     trees = [tree.resolve() for tree in (args.tree or [HERE])]
     sim_proc, sim = spawn("--serve-sim", "--long-chars", str(args.long_chars), "--chunk", str(args.chunk))
-    stages = Path(tempfile.mkdtemp(prefix="gateway-stages-")) / "stages.jsonl"
+    stages_dir = Path(tempfile.mkdtemp(prefix="gateway-stages-"))
     gateways: list[tuple[str, int, dict[str, Any]]] = []
     procs: list[subprocess.Popen] = []
     try:
-        for tree in trees:
+        for number, tree in enumerate(trees):
+            stages = stages_dir / f"{number}.jsonl"  # one file per gateway
             gw_proc, gw = spawn("--serve-gateway", orjson.dumps(sim).decode(), tree=tree,
                                 env={"CODEX_TRIO_STAGE_TIMING": str(stages)} if args.stages else None)
             procs.append(gw_proc)
@@ -306,7 +307,9 @@ def main() -> int:
             proc.terminate()
             proc.wait(10)
     if args.stages:
-        print_stages(stages)
+        for number, (name, _, _) in enumerate(gateways):
+            print(f"\n{name}:" if len(gateways) > 1 else "", end="")
+            print_stages(stages_dir / f"{number}.jsonl")
     return 0
 
 
