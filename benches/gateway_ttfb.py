@@ -8,21 +8,29 @@ this client. In the same run the client sends
   p50/p99 time to first byte and to the first text delta, for both and their difference
   (goal: ≤ 1 ms added at p50, ≤ 3 ms at p99);
 * one long reply (many small text deltas) both ways, and reports upstream events relayed per second through the
-  Chat translator, plus events per CPU-second of the gateway process (goal ≥ 50 000 events/s on one core).
+  Chat translator, plus events per CPU-second of the gateway process (goal ≥ 80 000 events/s on one core). The
+  long reply is read by the Go load client (`benches/loadclient/`, built at run time; `--client httpx` or no `go`
+  installed: the trio + httpx client), so that the client's SSE parsing does not take the core the gateway needs.
+* with `--tree DIR` (repeatable; a checkout, e.g. `git worktree add /tmp/base main`), a gateway importing
+  `codex_trio` from each tree, all on the one simulator, measured in rotation (before / after in one run).
 
 * with `--stages`, the gateway records per-stage timing (`CODEX_TRIO_STAGE_TIMING`), the run adds `--new` turns
   that each start a new conversation (a new upstream WebSocket: TCP, TLS, upgrade, prewarm) next to as many
   direct ones, and it prints the p50 of every stage for turns on a reused socket and on a new one.
 
-    /work/venv/bin/python -m benches.gateway_ttfb [--samples 300] [--long-chars 200000] [--chunk 4] [--stages]
+    python -m benches.gateway_ttfb [--samples 300] [--long-chars 200000] [--chunk 4] [--stages]
+                                   [--client go|httpx] [--long-rounds 3] [--tree DIR ...]
 
-(from the repository root; the run is bounded: samples x 2 short turns, 3 long replies each way.)
+(from the repository root; the run is bounded: samples x 2 short turns, `--long-rounds` long replies each way;
+`--samples 0` measures only the long reply.)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,61 +42,26 @@ import httpx
 import orjson
 import trio
 
+from benches import servers
+
 LONG_MARKER = "LONGREPLY"
 PROMPT = "Say hello to the benchmark"
+HERE = servers.HERE
 
 
-# ---- the two server processes ------------------------------------------------------------------------------------
+# ---- the two server processes (benches/servers.py) ----------------------------------------------------------
 
 async def serve_sim(long_chars: int, chunk: int) -> None:
-    from codex_trio.sim import SimConfig, Simulator
-
-    sim = Simulator(SimConfig(accounts=1, record_requests=False))
-    sim.script({"match": {"user_text": LONG_MARKER}, "reply": {"text_length": long_chars, "chunk_size": chunk}})
-    try:
-        async with trio.open_nursery() as nursery:
-            urls = await nursery.start(sim.serve, "127.0.0.1", 0)
-            account = sim.accounts[0]
-            print(orjson.dumps({"backend_base": urls.backend_base, "auth_base": urls.auth_base,
-                                "ca_file": str(sim.ca_file), "account_id": account.account_id,
-                                "access_token": account.access_token, "refresh_token": account.refresh_token,
-                                "id_token": account.id_token}).decode(), flush=True)
-    finally:
-        sim.close()
+    await servers.serve_sim({"text_length": long_chars, "chunk_size": chunk}, marker=LONG_MARKER)
 
 
 async def serve_gateway(sim: dict[str, Any]) -> None:
-    from codex_trio.app import Gateway
-    from codex_trio.config.store import ConfigStore
-    from codex_trio.config.writer import update_local_file
-    from codex_trio.routing.catalog import refresh_catalog
-    from codex_trio.surfaces import install_surfaces
-
-    data = Path(tempfile.mkdtemp(prefix="gateway-bench-")) / "data"
-    data.mkdir(mode=0o700)
-    update_local_file(data / "local.yaml", {"api": {"base_url": sim["backend_base"], "auth_base_url": sim["auth_base"]},
-                                            "tls": {"ca_file": sim["ca_file"]}})
-    store = ConfigStore(data, environ={})
-    store.ensure_first_start()
-    gateway = Gateway(config=store)
-    install_surfaces(gateway)
-    async with trio.open_nursery() as nursery:
-        url = await nursery.start(lambda task_status: gateway.run(port=0, task_status=task_status))
-        await gateway.services.accounts.add_tokens(access_token=sim["access_token"],
-                                                   refresh_token=sim["refresh_token"], id_token=sim["id_token"])
-        await refresh_catalog(gateway.services, gateway.services.catalog)
-        print(orjson.dumps({"url": url, "key": gateway.config.settings.server.proxy_api_key}).decode(), flush=True)
+    await servers.serve_gateway(sim)
 
 
-def spawn(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, dict[str, Any]]:
-    """Start this script in a server mode; returns the process and the JSON line it prints when ready."""
-    proc = subprocess.Popen([sys.executable, "-m", "benches.gateway_ttfb", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})
-    line = proc.stdout.readline()  # the server prints exactly one line once it listens
-    if not line:
-        proc.kill()
-        raise SystemExit(f"server {args[0]} did not start")
-    return proc, orjson.loads(line)
+def spawn(*args: str, tree: Path = HERE, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, dict[str, Any]]:
+    """This script in a server mode, importing `codex_trio` from `tree`; the process and the JSON line it printed."""
+    return servers.spawn("gateway_ttfb.py", tree, *args, env=env)
 
 
 # ---- the client ------------------------------------------------------------------------------------------------
@@ -102,9 +75,11 @@ class Target:
     """One way to send a turn: the gateway's Chat API, or the simulator's backend API."""
 
     def __init__(self, name: str, client: httpx.AsyncClient, path: str, headers: dict[str, str],
-                 body: Any, text_marker: bytes, event_marker: bytes) -> None:
+                 body: Any, text_marker: bytes, event_marker: bytes, *, pid: int | None = None,
+                 ca_file: str | None = None) -> None:
         self.name, self.client, self.path, self.headers = name, client, path, headers
         self.body, self.text_marker, self.event_marker = body, text_marker, event_marker
+        self.pid, self.ca_file = pid, ca_file  # pid: the gateway's process (None: the simulator direct)
 
     async def first_byte_and_text(self, prompt: str) -> tuple[float, float]:
         start = time.perf_counter()
@@ -118,19 +93,30 @@ class Target:
         assert reply.status_code == 200 and first_text is not None, (self.name, reply.status_code)
         return (first_byte - start) * 1000, (first_text - start) * 1000
 
-    async def long_reply(self) -> tuple[int, int, float]:
-        """(bytes, client frames, seconds) for the long reply."""
+    async def long_reply(self) -> tuple[int, int, float, float]:
+        """(bytes, client frames, seconds, seconds to the first byte) for the long reply."""
         size = frames = 0
         tail = b""
         start = time.perf_counter()
+        first_byte = None
         async with self.client.stream("POST", self.path, headers=self.headers,
                                       content=self.body(f"{LONG_MARKER} please")) as reply:
             async for chunk in reply.aiter_raw():
+                first_byte = first_byte or time.perf_counter()
                 size += len(chunk)
                 frames += (tail + chunk).count(self.event_marker) - tail.count(self.event_marker)
                 tail = chunk[-16:]
-        assert reply.status_code == 200, (self.name, reply.status_code)
-        return size, frames, time.perf_counter() - start
+        assert reply.status_code == 200 and first_byte is not None, (self.name, reply.status_code)
+        return size, frames, time.perf_counter() - start, first_byte - start
+
+    async def long_reply_go(self, binary: Path) -> tuple[int, int, float, float]:
+        """The same, read by the Go load client (frames: its count of `data:` lines)."""
+        from benches import go_client
+
+        result = await go_client.stream(binary, f"{self.client.base_url}".rstrip("/") + self.path, self.headers,
+                                        self.body(f"{LONG_MARKER} please"), ca_file=self.ca_file)
+        assert result["status"] == 200, (self.name, result)
+        return result["bytes"], result["events"], result["seconds"], result["ttfb_ms"] / 1000
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -138,20 +124,25 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def measure(sim: dict[str, Any], gw: dict[str, Any], gateway_pid: int, samples: int, long_chars: int,
-                  chunk: int, new: int) -> None:
+async def measure(sim: dict[str, Any], gateways: list[tuple[str, int, dict[str, Any]]], samples: int,
+                  long_chars: int, chunk: int, new: int, client: str, long_rounds: int) -> None:
     import ssl
 
     context = ssl.create_default_context(cafile=sim["ca_file"])
     limits = httpx.Limits(max_keepalive_connections=4)
-    async with httpx.AsyncClient(base_url=gw["url"], timeout=120, limits=limits) as gw_client, \
-            httpx.AsyncClient(base_url=sim["backend_base"], timeout=120, verify=context, limits=limits) as sim_client:
-        gateway = Target(
-            "gateway", gw_client, "/v1/chat/completions",
-            {"authorization": f"Bearer {gw['key']}", "content-type": "application/json"},
-            lambda text: orjson.dumps({"model": "gpt-5.5", "stream": True,
-                                       "messages": [{"role": "user", "content": text}]}),
-            b'"delta":{"content":"', b"\n\ndata: ")
+    async with contextlib.AsyncExitStack() as stack:
+        via_gateway = []
+        for name, pid, gw in gateways:
+            gw_client = await stack.enter_async_context(httpx.AsyncClient(base_url=gw["url"], timeout=120,
+                                                                          limits=limits))
+            via_gateway.append(Target(
+                name, gw_client, "/v1/chat/completions",
+                {"authorization": f"Bearer {gw['key']}", "content-type": "application/json"},
+                lambda text: orjson.dumps({"model": "gpt-5.5", "stream": True,
+                                           "messages": [{"role": "user", "content": text}]}),
+                b'"delta":{"content":"', b"\n\ndata: ", pid=pid))
+        sim_client = await stack.enter_async_context(httpx.AsyncClient(base_url=sim["backend_base"], timeout=120,
+                                                                       verify=context, limits=limits))
         direct = Target(
             "direct", sim_client, "/codex/responses",
             {"authorization": f"Bearer {sim['access_token']}", "chatgpt-account-id": sim["account_id"],
@@ -161,47 +152,91 @@ async def measure(sim: dict[str, Any], gw: dict[str, Any], gateway_pid: int, sam
                                        "tool_choice": "auto", "parallel_tool_calls": False, "tools": [],
                                        "input": [{"type": "message", "role": "user",
                                                   "content": [{"type": "input_text", "text": text}]}]}),
-            b"event: response.output_text.delta", b"event: ")
+            b"event: response.output_text.delta", b"event: ", ca_file=sim["ca_file"])
+        targets = [direct, *via_gateway]
 
-        for target in (gateway, direct):  # warm both paths (connections, upstream socket, caches)
+        for target in targets:  # warm every path (connections, upstream socket, caches)
             for _ in range(10):
                 await target.first_byte_and_text(PROMPT)
-        results: dict[str, tuple[list[float], list[float]]] = {"gateway": ([], []), "direct": ([], [])}
-        for i in range(samples):
-            for target in ((gateway, direct) if i % 2 else (direct, gateway)):
-                byte_ms, text_ms = await target.first_byte_and_text(PROMPT)
-                results[target.name][0].append(byte_ms)
-                results[target.name][1].append(text_ms)
+        if samples:
+            await first_bytes(targets, samples, new)
 
-        print(f"time to first byte / first text delta, streamed turn, concurrency 1, {samples} samples each (ms)")
-        print(f"{'path':<10}{'byte p50':>10}{'byte p99':>10}{'text p50':>10}{'text p99':>10}")
-        for name, (bytes_ms, text_ms) in results.items():
-            print(f"{name:<10}{percentile(bytes_ms, .5):>10.3f}{percentile(bytes_ms, .99):>10.3f}"
-                  f"{percentile(text_ms, .5):>10.3f}{percentile(text_ms, .99):>10.3f}")
-        g, d = results["gateway"][1], results["direct"][1]
-        print(f"{'added':<10}{'':>20}{percentile(g, .5) - percentile(d, .5):>10.3f}"
-              f"{percentile(g, .99) - percentile(d, .99):>10.3f}   (first text, gateway - direct)")
+        binary = None
+        if client == "go":
+            from benches import go_client
 
-        if new:
-            fresh: dict[str, list[float]] = {"gateway": [], "direct": []}
-            for i in range(new):  # a prompt never seen before: a new conversation, so a new upstream socket
-                for target in ((gateway, direct) if i % 2 else (direct, gateway)):
-                    fresh[target.name].append((await target.first_byte_and_text(f"{PROMPT} number {i}"))[1])
-            g, d = fresh["gateway"], fresh["direct"]
-            print(f"\nnew conversation each turn, {new} samples each: first text p50 gateway {percentile(g, .5):.3f}"
-                  f" ms, direct {percentile(d, .5):.3f} ms, added {percentile(g, .5) - percentile(d, .5):.3f} ms"
-                  f" (p99 added {percentile(g, .99) - percentile(d, .99):.3f})")
-
+            binary = go_client.build()
         upstream_events = -(-long_chars // chunk)
-        print(f"\nlong reply: {long_chars} characters in {upstream_events} text deltas of {chunk} characters")
-        print(f"{'path':<10}{'seconds':>9}{'frames':>9}{'MB':>8}{'events/s':>11}{'gw CPU s':>10}{'events/CPU-s':>14}")
-        for target in (direct, gateway, direct, gateway, direct, gateway):
-            cpu_before = cpu_seconds(gateway_pid)
-            size, frames, seconds = await target.long_reply()
-            cpu = cpu_seconds(gateway_pid) - cpu_before
-            per_cpu = f"{upstream_events / cpu:>14,.0f}" if target is gateway and cpu > 0 else f"{'':>14}"
-            print(f"{target.name:<10}{seconds:>9.3f}{frames:>9}{size / 1e6:>8.2f}{upstream_events / seconds:>11,.0f}"
-                  f"{cpu if target is gateway else 0:>10.2f}{per_cpu}")
+        print(f"\nlong reply: {long_chars} characters in {upstream_events} text deltas of {chunk} characters, "
+              f"read by the {'Go load client' if binary else 'httpx client'}")
+        print("(events/s: over the whole reply; streaming: from its first byte, i.e. without the simulator's time to "
+              "prepare it)")
+        print(f"{'path':<20}{'seconds':>9}{'1st byte':>9}{'frames':>9}{'MB':>8}{'events/s':>11}{'streaming':>11}"
+              f"{'gw CPU s':>10}{'events/CPU-s':>14}")
+        rates: dict[str, list[float]] = {target.name: [] for target in targets}
+        streaming: dict[str, list[float]] = {target.name: [] for target in targets}
+        per_cpu: dict[str, list[float]] = {target.name: [] for target in targets}
+        for round_no in range(long_rounds):
+            shift = round_no % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                cpu_before = cpu_seconds(target.pid) if target.pid else 0.0
+                if binary is not None:
+                    size, frames, seconds, first = await target.long_reply_go(binary)
+                else:
+                    size, frames, seconds, first = await target.long_reply()
+                cpu = cpu_seconds(target.pid) - cpu_before if target.pid else 0.0
+                rates[target.name].append(upstream_events / seconds)
+                streaming[target.name].append(upstream_events / max(seconds - first, 1e-6))
+                if cpu > 0:
+                    per_cpu[target.name].append(upstream_events / cpu)
+                print(f"{target.name:<20}{seconds:>9.3f}{first:>9.3f}{frames:>9}{size / 1e6:>8.2f}"
+                      f"{upstream_events / seconds:>11,.0f}{streaming[target.name][-1]:>11,.0f}{cpu:>10.2f}"
+                      + (f"{upstream_events / cpu:>14,.0f}" if cpu > 0 else ""))
+        print("\nmedians")
+        for name in rates:
+            line = (f"{name:<20}{statistics.median(rates[name]):>11,.0f} events/s"
+                    f"{statistics.median(streaming[name]):>11,.0f} streaming")
+            if per_cpu[name]:
+                line += f"{statistics.median(per_cpu[name]):>12,.0f} events/CPU-s"
+            if name != "direct":
+                line += f"   ({statistics.median(rates[name]) / statistics.median(rates['direct']):.2f} of direct)"
+            print(line)
+
+
+async def first_bytes(targets: list[Target], samples: int, new: int) -> None:
+    """TTFB of the short streamed turn, every target in rotation; 'added' = each gateway minus direct."""
+    results: dict[str, tuple[list[float], list[float]]] = {target.name: ([], []) for target in targets}
+    for i in range(samples):
+        shift = i % len(targets)
+        for target in targets[shift:] + targets[:shift]:
+            byte_ms, text_ms = await target.first_byte_and_text(PROMPT)
+            results[target.name][0].append(byte_ms)
+            results[target.name][1].append(text_ms)
+
+    print(f"time to first byte / first text delta, streamed turn, concurrency 1, {samples} samples each (ms)")
+    print(f"{'path':<20}{'byte p50':>10}{'byte p99':>10}{'text p50':>10}{'text p99':>10}")
+    for name, (bytes_ms, text_ms) in results.items():
+        print(f"{name:<20}{percentile(bytes_ms, .5):>10.3f}{percentile(bytes_ms, .99):>10.3f}"
+              f"{percentile(text_ms, .5):>10.3f}{percentile(text_ms, .99):>10.3f}")
+    d = results["direct"][1]
+    for name, (_, g) in results.items():
+        if name != "direct":
+            print(f"{'added ' + name:<20}{'':>20}{percentile(g, .5) - percentile(d, .5):>10.3f}"
+                  f"{percentile(g, .99) - percentile(d, .99):>10.3f}   (first text, gateway - direct)")
+
+    if new:
+        fresh: dict[str, list[float]] = {target.name: [] for target in targets}
+        for i in range(new):  # a prompt never seen before: a new conversation, so a new upstream socket
+            shift = i % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                fresh[target.name].append((await target.first_byte_and_text(f"{PROMPT} number {i}"))[1])
+        d = fresh["direct"]
+        for name, g in fresh.items():
+            if name != "direct":
+                print(f"\nnew conversation each turn, {new} samples each: first text p50 {name} "
+                      f"{percentile(g, .5):.3f} ms, direct {percentile(d, .5):.3f} ms, added "
+                      f"{percentile(g, .5) - percentile(d, .5):.3f} ms (p99 added "
+                      f"{percentile(g, .99) - percentile(d, .99):.3f})")
 
 
 def print_stages(path: Path) -> None:
@@ -238,6 +273,11 @@ def main() -> int:
     parser.add_argument("--new", type=int, default=100, help="with --stages: turns that each open a new socket")
     parser.add_argument("--long-chars", type=int, default=200_000)
     parser.add_argument("--chunk", type=int, default=4)
+    parser.add_argument("--long-rounds", type=int, default=3, help="long replies per path")
+    parser.add_argument("--client", choices=("go", "httpx"), default="go",
+                        help="what reads the long reply (go: the Go load client when `go` is installed)")
+    parser.add_argument("--tree", action="append", type=Path,
+                        help="a checkout whose gateway to measure (repeatable; default: this one)")
     parser.add_argument("--serve-sim", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-gateway", metavar="SIM_JSON", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -247,23 +287,29 @@ def main() -> int:
     if args.serve_gateway:
         trio.run(serve_gateway, orjson.loads(args.serve_gateway))
         return 0
+    trees = [tree.resolve() for tree in (args.tree or [HERE])]
     sim_proc, sim = spawn("--serve-sim", "--long-chars", str(args.long_chars), "--chunk", str(args.chunk))
-    stages = Path(tempfile.mkdtemp(prefix="gateway-stages-")) / "stages.jsonl"
+    stages_dir = Path(tempfile.mkdtemp(prefix="gateway-stages-"))
+    gateways: list[tuple[str, int, dict[str, Any]]] = []
+    procs: list[subprocess.Popen] = []
     try:
-        gw_proc, gw = spawn("--serve-gateway", orjson.dumps(sim).decode(),
-                            env={"CODEX_TRIO_STAGE_TIMING": str(stages)} if args.stages else None)
-        try:
-            print(f"load average: {os.getloadavg()}")
-            trio.run(measure, sim, gw, gw_proc.pid, args.samples, args.long_chars, args.chunk,
-                     args.new if args.stages else 0)
-        finally:
-            gw_proc.terminate()
-            gw_proc.wait(10)
-        if args.stages:
-            print_stages(stages)
+        for number, tree in enumerate(trees):
+            stages = stages_dir / f"{number}.jsonl"  # one file per gateway
+            gw_proc, gw = spawn("--serve-gateway", orjson.dumps(sim).decode(), tree=tree,
+                                env={"CODEX_TRIO_STAGE_TIMING": str(stages)} if args.stages else None)
+            procs.append(gw_proc)
+            gateways.append(("gateway" if len(trees) == 1 else str(tree)[-19:], gw_proc.pid, gw))
+        print(f"load average: {os.getloadavg()}")
+        trio.run(measure, sim, gateways, args.samples, args.long_chars, args.chunk,
+                 args.new if args.stages else 0, args.client, args.long_rounds)
     finally:
-        sim_proc.terminate()
-        sim_proc.wait(10)
+        for proc in [*procs, sim_proc]:
+            proc.terminate()
+            proc.wait(10)
+    if args.stages:
+        for number, (name, _, _) in enumerate(gateways):
+            print(f"\n{name}:" if len(gateways) > 1 else "", end="")
+            print_stages(stages_dir / f"{number}.jsonl")
     return 0
 
 

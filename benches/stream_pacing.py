@@ -19,7 +19,6 @@ import collections
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,62 +26,23 @@ from typing import Any
 import orjson
 import trio
 
-HERE = Path(__file__).resolve().parent.parent
+from benches import servers
+
+HERE = servers.HERE
 PACED_MARKER = "PACEDSTREAM"
 
 
 async def serve_sim(events: int, pacing_ms: float) -> None:
-    from codex_trio.sim import SimConfig, Simulator
-
-    sim = Simulator(SimConfig(accounts=1, record_requests=False))
-    sim.script({"match": {"user_text": PACED_MARKER},
-                "reply": {"text_length": events * 4, "chunk_size": 4, "pacing_ms": pacing_ms}})
-    try:
-        async with trio.open_nursery() as nursery:
-            urls = await nursery.start(sim.serve, "127.0.0.1", 0)
-            account = sim.accounts[0]
-            print(orjson.dumps({"backend_base": urls.backend_base, "auth_base": urls.auth_base,
-                                "ca_file": str(sim.ca_file), "account_id": account.account_id,
-                                "access_token": account.access_token,
-                                "refresh_token": account.refresh_token, "id_token": account.id_token}).decode(),
-                  flush=True)
-    finally:
-        sim.close()
+    await servers.serve_sim({"text_length": events * 4, "chunk_size": 4, "pacing_ms": pacing_ms},
+                            marker=PACED_MARKER)
 
 
 async def serve_gateway(sim: dict[str, Any]) -> None:
-    from codex_trio.app import Gateway
-    from codex_trio.config.store import ConfigStore
-    from codex_trio.config.writer import update_local_file
-    from codex_trio.routing.catalog import refresh_catalog
-    from codex_trio.surfaces import install_surfaces
-
-    data = Path(tempfile.mkdtemp(prefix="stream-pacing-")) / "data"
-    data.mkdir(mode=0o700)
-    update_local_file(data / "local.yaml", {"api": {"base_url": sim["backend_base"], "auth_base_url": sim["auth_base"]},
-                                            "tls": {"ca_file": sim["ca_file"]},
-                                            "auth": {"max_concurrent_per_account": 100_000}})
-    store = ConfigStore(data, environ={})
-    store.ensure_first_start()
-    gateway = Gateway(config=store)
-    install_surfaces(gateway)
-    async with trio.open_nursery() as nursery:
-        url = await nursery.start(lambda task_status: gateway.run(port=0, task_status=task_status))
-        await gateway.services.accounts.add_tokens(access_token=sim["access_token"],
-                                                   refresh_token=sim["refresh_token"], id_token=sim["id_token"])
-        await refresh_catalog(gateway.services, gateway.services.catalog)
-        print(orjson.dumps({"url": url, "key": gateway.config.settings.server.proxy_api_key}).decode(), flush=True)
+    await servers.serve_gateway(sim, data_prefix="stream-pacing-", max_concurrent_per_account=100_000)
 
 
 def spawn(tree: Path, *args: str) -> tuple[subprocess.Popen, dict[str, Any]]:
-    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"}
-    proc = subprocess.Popen([sys.executable, str(HERE / "benches" / "stream_pacing.py"), *args], cwd=tree, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise SystemExit(f"server {args[0]} did not start from {tree}")
-    return proc, orjson.loads(line)
+    return servers.spawn("stream_pacing.py", tree, *args)
 
 
 def process_stats(pid: int) -> tuple[float, int]:

@@ -601,6 +601,9 @@ class StreamEncoder:
 
     def __init__(self, turn: Turn, meta: ResponseMeta) -> None:
         self._blocks = _Blocks(turn, meta)
+        # Text goes out as it came (no stop sequence to scan, no tuple schema to restore at the end).
+        self._plain_text = not turn.stop_sequences and self._blocks.tuple_schema is None
+        self._text_frame_head: tuple[int | None, bytes] = (None, b"")  # the open text block's delta frame start
 
     @property
     def done(self) -> bool:
@@ -613,11 +616,23 @@ class StreamEncoder:
         return self._blocks.stops.matched is not None
 
     def feed(self, event: NormalizedEvent) -> bytes:
+        blocks = self._blocks
+        if (type(event) is TextDelta and self._plain_text and blocks.text_index is not None and event.delta
+                and blocks.thinking_index is None and not blocks.finished):
+            # Most events of a reply: the text block is open, so the frame is the one `_Blocks._text` makes.
+            return self._text_delta_head(blocks.text_index) + orjson.dumps(event.delta) + b"}}\n\n"
         if isinstance(event, Failed):
             return self.fail(error_from_failed(event))
         if isinstance(event, ResponseStarted):
             return b"".join(_frame(e) for e in self._blocks.start())
         return b"".join(_frame(e) for e in self._blocks.feed(event))
+
+    def _text_delta_head(self, index: int) -> bytes:
+        """`_frame` of a `text_delta` in block `index`, up to the text's JSON string."""
+        if self._text_frame_head[0] != index:
+            self._text_frame_head = (index, b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+                                     + str(index).encode() + b',"delta":{"type":"text_delta","text":')
+        return self._text_frame_head[1]
 
     def heartbeat(self) -> bytes:
         return b'event: ping\ndata: {"type": "ping"}\n\n'

@@ -468,6 +468,12 @@ class StreamEncoder:
         self._sse = sse
         self._opened = False  # JSON array: "[" written
         self._closed = False
+        # Text goes out as it came (no stop sequence to scan, no tuple schema to restore at the end); a text
+        # chunk is then these two around the text's JSON string, framed for SSE or as a further array element.
+        self._plain_text = not turn.stop_sequences and self._chunks.tuple_schema is None
+        self._text_head = (b"data: " if sse else b",\r\n") + b'{"candidates":[{"content":{"parts":[{"text":'
+        self._text_tail = (b'}],"role":"model"},"index":0}],"modelVersion":' + orjson.dumps(meta.model)
+                           + b',"responseId":' + orjson.dumps(meta.id) + b"}" + (b"\r\n\r\n" if sse else b""))
 
     @property
     def done(self) -> bool:
@@ -490,6 +496,10 @@ class StreamEncoder:
         return b"".join(out)
 
     def feed(self, event: NormalizedEvent) -> bytes:
+        if (type(event) is TextDelta and self._plain_text and event.delta and (self._sse or self._opened)
+                and self._chunks.signature is None and not self._chunks.finished and not self._closed):
+            # Most events of a reply: the chunk `_Chunks.chunk` would make for this text, framed.
+            return self._text_head + orjson.dumps(event.delta) + self._text_tail
         if self._closed:
             return b""
         if isinstance(event, Failed):

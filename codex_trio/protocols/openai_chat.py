@@ -503,6 +503,10 @@ class StreamEncoder:
         usage_tail = b',"usage":null' if self._include_usage else b""
         self._suffix = b',"logprobs":null,"finish_reason":null}]' + usage_tail + b"}\n\n"
         self._head = head
+        self._content_prefix = self._prefix + b'{"content":'  # a text delta's chunk: these + its JSON string
+        self._content_suffix = b"}" + self._suffix
+        # Text goes out as it came (no stop sequence to scan, no tuple schema to restore at the end).
+        self._plain_text = self._stop is None and self._tuple_schema is None
         self._started = False
         self._finished = False
         self._text_emitted = False
@@ -521,7 +525,7 @@ class StreamEncoder:
     def stopped(self) -> bool:
         """A stop sequence ended the text: the route stops reading upstream (cancelling the turn) and calls
         `finish()`, which ends the stream cleanly."""
-        return self._stopped()
+        return self._stop is not None and self._stop.hit
 
     # -- frame builders --------------------------------------------------------------------------------------
 
@@ -539,7 +543,7 @@ class StreamEncoder:
         if not text:
             return b""
         self._text_emitted = True
-        return self._delta(b'{"content":' + orjson.dumps(text) + b"}")
+        return self._content_prefix + orjson.dumps(text) + self._content_suffix
 
     def _tool_delta(self, call: dict[str, Any]) -> bytes:
         return self._delta(b'{"tool_calls":[' + orjson.dumps(call) + b"]}")
@@ -547,10 +551,15 @@ class StreamEncoder:
     # -- events ----------------------------------------------------------------------------------------------
 
     def feed(self, event: NormalizedEvent) -> bytes:
+        kind = type(event)
+        if kind is TextDelta and self._plain_text and self._started and not self._finished and event.delta:
+            # Most events of a reply: the chunk `_on_text` would build, without its checks and calls.
+            self._text_items.add(event.item_id)
+            self._text_emitted = True
+            return self._content_prefix + orjson.dumps(event.delta) + self._content_suffix
         if self._finished:
             return b""
         out = self.start()
-        kind = type(event)
         if kind is TextDelta:
             self._text_items.add(event.item_id)
             return out + self._on_text(event.delta)

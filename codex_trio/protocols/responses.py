@@ -179,6 +179,8 @@ def parse_compact_request(body: bytes) -> Turn:
 _PING = b": ping\n\n"
 # Events after which a message's text is complete (buffered tuple text is released before them).
 _TEXT_END = frozenset({"response.output_text.done", "response.content_part.done", "response.output_item.done"})
+_TEXT_DELTA = "response.output_text.delta"
+_TEXT_DELTA_HEAD = b"event: " + _TEXT_DELTA.encode() + b"\ndata: "
 
 
 def sse_frame(event_type: str, data: dict[str, Any]) -> bytes:
@@ -277,6 +279,11 @@ class StreamEncoder:
     # -- SSE -------------------------------------------------------------------------------------------------
 
     def feed_raw(self, event: CodexEvent) -> bytes:
+        data = event.data
+        if event.type == _TEXT_DELTA and data.get("type") == _TEXT_DELTA and self._tuple_schema is None \
+                and not self._finished:
+            # Most events of a reply: relayed as they came, so the frame `events` + `sse_frame` would make.
+            return _TEXT_DELTA_HEAD + orjson.dumps(data) + b"\n\n"
         return b"".join(sse_frame(d["type"], d) for d in self.events(event))
 
     # The module-wide shape: `feed` takes what the route has; for Responses that is the raw event.

@@ -69,14 +69,18 @@ class ResponseStarted:
     model: str | None
 
 
-@dataclass(slots=True, frozen=True)
+# The delta types are built once per upstream event on the relay's hot path, so they are not frozen: a frozen
+# dataclass's __init__ sets every field through object.__setattr__ (about three times the cost). Nothing
+# changes them after the normalizer made them.
+
+@dataclass(slots=True)
 class TextDelta:
     item_id: str
     output_index: int
     delta: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ReasoningDelta:
     """A delta of the reasoning summary (what clients may show as thinking)."""
 
@@ -111,7 +115,7 @@ class ToolCallStarted:
     output_index: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ToolCallDelta:
     call_id: str
     delta: str  # a piece of the JSON arguments (function) or of the free-form input (custom)
@@ -183,6 +187,7 @@ NormalizedEvent = Union[
     ImageGenerated, PartialImage, OutputItemDone, Completed, Failed, RateLimitsUpdate,
 ]
 
+_TEXT_DELTA = "response.output_text.delta"
 TERMINAL_TYPES = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
 
 
@@ -223,8 +228,18 @@ class EventNormalizer:
     terminal: Completed | Failed | None = None
 
     def feed(self, event: CodexEvent) -> list[NormalizedEvent]:
+        if self.terminal is not None:
+            return []
+        if event.type == _TEXT_DELTA:  # most events of a reply: no handler lookup, no call
+            data = event.data
+            delta = data.get("delta")
+            if type(delta) is not str or not delta:
+                return []
+            index = data.get("output_index")
+            return [TextDelta(data.get("item_id") or "",
+                              index if type(index) is int else 0, delta)]  # _int's rule, inlined
         handler = _HANDLERS.get(event.type)
-        if handler is None or self.terminal is not None:
+        if handler is None:
             return []
         return handler(self, event.data)
 
@@ -236,12 +251,6 @@ class EventNormalizer:
             return []
         self.response_id = response.get("id") or ""
         return [ResponseStarted(self.response_id, response.get("model"))]
-
-    def _text_delta(self, data: dict[str, Any]) -> list[NormalizedEvent]:
-        delta = data.get("delta")
-        if not isinstance(delta, str) or not delta:
-            return []
-        return [TextDelta(data.get("item_id") or "", _int(data.get("output_index")), delta)]
 
     def _reasoning_delta(self, data: dict[str, Any]) -> list[NormalizedEvent]:
         delta = data.get("delta")
@@ -337,10 +346,9 @@ class EventNormalizer:
         return [RateLimitsUpdate(data)]
 
 
-_HANDLERS = {
+_HANDLERS = {  # "response.output_text.delta" is handled in `feed` itself (the hot path)
     "response.created": EventNormalizer._created,
     "response.in_progress": EventNormalizer._created,
-    "response.output_text.delta": EventNormalizer._text_delta,
     "response.reasoning_summary_text.delta": EventNormalizer._reasoning_delta,
     "response.output_item.added": EventNormalizer._item_added,
     "response.function_call_arguments.delta": EventNormalizer._args_delta,

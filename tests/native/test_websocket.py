@@ -197,3 +197,29 @@ async def test_messages_queued_before_a_broken_connection_come_out_before_the_er
     with pytest.raises(native.ProtocolError, match="connection reset"):
         await ws.receive()
     assert (await ws.receive()).kind == "close"  # and it stays closed
+
+
+async def test_a_burst_that_arrived_while_the_reader_was_busy_comes_out_as_one_batch(nursery, server_ssl, ca_file):
+    """Messages that arrived while Python was busy elsewhere are one batch for the reader (`receive()` and then
+    `receive_nowait()` until None), not slices of a small native queue: every time a full queue is drained, the
+    native reader task has to be woken from the Python thread, which cost a quarter of that thread's time in a
+    long streamed reply with a 64-message queue."""
+    port = await listen(nursery, lambda stream: ws_echo(stream, False, []), server_ssl)
+    ws = await Client("openssl", ca_file=ca_file).websocket(f"wss://localhost:{port}/", [])
+    sent = [f"delta {i}" for i in range(300)]
+    for text in sent:
+        await ws.send_text(text)
+    received: list[str] = []
+    largest = 0
+    with trio.fail_after(30):
+        while len(received) < len(sent):
+            await trio.sleep(1)  # busy elsewhere: the echoes pile up in the native queue meanwhile
+            batch = [(await ws.receive()).data]
+            while (message := ws.receive_nowait()) is not None:
+                batch.append(message.data)
+            received += batch
+            largest = max(largest, len(batch))
+    assert received == sent
+    assert largest > 64, f"the largest batch had {largest} messages"
+    await ws.close()
+    await wait_idle()

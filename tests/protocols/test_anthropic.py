@@ -618,3 +618,21 @@ def test_tuple_schema_converted_upstream_and_restored_in_stream_and_message():
     assert orjson.loads(message["content"][0]["text"]) == {"point": [1.5, 2]}
     texts = [e["delta"]["text"] for kind, e in frames(stream(turn, normalize(raw))) if kind == "content_block_delta"]
     assert orjson.loads("".join(texts)) == {"point": [1.5, 2]}
+
+
+def test_plain_text_frames_are_the_bytes_the_stop_scanning_path_builds():
+    """Without a stop sequence a text delta in an open text block takes a shorter path; its frames must be exactly
+    those of the general path (which a stop sequence that never matches takes), across block changes."""
+    pieces = ["plain", ' "quoted" \\ ', "é🙂\n", "\u2028\x00", "</script>"]
+    raw = (text_turn(*pieces)[:-1] + REASONING_TOOL_TURN[1:5]  # thinking closes the text block
+           + text_turn("after", "thinking")[1:-1] + REASONING_TOOL_TURN[5:])  # a new text block, then a tool
+    events = normalize(raw)
+
+    def turn(**kw) -> Turn:
+        return Turn(request={"model": "claude-x"}, requested_model="claude-x", **kw)
+
+    plain = stream(turn(), events)
+    assert plain == stream(turn(stop_sequences=["NEVER-IN-THE-TEXT"]), events)
+    deltas = [body["delta"] for kind, body in frames(plain) if kind == "content_block_delta"
+              and body["delta"]["type"] == "text_delta"]
+    assert [d["text"] for d in deltas] == [*pieces, "after", "thinking"]

@@ -504,3 +504,23 @@ def test_schema_conversion_walks_every_place_json_schema_nests_a_subschema():
         "additionalProperties": {"type": "integer"},
         "prefixItems": [{"type": "number"}],
     }
+
+
+@pytest.mark.parametrize("sse", [True, False])
+def test_plain_text_chunks_are_the_bytes_the_stop_scanning_path_builds(sse):
+    """Without a stop sequence a text delta takes a shorter path; its chunks must be exactly those of the general
+    path (which a stop sequence that never matches takes), in both framings, a thought signature included."""
+    pieces = ["plain", ' "quoted" \\ ', "é🙂\n", "\u2028\x00", "</script>"]
+    raw = text_turn(*pieces)[:-1] + REASONING_TEXT_TURN[1:]
+    events = normalize(raw)
+
+    def turn(**kw) -> Turn:
+        return Turn(request={"model": "gemini-mock"}, requested_model="gemini-mock", **kw)
+
+    plain = encode_stream(turn(), events, sse=sse)
+    assert plain == encode_stream(turn(stop_sequences=["NEVER-IN-THE-TEXT"]), events, sse=sse)
+    chunks = sse_chunks(plain) if sse else json.loads(plain)
+    texts = [part["text"] for c in chunks for part in c["candidates"][0]["content"]["parts"]
+             if "text" in part and not part.get("thought")]
+    assert "".join(texts) == "".join(pieces) + "Hello there"
+    assert any("thoughtSignature" in part for c in chunks for part in c["candidates"][0]["content"]["parts"])

@@ -83,6 +83,20 @@ def test_text_fixture_exact_frames():
         assert orjson.loads(frame[6:])["object"] == "chat.completion.chunk"
 
 
+def test_plain_text_chunks_are_the_bytes_the_stop_scanning_path_builds():
+    """Without a stop sequence a text delta takes a shorter path; its chunks must be exactly those of the general
+    path (which a stop sequence that never matches takes): escapes, non-ASCII, and text after a tool call."""
+    pieces = ["plain", ' "quoted" \\ ', "é🙂\n", "\u2028\x00", "</script>"]
+    call = [ev("response.output_item.added", output_index=1, item={"type": "function_call", "id": "fc_1",
+                                                                    "call_id": "call_1", "name": "f"}),
+            ev("response.function_call_arguments.delta", item_id="fc_1", delta="{}")]
+    raw = text_events(*pieces) + call + text_events("after") + [completed()]
+    for options in ({}, {"include_usage": True}):
+        plain = run(turn(options=options), raw)
+        assert plain == run(turn(options=options, stop_sequences=["NEVER-IN-THE-TEXT"]), raw)
+        assert chunk('{"content":' + orjson.dumps("é🙂\n").decode() + "}", usage=bool(options)) in plain
+
+
 def test_include_usage_adds_null_usage_and_final_usage_chunk():
     usage = {"input_tokens": 812, "input_tokens_details": {"cached_tokens": 768}, "output_tokens": 41,
              "output_tokens_details": {"reasoning_tokens": 18}, "total_tokens": 853}

@@ -186,6 +186,20 @@ def test_stream_relays_every_event_verbatim(name):
     assert b"codex.rate_limits" not in out
 
 
+def test_text_deltas_relay_as_they_came_and_nothing_follows_the_end():
+    """A text delta takes a shorter path; it is still the backend's object, typed, and nothing after the end."""
+    kind = "response.output_text.delta"
+    delta = {"type": kind, "item_id": "msg_1", "output_index": 0, "delta": 'é "x" \u2028'}
+    untyped = {"item_id": "msg_1", "delta": "y"}  # the event's type is added when its object lacks it
+    encoder = responses.StreamEncoder(plain_turn(), META)
+    assert encoder.feed_raw(CodexEvent(kind, delta)) == b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(
+        delta) + b"\n\n"
+    assert encoder.feed_raw(CodexEvent(kind, untyped)) == b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(
+        {**untyped, "type": kind}) + b"\n\n"
+    encoder.feed_raw(CodexEvent("response.completed", {"type": "response.completed", "response": {"id": "r"}}))
+    assert encoder.feed_raw(CodexEvent(kind, delta)) == b""
+
+
 def test_stream_eof_gets_synthetic_failed_event():
     events = raw_events("codex-responses.text.sse")[:4]
     frames = relay(plain_turn(), events).decode().split("\n\n")[:-1]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codex_trio.upstream.events import EventNormalizer, TextDelta, Completed, Failed
+from codex_trio.upstream.events import CodexEvent, Completed, EventNormalizer, Failed, TextDelta
 from codex_trio.upstream.sse import SseDecoder
 from codex_trio.upstream.ws_frames import binary_frame_event, closed_early_event, decode_text_frame
 from tests.conftest import FIXTURES
@@ -170,3 +170,24 @@ def test_ws_text_frames() -> None:
         assert event.type == "error" and event.data["error"]["code"] == "malformed_ws_frame"
     assert binary_frame_event().data["error"]["code"] == "unexpected_binary_frame"
     assert "1006" in closed_early_event(1006).data["error"]["message"]
+
+
+# ---- normalizing text deltas (the hot path of a long reply) ---------------------------------------------------
+
+
+def test_text_deltas_normalize_with_the_rules_of_every_other_field() -> None:
+    def text(**data: object) -> list:
+        return EventNormalizer().feed(CodexEvent("response.output_text.delta", {"type": "x", **data}))
+
+    assert text(item_id="msg_1", output_index=2, delta="hi") == [TextDelta("msg_1", 2, "hi")]
+    # a missing or odd item id / index becomes "" / 0 (as `_int` reads every index), a bool is no index
+    assert text(delta="hi") == [TextDelta("", 0, "hi")]
+    assert text(item_id=None, output_index=True, delta="hi") == [TextDelta("", 0, "hi")]
+    assert text(output_index="3", delta="hi") == [TextDelta("", 0, "hi")]
+    # no text, no event
+    for delta in ("", None, 7, ["hi"]):
+        assert text(item_id="msg_1", delta=delta) == []
+    # nothing after the terminal event
+    normalizer = EventNormalizer()
+    normalizer.feed(CodexEvent("response.completed", {"type": "response.completed", "response": {"id": "r"}}))
+    assert normalizer.feed(CodexEvent("response.output_text.delta", {"delta": "late"})) == []

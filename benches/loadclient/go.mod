@@ -1,0 +1,3 @@
+module codex-trio/benches/loadclient
+
+go 1.22
