@@ -25,10 +25,12 @@ HERE = Path(__file__).resolve().parent.parent
 
 async def serve_sim(reply: dict[str, Any], *, marker: str, deflate: bool = True) -> None:
     """The simulator with one account, request recording off, and `reply` scripted for prompts containing `marker`
-    (`text_length`, `chunk_size`, `pacing_ms`: see `codex_trio.sim`); `deflate`: accept permessage-deflate."""
+    (`text_length`, `chunk_size`, `pacing_ms`: see `codex_trio.sim`); `deflate`: accept permessage-deflate.
+    The account is on the pro plan, the largest budget (6M tokens per 5 hours): the 30-minute soak on a plus
+    account (1M) used it up after 7,851 turns, and every turn after was a correct 429."""
     from codex_trio.sim import SimConfig, Simulator
 
-    sim = Simulator(SimConfig(accounts=1, record_requests=False, deflate=deflate))
+    sim = Simulator(SimConfig(accounts=1, plans=("pro",), record_requests=False, deflate=deflate))
     sim.script({"match": {"user_text": marker}, "reply": reply})
     try:
         async with trio.open_nursery() as nursery:

@@ -20,6 +20,7 @@ RSS growth = (peak of the last window / peak of the first) - 1; descriptors like
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import sys
 import time
@@ -36,11 +37,13 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-async def soak(gw: dict, pid: int, *, streams: int, minutes: float, sample_seconds: float) -> list[dict]:
+async def soak(gw: dict, pid: int, *, streams: int, minutes: float,
+               sample_seconds: float) -> tuple[list[dict], collections.Counter[str]]:
     headers = {"authorization": f"Bearer {gw['key']}", "content-type": "application/json"}
     limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=streams + 10)
     samples: list[dict] = []
     turns = {"ok": 0, "failed": 0}
+    failures: collections.Counter[str] = collections.Counter()
     end = trio.current_time() + minutes * 60
 
     async with httpx.AsyncClient(base_url=gw["url"], timeout=120, limits=limits) as client:
@@ -56,9 +59,12 @@ async def soak(gw: dict, pid: int, *, streams: int, minutes: float, sample_secon
                         async for line in reply.aiter_lines():
                             done = done or line == "data: [DONE]"
                     ok = reply.status_code == 200 and done
-                except httpx.HTTPError:
-                    ok = False
+                    why = "" if ok else f"HTTP {reply.status_code}" + ("" if done else ", no [DONE]")
+                except httpx.HTTPError as exc:
+                    ok, why = False, type(exc).__name__
                 turns["ok" if ok else "failed"] += 1
+                if why:
+                    failures[why] += 1
 
         async def sample() -> None:
             began = time.monotonic()
@@ -76,7 +82,7 @@ async def soak(gw: dict, pid: int, *, streams: int, minutes: float, sample_secon
             nursery.cancel_scope.cancel()
     samples.append({"t": samples[-1]["t"] if samples else 0.0, "rss_kib": rss_kib(pid), "fds": open_fds(pid),
                     "ok": turns["ok"], "failed": turns["failed"], "load": os.getloadavg()[0]})
-    return samples
+    return samples, failures
 
 
 def growth(samples: list[dict], key: str, settle: float, window: float) -> tuple[float, float]:
@@ -109,7 +115,7 @@ def main() -> int:
     try:
         gw_proc, gw = spawn(args.tree.resolve(), "--serve-gateway", orjson.dumps(sim).decode())
         try:
-            samples = trio.run(lambda: soak(gw, gw_proc.pid, streams=args.streams, minutes=args.minutes,
+            samples, failures = trio.run(lambda: soak(gw, gw_proc.pid, streams=args.streams, minutes=args.minutes,
                                             sample_seconds=args.sample_seconds))
         finally:
             gw_proc.terminate()
@@ -129,6 +135,8 @@ def main() -> int:
           f"growth {rss_growth * 100:+.1f} % (goal < 5 %)")
     print(f"descriptors: first window max {fds_first}, last window max {fds_last} (goal: no growth)")
     print(f"turns: {samples[-1]['ok']} completed, {failed} failed")
+    for why, count in failures.most_common():
+        print(f"  failed: {count} x {why}")
     print(f"load average after: {os.getloadavg()}")
     return 0 if rss_growth < 0.05 and fds_last <= fds_first and not failed else 1
 
