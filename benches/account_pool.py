@@ -5,11 +5,13 @@
 2. `codex-trio run` on it, as a subprocess, its upstream a closed local port (refused at once; without it the
    catalog fetch before serving waits for a DNS answer that this offline VM never gives): seconds until /health
    answers and until the admin API lists every account, its RSS then and after 5 listings of all accounts
-   (goal: start-up <= 2 s, RSS <= 100 MB).
+   (goal: start-up <= 2 s, RSS <= 100 MB); then the same with one account: idle RSS (goal <= 60 MiB).
+   Every `--tree` (a checkout, e.g. `git worktree add /tmp/base main`) is started in turn, so a before/after
+   pair sees the same machine.
 3. In this process: the pool loaded from that store (seconds, RSS growth), then `--picks` acquire/release
    pairs with `report_success` for each strategy: microseconds per request (goal <= 50 us).
 
-    python -m benches.account_pool [--accounts 5000] [--picks 2000]
+    python -m benches.account_pool [--accounts 5000] [--picks 2000] [--tree DIR ...] [--passes 2]
 
 (from the repository root, about 20 s.)
 """
@@ -75,8 +77,8 @@ async def write_store(data_dir: Path, count: int) -> None:
         await store.close()
 
 
-def gateway_start(data_dir: Path, count: int) -> tuple[float, float, float, float]:
-    """`codex-trio run` on `data_dir`: (seconds until /health answers, until GET /auth/accounts lists all `count`
+def gateway_start(data_dir: Path, count: int, tree: Path = HERE) -> tuple[float, float, float, float]:
+    """`codex-trio run` of the checkout `tree` on `data_dir`: (seconds until /health answers, until GET /auth/accounts lists all `count`
     accounts, RSS MiB then, RSS MiB after 5 account listings)."""
     import subprocess
 
@@ -93,10 +95,10 @@ def gateway_start(data_dir: Path, count: int) -> tuple[float, float, float, floa
                                                 "api": {"base_url": "https://127.0.0.1:9/backend-api",
                                                         "auth_base_url": "https://127.0.0.1:9"}})
     port = _free_port()
-    env = {**os.environ, "CODEX_TRIO_DATA_DIR": str(data_dir), "PORT": str(port), "PYTHONPATH": str(HERE)}
+    env = {**os.environ, "CODEX_TRIO_DATA_DIR": str(data_dir), "PORT": str(port), "PYTHONPATH": str(tree)}
     base = f"http://127.0.0.1:{port}"
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "codex_trio.cli", "run"], env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "codex_trio.cli", "run"], cwd=tree, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         while True:
@@ -158,16 +160,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=5000)
     parser.add_argument("--picks", type=int, default=2000)
+    parser.add_argument("--tree", action="append", type=Path, help="a checkout whose gateway to start (repeatable)")
+    parser.add_argument("--passes", type=int, default=2, help="starts of each tree's gateway per data directory")
     args = parser.parse_args()
+    trees = [tree.resolve() for tree in (args.tree or [HERE])]
     print(f"load average: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="pool-bench-") as tmp:
-        data_dir = Path(tmp) / "data"
-        data_dir.mkdir(mode=0o700)
-        trio.run(write_store, data_dir, args.accounts)
-        for _ in range(2):
-            healthy, ready, rss, rss_after = gateway_start(data_dir, args.accounts)
-            print(f"codex-trio run with {args.accounts} accounts: /health after {healthy:.2f} s, all accounts "
-                  f"listed after {ready:.2f} s, RSS then {rss:.1f} MiB, after 5 listings {rss_after:.1f} MiB")
+        for count in (args.accounts, 1):
+            data_dir = Path(tmp) / f"data-{count}"
+            data_dir.mkdir(mode=0o700)
+            trio.run(write_store, data_dir, count)
+            for _ in range(args.passes):
+                for tree in trees:
+                    healthy, ready, rss, rss_after = gateway_start(data_dir, count, tree)
+                    print(f"{str(tree)[-20:]:>20}: codex-trio run with {count} account(s): /health after {healthy:.2f} s, "
+                          f"all listed after {ready:.2f} s, RSS then {rss:.1f} MiB, after 5 listings {rss_after:.1f} MiB")
+        data_dir = Path(tmp) / f"data-{args.accounts}"
         trio.run(pool_costs, data_dir, args.picks)
     return 0
 
