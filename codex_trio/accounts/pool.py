@@ -296,8 +296,10 @@ class AccountPool:
 
     # ---- membership -----------------------------------------------------------------------------------
 
-    async def load(self) -> None:
-        for account in await self.store.list():
+    async def load(self, accounts: list[Account] | None = None) -> None:
+        """Add every account of the store, or `accounts` when the caller has just read them (start-up reads
+        the store once for the proxy rebalance and the pool)."""
+        for account in await self.store.list() if accounts is None else accounts:
             self.upsert(account)
 
     def upsert(self, account: Account) -> None:
@@ -800,10 +802,11 @@ class AccountPool:
                 await self.store.update(rt.account.id, quota=rt.account.quota,
                                         quota_updated_at=rt.account.quota_updated_at)
 
-    async def run(self, *, flush_interval: float = 5.0,
+    async def run(self, *, flush_interval: float = 5.0, accounts: list[Account] | None = None,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Background job: load the accounts, then flush counters periodically (and once more on cancel)."""
-        await self.load()
+        """Background job: load the accounts (`accounts` when already read), then flush counters periodically
+        (and once more on cancel)."""
+        await self.load(accounts)
         task_status.started()
         try:
             while True:
