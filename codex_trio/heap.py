@@ -1,42 +1,52 @@
-"""Handing freed heap memory back to the system after a burst of short-lived objects (glibc only).
+"""How the gateway's C heap gives memory back to the system (glibc only; elsewhere these do nothing).
 
 glibc keeps what the process frees for reuse and returns on its own only a free stretch at the very top of the
 heap. Reading every account builds thousands of small objects (rows, strings, dicts) between the ones that stay,
-so once they are dropped the pages in between stay resident although nothing uses them. `malloc_trim(0)` walks
-the free chunks and gives every whole free page back (madvise); it costs well under a millisecond at idle.
+so once they are dropped the pages in between stay resident although nothing uses them:
 
-Called where such a burst ends: once the gateway serves (start-up read and loaded every account) and after an
-admin listing of all accounts. Measured with 5,000 accounts (`benches/account_pool.py`): see
-docs/performance.md, "Start-up and memory with 5,000 accounts".
+* `release_free_heap` (`malloc_trim(0)`) walks the free chunks and gives every whole free page back; well under
+  a millisecond at idle. Called where such a burst ends: once the gateway serves and after an account listing.
+* `keep_large_blocks_apart` fixes glibc's mmap threshold at its initial 128 KiB. By default the threshold grows
+  to the largest block freed so far (up to 32 MiB), after which large temporary buffers — a 3 MB account listing
+  as JSON, the store's fetch of every row — are carved from the heap and leave it fragmented; kept at 128 KiB
+  they are mapped on their own and unmapped when freed.
+
+Measured with 5,000 accounts (`benches/account_pool.py`): docs/performance.md, "Start-up and memory with 5,000
+accounts".
 """
 
 from __future__ import annotations
 
 import ctypes
 import sys
-from typing import Callable
+from functools import cache
+from typing import Any
 
-_trim: Callable[[int], int] | None = None
-_looked_up = False
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's own initial value
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    global _trim, _looked_up
-    if not _looked_up:
-        _looked_up = True
-        if sys.platform.startswith("linux"):
-            try:
-                # the process's own symbols: the C library Python runs on (no library search, no ldconfig)
-                _trim = ctypes.CDLL(None).malloc_trim
-            except (OSError, AttributeError):  # not glibc (musl has no malloc_trim): nothing to give back this way
-                _trim = None
-    return _trim
+@cache
+def _glibc() -> Any | None:
+    """The C library Python runs on, when it is glibc (looked up among the process's own symbols: no library
+    search, no ldconfig)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None)
+    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None  # musl has neither
 
 
 def release_free_heap() -> bool:
     """Give the heap's free pages back to the system. False where the C library cannot (not glibc)."""
-    trim = _malloc_trim()
-    if trim is None:
+    libc = _glibc()
+    if libc is None:
         return False
-    trim(0)
+    libc.malloc_trim(0)
     return True
+
+
+def keep_large_blocks_apart() -> bool:
+    """Blocks of 128 KiB and more get a mapping of their own from now on (process-wide, the native module's
+    threads included). False where the C library has no such setting."""
+    libc = _glibc()
+    return libc is not None and libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1

@@ -196,6 +196,7 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
         warnings = QuotaWarnings(clock)
         pool = AccountPool(store, refresher, pool_config(settings), clock=clock, verify_quota=fetch_quota,
                            on_warning=warnings)
+        refresher.known_accounts = pool.accounts
         services.store, services.refresher, services.pool, services.oauth_http = store, refresher, pool, http
         services.quota_warnings, connector.cookies = warnings, AccountCookies(store, pool)
         services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(connector.endpoint.auth_url),
