@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import compileall
 import os
 import sys
 import tempfile
@@ -164,6 +165,9 @@ def main() -> int:
     parser.add_argument("--passes", type=int, default=2, help="starts of each tree's gateway per data directory")
     args = parser.parse_args()
     trees = [tree.resolve() for tree in (args.tree or [HERE])]
+    for tree in trees:  # compiled as an installed package is: a shell with PYTHONDONTWRITEBYTECODE compiled the
+        # changed modules at every start (~0.7 s on this VM)
+        compileall.compile_dir(tree / "codex_trio", quiet=1)
     print(f"load average: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="pool-bench-") as tmp:
         for count in (args.accounts, 1):
