@@ -78,9 +78,9 @@ async def write_store(data_dir: Path, count: int) -> None:
         await store.close()
 
 
-def gateway_start(data_dir: Path, count: int, tree: Path = HERE) -> tuple[float, float, float, float]:
-    """`codex-trio run` of the checkout `tree` on `data_dir`: (seconds until /health answers, until GET /auth/accounts lists all `count`
-    accounts, RSS MiB then, RSS MiB after 5 account listings)."""
+def gateway_start(data_dir: Path, count: int, tree: Path = HERE) -> tuple[float, float, float, float, float]:
+    """`codex-trio run` of the checkout `tree` on `data_dir`: (seconds until /health answers, until GET
+    /auth/accounts lists all `count` accounts, RSS MiB at each of the two, RSS MiB after 5 account listings)."""
     import subprocess
 
     import httpx
@@ -111,6 +111,7 @@ def gateway_start(data_dir: Path, count: int, tree: Path = HERE) -> tuple[float,
                     raise SystemExit("the gateway did not start")
                 time.sleep(0.02)
         healthy = time.monotonic() - start
+        rss_healthy = rss_mib(proc.pid)
         headers = {"authorization": f"Bearer {key}"}
         while True:
             listed = httpx.get(f"{base}/auth/accounts", headers=headers, timeout=120).json()
@@ -122,7 +123,7 @@ def gateway_start(data_dir: Path, count: int, tree: Path = HERE) -> tuple[float,
         rss_ready = rss_mib(proc.pid)
         for _ in range(5):
             httpx.get(f"{base}/auth/accounts", headers=headers, timeout=120)
-        return healthy, ready, rss_ready, rss_mib(proc.pid)
+        return healthy, ready, rss_healthy, rss_ready, rss_mib(proc.pid)
     finally:
         proc.terminate()
         proc.wait(20)
@@ -176,9 +177,10 @@ def main() -> int:
             trio.run(write_store, data_dir, count)
             for _ in range(args.passes):
                 for tree in trees:
-                    healthy, ready, rss, rss_after = gateway_start(data_dir, count, tree)
-                    print(f"{str(tree)[-20:]:>20}: codex-trio run with {count} account(s): /health after {healthy:.2f} s, "
-                          f"all listed after {ready:.2f} s, RSS then {rss:.1f} MiB, after 5 listings {rss_after:.1f} MiB")
+                    healthy, ready, rss_healthy, rss, rss_after = gateway_start(data_dir, count, tree)
+                    print(f"{str(tree)[-20:]:>20}: codex-trio run with {count} account(s): /health after {healthy:.2f} s "
+                          f"(RSS {rss_healthy:.1f} MiB), all listed after {ready:.2f} s (RSS {rss:.1f} MiB), "
+                          f"after 5 listings {rss_after:.1f} MiB")
         data_dir = Path(tmp) / f"data-{args.accounts}"
         trio.run(pool_costs, data_dir, args.picks)
     return 0
