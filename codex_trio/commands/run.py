@@ -42,10 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     gateway = build_gateway(store)
 
     def ready(url: str) -> None:
-        from ..heap import release_free_heap
         from ..server.dashboard import login_link
 
-        release_free_heap()  # what start-up read and dropped (every account, the catalog, the config files)
         print(f"codex-trio {__version__} listening on {url}  (data: {store.data_dir})", file=sys.stderr)
         print(f"dashboard: {login_link(gateway, url)}  (one-time log-in link)", file=sys.stderr)
         if new_key:
