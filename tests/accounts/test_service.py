@@ -206,7 +206,9 @@ async def test_a_listing_adopts_rows_changed_elsewhere_and_keeps_the_pools_equal
     changed = (await service.add_by_token({"token": issuer.mint("acc-2")["access_token"]}))["account"]["id"]
     held = service.pool.get(unchanged)
     await service.store.update(changed, label="renamed by another process")
-    listed = {view["id"]: view for view in (await service.list())["accounts"]}
+    views = (await service.list())["accounts"]
+    assert [view["id"] for view in views] == [account.id for account in await service.store.list()]  # store order
+    listed = {view["id"]: view for view in views}
     assert service.pool.get(unchanged) is held
     assert service.pool.get(changed).label == listed[changed]["label"] == "renamed by another process"
     assert listed[unchanged] == service.describe(held, quota=False)
