@@ -89,7 +89,7 @@ class _Runtime:
     cf_strikes: int = 0
     cf_until: float = 0.0
     cf_last: float = 0.0
-    empty_404s: list[float] = field(default_factory=list)
+    empty_404s: tuple[float, ...] = ()  # not a list per account: 5,000 empty lists were 0.3 MiB
     pending_requests: int = 0
     pending_input: int = 0
     pending_output: int = 0
@@ -780,7 +780,7 @@ class AccountPool:
             rt.cf_last = now
             self._touch(rt)
         elif failure is Failure.EMPTY_404:
-            rt.empty_404s = [t for t in rt.empty_404s if now - t < EMPTY_404_WINDOW] + [now]
+            rt.empty_404s = (*(t for t in rt.empty_404s if now - t < EMPTY_404_WINDOW), now)
             rt.account.cookies = []
             await self.store.update(rt.account.id, cookies=[])
             if len(rt.empty_404s) >= EMPTY_404_LIMIT:
