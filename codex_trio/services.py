@@ -240,7 +240,7 @@ async def run_accounts(gateway: "GatewayHost", *, task_status=trio.TASK_STATUS_I
         try:
             async with trio.open_nursery() as nursery:
                 # One read of every account, shared by the rebalance and the pool: each read builds every
-                # Account (5,000 accounts: 0.3 s, and ~17 MiB of heap that stays with the process once freed).
+                # Account (5,000 accounts: 0.3 s, and memory that stays with the process once freed).
                 accounts = await services.store.list()
                 await services.proxy_admin.rebalance(accounts)  # auto accounts imported since the last run get a proxy
                 await nursery.start(checker.run)
