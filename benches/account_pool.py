@@ -5,11 +5,13 @@
 2. `codex-trio run` on it, as a subprocess, its upstream a closed local port (refused at once; without it the
    catalog fetch before serving waits for a DNS answer that this offline VM never gives): seconds until /health
    answers and until the admin API lists every account, its RSS then and after 5 listings of all accounts
-   (goal: start-up <= 2 s, RSS <= 100 MB).
+   (goal: start-up <= 2 s, RSS <= 100 MB); then the same with one account: idle RSS (goal <= 60 MiB).
+   Every `--tree` (a checkout, e.g. `git worktree add /tmp/base main`) is started in turn, so a before/after
+   pair sees the same machine.
 3. In this process: the pool loaded from that store (seconds, RSS growth), then `--picks` acquire/release
    pairs with `report_success` for each strategy: microseconds per request (goal <= 50 us).
 
-    python -m benches.account_pool [--accounts 5000] [--picks 2000]
+    python -m benches.account_pool [--accounts 5000] [--picks 2000] [--tree DIR ...] [--passes 2]
 
 (from the repository root, about 20 s.)
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import compileall
 import os
 import sys
 import tempfile
@@ -75,9 +78,9 @@ async def write_store(data_dir: Path, count: int) -> None:
         await store.close()
 
 
-def gateway_start(data_dir: Path, count: int) -> tuple[float, float, float, float]:
-    """`codex-trio run` on `data_dir`: (seconds until /health answers, until GET /auth/accounts lists all `count`
-    accounts, RSS MiB then, RSS MiB after 5 account listings)."""
+def gateway_start(data_dir: Path, count: int, tree: Path = HERE) -> tuple[float, float, float, float, float]:
+    """`codex-trio run` of the checkout `tree` on `data_dir`: (seconds until /health answers, until GET
+    /auth/accounts lists all `count` accounts, RSS MiB at each of the two, RSS MiB after 5 account listings)."""
     import subprocess
 
     import httpx
@@ -93,10 +96,10 @@ def gateway_start(data_dir: Path, count: int) -> tuple[float, float, float, floa
                                                 "api": {"base_url": "https://127.0.0.1:9/backend-api",
                                                         "auth_base_url": "https://127.0.0.1:9"}})
     port = _free_port()
-    env = {**os.environ, "CODEX_TRIO_DATA_DIR": str(data_dir), "PORT": str(port), "PYTHONPATH": str(HERE)}
+    env = {**os.environ, "CODEX_TRIO_DATA_DIR": str(data_dir), "PORT": str(port), "PYTHONPATH": str(tree)}
     base = f"http://127.0.0.1:{port}"
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "codex_trio.cli", "run"], env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "codex_trio.cli", "run"], cwd=tree, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         while True:
@@ -108,6 +111,7 @@ def gateway_start(data_dir: Path, count: int) -> tuple[float, float, float, floa
                     raise SystemExit("the gateway did not start")
                 time.sleep(0.02)
         healthy = time.monotonic() - start
+        rss_healthy = rss_mib(proc.pid)
         headers = {"authorization": f"Bearer {key}"}
         while True:
             listed = httpx.get(f"{base}/auth/accounts", headers=headers, timeout=120).json()
@@ -119,7 +123,7 @@ def gateway_start(data_dir: Path, count: int) -> tuple[float, float, float, floa
         rss_ready = rss_mib(proc.pid)
         for _ in range(5):
             httpx.get(f"{base}/auth/accounts", headers=headers, timeout=120)
-        return healthy, ready, rss_ready, rss_mib(proc.pid)
+        return healthy, ready, rss_healthy, rss_ready, rss_mib(proc.pid)
     finally:
         proc.terminate()
         proc.wait(20)
@@ -158,16 +162,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=5000)
     parser.add_argument("--picks", type=int, default=2000)
+    parser.add_argument("--tree", action="append", type=Path, help="a checkout whose gateway to start (repeatable)")
+    parser.add_argument("--passes", type=int, default=2, help="starts of each tree's gateway per data directory")
     args = parser.parse_args()
+    trees = [tree.resolve() for tree in (args.tree or [HERE])]
+    for tree in trees:  # compiled as an installed package is: a shell with PYTHONDONTWRITEBYTECODE compiled the
+        # changed modules at every start (~0.7 s on this VM)
+        compileall.compile_dir(tree / "codex_trio", quiet=1)
     print(f"load average: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="pool-bench-") as tmp:
-        data_dir = Path(tmp) / "data"
-        data_dir.mkdir(mode=0o700)
-        trio.run(write_store, data_dir, args.accounts)
-        for _ in range(2):
-            healthy, ready, rss, rss_after = gateway_start(data_dir, args.accounts)
-            print(f"codex-trio run with {args.accounts} accounts: /health after {healthy:.2f} s, all accounts "
-                  f"listed after {ready:.2f} s, RSS then {rss:.1f} MiB, after 5 listings {rss_after:.1f} MiB")
+        for count in (args.accounts, 1):
+            data_dir = Path(tmp) / f"data-{count}"
+            data_dir.mkdir(mode=0o700)
+            trio.run(write_store, data_dir, count)
+            for _ in range(args.passes):
+                for tree in trees:
+                    healthy, ready, rss_healthy, rss, rss_after = gateway_start(data_dir, count, tree)
+                    print(f"{str(tree)[-20:]:>20}: codex-trio run with {count} account(s): /health after {healthy:.2f} s "
+                          f"(RSS {rss_healthy:.1f} MiB), all listed after {ready:.2f} s (RSS {rss:.1f} MiB), "
+                          f"after 5 listings {rss_after:.1f} MiB")
+        data_dir = Path(tmp) / f"data-{args.accounts}"
         trio.run(pool_costs, data_dir, args.picks)
     return 0
 

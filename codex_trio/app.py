@@ -52,6 +52,9 @@ class Gateway:
     started_at: float = field(default_factory=time.time)
     nursery: trio.Nursery | None = None
     stop_requested: trio.Event = field(default_factory=trio.Event)
+    # Set once the main listener accepts: work that can wait for it (the quota poller's first round) does not
+    # compete with the start-up for the one Python thread.
+    serving: trio.Event = field(default_factory=trio.Event)
     # The open-file limit (raised to the hard limit when the gateway starts) and the upstream socket budget.
     descriptors: DescriptorBudget = field(default_factory=DescriptorBudget.current)
     # The feature components (upstream connector, accounts, catalog, dispatcher), built by
@@ -127,6 +130,7 @@ class Gateway:
                 nursery, host or settings.server.host, settings.server.port if port is None else port,
                 limits=ConnectionLimits.of(settings.server), graceful_timeout=self.listener_grace())
             await self.ollama.apply()
+            self.serving.set()
             task_status.started(url)
             await self.stop_requested.wait()
             await self._drain()

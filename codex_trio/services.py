@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from urllib.parse import urlsplit
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -195,6 +196,7 @@ async def open_accounts(services: Services, config: Any) -> AsyncIterator["Accou
         warnings = QuotaWarnings(clock)
         pool = AccountPool(store, refresher, pool_config(settings), clock=clock, verify_quota=fetch_quota,
                            on_warning=warnings)
+        refresher.known_accounts = pool.accounts
         services.store, services.refresher, services.pool, services.oauth_http = store, refresher, pool, http
         services.quota_warnings, connector.cookies = warnings, AccountCookies(store, pool)
         services.accounts = AccountService(store, pool, refresher, http, token_url=token_url(connector.endpoint.auth_url),
@@ -237,12 +239,16 @@ async def run_accounts(gateway: "GatewayHost", *, task_status=trio.TASK_STATUS_I
         stop_following = gateway.config.subscribe(on_change)
         try:
             async with trio.open_nursery() as nursery:
-                await services.proxy_admin.rebalance()  # auto accounts imported since the last run get a proxy
+                # One read of every account, shared by the rebalance and the pool: each read builds every
+                # Account (5,000 accounts: 0.3 s, and memory that stays with the process once freed).
+                accounts = await services.store.list()
+                await services.proxy_admin.rebalance(accounts)  # auto accounts imported since the last run get a proxy
                 await nursery.start(checker.run)
                 await nursery.start(services.connector.proxies.run)
-                await nursery.start(services.pool.run)
+                await nursery.start(partial(services.pool.run, accounts=accounts))
+                del accounts  # the pool holds them now
                 await nursery.start(services.refresher.run)
-                await nursery.start(poller.run)
+                await nursery.start(partial(poller.run, first_round_after=gateway.serving))
                 task_status.started()
         finally:
             stop_following()

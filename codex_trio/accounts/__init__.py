@@ -13,7 +13,8 @@ Composition (services.run_accounts):
     await nursery.start(pool.run)                          # loads accounts, flushes counters
     await nursery.start(refresher.run)                     # confirms unknown refreshes, keeps idle ones fresh
     gateway.drain_hooks.append(refresher.drain)            # SIGTERM waits for refreshes in flight
-    await nursery.start(QuotaPoller(pool, interval=…).run) # /wham/usage for stale accounts and after resets
+    await nursery.start(partial(QuotaPoller(pool, interval=…).run,  # /wham/usage for stale accounts, after
+                                first_round_after=gateway.serving))  # resets; first round once serving
 
 Request path:
 

@@ -89,7 +89,7 @@ class _Runtime:
     cf_strikes: int = 0
     cf_until: float = 0.0
     cf_last: float = 0.0
-    empty_404s: list[float] = field(default_factory=list)
+    empty_404s: tuple[float, ...] = ()  # not a list per account: 5,000 empty lists were 0.3 MiB
     pending_requests: int = 0
     pending_input: int = 0
     pending_output: int = 0
@@ -296,8 +296,10 @@ class AccountPool:
 
     # ---- membership -----------------------------------------------------------------------------------
 
-    async def load(self) -> None:
-        for account in await self.store.list():
+    async def load(self, accounts: list[Account] | None = None) -> None:
+        """Add every account of the store, or `accounts` when the caller has just read them (start-up reads
+        the store once for the proxy rebalance and the pool)."""
+        for account in await self.store.list() if accounts is None else accounts:
             self.upsert(account)
 
     def upsert(self, account: Account) -> None:
@@ -778,7 +780,7 @@ class AccountPool:
             rt.cf_last = now
             self._touch(rt)
         elif failure is Failure.EMPTY_404:
-            rt.empty_404s = [t for t in rt.empty_404s if now - t < EMPTY_404_WINDOW] + [now]
+            rt.empty_404s = (*(t for t in rt.empty_404s if now - t < EMPTY_404_WINDOW), now)
             rt.account.cookies = []
             await self.store.update(rt.account.id, cookies=[])
             if len(rt.empty_404s) >= EMPTY_404_LIMIT:
@@ -800,10 +802,11 @@ class AccountPool:
                 await self.store.update(rt.account.id, quota=rt.account.quota,
                                         quota_updated_at=rt.account.quota_updated_at)
 
-    async def run(self, *, flush_interval: float = 5.0,
+    async def run(self, *, flush_interval: float = 5.0, accounts: list[Account] | None = None,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Background job: load the accounts, then flush counters periodically (and once more on cancel)."""
-        await self.load()
+        """Background job: load the accounts (`accounts` when already read), then flush counters periodically
+        (and once more on cancel)."""
+        await self.load(accounts)
         task_status.started()
         try:
             while True:

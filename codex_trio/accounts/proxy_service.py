@@ -71,9 +71,10 @@ class ProxyService:
             for listener in self.route_listeners:
                 listener(changed)
 
-    async def rebalance(self) -> None:
-        """Give auto accounts whose proxy went away (removed, disabled, excluded) a usable one; persist."""
-        accounts = await self._all_accounts()
+    async def rebalance(self, accounts: list["Account"] | None = None) -> None:
+        """Give auto accounts whose proxy went away (removed, disabled, excluded) a usable one; persist.
+        `accounts`: every account of the store, when the caller has just read them (start-up)."""
+        accounts = await self._all_accounts() if accounts is None else accounts
         self.proxies.place(accounts)
         await self.proxies.flush()
         self._announce(self._last_routes, routes := self._routes(accounts))

@@ -89,8 +89,14 @@ class QuotaPoller:
             wait = min(wait, reset - now + RESET_SLACK_SECONDS)
         return max(wait, RESET_SLACK_SECONDS)
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, first_round_after: trio.Event | None = None,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Background job: a round now (or once `first_round_after` is set), then every interval. The gateway
+        starts its first round when it serves: with 5,000 stale snapshots that round's checks took most of the
+        start-up's Python time, and a request before it needs none of them (the pool verifies what it picks)."""
         task_status.started()
+        if first_round_after is not None:
+            await first_round_after.wait()
         while True:
             await self.poll_once()
             with trio.CancelScope() as self._sleeping:

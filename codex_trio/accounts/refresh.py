@@ -134,6 +134,11 @@ class TokenRefresher:
         self._rng = rng or random.Random()
         # called with the account after every token or status change (the pool keeps its copy current)
         self.listeners: list[Callable[[Account], None]] = [on_refreshed] if on_refreshed else []
+        # Where the background pass finds the accounts: the pool's records when the gateway runs one (current:
+        # every change here reaches it through `listeners`, and on PostgreSQL the follower brings other
+        # instances' changes); else a read of the store. A read of 5,000 accounts every minute left ~14 MiB
+        # more resident for good.
+        self.known_accounts: Callable[[], list[Account]] | None = None
         self._locks: dict[str, trio.Lock] = {}
         self._held_locks: dict[str, HeldLock] = {}  # the store's refresh locks this process holds now
         # refreshes in flight at once, across all accounts (read at each use, so a settings change applies)
@@ -431,6 +436,12 @@ class TokenRefresher:
         except RefreshFailed as exc:
             log.warning("account %s: background refresh failed: %s", account.id, exc)
 
+    async def _accounts_to_check(self) -> list[Account]:
+        if self.known_accounts is None:
+            return await self._store.list()
+        # the store's last call failed: no refresh until it is back, as when its read fails
+        return self.known_accounts() if self._store.health.available else []
+
     async def run(self, *, interval: float = 60.0,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Background job. First confirms refreshes whose outcome a previous run left unknown (status
@@ -440,7 +451,7 @@ class TokenRefresher:
         first = True
         while True:
             try:
-                accounts = await self._store.list()
+                accounts = await self._accounts_to_check()
             except StoreUnavailable:
                 accounts = []  # degraded: no refresh until the store is back
             async with trio.open_nursery() as nursery:

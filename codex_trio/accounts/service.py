@@ -25,6 +25,7 @@ from .http import OAuthHttp
 from .jwt import identity_from_tokens
 from .model import Account, AccountStatus, Tokens
 from .pool import AccountPool
+from ..heap import release_free_heap
 from ..upstream.quota import QuotaSnapshot
 from .refresh import IssuerSilent, RefreshFailed, TokenRefresher
 from .store import AccountStore
@@ -119,14 +120,20 @@ class AccountService:
                     check_failed[account.id] = exc.message if isinstance(exc, GatewayError) else \
                         f"{type(exc).__name__}: {exc}"
             accounts = await self.store.list()
-        for account in accounts:
-            self.pool.upsert(account)  # the pool's copy carries counters not flushed yet
         listing = []
-        for account in accounts:
+        accounts.reverse()
+        while accounts:  # each record read is dropped once described, so the views reuse its memory
+            account = accounts.pop()
+            # The pool's copy carries counters not flushed yet. A record equal to the pool's is not swapped in:
+            # replacing every record moved the pool's 5,000 accounts to new memory at each listing and left the
+            # old place behind as holes the process kept (5,000 accounts: +9 to +26 MiB after 5 listings).
+            if self.pool.get(account.id) != account:
+                self.pool.upsert(account)
             view = self.describe(self.pool.get(account.id) or account, quota=bool(quota))
             if account.id in check_failed:
                 view["quota_error"] = check_failed[account.id]
             listing.append(view)
+        release_free_heap()  # what the records read held goes back (glibc's part; see heap.py)
         return {"accounts": listing, "skipped": self.store.skipped_rows}
 
     async def get(self, account_id: str) -> dict[str, Any]:

@@ -32,6 +32,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.port is not None:
         os.environ["PORT"] = str(args.port)
+    from ..heap import keep_large_blocks_apart
+
+    keep_large_blocks_apart()  # before anything large is allocated (see heap.py)
     store = open_store(args, allow_missing=True)
     require_upstream_settings(store)
     setup_logging(store.settings.logs.level)

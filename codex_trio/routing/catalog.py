@@ -135,9 +135,13 @@ class CatalogSources(Protocol):
 
 
 async def refresh_catalog(services: CatalogSources, catalog: Catalog) -> int:
-    """Fetch each plan's catalog through one of its accounts. Returns how many plans were fetched."""
+    """Fetch each plan's catalog through one of its accounts (the pool's, which follow the store; read from the
+    store only without a pool). Returns how many plans were fetched."""
     pool, connector = services.pool, services.connector
-    accounts = await services.store.list() if services.store is not None else []
+    if pool is not None:
+        accounts = pool.accounts()
+    else:
+        accounts = await services.store.list() if services.store is not None else []
     fetched = 0
     for plan, account in one_account_per_plan(accounts).items():
         try:

@@ -50,6 +50,7 @@ class GatewayHost(Protocol):
     services: Components  # built by `surfaces.install_surfaces`
     ollama: "OllamaController"
     started_at: float
+    serving: "trio.Event"  # set once the main listener accepts
     nursery: "trio.Nursery | None"
     route_registrars: list[Callable[[Any, "GatewayHost"], None]]
     ollama_route_registrars: list[Callable[[Any, "GatewayHost"], None]]

@@ -195,3 +195,20 @@ async def test_an_import_of_refresh_tokens_redeems_a_few_at_a_time(tmp_path):
     result = await service.import_accounts("\n".join(tokens))
     assert (result["added"], result["failed"]) == (12, 0)
     assert 1 < issuer.most <= 4  # the refresher's default in-flight bound, not one by one nor all at once
+
+
+async def test_a_listing_adopts_rows_changed_elsewhere_and_keeps_the_pools_equal_records(tmp_path):
+    """GET /auth/accounts reads the store and hands the pool what changed there (another process, a CLI).
+    A record equal to the pool's is not swapped in: replacing all of them moved the pool's accounts to new
+    memory at every listing (issue #20, 5,000 accounts)."""
+    service, issuer, clock = await make_service(tmp_path)
+    unchanged = (await service.add_by_token({"token": issuer.mint("acc-1")["access_token"]}))["account"]["id"]
+    changed = (await service.add_by_token({"token": issuer.mint("acc-2")["access_token"]}))["account"]["id"]
+    held = service.pool.get(unchanged)
+    await service.store.update(changed, label="renamed by another process")
+    views = (await service.list())["accounts"]
+    assert [view["id"] for view in views] == [account.id for account in await service.store.list()]  # store order
+    listed = {view["id"]: view for view in views}
+    assert service.pool.get(unchanged) is held
+    assert service.pool.get(changed).label == listed[changed]["label"] == "renamed by another process"
+    assert listed[unchanged] == service.describe(held, quota=False)
