@@ -16,6 +16,7 @@ from ..telemetry.key_check import client_key_admits, open_by_settings
 from ..telemetry import stage_timing
 from .auth import key_problem, needs_key, presented_key
 from .envelopes import error_body, error_headers
+from .quart_http import InlineHTTPConnection
 
 if TYPE_CHECKING:
     from .host import GatewayHost
@@ -45,6 +46,7 @@ def configure(app: QuartTrio) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = 300
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+    app.asgi_http_class = InlineHTTPConnection  # one task per request, not three (quart_http.py)
 
     @app.errorhandler(GatewayError)
     async def _gateway_error(error: GatewayError) -> Response:
