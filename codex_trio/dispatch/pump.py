@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, TypeVar
 
 import trio
@@ -141,16 +142,19 @@ class TurnPump:
                 frames = output.start()
                 if frames:
                     await send(frames)
-                async for batch in upstream.batches():
-                    frames = []
-                    for event in batch:
-                        frames += output.feed(event, normalizer.feed(event))
-                        if output.stopped:
-                            break  # the rest is what the cancelled turn would have said
-                    if frames:
-                        await send(frames)
-                    if normalizer.terminal is not None or output.stopped:
-                        break
+                # Closed here, not left to the garbage collector: the loop stops at the terminal event, before the
+                # generator ends, and trio finalizes an abandoned one with a warning and a wake-up of its own.
+                async with aclosing(upstream.batches()) as batches:
+                    async for batch in batches:
+                        frames = []
+                        for event in batch:
+                            frames += output.feed(event, normalizer.feed(event))
+                            if output.stopped:
+                                break  # the rest is what the cancelled turn would have said
+                        if frames:
+                            await send(frames)
+                        if normalizer.terminal is not None or output.stopped:
+                            break
                 if normalizer.terminal is None and not output.stopped:
                     raise premature_close()
             except (trio.BrokenResourceError, trio.ClosedResourceError):

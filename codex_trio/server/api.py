@@ -16,6 +16,7 @@ from ..telemetry.key_check import client_key_admits, open_by_settings
 from ..telemetry import stage_timing
 from .auth import key_problem, needs_key, presented_key
 from .envelopes import error_body, error_headers
+from .quart_http import InlineHTTPConnection
 
 if TYPE_CHECKING:
     from .host import GatewayHost
@@ -45,6 +46,7 @@ def configure(app: QuartTrio) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = 300
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+    app.asgi_http_class = InlineHTTPConnection  # one task per request, not three (quart_http.py)
 
     @app.errorhandler(GatewayError)
     async def _gateway_error(error: GatewayError) -> Response:
@@ -79,10 +81,10 @@ def create_api_app(gateway: "GatewayHost") -> QuartTrio:
     app = configure(QuartTrio("codex_trio.api", static_folder=None))
     app.extensions["gateway"] = gateway
 
-    def refusal(path: str, headers, args) -> Response | None:
-        problem = key_problem(headers, args, gateway.config.settings.server.proxy_api_key)
+    def refusal(path: str, presented: str | None) -> Response | None:
+        problem = key_problem(presented, gateway.config.settings.server.proxy_api_key)
         # Not the admin key: a client key may still use the model APIs (its limits are checked per turn).
-        if problem is None or client_key_admits(gateway, presented_key(headers, args), path):
+        if problem is None or client_key_admits(gateway, presented, path):
             return None
         return error_response(GatewayError(401, problem, ErrorKind.AUTHENTICATION, code="invalid_api_key"), path)
 
@@ -90,17 +92,18 @@ def create_api_app(gateway: "GatewayHost") -> QuartTrio:
     # raised, so an unknown path without the key is a 401 too, never a 404 that confirms what exists.
     @app.before_request
     async def _require_key() -> Response | None:
-        if not needs_key(request.method, request.path) or open_by_settings(gateway, request.method, request.path):
+        method, path = request.method, request.path
+        if not needs_key(method, path) or open_by_settings(gateway, method, path):
             return None
+        presented = presented_key(request.headers, request.args)
         # The dashboard's browser gate (server/dashboard.py) answers keyless browser requests: its log-in page,
         # a live session cookie (with its Origin check), or a refusal; anything it does not decide needs the key.
         gate = app.extensions.get("browser_gate")
-        if gate is not None:
-            decided, response = gate.screen(request.method, request.path, request.headers, request.cookies,
-                                            request.args)
+        if presented is None and gate is not None:
+            decided, response = gate.screen(method, path, request.headers, request.cookies, request.args)
             if decided:
                 return response
-        refused = refusal(request.path, request.headers, request.args)
+        refused = refusal(path, presented)
         stage_timing.mark("auth")
         return refused
 
@@ -108,7 +111,7 @@ def create_api_app(gateway: "GatewayHost") -> QuartTrio:
     # SDKs can tell a wrong key from a broken server.
     @app.before_websocket
     async def _require_key_for_websockets() -> Response | None:
-        return refusal(websocket.path, websocket.headers, websocket.args)
+        return refusal(websocket.path, presented_key(websocket.headers, websocket.args))
 
     @app.get("/health")
     async def health() -> Response:

@@ -45,9 +45,9 @@ def key_matches(presented: str | None, expected: str | None) -> bool:
     return hmac.compare_digest(presented.encode(), expected.encode())
 
 
-def key_problem(headers: Mapping[str, str], query: Mapping[str, str], expected: str | None) -> str | None:
-    """Why a request's key is refused (a message for the client), or None when it is the right key."""
-    presented = presented_key(headers, query)
+def key_problem(presented: str | None, expected: str | None) -> str | None:
+    """Why the key a request presented (`presented_key`) is refused (a message for the client), or None when it is
+    the right key."""
     if key_matches(presented, expected):
         return None
     return MISSING_KEY if presented is None else INVALID_KEY

@@ -17,9 +17,12 @@
 * A connection whose peer has gone away is closed only when its keep-alive timer ends, holding its
   descriptor that long; `HeadDeadlineStream` stops the timer when reading ends.
 
-And one cost: hypercorn writes every ASGI message to the socket on its own (a short reply in three writes, a
-stream's head apart from its first chunk). `shield_response_end` holds a head back for the message that follows
-and corks the connection while hypercorn encodes them, so they leave in one write.
+And two costs: hypercorn's keep-alive timer is a task, spawned (`nursery.start`, a hand-off) after every response
+and cancelled when the next request arrives; here it is a deadline on the connection's read instead
+(`KeepAliveTimer`), and shutdown wakes the idle reads itself. And hypercorn writes every ASGI message to the
+socket on its own (a short reply in three writes, a stream's head apart from its first chunk).
+`shield_response_end` holds a head back for the message that follows and corks the connection while hypercorn
+encodes them, so they leave in one write.
 
 Everything else (lifespan, protocol state machines, graceful shutdown) is hypercorn's own.
 """
@@ -161,26 +164,25 @@ def shield_response_end(app: Callable[..., Awaitable[None]]) -> Callable[..., Aw
     return guarded
 
 
-# ---- the request-head deadline ------------------------------------------------------------------------------
+# ---- the request-head deadline and the keep-alive timer ------------------------------------------------------
 
 
 class HeadDeadlineStream(trio.abc.HalfCloseableStream):
     """A connection's socket stream that knows whether a request is in progress (hypercorn's `Updated`
-    events say so) and gives a request head `timeout` seconds from its first byte to arrive in full.
+    events say so), gives a request head `timeout` seconds from its first byte to arrive in full, and closes an
+    idle connection at its keep-alive deadline (`KeepAliveTimer`) or when the server shuts down.
 
-    A slow head ends the connection: `receive_some` raises BrokenResourceError, which hypercorn's read loop
-    treats as the peer going away. An idle connection without a byte is the keep-alive timer's business.
+    Either ends the connection: `receive_some` raises BrokenResourceError, which hypercorn's read loop treats as
+    the peer going away (it then closes the connection, as its keep-alive task would have)."""
 
-    When reading ends (peer gone, head too slow), `on_read_end` runs: hypercorn's connection otherwise waits for
-    its keep-alive timer before closing the socket, holding the descriptor for the whole keep-alive period."""
-
-    def __init__(self, stream: trio.SocketStream, timeout: float,
-                 on_read_end: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(self, stream: trio.SocketStream, timeout: float) -> None:
         self._stream = stream
         self._timeout = timeout
-        self.on_read_end = on_read_end
         self._idle = True  # between requests (or before the first): waiting for a request head
-        self._deadline = math.inf
+        self._deadline = math.inf  # the current request head's
+        self.keep_alive_deadline = math.inf  # while idle (`KeepAliveTimer`)
+        self._closing = False  # the server shuts down: an idle connection ends now
+        self._reading: trio.CancelScope | None = None
         self.head_started_ns: int | None = None  # perf_counter_ns of the current head's first bytes (stage timing)
 
     @property
@@ -193,23 +195,36 @@ class HeadDeadlineStream(trio.abc.HalfCloseableStream):
     def became_idle(self) -> None:
         self._idle, self._deadline = True, math.inf
 
+    def keep_alive_until(self, deadline: float) -> None:
+        """Set (or with inf, lift) the keep-alive deadline, for the read under way too."""
+        self.keep_alive_deadline = deadline
+        if self._reading is not None:
+            self._reading.deadline = self._read_deadline()
+
+    def close_when_idle(self) -> None:
+        """Shutdown: end the connection now if it is idle, else once its current request is over."""
+        self._closing = True
+        if self._idle and self._reading is not None:
+            self._reading.cancel()
+
+    def _read_deadline(self) -> float:
+        return -math.inf if self._closing and self._idle else min(self._deadline, self.keep_alive_deadline)
+
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        with trio.move_on_at(self._deadline) as waiting:
-            data = await self._stream.receive_some(max_bytes)
+        with trio.CancelScope(deadline=self._read_deadline()) as waiting:
+            self._reading = waiting
+            try:
+                data = await self._stream.receive_some(max_bytes)
+            finally:
+                self._reading = None
         if waiting.cancelled_caught:
-            log.debug("closing a connection whose request head took longer than %.1f s", self._timeout)
-            await self._read_ended()
-            raise trio.BrokenResourceError("request head not received in time")
-        if not data:
-            await self._read_ended()
-        elif self._idle and self._deadline == math.inf:
+            if trio.current_time() >= self._deadline:
+                log.debug("closing a connection whose request head took longer than %.1f s", self._timeout)
+            raise trio.BrokenResourceError("connection idle or request head not received in time")
+        if data and self._idle and self._deadline == math.inf:
             self._deadline = trio.current_time() + self._timeout
             self.head_started_ns = time.perf_counter_ns()
         return data
-
-    async def _read_ended(self) -> None:
-        if self.on_read_end is not None:
-            await self.on_read_end()
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self._stream.send_all(data)
@@ -224,22 +239,60 @@ class HeadDeadlineStream(trio.abc.HalfCloseableStream):
         await self._stream.aclose()
 
 
+class KeepAliveTimer:
+    """Stands in for hypercorn's keep-alive task (`TrioSingleTask`, the connection's `idle_task`): the same two
+    calls, which set the connection's keep-alive deadline instead of spawning and cancelling a task."""
+
+    def __init__(self, stream: HeadDeadlineStream, seconds: float, context: WorkerContext) -> None:
+        self._stream = stream
+        self._seconds = seconds
+        self._context = context
+
+    async def restart(self, _task_group: Any, _action: Any) -> None:
+        # hypercorn's task ended at once once the server was terminating; so does this deadline
+        self._stream.keep_alive_until(-math.inf if self._context.terminated.is_set()
+                                      else trio.current_time() + self._seconds)
+
+    async def stop(self) -> None:
+        self._stream.keep_alive_until(math.inf)
+
+
+class ServingContext(WorkerContext):
+    """hypercorn's worker context, knowing the open connections: shutdown ends the idle ones at once (their
+    keep-alive tasks used to wait for `terminated`)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.connections: set[HeadDeadlineStream] = set()
+
+    async def end_serving(self) -> None:
+        await self.terminated.set()
+        for stream in list(self.connections):
+            stream.close_when_idle()
+
+
 class GuardedConnection(TCPServer):
     """hypercorn's connection driver over a `HeadDeadlineStream`, whose writes can be corked: while corked,
     the bytes hypercorn sends are kept and go out with the next write (or `flush`)."""
 
-    def __init__(self, app: Any, config: ServingConfig, context: WorkerContext, state: Any,
+    context: "ServingContext"
+
+    def __init__(self, app: Any, config: ServingConfig, context: "ServingContext", state: Any,
                  stream: trio.SocketStream) -> None:
         self.head_stream = HeadDeadlineStream(stream, config.header_timeout)
         super().__init__(app, config, context, state, self.head_stream)
-        self.head_stream.on_read_end = self.idle_task.stop  # nothing more can arrive: no keep-alive to wait for
+        self.idle_task = KeepAliveTimer(self.head_stream, config.keep_alive_timeout, context)
         self._corked = False
         self._kept: list[bytes] = []
 
     async def run(self) -> None:
         _serving_connection.set(self)  # the app tasks of this connection inherit both
         stage_timing.on_connection(self.head_stream)
-        await super().run()
+        self.context.connections.add(self.head_stream)
+        try:
+            await super().run()
+        finally:
+            self.context.connections.discard(self.head_stream)
 
     @contextmanager
     def corked(self) -> Iterator[None]:
@@ -359,7 +412,7 @@ async def serve(app: Any, config: ServingConfig, *, name: str,
     wrapped = wrap_app(stage_timing.timed(shield_response_end(app)), config.wsgi_max_body_size, "asgi")
     lifespan_state: dict[str, Any] = {}
     lifespan = Lifespan(wrapped, config, lifespan_state)
-    context = WorkerContext(None)
+    context = ServingContext()
     async with trio.open_nursery() as lifespan_nursery:
         await lifespan_nursery.start(lifespan.handle_lifespan)
         await lifespan.wait_for_startup()
@@ -384,9 +437,8 @@ async def serve(app: Any, config: ServingConfig, *, name: str,
                     await shutdown_trigger()
                     accepting.cancel_scope.cancel()
             finally:
-                # hypercorn's connections close themselves when idle once `terminated` is set, and no longer
-                # recycle after their current request.
-                await context.terminated.set()
+                # Idle connections close now; the others no longer recycle after their current request.
+                await context.end_serving()
                 connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
         await lifespan.wait_for_shutdown()
         lifespan_nursery.cancel_scope.cancel()

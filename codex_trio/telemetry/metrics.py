@@ -40,6 +40,14 @@ class Metrics:
         self.in_flight = Gauge("codex_trio_in_flight_requests", "Model requests being served now.", registry=registry)
         self._live = _LiveState()
         registry.register(self._live)
+        # (metric, label values) -> its child: `labels()` validates, converts and locks on every call.
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        child = self._children.get((metric, values))
+        if child is None:
+            child = self._children[(metric, values)] = metric.labels(*values)
+        return child
 
     def bind(self, *, accounts: Callable[[], Iterable[Any]], open_streams: Callable[[], int],
              ollama_up: Callable[[], bool], store_available: Callable[[], bool] = lambda: True) -> None:
@@ -48,19 +56,19 @@ class Metrics:
         self._live.store_available = store_available
 
     def observe(self, record: RequestRecord, upstream_failures: Iterable[str] = ()) -> None:
-        model = record.model or "unknown"
-        self.requests.labels(record.protocol, model, str(record.status), record.outcome).inc()
+        model, child = record.model or "unknown", self._child
+        child(self.requests, record.protocol, model, str(record.status), record.outcome).inc()
         if record.ttfb_ms is not None:
-            self.ttfb.labels(record.protocol).observe(record.ttfb_ms / 1000)
-        self.duration.labels(record.protocol, "true" if record.stream else "false").observe(record.duration_ms / 1000)
+            child(self.ttfb, record.protocol).observe(record.ttfb_ms / 1000)
+        child(self.duration, record.protocol, "true" if record.stream else "false").observe(record.duration_ms / 1000)
         for kind, value in (("input", record.input_tokens), ("cached_input", record.cached_tokens),
                             ("output", record.output_tokens), ("reasoning", record.reasoning_tokens)):
             if value:
-                self.tokens.labels(model, kind).inc(value)
+                child(self.tokens, model, kind).inc(value)
         if record.failovers:
             self.failovers.inc(record.failovers)
         for kind in upstream_failures:
-            self.upstream_failures.labels(kind).inc()
+            child(self.upstream_failures, kind).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

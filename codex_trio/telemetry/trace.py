@@ -3,8 +3,8 @@ into a `RequestRecord` when both the response and the upstream turn are over."""
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import GatewayError
@@ -23,6 +23,15 @@ CLIENT_CLOSED = 499  # the client went away before the response was sent (nginx'
 ALLOW_LIST_MODEL = "allow_list_model"
 
 
+def request_id() -> str:
+    """A random UUID (version 4) in hex, as `uuid.uuid4().hex` writes it, without building a UUID object (a
+    fifth of the cost, on every request)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
+
+
 class RequestTrace:
     """Implements `recorder.TurnRecorder` for one HTTP request."""
 
@@ -34,7 +43,7 @@ class RequestTrace:
         self.key = key
         self.lease: "KeyLease | None" = None
         self.started = time.monotonic()
-        self.record = RequestRecord(id=uuid.uuid4().hex, started_at=wall_clock, protocol=protocol, path=path,
+        self.record = RequestRecord(id=request_id(), started_at=wall_clock, protocol=protocol, path=path,
                                     method=method, user_agent=user_agent, client_ip=client_ip,
                                     key_id=key.id if key else "", key_name=key.name if key else "")
         self.sent_at: float | None = None

@@ -116,3 +116,22 @@ async def test_a_connection_stays_usable_after_404s_for_unknown_paths(data_dir: 
                     head = await _read_response(stream)
                     assert head.startswith(b"HTTP/1.1 200"), head
             await stream.aclose()
+
+
+async def test_stopping_a_listener_closes_its_idle_keep_alive_connections_at_once(data_dir: Path):
+    """Idle connections (one after its answer, one that never sent a byte, one half-way through a head) end when
+    the listener stops, not at their keep-alive timeout nor the grace period's end."""
+    local = {"server": {"keep_alive_timeout_seconds": 60.0, "header_timeout_seconds": 60.0,
+                        "graceful_shutdown_seconds": 20.0}}
+    async with running_gateway(data_dir, local=local) as (gateway, url):
+        answered, silent, partial = await _connect(url), await _connect(url), await _connect(url)
+        await answered.send_all(b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        assert (await _read_response(answered)).startswith(b"HTTP/1.1 200")
+        await partial.send_all(b"GET /health HTTP/1.1\r\nhost: 127.")
+        await trio.sleep(0.2)  # the server has read the partial head
+        started = time.monotonic()
+        with trio.fail_after(10):
+            await gateway.main_listener.stop(graceful=True)
+        assert time.monotonic() - started < 5
+        for stream in (answered, silent, partial):
+            assert await _seconds_until_closed(stream, 3) < 3

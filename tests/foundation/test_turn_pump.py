@@ -115,3 +115,27 @@ async def test_shutdown_cuts_a_silent_turn_with_its_failure_frame(autojump_clock
         assert await shutdown.drain(5) == 1
     assert sent == ["response.output_text.delta", "fail:server_shutting_down"] and upstream.closed
     assert shutdown.open_streams == 0
+
+
+async def test_the_pump_closes_the_batches_it_stopped_reading():
+    """It stops at the terminal event, before the upstream's generator ends; left to the garbage collector, trio
+    would finalize every turn's generator with a ResourceWarning and a wake-up of its own (issue #20)."""
+    upstream, steps = ScriptedTurn([[DELTA], [COMPLETED], [DELTA]]), []
+
+    class Watched(ScriptedTurn):
+        async def batches(self):
+            try:
+                async for batch in upstream.batches():
+                    yield batch
+            finally:
+                steps.append("generator closed")
+
+    async def send(frames):
+        steps.extend(frames)
+
+    async def open_turn(_turn):
+        return Watched([])
+
+    assert await TurnPump(open_turn, ShutdownCoordinator()).run(None, Frames(), send) is Ending.COMPLETED
+    # closed before the turn's ending went out, by the pump itself (not some time later by the collector)
+    assert steps == ["response.output_text.delta", "response.completed", "generator closed", "finish"]
