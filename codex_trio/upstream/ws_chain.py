@@ -70,8 +70,10 @@ def held_key(item: Any) -> bytes | None:
 
 
 def properties_key(body: dict[str, Any]) -> bytes:
-    """Everything of a request except input and metadata: a chain continues only while this is unchanged."""
-    return orjson.dumps({k: v for k, v in body.items() if k not in _CHAIN_IRRELEVANT})
+    """Everything of a request except input and metadata, as a 16-byte digest (a kept socket holds it between
+    turns; instructions and tools are kilobytes): a chain continues only while this is unchanged."""
+    dumped = orjson.dumps({k: v for k, v in body.items() if k not in _CHAIN_IRRELEVANT})
+    return hashlib.blake2b(dumped, digest_size=16).digest()
 
 
 @dataclass

@@ -29,6 +29,8 @@ async def test_echo(nursery, server_ssl, ca_file, deflate):
     )
     negotiated = dict((k.lower(), v) for k, v in ws.response_headers).get("sec-websocket-extensions")
     assert (negotiated is not None) == deflate
+    handshake = ws.response_headers
+    assert ws.take_response_headers() is handshake and ws.response_headers == [], "handed over once, then not held"
     # The real client always offers deflate; the server decides.
     assert requests[0].extensions == ["permessage-deflate; client_max_window_bits"]
     texts = ["hello", "é" * 10, json.dumps({"type": "response.create", "input": ["x" * 1000] * 50})]
