@@ -247,10 +247,11 @@ async fn pump(
                 Ok(_) => last_read = Instant::now(),
                 Err(e) => return io_error(e),
             },
-            () = &mut quiet, if assembler.can_park() => {
+            () = &mut quiet, if assembler.can_park() || deflater.as_ref().is_some_and(Deflater::can_park) => {
                 if last_read.elapsed() >= PARK_AFTER {
-                    // Quiet (between turns, or a kept conversation): hold the window compressed, not live.
-                    if !assembler.park() {
+                    // Quiet (between turns, or a kept conversation): hold compressed history, not zlib states.
+                    let deflater_parked = deflater.as_mut().is_some_and(Deflater::park);
+                    if !assembler.park() && !deflater_parked {
                         quiet.as_mut().reset(Instant::now() + PARK_RETRY);
                     }
                 } else {
@@ -281,9 +282,10 @@ async fn pump(
     }
 }
 
-/// How long a socket hears nothing from the server before its inflater parks (`Inflater::park`). Parking costs
-/// about half a millisecond (the window is compressed, and inflated again by the next message), so it waits for a
-/// pause longer than any gap between a streaming answer's events.
+/// How long a socket hears nothing from the server before its inflater and compressor park (`Inflater::park`,
+/// `Deflater::park`). Parking costs about half a millisecond (the window is compressed, and inflated again by the
+/// next message; a parked compressor is rebuilt by replay before the next send), so it waits for a pause longer
+/// than any gap between a streaming answer's events.
 const PARK_AFTER: Duration = Duration::from_secs(2);
 /// An inflater that could not park (its stream was ended) is not asked again sooner than this.
 const PARK_RETRY: Duration = Duration::from_secs(600);

@@ -50,24 +50,32 @@ impl DeflateParams {
     }
 }
 
-/// Messages a socket may send before its compressor is kept instead of rebuilt (see `Deflater`).
+/// Uncompressed bytes a socket may have sent and still take the thread's spare compressor for each message
+/// (rebuilt by replay) instead of keeping one of its own (see `Deflater`).
 pub const REPLAY_LIMIT: usize = 64 << 10;
+/// Uncompressed bytes a socket may have sent and still give up its own compressor when it goes quiet (`park`):
+/// the rebuild replays them all before the next message (about 1 ms per 100 KiB on this VM).
+pub const PARK_LIMIT: usize = 512 << 10;
 
 /// Compresses outgoing messages, keeping the window between messages unless told not to (context takeover).
 ///
 /// zlib's state for a 15-bit window is about 256 KiB, and a socket compresses one or two messages per turn, so
-/// the state is held only while compressing. Compression is deterministic: a fresh compressor fed the same
-/// messages, each ended by the same sync flush, is in exactly the state a kept one would be in. So while the
-/// messages sent so far total at most `REPLAY_LIMIT` bytes only they are kept, and each new message takes the
-/// thread's spare compressor (reset), replays them into it (output discarded), compresses, and gives it back;
-/// past the limit the socket keeps a compressor of its own for its life, as it always did. Either way the bytes
-/// sent are those of one long-lived compressor.
+/// the state is held only while it is needed. Compression is deterministic: a fresh compressor fed the same
+/// messages, each ended by the same sync flush, is in exactly the state a kept one would be in. So the socket keeps
+/// what it sent as it went on the wire (compressed: a real client's 70 KiB turn is a few KiB), and a compressor is
+/// rebuilt by inflating those frames and replaying them into the thread's spare compressor (reset), output
+/// discarded. While the messages sent total at most `REPLAY_LIMIT` bytes that happens for every message; past it
+/// the socket keeps the compressor between messages, and gives it up when it goes quiet (`park`, a kept
+/// conversation between turns) as long as they total at most `PARK_LIMIT`; past that it keeps its compressor
+/// for its life. Either way the bytes sent are those of one long-lived compressor.
 pub struct Deflater {
     window_bits: u8,
     reset_each_message: bool,
     kept: Option<Compress>,
-    /// The messages sent so far, back to back, and where each ends; `None` once the compressor is kept.
+    /// The frames' payloads sent so far, back to back, and where each ends; `None` past `PARK_LIMIT`.
     sent: Option<(Vec<u8>, Vec<usize>)>,
+    /// Uncompressed bytes sent so far.
+    plain: usize,
 }
 
 impl Deflater {
@@ -78,48 +86,79 @@ impl Deflater {
             reset_each_message: params.client_no_context_takeover,
             kept: None,
             sent: Some((Vec::new(), Vec::new())),
+            plain: 0,
         }
     }
 
     pub fn compress(&mut self, payload: &[u8]) -> Vec<u8> {
-        if let Some(inner) = self.kept.as_mut() {
-            return compress_message(inner, payload);
-        }
-        let mut inner = scratch(self.window_bits);
         if self.reset_each_message {
             // No context takeover: every message starts from a fresh state anyway.
+            let mut inner = scratch(self.window_bits);
             let out = compress_message(&mut inner, payload);
             give_back(self.window_bits, inner);
             return out;
         }
-        let (sent, ends) = self.sent.as_mut().expect("either kept or replayable");
-        let mut start = 0;
-        for &end in ends.iter() {
-            compress_message(&mut inner, &sent[start..end]);
-            start = end;
-        }
+        let mut inner = match self.kept.take() {
+            Some(inner) => inner,
+            None => self.rebuild(),
+        };
         let out = compress_message(&mut inner, payload);
-        if sent.len() + payload.len() <= REPLAY_LIMIT {
-            sent.extend_from_slice(payload);
+        self.plain += payload.len();
+        if self.plain > PARK_LIMIT {
+            self.sent = None;
+        }
+        if let Some((sent, ends)) = self.sent.as_mut() {
+            sent.extend_from_slice(&out);
             ends.push(sent.len());
             // Held until the next message, which may be minutes away on a kept socket: no growth slack.
             sent.shrink_to_fit();
             ends.shrink_to_fit();
+        }
+        if self.plain <= REPLAY_LIMIT {
             give_back(self.window_bits, inner);
         } else {
-            self.sent = None;
             self.kept = Some(inner);
         }
         out
     }
 
+    /// Give up a kept compressor if it can be rebuilt (see `PARK_LIMIT`). True if it did.
+    pub fn park(&mut self) -> bool {
+        if self.kept.is_some() && self.sent.is_some() {
+            self.kept = None;
+            return true;
+        }
+        false
+    }
+
+    /// Whether `park` would release a compressor.
+    pub fn can_park(&self) -> bool {
+        self.kept.is_some() && self.sent.is_some()
+    }
+
+    /// The thread's spare compressor in the state the messages sent so far left ours in.
+    fn rebuild(&self) -> Compress {
+        let mut inner = scratch(self.window_bits);
+        let (sent, ends) = self.sent.as_ref().expect("a socket without a kept compressor keeps what it sent");
+        if !ends.is_empty() {
+            // What was sent is one raw deflate stream (context takeover): inflated in order, it gives back each
+            // message exactly.
+            let mut inflater = Decompress::new_with_window_bits(false, self.window_bits);
+            let mut start = 0;
+            for &end in ends {
+                let message = inflate_message(&mut inflater, &sent[start..end], MAX_MESSAGE)
+                    .expect("our own frames inflate");
+                compress_message(&mut inner, &message);
+                start = end;
+            }
+        }
+        inner
+    }
+
     /// Bytes this deflater holds between messages, beyond its own struct (for tests and benchmarks).
     pub fn held_bytes(&self) -> usize {
-        match (&self.kept, &self.sent) {
-            (Some(_), _) => 256 << 10,
-            (None, Some((sent, ends))) => sent.capacity() + ends.capacity() * std::mem::size_of::<usize>(),
-            (None, None) => 0,
-        }
+        let sent = self.sent.as_ref().map_or(0, |(sent, ends)| sent.capacity() + ends.capacity() * std::mem::size_of::<usize>());
+        sent + if self.kept.is_some() { 256 << 10 } else { 0 }
     }
 }
 
@@ -428,13 +467,29 @@ mod tests {
     fn replaying_sends_the_same_bytes_as_a_kept_compressor() {
         let mut messages = turn_messages(40);
         messages.insert(3, Vec::new());
-        messages.insert(9, (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()); // crosses the limit
-        let mut deflater = Deflater::new(&params());
-        let mut inflater = Inflater::new(&params());
-        let sent: Vec<Vec<u8>> = messages.iter().map(|m| deflater.compress(m)).collect();
-        assert_eq!(sent, kept_forever(&messages));
-        for (wire, message) in sent.iter().zip(&messages) {
-            assert_eq!(&inflater.decompress(wire).unwrap(), message);
+        messages.insert(9, (0..25_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()); // past REPLAY_LIMIT
+        messages.insert(30, (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()); // past PARK_LIMIT
+        for park_every in [0, 1, 3] {
+            let mut deflater = Deflater::new(&params());
+            let mut inflater = Inflater::new(&params());
+            let mut parked = 0;
+            let sent: Vec<Vec<u8>> = messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    if park_every > 0 && i % park_every == 0 && deflater.park() {
+                        parked += 1;
+                    }
+                    deflater.compress(m)
+                })
+                .collect();
+            assert_eq!(sent, kept_forever(&messages), "parking every {park_every}");
+            if park_every > 0 {
+                assert!(parked >= 20 / park_every, "parked {parked} times");
+            }
+            for (wire, message) in sent.iter().zip(&messages) {
+                assert_eq!(&inflater.decompress(wire).unwrap(), message);
+            }
         }
     }
 
@@ -459,11 +514,16 @@ mod tests {
             deflater.compress(message);
             total += message.len();
             assert!(deflater.kept.is_none());
-            assert!(deflater.held_bytes() < 2 * total + 1024, "{} held for {total} sent", deflater.held_bytes());
+            assert!(deflater.held_bytes() < total / 2 + 1024, "{} held for {total} sent", deflater.held_bytes());
         }
-        let big = vec![b'x'; REPLAY_LIMIT];
-        deflater.compress(&big);
-        assert!(deflater.kept.is_some() && deflater.sent.is_none(), "past the limit the compressor is kept");
+        let turn = turn_messages(60).concat(); // a real client's first turn is about 70 KiB
+        assert!(total + turn.len() > REPLAY_LIMIT);
+        deflater.compress(&turn);
+        assert!(deflater.kept.is_some(), "past REPLAY_LIMIT the compressor is kept between messages");
+        assert!(deflater.park() && deflater.held_bytes() < (total + turn.len()) / 2, "and given up when quiet");
+        deflater.compress(&vec![b'x'; PARK_LIMIT]);
+        assert!(deflater.kept.is_some() && deflater.sent.is_none(), "past PARK_LIMIT it is kept for good");
+        assert!(!deflater.park() && !deflater.can_park());
     }
 
     #[test]
