@@ -97,7 +97,8 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-async def measure(gw: dict[str, Any], pid: int, streams: int, warm: int, kept: int, kept_wait: float) -> dict[str, float]:
+async def measure(gw: dict[str, Any], pid: int, streams: int, warm: int, kept: int, kept_wait: float,
+                  kept_prompt_kib: int) -> dict[str, float]:
     headers = {"authorization": f"Bearer {gw['key']}", "content-type": "application/json"}
     limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=streams + 10)
 
@@ -151,7 +152,8 @@ async def measure(gw: dict[str, Any], pid: int, streams: int, warm: int, kept: i
 
             async def short(i: int) -> None:
                 async with limit:
-                    reply = await client.post("/v1/chat/completions", headers=headers, content=body(f"{KEPT_MARKER} {i}"))
+                    text = f"{KEPT_MARKER} {i} " + "".join(f"line {n} of a long prompt\n" for n in range(kept_prompt_kib * 40))
+                    reply = await client.post("/v1/chat/completions", headers=headers, content=body(text))
                     assert reply.status_code == 200, reply.text
 
             async with trio.open_nursery() as nursery:
@@ -172,6 +174,8 @@ def main() -> int:
     parser.add_argument("--kept", type=int, default=0, help="then N short turns of their own: RSS per idle kept socket")
     parser.add_argument("--kept-wait", type=float, default=4.0,
                         help="seconds of quiet before the kept figure (idle sockets park their inflater after 2 s)")
+    parser.add_argument("--kept-prompt-kib", type=int, default=0,
+                        help="pad each kept turn's prompt by about this many KiB (a real Codex turn frame is ~70 KiB)")
     parser.add_argument("--tree", action="append", type=Path, help="a checkout whose gateway to measure (repeatable)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
                         help="also measure each tree's gateway with these environment variables (repeatable)")
@@ -197,7 +201,8 @@ def main() -> int:
             for tree, env in ((tree, env) for tree in trees for env in variants):
                 gw_proc, gw = spawn(tree, "--serve-gateway", orjson.dumps(sim).decode(), env=env)
                 try:
-                    r = trio.run(measure, gw, gw_proc.pid, args.streams, args.warm, args.kept, args.kept_wait)
+                    r = trio.run(measure, gw, gw_proc.pid, args.streams, args.warm, args.kept, args.kept_wait,
+                                 args.kept_prompt_kib)
                 finally:
                     gw_proc.terminate()
                     gw_proc.wait(20)
