@@ -46,6 +46,22 @@ async def test_echo(nursery, server_ssl, ca_file, deflate):
     await wait_idle()
 
 
+async def test_a_socket_that_went_quiet_still_speaks_deflate_with_context_takeover(nursery, server_ssl, ca_file):
+    """After 2 s without traffic the socket parks its inflater and its compressor (kept past 64 KiB sent); the
+    next messages, which both sides compress against everything before them, still arrive and echo intact."""
+    port = await listen(nursery, lambda stream: ws_echo(stream, True), server_ssl)
+    ws = await Client("openssl", ca_file=ca_file).websocket(f"wss://localhost:{port}/backend-api/codex/responses", [])
+    turn = json.dumps({"type": "response.create", "input": [f"line {n} of a real-sized turn" for n in range(3000)]})
+    assert len(turn) > 64 << 10
+    texts = [turn, turn[1000:9000] + " the second turn", "a third, short one " + turn[-5000:]]
+    for text in texts:
+        await ws.send_text(text)
+        assert (await ws.receive()).data == text
+        await trio.sleep(2.6)
+    await ws.close()
+    await wait_idle()
+
+
 async def test_deflate_compresses_on_the_wire(nursery, server_ssl, ca_file):
     """With the extension accepted, frames go out with RSV1 and are much smaller than the text."""
     wire = bytearray()
