@@ -38,7 +38,8 @@ HERE = Path(__file__).resolve().parent.parent
 async def serve_sim(deflate: bool, events: int, pacing_ms: float) -> None:
     from codex_trio.sim import SimConfig, Simulator
 
-    sim = Simulator(SimConfig(accounts=1, record_requests=False, deflate=deflate))
+    # a pro plan: its token budget lets `--kept` run hundreds of real-sized turns
+    sim = Simulator(SimConfig(accounts=["pro"], record_requests=False, deflate=deflate))
     sim.script({"match": {"user_text": SLOW_MARKER},
                 "reply": {"text_length": events * 4, "chunk_size": 4, "pacing_ms": pacing_ms}})
     sim.script({"match": {"user_text": KEPT_MARKER}, "reply": {"text_length": events * 4, "chunk_size": 4}})

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -251,7 +252,9 @@ async fn pump(
                 if last_read.elapsed() >= PARK_AFTER {
                     // Quiet (between turns, or a kept conversation): hold compressed history, not zlib states.
                     let deflater_parked = deflater.as_mut().is_some_and(Deflater::park);
-                    if !assembler.park() && !deflater_parked {
+                    if assembler.park() | deflater_parked {
+                        trim_soon();
+                    } else {
                         quiet.as_mut().reset(Instant::now() + PARK_RETRY);
                     }
                 } else {
@@ -289,6 +292,32 @@ async fn pump(
 const PARK_AFTER: Duration = Duration::from_secs(2);
 /// An inflater that could not park (its stream was ended) is not asked again sooner than this.
 const PARK_RETRY: Duration = Duration::from_secs(600);
+
+/// Whether a `malloc_trim` is already scheduled.
+static TRIM_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Return the memory that parked sockets freed to the system, a second after the first of a burst of parks.
+///
+/// glibc keeps freed memory in its arenas, so the ~300 KiB a socket's zlib states gave up stayed in the process's
+/// RSS (measured: 150 kept conversations with real-sized requests dropped from 62 to 26 MiB of malloc'd memory
+/// when they parked, RSS did not move). `malloc_trim` hands the arenas' free pages back; sockets go quiet
+/// together after a burst, so the parks of one second share one trim (a few milliseconds, once a second at most).
+fn trim_soon() {
+    if TRIM_PENDING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::spawn(async {
+        tokio::time::sleep(TRIM_DELAY).await;
+        TRIM_PENDING.store(false, Ordering::Release);
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim has no preconditions; 0 keeps no extra pad at the top of the heap.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    });
+}
+
+const TRIM_DELAY: Duration = Duration::from_secs(1);
 
 /// Size of the I/O thread's read buffer: a TLS record's plaintext (16 KiB).
 const READ_SIZE: usize = 16 * 1024;
