@@ -62,6 +62,32 @@ async def test_a_socket_that_went_quiet_still_speaks_deflate_with_context_takeov
     await wait_idle()
 
 
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+async def test_quiet_sockets_give_their_compression_memory_back(nursery, server_ssl, ca_file):
+    """Sockets that sent a real-sized turn (past the replay limit, so each held a ~256 KiB compressor) and then went
+    quiet give that memory back to the system, not only to the allocator, while they stay open and usable."""
+    port = await listen(nursery, lambda stream: ws_echo(stream, True), server_ssl)
+    client = Client("openssl", ca_file=ca_file)
+    turn = json.dumps({"type": "response.create", "input": [f"line {n} of a real-sized turn" for n in range(3000)]})
+    sockets = [await client.websocket(f"wss://localhost:{port}/backend-api/codex/responses", []) for _ in range(40)]
+    for ws in sockets:
+        await ws.send_text(turn)
+    for ws in sockets:
+        assert (await ws.receive()).data == turn
+    busy = _rss_kib()
+    await trio.sleep(4)  # parked after 2 s, trimmed a second later
+    assert busy - _rss_kib() > 5 * 1024, f"RSS {busy} KiB with the compressors, {_rss_kib()} KiB once quiet"
+    for ws in sockets:
+        await ws.send_text("still here")
+        assert (await ws.receive()).data == "still here"
+        await ws.close()
+    await wait_idle()
+
+
 async def test_deflate_compresses_on_the_wire(nursery, server_ssl, ca_file):
     """With the extension accepted, frames go out with RSV1 and are much smaller than the text."""
     wire = bytearray()
