@@ -198,9 +198,9 @@ async fn pump(
 ) -> Option<WsEvent> {
     let io_error = |e: std::io::Error| Some(WsEvent::Failed(UpstreamError::from_error(&e, false)));
     let mut sent_close = false;
-    // When the server last sent something; the timer below parks the inflater once that is `PARK_AFTER` ago. It
-    // is re-armed from this instant when it fires early, so a streaming socket costs no timer update per read.
-    let mut last_read = Instant::now();
+    // When either side last sent something; the timer below parks the zlib states once that is `PARK_AFTER` ago.
+    // It is re-armed from this instant when it fires early, so a streaming socket costs no timer update per read.
+    let mut last_traffic = Instant::now();
     let quiet = tokio::time::sleep(PARK_AFTER);
     tokio::pin!(quiet);
     loop {
@@ -245,11 +245,11 @@ async fn pump(
         tokio::select! {
             read = read_into(io, decoder) => match read {
                 Ok(0) => return Some(WsEvent::Closed { code: None, reason: String::new() }),
-                Ok(_) => last_read = Instant::now(),
+                Ok(_) => last_traffic = Instant::now(),
                 Err(e) => return io_error(e),
             },
             () = &mut quiet, if assembler.can_park() || deflater.as_ref().is_some_and(Deflater::can_park) => {
-                if last_read.elapsed() >= PARK_AFTER {
+                if last_traffic.elapsed() >= PARK_AFTER {
                     // Quiet (between turns, or a kept conversation): hold compressed history, not zlib states.
                     let deflater_parked = deflater.as_mut().is_some_and(Deflater::park);
                     if assembler.park() | deflater_parked {
@@ -258,10 +258,12 @@ async fn pump(
                         quiet.as_mut().reset(Instant::now() + PARK_RETRY);
                     }
                 } else {
-                    quiet.as_mut().reset(last_read + PARK_AFTER);
+                    quiet.as_mut().reset(last_traffic + PARK_AFTER);
                 }
             },
             command = commands.recv() => {
+                // A send after a quiet spell is traffic too: the compressor it rebuilt stays for the turn.
+                last_traffic = Instant::now();
                 // Built per send and dropped after it: a turn's request frame can be tens of KiB, and the
                 // socket then idles or streams for minutes.
                 let mut out = Vec::new();
@@ -285,7 +287,7 @@ async fn pump(
     }
 }
 
-/// How long a socket hears nothing from the server before its inflater and compressor park (`Inflater::park`,
+/// How long a socket goes without traffic before its inflater and compressor park (`Inflater::park`,
 /// `Deflater::park`). Parking costs about 0.7 ms (the window is compressed; the next message inflates it again in
 /// 20 µs, and a parked compressor is rebuilt by replay before the next send), so it waits for a pause longer than
 /// any gap between a streaming answer's events.
