@@ -151,9 +151,11 @@ async def measure(gw: dict[str, Any], pid: int, streams: int, warm: int, kept: i
             before_kept = rss_kib(pid)
             limit = trio.Semaphore(20)
 
+            padding = "".join(f"line {n} of a long prompt\n" for n in range(kept_prompt_kib * 40))
+
             async def short(i: int) -> None:
                 async with limit:
-                    text = f"{KEPT_MARKER} {i} " + "".join(f"line {n} of a long prompt\n" for n in range(kept_prompt_kib * 40))
+                    text = f"{KEPT_MARKER} {i} {padding}"
                     reply = await client.post("/v1/chat/completions", headers=headers, content=body(text))
                     assert reply.status_code == 200, reply.text
 
