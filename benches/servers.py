@@ -23,15 +23,19 @@ import trio
 HERE = Path(__file__).resolve().parent.parent
 
 
-async def serve_sim(reply: dict[str, Any], *, marker: str, deflate: bool = True) -> None:
+async def serve_sim(reply: dict[str, Any], *, marker: str, deflate: bool = True,
+                    more: dict[str, dict[str, Any]] | None = None) -> None:
     """The simulator with one account, request recording off, and `reply` scripted for prompts containing `marker`
-    (`text_length`, `chunk_size`, `pacing_ms`: see `codex_trio.sim`); `deflate`: accept permessage-deflate.
+    (`text_length`, `chunk_size`, `pacing_ms`: see `codex_trio.sim`), and each reply of `more` for prompts
+    containing its marker; `deflate`: accept permessage-deflate.
     The account is on the pro plan, the largest budget (6M tokens per 5 hours): the 30-minute soak on a plus
     account (1M) used it up after 7,851 turns, and every turn after was a correct 429."""
     from codex_trio.sim import SimConfig, Simulator
 
     sim = Simulator(SimConfig(accounts=1, plans=("pro",), record_requests=False, deflate=deflate))
     sim.script({"match": {"user_text": marker}, "reply": reply})
+    for other_marker, other_reply in (more or {}).items():
+        sim.script({"match": {"user_text": other_marker}, "reply": other_reply})
     try:
         async with trio.open_nursery() as nursery:
             urls = await nursery.start(sim.serve, "127.0.0.1", 0)

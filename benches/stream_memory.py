@@ -5,10 +5,13 @@ for every gateway tree given with `--tree` (default: this one), a gateway on eac
 serves `--warm` short turns one after another (imports, catalog, one upstream socket), then its RSS is the
 baseline; then `--streams` clients each start a slow streamed Chat turn with their own prompt (so each has its own
 conversation and upstream WebSocket), and while all of them are streaming the gateway's RSS is sampled; the
-figure is (peak - baseline) / streams. The gateways are measured one after another in the same run, so a
-before/after pair (`--tree /tmp/base --tree .`) sees the same machine.
+figure is (peak - baseline) / streams. With `--kept N` the gateway then serves N short turns, each with its own
+prompt and as many deltas as a slow stream, unpaced (so each leaves an idle upstream WebSocket kept for its
+conversation, as the soak's turns do), waits `--kept-wait` seconds and
+reports (RSS - RSS before them) / N per kept conversation. The gateways are measured one after another in the
+same run, so a before/after pair (`--tree /tmp/base --tree .`) sees the same machine.
 
-    python -m benches.stream_memory [--streams 200] [--tree DIR ...] [--events 100] [--pacing-ms 50]
+    python -m benches.stream_memory [--streams 200] [--tree DIR ...] [--events 100] [--pacing-ms 50] [--kept 1000]
 
 (from the repository root; the run takes about streams/50 + events x pacing seconds per gateway.)
 """
@@ -29,12 +32,14 @@ import trio
 from benches import servers
 
 SLOW_MARKER = "SLOWSTREAM"
+KEPT_MARKER = "KEPTTURN"  # a turn as long as a slow stream's, unpaced
 HERE = servers.HERE
 
 
 async def serve_sim(deflate: bool, events: int, pacing_ms: float) -> None:
     await servers.serve_sim({"text_length": events * 4, "chunk_size": 4, "pacing_ms": pacing_ms},
-                            marker=SLOW_MARKER, deflate=deflate)
+                            marker=SLOW_MARKER, deflate=deflate,
+                            more={KEPT_MARKER: {"text_length": events * 4, "chunk_size": 4}})
 
 
 async def serve_gateway(sim: dict[str, Any]) -> None:
@@ -54,7 +59,8 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-async def measure(gw: dict[str, Any], pid: int, streams: int, warm: int) -> dict[str, float]:
+async def measure(gw: dict[str, Any], pid: int, streams: int, warm: int, kept: int, kept_wait: float,
+                  kept_prompt_kib: int) -> dict[str, float]:
     headers = {"authorization": f"Bearer {gw['key']}", "content-type": "application/json"}
     limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=streams + 10)
 
@@ -100,8 +106,27 @@ async def measure(gw: dict[str, Any], pid: int, streams: int, warm: int) -> dict
                     await trio.sleep(0.1)
             done.set()
         after = rss_kib(pid)
+        per_kept = None
+        if kept:
+            await trio.sleep(kept_wait)
+            before_kept = rss_kib(pid)
+            limit = trio.Semaphore(20)
+
+            padding = "".join(f"line {n} of a long prompt\n" for n in range(kept_prompt_kib * 40))
+
+            async def short(i: int) -> None:
+                async with limit:
+                    text = f"{KEPT_MARKER} {i} {padding}"
+                    reply = await client.post("/v1/chat/completions", headers=headers, content=body(text))
+                    assert reply.status_code == 200, reply.text
+
+            async with trio.open_nursery() as nursery:
+                for i in range(kept):
+                    nursery.start_soon(short, i)
+            await trio.sleep(kept_wait)
+            per_kept = (rss_kib(pid) - before_kept) / kept
     return {"idle_mib": idle / 1024, "peak_mib": peak / 1024, "after_mib": after / 1024,
-            "per_stream_kib": (peak - idle) / streams}
+            "per_stream_kib": (peak - idle) / streams, "per_kept_kib": per_kept}
 
 
 def main() -> int:
@@ -110,6 +135,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100, help="text deltas per slow stream")
     parser.add_argument("--pacing-ms", type=float, default=50, help="delay between upstream events")
     parser.add_argument("--warm", type=int, default=20)
+    parser.add_argument("--kept", type=int, default=0, help="then N short turns of their own: RSS per idle kept socket")
+    parser.add_argument("--kept-wait", type=float, default=4.0,
+                        help="seconds of quiet before the kept figure (idle sockets park their inflater after 2 s)")
+    parser.add_argument("--kept-prompt-kib", type=int, default=0,
+                        help="pad each kept turn's prompt by about this many KiB (a real Codex turn frame is ~70 KiB)")
     parser.add_argument("--tree", action="append", type=Path, help="a checkout whose gateway to measure (repeatable)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
                         help="also measure each tree's gateway with these environment variables (repeatable)")
@@ -125,7 +155,8 @@ def main() -> int:
     trees = [tree.resolve() for tree in (args.tree or [HERE])]
     print(f"load average before: {os.getloadavg()}")
     print(f"{args.streams} concurrent streams of {args.events} events every {args.pacing_ms:g} ms; RSS of the gateway")
-    print(f"{'gateway tree':<28}{'upstream':<10}{'idle MiB':>9}{'peak MiB':>10}{'after MiB':>10}{'KiB/stream':>12}")
+    print(f"{'gateway tree':<28}{'upstream':<10}{'idle MiB':>9}{'peak MiB':>10}{'after MiB':>10}{'KiB/stream':>12}"
+          + (f"{'KiB/kept':>10}" if args.kept else ""))
     variants = [{}] + [dict(pair.split("=", 1) for pair in spec.split(",")) for spec in args.env]
     for mode in ("deflate", "plain"):
         sim_proc, sim = spawn(HERE, "--serve-sim", mode, "--events", str(args.events), "--pacing-ms",
@@ -134,13 +165,15 @@ def main() -> int:
             for tree, env in ((tree, env) for tree in trees for env in variants):
                 gw_proc, gw = spawn(tree, "--serve-gateway", orjson.dumps(sim).decode(), env=env)
                 try:
-                    r = trio.run(measure, gw, gw_proc.pid, args.streams, args.warm)
+                    r = trio.run(measure, gw, gw_proc.pid, args.streams, args.warm, args.kept, args.kept_wait,
+                                 args.kept_prompt_kib)
                 finally:
                     gw_proc.terminate()
                     gw_proc.wait(20)
                 label = (str(tree)[-16:] + " " + ",".join(env.values()))[-27:]
                 print(f"{label:<28}{mode:<10}{r['idle_mib']:>9.1f}{r['peak_mib']:>10.1f}"
-                      f"{r['after_mib']:>10.1f}{r['per_stream_kib']:>12.1f}", flush=True)
+                      f"{r['after_mib']:>10.1f}{r['per_stream_kib']:>12.1f}"
+                      + (f"{r['per_kept_kib']:>10.1f}" if args.kept else ""), flush=True)
         finally:
             sim_proc.terminate()
             sim_proc.wait(20)

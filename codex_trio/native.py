@@ -368,12 +368,18 @@ class WsMessage:
 class WebSocket:
     def __init__(self, call, response_headers: list[tuple[str, str]], pending: deque) -> None:
         self._call = call
-        self.response_headers = response_headers
+        self.response_headers = response_headers  # of the handshake; see take_response_headers
         self._pending = pending
         self._closed: WsMessage | None = None
         # One task may sit in receive() while another calls close(); only one may wait on the fd.
         self._receiving = False
         self._ended = trio.Event()
+
+    def take_response_headers(self) -> list[tuple[str, str]]:
+        """The handshake's response headers, handed over once: a socket kept for minutes does not hold them (a
+        few KiB of strings each) after its owner has read what it needs."""
+        headers, self.response_headers = self.response_headers, []
+        return headers
 
     async def send_text(self, text: str) -> None:
         """Queue a text message (compressed when permessage-deflate was accepted)."""

@@ -15,6 +15,7 @@ Everything here is pure: `now` (unix seconds) is passed in.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -345,7 +346,8 @@ def rate_limit_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, st
     `x-codex-secondary-*`, `x-codex-credits-*`, `x-codex-active-limit`, `x-codex-rate-limit-reached-type` and the
     other metered limits' families), lower-cased, in the upstream's order. Never routing state such as
     `x-codex-turn-state`."""
-    return [(name.lower(), value) for name, value in headers if _FORWARDED.match(name.lower())]
+    # Names interned: a kept socket holds its handshake's list, and the names are the same for every socket.
+    return [(sys.intern(name.lower()), value) for name, value in headers if _FORWARDED.match(name.lower())]
 
 
 def _window_headers(prefix: str, which: str, window: QuotaWindow | None, now: float) -> list[tuple[str, str]]:

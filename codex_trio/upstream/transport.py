@@ -231,7 +231,7 @@ class CodexWebSocket:
                 raise UpstreamFailed(classify_http(status, refusal_body(exc), [], now=clock(),
                                                    after_refresh=after_refresh)) from exc
             raise WebSocketUnavailable(status, permanent=False) from exc
-        answer = getattr(ws, "response_headers", None) or []
+        answer = ws.take_response_headers()
         quota = from_headers(answer, clock())
         if quota is not None and on_quota is not None:
             on_quota(quota)

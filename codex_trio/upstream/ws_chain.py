@@ -11,6 +11,7 @@ rules: one request at a time, an age cap below the server's 60-minute limit, and
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,9 +61,19 @@ def item_key(item: Any) -> tuple[Any, ...] | None:
     return (kind, orjson.dumps(item))
 
 
+def held_key(item: Any) -> bytes | None:
+    """`item_key` as a 16-byte digest: what a kept socket remembers of each item the server holds, so that an idle
+    socket does not keep a copy of its conversation's text (the history is compared again when the next request
+    arrives, and equal keys give equal digests)."""
+    key = item_key(item)
+    return None if key is None else hashlib.blake2b(repr(key).encode(), digest_size=16).digest()
+
+
 def properties_key(body: dict[str, Any]) -> bytes:
-    """Everything of a request except input and metadata: a chain continues only while this is unchanged."""
-    return orjson.dumps({k: v for k, v in body.items() if k not in _CHAIN_IRRELEVANT})
+    """Everything of a request except input and metadata, as a 16-byte digest (a kept socket holds it between
+    turns; instructions and tools are kilobytes): a chain continues only while this is unchanged."""
+    dumped = orjson.dumps({k: v for k, v in body.items() if k not in _CHAIN_IRRELEVANT})
+    return hashlib.blake2b(dumped, digest_size=16).digest()
 
 
 @dataclass
@@ -73,7 +84,7 @@ class WsChain:
     response_id: str | None = None  # the last completed response on this socket
     busy: bool = False
     closed: bool = False
-    _held: list[tuple[Any, ...]] = field(default_factory=list)  # keys of items the server holds for response_id
+    _held: list[bytes] = field(default_factory=list)  # `held_key`s of the items the server holds for response_id
     _properties: bytes | None = None
     _pending_input: list[dict[str, Any]] = field(default_factory=list)
     _pending_properties: bytes | None = None
@@ -108,7 +119,7 @@ class WsChain:
         for position, item in enumerate(full_input):
             if expected is None:
                 return position
-            key = item_key(item)
+            key = held_key(item)
             if key is None:
                 continue
             if key != expected:
@@ -135,13 +146,21 @@ class WsChain:
             self.response_id = response.get("id") if isinstance(response.get("id"), str) else None
             if self.response_id is None:
                 self.forget()
+                self._end_exchange()
                 return
-            held = [k for k in map(item_key, [*self._pending_input, *self._outputs]) if k is not None]
+            held = [k for k in map(held_key, [*self._pending_input, *self._outputs]) if k is not None]
             self._held, self._properties = held, self._pending_properties
+            self._end_exchange()
         elif event.type in ("response.failed", "response.incomplete", "error"):
             # A failed or truncated response is not a safe base to chain on.
             self.busy = False
             self.forget()
+            self._end_exchange()
+
+    def _end_exchange(self) -> None:
+        """The request's history and the response's items are only needed to compute `_held`: a kept socket
+        must not hold them (a client's whole history, the answer's output) until its next request."""
+        self._pending_input, self._outputs, self._pending_properties = [], [], None
 
     def pong(self, now: float) -> None:
         self.last_activity = now

@@ -29,6 +29,8 @@ async def test_echo(nursery, server_ssl, ca_file, deflate):
     )
     negotiated = dict((k.lower(), v) for k, v in ws.response_headers).get("sec-websocket-extensions")
     assert (negotiated is not None) == deflate
+    handshake = ws.response_headers
+    assert ws.take_response_headers() is handshake and ws.response_headers == [], "handed over once, then not held"
     # The real client always offers deflate; the server decides.
     assert requests[0].extensions == ["permessage-deflate; client_max_window_bits"]
     texts = ["hello", "é" * 10, json.dumps({"type": "response.create", "input": ["x" * 1000] * 50})]
@@ -41,6 +43,48 @@ async def test_echo(nursery, server_ssl, ca_file, deflate):
     await ws.send_text("after ping")
     assert (await ws.receive()).data == "after ping"
     await ws.close()
+    await wait_idle()
+
+
+async def test_a_socket_that_went_quiet_still_speaks_deflate_with_context_takeover(nursery, server_ssl, ca_file):
+    """After 2 s without traffic the socket parks its inflater and its compressor (kept past 64 KiB sent); the
+    next messages, which both sides compress against everything before them, still arrive and echo intact."""
+    port = await listen(nursery, lambda stream: ws_echo(stream, True), server_ssl)
+    ws = await Client("openssl", ca_file=ca_file).websocket(f"wss://localhost:{port}/backend-api/codex/responses", [])
+    turn = json.dumps({"type": "response.create", "input": [f"line {n} of a real-sized turn" for n in range(3000)]})
+    assert len(turn) > 64 << 10
+    texts = [turn, turn[1000:9000] + " the second turn", "a third, short one " + turn[-5000:]]
+    for text in texts:
+        await ws.send_text(text)
+        assert (await ws.receive()).data == text
+        await trio.sleep(2.6)
+    await ws.close()
+    await wait_idle()
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+async def test_quiet_sockets_give_their_compression_memory_back(nursery, server_ssl, ca_file):
+    """Sockets that sent a real-sized turn (past the replay limit, so each held a ~256 KiB compressor) and then went
+    quiet give that memory back to the system, not only to the allocator, while they stay open and usable."""
+    port = await listen(nursery, lambda stream: ws_echo(stream, True), server_ssl)
+    client = Client("openssl", ca_file=ca_file)
+    turn = json.dumps({"type": "response.create", "input": [f"line {n} of a real-sized turn" for n in range(3000)]})
+    sockets = [await client.websocket(f"wss://localhost:{port}/backend-api/codex/responses", []) for _ in range(40)]
+    for ws in sockets:
+        await ws.send_text(turn)
+    for ws in sockets:
+        assert (await ws.receive()).data == turn
+    busy = _rss_kib()
+    await trio.sleep(4)  # parked after 2 s, trimmed a second later
+    assert busy - _rss_kib() > 5 * 1024, f"RSS {busy} KiB with the compressors, {_rss_kib()} KiB once quiet"
+    for ws in sockets:
+        await ws.send_text("still here")
+        assert (await ws.receive()).data == "still here"
+        await ws.close()
     await wait_idle()
 
 

@@ -70,6 +70,10 @@ class FakeWebSocket:
         self.pings = 0
         self.closed = False
 
+    def take_response_headers(self) -> list[tuple[str, str]]:
+        headers, self.response_headers = self.response_headers, []
+        return headers
+
     async def send_text(self, text: str) -> None:
         frame = orjson.loads(text)
         self.frames.append(frame)

@@ -112,6 +112,7 @@ async def test_websocket_prewarm_then_chained_turns_on_one_socket() -> None:
 
     assert len(backend.sockets) == 1
     assert QUOTAS and QUOTAS[-1].plan == "plus" and QUOTAS[-1].primary.used_percent == 7.0
+    assert backend.sockets[0].response_headers == [], "the kept socket no longer holds its handshake's headers"
     prewarm, turn1, turn2 = backend.ws_frames
     assert prewarm["generate"] is False and prewarm["input"] == [] and "previous_response_id" not in prewarm
     assert prewarm["client_metadata"]["turn_id"] == ""

@@ -3,6 +3,7 @@ request (its stored context + the tail we send) is exactly the client's full his
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from hypothesis import given, settings
@@ -76,3 +77,37 @@ def test_failed_responses_and_old_sockets_do_not_chain() -> None:
     assert chain.usable(3.0) and not chain.usable(MAX_AGE_SECONDS + 1)
     chain.pong(MAX_AGE_SECONDS - 1)
     assert not chain.usable(MAX_AGE_SECONDS + 1)
+
+
+def _reachable(root: object) -> set[int]:
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        stack.extend(gc.get_referents(obj))
+    return seen
+
+
+def test_a_kept_socket_holds_neither_the_history_nor_the_answer_after_its_turn() -> None:
+    """An idle kept socket's chain remembers digests of what the server holds, not the client's history (the
+    request's items) or the answer's items and texts, and still chains the next request on them."""
+    question = "a long question " * 2000
+    request_item = {"role": "user", "content": question}
+    answer_item = {"type": "message", "role": "assistant", "id": "msg_1",
+                   "content": [{"type": "output_text", "text": "a long answer " * 2000}]}
+    chain = WsChain(opened_at=0.0)
+    chain.sent(BODY, [request_item], 1.0)
+    chain.received(CodexEvent("response.output_item.done", {"item": answer_item}), 1.0)
+    chain.received(CodexEvent("response.completed", {"response": {"id": "r1"}}), 1.0)
+    held = _reachable(chain)
+    for obj in (request_item, question, answer_item, answer_item["content"][0]["text"]):
+        assert id(obj) not in held
+    follow_up = [{"role": "user", "content": "a long question " * 2000},
+                 {"role": "assistant", "content": "a long answer " * 2000}, {"role": "user", "content": "next"}]
+    plan = chain.plan(BODY, follow_up)
+    assert plan.previous_response_id == "r1" and plan.input == follow_up[2:]
+    edited = [{"role": "user", "content": "a long question " * 1999}, *follow_up[1:]]
+    assert chain.plan(BODY, edited).previous_response_id is None

@@ -47,7 +47,31 @@ impl Decoder {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// The next complete frame, or `None` until more bytes are fed. A decoder that has handed out everything it
+    /// was fed gives its buffer back, so a socket between frames holds no receive buffer at a burst's size.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, String> {
+        let frame = self.parse();
+        if matches!(frame, Ok(None)) {
+            self.release();
+        }
+        frame
+    }
+
+    /// Bytes of buffer this decoder holds (for tests).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    fn release(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        } else if self.buf.capacity() > 2 * self.buf.len() + 4096 {
+            // A partial frame behind a burst: keep room for it, not for the burst.
+            self.buf.shrink_to(2 * self.buf.len());
+        }
+    }
+
+    fn parse(&mut self) -> Result<Option<Frame>, String> {
         let b = &self.buf;
         if b.len() < 2 {
             return Ok(None);
@@ -100,6 +124,16 @@ pub struct Assembler {
 impl Assembler {
     pub fn new(inflater: Option<Inflater>) -> Self {
         Self { inflater, opcode: None, compressed: false, parts: Vec::new() }
+    }
+
+    /// Between messages, let the inflater give up its live state (see `Inflater::park`). True if it did.
+    pub fn park(&mut self) -> bool {
+        self.inflater.as_mut().is_some_and(Inflater::park)
+    }
+
+    /// Whether there is a live inflater that `park` could release.
+    pub fn can_park(&self) -> bool {
+        self.inflater.as_ref().is_some_and(|inflater| !inflater.is_parked())
     }
 
     pub fn push(&mut self, frame: Frame) -> Result<Option<Message>, String> {
@@ -202,6 +236,28 @@ mod tests {
             messages,
             vec![Message::Ping(b"ping".to_vec()), Message::Text("Hello".into()), Message::Binary(vec![7u8; 300])]
         );
+    }
+
+    #[test]
+    fn a_drained_decoder_holds_no_buffer() {
+        let mut decoder = Decoder::default();
+        let mut burst = Vec::new();
+        for _ in 0..40 {
+            burst.extend(server_frame(0x81, &[b'x'; 400]));
+        }
+        let partial = server_frame(0x81, &[b'y'; 300]);
+        burst.extend_from_slice(&partial[..100]);
+        decoder.feed(&burst);
+        let mut frames = 0;
+        while decoder.next_frame().unwrap().is_some() {
+            frames += 1;
+        }
+        assert_eq!(frames, 40);
+        assert!(decoder.capacity() < 4096, "a 100-byte partial frame keeps {} bytes of a 16 KiB burst", decoder.capacity());
+        decoder.feed(&partial[100..]);
+        assert_eq!(decoder.next_frame().unwrap().unwrap().payload, vec![b'y'; 300]);
+        assert!(decoder.next_frame().unwrap().is_none());
+        assert_eq!(decoder.capacity(), 0);
     }
 
     #[test]
