@@ -97,9 +97,16 @@ class _Runtime:
     last_failure: tuple[str, float] | None = None  # shown by GET /auth/accounts and `codex-trio accounts list`
 
 
+AFFINITY_ENTRIES = 50_000  # per map (responses, conversations): ~7 MiB each when full
+
+
 class _Affinity:
     """key → (account id, when it was recorded). Insertion order = age order, so purging pops from the front.
-    Ages are compared with the current TTL, so a changed `auth.affinity_ttl_minutes` applies to every entry."""
+    Ages are compared with the current TTL, so a changed `auth.affinity_ttl_minutes` applies to every entry.
+
+    At most `AFFINITY_ENTRIES` are kept, the oldest given up first: the TTL alone let the map grow with the
+    request rate (two hours of a 30-minute soak's 11 turns/s is 80,000 entries per map, ~12 MiB; 100 turns/s
+    would be ~100 MiB). A conversation whose entry was given up is placed like a new one."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
@@ -110,7 +117,7 @@ class _Affinity:
         self._map[key] = (account_id, now)
         while self._map:
             first = next(iter(self._map.values()))
-            if first[1] + self.ttl > now:
+            if first[1] + self.ttl > now and len(self._map) <= AFFINITY_ENTRIES:
                 break
             self._map.popitem(last=False)
 

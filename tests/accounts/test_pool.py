@@ -334,3 +334,23 @@ async def test_limit_reached_without_reset_times_cools_down_then_rechecks(tmp_pa
     assert exc.value.retry_after == pytest.approx(60)
     env.clock.advance(61)
     assert await pick(env.pool) == "id-0"  # never held past the cooldown
+
+
+async def test_affinity_keeps_the_newest_entries_up_to_its_cap(tmp_path, monkeypatch):
+    """The affinity maps are bounded by count as well as by TTL: under a steady stream of new conversations the
+    oldest entry is given up (its conversation is then placed like a new one), the newest ones still stick."""
+    from codex_trio.accounts import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "AFFINITY_ENTRIES", 5)
+    env = await make_env(tmp_path, strategy=Strategy.ROUND_ROBIN, affinity_ttl_seconds=10_000)
+    owners = {}
+    for i in range(8):
+        async with env.pool.acquire(conversation_id=f"conv-{i}") as lease:
+            await lease.report_success(response_id=f"resp-{i}")
+            owners[i] = lease.account.id
+    for i in range(3, 8):  # the newest five stick to their account, again and again
+        for _ in range(3):
+            async with env.pool.acquire(previous_response_id=f"resp-{i}", conversation_id=f"conv-{i}") as lease:
+                assert lease.account.id == owners[i] and not lease.preferred_missed
+    assert len(env.pool._by_response._map) == len(env.pool._by_conversation._map) == 5
+    assert "resp-0" not in env.pool._by_response._map and "conv-0" not in env.pool._by_conversation._map
