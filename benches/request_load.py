@@ -29,19 +29,14 @@ import httpx
 import orjson
 import trio
 
-HERE = Path(__file__).resolve().parent.parent
+from benches import servers
+
+HERE = servers.HERE
 
 
 def spawn(tree: Path, *args: str) -> tuple[subprocess.Popen, dict[str, Any]]:
     """`gateway_ttfb.py` in a server mode with `codex_trio` imported from `tree`."""
-    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"}
-    proc = subprocess.Popen([sys.executable, "-m", "benches.gateway_ttfb", *args], cwd=tree, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise SystemExit(f"server {args[0]} did not start from {tree}")
-    return proc, orjson.loads(line)
+    return servers.spawn("gateway_ttfb.py", tree, *args)
 
 
 def cpu_seconds(pid: int, thread: int | None = None) -> float:
