@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import trio
@@ -49,10 +49,12 @@ async def serve_sim(reply: dict[str, Any], *, marker: str, deflate: bool = True,
 
 
 async def serve_gateway(sim: dict[str, Any], *, data_prefix: str = "gateway-bench-",
-                        max_concurrent_per_account: int | None = None) -> None:
+                        max_concurrent_per_account: int | None = None, settings: dict[str, Any] | None = None,
+                        adjust: Callable[[Any], None] | None = None) -> None:
     """The gateway as `codex-trio run` builds it (`commands.run.build_gateway`), on the simulator `sim` (the line
     `serve_sim` printed), its account added and the catalog fetched. `max_concurrent_per_account`: raise the cap
-    when one simulated account carries every stream of a bench."""
+    when one simulated account carries every stream of a bench; `settings`: more local settings; `adjust`: called
+    with the gateway before it runs (e.g. to leave a surface out)."""
     from codex_trio.commands.run import build_gateway
     from codex_trio.config.store import ConfigStore
     from codex_trio.config.writer import update_local_file
@@ -60,14 +62,16 @@ async def serve_gateway(sim: dict[str, Any], *, data_prefix: str = "gateway-benc
 
     data = Path(tempfile.mkdtemp(prefix=data_prefix)) / "data"
     data.mkdir(mode=0o700)
-    settings: dict[str, Any] = {"api": {"base_url": sim["backend_base"], "auth_base_url": sim["auth_base"]},
-                                "tls": {"ca_file": sim["ca_file"]}}
+    local: dict[str, Any] = {"api": {"base_url": sim["backend_base"], "auth_base_url": sim["auth_base"]},
+                             "tls": {"ca_file": sim["ca_file"]}, **(settings or {})}
     if max_concurrent_per_account is not None:
-        settings["auth"] = {"max_concurrent_per_account": max_concurrent_per_account}
-    update_local_file(data / "local.yaml", settings)
+        local["auth"] = {"max_concurrent_per_account": max_concurrent_per_account}
+    update_local_file(data / "local.yaml", local)
     store = ConfigStore(data, environ={})
     store.ensure_first_start()
     gateway = build_gateway(store)
+    if adjust is not None:
+        adjust(gateway)
     async with trio.open_nursery() as nursery:
         url = await nursery.start(lambda task_status: gateway.run(port=0, task_status=task_status))
         await gateway.services.accounts.add_tokens(access_token=sim["access_token"],

@@ -26,53 +26,30 @@ import httpx
 import orjson
 import trio
 
+from benches import servers
 from benches.gateway_ttfb import PROMPT, Target, percentile, spawn
 
 MODES = ("on", "off", "bare")
 
 
 async def serve_gateway(sim: dict[str, Any], mode: str) -> None:
-    from codex_trio.app import Gateway
-    from codex_trio.config.store import ConfigStore
-    from codex_trio.config.writer import update_local_file
-    from codex_trio.routing.catalog import refresh_catalog
-    from codex_trio.surfaces import install_surfaces
     from codex_trio.telemetry.install import run_telemetry
     from codex_trio.telemetry.routes import register_telemetry, register_telemetry_ollama
 
-    data = Path(tempfile.mkdtemp(prefix=f"telemetry-bench-{mode}-")) / "data"
-    data.mkdir(mode=0o700)
-    local: dict[str, Any] = {"api": {"base_url": sim["backend_base"], "auth_base_url": sim["auth_base"]},
-                             "tls": {"ca_file": sim["ca_file"]}}
-    if mode == "off":
-        local.update({"usage_stats": {"enabled": False}, "logs": {"request_log": False}})
-    update_local_file(data / "local.yaml", local)
-    store = ConfigStore(data, environ={})
-    store.ensure_first_start()
-    gateway = Gateway(config=store)
-    install_surfaces(gateway)
-    if mode == "bare":
+    def without_telemetry(gateway: Any) -> None:
         gateway.background_jobs.remove(run_telemetry)
         gateway.route_registrars.remove(register_telemetry)
         gateway.ollama_route_registrars.remove(register_telemetry_ollama)
         gateway.services.telemetry = None
-    async with trio.open_nursery() as nursery:
-        url = await nursery.start(lambda task_status: gateway.run(port=0, task_status=task_status))
-        await gateway.services.accounts.add_tokens(access_token=sim["access_token"],
-                                                   refresh_token=sim["refresh_token"], id_token=sim["id_token"])
-        await refresh_catalog(gateway.services, gateway.services.catalog)
-        print(orjson.dumps({"url": url, "key": gateway.config.settings.server.proxy_api_key}).decode(), flush=True)
+
+    off = {"usage_stats": {"enabled": False}, "logs": {"request_log": False}}
+    await servers.serve_gateway(sim, data_prefix=f"telemetry-bench-{mode}-", settings=off if mode == "off" else None,
+                                adjust=without_telemetry if mode == "bare" else None)
 
 
 def spawn_gateway(sim: dict[str, Any], mode: str) -> tuple[subprocess.Popen, dict[str, Any]]:
-    proc = subprocess.Popen([sys.executable, "-m", "benches.telemetry_overhead", "--serve-gateway",
-                             orjson.dumps(sim).decode(), "--mode", mode], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise SystemExit(f"gateway ({mode}) did not start")
-    return proc, orjson.loads(line)
+    return servers.spawn("telemetry_overhead.py", servers.HERE, "--serve-gateway", orjson.dumps(sim).decode(),
+                         "--mode", mode)
 
 
 async def measure(gateways: dict[str, dict[str, Any]], samples: int) -> None:
