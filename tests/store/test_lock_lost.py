@@ -26,7 +26,9 @@ def _drop_lock_connections(pg_url: str) -> int:
         pids = [r[0] for r in db.execute("SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' "
                                          "AND granted AND pid <> pg_backend_pid()").fetchall()]
         for pid in pids:
-            db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            # with a timeout it returns once the session is gone (and its locks with it); without, it only
+            # signals it, and a loaded machine still shows the lock held to the next statement
+            assert db.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0]
     return len(pids)
 
 
