@@ -357,7 +357,7 @@ class Dispatcher:
         """The rate-limit headers of a turn that had no HTTP answer of its own (a reused WebSocket): the
         account's cached quota with this turn's `codex.rate_limits` events folded in, rendered as the
         backend's headers (translation.md §7.12: "from upstream or cached quota")."""
-        folded = QuotaSnapshot.from_dict(lease.account.quota)
+        folded = lease.quota  # the pool's parsed snapshot: not parsed again from `account.quota` per turn
         for snapshot in snapshots:
             folded = folded.merged(snapshot) if folded is not None else snapshot
         return to_headers(folded, self.now()) if folded is not None else []
