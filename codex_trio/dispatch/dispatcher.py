@@ -269,7 +269,8 @@ class Dispatcher:
             for attempt in range(SAME_ACCOUNT_RETRIES + 2):
                 account = lease.account
                 await conversation.use_auth(self.connector.auth_for(account))
-                cookies = self.connector.cookie_jar_for(account)
+                # A turn on the kept socket makes no HTTPS call: no jar to build and save (both per turn).
+                cookies = None if transport.reuses_socket() else self.connector.cookie_jar_for(account)
                 current_recorder().sending()
                 stream = transport.turn(request, TurnContext.new(), cookies=cookies)
                 try:
