@@ -161,6 +161,8 @@ async def measure(sim: dict[str, Any], gateways: list[tuple[str, int, dict[str, 
         if samples:
             await first_bytes(targets, samples, new)
 
+        if not long_rounds:
+            return
         binary = None
         if client == "go":
             from benches import go_client

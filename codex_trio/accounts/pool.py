@@ -182,6 +182,11 @@ class Lease:
     def account(self) -> Account:
         return self._rt.account
 
+    @property
+    def quota(self) -> QuotaSnapshot | None:
+        """The pool's snapshot of the account's quota: `account.quota` as parsed (it is written from this one)."""
+        return self._rt.quota
+
     async def report_success(self, quota: QuotaSnapshot | None = None, *, response_id: str | None = None,
                              input_tokens: int = 0, output_tokens: int = 0) -> None:
         pool, rt = self._pool, self._rt

@@ -269,7 +269,8 @@ class Dispatcher:
             for attempt in range(SAME_ACCOUNT_RETRIES + 2):
                 account = lease.account
                 await conversation.use_auth(self.connector.auth_for(account))
-                cookies = self.connector.cookie_jar_for(account)
+                # A turn on the kept socket makes no HTTPS call: no jar to build and save (both per turn).
+                cookies = None if transport.reuses_socket() else self.connector.cookie_jar_for(account)
                 current_recorder().sending()
                 stream = transport.turn(request, TurnContext.new(), cookies=cookies)
                 try:
@@ -357,7 +358,7 @@ class Dispatcher:
         """The rate-limit headers of a turn that had no HTTP answer of its own (a reused WebSocket): the
         account's cached quota with this turn's `codex.rate_limits` events folded in, rendered as the
         backend's headers (translation.md §7.12: "from upstream or cached quota")."""
-        folded = QuotaSnapshot.from_dict(lease.account.quota)
+        folded = lease.quota  # the pool's parsed snapshot: not parsed again from `account.quota` per turn
         for snapshot in snapshots:
             folded = folded.merged(snapshot) if folded is not None else snapshot
         return to_headers(folded, self.now()) if folded is not None else []

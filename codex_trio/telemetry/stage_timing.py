@@ -15,7 +15,9 @@ Stages, in the order a streamed turn passes them (a stage that did not happen is
     leased        an account was leased
     ws_connected  a new upstream WebSocket was opened (TCP, TLS, upgrade)
     prewarmed     its prewarm answered
-    sent          the turn's request went upstream (WebSocket frame, or the SSE POST started)
+    framed        the turn's WebSocket frame was built (`framed - leased` is the gateway's own work on the turn)
+    sent          the turn's request went upstream (WebSocket frame handed to the I/O thread, or the SSE POST
+                  started; `sent - framed` is that hand-off)
     first_event   the first upstream batch arrived
     translated    the first batch was encoded for the client (by the body's producer)
     headers_sent  hypercorn took the response head (held until the first body chunk when that follows at once:

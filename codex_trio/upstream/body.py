@@ -257,6 +257,14 @@ def responses_body(request: dict[str, Any], identity: Identity, thread: ThreadCo
     return {k: body[k] for k in RESPONSES_FIELD_ORDER if k in body}
 
 
+def chained_frame(frame: dict[str, Any], input_items: list[Any], previous_response_id: str) -> dict[str, Any]:
+    """A `response.create` frame that `responses_body` built without a previous response, now carrying only
+    `input_items` on top of `previous_response_id`: what `responses_body` returns for those arguments, without
+    building the whole frame a second time (everything else in it does not depend on them)."""
+    chained = {**frame, "input": input_items, "previous_response_id": previous_response_id}
+    return {k: chained[k] for k in RESPONSES_FIELD_ORDER if k in chained}
+
+
 def compact_body(request: dict[str, Any]) -> dict[str, Any]:
     """`POST /codex/responses/compact`: no stream/store/metadata (spec/upstream.md §4.6; not captured)."""
     body = {k: request[k] for k in COMPACT_FIELD_ORDER if request.get(k) not in (None, "", [])}

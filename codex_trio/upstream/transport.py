@@ -276,19 +276,17 @@ class CodexWebSocket:
                                          self._traits)
         full_input = list(request.get("input") or [])
         explicit = request.get("previous_response_id")
-        if explicit:
-            if explicit != self.chain.response_id:
-                raise unknown_previous_response(explicit)
-            plan = Plan(full_input, explicit)
-        else:
-            probe = self._frame(request, turn, previous_response_id=None, prewarm=False)
-            plan = self.chain.plan(probe, full_input)
-        body = self._frame({**request, "input": plan.input}, turn, previous_response_id=plan.previous_response_id,
-                           prewarm=False)
+        if explicit and explicit != self.chain.response_id:
+            raise unknown_previous_response(explicit)
+        # Built once with the whole history: the chain compares everything but the input, and a chained frame
+        # differs from it only in its input and previous_response_id (`bodies.chained_frame`).
+        full = self._frame(request, turn, previous_response_id=None, prewarm=False)
+        plan = Plan(full_input, explicit) if explicit else self.chain.plan(full, full_input)
+        body = bodies.chained_frame(full, plan.input, plan.previous_response_id) if plan.chained else full
         replayed = False
         while True:
             restart = False
-            async with aclosing(self._exchange(body, full_input)) as exchange:
+            async with aclosing(self._exchange(body, full_input, plan)) as exchange:
                 async for batch in exchange:
                     last = batch[-1]
                     if plan.chained and not explicit and not replayed and last.type in ("error", "response.failed") and \
@@ -300,7 +298,7 @@ class CodexWebSocket:
                 return
             replayed = True
             self.chain.forget()
-            body = self._frame(request, turn, previous_response_id=None, prewarm=False)
+            body = self._frame(request, turn, previous_response_id=None, prewarm=False)  # sent now: its start time
 
     def _frame(self, request: dict[str, Any], turn: TurnContext | None, *, previous_response_id: str | None,
                prewarm: bool) -> dict[str, Any]:
@@ -308,13 +306,16 @@ class CodexWebSocket:
                                      traits=self._traits, previous_response_id=previous_response_id, prewarm=prewarm,
                                      ws_request_start_ms=int(self._clock() * 1000))
 
-    async def _exchange(self, body: dict[str, Any], full_input: list[dict[str, Any]]) -> AsyncIterator[list[CodexEvent]]:
-        """Send one frame and yield server events until a terminal one."""
+    async def _exchange(self, body: dict[str, Any], full_input: list[dict[str, Any]],
+                        plan: Plan | None = None) -> AsyncIterator[list[CodexEvent]]:
+        """Send one frame and yield server events until a terminal one. `plan`: the chain's plan for it."""
         if not self.usable():
             raise WebSocketUnavailable(None, permanent=False)
-        self.chain.sent(body, full_input, self._clock())
+        self.chain.sent(body, full_input, self._clock(), plan)
         try:
-            await self._ws.send_text(bodies.ws_frame_text(body))
+            text = bodies.ws_frame_text(body)
+            stage_timing.mark("framed", again=True)
+            await self._ws.send_text(text)
             stage_timing.mark("sent", again=True)  # again: a new socket's prewarm was sent first
             while True:
                 # One batch = the message waited for plus every message that has already arrived behind it,
@@ -405,6 +406,11 @@ class ConversationTransport:
             async for batch in stream:
                 stage_timing.mark("first_event")
                 yield batch
+
+    def reuses_socket(self) -> bool:
+        """Whether the next turn goes out on the socket kept from an earlier turn: it then makes no HTTPS call,
+        so it has no use for the account's cookies (the WebSocket never sends them)."""
+        return self.websocket_allowed and self.socket is not None and self.socket.usable()
 
     def _keep_rate_headers(self, headers: list[tuple[str, str]]) -> None:
         self.rate_headers = headers

@@ -29,6 +29,10 @@ _CHAIN_IRRELEVANT = ("type", "input", "previous_response_id", "client_metadata",
 class Plan:
     input: list[dict[str, Any]]
     previous_response_id: str | None
+    # What `WsChain.sent` needs of the request, worked out once by `WsChain.plan` (None: `sent` works it out): the
+    # request's `properties_key` and the `held_key` of each item of its full input.
+    properties: bytes | None = None
+    keys: list[bytes | None] | None = None
 
     @property
     def chained(self) -> bool:
@@ -86,9 +90,10 @@ class WsChain:
     closed: bool = False
     _held: list[bytes] = field(default_factory=list)  # `held_key`s of the items the server holds for response_id
     _properties: bytes | None = None
-    _pending_input: list[dict[str, Any]] = field(default_factory=list)
+    # During an exchange: the `held_key`s of the request's full input and of the answer's items so far.
+    _pending_keys: list[bytes | None] = field(default_factory=list)
     _pending_properties: bytes | None = None
-    _outputs: list[dict[str, Any]] = field(default_factory=list)
+    _outputs: list[bytes | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.last_activity = self.last_ping = self.opened_at
@@ -103,43 +108,49 @@ class WsChain:
         return not self.closed and now - max(self.last_activity, self.last_ping) >= PING_INTERVAL_SECONDS
 
     def plan(self, body: dict[str, Any], full_input: list[dict[str, Any]]) -> Plan:
-        """What to send for a request whose complete history is `full_input`."""
-        if self.response_id is None or properties_key(body) != self._properties:
-            return Plan(list(full_input), None)
-        tail_start = self._extends_chain(full_input)
+        """What to send for a request whose complete history is `full_input`. The digests it compares are those
+        `sent` keeps for the next request, so the plan carries them along (each item is hashed once per turn)."""
+        properties = properties_key(body)
+        keys = [held_key(item) for item in full_input]
+        if self.response_id is None or properties != self._properties:
+            return Plan(list(full_input), None, properties, keys)
+        tail_start = self._extends_chain(keys)
         if tail_start is None:
-            return Plan(list(full_input), None)
-        return Plan(list(full_input[tail_start:]), self.response_id)
+            return Plan(list(full_input), None, properties, keys)
+        return Plan(list(full_input[tail_start:]), self.response_id, properties, keys)
 
-    def _extends_chain(self, full_input: list[dict[str, Any]]) -> int | None:
-        """Index of the first item after the held prefix, or None when the history diverged."""
+    def _extends_chain(self, keys: list[bytes | None]) -> int | None:
+        """Index of the first item after the held prefix, or None when the history (its items' `held_key`s)
+        diverged."""
         held = iter(self._held)
         expected = next(held, None)
         position = 0
-        for position, item in enumerate(full_input):
+        for position, key in enumerate(keys):
             if expected is None:
                 return position
-            key = held_key(item)
             if key is None:
                 continue
             if key != expected:
                 return None
             expected = next(held, None)
-        return len(full_input) if expected is None else None
+        return len(keys) if expected is None else None
 
     # -- events --------------------------------------------------------------------------------------------
 
-    def sent(self, body: dict[str, Any], full_input: list[dict[str, Any]], now: float) -> None:
+    def sent(self, body: dict[str, Any], full_input: list[dict[str, Any]], now: float,
+             plan: Plan | None = None) -> None:
+        """A request went out; `plan` is what `plan` answered for it (its digests are reused)."""
         self.busy = True
         self.last_activity = now
-        self._pending_input = list(full_input)
-        self._pending_properties = properties_key(body)
+        known = plan is not None and plan.properties is not None and plan.keys is not None
+        self._pending_properties = plan.properties if known else properties_key(body)
+        self._pending_keys = plan.keys if known else [held_key(item) for item in full_input]
         self._outputs = []
 
     def received(self, event: CodexEvent, now: float) -> None:
         self.last_activity = now
         if event.type == "response.output_item.done" and isinstance(event.data.get("item"), dict):
-            self._outputs.append(event.data["item"])
+            self._outputs.append(held_key(event.data["item"]))
         elif event.type == "response.completed":
             response = event.data.get("response") if isinstance(event.data.get("response"), dict) else {}
             self.busy = False
@@ -148,7 +159,7 @@ class WsChain:
                 self.forget()
                 self._end_exchange()
                 return
-            held = [k for k in map(held_key, [*self._pending_input, *self._outputs]) if k is not None]
+            held = [k for k in (*self._pending_keys, *self._outputs) if k is not None]
             self._held, self._properties = held, self._pending_properties
             self._end_exchange()
         elif event.type in ("response.failed", "response.incomplete", "error"):
@@ -158,9 +169,8 @@ class WsChain:
             self._end_exchange()
 
     def _end_exchange(self) -> None:
-        """The request's history and the response's items are only needed to compute `_held`: a kept socket
-        must not hold them (a client's whole history, the answer's output) until its next request."""
-        self._pending_input, self._outputs, self._pending_properties = [], [], None
+        """The digests of the request's history and of the answer are only needed to compute `_held`."""
+        self._pending_keys, self._outputs, self._pending_properties = [], [], None
 
     def pong(self, now: float) -> None:
         self.last_activity = now

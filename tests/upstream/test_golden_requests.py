@@ -191,6 +191,24 @@ def test_websocket_response_create_frames(name: str, _: Any) -> None:
     assert json.loads(B.ws_frame_text(built)) == built
 
 
+@pytest.mark.parametrize("name", [name for name, _ in WS_FRAMES if load(name)["message"].get("previous_response_id")])
+def test_a_chained_frame_from_the_unchained_one_is_the_captured_frame(name: str) -> None:
+    """The WebSocket turn builds its frame once, unchained, and chains it (`chained_frame`) when the chain allows:
+    the bytes are those of the frame built for the chain directly, and of the capture."""
+    captured = load(name)["message"]
+    cm = captured["client_metadata"]
+    meta = json.loads(cm["x-codex-turn-metadata"])
+    request = canonical_request(captured, http=False)
+    build = dict(identity=identity_for("exec"), thread=thread_for(meta), turn=turn_for(meta), transport="websocket",
+                 traits=TRAITS[captured["model"]], ws_request_start_ms=int(cm["x-codex-ws-stream-request-start-ms"]))
+    unchained = B.responses_body({**request, "input": [{"type": "message", "role": "user", "content": "earlier"},
+                                                       *request["input"]]}, **build)
+    chained = B.chained_frame(unchained, request["input"], captured["previous_response_id"])
+    direct = B.responses_body(request, previous_response_id=captured["previous_response_id"], **build)
+    assert B.ws_frame_text(chained) == B.ws_frame_text(direct)
+    assert_body(chained, captured)
+
+
 MCP_FIXTURES = ["exec-sse/05-ps-mcp.json", "exec-sse/06-ps-mcp.json", "tui/04-ps-mcp.json", "tui/05-ps-mcp.json",
                 "customca-h2/03-ps-mcp.json", "customca-h2/04-ps-mcp.json"]
 

@@ -242,6 +242,25 @@ async def test_socket_closing_mid_response_is_not_reused() -> None:
     assert len(backend.sockets) == 2 and backend.sockets[0].closed
 
 
+async def test_only_a_turn_on_the_kept_socket_counts_as_reusing_it() -> None:
+    """The dispatcher builds and saves the account's cookie jar only for turns that may make an HTTPS call."""
+    server, backend, transport, clock = setup()
+    assert not transport.reuses_socket()  # the first turn connects (and may fall back to SSE)
+    await run(transport, request(DEV, user("hi")))
+    assert transport.reuses_socket()
+    clock.now += 60 * 60  # too old: the next turn opens a new socket
+    assert not transport.reuses_socket()
+    await run(transport, request(DEV, user("later")))
+    assert transport.reuses_socket()
+    await transport.close()
+    assert not transport.reuses_socket()
+
+    refused = ConversationTransport(both(FakeBackend(ws_status=426, sse_reply=sse_ok)), IDENTITY, ENDPOINT, AUTH,
+                                    THREAD, TRAITS, clock=Clock())
+    await run(refused, request(DEV, user("hi")))
+    assert not refused.reuses_socket()  # every turn is an HTTPS call from now on
+
+
 async def test_age_cap_opens_a_new_socket_and_pings_keep_idle_ones() -> None:
     server, backend, transport, clock = setup()
     await run(transport, request(DEV, user("hi")))

@@ -38,7 +38,7 @@ def test_server_context_always_equals_client_history(steps) -> None:
         server_context = (contexts[plan.previous_response_id] if plan.chained else []) + plan.input
         assert keys(server_context) == keys(history)
 
-        chain.sent(BODY, history, float(n))
+        chain.sent(BODY, history, float(n), plan)  # the digests the plan worked out are the ones kept
         outputs: list[dict[str, Any]] = []
         if answer.startswith("reasoning"):
             outputs.append({"type": "reasoning", "id": f"rs_{n}", "encrypted_content": "x"})
