@@ -27,7 +27,9 @@ async def relay(receive: trio.MemoryReceiveChannel[bytes], *, heartbeat: bytes,
     async with receive:
         ended = False
         while not ended:
-            with trio.move_on_after(heartbeat_seconds) as idle:
+            # A scope of its own rather than `move_on_after`, whose context-manager generator costs a few µs per
+            # event (with 1,000 slow streams this wait happens 20,000 times a second).
+            with trio.CancelScope(deadline=trio.current_time() + heartbeat_seconds) as idle:
                 try:
                     parts = [await receive.receive()]
                 except trio.EndOfChannel:
