@@ -107,40 +107,23 @@ async def relay(receive: trio.MemoryReceiveChannel[bytes], *, wake: trio.MemoryS
     """Everything the channel carries, batched per wake-up; `heartbeat` after each `heartbeat_seconds` of
     silence (nothing when the protocol has no heartbeat its clients accept). `wake` is the channel's sending
     end (the pump's), on which the heartbeat clock marks a silent body."""
-    silence = _Silence(wake, heartbeat_seconds) if heartbeat else None
-    clock = heartbeat_clock() if silence is not None else None
     async with receive:
-        if clock is not None:
-            clock.watch(silence)
+        if not heartbeat:
+            while (frames := await _next_frames(receive)) is not None:
+                if frames:
+                    yield b"".join(frames)
+            return
+        clock, silence = heartbeat_clock(), _Silence(wake, heartbeat_seconds)
+        clock.watch(silence)
         try:
-            ended = False
-            while not ended:
-                try:
-                    first = await receive.receive()
-                except trio.EndOfChannel:
-                    break
-                parts = [] if first is TICK else [first]
-                while True:
-                    try:
-                        part = receive.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    except trio.EndOfChannel:
-                        ended = True
-                        break
-                    if part is not TICK:
-                        parts.append(part)
-                if silence is None:
-                    if parts:
-                        yield b"".join(parts)
-                    continue
+            while (frames := await _next_frames(receive)) is not None:
                 now = trio.current_time()
                 ticked, silence.ticked = silence.ticked, False
-                if parts:
+                if frames:
                     silence.last = now
                     if ticked:  # the clock stopped counting this body when it sent the marker
                         clock.watch(silence)
-                    yield b"".join(parts)
+                    yield b"".join(frames)
                 elif now >= silence.last + silence.interval:
                     silence.last = now
                     clock.watch(silence)
@@ -148,5 +131,21 @@ async def relay(receive: trio.MemoryReceiveChannel[bytes], *, wake: trio.MemoryS
                 else:
                     clock.watch(silence)  # marked, but the body wrote since: due again later
         finally:
-            if clock is not None:
-                clock.forget(silence)
+            clock.forget(silence)
+
+
+async def _next_frames(receive: trio.MemoryReceiveChannel[bytes]) -> list[bytes] | None:
+    """The frames queued at the next wake-up (an empty list when only the clock's marker was); None once the
+    channel has ended. A frame read after the end is never lost: the next call then sees the end."""
+    try:
+        first = await receive.receive()
+    except trio.EndOfChannel:
+        return None
+    frames = [] if first is TICK else [first]
+    while True:
+        try:
+            frame = receive.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return frames
+        if frame is not TICK:
+            frames.append(frame)
