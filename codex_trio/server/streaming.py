@@ -136,7 +136,7 @@ async def relay(receive: trio.MemoryReceiveChannel[bytes], *, wake: trio.MemoryS
 
 async def _next_frames(receive: trio.MemoryReceiveChannel[bytes]) -> list[bytes] | None:
     """The frames queued at the next wake-up (an empty list when only the clock's marker was); None once the
-    channel has ended. A frame read after the end is never lost: the next call then sees the end."""
+    channel has ended and is empty (an end met while taking the queued frames is reported by the next call)."""
     try:
         first = await receive.receive()
     except trio.EndOfChannel:
