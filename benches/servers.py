@@ -30,8 +30,12 @@ async def serve_sim(reply: dict[str, Any], *, marker: str, deflate: bool = True,
     containing its marker; `deflate`: accept permessage-deflate.
     The account is on the pro plan, the largest budget (6M tokens per 5 hours): the 30-minute soak on a plus
     account (1M) used it up after 7,851 turns, and every turn after was a correct 429."""
+    from codex_trio.collector import collect_young_less_often
     from codex_trio.sim import SimConfig, Simulator
 
+    # Collected as the gateway is: at CPython's default threshold the simulator spent 12 % of its CPU collecting
+    # (a 50 ms full collection every second or two) under 300 paced streams, which showed in the direct gaps.
+    collect_young_less_often()
     sim = Simulator(SimConfig(accounts=1, plans=("pro",), record_requests=False, deflate=deflate))
     sim.script({"match": {"user_text": marker}, "reply": reply})
     for other_marker, other_reply in (more or {}).items():

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import trio
 
 from . import __version__
+from .collector import collect_young_less_often
 from .config.store import Change, ConfigStore
 from .server.api import MAX_REQUEST_BYTES, create_api_app
 from .server.body_limit import limit_body
@@ -121,6 +122,7 @@ class Gateway:
                   task_status=trio.TASK_STATUS_IGNORED) -> None:
         settings = self.config.settings
         self.descriptors = DescriptorBudget.at_start()
+        collect_young_less_often()  # per-event garbage would otherwise run a collection every few dozen events
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             await nursery.start(self.config.watch)

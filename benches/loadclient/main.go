@@ -7,6 +7,11 @@
 //
 // ttfb_ms is the time to the first body byte, marker_ms the time to the first `data:` line containing -marker
 // (null when none did), events the number of `data:` lines, seconds the time from sending to the end of the body.
+// With -streams N it runs N such requests at once instead (each body's "{n}" replaced by the stream's number) and
+// prints one JSON line for all of them: "arrivals_ms", per stream that succeeded the time each data: line
+// containing -marker was read (ms since the start), and "failed", one entry per stream that did not end with a
+// 200 and a complete body (its status and error code, or the error). See pace.go.
+//
 // Standard library only: no module download is needed to build it.
 package main
 
@@ -148,6 +153,7 @@ func main() {
 	caFile := flag.String("cafile", "", "a PEM file of CA certificates to trust (https)")
 	marker := flag.String("marker", "", "time the first data: line containing this string")
 	flag.Var(&headers, "header", "a request header, 'Name: value' (repeatable)")
+	streams := flag.Int("streams", 0, "run this many requests at once and print their marker gaps (pace mode)")
 	flag.Parse()
 	if *url == "" {
 		fmt.Fprintln(os.Stderr, "loadclient: -url is required")
@@ -160,6 +166,12 @@ func main() {
 			os.Exit(2)
 		}
 		*body = string(data)
+	}
+	if *streams > 0 {
+		paced := pace(*url, *body, *caFile, *marker, headers, *streams)
+		encoded, _ := json.Marshal(paced)
+		fmt.Println(string(encoded))
+		return
 	}
 	out := run(*url, *method, *body, *caFile, *marker, headers)
 	encoded, _ := json.Marshal(out)

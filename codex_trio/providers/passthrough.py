@@ -173,7 +173,8 @@ async def passthrough(deps: "ProtocolDeps", service: "ProviderService", target: 
     if refusal is not None:
         return refusal
     content_type = response.headers.get("content-type", "application/json")
-    stream = relay(receive, heartbeat=heartbeat, heartbeat_seconds=deps.settings.server.heartbeat_seconds)
+    stream = relay(receive, wake=send_frames, heartbeat=heartbeat,
+                   heartbeat_seconds=deps.settings.server.heartbeat_seconds)
     return Response(stream, content_type=content_type, headers={**SSE_HEADERS, **reply_headers})
 
 

@@ -99,7 +99,7 @@ async def stream_turn(pump: TurnPump, turn: "Turn", encoder: StreamEncoder, *, h
 
     upstream: "UpstreamTurn" = await request_tasks().start(current_app.nursery, serve)
     head_waits_for_first_chunk()  # the turn is open: its first frames are on their way
-    body = relay(receive, heartbeat=encoder.heartbeat(), heartbeat_seconds=heartbeat_seconds)
+    body = relay(receive, wake=send, heartbeat=encoder.heartbeat(), heartbeat_seconds=heartbeat_seconds)
     return Response(body, content_type=content_type, headers={**SSE_HEADERS, **dict(upstream.forward_headers)})
 
 
