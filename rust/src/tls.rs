@@ -4,8 +4,9 @@
 //! (reqwest's rustls backend picks up the default provider). OpenSSL: native-tls with the vendored 3.6
 //! line; its hello is OpenSSL's own default, so nothing is configured there beyond extra trust.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -18,6 +19,32 @@ pub fn install_provider() {
     INSTALL.call_once(|| {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     });
+}
+
+/// The OpenSSL connector of every HTTPS client of the process that trusts `extra` besides the system roots
+/// (one per distinct `extra`, shared by clones: a native-tls connector is a reference to one `SSL_CTX`).
+///
+/// An `SSL_CTX` of OpenSSL 3 holds ~850 KiB (its cipher, digest, group and signature tables), and a gateway
+/// makes one client per egress proxy; reqwest would build a context per client. What it builds is native-tls's
+/// defaults (certificate and host name checked, SNI on, the system roots) plus the extra roots, as here, and
+/// the hello comes from the context's settings alone. A connection takes a fresh `SSL` from the context and
+/// native-tls keeps no client sessions, so connections through different proxies share nothing but settings.
+pub fn shared_openssl_connector(extra: &[CertificateDer<'static>]) -> Result<native_tls::TlsConnector, UpstreamError> {
+    static CONNECTORS: Mutex<Option<HashMap<Vec<Vec<u8>>, native_tls::TlsConnector>>> = Mutex::new(None);
+    let key: Vec<Vec<u8>> = extra.iter().map(|cert| cert.as_ref().to_vec()).collect();
+    let mut connectors = CONNECTORS.lock().unwrap_or_else(|e| e.into_inner());
+    let connectors = connectors.get_or_insert_with(HashMap::new);
+    if let Some(existing) = connectors.get(&key) {
+        return Ok(existing.clone());
+    }
+    let tls_error = |e: native_tls::Error| UpstreamError::new(ErrorKind::Tls, format!("OpenSSL context: {e}"));
+    let mut builder = native_tls::TlsConnector::builder();
+    for cert in extra {
+        builder.add_root_certificate(native_tls::Certificate::from_der(cert.as_ref()).map_err(tls_error)?);
+    }
+    let connector = builder.build().map_err(tls_error)?;
+    connectors.insert(key, connector.clone());
+    Ok(connector)
 }
 
 /// The certificates of a PEM file (for `ca_file`).

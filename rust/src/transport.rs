@@ -149,17 +149,19 @@ impl Transport {
         }
         builder = if options.decompress { builder.zstd(true).gzip(true) } else { builder.no_zstd().no_gzip() };
         builder = match options.profile {
-            Profile::OpenSsl => builder.use_native_tls(),
+            // The extra roots are in the shared connector.
+            Profile::OpenSsl => builder.use_preconfigured_tls(tls::shared_openssl_connector(&self.extra_certs)?),
             Profile::Rustls => {
                 tls::install_provider();
-                builder.use_rustls_tls()
+                let mut builder = builder.use_rustls_tls();
+                for cert in &self.extra_certs {
+                    let cert = reqwest::Certificate::from_der(cert.as_ref())
+                        .map_err(|e| UpstreamError::from_reqwest(&e, false))?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                builder
             }
         };
-        for cert in &self.extra_certs {
-            let cert = reqwest::Certificate::from_der(cert.as_ref())
-                .map_err(|e| UpstreamError::from_reqwest(&e, false))?;
-            builder = builder.add_root_certificate(cert);
-        }
         for (host, addr) in &options.resolve {
             builder = builder.resolve(host, *addr);
         }
