@@ -61,12 +61,31 @@ pub fn load_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Upstr
 
 /// The rustls configuration of the real client's WebSocket: system roots (+ `extra`), no ALPN.
 /// It is built the way reqwest builds its own rustls config, so the hello matches the HTTPS one
-/// except for ALPN.
+/// except for ALPN. Each transport (one per egress proxy) gets its own configuration, so TLS sessions are
+/// never resumed through another proxy than the one they began on; the roots are shared.
 pub fn websocket_config(extra: &[CertificateDer<'static>]) -> Result<Arc<rustls::ClientConfig>, UpstreamError> {
     install_provider();
     let provider = rustls::crypto::CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| UpstreamError::new(ErrorKind::Tls, e.to_string()))?
+        .with_root_certificates(trusted_roots(extra)?)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The system's root certificates plus `extra`, read and parsed once per process for each distinct `extra`
+/// (~130 KiB per store; a gateway has a WebSocket configuration per egress proxy).
+fn trusted_roots(extra: &[CertificateDer<'static>]) -> Result<Arc<rustls::RootCertStore>, UpstreamError> {
+    static STORES: Mutex<Option<HashMap<Vec<Vec<u8>>, Arc<rustls::RootCertStore>>>> = Mutex::new(None);
+    let key: Vec<Vec<u8>> = extra.iter().map(|cert| cert.as_ref().to_vec()).collect();
+    let mut stores = STORES.lock().unwrap_or_else(|e| e.into_inner());
+    let stores = stores.get_or_insert_with(HashMap::new);
+    if let Some(existing) = stores.get(&key) {
+        return Ok(existing.clone());
+    }
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         // System stores hold a few certificates webpki cannot parse; skipping them is what reqwest does.
@@ -77,10 +96,7 @@ pub fn websocket_config(extra: &[CertificateDer<'static>]) -> Result<Arc<rustls:
             .add(cert.clone())
             .map_err(|e| UpstreamError::new(ErrorKind::Tls, format!("ca_file: {e}")))?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(rustls::ALL_VERSIONS)
-        .map_err(|e| UpstreamError::new(ErrorKind::Tls, e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    let roots = Arc::new(roots);
+    stores.insert(key, roots.clone());
+    Ok(roots)
 }
