@@ -91,9 +91,10 @@ pub struct Transport {
     extra_certs: Vec<rustls_pki_types::CertificateDer<'static>>,
     proxy: Option<reqwest::Proxy>,
     /// Built at the first HTTP request. A transport of the rustls profile carries only WebSockets and never
-    /// builds it; one of the OpenSSL profile builds it at its first call. Each stack loads the system's root
-    /// certificates and touches its TLS library's code: ~6 MiB of RSS for OpenSSL, ~2 MiB for rustls
-    /// (docs/performance.md, "Idle RSS and memory per stream, fourth round").
+    /// builds it; one of the OpenSSL profile builds it at its first call. The process's first stack of each
+    /// TLS library runs that library's start-up (~6 MiB of RSS for OpenSSL, ~2 MiB for rustls); later ones
+    /// share its context or roots (`tls.rs`; docs/performance.md, "Idle RSS and memory per stream, fourth
+    /// round").
     http: OnceLock<reqwest::Client>,
     /// rustls configuration for the WebSocket (same for both profiles, as in the real client), built at the
     /// first WebSocket.

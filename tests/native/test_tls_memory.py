@@ -1,4 +1,5 @@
-"""What the native clients' TLS stacks cost in memory (docs/performance.md, "Idle RSS, fourth round").
+"""What the native clients' TLS stacks cost in memory (docs/performance.md, "Idle RSS and memory per stream,
+fourth round").
 
 Every upstream client pairs an OpenSSL one (HTTPS) with a rustls one (WebSocket) per egress proxy. A client
 builds each TLS stack when it first needs it: the first stack of each library costs its start-up (~6 MiB of RSS
