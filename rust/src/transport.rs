@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -86,9 +86,19 @@ impl HttpEvent {
 
 pub struct Transport {
     pub options: Options,
-    http: reqwest::Client,
-    /// rustls configuration for the WebSocket (same for both profiles, as in the real client).
-    pub ws_tls: Arc<rustls::ClientConfig>,
+    /// Checked when the transport is made (an unreadable `ca_file` or a bad proxy URL fails the client's
+    /// construction); the TLS stacks are built from them at first use.
+    extra_certs: Vec<rustls_pki_types::CertificateDer<'static>>,
+    proxy: Option<reqwest::Proxy>,
+    /// Built at the first HTTP request. A transport of the rustls profile carries only WebSockets and never
+    /// builds it; one of the OpenSSL profile builds it at its first call. The process's first stack of each
+    /// TLS library runs that library's start-up (~6 MiB of RSS for OpenSSL, ~2 MiB for rustls); later ones
+    /// share its context or roots (`tls.rs`; docs/performance.md, "Idle RSS and memory per stream, fourth
+    /// round").
+    http: OnceLock<reqwest::Client>,
+    /// rustls configuration for the WebSocket (same for both profiles, as in the real client), built at the
+    /// first WebSocket.
+    ws_tls: OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 /// One transport per distinct options, shared by every Python `Client` that asks for the same ones,
@@ -111,6 +121,26 @@ impl Transport {
             Some(path) => tls::load_pem_certs(path)?,
             None => Vec::new(),
         };
+        for cert in &extra_certs {
+            reqwest::Certificate::from_der(cert.as_ref()).map_err(|e| UpstreamError::from_reqwest(&e, false))?;
+        }
+        let proxy = match &options.proxy {
+            Some(proxy) => Some(reqwest::Proxy::all(proxy).map_err(|e| UpstreamError::from_reqwest(&e, true))?),
+            None => None,
+        };
+        Ok(Self { options, extra_certs, proxy, http: OnceLock::new(), ws_tls: OnceLock::new() })
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, UpstreamError> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
+        let built = self.build_http()?;
+        Ok(self.http.get_or_init(|| built)) // a concurrent first call may have won; both are equal
+    }
+
+    fn build_http(&self) -> Result<reqwest::Client, UpstreamError> {
+        let options = &self.options;
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(options.connect_timeout_ms))
             // Proxies only come from the options, never from the environment.
@@ -120,27 +150,35 @@ impl Transport {
         }
         builder = if options.decompress { builder.zstd(true).gzip(true) } else { builder.no_zstd().no_gzip() };
         builder = match options.profile {
-            Profile::OpenSsl => builder.use_native_tls(),
+            // The extra roots are in the shared connector.
+            Profile::OpenSsl => builder.use_preconfigured_tls(tls::shared_openssl_connector(&self.extra_certs)?),
             Profile::Rustls => {
                 tls::install_provider();
-                builder.use_rustls_tls()
+                let mut builder = builder.use_rustls_tls();
+                for cert in &self.extra_certs {
+                    let cert = reqwest::Certificate::from_der(cert.as_ref())
+                        .map_err(|e| UpstreamError::from_reqwest(&e, false))?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                builder
             }
         };
-        for cert in &extra_certs {
-            let cert = reqwest::Certificate::from_der(cert.as_ref())
-                .map_err(|e| UpstreamError::from_reqwest(&e, false))?;
-            builder = builder.add_root_certificate(cert);
-        }
         for (host, addr) in &options.resolve {
             builder = builder.resolve(host, *addr);
         }
-        if let Some(proxy) = &options.proxy {
-            let proxy = reqwest::Proxy::all(proxy).map_err(|e| UpstreamError::from_reqwest(&e, true))?;
-            builder = builder.proxy(proxy);
+        if let Some(proxy) = &self.proxy {
+            builder = builder.proxy(proxy.clone());
         }
-        let http = builder.build().map_err(|e| UpstreamError::from_reqwest(&e, false))?;
-        let ws_tls = tls::websocket_config(&extra_certs)?;
-        Ok(Self { options, http, ws_tls })
+        builder.build().map_err(|e| UpstreamError::from_reqwest(&e, false))
+    }
+
+    /// The WebSocket's rustls configuration (built at the first WebSocket of this transport).
+    pub fn ws_tls(&self) -> Result<Arc<rustls::ClientConfig>, UpstreamError> {
+        if let Some(config) = self.ws_tls.get() {
+            return Ok(config.clone());
+        }
+        let built = tls::websocket_config(&self.extra_certs)?;
+        Ok(self.ws_tls.get_or_init(|| built).clone())
     }
 
     fn via_proxy(&self) -> bool {
@@ -179,7 +217,7 @@ impl Transport {
             }
             other => other,
         };
-        let mut builder = self.http.request(method, url).headers(map);
+        let mut builder = self.http()?.request(method, url).headers(map);
         if let Some(body) = body {
             builder = builder.body(body);
         }
@@ -199,7 +237,7 @@ impl Transport {
     }
 
     async fn fetch_all(&self, request: reqwest::Request) -> Result<HttpEvent, UpstreamError> {
-        let response = self.http.execute(request).await.map_err(|e| UpstreamError::from_reqwest(&e, self.via_proxy()))?;
+        let response = self.http()?.execute(request).await.map_err(|e| UpstreamError::from_reqwest(&e, self.via_proxy()))?;
         let status = response.status().as_u16();
         let headers = header_pairs(response.headers());
         let body = response.bytes().await.map_err(|e| UpstreamError::from_reqwest(&e, false))?;
@@ -209,7 +247,14 @@ impl Transport {
     /// Send and stream the body chunk by chunk. Each send waits while the bridge is full, so a slow
     /// consumer stops the reads from the socket.
     pub async fn run_stream(self: Arc<Self>, request: reqwest::Request, tx: Sender<HttpEvent>) {
-        let mut response = match self.http.execute(request).await {
+        let http = match self.http() {
+            Ok(http) => http,
+            Err(err) => {
+                let _ = tx.send(HttpEvent::Failed(err)).await;
+                return;
+            }
+        };
+        let mut response = match http.execute(request).await {
             Ok(response) => response,
             Err(err) => {
                 let _ = tx.send(HttpEvent::Failed(UpstreamError::from_reqwest(&err, self.via_proxy()))).await;

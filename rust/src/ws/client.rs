@@ -76,10 +76,11 @@ async fn connect(transport: &Transport, url: &str, headers: &[(String, String)],
         target.push_str(query);
     }
     let pinned = transport.options.resolved(bare_host, url.port());
-    let raw = tunnel::open(bare_host, port, pinned, transport.options.proxy.as_deref(), &transport.ws_tls).await?;
+    let ws_tls = transport.ws_tls()?;
+    let raw = tunnel::open(bare_host, port, pinned, transport.options.proxy.as_deref(), &ws_tls).await?;
     let mut io: BoxIo = if secure {
         let name = ServerName::try_from(bare_host.to_owned()).map_err(|e| protocol(e.to_string()))?;
-        let tls = tokio_rustls::TlsConnector::from(transport.ws_tls.clone())
+        let tls = tokio_rustls::TlsConnector::from(ws_tls)
             .connect(name, raw)
             .await
             .map_err(|e| UpstreamError::from_error(&e, false))?;
