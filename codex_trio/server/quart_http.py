@@ -12,6 +12,9 @@ to pass it on. Once the body is complete the reading task is not started at all:
 request through `watch_disconnect`, as the reading task did when it saw `http.disconnect`. A body still on its way
 is read by the task, as before.
 
+Awaiting a complete body (`request.get_data()`) returns it at once (`QueuedBody`); Quart-Trio's waits on its
+completion event, a pass of the scheduler even when the event is set.
+
 A whole (non-streamed) body goes out as one final body message instead of a body message and an empty last one:
 one pass fewer through every ASGI wrapper and hypercorn's sender, the same bytes on the wire.
 """
@@ -19,12 +22,13 @@ one pass fewer through every ASGI wrapper and hypercorn's sender, the same bytes
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Generator
 
 import trio
 from quart.utils import encode_headers
 from quart.wrappers.response import DataBody, Response
 from quart_trio.asgi import TrioASGIHTTPConnection
+from quart_trio.wrappers.request import TrioBody, TrioRequest
 
 
 class InlineHTTPConnection(TrioASGIHTTPConnection):
@@ -51,6 +55,21 @@ class InlineHTTPConnection(TrioASGIHTTPConnection):
         await send({"type": "http.response.start", "status": response.status_code,
                     "headers": encode_headers(response.headers)})
         await send({"type": "http.response.body", "body": body.data[body.begin:body.end], "more_body": False})
+
+
+class QueuedBody(TrioBody):
+    def __await__(self) -> Generator[Any, None, bytes]:
+        if self._must_raise is not None:
+            raise self._must_raise
+        if not self._complete.is_set():
+            yield from self._complete.wait().__await__()
+            if self._must_raise is not None:
+                raise self._must_raise
+        return bytes(self._data)
+
+
+class GatewayRequest(TrioRequest):
+    body_class = QueuedBody
 
 
 class _BodyStatus(enum.Enum):
