@@ -143,7 +143,13 @@ def shield_response_end(app: Callable[..., Awaitable[None]]) -> Callable[..., Aw
                     with connection.corked():
                         await send(held)
                     stage_timing.mark("headers_sent")
-                await send(message)  # carries the held head's bytes along
+                    await send(message)  # carries the held head's bytes along
+                    return
+                await send(message)
+                # A later chunk of a stream: its write no longer passes the scheduler (`GuardedConnection`), so
+                # pass it here, after the bytes are out: the producer queues more meanwhile, and the next write
+                # carries all of it (one write per wake-up of the body, as before).
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 return
             with trio.CancelScope(shield=True, deadline=trio.current_time() + RESPONSE_END_DEADLINE):
                 if connection is None:
