@@ -17,12 +17,15 @@
 * A connection whose peer has gone away is closed only when its keep-alive timer ends, holding its
   descriptor that long; `HeadDeadlineStream` stops the timer when reading ends.
 
-And two costs: hypercorn's keep-alive timer is a task, spawned (`nursery.start`, a hand-off) after every response
+And costs: hypercorn's keep-alive timer is a task, spawned (`nursery.start`, a hand-off) after every response
 and cancelled when the next request arrives; here it is a deadline on the connection's read instead
 (`KeepAliveTimer`), and shutdown wakes the idle reads itself. And hypercorn writes every ASGI message to the
 socket on its own (a short reply in three writes, a stream's head apart from its first chunk).
 `shield_response_end` holds a head back for the message that follows and corks the connection while hypercorn
-encodes them, so they leave in one write.
+encodes them, so they leave in one write. Each write also passed the scheduler twice (hypercorn's send lock, trio's
+socket send); `GuardedConnection` writes at once when nothing else is writing. And hypercorn queued a request's
+messages for its app with a scheduler pass each; `RequestTaskGroup` hands the app a `RequestInbox` instead, which
+Quart-Trio's glue reads without a task of its own (`quart_http.py`).
 
 Everything else (lifespan, protocol state machines, graceful shutdown) is hypercorn's own.
 """
