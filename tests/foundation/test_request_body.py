@@ -13,6 +13,7 @@ import trio
 from quart import Response, request
 
 from codex_trio.server.api import MAX_REQUEST_BYTES
+from codex_trio.server.quart_http import QueuedBody
 from tests.conftest import api_key, running_gateway
 
 
@@ -126,3 +127,23 @@ async def test_a_reply_larger_than_the_socket_takes_at_once_arrives_whole(data_d
     head, _, body = whole.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert body == b"0123456789abcdef" * (8 * 1024 * 1024 // 16)
+
+
+async def test_a_complete_body_is_awaited_without_a_pass_of_the_scheduler():
+    """Quart-Trio's body waits on its completion event even when it is set (a checkpoint: a cancelled request
+    stops there, and a live one yields to every other ready task). A complete `QueuedBody` is returned at once."""
+    body = QueuedBody(None, None)
+    body.append(b'{"a": 1}')
+    body.set_complete()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        assert await body == b'{"a": 1}'
+    waiting = QueuedBody(None, None)
+    async with trio.open_nursery() as nursery:
+        async def complete_later() -> None:
+            await trio.sleep(0.01)
+            waiting.append(b"late")
+            waiting.set_complete()
+
+        nursery.start_soon(complete_later)
+        assert await waiting == b"late"  # an incomplete body is still waited for
