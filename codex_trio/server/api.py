@@ -16,7 +16,7 @@ from ..telemetry.key_check import client_key_admits, open_by_settings
 from ..telemetry import stage_timing
 from .auth import key_problem, needs_key, presented_key
 from .envelopes import error_body, error_headers
-from .quart_http import InlineHTTPConnection
+from .quart_http import GatewayRequest, InlineHTTPConnection
 
 if TYPE_CHECKING:
     from .host import GatewayHost
@@ -47,6 +47,7 @@ def configure(app: QuartTrio) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
     app.asgi_http_class = InlineHTTPConnection  # one task per request, not three (quart_http.py)
+    app.request_class = GatewayRequest  # a complete body without a scheduler pass (quart_http.py)
 
     @app.errorhandler(GatewayError)
     async def _gateway_error(error: GatewayError) -> Response:

@@ -47,6 +47,46 @@ def _declared_length(scope: dict[str, Any]) -> int | None:
     return None
 
 
+class LimitedReceive:
+    """The app's `receive`, counting the body and cut off past the cap. Passes on `ready` and
+    `watch_disconnect` of the `receive` it wraps (`request_inbox.RequestInbox`), counting what `ready` takes."""
+
+    __slots__ = ("_receive", "_limit", "received", "overflowed", "complete")
+
+    def __init__(self, receive: Callable, limit: int) -> None:
+        self._receive = receive
+        self._limit = limit
+        self.received = 0
+        self.overflowed = False
+        self.complete = trio.Event()  # the body's last message was received
+
+    async def __call__(self) -> dict[str, Any]:
+        if self.overflowed:
+            return {"type": "http.disconnect"}
+        return self._count(await self._receive())
+
+    def ready(self) -> dict[str, Any] | None:
+        if self.overflowed:
+            return {"type": "http.disconnect"}
+        ready = getattr(self._receive, "ready", None)
+        message = ready() if ready is not None else None
+        return None if message is None else self._count(message)
+
+    def watch_disconnect(self, callback: Callable[[], None] | None) -> bool:
+        watch = getattr(self._receive, "watch_disconnect", None)
+        return watch is not None and watch(callback)
+
+    def _count(self, message: dict[str, Any]) -> dict[str, Any]:
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self._limit:
+                self.overflowed = True
+                return {"type": "http.disconnect"}
+            if not message.get("more_body", False):
+                self.complete.set()
+        return message
+
+
 def limit_body(app: Callable[..., Awaitable[None]], limit: int, error_answer: ErrorAnswer) -> Callable[..., Awaitable[None]]:
     async def limited(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -65,39 +105,24 @@ def limit_body(app: Callable[..., Awaitable[None]], limit: int, error_answer: Er
         if declared is not None and declared > limit:
             await refuse()
             return
-        received = 0
-        overflowed = False
+        body = LimitedReceive(receive, limit)
         started = False
-        body_complete = trio.Event()
-
-        async def counting_receive() -> dict[str, Any]:
-            nonlocal received, overflowed
-            if overflowed:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    overflowed = True
-                    return {"type": "http.disconnect"}
-                if not message.get("more_body", False):
-                    body_complete.set()
-            return message
 
         async def watching_send(message: dict[str, Any]) -> None:
             nonlocal started
-            if overflowed and not started:
+            if body.overflowed and not started:
                 return  # the app's own answer to a body it never got in full: ours goes out instead
             started = started or message["type"] == "http.response.start"
             if (message["type"] == "http.response.body" and not message.get("more_body", False)
-                    and not body_complete.is_set() and (declared or 0) <= DRAIN_LIMIT and received <= DRAIN_LIMIT):
+                    and not body.complete.is_set() and (declared or 0) <= DRAIN_LIMIT
+                    and body.received <= DRAIN_LIMIT):
                 # the framework keeps reading the body until this send completes
                 with trio.move_on_after(DRAIN_SECONDS):
-                    await body_complete.wait()
+                    await body.complete.wait()
             await send(message)
 
-        await app(scope, counting_receive, watching_send)
-        if overflowed and not started:
+        await app(scope, body, watching_send)
+        if body.overflowed and not started:
             await refuse()
 
     return limited

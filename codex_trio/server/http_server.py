@@ -17,12 +17,15 @@
 * A connection whose peer has gone away is closed only when its keep-alive timer ends, holding its
   descriptor that long; `HeadDeadlineStream` stops the timer when reading ends.
 
-And two costs: hypercorn's keep-alive timer is a task, spawned (`nursery.start`, a hand-off) after every response
+And costs: hypercorn's keep-alive timer is a task, spawned (`nursery.start`, a hand-off) after every response
 and cancelled when the next request arrives; here it is a deadline on the connection's read instead
 (`KeepAliveTimer`), and shutdown wakes the idle reads itself. And hypercorn writes every ASGI message to the
 socket on its own (a short reply in three writes, a stream's head apart from its first chunk).
 `shield_response_end` holds a head back for the message that follows and corks the connection while hypercorn
-encodes them, so they leave in one write.
+encodes them, so they leave in one write. Each write also passed the scheduler twice (hypercorn's send lock, trio's
+socket send); `GuardedConnection` writes at once when nothing else is writing. And hypercorn queued a request's
+messages for its app with a scheduler pass each; `RequestTaskGroup` hands the app a `RequestInbox` instead, which
+Quart-Trio's glue reads without a task of its own (`quart_http.py`).
 
 Everything else (lifespan, protocol state machines, graceful shutdown) is hypercorn's own.
 """
@@ -40,13 +43,16 @@ from typing import Any, Awaitable, Callable, Iterator
 import trio
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData, Updated
+from hypercorn.protocol import ProtocolWrapper
 from hypercorn.trio.lifespan import Lifespan
-from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.task_group import TaskGroup, _handle
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
-from hypercorn.utils import repr_socket_addr, wrap_app
+from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
 
 from ..telemetry import stage_timing
+from .request_inbox import RequestInbox
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +146,13 @@ def shield_response_end(app: Callable[..., Awaitable[None]]) -> Callable[..., Aw
                     with connection.corked():
                         await send(held)
                     stage_timing.mark("headers_sent")
-                await send(message)  # carries the held head's bytes along
+                    await send(message)  # carries the held head's bytes along
+                    return
+                await send(message)
+                # A later chunk of a stream: its write no longer passes the scheduler (`GuardedConnection`), so
+                # pass it here, after the bytes are out: the producer queues more meanwhile, and the next write
+                # carries all of it (one write per wake-up of the body, as before).
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 return
             with trio.CancelScope(shield=True, deadline=trio.current_time() + RESPONSE_END_DEADLINE):
                 if connection is None:
@@ -175,8 +187,9 @@ class HeadDeadlineStream(trio.abc.HalfCloseableStream):
     Either ends the connection: `receive_some` raises BrokenResourceError, which hypercorn's read loop treats as
     the peer going away (it then closes the connection, as its keep-alive task would have)."""
 
-    def __init__(self, stream: trio.SocketStream, timeout: float) -> None:
+    def __init__(self, stream: trio.SocketStream, timeout: float, raw: Any = None) -> None:
         self._stream = stream
+        self._raw = raw  # the connection's stdlib socket (non-blocking), for `send_now`
         self._timeout = timeout
         self._idle = True  # between requests (or before the first): waiting for a request head
         self._deadline = math.inf  # the current request head's
@@ -226,6 +239,16 @@ class HeadDeadlineStream(trio.abc.HalfCloseableStream):
             self.head_started_ns = time.perf_counter_ns()
         return data
 
+    def send_now(self, data: bytes) -> int:
+        """Write what the socket takes at once, without a pass of the scheduler; how many bytes that was. 0 also
+        when the socket refuses (closed, reset, shut down): `send_all` then raises what it always raised."""
+        if self._raw is None:
+            return 0
+        try:
+            return self._raw.send(data)
+        except OSError:  # BlockingIOError included
+            return 0
+
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self._stream.send_all(data)
 
@@ -271,28 +294,80 @@ class ServingContext(WorkerContext):
             stream.close_when_idle()
 
 
+class RequestTaskGroup(TaskGroup):
+    """hypercorn's per-connection task group, handing each request's app a `RequestInbox` as its `receive`
+    (hypercorn's is a bare memory channel, filled with a scheduler pass per message)."""
+
+    async def spawn_app(self, app: Any, config: Config, scope: dict[str, Any],
+                        send: Callable[[Any], Awaitable[None]]) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        inbox = RequestInbox(config.max_app_queue_size)
+        self._nursery.start_soon(_run_app, app, config, scope, inbox, send)
+        return inbox.put
+
+
+async def _run_app(app: Any, config: Config, scope: dict[str, Any], inbox: RequestInbox,
+                   send: Callable[[Any], Awaitable[None]]) -> None:
+    try:
+        await _handle(app, config, scope, inbox, send, trio.to_thread.run_sync, trio.from_thread.run)
+    finally:
+        inbox.finish()
+
+
 class GuardedConnection(TCPServer):
     """hypercorn's connection driver over a `HeadDeadlineStream`, whose writes can be corked: while corked,
-    the bytes hypercorn sends are kept and go out with the next write (or `flush`)."""
+    the bytes hypercorn sends are kept and go out with the next write (or `flush`).
+
+    A write goes to the socket at once when nothing else is being written (`HeadDeadlineStream.send_now`):
+    hypercorn's write takes its send lock and trio's socket send, each a pass of the scheduler (on a streamed
+    reply, between the response head and its first chunk on the wire); only what the socket does not take at
+    once goes the usual way."""
 
     context: "ServingContext"
 
     def __init__(self, app: Any, config: ServingConfig, context: "ServingContext", state: Any,
-                 stream: trio.SocketStream) -> None:
-        self.head_stream = HeadDeadlineStream(stream, config.header_timeout)
+                 stream: trio.SocketStream, raw: Any = None) -> None:
+        self.head_stream = HeadDeadlineStream(stream, config.header_timeout, raw)
         super().__init__(app, config, context, state, self.head_stream)
         self.idle_task = KeepAliveTimer(self.head_stream, config.keep_alive_timeout, context)
         self._corked = False
         self._kept: list[bytes] = []
 
     async def run(self) -> None:
+        """hypercorn's `TCPServer.run` for a plain TCP connection (our listeners have no TLS), with a
+        `RequestTaskGroup`."""
         _serving_connection.set(self)  # the app tasks of this connection inherit both
         stage_timing.on_connection(self.head_stream)
         self.context.connections.add(self.head_stream)
         try:
-            await super().run()
+            sock = self.head_stream.socket
+            client = parse_socket_addr(sock.family, sock.getpeername())
+            server = parse_socket_addr(sock.family, sock.getsockname())
+            async with RequestTaskGroup() as task_group:
+                self._task_group = task_group
+                self.protocol = ProtocolWrapper(self.app, self.config, self.context, task_group,
+                                                ConnectionState(self.state), False, client, server,
+                                                self.protocol_send, "http/1.1")
+                await self.protocol.initiate()
+                await self.idle_task.restart(task_group, self._idle_timeout)
+                await self._read_data()
+        except OSError:
+            pass
         finally:
             self.context.connections.discard(self.head_stream)
+            await self._close()
+
+    async def _read_data(self) -> None:
+        # hypercorn's loop without its per-read `fail_after(config.read_timeout)` (a cancel scope per read, and
+        # read_timeout is unset): `HeadDeadlineStream` holds the head and keep-alive deadlines.
+        while True:
+            try:
+                data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                break
+            await self.protocol.handle(RawData(data))
+            if not data:
+                break
+        await self.protocol.handle(Closed())
 
     @contextmanager
     def corked(self) -> Iterator[None]:
@@ -304,7 +379,7 @@ class GuardedConnection(TCPServer):
 
     async def flush(self) -> None:
         if self._kept:
-            await super().protocol_send(RawData(data=self._take_kept()))
+            await self._write(self._take_kept())
 
     def _take_kept(self, then: bytes = b"") -> bytes:
         self._kept.append(then)
@@ -312,14 +387,23 @@ class GuardedConnection(TCPServer):
         self._kept.clear()
         return data
 
+    async def _write(self, data: bytes) -> None:
+        if not self.send_lock.locked():
+            await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled task still writes nothing
+            sent = self.head_stream.send_now(data)
+            if sent == len(data):
+                return
+            data = data[sent:]
+        await super().protocol_send(RawData(data=data))
+
     async def protocol_send(self, event: Any) -> None:
         if isinstance(event, RawData):
             if self._corked:
                 self._kept.append(event.data)
-                return
-            if self._kept:
-                event = RawData(data=self._take_kept(event.data))
-        elif isinstance(event, Closed):
+            else:
+                await self._write(self._take_kept(event.data) if self._kept else event.data)
+            return
+        if isinstance(event, Closed):
             await self.flush()  # a response's last bytes before the connection closes
         elif isinstance(event, Updated):
             if event.idle:
@@ -351,7 +435,7 @@ class Acceptor:
         self._refused = 0  # accept attempts refused for want of descriptors since the backlog was last drained
         self._pause = ACCEPT_BACKOFF_FIRST
 
-    async def serve(self, handler: Callable[[trio.SocketStream], Awaitable[None]], nursery: trio.Nursery) -> None:
+    async def serve(self, handler: Callable[[trio.SocketStream, Any], Awaitable[None]], nursery: trio.Nursery) -> None:
         self._sock.setblocking(False)
         try:
             while True:
@@ -361,7 +445,7 @@ class Acceptor:
             trio.lowlevel.notify_closing(self._sock)
             self._sock.close()
 
-    async def _accept_waiting(self, handler: Callable[[trio.SocketStream], Awaitable[None]],
+    async def _accept_waiting(self, handler: Callable[[trio.SocketStream, Any], Awaitable[None]],
                               nursery: trio.Nursery) -> None:
         """Accept until the backlog is empty (or a batch is taken). An episode of refusals ends, and is reported
         as ended, only when the backlog has been drained."""
@@ -380,7 +464,8 @@ class Acceptor:
                     raise
                 await self._wait_for_descriptors(exc)
                 continue
-            nursery.start_soon(_run_connection, handler, trio.SocketStream(trio.socket.from_stdlib_socket(conn)))
+            nursery.start_soon(_run_connection, handler,
+                               trio.SocketStream(trio.socket.from_stdlib_socket(conn)), conn)
 
     async def _wait_for_descriptors(self, exc: OSError) -> None:
         self._refused += 1
@@ -393,9 +478,10 @@ class Acceptor:
         self._pause = min(self._pause * 2, ACCEPT_BACKOFF_MAX)
 
 
-async def _run_connection(handler: Callable[[trio.SocketStream], Awaitable[None]], stream: trio.SocketStream) -> None:
+async def _run_connection(handler: Callable[[trio.SocketStream, Any], Awaitable[None]], stream: trio.SocketStream,
+                          raw: Any) -> None:
     try:
-        await handler(stream)
+        await handler(stream, raw)
     finally:
         await trio.aclose_forcefully(stream)
 
@@ -425,9 +511,9 @@ async def serve(app: Any, config: ServingConfig, *, name: str,
                 acceptors.append(Acceptor(sock, name, on_exhausted))
                 binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
 
-            def connection(stream: trio.SocketStream) -> Awaitable[None]:
+            def connection(stream: trio.SocketStream, raw: Any) -> Awaitable[None]:
                 return GuardedConnection(wrapped, config, context, ConnectionState(lifespan_state.copy()),
-                                         stream).run()
+                                         stream, raw).run()
 
             task_status.started(binds)
             try:

@@ -6,26 +6,46 @@ for both. Every hand-off between tasks is a pass of the scheduler (0.1-0.8 ms ea
 `InlineHTTPConnection` runs the handler in the request's own task, inside the same nursery: the same cancellation
 (either side ending cancels the other), one task spawn and one hand-off fewer per request.
 
+The request body is taken from the messages hypercorn has already queued (`request_inbox.RequestInbox.ready`)
+before the handler starts: a short body arrives with the head, and the handler then never waits for a reading task
+to pass it on. Once the body is complete the reading task is not started at all: the client's disconnect cancels the
+request through `watch_disconnect`, as the reading task did when it saw `http.disconnect`. A body still on its way
+is read by the task, as before.
+
+Awaiting a complete body (`request.get_data()`) returns it at once (`QueuedBody`); Quart-Trio's waits on its
+completion event, a pass of the scheduler even when the event is set.
+
 A whole (non-streamed) body goes out as one final body message instead of a body message and an empty last one:
 one pass fewer through every ASGI wrapper and hypercorn's sender, the same bytes on the wire.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from typing import Any, Generator
 
 import trio
 from quart.utils import encode_headers
 from quart.wrappers.response import DataBody, Response
 from quart_trio.asgi import TrioASGIHTTPConnection
+from quart_trio.wrappers.request import TrioBody, TrioRequest
 
 
 class InlineHTTPConnection(TrioASGIHTTPConnection):
     async def __call__(self, receive: Any, send: Any) -> None:
         request = self._create_request_from_scope(send)
+        status = _take_queued_body(request, receive)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.handle_messages, nursery, request, receive)
-            await self.handle_request(nursery, request, send)
+            cancel = nursery.cancel_scope.cancel
+            if status is _BodyStatus.DISCONNECTED:
+                cancel()  # what the reading task does on `http.disconnect`
+            elif not (status is _BodyStatus.COMPLETE and receive.watch_disconnect(cancel)):
+                nursery.start_soon(self.handle_messages, nursery, request, receive)
+            try:
+                await self.handle_request(nursery, request, send)
+            finally:
+                if status is _BodyStatus.COMPLETE:
+                    receive.watch_disconnect(None)
 
     async def _send_response(self, send: Any, response: Any) -> None:
         if not isinstance(response, Response) or type(response.response) is not DataBody:
@@ -35,3 +55,40 @@ class InlineHTTPConnection(TrioASGIHTTPConnection):
         await send({"type": "http.response.start", "status": response.status_code,
                     "headers": encode_headers(response.headers)})
         await send({"type": "http.response.body", "body": body.data[body.begin:body.end], "more_body": False})
+
+
+class QueuedBody(TrioBody):
+    def __await__(self) -> Generator[Any, None, bytes]:
+        if self._must_raise is not None:
+            raise self._must_raise
+        if not self._complete.is_set():
+            yield from self._complete.wait().__await__()
+            if self._must_raise is not None:
+                raise self._must_raise
+        return bytes(self._data)
+
+
+class GatewayRequest(TrioRequest):
+    body_class = QueuedBody
+
+
+class _BodyStatus(enum.Enum):
+    PENDING = "pending"  # more of the body may come (or `receive` cannot tell): the reading task reads it
+    COMPLETE = "complete"
+    DISCONNECTED = "disconnected"
+
+
+def _take_queued_body(request: Any, receive: Any) -> _BodyStatus:
+    """Move the request messages already queued into `request.body` (what Quart's reading task does with each)."""
+    ready = getattr(receive, "ready", None)
+    if ready is None:
+        return _BodyStatus.PENDING
+    while (message := ready()) is not None:
+        if message["type"] == "http.disconnect":
+            return _BodyStatus.DISCONNECTED
+        if message["type"] == "http.request":
+            request.body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                request.body.set_complete()
+                return _BodyStatus.COMPLETE
+    return _BodyStatus.PENDING
