@@ -43,8 +43,8 @@ pub fn shutdown() {
 /// blocks or its time slice ends, so the Python thread loses its core less often and its work stays together
 /// (measured against main: relayed events per CPU-second 1.27-1.39x; CPU per short request at c=50 0.83-0.88x
 /// on a busy VM, 0.95-1.00x on a quieter one). A turn's own round trip at c=1 does not change: its answer needs
-/// the I/O thread's work either way. Best effort: where
-/// the call is refused (or on another OS) the threads run as before.
+/// the I/O thread's work either way. Best effort: where the call is refused (or on another OS) the threads run as
+/// before.
 fn yield_on_wakeup() {
     #[cfg(target_os = "linux")]
     {

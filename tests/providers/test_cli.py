@@ -54,8 +54,11 @@ async def test_add_list_models_remove_and_a_running_gateway_follows(data_dir):
             assert removed.returncode == 0 and b"removed 1" in removed.stdout
             missing = await cli(data_dir, "remove", "claude")
             assert missing.returncode == 1 and b"no provider 'claude'" in missing.stderr
-            with pytest.raises(openai.NotFoundError):
-                await client.chat.completions.create(model="claude/claude-fake-1",
-                                                     messages=[{"role": "user", "content": "hi"}])
+            # the gateway re-reads the providers every 0.5 s: give a loaded machine a few polls
+            with trio.fail_after(10), pytest.raises(openai.NotFoundError):
+                while True:
+                    await client.chat.completions.create(model="claude/claude-fake-1",
+                                                         messages=[{"role": "user", "content": "hi"}])
+                    await trio.sleep(0.2)
             bad = await cli(data_dir, "add", "--provider", "custom", "--key", "k")
             assert bad.returncode == 1 and b"baseUrl" in bad.stderr

@@ -14,8 +14,8 @@ CHAT = "/v1/chat/completions"
 # The response head goes out once the upstream turn has started (the dispatcher waits for its first substantive
 # event, to fail over before answering); the body's producer translates after that.
 # The head of a streamed turn waits for its first (translated) chunk: both leave in one write.
-TURN_ORDER = ["head", "app", "auth", "body", "routed", "leased", "sent", "first_event", "translated", "headers_sent",
-              "first_write"]
+TURN_ORDER = ["head", "app", "auth", "body", "routed", "leased", "framed", "sent", "first_event", "translated",
+              "headers_sent", "first_write"]
 
 
 def chat(text: str) -> dict:
