@@ -123,8 +123,9 @@ def limit_body(app: Callable[..., Awaitable[None]], limit: int, error_answer: Er
                     early_head = message
                     return
                 started = True
-            elif (not message.get("more_body", False) and not body.complete.is_set()
-                    and (declared or 0) <= DRAIN_LIMIT and body.received <= DRAIN_LIMIT):
+            elif (message["type"] == "http.response.body" and not message.get("more_body", False)
+                    and not body.complete.is_set() and (declared or 0) <= DRAIN_LIMIT
+                    and body.received <= DRAIN_LIMIT):
                 # the framework keeps reading the body until this send completes (or, past the cap, cancels it)
                 with trio.move_on_after(DRAIN_SECONDS):
                     await body.complete.wait()
