@@ -13,7 +13,10 @@ The 413 is in the protocol's error envelope for the path, like every other error
 A response that goes out before its request's (small) body has arrived — a 404 for an unknown path, a 401 —
 waits a moment for the rest of the body before it completes. hypercorn closes a connection whose request was
 not read to its end; reading the few bytes instead keeps the keep-alive connection usable, and spares the client
-the reset that closing on unread data causes (which can destroy the answer before the client reads it).
+the reset that closing on unread data causes (which can destroy the answer before the client reads it). Such an
+early answer is not final until it goes out: its head is held back while it waits, and a body that passes the
+cap meanwhile gets the 413 instead, as on any other path (the head used to go out alone, its Content-Length not
+honoured).
 """
 
 from __future__ import annotations
@@ -106,19 +109,29 @@ def limit_body(app: Callable[..., Awaitable[None]], limit: int, error_answer: Er
             await refuse()
             return
         body = LimitedReceive(receive, limit)
-        started = False
+        started = False  # the app's response head has been passed on
+        early_head: dict[str, Any] | None = None
 
         async def watching_send(message: dict[str, Any]) -> None:
-            nonlocal started
+            nonlocal started, early_head
             if body.overflowed and not started:
                 return  # the app's own answer to a body it never got in full: ours goes out instead
-            started = started or message["type"] == "http.response.start"
-            if (message["type"] == "http.response.body" and not message.get("more_body", False)
+            if message["type"] == "http.response.start":
+                if not body.complete.is_set():
+                    # An answer ready before the body has arrived (a 404, a 401) is not final yet: the body may
+                    # pass the cap while the answer waits for it below, and the 413 then goes out instead.
+                    early_head = message
+                    return
+                started = True
+            elif (message["type"] == "http.response.body" and not message.get("more_body", False)
                     and not body.complete.is_set() and (declared or 0) <= DRAIN_LIMIT
                     and body.received <= DRAIN_LIMIT):
-                # the framework keeps reading the body until this send completes
+                # the framework keeps reading the body until this send completes (or, past the cap, cancels it)
                 with trio.move_on_after(DRAIN_SECONDS):
                     await body.complete.wait()
+            if early_head is not None:
+                head, early_head, started = early_head, None, True
+                await send(head)
             await send(message)
 
         await app(scope, body, watching_send)
