@@ -84,27 +84,8 @@ async def test_a_connection_ends_after_the_413_for_an_upload_past_the_cap(data_d
     nor the connection's reading task may wait for room in it, or the 413 never leaves and the connection stays."""
     async with running_gateway(data_dir, registrars=[_body_routes({})]) as (gateway, url):
         head = (f"POST /test/hold HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {api_key(gateway)}\r\n"
-                f"content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n").encode()
-        chunk = b"%x\r\n%s\r\n" % (1 << 20, b"x" * (1 << 20))
-
-        def upload_and_read() -> bytes:
-            with socket.create_connection(_address(url)) as sock:
-                sock.settimeout(10)
-                sock.sendall(head)
-                try:
-                    for _ in range(MAX_REQUEST_BYTES // (1 << 20) + 4):
-                        sock.sendall(chunk)
-                except OSError:
-                    pass  # the server answered and closed the connection
-                answer = b""
-                try:
-                    while b"\r\n" not in answer and (data := sock.recv(65536)):
-                        answer += data
-                except OSError:
-                    pass
-                return answer
-
-        answer = await trio.to_thread.run_sync(upload_and_read)
+                f"content-type: application/json\r\n").encode()
+        answer, _ = await trio.to_thread.run_sync(_upload_past_the_cap, url, head, "chunked")
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
         with trio.fail_after(5):
             while _connection_tasks():
@@ -167,6 +148,7 @@ async def test_an_upload_past_the_cap_gets_a_whole_413_whatever_the_path(data_di
     error = orjson.loads(body)
     if path == "/v1/messages":
         assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+        assert fields[b"x-should-retry"] == b"false"  # as Anthropic's other errors say: sending it again won't do
     else:
         assert error["error"]["code"] == "request_too_large"
     assert "96 MiB" in body.decode()

@@ -19,10 +19,11 @@ import pytest
 
 from codex_trio import native
 
-SCRIPT = textwrap.dedent(
+# Each measurement runs in a process of its own; `port` refuses connections at once.
+PRELUDE = textwrap.dedent(
     """
     import socket, trio
-    from codex_trio.native import Client, ConnectError
+    from codex_trio.native import Client, ConnectError, ProxyError
 
     def rss_kib():
         for line in open("/proc/self/smaps_rollup"):
@@ -33,6 +34,11 @@ SCRIPT = textwrap.dedent(
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()
+    """
+)
+
+SCRIPT = PRELUDE + textwrap.dedent(
+    """
 
     before = rss_kib()
     https, websocket = Client("openssl"), Client("rustls")
@@ -59,20 +65,8 @@ def test_making_clients_builds_no_tls_stack_until_a_call_needs_one():
     assert first_request_kib > 2048, first_request_kib
 
 
-PER_PROXY = textwrap.dedent(
+PER_PROXY = PRELUDE + textwrap.dedent(
     """
-    import socket, trio
-    from codex_trio.native import Client, ConnectError, ProxyError
-
-    def rss_kib():
-        for line in open("/proc/self/smaps_rollup"):
-            if line.startswith("Rss:"):
-                return int(line.split()[1])
-
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()
 
     async def one_call(index):
         # A distinct proxy per client pair, as the accounts' egress proxies are (the port refuses at once).
