@@ -21,7 +21,7 @@ from .config.store import Change, ConfigStore
 from .server.api import MAX_REQUEST_BYTES, create_api_app
 from .server.body_limit import limit_body
 from .server.descriptors import DescriptorBudget
-from .server.envelopes import error_body
+from .server.envelopes import closing_error_answer
 from .server.listener import ConnectionLimits, Listener
 from .server.ollama_app import create_ollama_app
 from .server.ollama_listener import OllamaController
@@ -75,8 +75,8 @@ class Gateway:
         """Around each listener's app: the body cap before anything is buffered, a 503 in the protocol's
         envelope for requests still waiting for an answer when shutdown cuts them, and the tasks that work for a
         request (a streamed turn's pump) ended with it."""
-        return answer_when_cut(limit_body(own_request_tasks(app), MAX_REQUEST_BYTES, error_body), self.shutdown,
-                               error_body)
+        return answer_when_cut(limit_body(own_request_tasks(app), MAX_REQUEST_BYTES, closing_error_answer),
+                               self.shutdown, closing_error_answer)
 
     def upstream_conversations(self) -> "ConversationRegistry | None":
         """The dispatcher's ConversationRegistry (the upstream sockets), once the dispatch job runs."""

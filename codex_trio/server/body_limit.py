@@ -23,12 +23,11 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-import orjson
 import trio
 
 from ..errors import ErrorKind, GatewayError
+from .shutdown import ErrorAnswer
 
-ErrorAnswer = Callable[[str, GatewayError], tuple[int, Any]]
 
 # The unread rest of a request body a response waits for (bytes, seconds) before it completes.
 DRAIN_LIMIT = 1024 * 1024
@@ -97,11 +96,8 @@ def limit_body(app: Callable[..., Awaitable[None]], limit: int, error_answer: Er
             return
 
         async def refuse() -> None:
-            status, body = error_answer(scope.get("path", "/"), too_large(limit))
-            payload = orjson.dumps(body)
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
-                                    (b"content-length", str(len(payload)).encode())]})
+            status, headers, payload = error_answer(scope.get("path", "/"), too_large(limit))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": payload, "more_body": False})
 
         declared = _declared_length(scope)

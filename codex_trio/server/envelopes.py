@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from ..errors import GatewayError
 from ..protocols import anthropic, gemini, ollama, openai_chat
 
@@ -36,3 +38,14 @@ def error_headers(path: str, status: int) -> dict[str, str]:
         return {}
     curable = status in (408, 409, 429) or status >= 500
     return {"x-should-retry": "true" if curable else "false"}
+
+
+def closing_error_answer(path: str, error: GatewayError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """An error answered below the app (the body cap, shutdown), ending the connection: status, headers and
+    body, in the envelope and with the headers the path's protocol answers errors with."""
+    status, body = error_body(path, error)
+    payload = orjson.dumps(body)
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
+               (b"content-length", str(len(payload)).encode())]
+    headers += [(name.encode(), value.encode()) for name, value in error_headers(path, status).items()]
+    return status, headers, payload

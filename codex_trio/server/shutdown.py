@@ -15,7 +15,6 @@ import logging
 from contextlib import contextmanager
 from typing import Any, Awaitable, Callable, Iterator
 
-import orjson
 import trio
 
 from ..errors import ErrorKind, GatewayError
@@ -28,8 +27,9 @@ def shutdown_error() -> GatewayError:
                         code="server_shutting_down")
 
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
-# The error envelope for a path: (status, JSON body) in the protocol that path speaks.
-ErrorAnswer = Callable[[str, GatewayError], tuple[int, Any]]
+# A whole error answer for a path, in the protocol that path speaks: status, headers, body
+# (`envelopes.closing_error_answer`).
+ErrorAnswer = Callable[[str, GatewayError], tuple[int, list[tuple[bytes, bytes]], bytes]]
 
 
 class ShutdownCoordinator:
@@ -125,11 +125,8 @@ def answer_when_cut(app: ASGIApp, coordinator: ShutdownCoordinator, error_answer
             finally:
                 coordinator.unregister(work)
         if work.cancelled_caught and not started:
-            status, body = error_answer(scope.get("path", "/"), shutdown_error())
-            payload = orjson.dumps(body)
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
-                                    (b"content-length", str(len(payload)).encode())]})
+            status, headers, payload = error_answer(scope.get("path", "/"), shutdown_error())
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": payload, "more_body": False})
 
     return guarded

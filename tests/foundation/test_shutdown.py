@@ -105,6 +105,7 @@ async def test_sigterm_answers_every_open_request_on_every_listener_within_the_g
                 async def not_started(name: str, target: str, body: dict) -> None:
                     reply = await client.post(target, json=body)
                     results[name] = (reply.status_code, reply.json())
+                    results[name + " retry"] = reply.headers.get("x-should-retry")
 
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(sse_stream)
@@ -112,13 +113,16 @@ async def test_sigterm_answers_every_open_request_on_every_listener_within_the_g
                     nursery.start_soon(websocket_turn)
                     nursery.start_soon(not_started, "chat", f"{url}/v1/chat/completions",
                                        {"model": "gpt-5.5", "messages": [{"role": "user", "content": "never starts"}]})
+                    nursery.start_soon(not_started, "anthropic", f"{url}/v1/messages",
+                                       {"model": "gpt-5.5", "max_tokens": 100,
+                                        "messages": [{"role": "user", "content": "never starts"}]})
                     nursery.start_soon(not_started, "ollama", f"{ollama_url}/api/chat",
                                        {"model": "gpt-5.5", "stream": False,
                                         "messages": [{"role": "user", "content": "never starts"}]})
                     with trio.fail_after(30):
                         for _ in range(3):
                             await streaming.acquire()
-                        while len([r for r in sim.requests_to("/codex/responses")]) < 4:
+                        while len([r for r in sim.requests_to("/codex/responses")]) < 5:
                             await trio.sleep(0.05)
                     await trio.sleep(1.5)  # the idle WebSocket gets its pings (every 0.5 s)
                     signalled = time.monotonic()
@@ -147,8 +151,12 @@ async def test_sigterm_answers_every_open_request_on_every_listener_within_the_g
     assert events[-1]["type"] == "response.failed", events[-1]
     assert events[-1]["response"]["error"]["code"] == "server_shutting_down"
     assert close_code == 1001 and pings >= 2
-    # requests whose upstream never started: a 503 in each protocol's envelope
+    # requests whose upstream never started: a 503 (529 for Anthropic) in each protocol's envelope
     status, body = results["chat"]
     assert status == 503 and body["error"]["code"] == "server_shutting_down"
     status, body = results["ollama"]
     assert status == 503 and "shutting down" in body["error"]
+    status, body = results["anthropic"]
+    assert status == 529 and body["error"]["type"] == "overloaded_error", body  # Anthropic's "overloaded"
+    assert results["anthropic retry"] == "true"  # Claude Code retries it, as Anthropic's own 5xx
+    assert results["chat retry"] is None
