@@ -26,6 +26,8 @@ encodes them, so they leave in one write. Each write also passed the scheduler t
 socket send); `GuardedConnection` writes at once when nothing else is writing. And hypercorn queued a request's
 messages for its app with a scheduler pass each; `RequestTaskGroup` hands the app a `RequestInbox` instead, which
 Quart-Trio's glue reads without a task of its own (`quart_http.py`).
+A streamed body's later chunks skip the ASGI path altogether (`later_chunk_writer`, `GuardedConnection.chunk_writer`):
+framed as h11 frames them and written by the connection, they cost a `send(2)` and little else.
 
 Everything else (lifespan, protocol state machines, graceful shutdown) is hypercorn's own.
 """

@@ -17,6 +17,10 @@ completion event, a pass of the scheduler even when the event is set.
 
 A whole (non-streamed) body goes out as one final body message instead of a body message and an empty last one:
 one pass fewer through every ASGI wrapper and hypercorn's sender, the same bytes on the wire.
+
+A streamed body's later chunks (after the head and the first chunk) are not ASGI messages at all: they take the
+connection's short path (`http_server.later_chunk_writer`), the same bytes without a pass through every wrapper,
+hypercorn's stream and h11 per chunk.
 """
 
 from __future__ import annotations
