@@ -1,6 +1,8 @@
 """A streamed body's later chunks take the connection's short path (`http_server.later_chunk_writer`): framed as
-h11 frames them and written without an ASGI message through every wrapper, hypercorn's stream and h11. What the
-client receives must be exactly what h11 would have written, and the connection must stay usable afterwards."""
+h11 frames them and written without an ASGI message through every wrapper, hypercorn's stream and h11; and while
+the body waits with nothing queued, the turn's pump writes them itself (`streaming.Bypass`), without waking the
+body. What the client receives must be exactly what h11 would have written, and the connection must stay usable
+afterwards."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import h11
 import orjson
 import trio
 
+from codex_trio.server import streaming
 from codex_trio.sim import running_sim
 from tests.conftest import api_key, gateway_on_sim
 
@@ -63,6 +66,16 @@ async def test_later_chunks_are_written_as_h11_frames_them_and_the_connection_is
         return h11_send(self, event)
 
     monkeypatch.setattr(h11.Connection, "send", counting_send)
+    body_wakeups_with_frames = 0
+    next_frames = streaming._next_frames
+
+    async def counting_next_frames(receive, bypass):  # the real relay, counting the frames the body task wrote
+        nonlocal body_wakeups_with_frames
+        frames = await next_frames(receive, bypass)
+        body_wakeups_with_frames += bool(frames)
+        return frames
+
+    monkeypatch.setattr(streaming, "_next_frames", counting_next_frames)
     async with running_sim(accounts=1) as sim:
         sim.script(PACED_REPLY)
         async with gateway_on_sim(data_dir, sim) as (gateway, url):
@@ -85,6 +98,8 @@ async def test_later_chunks_are_written_as_h11_frames_them_and_the_connection_is
                 # Paced 15 ms apart, the deltas left in several chunks; only the first passed through h11.
                 assert len(chunks) >= 4, chunks
                 assert framed_by_h11 == 1, framed_by_h11
+                # The body task wrote the first chunk (with the head); the pump wrote the rest while it waited.
+                assert body_wakeups_with_frames <= 2, (body_wakeups_with_frames, len(chunks))
 
                 # The same connection serves the next request: the response ended as hypercorn ends it.
                 await stream.send_all(request_bytes(host, api_key(gateway), body))
