@@ -7,6 +7,9 @@ body only reads that channel, which keeps two things simple and safe:
   it loses nothing (unlike cancelling an upstream read);
 * batching: everything queued when the body wakes up goes out in one write (hypercorn's cost is per write).
 
+While the body waits with nothing queued, the pump writes its frames to the client itself (`Bypass`, through the
+connection's short path for later chunks): a slow stream's delta then wakes one task, not two.
+
 Endings are the pump's: it sends the protocol's terminal frame (or failure frame) before closing the channel.
 A client that goes away stops the body; the request then ends, and with it the pump, which closes the turn.
 
