@@ -427,7 +427,7 @@ class GuardedConnection(TCPServer):
         state between chunks. So the chunk is framed here exactly as h11 frames it and written as any write of the
         connection (`_write`, in order with the others). h11's and hypercorn's states are untouched: the body's
         last message still goes the ASGI way, and so the response ends (keep-alive, close) as before."""
-        protocol = getattr(self.protocol, "protocol", None)
+        protocol: Any = getattr(self.protocol, "protocol", None)  # H11Protocol for HTTP/1.1
         stream = getattr(protocol, "stream", None)
         connection = getattr(protocol, "connection", None)
         if (not isinstance(stream, HTTPStream) or not isinstance(connection, h11.Connection)
