@@ -26,6 +26,8 @@ encodes them, so they leave in one write. Each write also passed the scheduler t
 socket send); `GuardedConnection` writes at once when nothing else is writing. And hypercorn queued a request's
 messages for its app with a scheduler pass each; `RequestTaskGroup` hands the app a `RequestInbox` instead, which
 Quart-Trio's glue reads without a task of its own (`quart_http.py`).
+A streamed body's later chunks skip the ASGI path altogether (`later_chunk_writer`, `GuardedConnection.chunk_writer`):
+framed as h11 frames them and written by the connection, they cost a `send(2)` and little else.
 
 Everything else (lifespan, protocol state machines, graceful shutdown) is hypercorn's own.
 """
@@ -40,10 +42,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Awaitable, Callable, Iterator
 
+import h11
 import trio
+from h11._writers import ChunkedWriter
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData, Updated
 from hypercorn.protocol import ProtocolWrapper
+from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.task_group import TaskGroup, _handle
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
@@ -84,14 +89,19 @@ def _ends_response(message: dict[str, Any]) -> bool:
     return (kind == "http.response.body" and not message.get("more_body", False)) or kind == "websocket.close"
 
 
-class ResponseHead:
-    """Per request: the response head held back until its first body message, so both go out in one write."""
+ChunkWriter = Callable[[bytes], Awaitable[None]]
 
-    __slots__ = ("held", "waits_for_body")
+
+class ResponseHead:
+    """Per request: the response head held back until its first body message, so both go out in one write; and,
+    once a streamed body's first chunk is out, the short path for its later ones (`later_chunk_writer`)."""
+
+    __slots__ = ("held", "waits_for_body", "chunk_writer")
 
     def __init__(self) -> None:
         self.held: dict[str, Any] | None = None
         self.waits_for_body = False  # a streamed response whose first chunk is known to follow at once
+        self.chunk_writer: ChunkWriter | None = None
 
     def may_wait(self, start: dict[str, Any]) -> bool:
         # A body of known length is sent right after its head (Quart does so); a streamed one only when its
@@ -110,6 +120,15 @@ def head_waits_for_first_chunk() -> None:
     head = _response_head.get()
     if head is not None:
         head.waits_for_body = True
+
+
+def later_chunk_writer() -> ChunkWriter | None:
+    """For the current request's streamed response, once its head and first body chunk are out: a function that
+    writes a later (not the last) body chunk straight to the connection, with h11's chunked framing, instead of
+    as an ASGI message through every wrapper, hypercorn's stream and h11 (`GuardedConnection.chunk_writer`).
+    None before that, and for anything but a chunked HTTP/1.1 body on our own connection."""
+    head = _response_head.get()
+    return head.chunk_writer if head is not None else None
 
 
 def shield_response_end(app: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
@@ -147,8 +166,11 @@ def shield_response_end(app: Callable[..., Awaitable[None]]) -> Callable[..., Aw
                         await send(held)
                     stage_timing.mark("headers_sent")
                     await send(message)  # carries the held head's bytes along
+                    head.chunk_writer = connection.chunk_writer()
                     return
                 await send(message)
+                if head.chunk_writer is None and connection is not None:
+                    head.chunk_writer = connection.chunk_writer()
                 # A later chunk of a stream: its write no longer passes the scheduler (`GuardedConnection`), so
                 # pass it here, after the bytes are out: the producer queues more meanwhile, and the next write
                 # carries all of it (one write per wake-up of the body, as before).
@@ -395,6 +417,36 @@ class GuardedConnection(TCPServer):
                 return
             data = data[sent:]
         await super().protocol_send(RawData(data=data))
+
+    def chunk_writer(self) -> ChunkWriter | None:
+        """The short path for the later chunks of the response under way (`later_chunk_writer`), if its body is
+        chunked (h11's `ChunkedWriter`: an HTTP/1.1 client, no Content-Length).
+
+        Per chunk the ASGI path costs a message through our wrappers, hypercorn's `HTTPStream.app_send` and
+        `H11Protocol`, and h11's event machinery; the bytes are only h11's framing around the data, which keeps no
+        state between chunks. So the chunk is framed here exactly as h11 frames it and written as any write of the
+        connection (`_write`, in order with the others). h11's and hypercorn's states are untouched: the body's
+        last message still goes the ASGI way, and so the response ends (keep-alive, close) as before."""
+        protocol: Any = getattr(self.protocol, "protocol", None)  # H11Protocol for HTTP/1.1
+        stream = getattr(protocol, "stream", None)
+        connection = getattr(protocol, "connection", None)
+        if (not isinstance(stream, HTTPStream) or not isinstance(connection, h11.Connection)
+                or not isinstance(getattr(connection, "_writer", None), ChunkedWriter)):
+            return None
+
+        async def write(data: bytes) -> None:
+            if not data:
+                return  # as h11: an empty chunk would end the body
+            if (protocol.stream is not stream or stream.closed or stream.state is not ASGIHTTPState.RESPONSE
+                    or connection.our_state is not h11.SEND_BODY):
+                return  # the response is over (its client went away): hypercorn drops such a chunk too
+            framed = b"%x\r\n%s\r\n" % (len(data), data)
+            await self._write(self._take_kept(framed) if self._kept else framed)
+            # As for a later chunk on the ASGI path (`shield_response_end`): a pass after the bytes are out, so
+            # the producer queues more meanwhile and the next write carries all of it.
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+        return write
 
     async def protocol_send(self, event: Any) -> None:
         if isinstance(event, RawData):

@@ -25,7 +25,7 @@ from ..telemetry import stage_timing
 from ..upstream.events import CodexEvent, NormalizedEvent
 from .http_server import head_waits_for_first_chunk
 from .request_tasks import request_tasks
-from .streaming import STREAM_BUFFER, relay
+from .streaming import STREAM_BUFFER, Bypass, relay
 
 if TYPE_CHECKING:
     from ..dispatch.upstream_turn import UpstreamTurn
@@ -88,10 +88,15 @@ async def stream_turn(pump: TurnPump, turn: "Turn", encoder: StreamEncoder, *, h
                       prefix: bytes = b"") -> Response:
     """Open the turn (raising GatewayError when no account serves it) and answer with its stream."""
     send, receive = trio.open_memory_channel[bytes](STREAM_BUFFER)
+    bypass = Bypass()
 
     async def deliver(frames: list[bytes]) -> None:
         stage_timing.mark("translated")
-        await send.send(b"".join(frames))
+        write = bypass.writer()  # the body waits with nothing queued: write the frames from here
+        if write is not None:
+            await write(b"".join(frames))
+        else:
+            await send.send(b"".join(frames))
 
     async def serve(task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with send:
@@ -99,7 +104,8 @@ async def stream_turn(pump: TurnPump, turn: "Turn", encoder: StreamEncoder, *, h
 
     upstream: "UpstreamTurn" = await request_tasks().start(current_app.nursery, serve)
     head_waits_for_first_chunk()  # the turn is open: its first frames are on their way
-    body = relay(receive, wake=send, heartbeat=encoder.heartbeat(), heartbeat_seconds=heartbeat_seconds)
+    body = relay(receive, wake=send, heartbeat=encoder.heartbeat(), heartbeat_seconds=heartbeat_seconds,
+                 bypass=bypass)
     return Response(body, content_type=content_type, headers={**SSE_HEADERS, **dict(upstream.forward_headers)})
 
 

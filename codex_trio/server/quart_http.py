@@ -17,6 +17,10 @@ completion event, a pass of the scheduler even when the event is set.
 
 A whole (non-streamed) body goes out as one final body message instead of a body message and an empty last one:
 one pass fewer through every ASGI wrapper and hypercorn's sender, the same bytes on the wire.
+
+A streamed body's later chunks (after the head and the first chunk) are not ASGI messages at all: they take the
+connection's short path (`http_server.later_chunk_writer`), the same bytes without a pass through every wrapper,
+hypercorn's stream and h11 per chunk.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from typing import Any, Generator
 
 import trio
 from quart.utils import encode_headers
-from quart.wrappers.response import DataBody, Response
+from quart.wrappers.response import DataBody, IterableBody, Response
 from quart_trio.asgi import TrioASGIHTTPConnection
 from quart_trio.wrappers.request import TrioBody, TrioRequest
+
+from .http_server import later_chunk_writer
 
 
 class InlineHTTPConnection(TrioASGIHTTPConnection):
@@ -48,6 +54,9 @@ class InlineHTTPConnection(TrioASGIHTTPConnection):
                     receive.watch_disconnect(None)
 
     async def _send_response(self, send: Any, response: Any) -> None:
+        if isinstance(response, Response) and type(response.response) is IterableBody:
+            await self._send_streamed(send, response)
+            return
         if not isinstance(response, Response) or type(response.response) is not DataBody:
             await super()._send_response(send, response)
             return
@@ -55,6 +64,25 @@ class InlineHTTPConnection(TrioASGIHTTPConnection):
         await send({"type": "http.response.start", "status": response.status_code,
                     "headers": encode_headers(response.headers)})
         await send({"type": "http.response.body", "body": body.data[body.begin:body.end], "more_body": False})
+
+    async def _send_streamed(self, send: Any, response: Response) -> None:
+        """Quart's loop over a streamed body, whose later chunks take the connection's short path once the head
+        and the first chunk are out (`http_server.later_chunk_writer`): the ASGI wrappers only look at a
+        response's head, its first chunk and its end, which still go through them."""
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": encode_headers(response.headers)})
+        write = None
+        async with response.response as body:
+            async for data in body:
+                if isinstance(data, str):
+                    data = data.encode()
+                if write is None:
+                    write = later_chunk_writer()
+                    if write is None:
+                        await send({"type": "http.response.body", "body": data, "more_body": True})
+                        continue
+                await write(data)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class QueuedBody(TrioBody):

@@ -7,6 +7,9 @@ body only reads that channel, which keeps two things simple and safe:
   it loses nothing (unlike cancelling an upstream read);
 * batching: everything queued when the body wakes up goes out in one write (hypercorn's cost is per write).
 
+While the body waits with nothing queued, the pump writes its frames to the client itself (`Bypass`, through the
+connection's short path for later chunks): a slow stream's delta then wakes one task, not two.
+
 Endings are the pump's: it sends the protocol's terminal frame (or failure frame) before closing the channel.
 A client that goes away stops the body; the request then ends, and with it the pump, which closes the turn.
 
@@ -21,6 +24,8 @@ import math
 from typing import AsyncIterator
 
 import trio
+
+from .http_server import ChunkWriter, later_chunk_writer
 
 # Frames the pump may queue ahead of a slow client before it waits (about one upstream batch each).
 STREAM_BUFFER = 256
@@ -88,6 +93,34 @@ class HeartbeatClock:
             silence.ticked = True
 
 
+class Bypass:
+    """Lets a streamed body's producer write a frame to the client itself while the body waits with nothing
+    queued, once the response's head and first chunk are out (`http_server.later_chunk_writer`): a slow stream's
+    delta then wakes one task (the producer) instead of two, and passes no channel, relay or body loop.
+
+    Order is kept: the body counts as waiting only while it is blocked on an empty channel, and as soon as a frame
+    goes over the channel it no longer does (that frame may be on its way to the body), so the frames after it
+    follow it over the channel until the body has written it and waits again. Heartbeats and the body's end stay
+    the body's; a direct write counts as the body writing (its silence starts again)."""
+
+    __slots__ = ("waiting", "silence")
+
+    def __init__(self) -> None:
+        self.waiting = False  # the body is blocked on its empty channel
+        self.silence: _Silence | None = None  # the body's heartbeat state, while it has one
+
+    def writer(self) -> ChunkWriter | None:
+        """How to write the next frame directly, or None: then it goes over the channel."""
+        if self.waiting:
+            write = later_chunk_writer()
+            if write is not None:
+                if self.silence is not None:
+                    self.silence.last = trio.current_time()
+                return write
+        self.waiting = False
+        return None
+
+
 _clock: trio.lowlevel.RunVar[HeartbeatClock] = trio.lowlevel.RunVar("heartbeat_clock")
 
 
@@ -103,20 +136,26 @@ def heartbeat_clock() -> HeartbeatClock:
 
 
 async def relay(receive: trio.MemoryReceiveChannel[bytes], *, wake: trio.MemorySendChannel[bytes],
-                heartbeat: bytes, heartbeat_seconds: float) -> AsyncIterator[bytes]:
+                heartbeat: bytes, heartbeat_seconds: float, bypass: Bypass | None = None) -> AsyncIterator[bytes]:
     """Everything the channel carries, batched per wake-up; `heartbeat` after each `heartbeat_seconds` of
     silence (nothing when the protocol has no heartbeat its clients accept). `wake` is the channel's sending
-    end (the pump's), on which the heartbeat clock marks a silent body."""
+    end (the pump's), on which the heartbeat clock marks a silent body. `bypass`: the producer may write frames
+    itself while this body waits (`Bypass`)."""
+    bypass = bypass or Bypass()
     async with receive:
         if not heartbeat:
-            while (frames := await _next_frames(receive)) is not None:
-                if frames:
-                    yield b"".join(frames)
+            try:
+                while (frames := await _next_frames(receive, bypass)) is not None:
+                    if frames:
+                        yield b"".join(frames)
+            finally:
+                bypass.waiting = False
             return
         clock, silence = heartbeat_clock(), _Silence(wake, heartbeat_seconds)
         clock.watch(silence)
+        bypass.silence = silence
         try:
-            while (frames := await _next_frames(receive)) is not None:
+            while (frames := await _next_frames(receive, bypass)) is not None:
                 now = trio.current_time()
                 ticked, silence.ticked = silence.ticked, False
                 if frames:
@@ -131,14 +170,23 @@ async def relay(receive: trio.MemoryReceiveChannel[bytes], *, wake: trio.MemoryS
                 else:
                     clock.watch(silence)  # marked, but the body wrote since: due again later
         finally:
+            bypass.waiting, bypass.silence = False, None
             clock.forget(silence)
 
 
-async def _next_frames(receive: trio.MemoryReceiveChannel[bytes]) -> list[bytes] | None:
+async def _next_frames(receive: trio.MemoryReceiveChannel[bytes], bypass: Bypass) -> list[bytes] | None:
     """The frames queued at the next wake-up (an empty list when only the clock's marker was); None once the
-    channel has ended and is empty (an end met while taking the queued frames is reported by the next call)."""
+    channel has ended and is empty (an end met while taking the queued frames is reported by the next call).
+    While it waits on an empty channel, the producer may write directly (`bypass`)."""
     try:
-        first = await receive.receive()
+        try:
+            first = receive.receive_nowait()
+        except trio.WouldBlock:
+            bypass.waiting = True
+            try:
+                first = await receive.receive()
+            finally:
+                bypass.waiting = False
     except trio.EndOfChannel:
         return None
     frames = [] if first is TICK else [first]
