@@ -128,6 +128,11 @@ class UpstreamConnector:
     def clients_for(self, account: "Account") -> Clients:
         return self.clients.for_proxy(self.proxy_for(account), decompress=self.identity.decompress)
 
+    def lazy_cookie_jar_for(self, account: "Account") -> "LazyCookieJar":
+        """`cookie_jar_for`, built at its first use: a turn on a kept WebSocket makes no HTTPS call, and then
+        neither builds nor saves a jar (both per turn); one that falls back to HTTPS still sends the cookies."""
+        return LazyCookieJar(lambda: self.cookie_jar_for(account))
+
     def cookie_jar_for(self, account: "Account") -> "CookieJar | None":
         """The account's Cloudflare cookies as a jar (send `jar.header_for(url)`, feed `jar.capture(url,
         response_headers)`, then `save_cookies`); None before the accounts are open."""
@@ -140,3 +145,26 @@ class UpstreamConnector:
             return
         with trio.CancelScope(shield=True, deadline=trio.current_time() + SAVE_COOKIES_DEADLINE_SECONDS):
             await self.cookies.save(account, jar)
+
+
+class LazyCookieJar:
+    """A `CookieJarLike` whose jar is built by its first `header_for` or `capture` (`built`: None until then)."""
+
+    __slots__ = ("_build", "built")
+
+    def __init__(self, build: Callable[[], "CookieJar | None"]) -> None:
+        self._build = build
+        self.built: "CookieJar | None" = None
+
+    def _jar(self) -> "CookieJar | None":
+        if self.built is None:
+            self.built = self._build()
+        return self.built
+
+    def header_for(self, url: str) -> str | None:
+        jar = self._jar()
+        return jar.header_for(url) if jar is not None else None
+
+    def capture(self, url: str, headers: Any) -> int:
+        jar = self._jar()
+        return jar.capture(url, headers) if jar is not None else 0

@@ -271,15 +271,14 @@ class Dispatcher:
             for attempt in range(SAME_ACCOUNT_RETRIES + 2):
                 account = lease.account
                 await conversation.use_auth(self.connector.auth_for(account))
-                # A turn on the kept socket makes no HTTPS call: no jar to build and save (both per turn).
-                cookies = None if transport.reuses_socket() else self.connector.cookie_jar_for(account)
+                cookies = self.connector.lazy_cookie_jar_for(account)
                 current_recorder().sending()
                 stream = transport.turn(request, TurnContext.new(), cookies=cookies)
                 try:
                     try:
                         buffered = await self._until_started(stream, settings.api.timeout_seconds)
                     finally:  # before any failure handling: an empty 404 then clears them
-                        await self.connector.save_cookies(account, cookies)
+                        await self.connector.save_cookies(account, cookies.built)
                 except UpstreamFailed as exc:
                     await stream.aclose()
                     if await self._retry_same_account(lease, exc.failure, attempt):

@@ -407,11 +407,6 @@ class ConversationTransport:
                 stage_timing.mark("first_event")
                 yield batch
 
-    def reuses_socket(self) -> bool:
-        """Whether the next turn goes out on the socket kept from an earlier turn: it then makes no HTTPS call,
-        so it has no use for the account's cookies (the WebSocket never sends them)."""
-        return self.websocket_allowed and self.socket is not None and self.socket.usable()
-
     def _keep_rate_headers(self, headers: list[tuple[str, str]]) -> None:
         self.rate_headers = headers
 

@@ -13,6 +13,7 @@ import orjson
 import pytest
 import zstandard
 
+from codex_trio.dispatch.connector import LazyCookieJar
 from codex_trio.upstream.context import AccountAuth, ModelTraits, ThreadContext, TurnContext
 from codex_trio.upstream.errors import Action
 from codex_trio.upstream.identity import Identity, load_fingerprint
@@ -242,23 +243,37 @@ async def test_socket_closing_mid_response_is_not_reused() -> None:
     assert len(backend.sockets) == 2 and backend.sockets[0].closed
 
 
-async def test_only_a_turn_on_the_kept_socket_counts_as_reusing_it() -> None:
-    """The dispatcher builds and saves the account's cookie jar only for turns that may make an HTTPS call."""
-    server, backend, transport, clock = setup()
-    assert not transport.reuses_socket()  # the first turn connects (and may fall back to SSE)
-    await run(transport, request(DEV, user("hi")))
-    assert transport.reuses_socket()
-    clock.now += 60 * 60  # too old: the next turn opens a new socket
-    assert not transport.reuses_socket()
-    await run(transport, request(DEV, user("later")))
-    assert transport.reuses_socket()
-    await transport.close()
-    assert not transport.reuses_socket()
+class _Jar:
+    def header_for(self, url: str) -> str | None:
+        return "__cf_bm=kept"
 
-    refused = ConversationTransport(both(FakeBackend(ws_status=426, sse_reply=sse_ok)), IDENTITY, ENDPOINT, AUTH,
-                                    THREAD, TRAITS, clock=Clock())
-    await run(refused, request(DEV, user("hi")))
-    assert not refused.reuses_socket()  # every turn is an HTTPS call from now on
+    def capture(self, url: str, headers: Any) -> int:
+        return 0
+
+
+async def test_a_turn_builds_the_accounts_cookie_jar_only_when_it_makes_an_https_call() -> None:
+    """The dispatcher hands every turn a jar built at its first use: turns on the WebSocket (which never sends
+    cookies) build none, and a turn that goes over HTTPS builds it and sends its cookies."""
+    builds: list[_Jar] = []
+
+    def build() -> _Jar:
+        builds.append(_Jar())
+        return builds[-1]
+
+    server, backend, transport, clock = setup()
+    for text in ("hi", "again"):
+        jar = LazyCookieJar(build)
+        await run(transport, request(DEV, user(text)), cookies=jar)
+        assert jar.built is None
+    assert builds == [] and [c.method for c in backend.calls] == ["GET"]
+
+    refused_backend = FakeBackend(ws_status=426, sse_reply=sse_ok)
+    refused = ConversationTransport(both(refused_backend), IDENTITY, ENDPOINT, AUTH, THREAD, TRAITS, clock=Clock())
+    jar = LazyCookieJar(build)
+    await run(refused, request(DEV, user("hi")), cookies=jar)
+    assert jar.built is builds[0] and len(builds) == 1
+    post = refused_backend.calls[-1]
+    assert post.method == "POST" and ("cookie", "__cf_bm=kept") in post.headers
 
 
 async def test_age_cap_opens_a_new_socket_and_pings_keep_idle_ones() -> None:
