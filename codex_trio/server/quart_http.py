@@ -72,16 +72,17 @@ class InlineHTTPConnection(TrioASGIHTTPConnection):
         await send({"type": "http.response.start", "status": response.status_code,
                     "headers": encode_headers(response.headers)})
         write = None
+        first = True
         async with response.response as body:
             async for data in body:
                 if isinstance(data, str):
                     data = data.encode()
-                if write is None:
-                    write = later_chunk_writer()
-                    if write is None:
-                        await send({"type": "http.response.body", "body": data, "more_body": True})
-                        continue
-                await write(data)
+                if write is not None:
+                    await write(data)
+                    continue
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+                if first:  # the head and the first chunk are out: the short path, if this connection has one
+                    first, write = False, later_chunk_writer()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
